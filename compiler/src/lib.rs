@@ -1,0 +1,1 @@
+//! The optimizer and code generator arrive with issue 3.

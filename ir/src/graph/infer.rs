@@ -1,0 +1,313 @@
+//! Shape inference: the output type of an op applied to operand types.
+//!
+//! The builder, the validator and the parser all go through [`infer`], so a
+//! graph that validates is one the builder could have built.
+
+use super::op::{Arity, HeadRange, Op};
+use super::types::{Dims, TensorType, num_elements};
+use crate::mask::{ConcreteMask, Mask};
+
+/// Why an op cannot take its operands; the caller adds the node and the op.
+#[derive(Debug)]
+pub(crate) enum Problem {
+    Arity(Arity),
+    Invalid(String),
+}
+
+type Inferred = Result<TensorType, Problem>;
+
+fn bad<T>(reason: impl Into<String>) -> Result<T, Problem> {
+    Err(Problem::Invalid(reason.into()))
+}
+
+/// The operand types as `f32[2, 4], f32[4]`.
+fn list(xs: &[&TensorType]) -> String {
+    xs.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// Checks a leaf's declared type: every dimension at least 1, a representable size.
+///
+/// Zero-sized tensors are rejected everywhere so that every op (roll's modulus,
+/// softmax's max) is defined on every valid graph.
+pub(crate) fn check_leaf(ty: &TensorType) -> Result<(), String> {
+    if ty.shape.contains(&0) {
+        return Err(format!("declared type {ty} has a zero dimension"));
+    }
+    if ty.num_elements().is_none() {
+        return Err(format!("declared type {ty} has too many elements"));
+    }
+    Ok(())
+}
+
+/// The output type of `op` on operands of types `xs`.
+pub(crate) fn infer(op: &Op, xs: &[&TensorType]) -> Inferred {
+    let arity = op.arity();
+    if !arity.accepts(xs.len()) {
+        return Err(Problem::Arity(arity));
+    }
+    match (op, xs) {
+        (Op::Input { .. } | Op::Parameter { .. }, _) => bad(
+            "inputs and parameters have a declared type; build them with `Graph::input` or `Graph::parameter`",
+        ),
+        (Op::MatMul { transpose_a, transpose_b }, &[a, b]) => matmul(a, b, *transpose_a, *transpose_b),
+        (Op::Add | Op::Mul, &[a, b]) => {
+            if a == b {
+                Ok(a.clone())
+            } else {
+                bad(format!("operand types differ: {a}, {b}"))
+            }
+        }
+        (Op::Scale { factor }, &[x]) => {
+            float(x)?;
+            finite("factor", *factor)?;
+            Ok(x.clone())
+        }
+        (Op::Exp | Op::Log | Op::Silu, &[x]) => {
+            float(x)?;
+            Ok(x.clone())
+        }
+        (Op::Reshape { shape }, &[x]) => reshape(x, shape),
+        (Op::Permute { perm }, &[x]) => permute(x, perm),
+        (Op::Roll { axis, heads, .. }, &[x]) => roll(x, *axis, *heads),
+        (Op::Slice { axis, start, end }, &[x]) => {
+            let dim = axis_dim(x, *axis)?;
+            if start >= end {
+                return bad(format!("empty slice {start}..{end} of axis {axis} of {x}"));
+            }
+            if *end > dim {
+                return bad(format!("slice {start}..{end} out of bounds for axis {axis} of {x}"));
+            }
+            let mut shape = x.shape.clone();
+            shape[*axis] = end - start;
+            Ok(x.with_shape(shape))
+        }
+        (Op::Concat { axis }, _) => concat(xs, *axis),
+        (Op::Softmax { axis }, &[x]) => {
+            float(x)?;
+            axis_dim(x, *axis)?;
+            Ok(x.clone())
+        }
+        (Op::ReduceMean { axis }, &[x]) => {
+            float(x)?;
+            reduce(x, *axis)
+        }
+        (Op::ReduceSum { axis } | Op::ReduceMax { axis }, &[x]) => reduce(x, *axis),
+        (Op::RmsNorm { eps }, &[x, w]) => rms_norm(x, w, *eps),
+        (Op::Rope { theta, position_scale }, &[x]) => {
+            float(x)?;
+            positive("theta", *theta)?;
+            positive("position_scale", *position_scale)?;
+            match x.shape[..] {
+                [_, _, _, d] if d % 2 == 0 => Ok(x.clone()),
+                [_, _, _, d] => bad(format!("head dim {d} must be even: {x}")),
+                _ => bad(format!("input must be [B, H, N, D], found {x}")),
+            }
+        }
+        (Op::Attention { mask, head_offset, scale }, &[q, k, v]) => {
+            attention(q, k, v, mask, *head_offset, *scale)
+        }
+        // Arity was checked above, so every op matched one of the arms.
+        _ => Err(Problem::Arity(arity)),
+    }
+}
+
+fn float(x: &TensorType) -> Result<(), Problem> {
+    if x.dtype.is_float() { Ok(()) } else { bad(format!("needs a float dtype, found {x}")) }
+}
+
+fn finite(what: &str, v: f64) -> Result<(), Problem> {
+    if v.is_finite() { Ok(()) } else { bad(format!("{what} must be finite, found {v:?}")) }
+}
+
+fn positive(what: &str, v: f64) -> Result<(), Problem> {
+    if v.is_finite() && v > 0.0 {
+        Ok(())
+    } else {
+        bad(format!("{what} must be positive and finite, found {v:?}"))
+    }
+}
+
+/// The size of `axis`, or an error if `x` has no such axis.
+fn axis_dim(x: &TensorType, axis: usize) -> Result<usize, Problem> {
+    match x.shape.get(axis) {
+        Some(&d) => Ok(d),
+        None => bad(format!("axis {axis} out of range for {x} (rank {})", x.rank())),
+    }
+}
+
+fn same_dtype(xs: &[&TensorType]) -> Result<(), Problem> {
+    match xs.split_first() {
+        Some((first, rest)) if rest.iter().any(|t| t.dtype != first.dtype) => {
+            bad(format!("operand dtypes differ: {}", list(xs)))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn matmul(a: &TensorType, b: &TensorType, ta: bool, tb: bool) -> Inferred {
+    let note = match (ta, tb) {
+        (false, false) => "",
+        (true, false) => " (transpose_a)",
+        (false, true) => " (transpose_b)",
+        (true, true) => " (transpose_a, transpose_b)",
+    };
+    let (ra, rb) = (a.rank(), b.rank());
+    if ra < 2 || rb < 2 {
+        return bad(format!("operands must have rank >= 2: {a} x {b}"));
+    }
+    if ra != rb {
+        return bad(format!("operand ranks differ: {a} x {b}"));
+    }
+    if a.shape[..ra - 2] != b.shape[..rb - 2] {
+        return bad(format!("batch dims differ: {a} x {b}"));
+    }
+    if a.dtype != b.dtype {
+        return bad(format!("operand dtypes differ: {a} x {b}"));
+    }
+    let (m, ka) = if ta { (a.shape[ra - 1], a.shape[ra - 2]) } else { (a.shape[ra - 2], a.shape[ra - 1]) };
+    let (kb, n) = if tb { (b.shape[rb - 1], b.shape[rb - 2]) } else { (b.shape[rb - 2], b.shape[rb - 1]) };
+    if ka != kb {
+        return bad(format!("contracted dims differ ({ka} vs {kb}): {a} x {b}{note}"));
+    }
+    let mut shape = a.shape[..ra - 2].to_vec();
+    shape.extend([m, n]);
+    Ok(a.with_shape(shape))
+}
+
+fn reshape(x: &TensorType, shape: &[usize]) -> Inferred {
+    if shape.contains(&0) {
+        return bad(format!("target shape {} has a zero dimension", Dims(shape)));
+    }
+    let Some(target) = num_elements(shape) else {
+        return bad(format!("target shape {} has too many elements", Dims(shape)));
+    };
+    let have = x.num_elements().unwrap_or(usize::MAX);
+    if have != target {
+        return bad(format!(
+            "element count differs: {x} has {have} elements, target shape {} has {target}",
+            Dims(shape)
+        ));
+    }
+    Ok(x.with_shape(shape.to_vec()))
+}
+
+fn permute(x: &TensorType, perm: &[usize]) -> Inferred {
+    let mut seen = vec![false; x.rank()];
+    let is_perm = perm.len() == x.rank()
+        && perm.iter().all(|&p| match seen.get_mut(p) {
+            Some(s) if !*s => {
+                *s = true;
+                true
+            }
+            _ => false,
+        });
+    if !is_perm {
+        return bad(format!("{} is not a permutation of the {} axes of {x}", Dims(perm), x.rank()));
+    }
+    Ok(x.with_shape(perm.iter().map(|&p| x.shape[p]).collect()))
+}
+
+fn roll(x: &TensorType, axis: usize, heads: Option<HeadRange>) -> Inferred {
+    axis_dim(x, axis)?;
+    if let Some(h) = heads {
+        let dim = axis_dim(x, h.axis)?;
+        if h.axis == axis {
+            return bad(format!("head range {h} is on the rolled axis {axis}"));
+        }
+        if h.start >= h.end {
+            return bad(format!("empty head range {h}"));
+        }
+        if h.end > dim {
+            return bad(format!("head range {h} out of bounds for {x}"));
+        }
+    }
+    Ok(x.clone())
+}
+
+fn concat(xs: &[&TensorType], axis: usize) -> Inferred {
+    let Some((first, _)) = xs.split_first() else {
+        return Err(Problem::Arity(Arity::AtLeast(1)));
+    };
+    axis_dim(first, axis)?;
+    same_dtype(xs)?;
+    let mut total = 0usize;
+    for x in xs {
+        let matches = x.rank() == first.rank()
+            && x.shape.iter().zip(&first.shape).enumerate().all(|(i, (a, b))| i == axis || a == b);
+        if !matches {
+            return bad(format!("operand shapes differ outside axis {axis}: {}", list(xs)));
+        }
+        total = match total.checked_add(x.shape[axis]) {
+            Some(t) => t,
+            None => return bad(format!("concatenated axis {axis} is too long: {}", list(xs))),
+        };
+    }
+    let mut shape = first.shape.clone();
+    shape[axis] = total;
+    Ok(first.with_shape(shape))
+}
+
+fn reduce(x: &TensorType, axis: usize) -> Inferred {
+    axis_dim(x, axis)?;
+    let mut shape = x.shape.clone();
+    shape.remove(axis);
+    Ok(x.with_shape(shape))
+}
+
+fn rms_norm(x: &TensorType, w: &TensorType, eps: f64) -> Inferred {
+    float(x)?;
+    same_dtype(&[x, w])?;
+    if !(eps.is_finite() && eps >= 0.0) {
+        return bad(format!("eps must be finite and >= 0, found {eps:?}"));
+    }
+    match x.shape.last() {
+        Some(&d) if w.shape == [d] => Ok(x.clone()),
+        Some(&d) => bad(format!("weight must be [{d}] to match the last axis of x: {x}, {w}")),
+        None => bad(format!("x must have rank >= 1: {x}, {w}")),
+    }
+}
+
+fn attention(
+    q: &TensorType,
+    k: &TensorType,
+    v: &TensorType,
+    mask: &Mask,
+    head_offset: usize,
+    scale: f64,
+) -> Inferred {
+    let all = [q, k, v];
+    if all.iter().any(|t| t.rank() != 4) {
+        return bad(format!("q, k, v must be [B, H, N, D], [B, H, N, D], [B, H, N, Dv]: {}", list(&all)));
+    }
+    if q.shape != k.shape || v.shape[..3] != q.shape[..3] {
+        return bad(format!("q and k must have the same shape and v the same [B, H, N]: {}", list(&all)));
+    }
+    same_dtype(&all)?;
+    float(q)?;
+    finite("scale", scale)?;
+    for i in 0..q.shape[1] {
+        let Some(head) = head_offset.checked_add(i) else {
+            return bad(format!("head offset {head_offset} + {i} overflows"));
+        };
+        let concrete = match mask.for_head(head) {
+            Ok(m) => m,
+            Err(e) => return bad(format!("mask `{mask}` cannot be evaluated for head {head}: {e}")),
+        };
+        if let Some(why) = nonpositive_size(&concrete) {
+            return bad(format!("mask `{mask}` for head {head}: {why}"));
+        }
+    }
+    Ok(v.clone())
+}
+
+/// A size that must be at least 1 but is not (a zero group size would divide by zero).
+fn nonpositive_size(mask: &ConcreteMask) -> Option<String> {
+    let mut found = None;
+    mask.for_each_size(&mut |&value, role| {
+        if role.positive && value < 1 && found.is_none() {
+            found =
+                Some(format!("`{}` parameter `{}` must be >= 1, found {value}", role.primitive, role.param));
+        }
+    });
+    found
+}

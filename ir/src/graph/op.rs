@@ -1,0 +1,246 @@
+//! The operations a graph node can perform.
+
+use std::fmt;
+
+use super::types::Dims;
+use crate::mask::Mask;
+
+/// The index range `[start, end)` of axis `axis` that a head-restricted roll touches.
+///
+/// S²-Attn shifts only half of the heads; this names which ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct HeadRange {
+    pub axis: usize,
+    pub start: usize,
+    pub end: usize,
+}
+
+impl HeadRange {
+    pub fn new(axis: usize, start: usize, end: usize) -> Self {
+        HeadRange { axis, start, end }
+    }
+
+    pub fn contains(&self, index: usize) -> bool {
+        (self.start..self.end).contains(&index)
+    }
+}
+
+/// Displays as `1[2..4]`: axis 1, indices 2 and 3.
+impl fmt::Display for HeadRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}[{}..{}]", self.axis, self.start, self.end)
+    }
+}
+
+/// One node's operation. Shape rules live in `infer.rs`, semantics in the interpreter.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// A tensor fed at run time, looked up by name.
+    Input {
+        name: String,
+    },
+    /// A weight, looked up by name like an input; `trainable` tells the optimizer.
+    Parameter {
+        name: String,
+        trainable: bool,
+    },
+    /// Batched matrix product over the last two axes; leading axes must be equal.
+    MatMul {
+        transpose_a: bool,
+        transpose_b: bool,
+    },
+    /// Elementwise sum of two tensors of identical type.
+    Add,
+    /// Elementwise product of two tensors of identical type.
+    Mul,
+    Scale {
+        factor: f64,
+    },
+    Exp,
+    /// Natural logarithm.
+    Log,
+    /// `x * sigmoid(x)`.
+    Silu,
+    /// Row-major reinterpretation; the element count must match.
+    Reshape {
+        shape: Vec<usize>,
+    },
+    /// Output axis `i` is input axis `perm[i]`.
+    Permute {
+        perm: Vec<usize>,
+    },
+    /// `torch.roll`: `out[i] = in[(i - shift) mod n]` along `axis`. With `heads`,
+    /// only indices in the range of `heads.axis` are rolled; the rest is copied.
+    Roll {
+        axis: usize,
+        shift: i64,
+        heads: Option<HeadRange>,
+    },
+    /// Indices `[start, end)` of `axis`.
+    Slice {
+        axis: usize,
+        start: usize,
+        end: usize,
+    },
+    /// Joins one or more tensors along `axis`.
+    Concat {
+        axis: usize,
+    },
+    Softmax {
+        axis: usize,
+    },
+    ReduceSum {
+        axis: usize,
+    },
+    ReduceMax {
+        axis: usize,
+    },
+    ReduceMean {
+        axis: usize,
+    },
+    /// `(x [..., D], weight [D])`: `x / sqrt(mean(x^2) + eps) * weight` over the last axis.
+    RmsNorm {
+        eps: f64,
+    },
+    /// Rotary embedding of `[B, H, N, D]` in the Hugging Face LLaMA `rotate_half`
+    /// layout; position `p` turns by `(p / position_scale) * theta^(-2i/D)`.
+    Rope {
+        theta: f64,
+        position_scale: f64,
+    },
+    /// Dense attention restricted by a mask: `q, k [B, H, N, D]`, `v [B, H, N, Dv]`.
+    /// Head `i` uses `mask.for_head(head_offset + i)`, so one pattern can be split
+    /// across several attention nodes.
+    Attention {
+        mask: Mask,
+        head_offset: usize,
+        scale: f64,
+    },
+}
+
+/// How many operands an op takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arity {
+    Exactly(usize),
+    AtLeast(usize),
+}
+
+impl Arity {
+    pub fn accepts(self, n: usize) -> bool {
+        match self {
+            Arity::Exactly(k) => n == k,
+            Arity::AtLeast(k) => n >= k,
+        }
+    }
+}
+
+impl fmt::Display for Arity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (prefix, n) = match *self {
+            Arity::Exactly(n) => ("", n),
+            Arity::AtLeast(n) => ("at least ", n),
+        };
+        write!(f, "{prefix}{n} operand{}", if n == 1 { "" } else { "s" })
+    }
+}
+
+impl Op {
+    /// The op's name in the text format and in error messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Input { .. } => "input",
+            Op::Parameter { .. } => "param",
+            Op::MatMul { .. } => "matmul",
+            Op::Add => "add",
+            Op::Mul => "mul",
+            Op::Scale { .. } => "scale",
+            Op::Exp => "exp",
+            Op::Log => "log",
+            Op::Silu => "silu",
+            Op::Reshape { .. } => "reshape",
+            Op::Permute { .. } => "permute",
+            Op::Roll { .. } => "roll",
+            Op::Slice { .. } => "slice",
+            Op::Concat { .. } => "concat",
+            Op::Softmax { .. } => "softmax",
+            Op::ReduceSum { .. } => "reduce-sum",
+            Op::ReduceMax { .. } => "reduce-max",
+            Op::ReduceMean { .. } => "reduce-mean",
+            Op::RmsNorm { .. } => "rms-norm",
+            Op::Rope { .. } => "rope",
+            Op::Attention { .. } => "attention",
+        }
+    }
+
+    pub fn arity(&self) -> Arity {
+        match self {
+            Op::Input { .. } | Op::Parameter { .. } => Arity::Exactly(0),
+            Op::MatMul { .. } | Op::Add | Op::Mul | Op::RmsNorm { .. } => Arity::Exactly(2),
+            Op::Attention { .. } => Arity::Exactly(3),
+            Op::Concat { .. } => Arity::AtLeast(1),
+            Op::Scale { .. }
+            | Op::Exp
+            | Op::Log
+            | Op::Silu
+            | Op::Reshape { .. }
+            | Op::Permute { .. }
+            | Op::Roll { .. }
+            | Op::Slice { .. }
+            | Op::Softmax { .. }
+            | Op::ReduceSum { .. }
+            | Op::ReduceMax { .. }
+            | Op::ReduceMean { .. }
+            | Op::Rope { .. } => Arity::Exactly(1),
+        }
+    }
+
+    /// Whether the node is a graph leaf fed by name (an input or a parameter).
+    pub fn leaf_name(&self) -> Option<&str> {
+        match self {
+            Op::Input { name } | Op::Parameter { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+}
+
+/// A one-line summary such as `roll(axis=2, shift=-8, heads=1[2..4])`, for DOT
+/// labels and diagnostics (the s-expression format has its own printer).
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = self.name();
+        match self {
+            Op::Input { name: n } => write!(f, "{name}({n:?})"),
+            Op::Parameter { name: n, trainable } => {
+                write!(f, "{name}({n:?}{})", if *trainable { ", trainable" } else { "" })
+            }
+            Op::MatMul { transpose_a, transpose_b } => {
+                let flags: Vec<&str> = [(*transpose_a, "transpose_a"), (*transpose_b, "transpose_b")]
+                    .into_iter()
+                    .filter_map(|(on, s)| on.then_some(s))
+                    .collect();
+                if flags.is_empty() { f.write_str(name) } else { write!(f, "{name}({})", flags.join(", ")) }
+            }
+            Op::Add | Op::Mul | Op::Exp | Op::Log | Op::Silu => f.write_str(name),
+            Op::Scale { factor } => write!(f, "{name}({factor:?})"),
+            Op::Reshape { shape } => write!(f, "{name}(shape={})", Dims(shape)),
+            Op::Permute { perm } => write!(f, "{name}(perm={})", Dims(perm)),
+            Op::Roll { axis, shift, heads: None } => write!(f, "{name}(axis={axis}, shift={shift})"),
+            Op::Roll { axis, shift, heads: Some(h) } => {
+                write!(f, "{name}(axis={axis}, shift={shift}, heads={h})")
+            }
+            Op::Slice { axis, start, end } => write!(f, "{name}(axis={axis}, {start}..{end})"),
+            Op::Concat { axis }
+            | Op::Softmax { axis }
+            | Op::ReduceSum { axis }
+            | Op::ReduceMax { axis }
+            | Op::ReduceMean { axis } => write!(f, "{name}(axis={axis})"),
+            Op::RmsNorm { eps } => write!(f, "{name}(eps={eps:?})"),
+            Op::Rope { theta, position_scale } => {
+                write!(f, "{name}(theta={theta:?}, position_scale={position_scale:?})")
+            }
+            Op::Attention { mask, head_offset, scale } => {
+                write!(f, "{name}(mask=\"{mask}\", head_offset={head_offset}, scale={scale:?})")
+            }
+        }
+    }
+}

@@ -1,0 +1,68 @@
+//! Masked dense attention, computed straight from the definition.
+
+use super::error::{InterpError, dims};
+use super::tensor::Tensor;
+use crate::mask::ConcreteMask;
+
+/// `softmax(scale * q k^T)` over the keys each head's mask allows, times `v`.
+///
+/// `q, k: [B, H, N, D]`, `v: [B, H, N, Dv]`, one mask per head evaluated with
+/// sequence length `N`. A query that may see no key outputs zeros (the limit
+/// kernels implement, rather than the NaN of an empty softmax).
+pub fn masked_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    masks: &[ConcreteMask],
+    scale: f64,
+) -> Result<Tensor, InterpError> {
+    let shape_error = |message: String| InterpError::Shape { op: "masked_attention", message };
+    let (&[b, h, n, d], &[_, _, _, dv]) = (q.shape(), v.shape()) else {
+        return Err(shape_error(format!(
+            "q and v must have rank 4, found {} and {}",
+            dims(q.shape()),
+            dims(v.shape())
+        )));
+    };
+    if k.shape() != q.shape() || v.shape()[..3] != q.shape()[..3] {
+        return Err(shape_error(format!(
+            "q and k must have the same shape and v the same [B, H, N]: q {}, k {}, v {}",
+            dims(q.shape()),
+            dims(k.shape()),
+            dims(v.shape())
+        )));
+    }
+    if masks.len() != h {
+        return Err(shape_error(format!("{} masks for {h} heads", masks.len())));
+    }
+    let (qd, kd, vd) = (q.data(), k.data(), v.data());
+    let mut out = vec![0.0; b * h * n * dv];
+    let mut weights = Vec::with_capacity(n);
+    for bh in 0..b * h {
+        let mask = &masks[bh % h];
+        for i in 0..n {
+            let qi = &qd[(bh * n + i) * d..][..d];
+            weights.clear();
+            for j in 0..n {
+                if mask.allows(n as i64, i as i64, j as i64) {
+                    let kj = &kd[(bh * n + j) * d..][..d];
+                    weights.push((j, scale * qi.iter().zip(kj).map(|(x, y)| x * y).sum::<f64>()));
+                }
+            }
+            let max = weights.iter().map(|&(_, s)| s).fold(f64::NEG_INFINITY, f64::max);
+            let mut total = 0.0;
+            for (_, s) in &mut weights {
+                *s = (*s - max).exp();
+                total += *s;
+            }
+            let row = &mut out[(bh * n + i) * dv..][..dv];
+            for &(j, w) in &weights {
+                let vj = &vd[(bh * n + j) * dv..][..dv];
+                for (o, x) in row.iter_mut().zip(vj) {
+                    *o += w / total * x;
+                }
+            }
+        }
+    }
+    Tensor::new(vec![b, h, n, dv], out)
+}

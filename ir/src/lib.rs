@@ -1,0 +1,24 @@
+//! weft's intermediate representation.
+//!
+//! - [`spec`] reads pattern spec files into a [`Schedule`] of [`Pattern`]s.
+//! - [`mask`] is the mask algebra: evaluation, printing, tile classification.
+//! - [`graph`] is the tensor dataflow graph, its validator and text formats.
+//! - [`lower`] turns a pattern into its reference graph.
+//! - [`interp`] is the f64 reference interpreter every kernel is checked against.
+//!
+//! This crate knows nothing of the optimizer or the GPU.
+
+pub mod expr;
+pub mod graph;
+pub mod interp;
+pub mod lower;
+pub mod mask;
+pub mod source;
+
+pub use mask::{ConcreteMask, Mask, MaskAst, MaskExpr, TileClass};
+pub use source::{SourceFile, Span};
+pub mod pattern;
+pub mod spec;
+
+pub use pattern::{Dims, HeadGroup, LayerRange, Pattern, Schedule};
+pub use spec::{Overrides, Spec, SpecError, SpecErrorKind};

@@ -1,0 +1,110 @@
+//! Property tests of the mask algebra against brute-force evaluation.
+
+use proptest::prelude::*;
+use weft_ir::mask::{TileClass, classify_interval, classify_tile, head_stats};
+use weft_ir::{ConcreteMask, MaskExpr};
+
+/// Random masks with small sizes, so that every primitive is partial somewhere.
+fn mask_strategy() -> impl Strategy<Value = ConcreteMask> {
+    let leaf = prop_oneof![
+        Just(MaskExpr::Full),
+        Just(MaskExpr::Causal),
+        (1i64..12).prop_map(MaskExpr::Window),
+        (1i64..12).prop_map(MaskExpr::Sink),
+        (1i64..12, 0i64..12).prop_map(|(size, offset)| MaskExpr::Groups { size, offset }),
+        (1i64..6, 1i64..4, 1i64..5, 0i64..5).prop_map(|(block, local, stride, offset)| {
+            MaskExpr::LocalStride { block, local, stride, offset }
+        }),
+    ];
+    leaf.prop_recursive(4, 24, 2, |inner| {
+        prop_oneof![
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| a.and(b)),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| a.or(b)),
+            inner.clone().prop_map(MaskExpr::not),
+            (-20i64..20, inner).prop_map(|(o, m)| MaskExpr::roll(o, m)),
+        ]
+    })
+}
+
+fn brute_force(
+    mask: &ConcreteMask,
+    n: usize,
+    q: std::ops::Range<usize>,
+    k: std::ops::Range<usize>,
+) -> TileClass {
+    let (mut any_true, mut any_false) = (false, false);
+    for qq in q {
+        for kk in k.clone() {
+            if mask.allows(n as i64, qq as i64, kk as i64) {
+                any_true = true;
+            } else {
+                any_false = true;
+            }
+        }
+    }
+    match (any_true, any_false) {
+        (true, true) => TileClass::Partial,
+        (true, false) => TileClass::Full,
+        _ => TileClass::Empty,
+    }
+}
+
+fn tiles(n: usize, block: usize) -> impl Iterator<Item = (std::ops::Range<usize>, std::ops::Range<usize>)> {
+    let nb = n.div_ceil(block);
+    (0..nb).flat_map(move |qb| {
+        (0..nb).map(move |kb| (qb * block..((qb + 1) * block).min(n), kb * block..((kb + 1) * block).min(n)))
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn tile_classification_agrees_with_brute_force(mask in mask_strategy(), n in 1usize..40, block in 1usize..10) {
+        for (q, k) in tiles(n, block) {
+            let expected = brute_force(&mask, n, q.clone(), k.clone());
+            prop_assert_eq!(classify_tile(&mask, n, q.clone(), k.clone()), expected, "mask {} tile {:?} x {:?}", mask, q, k);
+        }
+    }
+
+    #[test]
+    fn interval_verdicts_are_sound(mask in mask_strategy(), n in 1usize..40, block in 1usize..10) {
+        for (q, k) in tiles(n, block) {
+            let expected = brute_force(&mask, n, q.clone(), k.clone());
+            let v = classify_interval(&mask, n as i64, (q.start as i64, q.end as i64 - 1), (k.start as i64, k.end as i64 - 1));
+            if v.class != TileClass::Partial || v.certain {
+                prop_assert_eq!(v.class, expected, "mask {} tile {:?} x {:?}", mask, q, k);
+            }
+        }
+    }
+
+    #[test]
+    fn stats_count_exactly_the_allowed_pairs(mask in mask_strategy(), n in 1usize..40, block in 1usize..10) {
+        let dense = mask.dense(n);
+        let stats = head_stats(&mask, n, block);
+        prop_assert_eq!(stats.allowed_pairs, dense.iter().filter(|&&b| b).count() as u64);
+        prop_assert_eq!(stats.tiles.total(), n.div_ceil(block).pow(2));
+    }
+
+    #[test]
+    fn masks_print_and_parse_back(mask in mask_strategy()) {
+        let text = mask.to_string();
+        let parsed = weft_ir::expr::parse_mask(&text)
+            .map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?
+            .try_map_sizes(&mut |s, _| s.eval(&|_| None))
+            .map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+        prop_assert_eq!(parsed, mask);
+    }
+}
+
+#[test]
+fn primitive_verdicts_are_certain_on_examples() {
+    // A window tile straddling the band is partial, and certainly so.
+    let v = classify_interval(&MaskExpr::Window(4), 64, (8, 15), (8, 15));
+    assert_eq!((v.class, v.certain), (TileClass::Partial, true));
+    // causal & !causal is empty, which intervals cannot see; the scan can.
+    let contradiction = MaskExpr::Causal.and(MaskExpr::Causal.not());
+    let v = classify_interval(&contradiction, 64, (0, 7), (0, 7));
+    assert_eq!((v.class, v.certain), (TileClass::Partial, false));
+    assert_eq!(classify_tile(&contradiction, 64, 0..8, 0..8), TileClass::Empty);
+}

@@ -1,0 +1,1 @@
+//! The wgpu runtime arrives with issue 3.

@@ -1,0 +1,57 @@
+//! Arguments shared by several commands.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use weft_ir::{Overrides, Schedule};
+
+/// The spec file and the sizes that override its `[defaults]`.
+#[derive(Args, Debug, Clone)]
+pub struct SpecArgs {
+    /// Pattern spec file (TOML), e.g. examples/patterns/s2attn-roll.toml.
+    pub spec: PathBuf,
+    /// Sequence length N (overrides [defaults] seq_len).
+    #[arg(long, value_name = "N")]
+    pub seq_len: Option<usize>,
+    /// Number of heads H (overrides [defaults] n_heads).
+    #[arg(long, value_name = "H")]
+    pub heads: Option<usize>,
+    /// Number of layers L (overrides [defaults] n_layers).
+    #[arg(long, value_name = "L")]
+    pub layers: Option<usize>,
+    /// Head dimension (overrides [defaults] head_dim).
+    #[arg(long, value_name = "D")]
+    pub head_dim: Option<usize>,
+}
+
+impl SpecArgs {
+    pub fn load(&self) -> anyhow::Result<Schedule> {
+        let overrides = Overrides {
+            seq_len: self.seq_len,
+            n_heads: self.heads,
+            n_layers: self.layers,
+            head_dim: self.head_dim,
+        };
+        Ok(weft_ir::spec::load_schedule(&self.spec, &overrides)?)
+    }
+}
+
+/// Picks the layer a command looks at; a hybrid schedule without `--layer` uses layer 0.
+pub fn pick_layer(schedule: &Schedule, layer: Option<usize>) -> anyhow::Result<usize> {
+    let n_layers = schedule.dims.n_layers;
+    match layer {
+        Some(l) if l >= n_layers => {
+            anyhow::bail!("--layer {l} is out of range: the schedule has {n_layers} layers (0..{n_layers})")
+        }
+        Some(l) => Ok(l),
+        None => {
+            if schedule.is_hybrid() {
+                eprintln!(
+                    "note: {} assigns different patterns to layers; showing layer 0 (pick one with --layer)",
+                    schedule.name
+                );
+            }
+            Ok(0)
+        }
+    }
+}

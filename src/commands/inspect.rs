@@ -1,0 +1,111 @@
+//! `weft inspect SPEC`: per head, how sparse the mask is and what a block-sparse kernel saves.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+
+use clap::Args;
+use weft_ir::mask::{HeadStats, causal_stats, head_stats};
+use weft_ir::{ConcreteMask, Pattern, Schedule};
+
+use crate::args::SpecArgs;
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    #[command(flatten)]
+    pub spec: SpecArgs,
+    /// Tile edge in tokens: the kernel's query and key block size.
+    #[arg(long, default_value_t = 64, value_name = "B", value_parser = clap::value_parser!(u32).range(1..))]
+    pub block: u32,
+    /// Only the pattern of this layer (default: every pattern of the schedule).
+    #[arg(long, value_name = "I")]
+    pub layer: Option<usize>,
+}
+
+pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
+    let schedule = args.spec.load()?;
+    let block = args.block as usize;
+    let patterns: Vec<usize> = match args.layer {
+        Some(layer) => {
+            let index = crate::args::pick_layer(&schedule, Some(layer))?;
+            schedule.layers.iter().filter(|r| r.layers.contains(&index)).map(|r| r.pattern).collect()
+        }
+        None => (0..schedule.patterns.len()).collect(),
+    };
+    let causal = causal_stats(schedule.dims.seq_len, block);
+    for index in patterns {
+        print!("{}", report(&schedule, index, block, &causal));
+    }
+    println!("density: allowed pairs / N^2. vs causal (first): allowed pairs / causal pairs.");
+    println!("GFLOP fwd: QK^T and PV over the non-empty tiles, one sequence. vs causal (second): that work");
+    println!(
+        "relative to full causal at the same block size. Empty tiles are skipped; full tiles skip the mask."
+    );
+    Ok(())
+}
+
+/// One table for pattern `index`: a row per run of heads with the same mask.
+fn report(schedule: &Schedule, index: usize, block: usize, causal: &HeadStats) -> String {
+    let pattern: &Pattern = &schedule.patterns[index];
+    let d = &schedule.dims;
+    let n_blocks = d.seq_len.div_ceil(block);
+    let layers: Vec<String> = schedule
+        .layers
+        .iter()
+        .filter(|r| r.pattern == index)
+        .map(|r| format!("{}..{}", r.layers.start, r.layers.end))
+        .collect();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "pattern {} (layers {}): N = {}, head_dim = {}, block {block} -> {n_blocks} x {n_blocks} tiles",
+        pattern.name,
+        layers.join(", "),
+        d.seq_len,
+        d.head_dim
+    );
+    let _ = writeln!(
+        out,
+        "  {:<9} {:>8} {:>9} {:>8} {:>8} {:>8} {:>10} {:>9}  mask",
+        "heads", "density", "vs causal", "empty", "full", "partial", "GFLOP fwd", "vs causal"
+    );
+
+    // Heads with equal masks share their statistics.
+    let mut cache: HashMap<&ConcreteMask, HeadStats> = HashMap::new();
+    let masks = pattern.head_masks();
+    let mut total_flops = 0.0;
+    let mut start = 0;
+    while start < masks.len() {
+        let mut end = start + 1;
+        while end < masks.len() && masks[end] == masks[start] {
+            end += 1;
+        }
+        let stats = cache.entry(&masks[start]).or_insert_with(|| head_stats(&masks[start], d.seq_len, block));
+        let flops = stats.kernel_flops(d.head_dim);
+        total_flops += flops * (end - start) as f64;
+        let heads = if end - start == 1 { start.to_string() } else { format!("{start}..{end}") };
+        let _ = writeln!(
+            out,
+            "  {:<9} {:>8.4} {:>9.4} {:>8} {:>8} {:>8} {:>10.3} {:>9.4}  {}",
+            heads,
+            stats.density(),
+            stats.pairs_vs_causal(),
+            stats.tiles.empty,
+            stats.tiles.full,
+            stats.tiles.partial,
+            flops / 1e9,
+            flops / causal.kernel_flops(d.head_dim),
+            masks[start]
+        );
+        start = end;
+    }
+    let causal_total = causal.kernel_flops(d.head_dim) * masks.len() as f64;
+    let _ = writeln!(
+        out,
+        "  all {} heads: {:.3} GFLOP forward per layer and sequence, {:.4}x of full causal ({:.3} GFLOP)\n",
+        masks.len(),
+        total_flops / 1e9,
+        total_flops / causal_total,
+        causal_total / 1e9
+    );
+    out
+}

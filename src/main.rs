@@ -1,0 +1,69 @@
+//! `weft`: compile sparse attention patterns, look at them, and (soon) train with them.
+
+mod args;
+mod commands;
+mod output;
+mod render;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// weft: a compiler for sparse attention patterns (LongLoRA S2-Attn, sliding
+/// windows, attention sinks, LongGen block sparsity) and the runtime that
+/// fine-tunes long-context models with them.
+#[derive(Parser)]
+#[command(name = "weft", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a pattern spec and print what it resolves to.
+    Check(commands::check::CheckArgs),
+    /// Write the dense mask of a pattern as .npy, .png or ASCII.
+    Mask(commands::mask::MaskArgs),
+    /// Per head: density, empty/full/partial tiles and attention FLOPs relative to full causal.
+    Inspect(commands::inspect::InspectArgs),
+    /// Print the reference graph of a pattern (the plain tensor ops a PyTorch user would write).
+    Graph(commands::graph::GraphArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check(a) => commands::check::run(&a),
+        Command::Mask(a) => commands::mask::run(&a),
+        Command::Inspect(a) => commands::inspect::run(&a),
+        Command::Graph(a) => commands::graph::run(&a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // A closed pipe (`weft mask ... --out - | head`) is the reader's choice, not an error.
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {}", describe(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Spec errors print with the offending line underlined; others with their causes.
+fn describe(err: &anyhow::Error) -> String {
+    if let Some(spec) = err.downcast_ref::<weft_ir::SpecError>() {
+        return spec.render();
+    }
+    let mut text = err.to_string();
+    for cause in err.chain().skip(1) {
+        text.push_str(&format!("\n  caused by: {cause}"));
+    }
+    text
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -1,0 +1,5 @@
+//! Mask output formats.
+
+pub mod ascii;
+pub mod npy;
+pub mod png;

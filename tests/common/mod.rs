@@ -1,0 +1,50 @@
+//! Helpers shared by the end-to-end tests: run the `weft` binary and read its outputs.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn example(name: &str) -> PathBuf {
+    root().join("examples/patterns").join(name)
+}
+
+/// Runs `weft` with `args`; panics only if the process cannot start.
+pub fn weft(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_weft")).args(args).current_dir(root()).output().expect("weft runs")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts success and returns stdout.
+pub fn ok(args: &[&str]) -> String {
+    let o = weft(args);
+    assert!(o.status.success(), "weft {args:?} failed:\n{}", stderr(&o));
+    stdout(&o)
+}
+
+/// A fresh scratch directory under the target directory.
+pub fn scratch(test: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+/// Reads a uint8 .npy file: (shape, data).
+pub fn read_npy_u8(path: &Path) -> (Vec<u64>, Vec<u8>) {
+    let bytes = std::fs::read(path).expect("npy file exists");
+    let npy = npyz::NpyFile::new(&bytes[..]).expect("valid npy");
+    let shape = npy.shape().to_vec();
+    (shape, npy.into_vec::<u8>().expect("uint8 data"))
+}
