@@ -33,17 +33,6 @@ impl ConcreteMask {
             MaskExpr::Or(a, b) => a.allows(n, q, k) || b.allows(n, q, k),
         }
     }
-
-    /// The dense `n x n` mask, row-major by query.
-    pub fn dense(&self, n: usize) -> Vec<bool> {
-        let mut out = Vec::with_capacity(n * n);
-        for q in 0..n as i64 {
-            for k in 0..n as i64 {
-                out.push(self.allows(n as i64, q, k));
-            }
-        }
-        out
-    }
 }
 
 fn div(a: i64, b: i64) -> Option<i64> {

@@ -6,6 +6,7 @@
 //! - [`Mask`], resolved for a pattern: sizes mention at most `h`, the head index;
 //! - [`ConcreteMask`] (`MaskExpr<i64>`), one head's mask, ready to evaluate.
 
+mod dense;
 mod display;
 mod eval;
 mod stats;

@@ -248,7 +248,7 @@ fn resolve_pattern(
     let mut head_masks = Vec::with_capacity(dims.n_heads);
     for (range, mask, site) in &groups {
         for head_idx in range.clone() {
-            head_masks.push(head_mask(source, site, mask, head_idx)?);
+            head_masks.push(head_mask(source, site, mask, head_idx, dims.seq_len)?);
         }
     }
     let groups = groups.into_iter().map(|(heads, mask, _)| HeadGroup { heads, mask }).collect();
@@ -261,9 +261,10 @@ fn head_mask(
     site: &Site,
     mask: &Mask,
     head_idx: usize,
+    seq_len: usize,
 ) -> Result<ConcreteMask, SpecError> {
     let per_head = mask.depends_on_head();
-    mask.expr().try_map_sizes(&mut |size, role| {
+    let concrete = mask.expr().try_map_sizes(&mut |size, role| {
         let value = size
             .eval(&|name| (name == "h").then_some(head_idx as i64))
             .map_err(|e| expr_error(source, site, e))?;
@@ -277,7 +278,8 @@ fn head_mask(
             return Err(error_at(source, site.locate(size.span), kind));
         }
         Ok(value)
-    })
+    })?;
+    Ok(concrete.canonical(seq_len as i64))
 }
 
 /// LongLoRA's roll form reshapes the sequence into groups, so the group size must divide N.

@@ -1,0 +1,21 @@
+//! Progress bars for long work, on standard error (hidden when it is not a terminal).
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Work smaller than this many mask cells finishes too fast to need a bar.
+const WORTH_SHOWING: u64 = 1 << 26;
+
+/// A bar over `rows` mask rows of `n` cells each, or a hidden one for small jobs.
+pub fn rows(rows: u64, n: u64, what: &str) -> ProgressBar {
+    if rows.saturating_mul(n) < WORTH_SHOWING {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(rows);
+    let style =
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} rows, {elapsed} elapsed, eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_message(what.to_string());
+    bar
+}
