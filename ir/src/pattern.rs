@@ -84,6 +84,18 @@ impl Schedule {
         self.layers.iter().find(|r| r.layers.contains(&layer_idx)).and_then(|r| self.patterns.get(r.pattern))
     }
 
+    /// The layer ranges that use pattern `pattern_idx`, written `a..b, c..d`
+    /// (empty when no layer uses it).
+    pub fn layers_using(&self, pattern_idx: usize) -> String {
+        let ranges: Vec<String> = self
+            .layers
+            .iter()
+            .filter(|r| r.pattern == pattern_idx)
+            .map(|r| format!("{}..{}", r.layers.start, r.layers.end))
+            .collect();
+        ranges.join(", ")
+    }
+
     /// Whether the spec assigns different patterns to different layers.
     pub fn is_hybrid(&self) -> bool {
         self.layers.len() > 1

@@ -34,14 +34,8 @@ pub fn summary(schedule: &Schedule) -> String {
         let _ = writeln!(out, "  vars     {}", vars.join(", "));
     }
     for (index, pattern) in schedule.patterns.iter().enumerate() {
-        let layers: Vec<String> = schedule
-            .layers
-            .iter()
-            .filter(|r| r.pattern == index)
-            .map(|r| format!("{}..{}", r.layers.start, r.layers.end))
-            .collect();
-        let used =
-            if layers.is_empty() { "unused".to_string() } else { format!("layers {}", layers.join(", ")) };
+        let layers = schedule.layers_using(index);
+        let used = if layers.is_empty() { "unused".to_string() } else { format!("layers {layers}") };
         let _ = writeln!(out, "  pattern  {} ({used})", pattern.name);
         for group in &pattern.groups {
             let heads = format!("{}..{}", group.heads.start, group.heads.end);

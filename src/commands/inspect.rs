@@ -48,20 +48,12 @@ fn report(schedule: &Schedule, index: usize, block: usize, causal: &HeadStats) -
     let pattern: &Pattern = &schedule.patterns[index];
     let d = &schedule.dims;
     let n_blocks = d.seq_len.div_ceil(block);
-    let layers: Vec<String> = schedule
-        .layers
-        .iter()
-        .filter(|r| r.pattern == index)
-        .map(|r| format!("{}..{}", r.layers.start, r.layers.end))
-        .collect();
+    let layers = schedule.layers_using(index);
     let mut out = String::new();
     let _ = writeln!(
         out,
         "pattern {} (layers {}): N = {}, head_dim = {}, block {block} -> {n_blocks} x {n_blocks} tiles",
-        pattern.name,
-        layers.join(", "),
-        d.seq_len,
-        d.head_dim
+        pattern.name, layers, d.seq_len, d.head_dim
     );
     let _ = writeln!(
         out,
