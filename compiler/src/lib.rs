@@ -1,1 +1,11 @@
-//! The optimizer and code generator arrive with issue 3.
+//! weft's compiler: from a validated tensor graph to GPU kernels.
+//!
+//! - [`kernel`]: what the compiler hands the runtime, a [`KernelPlan`] of WGSL
+//!   kernels and the buffers they bind. Device-agnostic: nothing here touches wgpu.
+//! - [`shader`]: naga validation of every emitted module, and SPIR-V output.
+
+pub mod kernel;
+pub mod shader;
+
+pub use kernel::{Access, Binding, BufferDecl, BufferRole, Kernel, KernelPlan};
+pub use shader::{ShaderError, to_spirv, validate_wgsl};

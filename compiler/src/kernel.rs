@@ -1,0 +1,80 @@
+//! The compiler's output: kernels and the buffers they bind, described without
+//! reference to any device, so that one plan can run on any adapter.
+
+use std::collections::BTreeMap;
+
+/// How a kernel uses a buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Access {
+    /// `var<storage, read>`.
+    Read,
+    /// `var<storage, read_write>`.
+    ReadWrite,
+    /// `var<uniform>`.
+    Uniform,
+}
+
+/// Binding `index` of `@group(0)` is the plan buffer called `buffer`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Binding {
+    pub index: u32,
+    pub buffer: String,
+    pub access: Access,
+}
+
+/// One compute dispatch: validated WGSL plus how to bind and launch it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Kernel {
+    /// Human-readable, unique within a plan (e.g. `attn_fwd_s2attn_roll`).
+    pub name: String,
+    /// WGSL source; it has passed naga validation.
+    pub wgsl: String,
+    pub entry_point: String,
+    pub workgroup_size: [u32; 3],
+    /// Workgroup counts; each is at most the device limit the plan was made for
+    /// (65,535 on every WebGPU device), larger grids are folded by the kernel.
+    pub workgroups: [u32; 3],
+    pub bindings: Vec<Binding>,
+}
+
+/// What a buffer holds across the plan.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum BufferRole {
+    /// Uploaded by the caller before the plan runs (q, k, v, do).
+    Input,
+    /// Read back by the caller after the plan runs (o, dq, dk, dv).
+    Output,
+    /// Written and read by kernels only (lse, delta, intermediates).
+    Scratch,
+    /// Contents fixed by the compiler (block tables, uniforms), uploaded once.
+    Const(Vec<u8>),
+}
+
+/// A buffer of the plan; `bytes` is its size, a multiple of 4.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BufferDecl {
+    pub name: String,
+    pub bytes: u64,
+    pub role: BufferRole,
+    /// The tensor shape stored (row-major f32 unless `dtype` says otherwise), for inputs and outputs.
+    pub shape: Vec<usize>,
+}
+
+/// Kernels to run in order over a set of named buffers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KernelPlan {
+    pub buffers: BTreeMap<String, BufferDecl>,
+    pub kernels: Vec<Kernel>,
+}
+
+impl KernelPlan {
+    /// The largest single buffer, in bytes: what must fit one storage binding.
+    pub fn largest_buffer(&self) -> u64 {
+        self.buffers.values().map(|b| b.bytes).max().unwrap_or(0)
+    }
+
+    /// The sum of all buffer sizes, in bytes: the plan's device memory.
+    pub fn total_bytes(&self) -> u64 {
+        self.buffers.values().map(|b| b.bytes).sum()
+    }
+}
