@@ -14,12 +14,16 @@ pub enum Access {
     Uniform,
 }
 
-/// Binding `index` of `@group(0)` is the plan buffer called `buffer`.
+/// Binding `index` of `@group(0)` is the plan buffer called `buffer`, or the
+/// byte range `range` of it (for buffers larger than one storage binding may be).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Binding {
     pub index: u32,
     pub buffer: String,
     pub access: Access,
+    /// `(offset, size)` in bytes; `None` binds the whole buffer. Offsets are
+    /// multiples of 256, the largest storage-offset alignment WebGPU allows.
+    pub range: Option<(u64, u64)>,
 }
 
 /// One compute dispatch: validated WGSL plus how to bind and launch it.
