@@ -1,0 +1,301 @@
+//! Running a kernel plan: buffers, a pipeline cache, dispatch and readback.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
+use std::num::NonZeroU64;
+use std::time::{Duration, Instant};
+
+use weft_compiler::{Access, BufferRole, Kernel, KernelPlan};
+
+use crate::error::RuntimeError;
+use crate::gpu::Gpu;
+
+/// Runs plans on one device, keeping compiled pipelines across runs.
+pub struct Executor {
+    gpu: Gpu,
+    /// Compiled pipelines keyed by a hash of the kernel (source, entry point, workgroup size).
+    pipelines: HashMap<u64, wgpu::ComputePipeline>,
+}
+
+/// A plan with its buffers allocated and pipelines compiled, ready to run repeatedly.
+pub struct Prepared {
+    buffers: BTreeMap<String, wgpu::Buffer>,
+    /// (kernel name, pipeline key, bind group, workgroup counts), in dispatch order.
+    steps: Vec<(String, u64, wgpu::BindGroup, [u32; 3])>,
+    inputs: BTreeMap<String, (u64, Vec<usize>)>,
+    outputs: BTreeMap<String, u64>,
+    total_bytes: u64,
+}
+
+impl Prepared {
+    /// Device memory held by the plan's buffers.
+    pub fn total_bytes(&self) -> u64 {
+        self.total_bytes
+    }
+
+    /// The names of the plan's inputs.
+    pub fn input_names(&self) -> Vec<&str> {
+        self.inputs.keys().map(String::as_str).collect()
+    }
+}
+
+fn kernel_key(kernel: &Kernel) -> u64 {
+    let mut h = DefaultHasher::new();
+    kernel.wgsl.hash(&mut h);
+    kernel.entry_point.hash(&mut h);
+    kernel.workgroup_size.hash(&mut h);
+    h.finish()
+}
+
+impl Executor {
+    pub fn new(gpu: Gpu) -> Self {
+        Executor { gpu, pipelines: HashMap::new() }
+    }
+
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+
+    /// Number of distinct pipelines compiled so far.
+    pub fn cached_pipelines(&self) -> usize {
+        self.pipelines.len()
+    }
+
+    /// Compiles (or reuses) the plan's pipelines and allocates its buffers.
+    pub fn prepare(&mut self, plan: &KernelPlan) -> Result<Prepared, RuntimeError> {
+        let limits = self.gpu.limits();
+        let mut keys = Vec::with_capacity(plan.kernels.len());
+        for kernel in &plan.kernels {
+            if kernel.workgroups.iter().any(|&w| w > limits.max_workgroups_per_dim) {
+                return Err(RuntimeError::DispatchTooLarge {
+                    kernel: kernel.name.clone(),
+                    workgroups: kernel.workgroups,
+                    limit: limits.max_workgroups_per_dim,
+                });
+            }
+            keys.push(self.pipeline(kernel)?);
+        }
+        let device = &self.gpu.device;
+        let mut buffers = BTreeMap::new();
+        let mut inputs = BTreeMap::new();
+        let mut outputs = BTreeMap::new();
+        let mut total_bytes = 0;
+        for (name, decl) in &plan.buffers {
+            // wgpu rejects empty bindings; copies need 4-byte multiples.
+            let bytes = decl.bytes.max(4).next_multiple_of(4);
+            if bytes > limits.max_buffer {
+                return Err(RuntimeError::BufferTooLarge {
+                    name: name.clone(),
+                    bytes,
+                    limit: limits.max_buffer,
+                });
+            }
+            let uniform = plan
+                .kernels
+                .iter()
+                .flat_map(|k| &k.bindings)
+                .any(|b| &b.buffer == name && b.access == Access::Uniform);
+            let mut usage = wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
+            usage |= if uniform { wgpu::BufferUsages::UNIFORM } else { wgpu::BufferUsages::STORAGE };
+            let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(name),
+                size: bytes,
+                usage,
+                mapped_at_creation: false,
+            });
+            match &decl.role {
+                BufferRole::Const(data) => self.gpu.queue.write_buffer(&buffer, 0, data),
+                BufferRole::Input => {
+                    inputs.insert(name.clone(), (decl.bytes, decl.shape.clone()));
+                }
+                BufferRole::Output => {
+                    outputs.insert(name.clone(), decl.bytes);
+                }
+                BufferRole::Scratch => {}
+            }
+            total_bytes += bytes;
+            buffers.insert(name.clone(), buffer);
+        }
+
+        let mut steps = Vec::with_capacity(plan.kernels.len());
+        for (kernel, key) in plan.kernels.iter().zip(keys) {
+            let pipeline = &self.pipelines[&key];
+            let mut entries = Vec::with_capacity(kernel.bindings.len());
+            for b in &kernel.bindings {
+                let buffer = buffers.get(&b.buffer).ok_or_else(|| RuntimeError::UnknownBuffer {
+                    kernel: kernel.name.clone(),
+                    buffer: b.buffer.clone(),
+                })?;
+                let (offset, size) = b.range.unwrap_or((0, buffer.size()));
+                if offset % u64::from(limits.storage_offset_alignment.max(1)) != 0 {
+                    return Err(RuntimeError::BindingMisaligned {
+                        kernel: kernel.name.clone(),
+                        buffer: b.buffer.clone(),
+                        offset,
+                        alignment: limits.storage_offset_alignment,
+                    });
+                }
+                if b.access != Access::Uniform && size > limits.max_storage_binding {
+                    return Err(RuntimeError::BindingTooLarge {
+                        kernel: kernel.name.clone(),
+                        buffer: b.buffer.clone(),
+                        bytes: size,
+                        limit: limits.max_storage_binding,
+                    });
+                }
+                entries.push(wgpu::BindGroupEntry {
+                    binding: b.index,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer,
+                        offset,
+                        size: NonZeroU64::new(size),
+                    }),
+                });
+            }
+            let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+            let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(&kernel.name),
+                layout: &pipeline.get_bind_group_layout(0),
+                entries: &entries,
+            });
+            if let Some(e) = pollster::block_on(scope.pop()) {
+                return Err(RuntimeError::Pipeline { kernel: kernel.name.clone(), message: e.to_string() });
+            }
+            steps.push((kernel.name.clone(), key, bind_group, kernel.workgroups));
+        }
+        Ok(Prepared { buffers, steps, inputs, outputs, total_bytes })
+    }
+
+    /// Compiles a kernel's pipeline unless an identical kernel was compiled before.
+    fn pipeline(&mut self, kernel: &Kernel) -> Result<u64, RuntimeError> {
+        let key = kernel_key(kernel);
+        if self.pipelines.contains_key(&key) {
+            return Ok(key);
+        }
+        let device = &self.gpu.device;
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(&kernel.name),
+            source: wgpu::ShaderSource::Wgsl(kernel.wgsl.as_str().into()),
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(&kernel.name),
+            layout: None,
+            module: &module,
+            entry_point: Some(&kernel.entry_point),
+            compilation_options: wgpu::PipelineCompilationOptions::default(),
+            cache: None,
+        });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(RuntimeError::Pipeline { kernel: kernel.name.clone(), message: e.to_string() });
+        }
+        self.pipelines.insert(key, pipeline);
+        Ok(key)
+    }
+
+    /// Uploads the plan's inputs; every input must be given, with its exact size.
+    pub fn upload(
+        &self,
+        prepared: &Prepared,
+        inputs: &HashMap<String, Vec<f32>>,
+    ) -> Result<(), RuntimeError> {
+        let expected = || prepared.inputs.keys().cloned().collect::<Vec<_>>().join(", ");
+        for name in inputs.keys() {
+            if !prepared.inputs.contains_key(name) {
+                return Err(RuntimeError::UnexpectedInput { name: name.clone(), expected: expected() });
+            }
+        }
+        for (name, (bytes, shape)) in &prepared.inputs {
+            let data = inputs
+                .get(name)
+                .ok_or_else(|| RuntimeError::MissingInput { name: name.clone(), expected: expected() })?;
+            let want = (*bytes / 4) as usize;
+            if data.len() != want {
+                return Err(RuntimeError::InputSize {
+                    name: name.clone(),
+                    expected: want,
+                    found: data.len(),
+                    shape: shape.clone(),
+                });
+            }
+            self.gpu.queue.write_buffer(&prepared.buffers[name], 0, bytemuck::cast_slice(data));
+        }
+        Ok(())
+    }
+
+    /// Dispatches every kernel in order and waits for the device; returns the wall time.
+    pub fn execute(&self, prepared: &Prepared) -> Result<Duration, RuntimeError> {
+        let device = &self.gpu.device;
+        let start = Instant::now();
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let mut encoder =
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("weft plan") });
+        for (name, key, bind_group, [x, y, z]) in &prepared.steps {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(name),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(&self.pipelines[key]);
+            pass.set_bind_group(0, bind_group, &[]);
+            pass.dispatch_workgroups(*x, *y, *z);
+        }
+        self.gpu.queue.submit([encoder.finish()]);
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(RuntimeError::Device { message: e.to_string() });
+        }
+        device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| RuntimeError::Device { message: e.to_string() })?;
+        Ok(start.elapsed())
+    }
+
+    /// Reads every output buffer back as f32.
+    pub fn download(&self, prepared: &Prepared) -> Result<HashMap<String, Vec<f32>>, RuntimeError> {
+        let mut out = HashMap::with_capacity(prepared.outputs.len());
+        for (name, bytes) in &prepared.outputs {
+            out.insert(name.clone(), self.read(name, &prepared.buffers[name], *bytes)?);
+        }
+        Ok(out)
+    }
+
+    fn read(&self, name: &str, buffer: &wgpu::Buffer, bytes: u64) -> Result<Vec<f32>, RuntimeError> {
+        let device = &self.gpu.device;
+        let size = bytes.max(4).next_multiple_of(4);
+        let staging = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("weft readback"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder =
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
+        encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
+        self.gpu.queue.submit([encoder.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        let fail = |message: String| RuntimeError::Readback { buffer: name.to_string(), message };
+        device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| fail(e.to_string()))?;
+        rx.recv().map_err(|e| fail(e.to_string()))?.map_err(|e| fail(e.to_string()))?;
+        let values = {
+            let view = staging.get_mapped_range(..).map_err(|e| fail(e.to_string()))?;
+            bytemuck::cast_slice::<u8, f32>(&view[..bytes as usize]).to_vec()
+        };
+        staging.unmap();
+        Ok(values)
+    }
+
+    /// Prepares, uploads, executes and downloads in one call.
+    pub fn run(
+        &mut self,
+        plan: &KernelPlan,
+        inputs: &HashMap<String, Vec<f32>>,
+    ) -> Result<HashMap<String, Vec<f32>>, RuntimeError> {
+        let prepared = self.prepare(plan)?;
+        self.upload(&prepared, inputs)?;
+        self.execute(&prepared)?;
+        self.download(&prepared)
+    }
+}

@@ -1,0 +1,125 @@
+//! The executor on hand-written plans: buffers, binding ranges, the pipeline
+//! cache, and errors for bad inputs.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use weft_compiler::{Access, Binding, BufferDecl, BufferRole, Kernel, KernelPlan};
+use weft_runtime::{Executor, Gpu, RuntimeError};
+
+const AXPY: &str = "
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> y: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+    if (id.x < arrayLength(&out)) { out[id.x] = 3.0 * x[id.x] + y[id.x]; }
+}
+";
+
+fn buffer(name: &str, n: usize, role: BufferRole) -> (String, BufferDecl) {
+    (name.to_string(), BufferDecl { name: name.into(), bytes: 4 * n as u64, role, shape: vec![n] })
+}
+
+fn binding(index: u32, buffer: &str, access: Access, range: Option<(u64, u64)>) -> Binding {
+    Binding { index, buffer: buffer.into(), access, range }
+}
+
+/// out = 3x + y over n values, optionally over the second half only (a binding range).
+fn axpy_plan(n: usize, half: bool) -> KernelPlan {
+    let range = half.then_some(((n / 2 * 4) as u64, (n / 2 * 4) as u64));
+    let len = if half { n / 2 } else { n };
+    KernelPlan {
+        buffers: BTreeMap::from([
+            buffer("x", n, BufferRole::Input),
+            buffer("y", n, BufferRole::Const(bytemuck::cast_slice(&vec![1.5f32; n]).to_vec())),
+            buffer("out", len, BufferRole::Output),
+        ]),
+        kernels: vec![Kernel {
+            name: "axpy".into(),
+            wgsl: AXPY.into(),
+            entry_point: "main".into(),
+            workgroup_size: [64, 1, 1],
+            workgroups: [len.div_ceil(64) as u32, 1, 1],
+            bindings: vec![
+                binding(0, "x", Access::Read, range),
+                binding(1, "y", Access::Read, range),
+                binding(2, "out", Access::ReadWrite, None),
+            ],
+        }],
+    }
+}
+
+fn executor() -> Executor {
+    let gpu = Gpu::new().expect("a GPU adapter (install mesa-vulkan-drivers on machines without a GPU)");
+    eprintln!("adapter: {}", gpu.adapter_description());
+    Executor::new(gpu)
+}
+
+fn seed() -> u64 {
+    let seed = std::env::var("WEFT_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
+    eprintln!("seed {seed} (rerun with WEFT_TEST_SEED={seed})");
+    seed
+}
+
+#[test]
+fn runs_a_plan_and_reuses_its_pipeline() {
+    let mut rng = StdRng::seed_from_u64(seed());
+    let mut ex = executor();
+    let n = 1000; // not a multiple of the workgroup size
+    let x: Vec<f32> = (0..n).map(|_| rng.random_range(-4.0..4.0)).collect();
+    let out = ex.run(&axpy_plan(n, false), &HashMap::from([("x".to_string(), x.clone())])).unwrap();
+    let want: Vec<f32> = x.iter().map(|v| 3.0 * v + 1.5).collect();
+    assert_eq!(out["out"], want);
+    // The second half through binding ranges (offsets aligned to 256 bytes); the
+    // same kernel source, so no new pipeline.
+    let n = 1024;
+    let x: Vec<f32> = (0..n).map(|_| rng.random_range(-4.0..4.0)).collect();
+    let out = ex.run(&axpy_plan(n, true), &HashMap::from([("x".to_string(), x.clone())])).unwrap();
+    let want: Vec<f32> = x[n / 2..].iter().map(|v| 3.0 * v + 1.5).collect();
+    assert_eq!(out["out"], want);
+    assert_eq!(ex.cached_pipelines(), 1);
+    // A misaligned range is refused with the alignment the device needs.
+    let mut plan = axpy_plan(n, true);
+    plan.kernels[0].bindings[0].range = Some((4, 64));
+    let err = ex.prepare(&plan).map(|_| ()).unwrap_err();
+    assert!(matches!(err, RuntimeError::BindingMisaligned { .. }), "{err}");
+}
+
+#[test]
+fn bad_inputs_get_clear_errors() {
+    let mut ex = executor();
+    let plan = axpy_plan(128, false);
+    let err = ex.run(&plan, &HashMap::new()).unwrap_err();
+    assert!(matches!(err, RuntimeError::MissingInput { .. }));
+    assert_eq!(err.to_string(), "plan input `x` was not given; the plan expects: x");
+    let err = ex.run(&plan, &HashMap::from([("x".to_string(), vec![1.0; 127])])).unwrap_err();
+    assert_eq!(err.to_string(), "plan input `x` has 127 values, expected 128 (shape [128])");
+    let inputs = HashMap::from([("x".to_string(), vec![1.0; 128]), ("z".to_string(), vec![])]);
+    let err = ex.run(&plan, &inputs).unwrap_err();
+    assert_eq!(err.to_string(), "`z` is not an input of the plan; the plan expects: x");
+}
+
+#[test]
+fn plans_that_exceed_device_limits_are_refused_before_dispatch() {
+    let mut ex = executor();
+    let limit = ex.gpu().limits().max_workgroups_per_dim;
+    let mut plan = axpy_plan(64, false);
+    plan.kernels[0].workgroups = [limit + 1, 1, 1];
+    let err = ex.prepare(&plan).map(|_| ()).unwrap_err();
+    assert!(matches!(err, RuntimeError::DispatchTooLarge { .. }), "{err}");
+    let mut plan = axpy_plan(64, false);
+    plan.kernels[0].bindings[0].buffer = "nope".into();
+    let err = ex.prepare(&plan).map(|_| ()).unwrap_err();
+    assert_eq!(err.to_string(), "kernel `axpy` binds `nope`, which the plan does not declare");
+}
+
+#[test]
+fn a_kernel_the_device_rejects_is_an_error_not_a_panic() {
+    let mut ex = executor();
+    let mut plan = axpy_plan(64, false);
+    plan.kernels[0].entry_point = "no_such_entry".into();
+    let err = ex.prepare(&plan).map(|_| ()).unwrap_err();
+    assert!(matches!(err, RuntimeError::Pipeline { .. }), "{err}");
+    assert!(err.to_string().starts_with("kernel `axpy` was rejected by the device"), "{err}");
+}
