@@ -2,34 +2,18 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context;
 
-/// Writes `path` through a temporary file in the same directory, renamed into place
-/// only once `write` has succeeded and the data is flushed.
+/// Writes `path` atomically (a temporary file renamed into place), naming the
+/// file in any error.
 pub fn write_atomically(
     path: &Path,
     write: impl FnOnce(&mut BufWriter<File>) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let tmp = temp_path(path);
-    let result = (|| {
-        let file = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-        let mut writer = BufWriter::new(file);
-        write(&mut writer)?;
-        let file = writer.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
-fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp{}", std::process::id()))
+    weft_runtime::io::write_atomically(path, write)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Writes text to `path`, or to standard output when `path` is `-` or absent.

@@ -9,6 +9,7 @@
 pub mod error;
 pub mod executor;
 pub mod gpu;
+pub mod io;
 
 pub use error::RuntimeError;
 pub use executor::{Executor, Prepared};

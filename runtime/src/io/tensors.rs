@@ -1,0 +1,107 @@
+//! Tensors exchanged with the command line, as safetensors files.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use safetensors::{Dtype, SafeTensors};
+
+use super::write_atomically;
+
+/// An f32 tensor in host memory, row-major.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostTensor {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TensorFileError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not a valid safetensors file: {message}")]
+    Format { path: PathBuf, message: String },
+    #[error("{path} has no tensor `{name}`; it has: {available}")]
+    Missing { path: PathBuf, name: String, available: String },
+    #[error("tensor `{name}` in {path} is {found}; expected F32")]
+    Dtype { path: PathBuf, name: String, found: String },
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("cannot write {path}: {message}")]
+    Serialize { path: PathBuf, message: String },
+}
+
+/// A safetensors file read into memory.
+pub struct TensorFile {
+    path: PathBuf,
+    bytes: Vec<u8>,
+}
+
+impl TensorFile {
+    pub fn load(path: &Path) -> Result<TensorFile, TensorFileError> {
+        let bytes =
+            std::fs::read(path).map_err(|source| TensorFileError::Read { path: path.into(), source })?;
+        let file = TensorFile { path: path.into(), bytes };
+        file.parse()?;
+        Ok(file)
+    }
+
+    fn parse(&self) -> Result<SafeTensors<'_>, TensorFileError> {
+        SafeTensors::deserialize(&self.bytes)
+            .map_err(|e| TensorFileError::Format { path: self.path.clone(), message: e.to_string() })
+    }
+
+    /// Tensor names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> =
+            self.parse().map(|st| st.names().into_iter().map(str::to_string).collect()).unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.names().iter().any(|n| n == name)
+    }
+
+    /// The tensor `name`, which must be F32.
+    pub fn f32(&self, name: &str) -> Result<HostTensor, TensorFileError> {
+        let st = self.parse()?;
+        let view = st.tensor(name).map_err(|_| TensorFileError::Missing {
+            path: self.path.clone(),
+            name: name.into(),
+            available: self.names().join(", "),
+        })?;
+        if view.dtype() != Dtype::F32 {
+            return Err(TensorFileError::Dtype {
+                path: self.path.clone(),
+                name: name.into(),
+                found: format!("{:?}", view.dtype()),
+            });
+        }
+        // safetensors data is little-endian and may be unaligned: decode byte by byte.
+        let data =
+            view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        Ok(HostTensor { shape: view.shape().to_vec(), data })
+    }
+}
+
+/// Writes f32 tensors to a safetensors file, atomically.
+pub fn save(path: &Path, tensors: &BTreeMap<String, HostTensor>) -> Result<(), TensorFileError> {
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
+        .iter()
+        .map(|(name, t)| {
+            (name.clone(), t.data.iter().flat_map(|v| v.to_le_bytes()).collect(), t.shape.clone())
+        })
+        .collect();
+    let views = bytes
+        .iter()
+        .map(|(name, data, shape)| {
+            safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), data).map(|v| (name.clone(), v))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TensorFileError::Serialize { path: path.into(), message: e.to_string() })?;
+    let encoded = safetensors::serialize(views, None)
+        .map_err(|e| TensorFileError::Serialize { path: path.into(), message: e.to_string() })?;
+    write_atomically(path, |w| w.write_all(&encoded))
+        .map_err(|source| TensorFileError::Write { path: path.into(), source })
+}
