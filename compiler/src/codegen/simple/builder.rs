@@ -1,0 +1,262 @@
+//! What every simple kernel shares: storage bindings behind `ld_*`/`st_*`
+//! accessors, one thread per work item on a folded 1-D grid, and validation.
+//!
+//! A buffer larger than one storage binding is bound as consecutive ranges of
+//! `seg` elements (`x_0`, `x_1`, ...) and its accessors pick the range, so the
+//! op bodies never know whether a tensor was split.
+
+use std::fmt::Write;
+
+use super::{CodegenError, SimplePlanOptions, Site};
+use crate::kernel::{Access, Binding, Kernel};
+use crate::shader::validate_wgsl;
+
+/// Threads per workgroup: eight of lavapipe's 8-wide SIMD lanes, and a
+/// multiple of every real GPU's wave size that matters.
+pub(crate) const WORKGROUP: u32 = 64;
+
+/// Work items beyond this would overflow the u32 thread index.
+const MAX_THREADS: u64 = 1 << 31;
+
+/// `v` as a WGSL f32 literal; `v` must be finite.
+pub(crate) fn f32_literal(v: f32) -> String {
+    // Debug prints the shortest decimal that reads back as the same f32.
+    let text = format!("{v:?}f");
+    if v.is_sign_negative() { format!("({text})") } else { text }
+}
+
+/// A run of `elems` f32 values starting at element `base` of a plan buffer
+/// that holds `total` elements.
+#[derive(Clone, Debug)]
+pub(crate) struct Region {
+    pub buffer: String,
+    pub base: u64,
+    pub elems: u64,
+    pub total: u64,
+}
+
+impl Region {
+    /// A whole buffer.
+    pub(crate) fn whole(buffer: &str, elems: u64) -> Self {
+        Region { buffer: buffer.to_string(), base: 0, elems, total: elems }
+    }
+}
+
+/// Which accessors a binding gets.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Use {
+    Read,
+    Write,
+    ReadWrite,
+}
+
+pub(crate) struct KernelBuilder<'a> {
+    site: Site,
+    opts: &'a SimplePlanOptions,
+    name: String,
+    title: String,
+    bindings: Vec<Binding>,
+    decls: String,
+    helpers: String,
+}
+
+impl<'a> KernelBuilder<'a> {
+    /// A kernel called `name`; `title` is its first comment line.
+    pub(crate) fn new(site: Site, opts: &'a SimplePlanOptions, name: &str, title: &str) -> Self {
+        KernelBuilder {
+            site,
+            opts,
+            name: name.to_string(),
+            title: title.to_string(),
+            bindings: Vec::new(),
+            decls: String::new(),
+            helpers: String::new(),
+        }
+    }
+
+    pub(crate) fn read(&mut self, var: &str, region: &Region) -> Result<(), CodegenError> {
+        self.bind(var, region, Use::Read)
+    }
+
+    pub(crate) fn write(&mut self, var: &str, region: &Region) -> Result<(), CodegenError> {
+        self.bind(var, region, Use::Write)
+    }
+
+    pub(crate) fn read_write(&mut self, var: &str, region: &Region) -> Result<(), CodegenError> {
+        self.bind(var, region, Use::ReadWrite)
+    }
+
+    /// WGSL placed between the bindings and the entry point.
+    pub(crate) fn helper(&mut self, text: &str) {
+        self.helpers.push_str(text);
+        if !text.ends_with('\n') {
+            self.helpers.push('\n');
+        }
+    }
+
+    /// Declares `var` over `region` with accessors `ld_var(i)` / `st_var(i, v)`,
+    /// `i` counted from the region's start.
+    fn bind(&mut self, var: &str, region: &Region, how: Use) -> Result<(), CodegenError> {
+        let access = if how == Use::Read { Access::Read } else { Access::ReadWrite };
+        let space = if how == Use::Read { "read" } else { "read_write" };
+        let bytes = region.elems.saturating_mul(4);
+        // Offsets must be multiples of 256 bytes, so segments hold multiples of 64 elements.
+        let seg = self.opts.max_storage_binding / 4 / 64 * 64;
+        let whole = region.base == 0 && region.elems == region.total;
+        let d = &mut self.decls;
+        if bytes <= self.opts.max_storage_binding {
+            let range = (!whole).then_some((region.base * 4, bytes));
+            if !region.base.is_multiple_of(64) {
+                return Err(self.site.too_large(format!(
+                    "binding of `{}` at element {} is not 256-byte aligned",
+                    region.buffer, region.base
+                )));
+            }
+            let index = self.bindings.len() as u32;
+            let _ = writeln!(d, "@group(0) @binding({index}) var<storage, {space}> {var}: array<f32>;");
+            self.bindings.push(Binding { index, buffer: region.buffer.clone(), access, range });
+            if how != Use::Write {
+                let _ = writeln!(d, "fn ld_{var}(i: u32) -> f32 {{ return {var}[i]; }}");
+            }
+            if how != Use::Read {
+                let _ = writeln!(d, "fn st_{var}(i: u32, value: f32) {{ {var}[i] = value; }}");
+            }
+            return Ok(());
+        }
+        if region.base != 0 {
+            return Err(self.site.too_large(format!(
+                "a range of `{}` at element {} exceeds one storage binding",
+                region.buffer, region.base
+            )));
+        }
+        let parts = region.elems.div_ceil(seg);
+        for p in 0..parts {
+            let index = self.bindings.len() as u32;
+            let len = seg.min(region.elems - p * seg);
+            let _ = writeln!(d, "@group(0) @binding({index}) var<storage, {space}> {var}_{p}: array<f32>;");
+            self.bindings.push(Binding {
+                index,
+                buffer: region.buffer.clone(),
+                access,
+                range: Some((p * seg * 4, len * 4)),
+            });
+        }
+        let _ = writeln!(d, "// `{var}` spans {parts} bindings of {seg} elements.");
+        let split = format!("    let part = i / {seg}u;\n    let j = i - part * {seg}u;");
+        if how != Use::Write {
+            let _ = writeln!(d, "fn ld_{var}(i: u32) -> f32 {{\n{split}");
+            for p in 0..parts - 1 {
+                let _ = writeln!(d, "    if (part == {p}u) {{ return {var}_{p}[j]; }}");
+            }
+            let _ = writeln!(d, "    return {var}_{}[j];\n}}", parts - 1);
+        }
+        if how != Use::Read {
+            let _ = writeln!(d, "fn st_{var}(i: u32, value: f32) {{\n{split}");
+            for p in 0..parts - 1 {
+                let _ = writeln!(d, "    if (part == {p}u) {{ {var}_{p}[j] = value; return; }}");
+            }
+            let _ = writeln!(d, "    {var}_{}[j] = value;\n}}", parts - 1);
+        }
+        Ok(())
+    }
+
+    /// Finishes the module: `body` runs once per work item `i` in `[0, threads)`.
+    pub(crate) fn finish(self, threads: u64, body: &str) -> Result<Kernel, CodegenError> {
+        if threads == 0 || threads > MAX_THREADS {
+            return Err(self.site.too_large(format!("kernel `{}` has {threads} work items", self.name)));
+        }
+        let limit = self.opts.max_storage_buffers_per_stage;
+        if self.bindings.len() > limit as usize {
+            return Err(CodegenError::TooManyBindings {
+                op: self.site.op,
+                node: self.site.node,
+                kernel: self.name,
+                needed: self.bindings.len(),
+                limit,
+            });
+        }
+        let groups = threads.div_ceil(u64::from(WORKGROUP));
+        let max = u64::from(self.opts.max_workgroups_per_dimension);
+        // Fold long grids into 2-D; the kernel linearizes (y, x) again.
+        let (wx, wy) = if groups <= max { (groups, 1) } else { (max, groups.div_ceil(max)) };
+        if wy > max {
+            return Err(self.site.too_large(format!("kernel `{}` needs {groups} workgroups", self.name)));
+        }
+        let mut wgsl = String::new();
+        let _ = writeln!(wgsl, "// {}: {}", self.name, self.title);
+        wgsl.push_str(&self.decls);
+        wgsl.push_str(&self.helpers);
+        let _ = write!(
+            wgsl,
+            "@compute @workgroup_size({WORKGROUP})\n\
+             fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {{\n\
+             \x20   let i = (wid.y * {wx}u + wid.x) * {WORKGROUP}u + lid;\n\
+             \x20   if (i >= {threads}u) {{\n\
+             \x20       return;\n\
+             \x20   }}\n"
+        );
+        for line in body.lines() {
+            if line.is_empty() {
+                wgsl.push('\n');
+            } else {
+                let _ = writeln!(wgsl, "    {line}");
+            }
+        }
+        wgsl.push_str("}\n");
+        validate_wgsl(&self.name, &wgsl).map_err(|source| CodegenError::Shader {
+            op: self.site.op,
+            node: self.site.node,
+            source,
+        })?;
+        Ok(Kernel {
+            name: self.name,
+            wgsl,
+            entry_point: "main".into(),
+            workgroup_size: [WORKGROUP, 1, 1],
+            workgroups: [wx as u32, wy as u32, 1],
+            bindings: self.bindings,
+        })
+    }
+}
+
+/// WGSL statements that split `index` into the coordinates of `shape`, as
+/// `let {prefix}{axis}: u32`; axes of size 1 are 0.
+pub(crate) fn unravel(index: &str, shape: &[usize], prefix: &str) -> String {
+    let mut out = String::new();
+    let mut stride: u64 = 1;
+    for (axis, &dim) in shape.iter().enumerate().rev() {
+        let dim = dim as u64;
+        if dim == 1 {
+            let _ = writeln!(out, "let {prefix}{axis} = 0u;");
+        } else if axis == 0 {
+            let _ = writeln!(out, "let {prefix}{axis} = {index} / {stride}u;");
+        } else if stride == 1 {
+            let _ = writeln!(out, "let {prefix}{axis} = {index} % {dim}u;");
+        } else {
+            let _ = writeln!(out, "let {prefix}{axis} = ({index} / {stride}u) % {dim}u;");
+        }
+        stride *= dim;
+    }
+    out
+}
+
+/// Row-major strides of `shape`.
+pub(crate) fn strides(shape: &[usize]) -> Vec<u64> {
+    let mut out = vec![1u64; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        out[i] = out[i + 1] * shape[i + 1] as u64;
+    }
+    out
+}
+
+/// `(outer, n, inner)`: the element counts before, at and after `axis`.
+pub(crate) fn split_at_axis(shape: &[usize], axis: usize) -> (u64, u64, u64) {
+    let outer = shape[..axis].iter().map(|&d| d as u64).product();
+    let inner = shape[axis + 1..].iter().map(|&d| d as u64).product();
+    (outer, shape[axis] as u64, inner)
+}
+
+/// The number of elements of `shape`.
+pub(crate) fn elements(shape: &[usize]) -> u64 {
+    shape.iter().map(|&d| d as u64).product()
+}

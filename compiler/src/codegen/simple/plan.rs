@@ -1,0 +1,228 @@
+//! From a validated graph to a [`KernelPlan`]: one buffer per node, kernels in
+//! topological order.
+
+use std::collections::{BTreeMap, HashSet};
+
+use weft_ir::graph::{DType, NodeId, Op, ValidGraph};
+
+use super::builder::{Region, elements};
+use super::{CodegenError, SimplePlanOptions, Site};
+use super::{attention, elementwise, layout, matmul, reduce, rms_norm, rope};
+use crate::kernel::{BufferDecl, BufferRole, Kernel, KernelPlan};
+
+/// Every element index must fit the kernels' u32 (and i32 mask) arithmetic.
+const MAX_ELEMENTS: u64 = 1 << 31;
+
+/// A tensor a kernel reads or writes: where it lives and its logical shape.
+#[derive(Clone, Debug)]
+pub(crate) struct Operand<'g> {
+    pub region: Region,
+    pub shape: &'g [usize],
+}
+
+/// What a generator may use besides its operands.
+pub(crate) struct Ctx<'a> {
+    pub site: Site,
+    pub opts: &'a SimplePlanOptions,
+    /// `n5`: the prefix of this node's kernel names.
+    prefix: String,
+    names: &'a mut Names,
+    /// Buffers the generator adds (score scratch, tables).
+    extra: Vec<BufferDecl>,
+}
+
+impl Ctx<'_> {
+    /// `n5_roll` or `n5_roll_{suffix}`.
+    pub(crate) fn kernel_name(&self, suffix: &str) -> String {
+        let op = self.site.op.replace('-', "_");
+        if suffix.is_empty() {
+            format!("{}_{op}", self.prefix)
+        } else {
+            format!("{}_{op}_{suffix}", self.prefix)
+        }
+    }
+
+    pub(crate) fn unsupported(&self) -> CodegenError {
+        CodegenError::Unsupported { op: self.site.op, node: self.site.node }
+    }
+
+    /// Adds a buffer named after the node (`n9_scores`) and returns its name.
+    pub(crate) fn add_buffer(
+        &mut self,
+        suffix: &str,
+        bytes: u64,
+        role: BufferRole,
+        shape: Vec<usize>,
+    ) -> String {
+        let name = self.names.fresh(&format!("{}_{suffix}", self.prefix));
+        self.extra.push(BufferDecl { name: name.clone(), bytes, role, shape });
+        name
+    }
+}
+
+/// Buffer names in use; plan buffers, inputs and outputs share one namespace.
+#[derive(Default)]
+pub(crate) struct Names(HashSet<String>);
+
+impl Names {
+    /// `base`, or `base_1`, `base_2`, ... if it is taken.
+    fn fresh(&mut self, base: &str) -> String {
+        let mut name = base.to_string();
+        let mut i = 1;
+        while self.0.contains(&name) {
+            name = format!("{base}_{i}");
+            i += 1;
+        }
+        self.0.insert(name.clone());
+        name
+    }
+}
+
+/// Plans `graph` as plain kernels, one op at a time.
+///
+/// Inputs and parameters get buffers under their names (role `Input`); every
+/// other node gets a buffer `n{index}` unless it is a reshape that shares its
+/// operand's buffer. An output takes over its node's buffer under the output's
+/// name (role `Output`) when it can, and is copied into one otherwise.
+pub fn plan_graph(graph: &ValidGraph, opts: &SimplePlanOptions) -> Result<KernelPlan, CodegenError> {
+    opts.check()?;
+    let ids: Vec<NodeId> = graph.node_ids().collect();
+    for &id in &ids {
+        check_node(graph, id, opts)?;
+    }
+
+    // The node whose buffer holds each node's values.
+    let mut root: Vec<NodeId> = Vec::with_capacity(ids.len());
+    for &id in &ids {
+        let node = graph.node(id);
+        root.push(match (&node.op, node.inputs.first()) {
+            (Op::Reshape { .. }, Some(x)) if opts.alias_reshapes => root[x.index()],
+            _ => id,
+        });
+    }
+
+    let mut names = Names::default();
+    let leaves: HashSet<&str> = graph.leaves().map(|(_, name)| name).collect();
+    for (name, _) in graph.outputs() {
+        if leaves.contains(name.as_str()) {
+            return Err(CodegenError::NameClash { name: name.clone() });
+        }
+        names.0.insert(name.clone());
+    }
+    names.0.extend(leaves.iter().map(|s| s.to_string()));
+
+    // Buffer name and role of each root node.
+    let mut buffer: Vec<Option<(String, BufferRole, Vec<usize>)>> = vec![None; ids.len()];
+    for (id, name) in graph.leaves() {
+        buffer[id.index()] = Some((name.to_string(), BufferRole::Input, graph.node(id).ty.shape.clone()));
+    }
+    let mut copies = Vec::new();
+    for (name, id) in graph.outputs() {
+        let r = root[id.index()];
+        let shape = graph.node(*id).ty.shape.clone();
+        if buffer[r.index()].is_none() {
+            buffer[r.index()] = Some((name.clone(), BufferRole::Output, shape));
+        } else {
+            copies.push((name.clone(), *id, shape));
+        }
+    }
+    for &id in &ids {
+        if root[id.index()] == id && buffer[id.index()].is_none() {
+            let name = names.fresh(&format!("n{}", id.index()));
+            buffer[id.index()] = Some((name, BufferRole::Scratch, graph.node(id).ty.shape.clone()));
+        }
+    }
+
+    let mut plan = KernelPlan::default();
+    for (name, role, shape) in buffer.iter().flatten() {
+        let bytes = elements(shape) * 4;
+        plan.buffers.insert(
+            name.clone(),
+            BufferDecl { name: name.clone(), bytes, role: role.clone(), shape: shape.clone() },
+        );
+    }
+    let region = |id: NodeId| -> Region {
+        let name = buffer[root[id.index()].index()].as_ref().map_or("", |b| b.0.as_str());
+        Region::whole(name, elements(&graph.node(id).ty.shape))
+    };
+
+    for &id in &ids {
+        let node = graph.node(id);
+        if node.op.leaf_name().is_some() || root[id.index()] != id {
+            continue;
+        }
+        let site = Site { node: id, op: node.op.name() };
+        let mut cx =
+            Ctx { site, opts, prefix: format!("n{}", id.index()), names: &mut names, extra: Vec::new() };
+        let inputs: Vec<Operand> = node
+            .inputs
+            .iter()
+            .map(|&x| Operand { region: region(x), shape: &graph.node(x).ty.shape })
+            .collect();
+        let out = Operand { region: region(id), shape: &node.ty.shape };
+        let kernels = emit(&mut cx, &node.op, &inputs, &out)?;
+        add(&mut plan, cx.extra, kernels);
+    }
+
+    for (i, (name, id, shape)) in copies.into_iter().enumerate() {
+        let site = Site { node: id, op: "output" };
+        let cx = Ctx { site, opts, prefix: String::new(), names: &mut names, extra: Vec::new() };
+        let to = Region::whole(&name, elements(&shape));
+        let kernel = layout::copy(&cx, &format!("output_copy_{i}"), &region(id), &to)?;
+        let decl = BufferDecl { name: name.clone(), bytes: to.elems * 4, role: BufferRole::Output, shape };
+        add(&mut plan, vec![decl], vec![kernel]);
+    }
+    Ok(plan)
+}
+
+fn add(plan: &mut KernelPlan, buffers: Vec<BufferDecl>, kernels: Vec<Kernel>) {
+    let buffers: BTreeMap<String, BufferDecl> = buffers.into_iter().map(|b| (b.name.clone(), b)).collect();
+    plan.buffers.extend(buffers);
+    plan.kernels.extend(kernels);
+}
+
+/// f32 only, and small enough for one device buffer and 32-bit indices.
+fn check_node(graph: &ValidGraph, id: NodeId, opts: &SimplePlanOptions) -> Result<(), CodegenError> {
+    let node = graph.node(id);
+    let op = node.op.name();
+    if node.ty.dtype != DType::F32 {
+        return Err(CodegenError::UnsupportedDType { op, node: id, dtype: node.ty.dtype });
+    }
+    let elems = elements(&node.ty.shape);
+    let site = Site { node: id, op };
+    if elems > MAX_ELEMENTS {
+        return Err(site.too_large(format!("{} has more than 2^31 elements", node.ty)));
+    }
+    if elems * 4 > opts.max_buffer_size {
+        return Err(site.too_large(format!(
+            "{} needs {} bytes, more than the largest buffer ({} bytes)",
+            node.ty,
+            elems * 4,
+            opts.max_buffer_size
+        )));
+    }
+    Ok(())
+}
+
+/// Dispatches a node to its op family's generator.
+fn emit(cx: &mut Ctx, op: &Op, inputs: &[Operand], out: &Operand) -> Result<Vec<Kernel>, CodegenError> {
+    match op {
+        // Leaves own buffers and have no kernel; the caller never gets here with one.
+        Op::Input { .. } | Op::Parameter { .. } => Err(cx.unsupported()),
+        Op::Add | Op::Mul | Op::Scale { .. } | Op::Exp | Op::Log | Op::Silu => {
+            elementwise::emit(cx, op, inputs, out)
+        }
+        Op::Reshape { .. } | Op::Permute { .. } | Op::Roll { .. } | Op::Slice { .. } | Op::Concat { .. } => {
+            layout::emit(cx, op, inputs, out)
+        }
+        Op::Softmax { .. } | Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::ReduceMean { .. } => {
+            reduce::emit(cx, op, inputs, out)
+        }
+        Op::MatMul { transpose_a, transpose_b } => matmul::emit(cx, *transpose_a, *transpose_b, inputs, out),
+        Op::RmsNorm { eps } => rms_norm::emit(cx, *eps, inputs, out),
+        Op::Rope { theta, position_scale } => rope::emit(cx, *theta, *position_scale, inputs, out),
+        Op::Attention { mask, head_offset, scale } => {
+            attention::emit(cx, mask, *head_offset, *scale, inputs, out)
+        }
+    }
+}

@@ -1,0 +1,432 @@
+//! The simple (unfused) code generator: every op's kernels validate with naga
+//! and spirv-val, golden WGSL for a few ops and for the S2-Attn reference plan,
+//! and the plan's buffers, aliasing, splitting and errors.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use expect_test::expect_file;
+use weft_compiler::codegen::simple::{CodegenError, SimplePlanOptions, plan_graph, render_plan};
+use weft_compiler::{BufferRole, KernelPlan, to_spirv, validate_wgsl};
+use weft_ir::expr::parse_mask;
+use weft_ir::graph::{DType, Graph, HeadRange, NodeId, Op, TensorType, ValidGraph};
+use weft_ir::lower::{LowerOptions, lower_pattern};
+use weft_ir::{Mask, Overrides};
+
+/// A graph applying `op` to inputs `x0`, `x1`, ... of the given shapes, output `y`.
+fn op_graph(op: Op, shapes: &[&[usize]]) -> ValidGraph {
+    let mut g = Graph::new(op.name());
+    let xs: Vec<NodeId> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| g.input(&format!("x{i}"), TensorType::f32(s.to_vec())))
+        .collect();
+    let y = g.add(op, &xs).unwrap();
+    g.set_output("y", y);
+    g.validate().unwrap()
+}
+
+fn mask(src: &str) -> Mask {
+    Mask::new(parse_mask(src).unwrap()).unwrap()
+}
+
+fn attention(src: &str, head_offset: usize) -> Op {
+    Op::Attention { mask: mask(src), head_offset, scale: 0.3 }
+}
+
+/// One small graph per op and per interesting variant (the GPU tests in
+/// `runtime/tests/unfused_gpu.rs` run the same list).
+fn op_cases() -> Vec<(&'static str, ValidGraph)> {
+    let bhnd: &[usize] = &[2, 4, 8, 6];
+    vec![
+        ("add", op_graph(Op::Add, &[&[2, 3, 5], &[2, 3, 5]])),
+        ("mul", op_graph(Op::Mul, &[&[7, 5], &[7, 5]])),
+        ("scale", op_graph(Op::Scale { factor: -0.75 }, &[&[3, 5]])),
+        ("exp", op_graph(Op::Exp, &[&[70]])),
+        ("log", op_graph(Op::Log, &[&[4, 5]])),
+        ("silu", op_graph(Op::Silu, &[&[4, 5]])),
+        ("reshape", op_graph(Op::Reshape { shape: vec![6, 4] }, &[&[2, 3, 4]])),
+        ("permute", op_graph(Op::Permute { perm: vec![2, 0, 3, 1] }, &[&[2, 3, 4, 5]])),
+        ("roll", op_graph(Op::Roll { axis: 2, shift: -3, heads: None }, &[bhnd])),
+        ("roll-long-shift", op_graph(Op::Roll { axis: 0, shift: 11, heads: None }, &[&[5, 3]])),
+        (
+            "roll-heads",
+            op_graph(Op::Roll { axis: 2, shift: 3, heads: Some(HeadRange::new(1, 2, 4)) }, &[bhnd]),
+        ),
+        (
+            "roll-middle-heads",
+            op_graph(Op::Roll { axis: 2, shift: -5, heads: Some(HeadRange::new(1, 1, 3)) }, &[bhnd]),
+        ),
+        ("slice", op_graph(Op::Slice { axis: 1, start: 1, end: 3 }, &[&[2, 4, 5]])),
+        ("concat", op_graph(Op::Concat { axis: 1 }, &[&[2, 1, 3], &[2, 2, 3], &[2, 3, 3]])),
+        ("softmax", op_graph(Op::Softmax { axis: 1 }, &[&[3, 7, 5]])),
+        ("softmax-last", op_graph(Op::Softmax { axis: 1 }, &[&[6, 9]])),
+        ("reduce-sum", op_graph(Op::ReduceSum { axis: 0 }, &[&[5, 4, 3]])),
+        ("reduce-max", op_graph(Op::ReduceMax { axis: 2 }, &[&[5, 4, 3]])),
+        ("reduce-mean", op_graph(Op::ReduceMean { axis: 1 }, &[&[5, 4, 3]])),
+        (
+            "matmul",
+            op_graph(Op::MatMul { transpose_a: false, transpose_b: false }, &[&[2, 5, 7], &[2, 7, 6]]),
+        ),
+        ("matmul-ta", op_graph(Op::MatMul { transpose_a: true, transpose_b: false }, &[&[3, 9], &[3, 4]])),
+        ("matmul-tb", op_graph(Op::MatMul { transpose_a: false, transpose_b: true }, &[&[8, 16], &[12, 16]])),
+        (
+            "matmul-ta-tb",
+            op_graph(Op::MatMul { transpose_a: true, transpose_b: true }, &[&[2, 3, 7, 5], &[2, 3, 6, 7]]),
+        ),
+        ("rms-norm", op_graph(Op::RmsNorm { eps: 1e-5 }, &[&[3, 10], &[10]])),
+        ("rope", op_graph(Op::Rope { theta: 10000.0, position_scale: 4.0 }, &[&[1, 2, 9, 8]])),
+        ("attention-causal", op_graph(attention("causal", 0), &[bhnd, bhnd, bhnd])),
+        (
+            "attention-local-stride-h",
+            op_graph(attention("causal & local_stride(2, 1, 3, h)", 1), &[bhnd, bhnd, bhnd]),
+        ),
+        ("attention-roll", op_graph(attention("roll(3, causal & groups(4))", 0), &[bhnd, bhnd, bhnd])),
+        (
+            "attention-groups-offset-dv",
+            op_graph(attention("causal & groups(4, 2)", 0), &[bhnd, bhnd, &[2, 4, 8, 3]]),
+        ),
+        (
+            "attention-sink-window-h",
+            op_graph(
+                attention("causal & (sink(h - 1) | window((h + 1) / 2 * 3 % 5 + 1))", 2),
+                &[bhnd, bhnd, bhnd],
+            ),
+        ),
+        (
+            "attention-negative-floor",
+            op_graph(attention("groups(3, h - 7) & roll(h - 9, causal)", 0), &[bhnd, bhnd, bhnd]),
+        ),
+        // Queries 0..3 see no key at all: their rows must come out as zeros.
+        ("attention-empty-rows", op_graph(attention("!window(3) & causal", 0), &[bhnd, bhnd, bhnd])),
+    ]
+}
+
+fn no_alias() -> SimplePlanOptions {
+    SimplePlanOptions { alias_reshapes: false, ..SimplePlanOptions::default() }
+}
+
+fn plan_case(name: &str, graph: &ValidGraph) -> KernelPlan {
+    let opts = if name == "reshape" { no_alias() } else { SimplePlanOptions::default() };
+    plan_graph(graph, &opts).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn example_schedule(file: &str, n: usize, h: usize) -> weft_ir::Schedule {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/patterns").join(file);
+    let overrides = Overrides { seq_len: Some(n), n_heads: Some(h), ..Overrides::default() };
+    weft_ir::spec::load_schedule(&path, &overrides).unwrap()
+}
+
+/// The reference graph of every pattern of every example, at N=64, H=4, D=16.
+fn example_graphs(batch: usize) -> Vec<(String, ValidGraph)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/patterns");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for file in files {
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        let schedule = example_schedule(&name, 64, 4);
+        for pattern in &schedule.patterns {
+            let graph = lower_pattern(pattern, &LowerOptions::new(batch, 64, 16)).unwrap();
+            out.push((format!("{name}:{}", pattern.name), graph));
+        }
+    }
+    assert!(out.len() >= 6, "expected every example pattern, found {}", out.len());
+    out
+}
+
+#[test]
+fn every_op_kernel_validates_with_naga() {
+    for (name, graph) in op_cases() {
+        let plan = plan_case(name, &graph);
+        assert!(!plan.kernels.is_empty(), "{name}: no kernels");
+        for k in &plan.kernels {
+            validate_wgsl(&k.name, &k.wgsl).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(k.entry_point, "main");
+            assert!(k.workgroups.iter().all(|&w| (1..=65_535).contains(&w)), "{name}: {:?}", k.workgroups);
+        }
+    }
+}
+
+/// Runs spirv-val on every module of `plan`.
+fn spirv_val(label: &str, plan: &KernelPlan, dir: &Path) {
+    for k in &plan.kernels {
+        let words = to_spirv(&k.name, &k.wgsl).unwrap_or_else(|e| panic!("{label}: {e}"));
+        let path = dir.join(format!("{}.spv", k.name));
+        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        std::fs::write(&path, bytes).unwrap();
+        let out = Command::new("/usr/bin/spirv-val")
+            .arg("--target-env")
+            .arg("vulkan1.1")
+            .arg(&path)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run /usr/bin/spirv-val (Debian package spirv-tools): {e}"));
+        assert!(
+            out.status.success(),
+            "{label}: spirv-val rejects kernel {}:\n{}{}\n{}",
+            k.name,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            k.wgsl
+        );
+    }
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("weft-spirv-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn spirv_of_every_op_module_passes_spirv_val() {
+    let dir = temp_dir("ops");
+    for (name, graph) in op_cases() {
+        spirv_val(name, &plan_case(name, &graph), &dir);
+    }
+    // Split bindings and folded grids too.
+    let (_, graph) = op_cases().into_iter().find(|(n, _)| *n == "attention-roll").unwrap();
+    spirv_val("split", &plan_graph(&graph, &tiny_bindings()).unwrap(), &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn spirv_of_every_example_plan_passes_spirv_val() {
+    let dir = temp_dir("examples");
+    for (name, graph) in example_graphs(2) {
+        let plan =
+            plan_graph(&graph, &SimplePlanOptions::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        spirv_val(&name, &plan, &dir);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn golden_wgsl_of_single_ops() {
+    let cases = op_cases();
+    let wgsl = |name: &str| {
+        let (_, graph) = cases.iter().find(|(n, _)| *n == name).unwrap();
+        let plan = plan_case(name, graph);
+        plan.kernels.iter().map(|k| k.wgsl.as_str()).collect::<Vec<_>>().join("\n")
+    };
+    expect_file!["../../tests/golden/wgsl-simple/add.wgsl"].assert_eq(&wgsl("add"));
+    expect_file!["../../tests/golden/wgsl-simple/permute.wgsl"].assert_eq(&wgsl("permute"));
+    expect_file!["../../tests/golden/wgsl-simple/roll-heads.wgsl"].assert_eq(&wgsl("roll-heads"));
+    expect_file!["../../tests/golden/wgsl-simple/softmax.wgsl"].assert_eq(&wgsl("softmax"));
+    expect_file!["../../tests/golden/wgsl-simple/matmul-ta-tb.wgsl"].assert_eq(&wgsl("matmul-ta-tb"));
+    expect_file!["../../tests/golden/wgsl-simple/rope.wgsl"].assert_eq(&wgsl("rope"));
+    expect_file!["../../tests/golden/wgsl-simple/attention-local-stride-h.wgsl"]
+        .assert_eq(&wgsl("attention-local-stride-h"));
+}
+
+#[test]
+fn golden_plan_of_the_s2attn_roll_reference_graph() {
+    let schedule = example_schedule("s2attn-roll.toml", 64, 4);
+    let graph = lower_pattern(&schedule.patterns[0], &LowerOptions::new(2, 64, 16)).unwrap();
+    let plan = plan_graph(&graph, &SimplePlanOptions::default()).unwrap();
+    expect_file!["../../tests/golden/wgsl-simple/s2attn-roll.plan"].assert_eq(&render_plan(&plan));
+}
+
+#[test]
+fn golden_wgsl_of_a_split_binding() {
+    let graph = op_graph(Op::Add, &[&[40, 10], &[40, 10]]);
+    let opts = SimplePlanOptions { max_storage_binding: 1024, ..SimplePlanOptions::default() };
+    let plan = plan_graph(&graph, &opts).unwrap();
+    expect_file!["../../tests/golden/wgsl-simple/add-split.wgsl"].assert_eq(&plan.kernels[0].wgsl);
+}
+
+#[test]
+fn buffers_are_named_after_nodes_inputs_and_outputs() {
+    let schedule = example_schedule("s2attn-roll.toml", 64, 4);
+    let graph = lower_pattern(&schedule.patterns[0], &LowerOptions::new(2, 64, 16)).unwrap();
+    let plan = plan_graph(&graph, &SimplePlanOptions::default()).unwrap();
+    for input in ["q", "k", "v"] {
+        assert_eq!(plan.buffers[input].role, BufferRole::Input, "{input}");
+        assert_eq!(plan.buffers[input].shape, vec![2, 4, 64, 16]);
+    }
+    // The output takes over the last roll's buffer; reshapes alias, so no n6..n8 or n10.
+    assert_eq!(plan.buffers["o"].role, BufferRole::Output);
+    assert_eq!(plan.buffers["o"].shape, vec![2, 4, 64, 16]);
+    let names: Vec<&str> = plan.buffers.keys().map(String::as_str).collect();
+    assert_eq!(names, ["k", "n3", "n4", "n5", "n9", "n9_scores", "o", "q", "v"]);
+    // Three rolls in, attention's three kernels, one roll out.
+    let kernels: Vec<&str> = plan.kernels.iter().map(|k| k.name.as_str()).collect();
+    assert_eq!(
+        kernels,
+        [
+            "n3_roll",
+            "n4_roll",
+            "n5_roll",
+            "n9_attention_scores",
+            "n9_attention_softmax",
+            "n9_attention_pv",
+            "n11_roll"
+        ]
+    );
+    // The score scratch is the unfused path's cost: B·(H·N/G) groups of G×G scores.
+    assert_eq!(plan.buffers["n9_scores"].bytes, 2 * 16 * 16 * 16 * 4);
+}
+
+#[test]
+fn an_output_that_is_an_input_or_shared_is_copied() {
+    let mut g = Graph::new("copies");
+    let x = g.input("x", TensorType::f32([4, 8]));
+    let r = g.reshape(x, &[32]).unwrap();
+    let e = g.exp(x).unwrap();
+    g.set_output("same", x);
+    g.set_output("flat", r);
+    g.set_output("e1", e);
+    g.set_output("e2", e);
+    let plan = plan_graph(&g.validate().unwrap(), &SimplePlanOptions::default()).unwrap();
+    for out in ["same", "flat", "e1", "e2"] {
+        assert_eq!(plan.buffers[out].role, BufferRole::Output, "{out}");
+    }
+    assert_eq!(plan.buffers["flat"].shape, vec![32]);
+    let kernels: Vec<&str> = plan.kernels.iter().map(|k| k.name.as_str()).collect();
+    assert_eq!(kernels, ["n2_exp", "output_copy_0", "output_copy_1", "output_copy_2"]);
+}
+
+#[test]
+fn reshapes_copy_when_aliasing_is_off() {
+    let (_, graph) = op_cases().into_iter().find(|(n, _)| *n == "reshape").unwrap();
+    let aliased = plan_graph(&graph, &SimplePlanOptions::default()).unwrap();
+    assert_eq!(aliased.kernels.len(), 1, "an aliased reshape of an input still copies into the output");
+    assert_eq!(aliased.kernels[0].name, "output_copy_0");
+    let copied = plan_graph(&graph, &no_alias()).unwrap();
+    assert_eq!(copied.kernels[0].name, "n1_reshape");
+}
+
+/// A 512-byte binding limit: every buffer of the small cases is split.
+fn tiny_bindings() -> SimplePlanOptions {
+    SimplePlanOptions {
+        max_storage_binding: 512,
+        max_buffer_size: 8 << 20,
+        max_storage_buffers_per_stage: 1000,
+        max_workgroups_per_dimension: 3,
+        alias_reshapes: true,
+    }
+}
+
+#[test]
+fn large_buffers_are_split_across_aligned_bindings_and_grids_fold() {
+    let opts = tiny_bindings();
+    for (name, graph) in op_cases() {
+        let plan = plan_graph(&graph, &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
+        for k in &plan.kernels {
+            for b in &k.bindings {
+                let decl = &plan.buffers[&b.buffer];
+                let (offset, size) = b.range.unwrap_or((0, decl.bytes));
+                assert!(size <= 512 && size > 0, "{name}/{}: binding of {size} bytes", k.name);
+                assert_eq!(offset % 256, 0, "{name}/{}: offset {offset}", k.name);
+                assert!(offset + size <= decl.bytes, "{name}/{}: range past the end", k.name);
+            }
+            assert!(k.workgroups.iter().all(|&w| w <= 3), "{name}/{}: {:?}", k.name, k.workgroups);
+            let threads = u64::from(k.workgroups[0]) * u64::from(k.workgroups[1]) * 64;
+            assert!(threads > 0);
+        }
+    }
+    // Attention at N=8: 32 bytes per score row, so 16 rows per 512-byte chunk.
+    let (_, graph) = op_cases().into_iter().find(|(n, _)| *n == "attention-causal").unwrap();
+    let plan = plan_graph(&graph, &opts).unwrap();
+    assert_eq!(plan.kernels.len(), 3 * 4, "64 rows in 4 chunks of 16");
+    assert_eq!(plan.kernels[3].name, "n3_attention_scores_c1");
+}
+
+#[test]
+fn score_scratch_is_reused_when_it_exceeds_the_largest_buffer() {
+    let (_, graph) = op_cases().into_iter().find(|(n, _)| *n == "attention-causal").unwrap();
+    // 64 rows × 32 bytes = 2 KiB of scores; buffers of at most 1 KiB.
+    let opts = SimplePlanOptions { max_buffer_size: 1536, max_storage_binding: 512, ..tiny_bindings() };
+    let plan = plan_graph(&graph, &opts).unwrap();
+    assert_eq!(plan.buffers["n3_scores"].bytes, 1536, "three chunks of 512 bytes");
+    let offsets: Vec<u64> = plan
+        .kernels
+        .iter()
+        .filter(|k| k.name.contains("scores_c"))
+        .map(|k| k.bindings.iter().find(|b| b.buffer == "n3_scores").and_then(|b| b.range).unwrap().0)
+        .collect();
+    assert_eq!(offsets, [0, 512, 1024, 0]);
+}
+
+#[test]
+fn errors_name_the_node_and_op() {
+    let mut g = Graph::new("half");
+    let x = g.input("x", TensorType::new(DType::F16, [4]));
+    let y = g.exp(x).unwrap();
+    g.set_output("y", y);
+    let err = plan_graph(&g.validate().unwrap(), &SimplePlanOptions::default()).unwrap_err();
+    assert!(matches!(err, CodegenError::UnsupportedDType { op: "input", .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "node %0 (input): dtype f16 is not supported; the simple kernels are f32 only"
+    );
+
+    let mut g = Graph::new("clash");
+    let x = g.input("x", TensorType::f32([4]));
+    let y = g.exp(x).unwrap();
+    g.set_output("x", y);
+    let err = plan_graph(&g.validate().unwrap(), &SimplePlanOptions::default()).unwrap_err();
+    assert!(matches!(err, CodegenError::NameClash { .. }), "{err}");
+
+    let graph = op_graph(Op::Concat { axis: 0 }, &[&[64], &[64]]);
+    let opts = SimplePlanOptions {
+        max_storage_binding: 256,
+        max_storage_buffers_per_stage: 2,
+        ..Default::default()
+    };
+    let err = plan_graph(&graph, &opts).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "node %2 (concat): kernel `n2_concat_0` needs 3 storage bindings, more than the 2 allowed per stage"
+    );
+
+    let graph = op_graph(Op::Scale { factor: 1e300 }, &[&[4]]);
+    let err = plan_graph(&graph, &SimplePlanOptions::default()).unwrap_err();
+    assert!(matches!(err, CodegenError::Constant { what: "factor", .. }), "{err}");
+
+    let graph = op_graph(
+        attention("window(h * 300000000 * 2 + 1)", 0),
+        &[&[1, 2, 4, 2], &[1, 2, 4, 2], &[1, 2, 4, 2]],
+    );
+    let err = plan_graph(&graph, &SimplePlanOptions::default()).unwrap_err();
+    assert!(matches!(err, CodegenError::Mask { head: 1, .. }), "{err}");
+    assert!(err.to_string().contains("node %3 (attention)"), "{err}");
+
+    let bad = SimplePlanOptions { max_storage_binding: 100, ..Default::default() };
+    assert!(matches!(plan_graph(&graph, &bad), Err(CodegenError::Options(_))));
+}
+
+#[test]
+fn the_mask_function_uses_floor_semantics() {
+    let text = weft_compiler::codegen::simple::mask_wgsl(&mask("groups(h - 5, -3)"), 16);
+    assert!(text.contains("floor_div((q - (-3i)), (h - 5i))"), "{text}");
+    assert!(text.contains("fn floor_mod(a: i32, b: i32) -> i32"), "{text}");
+}
+
+#[test]
+fn long_context_reference_plans_respect_webgpu_default_limits() {
+    // N = 8192, H = 32, D = 128, B = 2: q alone is 256 MiB and one dense head's
+    // scores 256 MiB, so inputs are split across bindings and scores chunked.
+    let opts = SimplePlanOptions::default();
+    let overrides = Overrides { seq_len: Some(8192), n_heads: Some(32), ..Overrides::default() };
+    for file in ["s2attn-roll.toml", "causal.toml"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/patterns").join(file);
+        let schedule = weft_ir::spec::load_schedule(&path, &overrides).unwrap();
+        let graph = lower_pattern(&schedule.patterns[0], &LowerOptions::new(2, 8192, 128)).unwrap();
+        let plan = plan_graph(&graph, &opts).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(plan.largest_buffer() <= opts.max_buffer_size, "{file}: {}", plan.largest_buffer());
+        for k in &plan.kernels {
+            assert!(k.bindings.len() <= 8, "{file}/{}: {} bindings", k.name, k.bindings.len());
+            for b in &k.bindings {
+                let (offset, size) = b.range.unwrap_or((0, plan.buffers[&b.buffer].bytes));
+                assert!(size <= opts.max_storage_binding && offset % 256 == 0, "{file}/{}", k.name);
+            }
+        }
+        let scores = plan.buffers.values().find(|b| b.name.ends_with("_scores")).unwrap();
+        eprintln!("{file}: {} kernels, score scratch {} MiB", plan.kernels.len(), scores.bytes >> 20);
+    }
+}

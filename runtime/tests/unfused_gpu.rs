@@ -1,0 +1,264 @@
+//! The unfused reference path on the GPU: every op's simple kernels, and the
+//! reference graph of every example pattern, against the f64 interpreter.
+//!
+//! Tolerance: `max |gpu - ref| / max |ref| <= 1e-4` per output (f32 kernels
+//! against f64; the largest reductions here sum 64 terms, worth ~1e-6).
+//! Inputs are fresh random values, magnitudes in [0.1, 2) with random signs (so
+//! never zero); `WEFT_TEST_SEED=<seed>` replays a run.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use weft_compiler::codegen::simple::{SimplePlanOptions, plan_graph};
+use weft_ir::expr::parse_mask;
+use weft_ir::graph::{Graph, HeadRange, NodeId, Op, TensorType, ValidGraph};
+use weft_ir::interp::{Tensor, run};
+use weft_ir::lower::{LowerOptions, lower_pattern};
+use weft_ir::{Mask, Overrides};
+use weft_runtime::{Executor, Gpu};
+
+const TOLERANCE: f64 = 1e-4;
+
+fn rng() -> StdRng {
+    let seed = std::env::var("WEFT_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
+    eprintln!("seed {seed} (rerun with WEFT_TEST_SEED={seed})");
+    StdRng::seed_from_u64(seed)
+}
+
+fn executor() -> Executor {
+    let gpu = Gpu::new().expect("a GPU adapter (install mesa-vulkan-drivers on machines without a GPU)");
+    eprintln!("adapter: {}", gpu.adapter_description());
+    Executor::new(gpu)
+}
+
+/// The device's own limits.
+fn device_options(ex: &Executor) -> SimplePlanOptions {
+    let l = ex.gpu().limits();
+    SimplePlanOptions {
+        max_storage_binding: l.max_storage_binding,
+        max_buffer_size: l.max_buffer,
+        max_storage_buffers_per_stage: l.max_storage_buffers_per_stage,
+        max_workgroups_per_dimension: l.max_workgroups_per_dim,
+        alias_reshapes: true,
+    }
+}
+
+/// 512-byte bindings and 3 workgroups per dimension: small tensors take the
+/// split-binding, chunked-scores and folded-grid paths.
+fn tiny_options(ex: &Executor) -> SimplePlanOptions {
+    let l = ex.gpu().limits();
+    SimplePlanOptions {
+        max_storage_binding: 512,
+        max_buffer_size: 8 << 20,
+        max_storage_buffers_per_stage: l.max_storage_buffers_per_stage,
+        max_workgroups_per_dimension: 3,
+        alias_reshapes: true,
+    }
+}
+
+/// A graph applying `op` to inputs `x0`, `x1`, ... of the given shapes, output `y`.
+fn op_graph(op: Op, shapes: &[&[usize]]) -> ValidGraph {
+    let mut g = Graph::new(op.name());
+    let xs: Vec<NodeId> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, s)| g.input(&format!("x{i}"), TensorType::f32(s.to_vec())))
+        .collect();
+    let y = g.add(op, &xs).unwrap();
+    g.set_output("y", y);
+    g.validate().unwrap()
+}
+
+fn attention(src: &str, head_offset: usize) -> Op {
+    Op::Attention { mask: Mask::new(parse_mask(src).unwrap()).unwrap(), head_offset, scale: 0.3 }
+}
+
+/// One small graph per op and per interesting variant (the same list as the
+/// compiler's `simple_codegen` tests).
+fn op_cases() -> Vec<(&'static str, ValidGraph)> {
+    let bhnd: &[usize] = &[2, 4, 8, 6];
+    let mm = |ta, tb| Op::MatMul { transpose_a: ta, transpose_b: tb };
+    vec![
+        ("add", op_graph(Op::Add, &[&[2, 3, 5], &[2, 3, 5]])),
+        ("mul", op_graph(Op::Mul, &[&[7, 5], &[7, 5]])),
+        ("scale", op_graph(Op::Scale { factor: -0.75 }, &[&[3, 5]])),
+        ("exp", op_graph(Op::Exp, &[&[70]])),
+        ("log", op_graph(Op::Log, &[&[4, 5]])),
+        ("silu", op_graph(Op::Silu, &[&[4, 5]])),
+        ("reshape", op_graph(Op::Reshape { shape: vec![6, 4] }, &[&[2, 3, 4]])),
+        ("permute", op_graph(Op::Permute { perm: vec![2, 0, 3, 1] }, &[&[2, 3, 4, 5]])),
+        ("roll", op_graph(Op::Roll { axis: 2, shift: -3, heads: None }, &[bhnd])),
+        ("roll-long-shift", op_graph(Op::Roll { axis: 0, shift: 11, heads: None }, &[&[5, 3]])),
+        (
+            "roll-heads",
+            op_graph(Op::Roll { axis: 2, shift: 3, heads: Some(HeadRange::new(1, 2, 4)) }, &[bhnd]),
+        ),
+        (
+            "roll-middle-heads",
+            op_graph(Op::Roll { axis: 2, shift: -5, heads: Some(HeadRange::new(1, 1, 3)) }, &[bhnd]),
+        ),
+        ("slice", op_graph(Op::Slice { axis: 1, start: 1, end: 3 }, &[&[2, 4, 5]])),
+        ("concat", op_graph(Op::Concat { axis: 1 }, &[&[2, 1, 3], &[2, 2, 3], &[2, 3, 3]])),
+        ("softmax", op_graph(Op::Softmax { axis: 1 }, &[&[3, 7, 5]])),
+        ("softmax-last", op_graph(Op::Softmax { axis: 1 }, &[&[6, 9]])),
+        ("reduce-sum", op_graph(Op::ReduceSum { axis: 0 }, &[&[5, 4, 3]])),
+        ("reduce-max", op_graph(Op::ReduceMax { axis: 2 }, &[&[5, 4, 3]])),
+        ("reduce-mean", op_graph(Op::ReduceMean { axis: 1 }, &[&[5, 4, 3]])),
+        ("matmul", op_graph(mm(false, false), &[&[2, 5, 7], &[2, 7, 6]])),
+        ("matmul-ta", op_graph(mm(true, false), &[&[3, 9], &[3, 4]])),
+        ("matmul-tb", op_graph(mm(false, true), &[&[8, 16], &[12, 16]])),
+        ("matmul-ta-tb", op_graph(mm(true, true), &[&[2, 3, 7, 5], &[2, 3, 6, 7]])),
+        ("rms-norm", op_graph(Op::RmsNorm { eps: 1e-5 }, &[&[3, 10], &[10]])),
+        ("rope", op_graph(Op::Rope { theta: 10000.0, position_scale: 4.0 }, &[&[1, 2, 9, 8]])),
+        ("attention-causal", op_graph(attention("causal", 0), &[bhnd, bhnd, bhnd])),
+        (
+            "attention-local-stride-h",
+            op_graph(attention("causal & local_stride(2, 1, 3, h)", 1), &[bhnd, bhnd, bhnd]),
+        ),
+        ("attention-roll", op_graph(attention("roll(3, causal & groups(4))", 0), &[bhnd, bhnd, bhnd])),
+        (
+            "attention-groups-offset-dv",
+            op_graph(attention("causal & groups(4, 2)", 0), &[bhnd, bhnd, &[2, 4, 8, 3]]),
+        ),
+        (
+            "attention-sink-window-h",
+            op_graph(
+                attention("causal & (sink(h - 1) | window((h + 1) / 2 * 3 % 5 + 1))", 2),
+                &[bhnd, bhnd, bhnd],
+            ),
+        ),
+        (
+            "attention-negative-floor",
+            op_graph(attention("groups(3, h - 7) & roll(h - 9, causal)", 0), &[bhnd, bhnd, bhnd]),
+        ),
+        // Queries 0..3 see no key at all: their rows must come out as zeros.
+        ("attention-empty-rows", op_graph(attention("!window(3) & causal", 0), &[bhnd, bhnd, bhnd])),
+    ]
+}
+
+/// A value in ±[0.1, 2): never zero; positive only for `log`'s operand.
+fn value(rng: &mut StdRng, positive: bool) -> f32 {
+    let magnitude = rng.random_range(0.1f32..2.0);
+    if positive || rng.random_bool(0.5) { magnitude } else { -magnitude }
+}
+
+/// Random inputs for every leaf of `graph`, as f32 for the GPU and the same
+/// values as f64 tensors for the interpreter.
+fn inputs(graph: &ValidGraph, rng: &mut StdRng) -> (HashMap<String, Vec<f32>>, HashMap<String, Tensor>) {
+    let positive = graph.node_ids().any(|id| matches!(graph.node(id).op, Op::Log));
+    let mut gpu = HashMap::new();
+    let mut reference = HashMap::new();
+    for (id, name) in graph.leaves() {
+        let shape = graph.node(id).ty.shape.clone();
+        let data: Vec<f32> = (0..shape.iter().product()).map(|_| value(rng, positive)).collect();
+        let tensor = Tensor::new(shape, data.iter().map(|&v| f64::from(v)).collect()).unwrap();
+        gpu.insert(name.to_string(), data);
+        reference.insert(name.to_string(), tensor);
+    }
+    (gpu, reference)
+}
+
+/// Plans `graph` with `opts`, runs it on the GPU and in the interpreter, and
+/// returns the worst relative error over its outputs.
+fn gpu_error(
+    ex: &mut Executor,
+    label: &str,
+    graph: &ValidGraph,
+    opts: &SimplePlanOptions,
+    rng: &mut StdRng,
+) -> f64 {
+    let plan = plan_graph(graph, opts).unwrap_or_else(|e| panic!("{label}: {e}"));
+    let (gpu_inputs, ref_inputs) = inputs(graph, rng);
+    let got = ex.run(&plan, &gpu_inputs).unwrap_or_else(|e| panic!("{label}: {e}"));
+    let want = run(graph, &ref_inputs).unwrap_or_else(|e| panic!("{label}: {e}"));
+    let mut worst = 0.0f64;
+    for (name, expected) in &want {
+        let data = got.get(name).unwrap_or_else(|| panic!("{label}: output `{name}` missing"));
+        let actual =
+            Tensor::new(expected.shape().to_vec(), data.iter().map(|&v| f64::from(v)).collect()).unwrap();
+        worst = worst.max(actual.max_rel_error(expected));
+    }
+    worst
+}
+
+fn check_all(ex: &mut Executor, cases: &[(String, ValidGraph)], opts: &SimplePlanOptions, rng: &mut StdRng) {
+    let mut failures = Vec::new();
+    for (label, graph) in cases {
+        let err = gpu_error(ex, label, graph, opts, rng);
+        eprintln!("{label}: max relative error {err:.2e}");
+        if err.is_nan() || err > TOLERANCE {
+            failures.push(format!("{label}: {err:.3e}"));
+        }
+    }
+    assert!(failures.is_empty(), "relative error above {TOLERANCE:e}:\n{}", failures.join("\n"));
+}
+
+fn named(cases: Vec<(&'static str, ValidGraph)>) -> Vec<(String, ValidGraph)> {
+    cases.into_iter().map(|(n, g)| (n.to_string(), g)).collect()
+}
+
+#[test]
+fn every_op_matches_the_interpreter_on_the_gpu() {
+    let mut rng = rng();
+    let mut ex = executor();
+    let opts = device_options(&ex);
+    check_all(&mut ex, &named(op_cases()), &opts, &mut rng);
+    // A reshape that copies rather than aliases.
+    let copy = SimplePlanOptions { alias_reshapes: false, ..opts };
+    let reshape: Vec<_> = named(op_cases()).into_iter().filter(|(n, _)| n == "reshape").collect();
+    check_all(&mut ex, &reshape, &copy, &mut rng);
+}
+
+#[test]
+fn every_op_matches_with_split_bindings_and_folded_grids() {
+    let mut rng = rng();
+    let mut ex = executor();
+    let opts = tiny_options(&ex);
+    check_all(&mut ex, &named(op_cases()), &opts, &mut rng);
+}
+
+#[test]
+fn attention_with_a_reused_score_scratch_matches() {
+    let mut rng = rng();
+    let mut ex = executor();
+    // 64 score rows of 32 bytes in 512-byte chunks; the scratch holds three.
+    let opts = SimplePlanOptions { max_buffer_size: 1536, ..tiny_options(&ex) };
+    let cases: Vec<_> = named(op_cases()).into_iter().filter(|(n, _)| n.starts_with("attention")).collect();
+    let plan = plan_graph(&cases[0].1, &opts).unwrap();
+    assert!(plan.buffers.values().any(|b| b.name.ends_with("_scores") && b.bytes == 1536));
+    check_all(&mut ex, &cases, &opts, &mut rng);
+}
+
+fn example_files() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/patterns");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn example_reference_graphs_match_the_interpreter_on_the_gpu() {
+    let mut rng = rng();
+    let mut ex = executor();
+    let opts = device_options(&ex);
+    let overrides = Overrides { seq_len: Some(64), n_heads: Some(4), ..Overrides::default() };
+    let mut cases = Vec::new();
+    for file in example_files() {
+        let schedule = weft_ir::spec::load_schedule(&file, &overrides).unwrap();
+        let stem = file.file_stem().unwrap().to_string_lossy().to_string();
+        for pattern in &schedule.patterns {
+            for batch in [1, 2] {
+                let graph = lower_pattern(pattern, &LowerOptions::new(batch, 64, 16)).unwrap();
+                cases.push((format!("{stem}:{} B={batch}", pattern.name), graph));
+            }
+        }
+    }
+    assert!(cases.len() >= 12, "every example at B = 1 and 2, found {}", cases.len());
+    check_all(&mut ex, &cases, &opts, &mut rng);
+}
