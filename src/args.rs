@@ -10,6 +10,13 @@ use weft_ir::{Overrides, Schedule};
 pub struct SpecArgs {
     /// Pattern spec file (TOML), e.g. examples/patterns/s2attn-roll.toml.
     pub spec: PathBuf,
+    #[command(flatten)]
+    pub sizes: SizeArgs,
+}
+
+/// Sizes that override a spec's `[defaults]`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct SizeArgs {
     /// Sequence length N (overrides [defaults] seq_len).
     #[arg(long, value_name = "N")]
     pub seq_len: Option<usize>,
@@ -24,15 +31,20 @@ pub struct SpecArgs {
     pub head_dim: Option<usize>,
 }
 
-impl SpecArgs {
-    pub fn load(&self) -> anyhow::Result<Schedule> {
-        let overrides = Overrides {
+impl SizeArgs {
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
             seq_len: self.seq_len,
             n_heads: self.heads,
             n_layers: self.layers,
             head_dim: self.head_dim,
-        };
-        Ok(weft_ir::spec::load_schedule(&self.spec, &overrides)?)
+        }
+    }
+}
+
+impl SpecArgs {
+    pub fn load(&self) -> anyhow::Result<Schedule> {
+        Ok(weft_ir::spec::load_schedule(&self.spec, &self.sizes.overrides())?)
     }
 }
 

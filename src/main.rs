@@ -26,10 +26,31 @@ enum Command {
     Check(commands::check::CheckArgs),
     /// Write the dense mask of a pattern as .npy, .png or ASCII.
     Mask(commands::mask::MaskArgs),
-    /// Per head: density, empty/full/partial tiles and attention FLOPs relative to full causal.
-    Inspect(commands::inspect::InspectArgs),
+    /// Per head: density, empty/full/partial tiles and attention FLOPs relative to full causal;
+    /// `inspect kernels SPEC` shows the compiled kernels.
+    Inspect(InspectCmd),
+    /// Compile a pattern (or a hand-written .sexpr graph) and write a stage: graph, opt, plan, wgsl or spirv.
+    Compile(commands::compile::CompileArgs),
+    /// Run a pattern's attention on the GPU on tensors from a safetensors file.
+    Attn(commands::attn::AttnArgs),
     /// Print the reference graph of a pattern (the plain tensor ops a PyTorch user would write).
     Graph(commands::graph::GraphArgs),
+}
+
+#[derive(clap::Args)]
+#[command(subcommand_negates_reqs = true)]
+struct InspectCmd {
+    #[command(subcommand)]
+    what: Option<InspectWhat>,
+    #[command(flatten)]
+    pattern: commands::inspect::InspectArgs,
+}
+
+#[derive(Subcommand)]
+enum InspectWhat {
+    /// Per kernel: name, workgroup size, bindings, tiles visited, FLOPs, bytes and the rules that fired,
+    /// with the optimized graph beside the reference graph.
+    Kernels(commands::kernels::KernelsArgs),
 }
 
 fn main() -> ExitCode {
@@ -37,7 +58,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(a) => commands::check::run(&a),
         Command::Mask(a) => commands::mask::run(&a),
-        Command::Inspect(a) => commands::inspect::run(&a),
+        Command::Inspect(InspectCmd { what: Some(InspectWhat::Kernels(a)), .. }) => {
+            commands::kernels::run(&a)
+        }
+        Command::Inspect(InspectCmd { what: None, pattern }) => commands::inspect::run(&pattern),
+        Command::Compile(a) => commands::compile::run(&a),
+        Command::Attn(a) => commands::attn::run(&a),
         Command::Graph(a) => commands::graph::run(&a),
     };
     match result {

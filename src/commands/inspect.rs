@@ -7,12 +7,16 @@ use clap::Args;
 use weft_ir::mask::{HeadStats, causal_stats, head_stats};
 use weft_ir::{ConcreteMask, Pattern, Schedule};
 
-use crate::args::SpecArgs;
+use std::path::PathBuf;
+
+use crate::args::SizeArgs;
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
+    /// Pattern spec file (TOML), e.g. examples/patterns/s2attn-roll.toml.
+    pub spec: Option<PathBuf>,
     #[command(flatten)]
-    pub spec: SpecArgs,
+    pub sizes: SizeArgs,
     /// Tile edge in tokens: the kernel's query and key block size.
     #[arg(long, default_value_t = 64, value_name = "B", value_parser = clap::value_parser!(u32).range(1..))]
     pub block: u32,
@@ -22,7 +26,10 @@ pub struct InspectArgs {
 }
 
 pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
-    let schedule = args.spec.load()?;
+    let Some(spec) = &args.spec else {
+        anyhow::bail!("weft inspect needs a SPEC, or `kernels SPEC` (see weft inspect --help)");
+    };
+    let schedule = weft_ir::spec::load_schedule(spec, &args.sizes.overrides())?;
     let block = args.block as usize;
     let patterns: Vec<usize> = match args.layer {
         Some(layer) => {

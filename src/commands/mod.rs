@@ -1,6 +1,9 @@
 //! One file per `weft` subcommand.
 
+pub mod attn;
 pub mod check;
+pub mod compile;
 pub mod graph;
 pub mod inspect;
+pub mod kernels;
 pub mod mask;

@@ -50,5 +50,7 @@ def s2_attention(q, k, v, do):
 
 o, dq, dk, dv = s2_attention(q, k, v, do)
 save_file({"q": q, "k": k, "v": v, "do": do}, "tests/data/s2attn-roll-input.safetensors")
-save_file({"o": o, "dq": dq, "dk": dk, "dv": dv}, "tests/data/s2attn-roll-expected.safetensors")
+# The reference is computed in float64 and stored as float32, the dtype weft exchanges.
+save_file({name: x.astype(np.float32) for name, x in [("o", o), ("dq", dq), ("dk", dk), ("dv", dv)]},
+          "tests/data/s2attn-roll-expected.safetensors")
 print("wrote tests/data/s2attn-roll-{input,expected}.safetensors")

@@ -3,7 +3,7 @@
 //! The builder, the validator and the parser all go through [`infer`], so a
 //! graph that validates is one the builder could have built.
 
-use super::op::{Arity, HeadRange, Op};
+use super::op::{Arity, HeadMask, HeadRange, Op};
 use super::types::{Dims, TensorType, num_elements};
 use crate::mask::{ConcreteMask, Mask};
 
@@ -106,6 +106,7 @@ pub(crate) fn infer(op: &Op, xs: &[&TensorType]) -> Inferred {
         (Op::Attention { mask, head_offset, scale }, &[q, k, v]) => {
             attention(q, k, v, mask, *head_offset, *scale)
         }
+        (Op::FusedAttention { heads, scale }, &[q, k, v]) => fused_attention(q, k, v, heads, *scale),
         // Arity was checked above, so every op matched one of the arms.
         _ => Err(Problem::Arity(arity)),
     }
@@ -275,6 +276,55 @@ fn attention(
     head_offset: usize,
     scale: f64,
 ) -> Inferred {
+    attention_operands(q, k, v, scale)?;
+    for i in 0..q.shape[1] {
+        let Some(head) = head_offset.checked_add(i) else {
+            return bad(format!("head offset {head_offset} + {i} overflows"));
+        };
+        check_head_mask(mask, head)?;
+    }
+    Ok(v.clone())
+}
+
+fn fused_attention(
+    q: &TensorType,
+    k: &TensorType,
+    v: &TensorType,
+    heads: &[HeadMask],
+    scale: f64,
+) -> Inferred {
+    attention_operands(q, k, v, scale)?;
+    let n_heads = q.shape[1];
+    // The ranges must tile 0..H in order, so every head has exactly one mask.
+    let mut next = 0;
+    for entry in heads {
+        let r = &entry.heads;
+        if r.start != next {
+            let what = if r.start < next { "overlaps the previous one" } else { "leaves a gap before it" };
+            return bad(format!(
+                "head range {}..{} {what}; the ranges must tile 0..{n_heads}",
+                r.start, r.end
+            ));
+        }
+        if r.start >= r.end {
+            return bad(format!("head range {}..{} is empty", r.start, r.end));
+        }
+        if r.end > n_heads {
+            return bad(format!("head range {}..{} is out of bounds for {n_heads} heads", r.start, r.end));
+        }
+        for head in r.clone() {
+            check_head_mask(&entry.mask, head)?;
+        }
+        next = r.end;
+    }
+    if next != n_heads {
+        return bad(format!("the head ranges cover 0..{next}, but q has {n_heads} heads"));
+    }
+    Ok(v.clone())
+}
+
+/// The operand checks shared by both attention ops.
+fn attention_operands(q: &TensorType, k: &TensorType, v: &TensorType, scale: f64) -> Result<(), Problem> {
     let all = [q, k, v];
     if all.iter().any(|t| t.rank() != 4) {
         return bad(format!("q, k, v must be [B, H, N, D], [B, H, N, D], [B, H, N, Dv]: {}", list(&all)));
@@ -284,20 +334,19 @@ fn attention(
     }
     same_dtype(&all)?;
     float(q)?;
-    finite("scale", scale)?;
-    for i in 0..q.shape[1] {
-        let Some(head) = head_offset.checked_add(i) else {
-            return bad(format!("head offset {head_offset} + {i} overflows"));
-        };
-        let concrete = match mask.for_head(head) {
-            Ok(m) => m,
-            Err(e) => return bad(format!("mask `{mask}` cannot be evaluated for head {head}: {e}")),
-        };
-        if let Some(why) = nonpositive_size(&concrete) {
-            return bad(format!("mask `{mask}` for head {head}: {why}"));
-        }
+    finite("scale", scale)
+}
+
+/// Head `head`'s mask must evaluate, with every size that must be positive positive.
+fn check_head_mask(mask: &Mask, head: usize) -> Result<(), Problem> {
+    let concrete = match mask.for_head(head) {
+        Ok(m) => m,
+        Err(e) => return bad(format!("mask `{mask}` cannot be evaluated for head {head}: {e}")),
+    };
+    match nonpositive_size(&concrete) {
+        Some(why) => bad(format!("mask `{mask}` for head {head}: {why}")),
+        None => Ok(()),
     }
-    Ok(v.clone())
 }
 
 /// A size that must be at least 1 but is not (a zero group size would divide by zero).

@@ -29,7 +29,7 @@ use std::ops::Deref;
 use petgraph::stable_graph::{NodeIndex, StableGraph};
 
 pub use error::GraphError;
-pub use op::{Arity, HeadRange, Op};
+pub use op::{Arity, HeadMask, HeadRange, Op};
 pub use sexpr::parse_sexpr;
 pub use types::{DType, TensorType};
 
@@ -361,6 +361,17 @@ impl Graph {
         scale: f64,
     ) -> Result<NodeId, GraphError> {
         self.add(Op::Attention { mask, head_offset, scale }, &[q, k, v])
+    }
+
+    pub fn fused_attention(
+        &mut self,
+        q: NodeId,
+        k: NodeId,
+        v: NodeId,
+        heads: Vec<HeadMask>,
+        scale: f64,
+    ) -> Result<NodeId, GraphError> {
+        self.add(Op::FusedAttention { heads, scale }, &[q, k, v])
     }
 }
 

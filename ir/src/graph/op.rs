@@ -1,6 +1,7 @@
 //! The operations a graph node can perform.
 
 use std::fmt;
+use std::ops::Range;
 
 use super::types::Dims;
 use crate::mask::Mask;
@@ -29,6 +30,29 @@ impl HeadRange {
 impl fmt::Display for HeadRange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}[{}..{}]", self.axis, self.start, self.end)
+    }
+}
+
+/// The mask of one range of heads of a [`Op::FusedAttention`] node.
+///
+/// Head `h` of the range (its index on axis 1 of the node's operands) uses
+/// `mask.for_head(h)`, so a mask in `h` varies across the range.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HeadMask {
+    pub heads: Range<usize>,
+    pub mask: Mask,
+}
+
+impl HeadMask {
+    pub fn new(heads: Range<usize>, mask: Mask) -> Self {
+        HeadMask { heads, mask }
+    }
+}
+
+/// Displays as `0..2: "causal & groups(16)"`.
+impl fmt::Display for HeadMask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}..{}: \"{}\"", self.heads.start, self.heads.end, self.mask)
     }
 }
 
@@ -116,6 +140,14 @@ pub enum Op {
         head_offset: usize,
         scale: f64,
     },
+    /// Block-sparse attention, one kernel for every head: `q, k [B, H, N, D]`,
+    /// `v [B, H, N, Dv]` give `[B, H, N, Dv]`. The ranges of `heads` are sorted
+    /// and tile `0..H`; head `h` uses its range's `mask.for_head(h)`. This is
+    /// what the optimizer fuses roll, reshape and attention chains into.
+    FusedAttention {
+        heads: Vec<HeadMask>,
+        scale: f64,
+    },
 }
 
 /// How many operands an op takes.
@@ -169,6 +201,7 @@ impl Op {
             Op::RmsNorm { .. } => "rms-norm",
             Op::Rope { .. } => "rope",
             Op::Attention { .. } => "attention",
+            Op::FusedAttention { .. } => "fused-attention",
         }
     }
 
@@ -176,7 +209,7 @@ impl Op {
         match self {
             Op::Input { .. } | Op::Parameter { .. } => Arity::Exactly(0),
             Op::MatMul { .. } | Op::Add | Op::Mul | Op::RmsNorm { .. } => Arity::Exactly(2),
-            Op::Attention { .. } => Arity::Exactly(3),
+            Op::Attention { .. } | Op::FusedAttention { .. } => Arity::Exactly(3),
             Op::Concat { .. } => Arity::AtLeast(1),
             Op::Scale { .. }
             | Op::Exp
@@ -240,6 +273,10 @@ impl fmt::Display for Op {
             }
             Op::Attention { mask, head_offset, scale } => {
                 write!(f, "{name}(mask=\"{mask}\", head_offset={head_offset}, scale={scale:?})")
+            }
+            Op::FusedAttention { heads, scale } => {
+                let masks: Vec<String> = heads.iter().map(HeadMask::to_string).collect();
+                write!(f, "{name}(masks=[{}], scale={scale:?})", masks.join(", "))
             }
         }
     }

@@ -528,7 +528,7 @@ fn ops_and_attributes_are_checked_by_name() {
     check_parse(
         "(graph g (%0 (input x) f32[4]) (%1 (expp %0) f32[4]))",
         expect![[r#"
-            test.sexp:1:37: unknown op `expp`; expected one of input, param, matmul, add, mul, scale, exp, log, silu, reshape, permute, roll, slice, concat, softmax, reduce-sum, reduce-max, reduce-mean, rms-norm, rope, attention
+            test.sexp:1:37: unknown op `expp`; expected one of input, param, matmul, add, mul, scale, exp, log, silu, reshape, permute, roll, slice, concat, softmax, reduce-sum, reduce-max, reduce-mean, rms-norm, rope, attention, fused-attention
               |
             1 | (graph g (%0 (input x) f32[4]) (%1 (expp %0) f32[4]))
               |                                     ^^^^"#]],
@@ -762,5 +762,164 @@ proptest! {
     #[test]
     fn arbitrary_text_never_panics(text in "[()\\[\\]%:\",; a-z0-9.\\-\\n\\\\]{0,60}") {
         let _ = parse(&text);
+    }
+}
+
+// ---- fused attention ----
+
+/// Fused attention over two head ranges, one of them with a mask in `h`.
+fn fused_graph() -> Graph {
+    let mut g = Graph::new("fused");
+    let t = TensorType::f32([2, 4, 16, 8]);
+    let q = g.input("q", t.clone());
+    let k = g.input("k", t);
+    let v = g.input("v", TensorType::f32([2, 4, 16, 3]));
+    let heads = vec![
+        HeadMask::new(0..2, mask("causal & groups(4)")),
+        HeadMask::new(2..4, mask("roll(2, causal & groups(4)) | local_stride(2, 1, 4, h)")),
+    ];
+    let o = g.fused_attention(q, k, v, heads, 0.25).unwrap();
+    g.set_output("o", o);
+    g
+}
+
+#[test]
+fn fused_attention_prints_parses_back_and_draws() {
+    let g = fused_graph();
+    let text = g.to_sexpr();
+    expect![[r#"
+        (graph fused
+          (%0 (input q) f32[2, 4, 16, 8])
+          (%1 (input k) f32[2, 4, 16, 8])
+          (%2 (input v) f32[2, 4, 16, 3])
+          (%3 (fused-attention %0 %1 %2 :masks ((0 2 "causal & groups(4)") (2 4 "roll(2, causal & groups(4)) | local_stride(2, 1, 4, h)")) :scale 0.25) f32[2, 4, 16, 3])
+          (output o %3))
+    "#]]
+    .assert_eq(&text);
+    let parsed = parse(&text).unwrap();
+    assert_eq!(parsed, g);
+    assert_eq!(parsed.to_sexpr(), text);
+    assert!(parsed.validate().is_ok());
+    let dot = g.to_dot();
+    assert!(
+        dot.contains(
+            r#"fused-attention(masks=[0..2: \"causal & groups(4)\", 2..4: \"roll(2, causal & groups(4)) | local_stride(2, 1, 4, h)\"], scale=0.25)"#
+        ),
+        "{dot}"
+    );
+}
+
+#[test]
+fn fused_attention_head_ranges_must_tile_the_heads() {
+    let mut g = Graph::new("g");
+    let t = TensorType::f32([1, 4, 8, 2]);
+    let q = g.input("q", t);
+    let m = |r: std::ops::Range<usize>, src: &str| HeadMask::new(r, mask(src));
+    let mut fused = |heads| g.fused_attention(q, q, q, heads, 1.0);
+    check_err(
+        fused(vec![m(0..2, "causal"), m(3..4, "causal")]),
+        expect!["`%1 = fused-attention`: head range 3..4 leaves a gap before it; the ranges must tile 0..4"],
+    );
+    check_err(
+        fused(vec![m(0..2, "causal"), m(1..4, "causal")]),
+        expect![
+            "`%1 = fused-attention`: head range 1..4 overlaps the previous one; the ranges must tile 0..4"
+        ],
+    );
+    check_err(
+        fused(vec![m(0..0, "causal"), m(0..4, "causal")]),
+        expect!["`%1 = fused-attention`: head range 0..0 is empty"],
+    );
+    check_err(
+        fused(vec![m(0..5, "causal")]),
+        expect!["`%1 = fused-attention`: head range 0..5 is out of bounds for 4 heads"],
+    );
+    check_err(
+        fused(vec![m(0..3, "causal")]),
+        expect!["`%1 = fused-attention`: the head ranges cover 0..3, but q has 4 heads"],
+    );
+    check_err(
+        fused(vec![]),
+        expect!["`%1 = fused-attention`: the head ranges cover 0..0, but q has 4 heads"],
+    );
+    // Masks are checked for the heads of their own range only: `groups(h - 1)` is fine from head 2 on.
+    check_err(
+        fused(vec![m(0..2, "groups(h - 1)"), m(2..4, "groups(h - 1)")]),
+        expect![
+            "`%1 = fused-attention`: mask `groups(h - 1)` for head 0: `groups` parameter `g` must be >= 1, found -1"
+        ],
+    );
+    assert!(fused(vec![m(0..2, "causal"), m(2..4, "groups(h - 1)")]).is_ok());
+    let w = g.input("w", TensorType::f32([4, 8, 2]));
+    check_err(
+        g.fused_attention(q, q, w, vec![m(0..4, "causal")], 1.0),
+        expect![
+            "`%3 = fused-attention`: q, k, v must be [B, H, N, D], [B, H, N, D], [B, H, N, Dv]: f32[1, 4, 8, 2], f32[1, 4, 8, 2], f32[4, 8, 2]"
+        ],
+    );
+}
+
+#[test]
+fn fused_attention_text_errors_point_at_the_entry() {
+    let head = "(graph g\n  (%0 (input q) f32[1, 2, 4, 2])\n";
+    check_parse(
+        &format!("{head}  (%1 (fused-attention %0 %0 %0 :scale 1.0) f32[1, 2, 4, 2]))"),
+        expect![[r#"
+            test.sexp:3:8: `fused-attention` needs `:masks`
+              |
+            3 |   (%1 (fused-attention %0 %0 %0 :scale 1.0) f32[1, 2, 4, 2]))
+              |        ^^^^^^^^^^^^^^^"#]],
+    );
+    check_parse(
+        &format!("{head}  (%1 (fused-attention %0 %0 %0 :masks ((0 2 causal)) :scale 1.0) f32[1, 2, 4, 2]))"),
+        expect![[r#"
+            test.sexp:3:46: expected the range's mask as a quoted string, found `causal`
+              |
+            3 |   (%1 (fused-attention %0 %0 %0 :masks ((0 2 causal)) :scale 1.0) f32[1, 2, 4, 2]))
+              |                                              ^^^^^^"#]],
+    );
+    check_parse(
+        &format!(
+            "{head}  (%1 (fused-attention %0 %0 %0 :masks (0 2 \"causal\") :scale 1.0) f32[1, 2, 4, 2]))"
+        ),
+        expect![[r#"
+            test.sexp:3:41: expected `(start end "mask")` or `)`, found `0`
+              |
+            3 |   (%1 (fused-attention %0 %0 %0 :masks (0 2 "causal") :scale 1.0) f32[1, 2, 4, 2]))
+              |                                         ^"#]],
+    );
+    check_parse(
+        &format!(
+            "{head}  (%1 (fused-attention %0 %0 %0 :masks ((0 1 \"causal\") (1 2 \"sinc(1)\")) :scale 1.0) f32[1, 2, 4, 2]))"
+        ),
+        expect![[r#"
+            test.sexp:3:62: invalid mask "sinc(1)": unknown mask primitive `sinc`; expected one of full, causal, window, sink, groups, local_stride, roll; did you mean `sink`?
+              |
+            3 |   (%1 (fused-attention %0 %0 %0 :masks ((0 1 "causal") (1 2 "sinc(1)")) :scale 1.0) f32[1, 2, 4, 2]))
+              |                                                              ^^^^"#]],
+    );
+    check_parse(
+        &format!(
+            "{head}  (%1 (fused-attention %0 %0 %0 :masks ((0 1 \"causal\")) :scale 1.0) f32[1, 2, 4, 2]))"
+        ),
+        expect![[r#"
+            test.sexp:3:8: `fused-attention`: the head ranges cover 0..1, but q has 2 heads
+              |
+            3 |   (%1 (fused-attention %0 %0 %0 :masks ((0 1 "causal")) :scale 1.0) f32[1, 2, 4, 2]))
+              |        ^^^^^^^^^^^^^^^"#]],
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The parser returns an error, never panics, on damaged fused-attention text.
+    #[test]
+    fn damaged_fused_text_never_panics(cut in any::<prop::sample::Index>(), len in 0usize..6, insert in "[()\" 0-9a-z%:]{0,3}") {
+        let text = fused_graph().to_sexpr();
+        let at = cut.index(text.len());
+        let end = (at + len).min(text.len());
+        let damaged = format!("{}{insert}{}", &text[..at], &text[end..]);
+        let _ = parse(&damaged);
     }
 }

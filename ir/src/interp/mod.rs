@@ -129,6 +129,23 @@ fn eval(op: &Op, args: &[&Tensor]) -> Result<Tensor, InterpError> {
                 .collect::<Result<Vec<_>, _>>()?;
             masked_attention(q, k, v, &masks, *scale)?
         }
+        (Op::FusedAttention { heads, scale }, &[q, k, v]) => {
+            let (n_heads, n) = match q.shape() {
+                &[_, h, n, _] => (h, n),
+                _ => return Err(arity_error()),
+            };
+            let masks = (0..n_heads)
+                .map(|head| {
+                    let entry = heads.iter().find(|e| e.heads.contains(&head)).ok_or_else(|| {
+                        InterpError::Shape { op: op.name(), message: format!("no mask for head {head}") }
+                    })?;
+                    let mask =
+                        entry.mask.for_head(head).map_err(|error| InterpError::Mask { head, error })?;
+                    Ok(mask.canonical(n as i64))
+                })
+                .collect::<Result<Vec<_>, InterpError>>()?;
+            masked_attention(q, k, v, &masks, *scale)?
+        }
         _ => return Err(arity_error()),
     })
 }

@@ -411,3 +411,72 @@ fn masked_attention_checks_its_arguments() {
     expect!["`masked_attention`: q and v must have rank 4, found [2, 4, 2] and [1, 2, 4, 2]"]
         .assert_eq(&err.to_string());
 }
+
+/// A fresh seed for each run; `WEFT_TEST_SEED` replays one.
+fn fresh_seed() -> u64 {
+    let seed = std::env::var("WEFT_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
+    eprintln!("seed {seed} (rerun with WEFT_TEST_SEED={seed})");
+    seed
+}
+
+#[test]
+fn fused_attention_uses_each_heads_mask() {
+    let (b, h, n, d, dv) = (2, 4, 16, 4, 3);
+    let seed = fresh_seed();
+    let (q, k, v) = (
+        random(&[b, h, n, d], seed),
+        random(&[b, h, n, d], seed.wrapping_add(1)),
+        random(&[b, h, n, dv], seed.wrapping_add(2)),
+    );
+    let ranges =
+        [(0..1, mask("causal")), (1..3, mask("roll(h * 3, causal & groups(4))")), (3..4, mask("sink(2)"))];
+    let heads: Vec<crate::graph::HeadMask> =
+        ranges.iter().map(|(r, m)| crate::graph::HeadMask::new(r.clone(), m.clone())).collect();
+    let got = apply(Op::FusedAttention { heads, scale: 0.6 }, &[&q, &k, &v]);
+    let masks: Vec<ConcreteMask> = (0..h)
+        .map(|head| {
+            let (_, m) = ranges.iter().find(|(r, _)| r.contains(&head)).unwrap();
+            m.for_head(head).unwrap()
+        })
+        .collect();
+    assert_close(&got, &reference_attention(&q, &k, &v, &masks, 0.6));
+    // Head 2 rolls by 6: not the same as head 1's roll by 3.
+    assert_ne!(masks[1].dense(n), masks[2].dense(n));
+}
+
+#[test]
+fn fused_attention_equals_sliced_attention_and_concat() {
+    let ty = TensorType::f32([1, 4, 8, 2]);
+    let mut g = Graph::new("split");
+    let (q, k, v) = (g.input("q", ty.clone()), g.input("k", ty.clone()), g.input("v", ty));
+    let m0 = mask("causal & window(3)");
+    let m1 = mask("causal & local_stride(2, 1, 2, h)");
+    let fused = g
+        .fused_attention(
+            q,
+            k,
+            v,
+            vec![
+                crate::graph::HeadMask::new(0..1, m0.clone()),
+                crate::graph::HeadMask::new(1..4, m1.clone()),
+            ],
+            0.5,
+        )
+        .unwrap();
+    let part = |g: &mut Graph, x, s, e| g.slice(x, 1, s, e).unwrap();
+    let (q0, k0, v0) = (part(&mut g, q, 0, 1), part(&mut g, k, 0, 1), part(&mut g, v, 0, 1));
+    let (q1, k1, v1) = (part(&mut g, q, 1, 4), part(&mut g, k, 1, 4), part(&mut g, v, 1, 4));
+    let a0 = g.attention(q0, k0, v0, m0, 0, 0.5).unwrap();
+    let a1 = g.attention(q1, k1, v1, m1, 1, 0.5).unwrap();
+    let split = g.concat(&[a0, a1], 1).unwrap();
+    g.set_output("fused", fused);
+    g.set_output("split", split);
+    let seed = fresh_seed();
+    let feeds: HashMap<String, Tensor> = ["q", "k", "v"]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.to_string(), random(&[1, 4, 8, 2], seed.wrapping_add(i as u64))))
+        .collect();
+    let out = run(&g.validate().unwrap(), &feeds).unwrap();
+    assert_close(&out["fused"], &out["split"]);
+}

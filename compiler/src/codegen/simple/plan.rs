@@ -224,5 +224,7 @@ fn emit(cx: &mut Ctx, op: &Op, inputs: &[Operand], out: &Operand) -> Result<Vec<
         Op::Attention { mask, head_offset, scale } => {
             attention::emit(cx, mask, *head_offset, *scale, inputs, out)
         }
+        // Fused attention is the fused path's business (`codegen::attention`), not the op-by-op baseline's.
+        Op::FusedAttention { .. } => Err(cx.unsupported()),
     }
 }

@@ -7,7 +7,7 @@
 //! op       := 'input' name | 'param' name attr*
 //!           | OPNAME ID* attr*
 //! attr     := ':' KEY value?                      ; flags such as :trainable take no value
-//! value    := INT | FLOAT | STRING | '(' INT* ')'
+//! value    := INT | FLOAT | STRING | '(' INT* ')' | '(' ('(' INT INT STRING ')')* ')'
 //! type     := DTYPE '[' (INT (',' INT)*)? ']'     ; f32[2, 4, 64, 16]
 //! name     := ATOM | STRING
 //! ID       := '%' DIGITS                          ; defined before use, any numbering
@@ -29,6 +29,7 @@
 //! | `rms-norm` | `:eps F` |
 //! | `rope` | `:theta F :position-scale F` |
 //! | `attention` | `:mask "causal & groups(16)" :head-offset O :scale F` |
+//! | `fused-attention` | `:masks ((0 2 "causal & groups(16)") (2 4 "roll(8, causal & groups(16))")) :scale F` |
 
 mod lexer;
 mod parser;
@@ -97,6 +98,13 @@ fn write_op(out: &mut String, node: &Node) {
         }
         Op::Attention { mask, head_offset, scale } => {
             write!(out, " :mask {} :head-offset {head_offset} :scale {scale:?}", quote(&mask.to_string()))
+        }
+        Op::FusedAttention { heads, scale } => {
+            let entries: Vec<String> = heads
+                .iter()
+                .map(|h| format!("({} {} {})", h.heads.start, h.heads.end, quote(&h.mask.to_string())))
+                .collect();
+            write!(out, " :masks ({}) :scale {scale:?}", entries.join(" "))
         }
     };
     out.push(')');

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use super::lexer::{Tok, Token, lex};
 use crate::expr::parse_mask;
 use crate::graph::infer;
-use crate::graph::{DType, Graph, GraphError, HeadRange, Node, NodeId, Op, TensorType};
+use crate::graph::{DType, Graph, GraphError, HeadMask, HeadRange, Node, NodeId, Op, TensorType};
 use crate::mask::Mask;
 use crate::source::{SourceFile, Span};
 
@@ -46,6 +46,7 @@ enum Kind {
     Uints,
     Heads,
     Str,
+    HeadMasks,
 }
 
 type Schema = &'static [(&'static str, Kind)];
@@ -73,6 +74,7 @@ const OPS: &[(&str, Schema)] = &[
     ("rms-norm", &[("eps", Kind::Float)]),
     ("rope", &[("theta", Kind::Float), ("position-scale", Kind::Float)]),
     ("attention", &[("mask", Kind::Str), ("head-offset", Kind::Uint), ("scale", Kind::Float)]),
+    ("fused-attention", &[("masks", Kind::HeadMasks), ("scale", Kind::Float)]),
 ];
 
 enum Value {
@@ -83,6 +85,8 @@ enum Value {
     Uints(Vec<usize>),
     Heads(HeadRange),
     Str(String, Span),
+    /// `(start end "mask")` entries, masks not yet parsed.
+    HeadMasks(Vec<(usize, usize, String, Span)>),
 }
 
 /// The attributes given to one op, checked against its schema.
@@ -304,6 +308,7 @@ impl Parser<'_> {
                         _ => return Err(self.error(t.span, "`:heads` takes (axis start end)".into())),
                     }
                 }
+                Kind::HeadMasks => Value::HeadMasks(self.head_masks()?),
                 Kind::Str => {
                     let s = self.bump();
                     match s.tok {
@@ -364,6 +369,16 @@ impl Parser<'_> {
                     _ => return Err(missing("mask")),
                 };
                 Op::Attention { mask, head_offset, scale: self.float_attr(&attrs, "scale")? }
+            }
+            "fused-attention" => {
+                let Some(Value::HeadMasks(entries)) = attrs.values.get("masks") else {
+                    return Err(missing("masks"));
+                };
+                let heads = entries
+                    .iter()
+                    .map(|(start, end, text, span)| Ok(HeadMask::new(*start..*end, self.mask(text, *span)?)))
+                    .collect::<Result<Vec<_>, GraphError>>()?;
+                Op::FusedAttention { heads, scale: self.float_attr(&attrs, "scale")? }
             }
             _ => return Err(self.error(span, format!("`{op}` is not an op with operands"))),
         })
@@ -446,6 +461,28 @@ impl Parser<'_> {
             }
         };
         Ok((TensorType { dtype, shape }, t.span.to(end.span)))
+    }
+
+    /// `((0 2 "causal") (2 4 "roll(8, causal)"))`: head ranges and their masks.
+    fn head_masks(&mut self) -> Result<Vec<(usize, usize, String, Span)>, GraphError> {
+        self.expect(Tok::LParen, "`(` and a list of `(start end \"mask\")` entries")?;
+        let mut out = Vec::new();
+        loop {
+            let t = self.bump();
+            match t.tok {
+                Tok::RParen => return Ok(out),
+                Tok::LParen => {}
+                _ => return Err(self.syntax(&t, "`(start end \"mask\")` or `)`")),
+            }
+            let start = self.uint("the first head of the range")?;
+            let end = self.uint("the end of the head range")?;
+            let s = self.bump();
+            let Tok::Str(text) = s.tok else {
+                return Err(self.syntax(&s, "the range's mask as a quoted string"));
+            };
+            self.expect(Tok::RParen, "`)` after the mask")?;
+            out.push((start, end, text, s.span));
+        }
     }
 
     /// `(1 2 3)`; with `len`, exactly that many.

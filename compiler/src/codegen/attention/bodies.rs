@@ -1,0 +1,315 @@
+//! The entry points of the attention kernels, written out for one shape.
+//!
+//! Everything an invocation holds (its rows of q, k or v, its accumulators) is
+//! a named `let`/`var` per (row, vec4 column): the loops over rows and over
+//! the head dimension are unrolled here rather than left to the driver. On
+//! lavapipe this matters a great deal: private arrays indexed in loops are
+//! slow to compile and slow to run, named values are plain registers. Keys
+//! (in dK/dV, queries) are visited one at a time: every storage load is a
+//! per-lane gather on lavapipe and each load site costs compile time, so the
+//! kernels load each visited row once and use it for every owned row.
+
+use super::AttentionShape;
+
+/// A WGSL writer with indentation.
+struct Code {
+    out: String,
+    depth: usize,
+}
+
+impl Code {
+    fn new() -> Code {
+        Code { out: String::new(), depth: 0 }
+    }
+
+    fn line(&mut self, text: impl AsRef<str>) {
+        for _ in 0..self.depth {
+            self.out.push_str("    ");
+        }
+        self.out.push_str(text.as_ref());
+        self.out.push('\n');
+    }
+
+    /// A line ending in `{`, then one level deeper.
+    fn open(&mut self, text: impl AsRef<str>) {
+        self.line(text);
+        self.depth += 1;
+    }
+
+    fn close(&mut self) {
+        self.depth = self.depth.saturating_sub(1);
+        self.line("}");
+    }
+
+    fn finish(self) -> String {
+        self.out
+    }
+}
+
+fn entry(c: &mut Code) {
+    c.line("@compute @workgroup_size(WG)");
+    c.line("fn main(");
+    c.line("    @builtin(workgroup_id) wid: vec3<u32>,");
+    c.line("    @builtin(num_workgroups) nwg: vec3<u32>,");
+    c.line("    @builtin(local_invocation_index) lid: u32,");
+    c.open(") {");
+}
+
+/// Workgroup -> (block, chunk-local batch x head), for a grid of `blocks` blocks per pair.
+fn locate(c: &mut Code, blocks: &str, block: &str) {
+    c.line("let tile = wid.y * nwg.x + wid.x;");
+    c.open(format!("if (tile >= {blocks} * params.bh_count) {{"));
+    c.line("return;");
+    c.close();
+    c.line(format!("let {block} = tile % {blocks};"));
+    c.line(format!("let bh = tile / {blocks};"));
+    c.line("let head = (params.bh0 + bh) % H;");
+    c.line("let hi = i32(head);");
+    c.line("let base = bh * N;");
+}
+
+/// `ok<r>`: whether the mask allows the pair of owned row `r` and the visited
+/// position; evaluated in partial tiles only.
+fn allowed(c: &mut Code, rows: usize, pair: impl Fn(usize) -> (String, String)) {
+    for r in 0..rows {
+        let (q, k) = pair(r);
+        c.line(format!("let ok{r} = !partial || mask_allows(hi, i32({q}), i32({k}));"));
+    }
+}
+
+/// The rows `<block> * B + r * WG + lid` an invocation owns: clamped to the
+/// sequence for loading (`<name><r>`), and their offsets `<at><r>`.
+fn own_rows(c: &mut Code, rows: usize, block: &str, size: &str, name: &str, at: &str) {
+    for r in 0..rows {
+        c.line(format!("let {name}{r} = min({block} * {size} + {r}u * WG + lid, N - 1u);"));
+        c.line(format!("let {at}{r} = (base + {name}{r}) * D4;"));
+    }
+}
+
+/// The value of every vec4 column of an owned row, for one output buffer.
+type Column<'a> = (&'a str, &'a dyn Fn(usize, usize) -> String);
+
+/// Stores every owned row inside the sequence to each buffer of `columns`, then runs `extra`.
+fn store_rows(
+    c: &mut Code,
+    (rows, d4): (usize, usize),
+    (block, size): (&str, &str),
+    columns: &[Column<'_>],
+    extra: impl Fn(&mut Code, usize),
+) {
+    for r in 0..rows {
+        c.line(format!("let out{r} = {block} * {size} + {r}u * WG + lid;"));
+        c.open(format!("if (out{r} < N) {{"));
+        c.line(format!("let at = (base + out{r}) * D4;"));
+        for (buffer, value) in columns {
+            for d in 0..d4 {
+                c.line(format!("{buffer}[at + {d}u] = {};", value(r, d)));
+            }
+        }
+        extra(c, r);
+        c.close();
+    }
+}
+
+/// Opens the loop over the tiles of block row `block` of the table, binding
+/// `<first_pos>` (first position of the other block), `partial` and `count`.
+fn tiles(c: &mut Code, rows_per_table: &str, block: &str, other_size: &str, first_pos: &str) {
+    c.line(format!("let ptr = TABLE + blocks[head] * ({rows_per_table} + 1u) + {block};"));
+    c.line("let last = blocks[ptr + 1u];");
+    c.open("for (var e = blocks[ptr]; e < last; e++) {");
+    c.line("let entry = blocks[e];");
+    c.line(format!("let {first_pos} = (entry >> 1u) * {other_size};"));
+    c.line("let partial = (entry & ENTRY_PARTIAL) != 0u;");
+    c.line(format!("let count = min({other_size}, N - {first_pos});"));
+}
+
+/// The forward kernel: online softmax over the key tiles of each query block.
+pub(super) fn forward(shape: &AttentionShape) -> String {
+    let (rows, d4) = (shape.rows_per_invocation, shape.head_dim / 4);
+    let mut c = Code::new();
+    entry(&mut c);
+    locate(&mut c, "NQB", "qb");
+    c.line("// This invocation's query rows (clamped for loading; rows past N are never stored),");
+    c.line("// pre-scaled, and their running max m, sum l and output accumulator o.");
+    own_rows(&mut c, rows, "qb", "BQ", "row", "qa");
+    for r in 0..rows {
+        for d in 0..d4 {
+            c.line(format!("let q{r}_{d} = q[qa{r} + {d}u] * SCALE;"));
+        }
+    }
+    for r in 0..rows {
+        c.line(format!("var m{r} = NEG;"));
+        c.line(format!("var l{r} = 0.0;"));
+        for d in 0..d4 {
+            c.line(format!("var o{r}_{d} = vec4<f32>();"));
+        }
+    }
+    tiles(&mut c, "NQB", "qb", "BK", "k0");
+    c.open("for (var j = 0u; j < count; j++) {");
+    c.line("let key = k0 + j;");
+    c.line("let ka = (base + key) * D4;");
+    for r in 0..rows {
+        c.line(format!("var s{r} = 0.0;"));
+    }
+    for d in 0..d4 {
+        c.open("{");
+        c.line(format!("let x = k[ka + {d}u];"));
+        for r in 0..rows {
+            c.line(format!("s{r} += dot(q{r}_{d}, x);"));
+        }
+        c.close();
+    }
+    c.line("// Online softmax; a masked pair scores NEG and weighs 0.");
+    allowed(&mut c, rows, |r| (format!("row{r}"), "key".to_string()));
+    for r in 0..rows {
+        c.line(format!("let mn{r} = select(m{r}, max(m{r}, s{r}), ok{r});"));
+        c.line(format!("let alpha{r} = exp(m{r} - mn{r});"));
+        c.line(format!("let p{r} = select(0.0, exp(s{r} - mn{r}), ok{r});"));
+        c.line(format!("l{r} = l{r} * alpha{r} + p{r};"));
+        c.line(format!("m{r} = mn{r};"));
+    }
+    for d in 0..d4 {
+        c.open("{");
+        c.line(format!("let x = v[ka + {d}u];"));
+        for r in 0..rows {
+            c.line(format!("o{r}_{d} = o{r}_{d} * alpha{r} + p{r} * x;"));
+        }
+        c.close();
+    }
+    c.close(); // keys
+    c.close(); // tiles
+    c.line("// A query that saw no key writes zeros and EMPTY_LSE.");
+    for r in 0..rows {
+        c.line(format!("let inv{r} = select(0.0, 1.0 / l{r}, l{r} > 0.0);"));
+    }
+    store_rows(&mut c, (rows, d4), ("qb", "BQ"), &[("o", &|r, d| format!("o{r}_{d} * inv{r}"))], |c, r| {
+        c.line(format!("lse[base + out{r}] = select(EMPTY_LSE, m{r} + log(l{r}), l{r} > 0.0);"))
+    });
+    c.close();
+    c.finish()
+}
+
+/// The backward preprocess: `(L, rowsum(dO * O))` per row.
+pub(super) fn delta(shape: &AttentionShape) -> String {
+    let d4 = shape.head_dim / 4;
+    let mut c = Code::new();
+    entry(&mut c);
+    c.line("let idx = (wid.y * nwg.x + wid.x) * WG + lid;");
+    c.open("if (idx >= params.bh_count * N) {");
+    c.line("return;");
+    c.close();
+    c.line("let at = idx * D4;");
+    let terms: Vec<String> = (0..d4).map(|d| format!("dot(dout[at + {d}u], o[at + {d}u])")).collect();
+    c.line(format!("let acc = {};", terms.join("\n        + ")));
+    c.line("stats[idx] = vec2<f32>(lse[idx], acc);");
+    c.close();
+    c.finish()
+}
+
+/// The backward dK/dV kernel: per key block, over the query tiles of the transposed table.
+pub(super) fn dkdv(shape: &AttentionShape) -> String {
+    let (rows, d4) = (shape.rows_per_invocation, shape.head_dim / 4);
+    let mut c = Code::new();
+    entry(&mut c);
+    locate(&mut c, "NKB", "kb");
+    c.line("// This invocation's key rows (clamped for loading; rows past N are never stored),");
+    c.line("// k pre-scaled, and their gradient accumulators.");
+    own_rows(&mut c, rows, "kb", "BK", "col", "ca");
+    for r in 0..rows {
+        for d in 0..d4 {
+            c.line(format!("let k{r}_{d} = k[ca{r} + {d}u] * SCALE;"));
+            c.line(format!("let v{r}_{d} = v[ca{r} + {d}u];"));
+        }
+    }
+    for r in 0..rows {
+        for d in 0..d4 {
+            c.line(format!("var dk{r}_{d} = vec4<f32>();"));
+            c.line(format!("var dv{r}_{d} = vec4<f32>();"));
+        }
+    }
+    tiles(&mut c, "NKB", "kb", "BQ", "q0");
+    c.open("for (var i = 0u; i < count; i++) {");
+    c.line("// One query: P = exp(S - L) and dS = P * (dP - delta) against every owned key.");
+    c.line("let query = q0 + i;");
+    c.line("let qa = (base + query) * D4;");
+    c.line("let st = stats[base + query];");
+    for d in 0..d4 {
+        c.line(format!("let x{d} = q[qa + {d}u];"));
+        c.line(format!("let g{d} = dout[qa + {d}u];"));
+    }
+    for r in 0..rows {
+        let s: Vec<String> = (0..d4).map(|d| format!("dot(x{d}, k{r}_{d})")).collect();
+        let dp: Vec<String> = (0..d4).map(|d| format!("dot(g{d}, v{r}_{d})")).collect();
+        c.line(format!("let s{r} = {};", s.join(" + ")));
+        c.line(format!("let dp{r} = {};", dp.join(" + ")));
+    }
+    allowed(&mut c, rows, |r| ("query".to_string(), format!("col{r}")));
+    for r in 0..rows {
+        c.line(format!("let p{r} = select(0.0, exp(s{r} - st.x), ok{r});"));
+        c.line(format!("let ds{r} = p{r} * (dp{r} - st.y);"));
+        for d in 0..d4 {
+            c.line(format!("dv{r}_{d} += p{r} * g{d};"));
+            c.line(format!("dk{r}_{d} += ds{r} * x{d};"));
+        }
+    }
+    c.close(); // queries
+    c.close(); // tiles
+    store_rows(
+        &mut c,
+        (rows, d4),
+        ("kb", "BK"),
+        &[("dk", &|r, d| format!("dk{r}_{d} * SCALE")), ("dv", &|r, d| format!("dv{r}_{d}"))],
+        |_, _| {},
+    );
+    c.close();
+    c.finish()
+}
+
+/// The backward dQ kernel: per query block, over the key tiles of the forward table.
+pub(super) fn dq(shape: &AttentionShape) -> String {
+    let (rows, d4) = (shape.rows_per_invocation, shape.head_dim / 4);
+    let mut c = Code::new();
+    entry(&mut c);
+    locate(&mut c, "NQB", "qb");
+    c.line("// This invocation's query rows (clamped for loading; rows past N are never stored),");
+    c.line("// q pre-scaled, dO, (L, delta), and the dQ accumulator.");
+    own_rows(&mut c, rows, "qb", "BQ", "row", "qa");
+    for r in 0..rows {
+        for d in 0..d4 {
+            c.line(format!("let q{r}_{d} = q[qa{r} + {d}u] * SCALE;"));
+            c.line(format!("let g{r}_{d} = dout[qa{r} + {d}u];"));
+        }
+        c.line(format!("let st{r} = stats[base + row{r}];"));
+        for d in 0..d4 {
+            c.line(format!("var dq{r}_{d} = vec4<f32>();"));
+        }
+    }
+    tiles(&mut c, "NQB", "qb", "BK", "k0");
+    c.open("for (var j = 0u; j < count; j++) {");
+    c.line("// One key: P = exp(S - L) and dS = P * (dP - delta) for every owned query.");
+    c.line("let key = k0 + j;");
+    c.line("let ka = (base + key) * D4;");
+    for d in 0..d4 {
+        c.line(format!("let x{d} = k[ka + {d}u];"));
+        c.line(format!("let y{d} = v[ka + {d}u];"));
+    }
+    for r in 0..rows {
+        let s: Vec<String> = (0..d4).map(|d| format!("dot(q{r}_{d}, x{d})")).collect();
+        let dp: Vec<String> = (0..d4).map(|d| format!("dot(g{r}_{d}, y{d})")).collect();
+        c.line(format!("let s{r} = {};", s.join(" + ")));
+        c.line(format!("let dp{r} = {};", dp.join(" + ")));
+    }
+    allowed(&mut c, rows, |r| (format!("row{r}"), "key".to_string()));
+    for r in 0..rows {
+        c.line(format!("let p{r} = select(0.0, exp(s{r} - st{r}.x), ok{r});"));
+        c.line(format!("let ds{r} = p{r} * (dp{r} - st{r}.y);"));
+        for d in 0..d4 {
+            c.line(format!("dq{r}_{d} += ds{r} * x{d};"));
+        }
+    }
+    c.close(); // keys
+    c.close(); // tiles
+    store_rows(&mut c, (rows, d4), ("qb", "BQ"), &[("dq", &|r, d| format!("dq{r}_{d} * SCALE"))], |_, _| {});
+    c.close();
+    c.finish()
+}

@@ -1,0 +1,420 @@
+//! Kernel planning for fused attention (DESIGN.md, "The path of a pattern", steps 4–5).
+//!
+//! [`plan_attention`] takes one fused attention node ([`FusedAttentionDesc`]),
+//! classifies every (query block, key block) tile of every head's mask, builds
+//! the block tables ([`BlockTables`]), emits the forward kernel (and with
+//! [`PlanOptions::backward`] the three backward kernels), validates them with
+//! naga, and lays the work out in dispatches that respect the device limits:
+//! grids wider than `max_workgroups_per_dim` are folded into two dimensions,
+//! and tensors larger than `max_storage_binding` are bound and dispatched one
+//! chunk of (batch, head) pairs at a time.
+
+mod layout;
+mod stats;
+mod tables;
+
+use std::ops::Range;
+
+use weft_ir::{ConcreteMask, Mask, Pattern, Schedule};
+
+use crate::codegen::AttentionError;
+use crate::codegen::attention::{
+    AttentionShape, KernelSource, check_sizes, delta_kernel, dkdv_kernel, dq_kernel, forward_kernel,
+    mask_functions,
+};
+use crate::kernel::{Binding, BufferDecl, BufferRole, Kernel, KernelPlan};
+use crate::shader::validate_wgsl;
+
+pub use layout::{Chunk, fold_grid};
+pub use stats::{PlanStats, TableStats};
+pub use tables::{BlockTable, BlockTables, TileRef, pack};
+
+/// One fused attention node: `softmax(scale * q k^T, masked) v` for every
+/// (batch, head), with `q, k, v, o: f32 [batch, n_heads, seq_len, head_dim]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FusedAttentionDesc {
+    pub name: String,
+    pub batch: usize,
+    pub n_heads: usize,
+    pub seq_len: usize,
+    pub head_dim: usize,
+    /// Masks by head range; the ranges tile `0..n_heads`. Head `h` uses
+    /// `mask.for_head(h)?.canonical(seq_len)`.
+    pub heads: Vec<(Range<usize>, Mask)>,
+    pub scale: f32,
+}
+
+impl FusedAttentionDesc {
+    /// The fused attention of `pattern` (which must have been resolved at
+    /// `seq_len`: a `Pattern` does not record it), with the usual scale
+    /// `1 / sqrt(head_dim)`.
+    pub fn from_pattern(pattern: &Pattern, seq_len: usize, batch: usize, head_dim: usize) -> Self {
+        FusedAttentionDesc {
+            name: pattern.name.clone(),
+            batch,
+            n_heads: pattern.n_heads(),
+            seq_len,
+            head_dim,
+            heads: pattern.groups.iter().map(|g| (g.heads.clone(), g.mask.clone())).collect(),
+            scale: 1.0 / (head_dim as f32).sqrt(),
+        }
+    }
+
+    /// The fused attention of pattern `pattern_index` of `schedule`, at the
+    /// schedule's sequence length and head dimension.
+    pub fn from_schedule(schedule: &Schedule, pattern_index: usize, batch: usize) -> Option<Self> {
+        let pattern = schedule.patterns.get(pattern_index)?;
+        Some(Self::from_pattern(pattern, schedule.dims.seq_len, batch, schedule.dims.head_dim))
+    }
+
+    fn invalid(&self, message: impl Into<String>) -> AttentionError {
+        AttentionError::InvalidDesc { name: self.name.clone(), message: message.into() }
+    }
+
+    /// Checks sizes and head ranges.
+    pub fn validate(&self) -> Result<(), AttentionError> {
+        let max = crate::codegen::attention::MAX_MAGNITUDE as usize;
+        if self.batch == 0 || self.n_heads == 0 || self.seq_len == 0 {
+            return Err(self.invalid(format!(
+                "batch ({}), heads ({}) and sequence length ({}) must be positive",
+                self.batch, self.n_heads, self.seq_len
+            )));
+        }
+        if self.seq_len > max || self.n_heads > max {
+            return Err(self.invalid(format!("sequence length {} is beyond 2^30", self.seq_len)));
+        }
+        if self.head_dim == 0 || !self.head_dim.is_multiple_of(4) {
+            return Err(self.invalid(format!(
+                "head dimension {} is not a positive multiple of 4 (rows are read as vec4)",
+                self.head_dim
+            )));
+        }
+        if !self.scale.is_finite() {
+            return Err(self.invalid(format!("scale {} is not finite", self.scale)));
+        }
+        let mut next = 0;
+        for (range, _) in &self.heads {
+            if range.start != next || range.end <= range.start {
+                return Err(self.invalid(format!(
+                    "head ranges must tile 0..{} in order; found {}..{} where {next}.. was expected",
+                    self.n_heads, range.start, range.end
+                )));
+            }
+            next = range.end;
+        }
+        if next != self.n_heads {
+            return Err(self.invalid(format!("head ranges cover 0..{next}, not 0..{}", self.n_heads)));
+        }
+        Ok(())
+    }
+
+    /// Each head's canonical concrete mask, after checking that its sizes fit
+    /// the kernels' 32-bit arithmetic.
+    pub fn head_masks(&self) -> Result<Vec<ConcreteMask>, AttentionError> {
+        self.validate()?;
+        let n = self.seq_len as i64;
+        let mut masks = Vec::with_capacity(self.n_heads);
+        for (range, mask) in &self.heads {
+            for head in range.clone() {
+                let error = |message: String| AttentionError::Mask { name: self.name.clone(), head, message };
+                check_sizes(mask, head).map_err(error)?;
+                let concrete = mask.for_head(head).map_err(|e| error(e.to_string()))?;
+                masks.push(concrete.canonical(n));
+            }
+        }
+        Ok(masks)
+    }
+}
+
+/// How to plan: tile sizes, invocation shape and device limits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// Query rows per tile (and per workgroup of the forward and dQ kernels).
+    pub block_q: usize,
+    /// Key rows per tile (and per workgroup of the dK/dV kernel).
+    pub block_k: usize,
+    /// The largest storage binding the device allows, in bytes (WebGPU default 128 MiB).
+    pub max_storage_binding: u64,
+    /// The most workgroups per grid dimension (65,535 on every WebGPU device).
+    pub max_workgroups_per_dim: u32,
+    /// Emit the backward kernels too.
+    pub backward: bool,
+    /// Rows each invocation owns, held in registers; divides both block sizes.
+    /// A workgroup has `block / rows_per_invocation` invocations. `0` picks
+    /// [`PlanOptions::auto_rows`] for the head dimension.
+    pub rows_per_invocation: usize,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions {
+            block_q: 32,
+            block_k: 32,
+            max_storage_binding: 128 << 20,
+            max_workgroups_per_dim: 65_535,
+            backward: false,
+            rows_per_invocation: 0,
+        }
+    }
+}
+
+/// The most invocations a workgroup may have on every WebGPU device.
+pub const MAX_WORKGROUP_INVOCATIONS: usize = 256;
+
+/// Workgroup size of the row-wise backward preprocess.
+const DELTA_WORKGROUP: usize = 64;
+
+/// Bytes between the `Params` of consecutive chunks: the largest uniform-offset
+/// alignment WebGPU allows.
+const PARAMS_STRIDE: u64 = 256;
+
+/// The most values (rows per invocation x head dimension) an invocation of the
+/// automatic shape holds per register set. Measured on lavapipe (LLVM 15):
+/// compile time grows steeply with the registers an invocation holds (at
+/// D = 64, 1 / 2 / 4 rows: about 0.9 / 2.2 / 12 s for the dK/dV kernel) while
+/// run time falls with each row shared per load (1 / 2 / 4 rows: 33 / 18 /
+/// 12 ms for a causal N=256 H=4 forward), so the automatic shape stops at 128.
+pub const AUTO_ROW_VALUES: usize = 128;
+
+impl PlanOptions {
+    /// The rows per invocation `0` stands for: the largest of 4, 2, 1 with
+    /// `rows * head_dim <= AUTO_ROW_VALUES` that divides both block sizes.
+    pub fn auto_rows(&self, head_dim: usize) -> usize {
+        [4, 2, 1]
+            .into_iter()
+            .find(|&r| {
+                r * head_dim <= AUTO_ROW_VALUES
+                    && self.block_q.is_multiple_of(r)
+                    && self.block_k.is_multiple_of(r)
+            })
+            .unwrap_or(1)
+    }
+
+    /// These options with `rows_per_invocation` resolved for `head_dim`.
+    pub fn resolved(&self, head_dim: usize) -> PlanOptions {
+        let mut opts = self.clone();
+        if opts.rows_per_invocation == 0 {
+            opts.rows_per_invocation = self.auto_rows(head_dim);
+        }
+        opts
+    }
+
+    fn validate(&self, name: &str) -> Result<(), AttentionError> {
+        let invalid = |message: String| AttentionError::InvalidOptions { name: name.to_string(), message };
+        let r = self.rows_per_invocation;
+        if self.block_q == 0 || self.block_k == 0 || r == 0 {
+            return Err(invalid("block sizes and rows per invocation must be positive".into()));
+        }
+        if !self.block_q.is_multiple_of(r) || !self.block_k.is_multiple_of(r) {
+            return Err(invalid(format!(
+                "{r} rows per invocation do not divide the blocks ({} x {})",
+                self.block_q, self.block_k
+            )));
+        }
+        let largest = self.block_q.max(self.block_k) / r;
+        if largest > MAX_WORKGROUP_INVOCATIONS {
+            return Err(invalid(format!(
+                "a workgroup of {largest} invocations is more than the {MAX_WORKGROUP_INVOCATIONS} every device allows"
+            )));
+        }
+        if self.max_workgroups_per_dim == 0 || self.max_storage_binding < 256 {
+            return Err(invalid("device limits must allow a workgroup and a 256-byte binding".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Plans one fused attention node: block tables, kernels, buffers and dispatches.
+///
+/// Buffers: `q`, `k`, `v` (inputs), `o`, `lse` (outputs), `blocks_fwd`,
+/// `params` (constants); with `backward` also `do` (input), `delta` (scratch,
+/// `(L, delta)` per row), `dq`, `dk`, `dv` (outputs) and `blocks_bwd`.
+/// Kernels run in order: the forward, then `delta`, `dK/dV` and `dQ`, each once
+/// per chunk of (batch, head) pairs.
+pub fn plan_attention(
+    desc: &FusedAttentionDesc,
+    opts: &PlanOptions,
+) -> Result<(KernelPlan, PlanStats), AttentionError> {
+    let opts = &opts.resolved(desc.head_dim);
+    let (tables, sources) = emit(desc, opts)?;
+    let (n, d) = (desc.seq_len, desc.head_dim);
+    let bh_total = desc.batch * desc.n_heads;
+    let chunks = layout::chunks(&desc.name, bh_total, n, d, opts.max_storage_binding)?;
+    let mut plan = KernelPlan::default();
+    declare_buffers(&mut plan, desc, opts, &tables, &chunks)?;
+
+    let base_name = kernel_base_name(&desc.name);
+    for source in &sources {
+        for (i, chunk) in chunks.iter().enumerate() {
+            let total = match source.kind {
+                "bwd_delta" => (chunk.count * n).div_ceil(DELTA_WORKGROUP),
+                "bwd_dkdv" => tables.k_blocks() * chunk.count,
+                _ => tables.q_blocks() * chunk.count,
+            };
+            let workgroups = fold_grid(total as u64, opts.max_workgroups_per_dim).ok_or_else(|| {
+                AttentionError::TooLarge {
+                    name: desc.name.clone(),
+                    what: format!("the grid of kernel `{}`", source.kind),
+                    needed: total as u64,
+                    limit: u64::from(opts.max_workgroups_per_dim).pow(2),
+                }
+            })?;
+            let suffix = if chunks.len() > 1 { format!("_c{i}") } else { String::new() };
+            plan.kernels.push(Kernel {
+                name: format!("attn_{}_{base_name}{suffix}", source.kind),
+                wgsl: source.wgsl.clone(),
+                entry_point: "main".to_string(),
+                workgroup_size: [source.workgroup_size, 1, 1],
+                workgroups,
+                bindings: bindings(source, chunk, i, chunks.len(), n, d),
+            });
+        }
+    }
+    let stats = PlanStats::new(desc, opts, &tables, chunks.len(), plan.kernels.len());
+    Ok((plan, stats))
+}
+
+/// The distinct kernel modules of a plan (forward, then with `backward` the
+/// delta, dK/dV and dQ kernels), validated, before they are laid out in
+/// dispatches: what `weft inspect kernels` and the golden tests show.
+pub fn attention_sources(
+    desc: &FusedAttentionDesc,
+    opts: &PlanOptions,
+) -> Result<Vec<KernelSource>, AttentionError> {
+    emit(desc, &opts.resolved(desc.head_dim)).map(|(_, sources)| sources)
+}
+
+/// Checks the node and the options, builds the block tables and emits and
+/// validates every kernel module.
+fn emit(
+    desc: &FusedAttentionDesc,
+    opts: &PlanOptions,
+) -> Result<(BlockTables, Vec<KernelSource>), AttentionError> {
+    let head_masks = desc.head_masks()?;
+    opts.validate(&desc.name)?;
+    let tables = BlockTables::build(&head_masks, desc.seq_len, opts.block_q, opts.block_k);
+    let shape = AttentionShape {
+        name: desc.name.clone(),
+        seq_len: desc.seq_len,
+        n_heads: desc.n_heads,
+        head_dim: desc.head_dim,
+        block_q: opts.block_q,
+        block_k: opts.block_k,
+        rows_per_invocation: opts.rows_per_invocation,
+        delta_workgroup: DELTA_WORKGROUP,
+        scale: desc.scale,
+    };
+    let masks = mask_functions(&desc.heads).map_err(|(head, message)| AttentionError::Mask {
+        name: desc.name.clone(),
+        head,
+        message,
+    })?;
+    let mut sources = vec![forward_kernel(&shape, &masks)];
+    if opts.backward {
+        sources.extend([delta_kernel(&shape), dkdv_kernel(&shape, &masks), dq_kernel(&shape, &masks)]);
+    }
+    let base_name = kernel_base_name(&desc.name);
+    for source in &sources {
+        let kernel = format!("attn_{}_{base_name}", source.kind);
+        validate_wgsl(&kernel, &source.wgsl).map_err(|source| AttentionError::Shader {
+            name: desc.name.clone(),
+            kernel,
+            source,
+        })?;
+    }
+    Ok((tables, sources))
+}
+
+/// `s2attn-roll` -> `s2attn_roll`: a name usable in kernel names.
+fn kernel_base_name(name: &str) -> String {
+    let cleaned: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    if cleaned.is_empty() { "attention".to_string() } else { cleaned }
+}
+
+fn words_to_bytes(words: &[u32]) -> Vec<u8> {
+    words.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
+fn declare_buffers(
+    plan: &mut KernelPlan,
+    desc: &FusedAttentionDesc,
+    opts: &PlanOptions,
+    tables: &BlockTables,
+    chunks: &[Chunk],
+) -> Result<(), AttentionError> {
+    let (b, h, n, d) = (desc.batch, desc.n_heads, desc.seq_len, desc.head_dim);
+    let mut add = |name: &str, shape: Vec<usize>, bytes: u64, role: BufferRole| {
+        plan.buffers.insert(name.to_string(), BufferDecl { name: name.to_string(), bytes, role, shape });
+    };
+    let tensor = (b * h * n * d * 4) as u64;
+    let rows = (b * h * n * 4) as u64;
+    for name in ["q", "k", "v"] {
+        add(name, vec![b, h, n, d], tensor, BufferRole::Input);
+    }
+    add("o", vec![b, h, n, d], tensor, BufferRole::Output);
+    add("lse", vec![b, h, n], rows, BufferRole::Output);
+
+    let mut params = vec![0u8; PARAMS_STRIDE as usize * (chunks.len() - 1) + 16];
+    for (i, chunk) in chunks.iter().enumerate() {
+        let at = i * PARAMS_STRIDE as usize;
+        params[at..at + 4].copy_from_slice(&(chunk.bh0 as u32).to_le_bytes());
+        params[at + 4..at + 8].copy_from_slice(&(chunk.count as u32).to_le_bytes());
+    }
+    add("params", Vec::new(), params.len() as u64, BufferRole::Const(params));
+
+    let mut table = |name: &str, words: Vec<u32>| -> Result<(), AttentionError> {
+        let bytes = words_to_bytes(&words);
+        if bytes.len() as u64 > opts.max_storage_binding {
+            return Err(AttentionError::TooLarge {
+                name: desc.name.clone(),
+                what: format!("block table `{name}`"),
+                needed: bytes.len() as u64,
+                limit: opts.max_storage_binding,
+            });
+        }
+        add(name, vec![words.len()], bytes.len() as u64, BufferRole::Const(bytes));
+        Ok(())
+    };
+    table("blocks_fwd", tables.forward_words())?;
+    if opts.backward {
+        table("blocks_bwd", tables.backward_words())?;
+        add("do", vec![b, h, n, d], tensor, BufferRole::Input);
+        add("delta", vec![b, h, n, 2], 2 * rows, BufferRole::Scratch);
+        for name in ["dq", "dk", "dv"] {
+            add(name, vec![b, h, n, d], tensor, BufferRole::Output);
+        }
+    }
+    Ok(())
+}
+
+/// The bindings of `source` for chunk `index` of `n_chunks`.
+fn bindings(
+    source: &KernelSource,
+    chunk: &Chunk,
+    index: usize,
+    n_chunks: usize,
+    n: usize,
+    d: usize,
+) -> Vec<Binding> {
+    source
+        .bindings
+        .iter()
+        .enumerate()
+        .map(|(i, spec)| {
+            let per_pair = match spec.buffer {
+                "params" | "blocks_fwd" | "blocks_bwd" => None,
+                "lse" => Some(n as u64 * 4),
+                "delta" => Some(n as u64 * 8),
+                _ => Some((n * d * 4) as u64),
+            };
+            let range = if n_chunks == 1 {
+                None
+            } else if spec.buffer == "params" {
+                Some((index as u64 * PARAMS_STRIDE, 16))
+            } else {
+                per_pair.map(|bytes| (chunk.bh0 as u64 * bytes, chunk.count as u64 * bytes))
+            };
+            Binding { index: i as u32, buffer: spec.buffer.to_string(), access: spec.access, range }
+        })
+        .collect()
+}

@@ -1,0 +1,388 @@
+//! Fused attention planning and codegen: golden WGSL, SPIR-V validity, block
+//! tables, statistics, chunking and errors. GPU results are checked in
+//! `runtime/tests/attention_gpu.rs`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use expect_test::expect_file;
+use weft_compiler::codegen::attention::EMPTY_ROW_LSE;
+use weft_compiler::plan::{BlockTables, FusedAttentionDesc, PlanOptions, attention_sources};
+use weft_compiler::{Access, AttentionError, BufferRole, KernelPlan, plan_attention, to_spirv};
+use weft_ir::expr::parse_mask;
+use weft_ir::{Mask, Overrides, Schedule};
+
+fn examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/patterns")
+}
+
+fn example(file: &str, n: usize, h: usize) -> Schedule {
+    let overrides = Overrides { seq_len: Some(n), n_heads: Some(h), ..Overrides::default() };
+    weft_ir::spec::load_schedule(&examples_dir().join(file), &overrides).unwrap()
+}
+
+/// Every example spec file name, sorted.
+fn example_files() -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(examples_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// `(snapshot name, desc)` for every pattern of every example, at N=256, H=4, D=64.
+fn example_descs(batch: usize) -> Vec<(String, FusedAttentionDesc)> {
+    let mut out = Vec::new();
+    for file in example_files() {
+        let schedule = example(&file, 256, 4);
+        for pattern in &schedule.patterns {
+            let label = if schedule.patterns.len() == 1 {
+                schedule.name.clone()
+            } else {
+                format!("{}-{}", schedule.name, pattern.name)
+            };
+            let mut desc = FusedAttentionDesc::from_pattern(pattern, 256, batch, 64);
+            desc.name = label.clone();
+            out.push((label, desc));
+        }
+    }
+    out
+}
+
+fn mask(src: &str) -> Mask {
+    Mask::new(parse_mask(src).unwrap()).unwrap()
+}
+
+fn desc(
+    name: &str,
+    heads: Vec<(std::ops::Range<usize>, &str)>,
+    n: usize,
+    b: usize,
+    d: usize,
+) -> FusedAttentionDesc {
+    let n_heads = heads.last().map_or(0, |(r, _)| r.end);
+    FusedAttentionDesc {
+        name: name.to_string(),
+        batch: b,
+        n_heads,
+        seq_len: n,
+        head_dim: d,
+        heads: heads.into_iter().map(|(r, m)| (r, mask(m))).collect(),
+        scale: 1.0 / (d as f32).sqrt(),
+    }
+}
+
+fn backward() -> PlanOptions {
+    PlanOptions { backward: true, ..PlanOptions::default() }
+}
+
+/// Golden snapshots of every emitted module; bless with `UPDATE_EXPECT=1`.
+#[test]
+fn emitted_wgsl_matches_the_golden_snapshots() {
+    let descs = example_descs(1);
+    assert!(descs.len() >= 7, "expected every example pattern, found {}", descs.len());
+    for (label, desc) in descs {
+        let sources = attention_sources(&desc, &backward()).unwrap();
+        let kinds: Vec<&str> = sources.iter().map(|s| s.kind).collect();
+        assert_eq!(kinds, ["fwd", "bwd_delta", "bwd_dkdv", "bwd_dq"]);
+        if std::env::var_os("UPDATE_EXPECT").is_some() {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/wgsl").join(&label);
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        for source in sources {
+            expect_file![format!("../../tests/golden/wgsl/{label}/{}.wgsl", source.kind)]
+                .assert_eq(&source.wgsl);
+        }
+    }
+}
+
+/// Runs `spirv-val` on the SPIR-V of `wgsl`; the error names the kernel and carries the validator's message.
+fn spirv_val(kernel: &str, wgsl: &str) -> Result<(), String> {
+    let words = to_spirv(kernel, wgsl).map_err(|e| e.to_string())?;
+    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("spirv-val");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let path = dir.join(format!("{kernel}-{}.spv", std::process::id()));
+    std::fs::write(&path, bytes).map_err(|e| e.to_string())?;
+    let out = Command::new("spirv-val")
+        .arg("--target-env")
+        .arg("vulkan1.1")
+        .arg(&path)
+        .output()
+        .map_err(|e| format!("cannot run spirv-val (Debian package spirv-tools): {e}"))?;
+    let _ = std::fs::remove_file(&path);
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "spirv-val rejects kernel `{kernel}`:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+#[test]
+fn every_emitted_module_passes_spirv_val() {
+    let mut descs = example_descs(2);
+    descs.push((
+        "odd".into(),
+        desc("odd", vec![(0..3, "roll(-7, causal & !sink(1)) | groups(5, h - 2)")], 100, 1, 16),
+    ));
+    let variants = [
+        backward(),
+        PlanOptions { rows_per_invocation: 2, block_q: 16, block_k: 64, ..backward() },
+        PlanOptions { rows_per_invocation: 4, max_storage_binding: 256 * 64 * 4 * 2, ..backward() },
+    ];
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for (label, desc) in &descs {
+        for opts in &variants {
+            let (plan, _) = plan_attention(desc, opts).unwrap();
+            let mut seen = std::collections::HashSet::new();
+            for kernel in &plan.kernels {
+                if seen.insert(kernel.wgsl.clone()) {
+                    checked += 1;
+                    if let Err(e) = spirv_val(&kernel.name, &kernel.wgsl) {
+                        failures.push(format!("{label}: {e}"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(checked >= descs.len() * 4, "checked only {checked} modules");
+}
+
+fn buffer<'a>(plan: &'a KernelPlan, name: &str) -> &'a weft_compiler::BufferDecl {
+    plan.buffers.get(name).unwrap_or_else(|| panic!("no buffer `{name}` in {:?}", plan.buffers.keys()))
+}
+
+#[test]
+fn plans_declare_their_buffers_and_kernels_in_order() {
+    let d =
+        desc("s2", vec![(0..2, "causal & groups(64)"), (2..4, "roll(32, causal & groups(64))")], 256, 2, 64);
+    let (plan, stats) = plan_attention(&d, &PlanOptions::default()).unwrap();
+    let names: Vec<&str> = plan.buffers.keys().map(String::as_str).collect();
+    assert_eq!(names, ["blocks_fwd", "k", "lse", "o", "params", "q", "v"]);
+    assert_eq!(plan.kernels.len(), 1);
+    assert_eq!(plan.kernels[0].name, "attn_fwd_s2");
+    assert_eq!(buffer(&plan, "q").shape, [2, 4, 256, 64]);
+    assert_eq!(buffer(&plan, "q").bytes, 2 * 4 * 256 * 64 * 4);
+    assert_eq!(buffer(&plan, "lse").role, BufferRole::Output);
+    assert!(matches!(buffer(&plan, "blocks_fwd").role, BufferRole::Const(_)));
+    assert_eq!(stats.dispatches, 1);
+
+    let (plan, _) = plan_attention(&d, &backward()).unwrap();
+    let kernels: Vec<&str> = plan.kernels.iter().map(|k| k.name.as_str()).collect();
+    assert_eq!(kernels, ["attn_fwd_s2", "attn_bwd_delta_s2", "attn_bwd_dkdv_s2", "attn_bwd_dq_s2"]);
+    assert_eq!(buffer(&plan, "do").role, BufferRole::Input);
+    assert_eq!(buffer(&plan, "delta").role, BufferRole::Scratch);
+    for name in ["dq", "dk", "dv"] {
+        assert_eq!(buffer(&plan, name).role, BufferRole::Output);
+    }
+    for kernel in &plan.kernels {
+        assert_eq!(kernel.entry_point, "main");
+        for (i, b) in kernel.bindings.iter().enumerate() {
+            assert_eq!(b.index as usize, i);
+            assert!(plan.buffers.contains_key(&b.buffer), "{} binds unknown `{}`", kernel.name, b.buffer);
+            assert_eq!(b.range, None);
+            let writes = matches!(b.access, Access::ReadWrite);
+            let role = &buffer(&plan, &b.buffer).role;
+            assert!(
+                !writes || matches!(role, BufferRole::Output | BufferRole::Scratch),
+                "{} writes {}",
+                kernel.name,
+                b.buffer
+            );
+        }
+        let storage = kernel.bindings.iter().filter(|b| b.access != Access::Uniform).count();
+        assert!(storage <= 8, "{} binds {storage} storage buffers", kernel.name);
+    }
+}
+
+#[test]
+fn large_tensors_are_split_into_aligned_chunks_and_wide_grids_fold() {
+    // N = 100 (rows of lse are 400 bytes): chunks are multiples of 16 (batch, head) pairs.
+    let d = desc("chunked", vec![(0..20, "causal & window(9)")], 100, 2, 16);
+    let slab = 100 * 16 * 4;
+    let opts = PlanOptions { max_storage_binding: 17 * slab, max_workgroups_per_dim: 9, ..backward() };
+    let (plan, stats) = plan_attention(&d, &opts).unwrap();
+    assert_eq!(stats.chunks, 3, "40 pairs in chunks of 16");
+    assert_eq!(plan.kernels.len(), 4 * 3);
+    let params = match &buffer(&plan, "params").role {
+        BufferRole::Const(bytes) => bytes.clone(),
+        other => panic!("params is {other:?}"),
+    };
+    for kernel in &plan.kernels {
+        let chunk: usize = kernel.name.rsplit("_c").next().unwrap().parse().unwrap();
+        let [x, y, z] = kernel.workgroups;
+        assert!(x <= 9 && y <= 9 && z == 1, "{}: {:?}", kernel.name, kernel.workgroups);
+        for b in &kernel.bindings {
+            if b.buffer.starts_with("blocks") {
+                assert_eq!(b.range, None, "block tables are bound whole");
+                continue;
+            }
+            let (offset, size) =
+                b.range.unwrap_or_else(|| panic!("{} binds all of {}", kernel.name, b.buffer));
+            if b.buffer == "params" {
+                assert_eq!((offset, size), (256 * chunk as u64, 16));
+                let at = offset as usize;
+                let bh0 = u32::from_le_bytes(params[at..at + 4].try_into().unwrap());
+                let count = u32::from_le_bytes(params[at + 4..at + 8].try_into().unwrap());
+                assert_eq!((bh0, count), (16 * chunk as u32, if chunk == 2 { 8 } else { 16 }));
+                continue;
+            }
+            assert_eq!(offset % 256, 0, "{} binds {} at {offset}", kernel.name, b.buffer);
+            assert!(size <= opts.max_storage_binding);
+            assert!(offset + size <= buffer(&plan, &b.buffer).bytes);
+        }
+        // The grid covers every block of the chunk.
+        let count = if chunk == 2 { 8 } else { 16 };
+        let needed = match kernel.name.split('_').nth(2) {
+            Some("delta") => (count * 100usize).div_ceil(64),
+            _ => 4 * count,
+        };
+        assert!((x * y) as usize >= needed, "{}: {:?} < {needed}", kernel.name, kernel.workgroups);
+    }
+    // One pair does not fit: the plan says so instead of binding past the limit.
+    let err = plan_attention(&d, &PlanOptions { max_storage_binding: slab - 4, ..backward() }).unwrap_err();
+    assert!(matches!(err, AttentionError::TooLarge { .. }), "{err}");
+}
+
+#[test]
+fn heads_with_equal_canonical_masks_share_a_table() {
+    let by_name = |descs: &[(String, FusedAttentionDesc)], name: &str| {
+        descs.iter().find(|(label, _)| label == name).map(|(_, d)| d.clone()).unwrap()
+    };
+    let descs = example_descs(1);
+    let tables = |d: &FusedAttentionDesc| {
+        let (_, stats) = plan_attention(d, &PlanOptions::default()).unwrap();
+        stats.tables.iter().map(|t| t.heads.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(tables(&by_name(&descs, "causal")), [vec![0, 1, 2, 3]]);
+    assert_eq!(tables(&by_name(&descs, "s2attn-roll")), [vec![0, 1], vec![2, 3]]);
+    // Vertical stride 8 with offset h: four distinct masks at H = 4 ...
+    assert_eq!(tables(&by_name(&descs, "longgen-local-stride")).len(), 4);
+    // ... and offsets h and h + 8 are the same mask.
+    let d = desc("ls", vec![(0..16, "causal & local_stride(16, 2, 8, h)")], 256, 1, 16);
+    let table_heads = tables(&d);
+    assert_eq!(table_heads.len(), 8);
+    assert_eq!(table_heads[0], [0, 8]);
+}
+
+#[test]
+fn statistics_count_tiles_flops_and_bytes() {
+    let d = desc("causal", vec![(0..2, "causal")], 256, 3, 64);
+    let opts = PlanOptions { block_q: 32, block_k: 32, ..backward() };
+    let (_, stats) = plan_attention(&d, &opts).unwrap();
+    // 8 x 8 tiles: 28 below the diagonal, 8 on it, 28 above; times B * H = 6.
+    assert_eq!((stats.tiles_full, stats.tiles_partial, stats.tiles_empty), (6 * 28, 6 * 8, 6 * 28));
+    assert_eq!(stats.visited_pairs, 6 * 36 * 32 * 32);
+    assert_eq!(stats.flops_forward, 4 * 64 * stats.visited_pairs);
+    assert_eq!(stats.flops_backward, 14 * 64 * stats.visited_pairs + 6 * 2 * 64 * 256);
+    assert!(stats.bytes_forward > 6 * 3 * 256 * 64 * 4);
+    assert!(stats.bytes_backward > stats.bytes_forward);
+    let text = stats.to_string();
+    assert!(text.contains("168 full + 48 partial of 384"), "{text}");
+    assert!(text.contains("table 0 (heads 0..2): causal: 28 full, 8 partial, 28 empty tiles"), "{text}");
+
+    // N not a multiple of the block: the last tiles are clipped.
+    let d = desc("odd", vec![(0..1, "full")], 100, 1, 16);
+    let (_, stats) = plan_attention(&d, &PlanOptions::default()).unwrap();
+    assert_eq!(stats.visited_pairs, 100 * 100);
+    assert_eq!((stats.tiles_full, stats.tiles_partial), (16, 0));
+}
+
+#[test]
+fn empty_tiles_are_never_visited_and_full_tiles_skip_the_mask() {
+    for (_, d) in example_descs(1) {
+        let masks = d.head_masks().unwrap();
+        let tables = BlockTables::build(&masks, d.seq_len, 32, 32);
+        for (t, table) in tables.tables.iter().enumerate() {
+            let mut listed = 0;
+            for (qb, row) in table.rows.iter().enumerate() {
+                for tile in row {
+                    listed += 1;
+                    let (q, k) =
+                        (qb * 32..qb * 32 + 32, tile.block as usize * 32..tile.block as usize * 32 + 32);
+                    let allowed = q
+                        .clone()
+                        .flat_map(|q| k.clone().map(move |k| (q, k)))
+                        .filter(|&(q, k)| table.mask.allows(256, q as i64, k as i64))
+                        .count();
+                    assert!(allowed > 0, "{}: table {t} lists an empty tile", d.name);
+                    assert_eq!(
+                        tile.partial,
+                        allowed < 32 * 32,
+                        "{}: table {t}, tile ({qb}, {})",
+                        d.name,
+                        tile.block
+                    );
+                }
+            }
+            assert_eq!(listed, table.visited());
+        }
+    }
+}
+
+#[test]
+fn bad_nodes_and_options_are_errors() {
+    let good = desc("g", vec![(0..4, "causal")], 64, 1, 16);
+    let check = |d: &FusedAttentionDesc, opts: &PlanOptions, expected: &str| {
+        let err = plan_attention(d, opts).unwrap_err().to_string();
+        assert!(err.contains(expected), "expected `{expected}` in: {err}");
+    };
+    let mut gap = good.clone();
+    gap.heads = vec![(0..2, mask("causal")), (3..4, mask("causal"))];
+    check(&gap, &PlanOptions::default(), "head ranges must tile 0..4 in order; found 3..4");
+    let mut short = good.clone();
+    short.n_heads = 5;
+    check(&short, &PlanOptions::default(), "head ranges cover 0..4, not 0..5");
+    let mut odd_dim = good.clone();
+    odd_dim.head_dim = 6;
+    check(&odd_dim, &PlanOptions::default(), "head dimension 6 is not a positive multiple of 4");
+    let shrinking = desc("s", vec![(0..4, "groups(3 - h)")], 64, 1, 16);
+    check(&shrinking, &PlanOptions::default(), "fused attention `s`, head 3: `g` of `groups` is 0");
+    check(
+        &good,
+        &PlanOptions { rows_per_invocation: 3, ..PlanOptions::default() },
+        "3 rows per invocation do not divide",
+    );
+    check(
+        &good,
+        &PlanOptions { block_q: 1024, rows_per_invocation: 1, ..PlanOptions::default() },
+        "a workgroup of 1024 invocations",
+    );
+    let mut nan = good.clone();
+    nan.scale = f32::NAN;
+    check(&nan, &PlanOptions::default(), "scale NaN is not finite");
+}
+
+#[test]
+fn the_empty_row_sentinel_is_finite_and_kills_every_weight() {
+    assert!(EMPTY_ROW_LSE.is_finite());
+    // The largest score f32 inputs of sane magnitude give is far below it.
+    assert_eq!((1.0e6f32 - EMPTY_ROW_LSE).exp(), 0.0);
+}
+
+#[test]
+fn descs_come_from_patterns_and_schedules() {
+    let overrides =
+        Overrides { seq_len: Some(128), n_heads: Some(8), head_dim: Some(32), ..Overrides::default() };
+    let schedule =
+        weft_ir::spec::load_schedule(&examples_dir().join("s2attn-roll.toml"), &overrides).unwrap();
+    let desc = FusedAttentionDesc::from_schedule(&schedule, 0, 3).unwrap();
+    assert_eq!((desc.batch, desc.n_heads, desc.seq_len, desc.head_dim), (3, 8, 128, 32));
+    assert_eq!(desc.scale, 1.0 / 32f32.sqrt());
+    let ranges: Vec<_> = desc.heads.iter().map(|(r, m)| (r.clone(), m.to_string())).collect();
+    assert_eq!(
+        ranges,
+        [(0..4, "causal & groups(32)".to_string()), (4..8, "roll(16, causal & groups(32))".to_string())]
+    );
+    assert_eq!(desc, FusedAttentionDesc::from_pattern(&schedule.patterns[0], 128, 3, 32));
+    assert!(FusedAttentionDesc::from_schedule(&schedule, 1, 1).is_none());
+}

@@ -1,0 +1,97 @@
+//! `weft attn SPEC --input IN.safetensors --out OUT.safetensors [--unfused]`:
+//! run a pattern's attention on the GPU.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use weft_compiler::{OptimizeOptions, PlanOptions, SimplePlanOptions, compile_attention, plan_graph};
+use weft_runtime::io::{HostTensor, TensorFile, save};
+use weft_runtime::{Executor, Gpu};
+
+use crate::args::{SizeArgs, SpecArgs};
+use crate::commands::compile::reference_graph;
+
+#[derive(Args, Debug)]
+pub struct AttnArgs {
+    /// Pattern spec (.toml); N, H and D come from the input tensors.
+    pub spec: PathBuf,
+    /// safetensors file with q, k, v (f32, [B, H, N, D]) and optionally do (the output's gradient).
+    #[arg(long, value_name = "IN")]
+    pub input: PathBuf,
+    /// safetensors file to write: o, and dq, dk, dv when the input holds do.
+    #[arg(long, short, value_name = "OUT")]
+    pub out: PathBuf,
+    /// Run the unfused reference graph (roll, reshape, dense attention) op by op instead (forward only).
+    #[arg(long)]
+    pub unfused: bool,
+    /// Layer whose pattern to use (hybrid schedules; default 0).
+    #[arg(long, value_name = "I")]
+    pub layer: Option<usize>,
+}
+
+pub fn run(args: &AttnArgs) -> anyhow::Result<()> {
+    let file = TensorFile::load(&args.input)?;
+    let q = file.f32("q")?;
+    let [b, h, n, d] = q.shape[..] else {
+        bail!("tensor `q` in {} has shape {:?}; expected [B, H, N, D]", args.input.display(), q.shape);
+    };
+    let mut inputs = HashMap::from([("q".to_string(), q.data)]);
+    for name in ["k", "v"] {
+        let t = file.f32(name)?;
+        if t.shape != [b, h, n, d] {
+            bail!("tensor `{name}` has shape {:?}; expected {:?} like q", t.shape, [b, h, n, d]);
+        }
+        inputs.insert(name.to_string(), t.data);
+    }
+    let backward = file.contains("do");
+    if backward {
+        let t = file.f32("do")?;
+        if t.shape != [b, h, n, d] {
+            bail!("tensor `do` has shape {:?}; expected {:?} like the output o", t.shape, [b, h, n, d]);
+        }
+        if args.unfused {
+            bail!("--unfused runs the forward pass only; remove `do` from the input or drop --unfused");
+        }
+        inputs.insert("do".to_string(), t.data);
+    }
+
+    // The pattern is resolved at the sizes of the tensors given.
+    let sizes = SizeArgs { seq_len: Some(n), heads: Some(h), layers: None, head_dim: Some(d) };
+    let spec = SpecArgs { spec: args.spec.clone(), sizes };
+    let reference = reference_graph(&spec, args.layer, b)?;
+    let gpu = Gpu::new()?;
+    eprintln!("adapter: {}", gpu.adapter_description());
+    let limits = gpu.limits();
+    let plan = if args.unfused {
+        let opts = SimplePlanOptions {
+            max_storage_binding: limits.max_storage_binding,
+            max_buffer_size: limits.max_buffer,
+            max_storage_buffers_per_stage: limits.max_storage_buffers_per_stage,
+            max_workgroups_per_dimension: limits.max_workgroups_per_dim,
+            ..SimplePlanOptions::default()
+        };
+        plan_graph(&reference, &opts)?
+    } else {
+        let opts = PlanOptions {
+            backward,
+            max_storage_binding: limits.max_storage_binding,
+            max_workgroups_per_dim: limits.max_workgroups_per_dim,
+            ..PlanOptions::default()
+        };
+        compile_attention(reference, &OptimizeOptions::default(), &opts)?.fused.plan
+    };
+    let mut executor = Executor::new(gpu);
+    let outputs = executor.run(&plan, &inputs).context("running the plan on the GPU")?;
+    let shape = vec![b, h, n, d];
+    let mut tensors = BTreeMap::new();
+    for name in ["o", "dq", "dk", "dv"] {
+        if let Some(data) = outputs.get(name) {
+            tensors.insert(name.to_string(), HostTensor { shape: shape.clone(), data: data.clone() });
+        }
+    }
+    save(&args.out, &tensors)?;
+    eprintln!("wrote {} ({})", args.out.display(), tensors.keys().cloned().collect::<Vec<_>>().join(", "));
+    Ok(())
+}
