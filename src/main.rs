@@ -33,6 +33,9 @@ enum Command {
     Compile(commands::compile::CompileArgs),
     /// Run a pattern's attention on the GPU on tensors from a safetensors file.
     Attn(commands::attn::AttnArgs),
+    /// Benchmarks on the current adapter.
+    #[command(subcommand)]
+    Bench(commands::bench::BenchWhat),
     /// Print the reference graph of a pattern (the plain tensor ops a PyTorch user would write).
     Graph(commands::graph::GraphArgs),
 }
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         Command::Inspect(InspectCmd { what: None, pattern }) => commands::inspect::run(&pattern),
         Command::Compile(a) => commands::compile::run(&a),
         Command::Attn(a) => commands::attn::run(&a),
+        Command::Bench(w) => commands::bench::run(&w),
         Command::Graph(a) => commands::graph::run(&a),
     };
     match result {

@@ -1,6 +1,7 @@
 //! One file per `weft` subcommand.
 
 pub mod attn;
+pub mod bench;
 pub mod check;
 pub mod compile;
 pub mod graph;

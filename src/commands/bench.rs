@@ -1,0 +1,158 @@
+//! `weft bench attn`: fused vs unfused, S2-Attn vs full causal, on the current adapter.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use weft_compiler::{
+    KernelPlan, OptimizeOptions, PlanOptions, SimplePlanOptions, compile_attention, plan_graph,
+};
+use weft_runtime::{Executor, Gpu};
+
+use weft_ir::graph::ValidGraph;
+use weft_ir::lower::{LowerOptions, lower_pattern};
+use weft_ir::{Overrides, SourceFile, Spec};
+
+/// The benchmarked patterns, built in so that the benchmark runs from any directory.
+const PATTERNS: [(&str, &str); 2] = [
+    ("s2attn-roll", include_str!("../../examples/patterns/s2attn-roll.toml")),
+    ("causal", include_str!("../../examples/patterns/causal.toml")),
+];
+
+fn reference(name: &str, n: usize, args: &BenchAttnArgs) -> anyhow::Result<ValidGraph> {
+    let text = PATTERNS.iter().find(|(p, _)| *p == name).map(|(_, t)| *t).context("unknown pattern")?;
+    let overrides = Overrides {
+        seq_len: Some(n),
+        n_heads: Some(args.heads),
+        head_dim: Some(args.head_dim),
+        n_layers: None,
+    };
+    let schedule = Spec::parse(SourceFile::new(format!("{name}.toml"), text))?.resolve(&overrides)?;
+    Ok(lower_pattern(&schedule.patterns[0], &LowerOptions::new(args.batch, n, args.head_dim))?)
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchWhat {
+    /// Attention: fused S2-Attn and full causal forward+backward, and the unfused roll graph forward.
+    Attn(BenchAttnArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchAttnArgs {
+    /// Sequence lengths, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1024,4096")]
+    pub seq_len: Vec<usize>,
+    #[arg(long, default_value_t = 8)]
+    pub heads: usize,
+    #[arg(long, default_value_t = 64)]
+    pub head_dim: usize,
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Timed runs after one warm-up run (which also compiles the pipelines); the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+    /// Skip the unfused baseline (it materializes N x N scores and is slow).
+    #[arg(long)]
+    pub no_unfused: bool,
+}
+
+pub fn run(what: &BenchWhat) -> anyhow::Result<()> {
+    let BenchWhat::Attn(args) = what;
+    let gpu = Gpu::new()?;
+    println!("adapter: {}", gpu.adapter_description());
+    let limits = gpu.limits();
+    let mut executor = Executor::new(gpu);
+    for &n in &args.seq_len {
+        let fused_opts = PlanOptions {
+            backward: true,
+            max_storage_binding: limits.max_storage_binding,
+            max_workgroups_per_dim: limits.max_workgroups_per_dim,
+            ..PlanOptions::default()
+        };
+        let inputs = random_inputs(args.batch * args.heads * n * args.head_dim);
+        println!("\nN = {n}, H = {}, D = {}, B = {}", args.heads, args.head_dim, args.batch);
+        println!(
+            "  {:<34} {:>11} {:>11} {:>14} {:>9}",
+            "run", "median ms", "GFLOP/s", "peak buffers", "largest"
+        );
+        let mut times = HashMap::new();
+        for name in ["s2attn-roll", "causal"] {
+            let reference = reference(name, n, args)?;
+            let compiled = compile_attention(reference, &OptimizeOptions::default(), &fused_opts)?;
+            let flops = (compiled.fused.stats.flops_forward + compiled.fused.stats.flops_backward) as f64;
+            let label = format!("fused {name} fwd+bwd");
+            let t = time_plan(&mut executor, &compiled.fused.plan, &inputs, args.repeats, &label, flops)?;
+            times.insert(name, t);
+        }
+        let ratio = times["s2attn-roll"].as_secs_f64() / times["causal"].as_secs_f64();
+        println!("  S2-Attn / causal (fwd+bwd): {ratio:.3}x");
+        if !args.no_unfused {
+            let reference = reference("s2attn-roll", n, args)?;
+            let opts = SimplePlanOptions {
+                max_storage_binding: limits.max_storage_binding,
+                max_buffer_size: limits.max_buffer,
+                max_storage_buffers_per_stage: limits.max_storage_buffers_per_stage,
+                max_workgroups_per_dimension: limits.max_workgroups_per_dim,
+                ..SimplePlanOptions::default()
+            };
+            let plan = plan_graph(&reference, &opts)?;
+            let fwd_only = PlanOptions { backward: false, ..fused_opts.clone() };
+            let compiled = compile_attention(reference, &OptimizeOptions::default(), &fwd_only)?;
+            let flops = compiled.fused.stats.flops_forward as f64;
+            let unfused =
+                time_plan(&mut executor, &plan, &inputs, args.repeats, "unfused s2attn-roll fwd", flops)?;
+            let fused = time_plan(
+                &mut executor,
+                &compiled.fused.plan,
+                &inputs,
+                args.repeats,
+                "fused s2attn-roll fwd",
+                flops,
+            )?;
+            println!("  unfused / fused (forward): {:.2}x", unfused.as_secs_f64() / fused.as_secs_f64());
+        }
+    }
+    Ok(())
+}
+
+fn random_inputs(len: usize) -> HashMap<String, Vec<f32>> {
+    let mut rng = StdRng::seed_from_u64(0x5EED);
+    ["q", "k", "v", "do"]
+        .iter()
+        .map(|n| (n.to_string(), (0..len).map(|_| rng.random_range(-1.0..1.0)).collect()))
+        .collect()
+}
+
+/// Runs `plan` once to warm up, then `repeats` times; prints and returns the median.
+fn time_plan(
+    executor: &mut Executor,
+    plan: &KernelPlan,
+    inputs: &HashMap<String, Vec<f32>>,
+    repeats: usize,
+    label: &str,
+    flops: f64,
+) -> anyhow::Result<Duration> {
+    let prepared = executor.prepare(plan).with_context(|| format!("preparing {label}"))?;
+    let wanted: HashMap<String, Vec<f32>> = prepared
+        .input_names()
+        .into_iter()
+        .filter_map(|n| inputs.get(n).map(|v| (n.to_string(), v.clone())))
+        .collect();
+    executor.upload(&prepared, &wanted)?;
+    executor.execute(&prepared)?;
+    let mut times: Vec<Duration> =
+        (0..repeats.max(1)).map(|_| executor.execute(&prepared)).collect::<Result<_, _>>()?;
+    times.sort();
+    let median = times[times.len() / 2];
+    println!(
+        "  {:<34} {:>11.1} {:>11.2} {:>11.1} MiB {:>5.1} MiB",
+        label,
+        median.as_secs_f64() * 1e3,
+        flops / median.as_secs_f64() / 1e9,
+        prepared.total_bytes() as f64 / (1 << 20) as f64,
+        plan.largest_buffer() as f64 / (1 << 20) as f64
+    );
+    Ok(median)
+}

@@ -1,0 +1,21 @@
+//! `weft bench attn` runs end to end at a tiny size and prints every figure.
+
+mod common;
+
+use common::ok;
+
+#[test]
+fn bench_attn_prints_its_table() {
+    let out = ok(&["bench", "attn", "--seq-len", "64", "--heads", "2", "--head-dim", "16", "--repeats", "1"]);
+    for needle in [
+        "adapter:",
+        "fused s2attn-roll fwd+bwd",
+        "fused causal fwd+bwd",
+        "S2-Attn / causal (fwd+bwd):",
+        "unfused s2attn-roll fwd",
+        "unfused / fused (forward):",
+        "MiB",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
+}
