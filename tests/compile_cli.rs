@@ -129,3 +129,99 @@ fn attn_rejects_bad_inputs_clearly() {
     assert!(stderr(&o).contains("has no tensor `q`; it has: query"), "{}", stderr(&o));
     assert!(!out.exists(), "no output after a failure");
 }
+
+/// Writes tensors to a safetensors file for a test.
+fn write_tensors(path: &std::path::Path, tensors: &[(&str, Vec<usize>)]) {
+    let map = tensors
+        .iter()
+        .map(|(name, shape)| {
+            let len = shape.iter().product::<usize>();
+            let data = (0..len).map(|i| ((i * 7919) % 13) as f32 / 7.0 - 0.9).collect();
+            (name.to_string(), weft_runtime::io::HostTensor { shape: shape.clone(), data })
+        })
+        .collect();
+    weft_runtime::io::save(path, &map).unwrap();
+}
+
+#[test]
+fn attn_names_bad_shapes_dtypes_and_sizes() {
+    let dir = scratch("attn_shapes");
+    let spec = example("s2attn-roll.toml");
+    let spec = spec.to_str().unwrap();
+    let out = dir.join("o.safetensors");
+    let run = |tensors: &[(&str, Vec<usize>)]| {
+        let input = dir.join("in.safetensors");
+        write_tensors(&input, tensors);
+        let o = weft(&["attn", spec, "--input", input.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1));
+        let err = stderr(&o);
+        assert!(!err.contains("panicked"), "{err}");
+        err
+    };
+    let good = vec![1, 4, 64, 16];
+    let err = run(&[("q", vec![4, 64, 16]), ("k", good.clone()), ("v", good.clone())]);
+    assert!(
+        err.contains("tensor `q` in") && err.contains("has shape [4, 64, 16]; expected [B, H, N, D]"),
+        "{err}"
+    );
+    let err = run(&[("q", good.clone()), ("k", vec![1, 4, 32, 16]), ("v", good.clone())]);
+    assert!(err.contains("tensor `k` has shape [1, 4, 32, 16]; expected [1, 4, 64, 16] like q"), "{err}");
+    // N = 90 does not split into S2-Attn's groups of N/4 = 22.
+    let odd = vec![1, 4, 90, 16];
+    let err = run(&[("q", odd.clone()), ("k", odd.clone()), ("v", odd)]);
+    assert!(err.contains("seq_len N = 90 is not divisible by 22"), "{err}");
+
+    // A float64 tensor from another tool.
+    let input = dir.join("f64.safetensors");
+    let data: Vec<u8> = (0..4 * 64 * 16).flat_map(|i| (i as f64 / 100.0).to_le_bytes()).collect();
+    let view = safetensors_view(&data);
+    std::fs::write(&input, view).unwrap();
+    let o = weft(&["attn", spec, "--input", input.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(
+        stderr(&o).contains("tensor `q` in") && stderr(&o).contains("is F64; expected F32"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.exists());
+}
+
+/// A safetensors file holding one F64 tensor `q` of shape [1, 4, 64, 16], written by hand
+/// from the format's definition: an 8-byte header length, a JSON header, then the data.
+fn safetensors_view(data: &[u8]) -> Vec<u8> {
+    let header =
+        format!("{{\"q\":{{\"dtype\":\"F64\",\"shape\":[1,4,64,16],\"data_offsets\":[0,{}]}}}}", data.len());
+    let mut header = header.into_bytes();
+    while header.len() % 8 != 0 {
+        header.push(b' ');
+    }
+    let mut out = (header.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&header);
+    out.extend_from_slice(data);
+    out
+}
+
+#[test]
+fn a_missing_adapter_is_a_clear_error() {
+    let dir = scratch("no_adapter");
+    let spec = example("s2attn-roll.toml");
+    let input = root().join("tests/data/s2attn-roll-input.safetensors");
+    let out = dir.join("o.safetensors");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args([
+            "attn",
+            spec.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .env("WGPU_ADAPTER_NAME", "no-such-adapter-anywhere")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("error: WGPU_ADAPTER_NAME=no-such-adapter-anywhere matches no adapter; available:"),
+        "{err}"
+    );
+}
