@@ -14,6 +14,8 @@ fn bench_attn_prints_its_table() {
         "S2-Attn / causal (fwd+bwd):",
         "unfused s2attn-roll fwd",
         "unfused / fused (forward):",
+        "unfused s2attn-roll fwd+bwd",
+        "unfused / fused (fwd+bwd):",
         "MiB",
     ] {
         assert!(out.contains(needle), "missing {needle:?} in:\n{out}");

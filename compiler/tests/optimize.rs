@@ -10,6 +10,7 @@ use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use weft_compiler::optimize::{OptimizeOptions, Optimized, optimize};
+use weft_ir::autodiff::differentiate;
 use weft_ir::graph::{Op, ValidGraph, parse_sexpr};
 use weft_ir::interp::{Tensor, run};
 use weft_ir::lower::{LowerOptions, lower_pattern};
@@ -127,6 +128,23 @@ fn every_example_fuses_into_one_kernel_and_computes_the_same() {
         let want: Vec<ConcreteMask> = pattern.head_masks().iter().map(|m| m.canonical(64)).collect();
         assert_eq!(masks, want, "{name}");
         let err = max_error(&reference, &opt.graph, &mut rng);
+        assert!(err <= 1e-12, "{name}: relative error {err:e}");
+    }
+}
+
+/// A backward graph is an ordinary graph: the optimizer takes it, the forward
+/// half still fuses, and the gradients stay what they were.
+#[test]
+fn backward_graphs_optimize_and_compute_the_same() {
+    let mut rng = StdRng::seed_from_u64(seed());
+    for (name, pattern) in example_patterns() {
+        let forward = lower_pattern(&pattern, &LowerOptions::new(2, 32, 4)).unwrap();
+        let grads = differentiate(&forward, &["q", "k", "v"]).unwrap();
+        let opt = optimize(&grads.graph, &OptimizeOptions::default()).unwrap();
+        let report = &opt.report;
+        assert!(report.cost_after.total() <= report.cost_before.total(), "{name}: {report}");
+        assert_eq!(count(&opt.graph, |op| matches!(op, Op::FusedAttention { .. })), 1, "{name}: {report}");
+        let err = max_error(&grads.graph, &opt.graph, &mut rng);
         assert!(err <= 1e-12, "{name}: relative error {err:e}");
     }
 }

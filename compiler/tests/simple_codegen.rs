@@ -34,6 +34,10 @@ fn attention(src: &str, head_offset: usize) -> Op {
     Op::Attention { mask: mask(src), head_offset, scale: 0.3 }
 }
 
+fn masked_softmax(src: &str, head_offset: usize) -> Op {
+    Op::MaskedSoftmax { mask: mask(src), head_offset, scale: 0.7 }
+}
+
 /// One small graph per op and per interesting variant (the GPU tests in
 /// `runtime/tests/unfused_gpu.rs` run the same list).
 fn op_cases() -> Vec<(&'static str, ValidGraph)> {
@@ -61,6 +65,14 @@ fn op_cases() -> Vec<(&'static str, ValidGraph)> {
         ("concat", op_graph(Op::Concat { axis: 1 }, &[&[2, 1, 3], &[2, 2, 3], &[2, 3, 3]])),
         ("softmax", op_graph(Op::Softmax { axis: 1 }, &[&[3, 7, 5]])),
         ("softmax-last", op_graph(Op::Softmax { axis: 1 }, &[&[6, 9]])),
+        ("softmax-grad", op_graph(Op::SoftmaxGrad { axis: 1 }, &[&[3, 7, 5], &[3, 7, 5]])),
+        ("masked-softmax", op_graph(masked_softmax("roll(3, causal & groups(4))", 0), &[&[2, 4, 8, 8]])),
+        // Heads 1..5 of the mask: the first h queries of head h see no key.
+        ("masked-softmax-empty-rows", op_graph(masked_softmax("causal & !window(h)", 1), &[&[2, 4, 8, 8]])),
+        ("broadcast", op_graph(Op::Broadcast { axis: 1, size: 3 }, &[&[2, 5]])),
+        ("broadcast-last", op_graph(Op::Broadcast { axis: 2, size: 4 }, &[&[3, 5]])),
+        ("pad", op_graph(Op::Pad { axis: 1, before: 2, after: 1 }, &[&[2, 3, 4]])),
+        ("pad-after", op_graph(Op::Pad { axis: 0, before: 0, after: 3 }, &[&[2, 5]])),
         ("reduce-sum", op_graph(Op::ReduceSum { axis: 0 }, &[&[5, 4, 3]])),
         ("reduce-max", op_graph(Op::ReduceMax { axis: 2 }, &[&[5, 4, 3]])),
         ("reduce-mean", op_graph(Op::ReduceMean { axis: 1 }, &[&[5, 4, 3]])),

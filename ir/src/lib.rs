@@ -5,9 +5,11 @@
 //! - [`graph`] is the tensor dataflow graph, its validator and text formats.
 //! - [`lower`] turns a pattern into its reference graph.
 //! - [`interp`] is the f64 reference interpreter every kernel is checked against.
+//! - [`autodiff`] appends a graph's backward pass to it, as more graph.
 //!
 //! This crate knows nothing of the optimizer or the GPU.
 
+pub mod autodiff;
 pub mod expr;
 pub mod graph;
 pub mod interp;

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use weft_compiler::codegen::simple::{SimplePlanOptions, plan_graph};
+use weft_ir::autodiff::differentiate;
 use weft_ir::expr::parse_mask;
 use weft_ir::graph::{Graph, HeadRange, NodeId, Op, TensorType, ValidGraph};
 use weft_ir::interp::{Tensor, run};
@@ -71,8 +72,16 @@ fn op_graph(op: Op, shapes: &[&[usize]]) -> ValidGraph {
     g.validate().unwrap()
 }
 
+fn mask(src: &str) -> Mask {
+    Mask::new(parse_mask(src).unwrap()).unwrap()
+}
+
 fn attention(src: &str, head_offset: usize) -> Op {
-    Op::Attention { mask: Mask::new(parse_mask(src).unwrap()).unwrap(), head_offset, scale: 0.3 }
+    Op::Attention { mask: mask(src), head_offset, scale: 0.3 }
+}
+
+fn masked_softmax(src: &str, head_offset: usize) -> Op {
+    Op::MaskedSoftmax { mask: mask(src), head_offset, scale: 0.7 }
 }
 
 /// One small graph per op and per interesting variant (the same list as the
@@ -103,6 +112,14 @@ fn op_cases() -> Vec<(&'static str, ValidGraph)> {
         ("concat", op_graph(Op::Concat { axis: 1 }, &[&[2, 1, 3], &[2, 2, 3], &[2, 3, 3]])),
         ("softmax", op_graph(Op::Softmax { axis: 1 }, &[&[3, 7, 5]])),
         ("softmax-last", op_graph(Op::Softmax { axis: 1 }, &[&[6, 9]])),
+        ("softmax-grad", op_graph(Op::SoftmaxGrad { axis: 1 }, &[&[3, 7, 5], &[3, 7, 5]])),
+        ("masked-softmax", op_graph(masked_softmax("roll(3, causal & groups(4))", 0), &[&[2, 4, 8, 8]])),
+        // Heads 1..5 of the mask: the first h queries of head h see no key.
+        ("masked-softmax-empty-rows", op_graph(masked_softmax("causal & !window(h)", 1), &[&[2, 4, 8, 8]])),
+        ("broadcast", op_graph(Op::Broadcast { axis: 1, size: 3 }, &[&[2, 5]])),
+        ("broadcast-last", op_graph(Op::Broadcast { axis: 2, size: 4 }, &[&[3, 5]])),
+        ("pad", op_graph(Op::Pad { axis: 1, before: 2, after: 1 }, &[&[2, 3, 4]])),
+        ("pad-after", op_graph(Op::Pad { axis: 0, before: 0, after: 3 }, &[&[2, 5]])),
         ("reduce-sum", op_graph(Op::ReduceSum { axis: 0 }, &[&[5, 4, 3]])),
         ("reduce-max", op_graph(Op::ReduceMax { axis: 2 }, &[&[5, 4, 3]])),
         ("reduce-mean", op_graph(Op::ReduceMean { axis: 1 }, &[&[5, 4, 3]])),
@@ -260,5 +277,28 @@ fn example_reference_graphs_match_the_interpreter_on_the_gpu() {
         }
     }
     assert!(cases.len() >= 12, "every example at B = 1 and 2, found {}", cases.len());
+    check_all(&mut ex, &cases, &opts, &mut rng);
+}
+
+/// The backward pass autodiff appends to each example's reference graph runs
+/// op by op on the GPU and agrees with the interpreter on `o`, `dq`, `dk`, `dv`.
+#[test]
+fn example_backward_graphs_match_the_interpreter_on_the_gpu() {
+    let mut rng = rng();
+    let mut ex = executor();
+    let opts = device_options(&ex);
+    let overrides = Overrides { seq_len: Some(32), n_heads: Some(4), ..Overrides::default() };
+    let mut cases = Vec::new();
+    for file in example_files() {
+        let schedule = weft_ir::spec::load_schedule(&file, &overrides).unwrap();
+        let stem = file.file_stem().unwrap().to_string_lossy().to_string();
+        for pattern in &schedule.patterns {
+            let forward = lower_pattern(pattern, &LowerOptions::new(2, 32, 8)).unwrap();
+            let grads = differentiate(&forward, &["q", "k", "v"]).unwrap();
+            let outputs: Vec<&str> = grads.graph.outputs().iter().map(|(n, _)| n.as_str()).collect();
+            assert_eq!(outputs, ["o", "dq", "dk", "dv"]);
+            cases.push((format!("{stem}:{} backward", pattern.name), grads.graph));
+        }
+    }
     check_all(&mut ex, &cases, &opts, &mut rng);
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Args;
 use weft_compiler::{OptimizeOptions, PlanOptions, SimplePlanOptions, compile_attention, plan_graph};
+use weft_ir::autodiff::differentiate;
 use weft_runtime::io::{HostTensor, TensorFile, save};
 use weft_runtime::{Executor, Gpu};
 
@@ -23,7 +24,8 @@ pub struct AttnArgs {
     /// safetensors file to write: o, and dq, dk, dv when the input holds do.
     #[arg(long, short, value_name = "OUT")]
     pub out: PathBuf,
-    /// Run the unfused reference graph (roll, reshape, dense attention) op by op instead (forward only).
+    /// Run the unfused reference graph (roll, reshape, dense attention) op by op instead; with `do`,
+    /// its backward pass is the one autodiff derives, with the N x N probabilities materialized.
     #[arg(long)]
     pub unfused: bool,
     /// Layer whose pattern to use (hybrid schedules; default 0).
@@ -51,9 +53,6 @@ pub fn run(args: &AttnArgs) -> anyhow::Result<()> {
         if t.shape != [b, h, n, d] {
             bail!("tensor `do` has shape {:?}; expected {:?} like the output o", t.shape, [b, h, n, d]);
         }
-        if args.unfused {
-            bail!("--unfused runs the forward pass only; remove `do` from the input or drop --unfused");
-        }
         inputs.insert("do".to_string(), t.data);
     }
 
@@ -72,7 +71,11 @@ pub fn run(args: &AttnArgs) -> anyhow::Result<()> {
             max_workgroups_per_dimension: limits.max_workgroups_per_dim,
             ..SimplePlanOptions::default()
         };
-        plan_graph(&reference, &opts)?
+        if backward {
+            plan_graph(&differentiate(&reference, &["q", "k", "v"])?.graph, &opts)?
+        } else {
+            plan_graph(&reference, &opts)?
+        }
     } else {
         let opts = PlanOptions {
             backward,

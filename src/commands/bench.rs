@@ -11,6 +11,7 @@ use weft_compiler::{
 };
 use weft_runtime::{Executor, Gpu};
 
+use weft_ir::autodiff::differentiate;
 use weft_ir::graph::ValidGraph;
 use weft_ir::lower::{LowerOptions, lower_pattern};
 use weft_ir::{Overrides, SourceFile, Spec};
@@ -35,7 +36,7 @@ fn reference(name: &str, n: usize, args: &BenchAttnArgs) -> anyhow::Result<Valid
 
 #[derive(Subcommand, Debug)]
 pub enum BenchWhat {
-    /// Attention: fused S2-Attn and full causal forward+backward, and the unfused roll graph forward.
+    /// Attention: fused S2-Attn and full causal forward+backward, and the unfused roll graph.
     Attn(BenchAttnArgs),
 }
 
@@ -97,21 +98,27 @@ pub fn run(what: &BenchWhat) -> anyhow::Result<()> {
                 max_workgroups_per_dimension: limits.max_workgroups_per_dim,
                 ..SimplePlanOptions::default()
             };
-            let plan = plan_graph(&reference, &opts)?;
+            // The backward pass as autodiff spells it: scores and probabilities
+            // materialized, as an eager framework computes it.
+            let backward = differentiate(&reference, &["q", "k", "v"])?;
+            let forward_plan = plan_graph(&reference, &opts)?;
+            let backward_plan = plan_graph(&backward.graph, &opts)?;
             let fwd_only = PlanOptions { backward: false, ..fused_opts.clone() };
             let compiled = compile_attention(reference, &OptimizeOptions::default(), &fwd_only)?;
-            let flops = compiled.fused.stats.flops_forward as f64;
-            let unfused =
-                time_plan(&mut executor, &plan, &inputs, args.repeats, "unfused s2attn-roll fwd", flops)?;
-            let fused = time_plan(
-                &mut executor,
-                &compiled.fused.plan,
-                &inputs,
-                args.repeats,
-                "fused s2attn-roll fwd",
-                flops,
-            )?;
-            println!("  unfused / fused (forward): {:.2}x", unfused.as_secs_f64() / fused.as_secs_f64());
+            let flops_fwd = compiled.fused.stats.flops_forward as f64;
+            let flops_all = flops_fwd + compiled.fused.stats.flops_backward as f64;
+            let label = "unfused s2attn-roll fwd";
+            let unfused_fwd =
+                time_plan(&mut executor, &forward_plan, &inputs, args.repeats, label, flops_fwd)?;
+            let label = "fused s2attn-roll fwd";
+            let fused_fwd =
+                time_plan(&mut executor, &compiled.fused.plan, &inputs, args.repeats, label, flops_fwd)?;
+            let label = "unfused s2attn-roll fwd+bwd";
+            let unfused_all =
+                time_plan(&mut executor, &backward_plan, &inputs, args.repeats, label, flops_all)?;
+            let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+            println!("  unfused / fused (forward): {:.2}x", ratio(unfused_fwd, fused_fwd));
+            println!("  unfused / fused (fwd+bwd): {:.2}x", ratio(unfused_all, times["s2attn-roll"]));
         }
     }
     Ok(())
@@ -119,6 +126,7 @@ pub fn run(what: &BenchWhat) -> anyhow::Result<()> {
 
 fn random_inputs(len: usize) -> HashMap<String, Vec<f32>> {
     let mut rng = StdRng::seed_from_u64(0x5EED);
+    // `do` seeds both backward passes: the fused plan's, and autodiff's as the cotangent of `o`.
     ["q", "k", "v", "do"]
         .iter()
         .map(|n| (n.to_string(), (0..len).map(|_| rng.random_range(-1.0..1.0)).collect()))

@@ -377,6 +377,14 @@ pub fn to_op<'a>(node: &Weft, child: &impl Fn(Id) -> &'a Data) -> Result<(Op, Ve
             None => return Err("concat needs an axis".into()),
         },
         Weft::Softmax([a, x]) => (Op::Softmax { axis: uint(*a)? }, vec![*x]),
+        Weft::SoftmaxGrad([a, y, dy]) => (Op::SoftmaxGrad { axis: uint(*a)? }, vec![*y, *dy]),
+        Weft::MaskedSoftmax([s, m, x]) => {
+            (Op::MaskedSoftmax { mask: mask(*m)?, head_offset: 0, scale: float(*s)? }, vec![*x])
+        }
+        Weft::Broadcast([a, n, x]) => (Op::Broadcast { axis: uint(*a)?, size: uint(*n)? }, vec![*x]),
+        Weft::Pad([a, before, after, x]) => {
+            (Op::Pad { axis: uint(*a)?, before: uint(*before)?, after: uint(*after)? }, vec![*x])
+        }
         Weft::ReduceSum([a, x]) => (Op::ReduceSum { axis: uint(*a)? }, vec![*x]),
         Weft::ReduceMax([a, x]) => (Op::ReduceMax { axis: uint(*a)? }, vec![*x]),
         Weft::ReduceMean([a, x]) => (Op::ReduceMean { axis: uint(*a)? }, vec![*x]),

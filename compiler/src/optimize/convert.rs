@@ -65,7 +65,8 @@ fn add_node(
         &[a, b, c] => Ok([a, b, c]),
         _ => Err(format!("expected 3 operands, found {}", xs.len())),
     };
-    // The sequence length of attention's operands, which rolled masks are read at.
+    // The sequence length of attention's operands (or masked softmax's scores),
+    // which rolled masks are read at.
     let seq_len = || -> Result<i64, String> {
         let q = inputs.first().ok_or("attention without operands")?;
         let n = graph.node(*q).ty.shape.get(2).copied().ok_or("attention operand of rank < 3")?;
@@ -117,6 +118,21 @@ fn add_node(
             Weft::Concat(ids.into_boxed_slice())
         }
         Op::Softmax { axis } => Weft::Softmax([num(eg, *axis)?, unary(xs)?]),
+        Op::SoftmaxGrad { axis } => {
+            let [y, dy] = pair(xs)?;
+            Weft::SoftmaxGrad([num(eg, *axis)?, y, dy])
+        }
+        Op::MaskedSoftmax { mask, head_offset, scale } => {
+            let offset =
+                i64::try_from(*head_offset).map_err(|_| format!("head offset {head_offset} too large"))?;
+            let mask = shift_heads(mask.expr(), offset);
+            let m = add_mask(&mut |n| eg.add(n), &mask, seq_len()?)?;
+            Weft::MaskedSoftmax([float(eg, *scale), m, unary(xs)?])
+        }
+        Op::Broadcast { axis, size } => Weft::Broadcast([num(eg, *axis)?, num(eg, *size)?, unary(xs)?]),
+        Op::Pad { axis, before, after } => {
+            Weft::Pad([num(eg, *axis)?, num(eg, *before)?, num(eg, *after)?, unary(xs)?])
+        }
         Op::ReduceSum { axis } => Weft::ReduceSum([num(eg, *axis)?, unary(xs)?]),
         Op::ReduceMax { axis } => Weft::ReduceMax([num(eg, *axis)?, unary(xs)?]),
         Op::ReduceMean { axis } => Weft::ReduceMean([num(eg, *axis)?, unary(xs)?]),

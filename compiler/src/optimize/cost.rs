@@ -140,7 +140,9 @@ impl CostModel {
             Op::Permute { .. } | Op::Roll { .. } | Op::Slice { .. } | Op::Concat { .. } => {
                 Cost::kernel(moved, 0.0)
             }
-            Op::Softmax { .. } => Cost::kernel(moved, 5.0 * n_out),
+            Op::Softmax { .. } | Op::MaskedSoftmax { .. } => Cost::kernel(moved, 5.0 * n_out),
+            Op::SoftmaxGrad { .. } => Cost::kernel(moved, 3.0 * n_out),
+            Op::Broadcast { .. } | Op::Pad { .. } => Cost::kernel(moved, 0.0),
             Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::ReduceMean { .. } => {
                 Cost::kernel(moved, xs.first().map_or(0.0, |x| elements(x)))
             }

@@ -11,6 +11,8 @@
 //!         | (reshape (list D...) x) | (permute (list P...) x)
 //!         | (roll AXIS SHIFT HEADS x) | (slice AXIS START END x) | (concat AXIS x...)
 //!         | (softmax AXIS x) | (reduce-sum AXIS x) | (reduce-max AXIS x) | (reduce-mean AXIS x)
+//!         | (softmax-grad AXIS y dy) | (broadcast AXIS SIZE x) | (pad AXIS BEFORE AFTER x)
+//!         | (masked-softmax SCALE MASK s)         ; head i of s uses MASK at h = i
 //!         | (rms-norm EPS x w) | (rope THETA POSITION-SCALE x)
 //!         | (attention SCALE MASK q k v)          ; head i of q uses MASK at h = i
 //!         | (fused-attention SCALE (head-masks (entry START END MASK)...) q k v)
@@ -23,7 +25,7 @@
 //!
 //! `m-roll` records the sequence length `N` it rolls modulo, so a mask term
 //! means the same wherever it appears (a graph's `roll(o, m)` has `N` from its
-//! attention node). Attention's `head_offset` is folded into the mask when a
+//! attention node). The `head_offset` of attention and masked softmax is folded into the mask when a
 //! graph is converted (`h` becomes `h + offset`), so every head index in the
 //! e-graph is the index on the node's own head axis.
 
@@ -50,6 +52,10 @@ define_language! {
         "slice" = Slice([Id; 4]),
         "concat" = Concat(Box<[Id]>),
         "softmax" = Softmax([Id; 2]),
+        "softmax-grad" = SoftmaxGrad([Id; 3]),
+        "masked-softmax" = MaskedSoftmax([Id; 3]),
+        "broadcast" = Broadcast([Id; 3]),
+        "pad" = Pad([Id; 4]),
         "reduce-sum" = ReduceSum([Id; 2]),
         "reduce-max" = ReduceMax([Id; 2]),
         "reduce-mean" = ReduceMean([Id; 2]),
@@ -111,6 +117,10 @@ impl Weft {
                 | Slice(_)
                 | Concat(_)
                 | Softmax(_)
+                | SoftmaxGrad(_)
+                | MaskedSoftmax(_)
+                | Broadcast(_)
+                | Pad(_)
                 | ReduceSum(_)
                 | ReduceMax(_)
                 | ReduceMean(_)

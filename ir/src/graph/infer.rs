@@ -87,6 +87,34 @@ pub(crate) fn infer(op: &Op, xs: &[&TensorType]) -> Inferred {
             axis_dim(x, *axis)?;
             Ok(x.clone())
         }
+        (Op::SoftmaxGrad { axis }, &[y, dy]) => {
+            float(y)?;
+            axis_dim(y, *axis)?;
+            if y == dy { Ok(y.clone()) } else { bad(format!("operand types differ: {y}, {dy}")) }
+        }
+        (Op::MaskedSoftmax { mask, head_offset, scale }, &[s]) => {
+            masked_softmax(s, mask, *head_offset, *scale)
+        }
+        (Op::Broadcast { axis, size }, &[x]) => {
+            if *axis > x.rank() {
+                return bad(format!("axis {axis} out of range 0..={} for {x}", x.rank()));
+            }
+            if *size == 0 {
+                return bad("broadcast size must be at least 1");
+            }
+            let mut shape = x.shape.clone();
+            shape.insert(*axis, *size);
+            checked_size(x.with_shape(shape))
+        }
+        (Op::Pad { axis, before, after }, &[x]) => {
+            let dim = axis_dim(x, *axis)?;
+            let Some(padded) = dim.checked_add(*before).and_then(|d| d.checked_add(*after)) else {
+                return bad(format!("padding {before} + {after} overflows axis {axis} of {x}"));
+            };
+            let mut shape = x.shape.clone();
+            shape[*axis] = padded;
+            checked_size(x.with_shape(shape))
+        }
         (Op::ReduceMean { axis }, &[x]) => {
             float(x)?;
             reduce(x, *axis)
@@ -284,6 +312,31 @@ fn attention(
         check_head_mask(mask, head)?;
     }
     Ok(v.clone())
+}
+
+/// Scores `[B, H, Nq, Nk]`; the mask is evaluated at sequence length `Nq`, so
+/// queries and keys must be equally many.
+fn masked_softmax(s: &TensorType, mask: &Mask, head_offset: usize, scale: f64) -> Inferred {
+    float(s)?;
+    finite("scale", scale)?;
+    let [_, h, nq, nk] = s.shape[..] else {
+        return bad(format!("scores must be [B, H, N, N], found {s}"));
+    };
+    if nq != nk {
+        return bad(format!("scores must be [B, H, N, N] with as many queries as keys, found {s}"));
+    }
+    for i in 0..h {
+        let Some(head) = head_offset.checked_add(i) else {
+            return bad(format!("head offset {head_offset} + {i} overflows"));
+        };
+        check_head_mask(mask, head)?;
+    }
+    Ok(s.clone())
+}
+
+/// A type whose element count overflows is rejected, as for leaves.
+fn checked_size(ty: TensorType) -> Inferred {
+    if ty.num_elements().is_none() { bad(format!("{ty} has too many elements")) } else { Ok(ty) }
 }
 
 fn fused_attention(

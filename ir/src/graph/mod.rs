@@ -331,6 +331,29 @@ impl Graph {
         self.add(Op::Softmax { axis }, &[x])
     }
 
+    /// `y * (dy - sum(y * dy, axis))`, with `y` a softmax along `axis`.
+    pub fn softmax_grad(&mut self, y: NodeId, dy: NodeId, axis: usize) -> Result<NodeId, GraphError> {
+        self.add(Op::SoftmaxGrad { axis }, &[y, dy])
+    }
+
+    pub fn masked_softmax(
+        &mut self,
+        scores: NodeId,
+        mask: Mask,
+        head_offset: usize,
+        scale: f64,
+    ) -> Result<NodeId, GraphError> {
+        self.add(Op::MaskedSoftmax { mask, head_offset, scale }, &[scores])
+    }
+
+    pub fn broadcast(&mut self, x: NodeId, axis: usize, size: usize) -> Result<NodeId, GraphError> {
+        self.add(Op::Broadcast { axis, size }, &[x])
+    }
+
+    pub fn pad(&mut self, x: NodeId, axis: usize, before: usize, after: usize) -> Result<NodeId, GraphError> {
+        self.add(Op::Pad { axis, before, after }, &[x])
+    }
+
     pub fn reduce_sum(&mut self, x: NodeId, axis: usize) -> Result<NodeId, GraphError> {
         self.add(Op::ReduceSum { axis }, &[x])
     }

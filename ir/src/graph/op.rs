@@ -113,6 +113,33 @@ pub enum Op {
     Softmax {
         axis: usize,
     },
+    /// The softmax's vector-Jacobian product: `(y, dy)` with `y = softmax(x, axis)`
+    /// gives `dx = y * (dy - sum(y * dy, axis))`.
+    SoftmaxGrad {
+        axis: usize,
+    },
+    /// Attention's probabilities from its raw scores `s = q kᵀ` (`[B, H, Nq, Nk]`):
+    /// a softmax of `scale * s` over the keys head `head_offset + i`'s mask allows,
+    /// zeros elsewhere, and a row of zeros where the mask allows no key. What the
+    /// gradient of [`Op::Attention`] is spelled with.
+    MaskedSoftmax {
+        mask: Mask,
+        head_offset: usize,
+        scale: f64,
+    },
+    /// Inserts a new axis `axis` of length `size`, repeating the tensor along it.
+    /// The gradient of a reduction.
+    Broadcast {
+        axis: usize,
+        size: usize,
+    },
+    /// Zeros around the tensor along `axis`: `before` in front, `after` behind.
+    /// The gradient of a slice.
+    Pad {
+        axis: usize,
+        before: usize,
+        after: usize,
+    },
     ReduceSum {
         axis: usize,
     },
@@ -195,6 +222,10 @@ impl Op {
             Op::Slice { .. } => "slice",
             Op::Concat { .. } => "concat",
             Op::Softmax { .. } => "softmax",
+            Op::SoftmaxGrad { .. } => "softmax-grad",
+            Op::MaskedSoftmax { .. } => "masked-softmax",
+            Op::Broadcast { .. } => "broadcast",
+            Op::Pad { .. } => "pad",
             Op::ReduceSum { .. } => "reduce-sum",
             Op::ReduceMax { .. } => "reduce-max",
             Op::ReduceMean { .. } => "reduce-mean",
@@ -208,7 +239,9 @@ impl Op {
     pub fn arity(&self) -> Arity {
         match self {
             Op::Input { .. } | Op::Parameter { .. } => Arity::Exactly(0),
-            Op::MatMul { .. } | Op::Add | Op::Mul | Op::RmsNorm { .. } => Arity::Exactly(2),
+            Op::MatMul { .. } | Op::Add | Op::Mul | Op::RmsNorm { .. } | Op::SoftmaxGrad { .. } => {
+                Arity::Exactly(2)
+            }
             Op::Attention { .. } | Op::FusedAttention { .. } => Arity::Exactly(3),
             Op::Concat { .. } => Arity::AtLeast(1),
             Op::Scale { .. }
@@ -220,6 +253,9 @@ impl Op {
             | Op::Roll { .. }
             | Op::Slice { .. }
             | Op::Softmax { .. }
+            | Op::MaskedSoftmax { .. }
+            | Op::Broadcast { .. }
+            | Op::Pad { .. }
             | Op::ReduceSum { .. }
             | Op::ReduceMax { .. }
             | Op::ReduceMean { .. }
@@ -264,14 +300,19 @@ impl fmt::Display for Op {
             Op::Slice { axis, start, end } => write!(f, "{name}(axis={axis}, {start}..{end})"),
             Op::Concat { axis }
             | Op::Softmax { axis }
+            | Op::SoftmaxGrad { axis }
             | Op::ReduceSum { axis }
             | Op::ReduceMax { axis }
             | Op::ReduceMean { axis } => write!(f, "{name}(axis={axis})"),
+            Op::Broadcast { axis, size } => write!(f, "{name}(axis={axis}, size={size})"),
+            Op::Pad { axis, before, after } => {
+                write!(f, "{name}(axis={axis}, before={before}, after={after})")
+            }
             Op::RmsNorm { eps } => write!(f, "{name}(eps={eps:?})"),
             Op::Rope { theta, position_scale } => {
                 write!(f, "{name}(theta={theta:?}, position_scale={position_scale:?})")
             }
-            Op::Attention { mask, head_offset, scale } => {
+            Op::Attention { mask, head_offset, scale } | Op::MaskedSoftmax { mask, head_offset, scale } => {
                 write!(f, "{name}(mask=\"{mask}\", head_offset={head_offset}, scale={scale:?})")
             }
             Op::FusedAttention { heads, scale } => {

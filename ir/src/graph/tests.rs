@@ -28,7 +28,9 @@ pub(crate) fn every_op_graph() -> Graph {
     let scores = g.matmul(qr, kn, false, true).unwrap();
     let scaled = g.scale(scores, 0.1).unwrap();
     let p = g.softmax(scaled, 3).unwrap();
-    let pv = g.matmul(p, v, false, false).unwrap();
+    let masked = g.masked_softmax(scores, mask("causal & !window(h)"), 1, 0.25).unwrap();
+    let dp = g.softmax_grad(p, masked, 3).unwrap();
+    let pv = g.matmul(dp, v, false, false).unwrap();
     let gram = g.matmul(q, k, true, false).unwrap();
     let sum = g.elementwise_add(att, pv).unwrap();
     let prod = g.elementwise_mul(sum, gain).unwrap();
@@ -42,7 +44,10 @@ pub(crate) fn every_op_graph() -> Graph {
     let total = g.reduce_sum(cat, 1).unwrap();
     let max = g.reduce_max(cat, 0).unwrap();
     let mean = g.reduce_mean(cat, 1).unwrap();
+    let spread = g.broadcast(total, 0, 2).unwrap();
+    let padded = g.pad(spread, 1, 1, 2).unwrap();
     g.set_output("total", total);
+    g.set_output("padded", padded);
     g.set_output("max", max);
     g.set_output("mean", mean);
     g.set_output("gram", gram);
@@ -101,24 +106,29 @@ fn every_op_prints_and_parses_back() {
           (%11 (matmul %5 %7 :transpose-b) f32[1, 4, 8, 8])
           (%12 (scale %11 :factor 0.1) f32[1, 4, 8, 8])
           (%13 (softmax %12 :axis 3) f32[1, 4, 8, 8])
-          (%14 (matmul %13 %2) f32[1, 4, 8, 4])
-          (%15 (matmul %0 %1 :transpose-a) f32[1, 4, 4, 4])
-          (%16 (add %10 %14) f32[1, 4, 8, 4])
-          (%17 (mul %16 %4) f32[1, 4, 8, 4])
-          (%18 (exp %17) f32[1, 4, 8, 4])
-          (%19 (log %18) f32[1, 4, 8, 4])
-          (%20 (silu %19) f32[1, 4, 8, 4])
-          (%21 (permute %20 :perm (0 2 1 3)) f32[1, 8, 4, 4])
-          (%22 (reshape %21 :shape (8 16)) f32[8, 16])
-          (%23 (slice %22 :axis 1 :start 4 :end 12) f32[8, 8])
-          (%24 (concat %23 %23 %22 :axis 1) f32[8, 32])
-          (%25 (reduce-sum %24 :axis 1) f32[8])
-          (%26 (reduce-max %24 :axis 0) f32[32])
-          (%27 (reduce-mean %24 :axis 1) f32[8])
-          (output total %25)
-          (output max %26)
-          (output mean %27)
-          (output gram %15))
+          (%14 (masked-softmax %11 :mask "causal & !window(h)" :head-offset 1 :scale 0.25) f32[1, 4, 8, 8])
+          (%15 (softmax-grad %13 %14 :axis 3) f32[1, 4, 8, 8])
+          (%16 (matmul %15 %2) f32[1, 4, 8, 4])
+          (%17 (matmul %0 %1 :transpose-a) f32[1, 4, 4, 4])
+          (%18 (add %10 %16) f32[1, 4, 8, 4])
+          (%19 (mul %18 %4) f32[1, 4, 8, 4])
+          (%20 (exp %19) f32[1, 4, 8, 4])
+          (%21 (log %20) f32[1, 4, 8, 4])
+          (%22 (silu %21) f32[1, 4, 8, 4])
+          (%23 (permute %22 :perm (0 2 1 3)) f32[1, 8, 4, 4])
+          (%24 (reshape %23 :shape (8 16)) f32[8, 16])
+          (%25 (slice %24 :axis 1 :start 4 :end 12) f32[8, 8])
+          (%26 (concat %25 %25 %24 :axis 1) f32[8, 32])
+          (%27 (reduce-sum %26 :axis 1) f32[8])
+          (%28 (reduce-max %26 :axis 0) f32[32])
+          (%29 (reduce-mean %26 :axis 1) f32[8])
+          (%30 (broadcast %27 :axis 0 :size 2) f32[2, 8])
+          (%31 (pad %30 :axis 1 :before 1 :after 2) f32[2, 11])
+          (output total %27)
+          (output padded %31)
+          (output max %28)
+          (output mean %29)
+          (output gram %17))
     "#]]
     .assert_eq(&text);
     let parsed = parse(&text).unwrap();
@@ -528,7 +538,7 @@ fn ops_and_attributes_are_checked_by_name() {
     check_parse(
         "(graph g (%0 (input x) f32[4]) (%1 (expp %0) f32[4]))",
         expect![[r#"
-            test.sexp:1:37: unknown op `expp`; expected one of input, param, matmul, add, mul, scale, exp, log, silu, reshape, permute, roll, slice, concat, softmax, reduce-sum, reduce-max, reduce-mean, rms-norm, rope, attention, fused-attention
+            test.sexp:1:37: unknown op `expp`; expected one of input, param, matmul, add, mul, scale, exp, log, silu, reshape, permute, roll, slice, concat, softmax, softmax-grad, masked-softmax, broadcast, pad, reduce-sum, reduce-max, reduce-mean, rms-norm, rope, attention, fused-attention
               |
             1 | (graph g (%0 (input x) f32[4]) (%1 (expp %0) f32[4]))
               |                                     ^^^^"#]],

@@ -66,3 +66,36 @@ pub fn masked_attention(
     }
     Tensor::new(vec![b, h, n, dv], out)
 }
+
+/// Attention's probabilities from raw scores `s [B, H, N, N]`: per query row, a
+/// softmax of `scale * s` over the keys the head's mask allows and zeros
+/// elsewhere; a row whose mask allows no key is all zeros.
+pub fn masked_softmax(s: &Tensor, masks: &[ConcreteMask], scale: f64) -> Result<Tensor, InterpError> {
+    let &[b, h, n, nk] = s.shape() else {
+        return Err(InterpError::Shape {
+            op: "masked_softmax",
+            message: format!("scores must have rank 4, found {}", dims(s.shape())),
+        });
+    };
+    if n != nk || masks.len() != h {
+        return Err(InterpError::Shape {
+            op: "masked_softmax",
+            message: format!("scores {} with {} masks", dims(s.shape()), masks.len()),
+        });
+    }
+    let mut out = vec![0.0; s.len()];
+    for bh in 0..b * h {
+        let mask = &masks[bh % h];
+        for i in 0..n {
+            let row = bh * n + i;
+            let allowed: Vec<usize> = (0..n).filter(|&j| mask.allows(n as i64, i as i64, j as i64)).collect();
+            let max =
+                allowed.iter().map(|&j| scale * s.data()[row * n + j]).fold(f64::NEG_INFINITY, f64::max);
+            let total: f64 = allowed.iter().map(|&j| (scale * s.data()[row * n + j] - max).exp()).sum();
+            for &j in &allowed {
+                out[row * n + j] = (scale * s.data()[row * n + j] - max).exp() / total;
+            }
+        }
+    }
+    Tensor::new(vec![b, h, n, n], out)
+}

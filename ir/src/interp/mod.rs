@@ -13,11 +13,12 @@ mod tests;
 
 use std::collections::HashMap;
 
-pub use attention::masked_attention;
+pub use attention::{masked_attention, masked_softmax};
 pub use error::InterpError;
 pub use tensor::Tensor;
 
 use crate::graph::{NodeId, Op, ValidGraph};
+use crate::mask::{ConcreteMask, Mask};
 use ops::Reduction;
 
 /// Runs `graph` and returns its named outputs.
@@ -119,14 +120,15 @@ fn eval(op: &Op, args: &[&Tensor]) -> Result<Tensor, InterpError> {
         (Op::ReduceMean { axis }, &[x]) => ops::reduce(x, *axis, Reduction::Mean),
         (Op::RmsNorm { eps }, &[x, w]) => ops::rms_norm(x, w, *eps),
         (Op::Rope { theta, position_scale }, &[x]) => ops::rope(x, *theta, *position_scale),
+        (Op::SoftmaxGrad { axis }, &[y, dy]) => ops::softmax_grad(y, dy, *axis),
+        (Op::Broadcast { axis, size }, &[x]) => ops::broadcast(x, *axis, *size),
+        (Op::Pad { axis, before, after }, &[x]) => ops::pad(x, *axis, *before, *after),
+        (Op::MaskedSoftmax { mask, head_offset, scale }, &[s]) => {
+            let masks = head_masks(mask, *head_offset, s.shape().get(1).copied().unwrap_or(0))?;
+            masked_softmax(s, &masks, *scale)?
+        }
         (Op::Attention { mask, head_offset, scale }, &[q, k, v]) => {
-            let heads = q.shape().get(1).copied().unwrap_or(0);
-            let masks = (0..heads)
-                .map(|i| {
-                    let head = head_offset.saturating_add(i);
-                    mask.for_head(head).map_err(|error| InterpError::Mask { head, error })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+            let masks = head_masks(mask, *head_offset, q.shape().get(1).copied().unwrap_or(0))?;
             masked_attention(q, k, v, &masks, *scale)?
         }
         (Op::FusedAttention { heads, scale }, &[q, k, v]) => {
@@ -148,4 +150,14 @@ fn eval(op: &Op, args: &[&Tensor]) -> Result<Tensor, InterpError> {
         }
         _ => return Err(arity_error()),
     })
+}
+
+/// The masks of heads `head_offset..head_offset + n_heads`.
+fn head_masks(mask: &Mask, head_offset: usize, n_heads: usize) -> Result<Vec<ConcreteMask>, InterpError> {
+    (0..n_heads)
+        .map(|i| {
+            let head = head_offset.saturating_add(i);
+            mask.for_head(head).map_err(|error| InterpError::Mask { head, error })
+        })
+        .collect()
 }

@@ -128,6 +128,52 @@ pub(super) fn softmax(x: &Tensor, axis: usize) -> Tensor {
     Tensor::from_parts(x.shape().to_vec(), out)
 }
 
+/// `y * (dy - sum(y * dy))` along `axis`: the softmax's vector-Jacobian product.
+pub(super) fn softmax_grad(y: &Tensor, dy: &Tensor, axis: usize) -> Tensor {
+    let (outer, n, inner) = split_at_axis(y.shape(), axis);
+    let (yd, dyd) = (y.data(), dy.data());
+    let mut out = vec![0.0; y.len()];
+    for o in 0..outer {
+        for r in 0..inner {
+            let at = |i: usize| (o * n + i) * inner + r;
+            let dot: f64 = (0..n).map(|i| yd[at(i)] * dyd[at(i)]).sum();
+            for i in 0..n {
+                out[at(i)] = yd[at(i)] * (dyd[at(i)] - dot);
+            }
+        }
+    }
+    Tensor::from_parts(y.shape().to_vec(), out)
+}
+
+/// Repeats `x` `size` times along a new axis `axis`.
+pub(super) fn broadcast(x: &Tensor, axis: usize, size: usize) -> Tensor {
+    let outer: usize = x.shape()[..axis].iter().product();
+    let inner: usize = x.shape()[axis..].iter().product();
+    let mut out = Vec::with_capacity(x.len() * size);
+    for o in 0..outer {
+        for _ in 0..size {
+            out.extend_from_slice(&x.data()[o * inner..(o + 1) * inner]);
+        }
+    }
+    let mut shape = x.shape().to_vec();
+    shape.insert(axis, size);
+    Tensor::from_parts(shape, out)
+}
+
+/// `before` zeros in front of `x` along `axis` and `after` behind it.
+pub(super) fn pad(x: &Tensor, axis: usize, before: usize, after: usize) -> Tensor {
+    let (outer, n, inner) = split_at_axis(x.shape(), axis);
+    let mut out = Vec::with_capacity(outer * (before + n + after) * inner);
+    for o in 0..outer {
+        out.extend(std::iter::repeat_n(0.0, before * inner));
+        out.extend_from_slice(&x.data()[o * n * inner..(o + 1) * n * inner]);
+        out.extend(std::iter::repeat_n(0.0, after * inner));
+    }
+    let mut shape = x.shape().to_vec();
+    shape[axis] = before + n + after;
+    Tensor::from_parts(shape, out)
+}
+
 /// How a reduction folds an axis.
 #[derive(Clone, Copy)]
 pub(super) enum Reduction {

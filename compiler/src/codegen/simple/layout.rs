@@ -1,5 +1,6 @@
-//! reshape (a copy, when it does not alias), permute, roll, slice and concat:
-//! one thread per destination element, gathering its source element.
+//! reshape (a copy, when it does not alias), permute, roll, slice, pad,
+//! broadcast and concat: one thread per destination element, gathering its
+//! source element.
 
 use std::fmt::Write;
 
@@ -38,6 +39,25 @@ pub(crate) fn emit(
                 span = len * inner,
                 src = n * inner,
                 offset = *start as u64 * inner,
+            );
+            gather(cx, op, x, out, "", &body)
+        }
+        (Op::Pad { axis, before, .. }, [x]) => {
+            let (_, n, inner) = split_at_axis(x.shape, *axis);
+            let total = out.shape[*axis] as u64;
+            // Unsigned wrap-around puts rows in front of `before` out of range too.
+            let body = format!(
+                "let o = i / {span}u;\nlet c = (i / {inner}u) % {total}u - {before}u;\nlet r = i % {inner}u;\n\
+                 var value = 0.0;\nif (c < {n}u) {{\n    value = ld_x((o * {n}u + c) * {inner}u + r);\n}}\nst_y(i, value);\n",
+                span = total * inner,
+            );
+            gather(cx, op, x, out, "", &body)
+        }
+        (Op::Broadcast { axis, size }, [x]) => {
+            let inner: u64 = x.shape[*axis..].iter().map(|&d| d as u64).product();
+            let body = format!(
+                "st_y(i, ld_x((i / {span}u) * {inner}u + i % {inner}u));\n",
+                span = *size as u64 * inner,
             );
             gather(cx, op, x, out, "", &body)
         }

@@ -9,7 +9,8 @@
 //! - `builder.rs`: bindings (split across several when a buffer exceeds one
 //!   storage binding), the 1-D thread index and the folded dispatch grid;
 //! - one file per op family: `elementwise.rs`, `layout.rs`, `reduce.rs`,
-//!   `matmul.rs`, `rms_norm.rs`, `rope.rs`, `attention.rs` (with `mask.rs`);
+//!   `matmul.rs`, `rms_norm.rs`, `rope.rs`, `attention.rs` and
+//!   `masked_softmax.rs` (both with `mask.rs`);
 //! - `plan.rs`: buffers, aliasing and output naming;
 //! - `render.rs`: a plan as text, for golden files and inspection.
 
@@ -18,6 +19,7 @@ mod builder;
 mod elementwise;
 mod layout;
 mod mask;
+mod masked_softmax;
 mod matmul;
 mod plan;
 mod reduce;

@@ -7,7 +7,7 @@ use weft_ir::graph::{DType, NodeId, Op, ValidGraph};
 
 use super::builder::{Region, elements};
 use super::{CodegenError, SimplePlanOptions, Site};
-use super::{attention, elementwise, layout, matmul, reduce, rms_norm, rope};
+use super::{attention, elementwise, layout, masked_softmax, matmul, reduce, rms_norm, rope};
 use crate::kernel::{BufferDecl, BufferRole, Kernel, KernelPlan};
 
 /// Every element index must fit the kernels' u32 (and i32 mask) arithmetic.
@@ -212,11 +212,20 @@ fn emit(cx: &mut Ctx, op: &Op, inputs: &[Operand], out: &Operand) -> Result<Vec<
         Op::Add | Op::Mul | Op::Scale { .. } | Op::Exp | Op::Log | Op::Silu => {
             elementwise::emit(cx, op, inputs, out)
         }
-        Op::Reshape { .. } | Op::Permute { .. } | Op::Roll { .. } | Op::Slice { .. } | Op::Concat { .. } => {
-            layout::emit(cx, op, inputs, out)
-        }
-        Op::Softmax { .. } | Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::ReduceMean { .. } => {
-            reduce::emit(cx, op, inputs, out)
+        Op::Reshape { .. }
+        | Op::Permute { .. }
+        | Op::Roll { .. }
+        | Op::Slice { .. }
+        | Op::Pad { .. }
+        | Op::Broadcast { .. }
+        | Op::Concat { .. } => layout::emit(cx, op, inputs, out),
+        Op::Softmax { .. }
+        | Op::SoftmaxGrad { .. }
+        | Op::ReduceSum { .. }
+        | Op::ReduceMax { .. }
+        | Op::ReduceMean { .. } => reduce::emit(cx, op, inputs, out),
+        Op::MaskedSoftmax { mask, head_offset, scale } => {
+            masked_softmax::emit(cx, mask, *head_offset, *scale, inputs, out)
         }
         Op::MatMul { transpose_a, transpose_b } => matmul::emit(cx, *transpose_a, *transpose_b, inputs, out),
         Op::RmsNorm { eps } => rms_norm::emit(cx, *eps, inputs, out),

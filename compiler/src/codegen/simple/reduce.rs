@@ -1,5 +1,6 @@
-//! softmax and reduce sum/max/mean along one axis: one thread per row, a row
-//! being the `n` elements `base + j * inner` that share all other coordinates.
+//! softmax, its gradient, and reduce sum/max/mean along one axis: one thread
+//! per row, a row being the `n` elements `base + j * inner` that share all
+//! other coordinates.
 
 use std::fmt::Write;
 
@@ -16,6 +17,9 @@ pub(crate) fn emit(
     inputs: &[Operand],
     out: &Operand,
 ) -> Result<Vec<Kernel>, CodegenError> {
+    if let (Op::SoftmaxGrad { axis }, [y, dy]) = (op, inputs) {
+        return softmax_grad(cx, op, *axis, y, dy, out);
+    }
     let (
         [x],
         Op::Softmax { axis } | Op::ReduceSum { axis } | Op::ReduceMax { axis } | Op::ReduceMean { axis },
@@ -66,5 +70,29 @@ pub(crate) fn emit(
     let mut k = KernelBuilder::new(cx.site, cx.opts, &cx.kernel_name(""), &op.to_string());
     k.read("x", &x.region)?;
     k.write("y", &out.region)?;
+    Ok(vec![k.finish(outer * inner, &body)?])
+}
+
+/// `dx = y * (dy - sum(y * dy))` along the row.
+fn softmax_grad(
+    cx: &Ctx,
+    op: &Op,
+    axis: usize,
+    y: &Operand,
+    dy: &Operand,
+    out: &Operand,
+) -> Result<Vec<Kernel>, CodegenError> {
+    let (outer, n, inner) = split_at_axis(y.shape, axis);
+    let body = format!(
+        "let base = (i / {inner}u) * {row}u + i % {inner}u;\n\
+         var dot = 0.0;\n\
+         for (var j = 0u; j < {n}u; j++) {{\n    let at = base + j * {inner}u;\n    dot += ld_y(at) * ld_dy(at);\n}}\n\
+         for (var j = 0u; j < {n}u; j++) {{\n    let at = base + j * {inner}u;\n    st_dx(at, ld_y(at) * (ld_dy(at) - dot));\n}}\n",
+        row = n * inner,
+    );
+    let mut k = KernelBuilder::new(cx.site, cx.opts, &cx.kernel_name(""), &op.to_string());
+    k.read("y", &y.region)?;
+    k.read("dy", &dy.region)?;
+    k.write("dx", &out.region)?;
     Ok(vec![k.finish(outer * inner, &body)?])
 }

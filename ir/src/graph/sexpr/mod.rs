@@ -89,14 +89,17 @@ fn write_op(out: &mut String, node: &Node) {
         Op::Slice { axis, start, end } => write!(out, " :axis {axis} :start {start} :end {end}"),
         Op::Concat { axis }
         | Op::Softmax { axis }
+        | Op::SoftmaxGrad { axis }
         | Op::ReduceSum { axis }
         | Op::ReduceMax { axis }
         | Op::ReduceMean { axis } => write!(out, " :axis {axis}"),
+        Op::Broadcast { axis, size } => write!(out, " :axis {axis} :size {size}"),
+        Op::Pad { axis, before, after } => write!(out, " :axis {axis} :before {before} :after {after}"),
         Op::RmsNorm { eps } => write!(out, " :eps {eps:?}"),
         Op::Rope { theta, position_scale } => {
             write!(out, " :theta {theta:?} :position-scale {position_scale:?}")
         }
-        Op::Attention { mask, head_offset, scale } => {
+        Op::Attention { mask, head_offset, scale } | Op::MaskedSoftmax { mask, head_offset, scale } => {
             write!(out, " :mask {} :head-offset {head_offset} :scale {scale:?}", quote(&mask.to_string()))
         }
         Op::FusedAttention { heads, scale } => {

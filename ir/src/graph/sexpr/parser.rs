@@ -68,6 +68,10 @@ const OPS: &[(&str, Schema)] = &[
     ("slice", &[("axis", Kind::Uint), ("start", Kind::Uint), ("end", Kind::Uint)]),
     ("concat", &[("axis", Kind::Uint)]),
     ("softmax", &[("axis", Kind::Uint)]),
+    ("softmax-grad", &[("axis", Kind::Uint)]),
+    ("masked-softmax", &[("mask", Kind::Str), ("head-offset", Kind::Uint), ("scale", Kind::Float)]),
+    ("broadcast", &[("axis", Kind::Uint), ("size", Kind::Uint)]),
+    ("pad", &[("axis", Kind::Uint), ("before", Kind::Uint), ("after", Kind::Uint)]),
     ("reduce-sum", &[("axis", Kind::Uint)]),
     ("reduce-max", &[("axis", Kind::Uint)]),
     ("reduce-mean", &[("axis", Kind::Uint)]),
@@ -354,6 +358,9 @@ impl Parser<'_> {
             "slice" => Op::Slice { axis: uint("axis")?, start: uint("start")?, end: uint("end")? },
             "concat" => Op::Concat { axis: uint("axis")? },
             "softmax" => Op::Softmax { axis: uint("axis")? },
+            "softmax-grad" => Op::SoftmaxGrad { axis: uint("axis")? },
+            "broadcast" => Op::Broadcast { axis: uint("axis")?, size: uint("size")? },
+            "pad" => Op::Pad { axis: uint("axis")?, before: uint("before")?, after: uint("after")? },
             "reduce-sum" => Op::ReduceSum { axis: uint("axis")? },
             "reduce-max" => Op::ReduceMax { axis: uint("axis")? },
             "reduce-mean" => Op::ReduceMean { axis: uint("axis")? },
@@ -362,13 +369,18 @@ impl Parser<'_> {
                 theta: self.float_attr(&attrs, "theta")?,
                 position_scale: self.float_attr(&attrs, "position-scale")?,
             },
-            "attention" => {
+            "attention" | "masked-softmax" => {
                 let head_offset = uint("head-offset")?;
                 let mask = match attrs.values.get("mask") {
                     Some(Value::Str(text, span)) => self.mask(text, *span)?,
                     _ => return Err(missing("mask")),
                 };
-                Op::Attention { mask, head_offset, scale: self.float_attr(&attrs, "scale")? }
+                let scale = self.float_attr(&attrs, "scale")?;
+                if op == "attention" {
+                    Op::Attention { mask, head_offset, scale }
+                } else {
+                    Op::MaskedSoftmax { mask, head_offset, scale }
+                }
             }
             "fused-attention" => {
                 let Some(Value::HeadMasks(entries)) = attrs.values.get("masks") else {

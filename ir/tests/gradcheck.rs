@@ -1,0 +1,284 @@
+//! Gradient checks: the backward graph `differentiate` builds agrees with
+//! central finite differences of the forward graph, in f64.
+//!
+//! Every case computes `f(x) = Σ <w_o, o(x)>` over the outputs `o` with fresh
+//! random cotangents `w`, and compares `df/dx` from the backward graph with
+//! `(f(x + h e_i) - f(x - h e_i)) / 2h` for every element `i` of every input.
+
+use std::collections::HashMap;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use weft_ir::autodiff::{AutodiffError, differentiate, grad_name, trainable_parameters};
+use weft_ir::expr::parse_mask;
+use weft_ir::graph::{DType, Graph, HeadMask, HeadRange, NodeId, Op, TensorType, ValidGraph};
+use weft_ir::interp::{Tensor, run};
+use weft_ir::lower::{LowerOptions, lower_pattern};
+use weft_ir::{Mask, Overrides};
+
+/// Largest allowed `|analytic - numeric|`, relative to the largest analytic magnitude.
+const TOLERANCE: f64 = 1e-6;
+const STEP: f64 = 1e-5;
+
+fn rng() -> (StdRng, u64) {
+    let seed = std::env::var("WEFT_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
+    eprintln!("seed {seed} (rerun with WEFT_TEST_SEED={seed})");
+    (StdRng::seed_from_u64(seed), seed)
+}
+
+fn f32s(shape: &[usize]) -> TensorType {
+    TensorType::new(DType::F32, shape.to_vec())
+}
+
+fn mask(text: &str) -> Mask {
+    Mask::new(parse_mask(text).unwrap()).unwrap()
+}
+
+/// Checks every leaf's gradient of `graph`; `positive` leaves get values in
+/// (0.5, 2) (for `log`), the rest in (-2, 2).
+fn check(label: &str, graph: &ValidGraph, positive: &[&str], rng: &mut StdRng, seed: u64) {
+    let leaves: Vec<String> = graph.leaves().map(|(_, n)| n.to_string()).collect();
+    let wrt: Vec<&str> = leaves.iter().map(String::as_str).collect();
+    let grads = differentiate(graph, &wrt).unwrap_or_else(|e| panic!("{label}: {e}"));
+
+    let mut inputs: HashMap<String, Tensor> = HashMap::new();
+    for (id, name) in graph.leaves() {
+        let range = if positive.contains(&name) { 0.5..2.0 } else { -2.0..2.0 };
+        let shape = graph.node(id).ty.shape.clone();
+        inputs.insert(name.to_string(), Tensor::from_fn(shape, |_| rng.random_range(range.clone())));
+    }
+    let mut seeds = HashMap::new();
+    for (output, seed_name) in &grads.seeds {
+        let id = graph.outputs().iter().find(|(n, _)| n == output).map(|(_, id)| *id).unwrap();
+        let shape = graph.node(id).ty.shape.clone();
+        seeds.insert(seed_name.clone(), Tensor::from_fn(shape, |_| rng.random_range(-1.0..1.0)));
+    }
+    let objective = |inputs: &HashMap<String, Tensor>| -> f64 {
+        let outs = run(graph, inputs).unwrap();
+        grads
+            .seeds
+            .iter()
+            .map(|(o, s)| outs[o].data().iter().zip(seeds[s].data()).map(|(a, b)| a * b).sum::<f64>())
+            .sum()
+    };
+
+    let mut all = inputs.clone();
+    all.extend(seeds.clone());
+    let analytic = run(&grads.graph, &all).unwrap_or_else(|e| panic!("{label}: backward graph: {e}"));
+    for (leaf, grad) in &grads.grads {
+        let got = &analytic[grad];
+        let base = &inputs[leaf];
+        assert_eq!(got.shape(), base.shape(), "{label}: shape of {grad}");
+        let mut worst: f64 = 0.0;
+        let scale = got.data().iter().fold(1e-3_f64, |m, v| m.max(v.abs()));
+        for i in 0..base.len() {
+            let nudged = |delta: f64| {
+                let mut x = inputs.clone();
+                let mut data = base.data().to_vec();
+                data[i] += delta;
+                x.insert(leaf.clone(), Tensor::new(base.shape().to_vec(), data).unwrap());
+                objective(&x)
+            };
+            let numeric = (nudged(STEP) - nudged(-STEP)) / (2.0 * STEP);
+            worst = worst.max((got.data()[i] - numeric).abs() / scale);
+        }
+        assert!(
+            worst <= TOLERANCE,
+            "{label}: d{leaf} differs from finite differences by {worst:e} (seed {seed})"
+        );
+    }
+}
+
+/// A graph of one op applied to fresh inputs `x0, x1, ...` of the given shapes.
+fn op_graph(op: Op, shapes: &[&[usize]]) -> ValidGraph {
+    let mut g = Graph::new("op");
+    let xs: Vec<NodeId> =
+        shapes.iter().enumerate().map(|(i, s)| g.input(&format!("x{i}"), f32s(s))).collect();
+    let y = g.add(op, &xs).unwrap();
+    g.set_output("y", y);
+    g.validate().unwrap()
+}
+
+#[test]
+fn every_op_with_a_rule_matches_finite_differences() {
+    let (mut rng, seed) = rng();
+    // Head 0 unshifted, head 1 shifted by half a group: S²-Attn with two heads.
+    let s2 = "roll(2 * h, causal & groups(4))";
+    let cases: Vec<(&str, ValidGraph)> = vec![
+        (
+            "matmul",
+            op_graph(Op::MatMul { transpose_a: false, transpose_b: false }, &[&[2, 3, 4], &[2, 4, 5]]),
+        ),
+        (
+            "matmul-ta",
+            op_graph(Op::MatMul { transpose_a: true, transpose_b: false }, &[&[2, 4, 3], &[2, 4, 5]]),
+        ),
+        ("matmul-tb", op_graph(Op::MatMul { transpose_a: false, transpose_b: true }, &[&[3, 4], &[5, 4]])),
+        ("matmul-tab", op_graph(Op::MatMul { transpose_a: true, transpose_b: true }, &[&[4, 3], &[5, 4]])),
+        ("add", op_graph(Op::Add, &[&[3, 4], &[3, 4]])),
+        ("mul", op_graph(Op::Mul, &[&[3, 4], &[3, 4]])),
+        ("scale", op_graph(Op::Scale { factor: -0.75 }, &[&[5]])),
+        ("exp", op_graph(Op::Exp, &[&[2, 3]])),
+        ("log", op_graph(Op::Log, &[&[2, 3]])),
+        ("reshape", op_graph(Op::Reshape { shape: vec![6, 2] }, &[&[3, 4]])),
+        ("permute", op_graph(Op::Permute { perm: vec![2, 0, 1] }, &[&[2, 3, 4]])),
+        ("roll", op_graph(Op::Roll { axis: 1, shift: -3, heads: None }, &[&[2, 7]])),
+        (
+            "roll-heads",
+            op_graph(Op::Roll { axis: 2, shift: 2, heads: Some(HeadRange::new(1, 1, 3)) }, &[&[1, 3, 5, 2]]),
+        ),
+        ("slice", op_graph(Op::Slice { axis: 1, start: 1, end: 3 }, &[&[2, 5]])),
+        ("pad", op_graph(Op::Pad { axis: 0, before: 2, after: 1 }, &[&[2, 3]])),
+        ("concat", op_graph(Op::Concat { axis: 1 }, &[&[2, 1], &[2, 3], &[2, 2]])),
+        ("softmax", op_graph(Op::Softmax { axis: 0 }, &[&[4, 3]])),
+        ("broadcast", op_graph(Op::Broadcast { axis: 1, size: 3 }, &[&[2, 4]])),
+        ("reduce-sum", op_graph(Op::ReduceSum { axis: 1 }, &[&[2, 3, 4]])),
+        ("reduce-mean", op_graph(Op::ReduceMean { axis: 0 }, &[&[3, 4]])),
+        (
+            "masked-softmax",
+            op_graph(Op::MaskedSoftmax { mask: mask(s2), head_offset: 0, scale: 0.7 }, &[&[2, 2, 8, 8]]),
+        ),
+        (
+            "attention",
+            op_graph(
+                Op::Attention { mask: mask(s2), head_offset: 0, scale: 0.5 },
+                &[&[2, 2, 8, 3], &[2, 2, 8, 3], &[2, 2, 8, 5]],
+            ),
+        ),
+        (
+            // Heads 1 and 2 of the mask: queries 0 (and 1 on head 2) see no key.
+            "attention-offset-empty-row",
+            op_graph(
+                Op::Attention { mask: mask("causal & !window(h)"), head_offset: 1, scale: 0.4 },
+                &[&[1, 2, 6, 3], &[1, 2, 6, 3], &[1, 2, 6, 2]],
+            ),
+        ),
+        (
+            "fused-attention",
+            op_graph(
+                Op::FusedAttention {
+                    heads: vec![
+                        HeadMask::new(0..1, mask("causal & groups(4)")),
+                        HeadMask::new(1..3, mask("roll(2, causal & groups(4))")),
+                    ],
+                    scale: 0.6,
+                },
+                &[&[1, 3, 8, 2], &[1, 3, 8, 2], &[1, 3, 8, 2]],
+            ),
+        ),
+    ];
+    for (label, graph) in &cases {
+        let positive: &[&str] = if *label == "log" { &["x0"] } else { &[] };
+        check(label, graph, positive, &mut rng, seed);
+    }
+}
+
+#[test]
+fn a_node_used_twice_sums_its_cotangents() {
+    // y = x * x + exp(x): dy/dx = 2x + exp(x), through three uses of x.
+    let (mut rng, seed) = rng();
+    let mut g = Graph::new("twice");
+    let x = g.input("x", f32s(&[3, 2]));
+    let sq = g.elementwise_mul(x, x).unwrap();
+    let e = g.exp(x).unwrap();
+    let y = g.elementwise_add(sq, e).unwrap();
+    g.set_output("y", y);
+    g.set_output("e", e);
+    check("twice", &g.validate().unwrap(), &[], &mut rng, seed);
+}
+
+#[test]
+fn every_example_pattern_graph_matches_finite_differences() {
+    let (mut rng, seed) = rng();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/patterns");
+    let overrides = Overrides { seq_len: Some(16), n_heads: Some(4), ..Overrides::default() };
+    for name in
+        ["s2attn-roll", "s2attn-flash", "causal", "sink-window", "longgen-local-stride", "longgen-hybrid"]
+    {
+        let schedule = weft_ir::spec::load_schedule(&dir.join(format!("{name}.toml")), &overrides).unwrap();
+        for pattern in &schedule.patterns {
+            let graph =
+                lower_pattern(pattern, &LowerOptions { batch: 2, seq_len: 16, head_dim: 3, value_dim: 2 })
+                    .unwrap();
+            check(name, &graph, &[], &mut rng, seed);
+        }
+    }
+}
+
+#[test]
+fn the_backward_graph_names_its_seeds_and_gradients() {
+    let graph = op_graph(
+        Op::Attention { mask: mask("causal"), head_offset: 0, scale: 1.0 },
+        &[&[1, 1, 4, 2], &[1, 1, 4, 2], &[1, 1, 4, 2]],
+    );
+    let grads = differentiate(&graph, &["x0", "x2"]).unwrap();
+    assert_eq!(grads.seeds, vec![("y".to_string(), "dy".to_string())]);
+    assert_eq!(grads.grads, vec![("x0".into(), "dx0".into()), ("x2".into(), "dx2".into())]);
+    let outputs: Vec<&str> = grads.graph.outputs().iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(outputs, ["y", "dx0", "dx2"]);
+    // dk is not asked for, so no node computes it: one matmul fewer than with all three.
+    let all = differentiate(&graph, &["x0", "x1", "x2"]).unwrap();
+    let matmuls =
+        |g: &ValidGraph| g.node_ids().filter(|&id| matches!(g.node(id).op, Op::MatMul { .. })).count();
+    assert_eq!(matmuls(&all.graph), matmuls(&grads.graph) + 1);
+    assert_eq!(grad_name("o"), "do");
+}
+
+#[test]
+fn only_trainable_parameters_and_inputs_get_gradients() {
+    let mut g = Graph::new("lora");
+    let x = g.input("x", f32s(&[2, 3]));
+    let w = g.parameter("w", f32s(&[3, 3]), false);
+    let a = g.parameter("lora_a", f32s(&[3, 3]), true);
+    let xw = g.matmul(x, w, false, false).unwrap();
+    let xa = g.matmul(x, a, false, false).unwrap();
+    let y = g.elementwise_add(xw, xa).unwrap();
+    g.set_output("y", y);
+    let graph = g.validate().unwrap();
+    assert_eq!(trainable_parameters(&graph), ["lora_a"]);
+
+    let err = differentiate(&graph, &["w"]).unwrap_err();
+    assert!(matches!(err, AutodiffError::Frozen { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "`w` is a frozen parameter; only inputs and trainable parameters get gradients"
+    );
+
+    let err = differentiate(&graph, &["z"]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot differentiate with respect to `z`: no input or parameter has that name (the leaves are lora_a, w, x)"
+    );
+    let err = differentiate(&graph, &["x", "x"]).unwrap_err();
+    assert_eq!(err.to_string(), "`x` is asked for twice");
+
+    let (mut rng, seed) = rng();
+    let grads = differentiate(&graph, &["lora_a"]).unwrap();
+    assert_eq!(grads.grads, vec![("lora_a".into(), "dlora_a".into())]);
+    let _ = (&mut rng, seed);
+}
+
+#[test]
+fn errors_name_the_leaf_or_the_op() {
+    let mut g = Graph::new("g");
+    let x = g.input("x", f32s(&[2, 3]));
+    let unused = g.input("unused", f32s(&[2]));
+    let y = g.silu(x).unwrap();
+    g.set_output("y", y);
+    let _ = unused;
+    let graph = g.validate().unwrap();
+    let err = differentiate(&graph, &["unused"]).unwrap_err();
+    assert_eq!(err.to_string(), "no output depends on `unused`, so it has no gradient");
+    let err = differentiate(&graph, &["x"]).unwrap_err();
+    assert!(matches!(err, AutodiffError::NoRule { op: "silu", .. }), "{err:?}");
+    assert_eq!(err.to_string(), "node %2: op `silu` has no gradient rule yet");
+
+    // The gradient of `x` would be `dx`, which is already a leaf.
+    let mut g = Graph::new("clash");
+    let x = g.input("x", f32s(&[2]));
+    let dx = g.input("dx", f32s(&[2]));
+    let y = g.elementwise_add(x, dx).unwrap();
+    g.set_output("y", y);
+    let err = differentiate(&g.validate().unwrap(), &["x"]).unwrap_err();
+    assert_eq!(err.to_string(), "the backward pass needs the name `dx`, which the graph already uses");
+}
