@@ -9,7 +9,8 @@
 //! - `builder.rs`: bindings (split across several when a buffer exceeds one
 //!   storage binding), the 1-D thread index and the folded dispatch grid;
 //! - one file per op family: `elementwise.rs`, `layout.rs`, `reduce.rs`,
-//!   `matmul.rs`, `rms_norm.rs`, `rope.rs`, `attention.rs` (with `mask.rs`);
+//!   `matmul.rs`, `rms_norm.rs`, `rope.rs`, `attention.rs` (its mask function
+//!   comes from [`super::mask`], shared with the fused kernels);
 //! - `plan.rs`: buffers, aliasing and output naming;
 //! - `render.rs`: a plan as text, for golden files and inspection.
 
@@ -17,7 +18,6 @@ mod attention;
 mod builder;
 mod elementwise;
 mod layout;
-mod mask;
 mod matmul;
 mod plan;
 mod reduce;
@@ -29,7 +29,6 @@ use weft_ir::graph::{DType, NodeId};
 
 use crate::shader::ShaderError;
 
-pub use mask::mask_wgsl;
 pub use plan::plan_graph;
 pub use render::render_plan;
 
