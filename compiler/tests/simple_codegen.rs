@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use expect_test::expect_file;
+use weft_compiler::codegen::mask::mask_functions;
 use weft_compiler::codegen::simple::{CodegenError, SimplePlanOptions, plan_graph, render_plan};
 use weft_compiler::{BufferRole, KernelPlan, to_spirv, validate_wgsl};
 use weft_ir::expr::parse_mask;
@@ -401,7 +402,7 @@ fn errors_name_the_node_and_op() {
     assert!(matches!(err, CodegenError::Constant { what: "factor", .. }), "{err}");
 
     let graph = op_graph(
-        attention("window(h * 300000000 * 2 + 1)", 0),
+        attention("window(h * 600000000 * 2 + 1)", 0),
         &[&[1, 2, 4, 2], &[1, 2, 4, 2], &[1, 2, 4, 2]],
     );
     let err = plan_graph(&graph, &SimplePlanOptions::default()).unwrap_err();
@@ -414,9 +415,9 @@ fn errors_name_the_node_and_op() {
 
 #[test]
 fn the_mask_function_uses_floor_semantics() {
-    let text = weft_compiler::codegen::simple::mask_wgsl(&mask("groups(h - 5, -3)"), 16);
-    assert!(text.contains("floor_div((q - (-3i)), (h - 5i))"), "{text}");
-    assert!(text.contains("fn floor_mod(a: i32, b: i32) -> i32"), "{text}");
+    let text = mask_functions(&[(6..8, mask("groups(h - 5, -3)"))], 16, "16").unwrap();
+    assert!(text.contains("(fdiv(q - (-3), (h - 5)) == fdiv(k - (-3), (h - 5)))"), "{text}");
+    assert!(text.contains("fn fmod(a: i32, b: i32) -> i32"), "{text}");
 }
 
 #[test]

@@ -1,29 +1,16 @@
 //! Property tests of the mask algebra against brute-force evaluation.
 
+use mask_strategy::mask_strategy;
 use proptest::prelude::*;
 use weft_ir::mask::{TileClass, classify_interval, classify_tile, head_stats};
 use weft_ir::{ConcreteMask, MaskExpr};
 
-/// Random masks with small sizes, so that every primitive is partial somewhere.
-fn mask_strategy() -> impl Strategy<Value = ConcreteMask> {
-    let leaf = prop_oneof![
-        Just(MaskExpr::Full),
-        Just(MaskExpr::Causal),
-        (1i64..12).prop_map(MaskExpr::Window),
-        (1i64..12).prop_map(MaskExpr::Sink),
-        (1i64..12, 0i64..12).prop_map(|(size, offset)| MaskExpr::Groups { size, offset }),
-        (1i64..6, 1i64..4, 1i64..5, 0i64..5).prop_map(|(block, local, stride, offset)| {
-            MaskExpr::LocalStride { block, local, stride, offset }
-        }),
-    ];
-    leaf.prop_recursive(4, 24, 2, |inner| {
-        prop_oneof![
-            (inner.clone(), inner.clone()).prop_map(|(a, b)| a.and(b)),
-            (inner.clone(), inner.clone()).prop_map(|(a, b)| a.or(b)),
-            inner.clone().prop_map(MaskExpr::not),
-            (-20i64..20, inner).prop_map(|(o, m)| MaskExpr::roll(o, m)),
-        ]
-    })
+#[path = "support/mask_strategy.rs"]
+mod mask_strategy;
+
+/// Masks with constant sizes, as tile classification sees them.
+fn concrete_masks() -> impl Strategy<Value = ConcreteMask> {
+    mask_strategy(|range| range.boxed())
 }
 
 fn brute_force(
@@ -60,7 +47,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
-    fn tile_classification_agrees_with_brute_force(mask in mask_strategy(), n in 1usize..40, block in 1usize..10) {
+    fn tile_classification_agrees_with_brute_force(mask in concrete_masks(), n in 1usize..40, block in 1usize..10) {
         for (q, k) in tiles(n, block) {
             let expected = brute_force(&mask, n, q.clone(), k.clone());
             prop_assert_eq!(classify_tile(&mask, n, q.clone(), k.clone()), expected, "mask {} tile {:?} x {:?}", mask, q, k);
@@ -68,7 +55,7 @@ proptest! {
     }
 
     #[test]
-    fn interval_verdicts_are_sound(mask in mask_strategy(), n in 1usize..40, block in 1usize..10) {
+    fn interval_verdicts_are_sound(mask in concrete_masks(), n in 1usize..40, block in 1usize..10) {
         for (q, k) in tiles(n, block) {
             let expected = brute_force(&mask, n, q.clone(), k.clone());
             let v = classify_interval(&mask, n as i64, (q.start as i64, q.end as i64 - 1), (k.start as i64, k.end as i64 - 1));
@@ -79,7 +66,7 @@ proptest! {
     }
 
     #[test]
-    fn stats_count_exactly_the_allowed_pairs(mask in mask_strategy(), n in 1usize..40, block in 1usize..10) {
+    fn stats_count_exactly_the_allowed_pairs(mask in concrete_masks(), n in 1usize..40, block in 1usize..10) {
         let dense = mask.dense(n);
         let stats = head_stats(&mask, n, block);
         prop_assert_eq!(stats.allowed_pairs, dense.iter().filter(|&&b| b).count() as u64);
@@ -87,7 +74,7 @@ proptest! {
     }
 
     #[test]
-    fn masks_print_and_parse_back(mask in mask_strategy()) {
+    fn masks_print_and_parse_back(mask in concrete_masks()) {
         let text = mask.to_string();
         let parsed = weft_ir::expr::parse_mask(&text)
             .map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?

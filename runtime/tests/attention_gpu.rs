@@ -4,21 +4,29 @@
 //! multiple of the block, queries that see no key, and plans split into chunks
 //! with folded grids.
 //!
-//! Inputs are fresh random numbers each run; `WEFT_TEST_SEED` replays a run.
+//! Inputs are fresh random numbers each run; `WEFT_TEST_SEED` replays a run
+//! of the example tests, and proptest records failing random cases in
+//! `attention_gpu.proptest-regressions`, which replays them first.
 
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Instant;
 
+use mask_strategy::mask_strategy;
+use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use weft_compiler::plan::{FusedAttentionDesc, PlanOptions};
 use weft_compiler::{KernelPlan, plan_attention};
-use weft_ir::expr::parse_mask;
+use weft_ir::expr::{SizeExpr, SizeKind, SizeOp, parse_mask};
 use weft_ir::interp::{Tensor, masked_attention};
-use weft_ir::{ConcreteMask, Mask, Overrides};
+use weft_ir::{ConcreteMask, Mask, MaskExpr, Overrides, Span};
 use weft_runtime::{Executor, Gpu};
+
+#[path = "../../ir/tests/support/mask_strategy.rs"]
+mod mask_strategy;
 
 /// The largest error allowed, relative to the largest magnitude of the reference tensor.
 const TOLERANCE: f64 = 1e-4;
@@ -149,7 +157,7 @@ fn rel_error(got: &[f32], want: &[f64]) -> f64 {
 }
 
 /// Runs `desc` forward and backward on random inputs and compares every output
-/// with the reference; returns the outputs and the reference.
+/// with the reference; returns the outputs, the reference and the inputs.
 fn check(
     ex: &mut Executor,
     desc: &FusedAttentionDesc,
@@ -157,17 +165,31 @@ fn check(
     rng: &mut StdRng,
     seed: u64,
 ) -> (Tensors, Reference, Tensors) {
-    let (plan, stats) = plan_attention(desc, opts).unwrap_or_else(|e| panic!("{e}"));
-    let inputs = random_inputs(&plan, desc, rng);
+    try_check(ex, desc, opts, rng, seed).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`check`], with a failure as a message instead of a panic.
+fn try_check(
+    ex: &mut Executor,
+    desc: &FusedAttentionDesc,
+    opts: &PlanOptions,
+    rng: &mut StdRng,
+    seed: u64,
+) -> Result<(Tensors, Reference, Tensors), String> {
+    let (plan, stats) = plan_attention(desc, opts).map_err(|e| e.to_string())?;
+    let inputs = random_inputs(&plan, desc, rng)?;
     let started = Instant::now();
-    let out = ex.run(&plan, &inputs).unwrap_or_else(|e| panic!("{}: {e}", desc.name));
+    let out = ex.run(&plan, &inputs).map_err(|e| format!("{}: {e}", desc.name))?;
     let elapsed = started.elapsed();
-    let masks: Vec<ConcreteMask> = (0..desc.n_heads)
-        .map(|head| {
-            let (_, mask) = desc.heads.iter().find(|(r, _)| r.contains(&head)).unwrap();
-            mask.for_head(head).unwrap()
-        })
-        .collect();
+    let mut masks: Vec<ConcreteMask> = Vec::with_capacity(desc.n_heads);
+    for head in 0..desc.n_heads {
+        let (_, mask) = desc
+            .heads
+            .iter()
+            .find(|(r, _)| r.contains(&head))
+            .ok_or_else(|| format!("{}: no mask for head {head}", desc.name))?;
+        masks.push(mask.for_head(head).map_err(|e| format!("{}: head {head}: {e}", desc.name))?);
+    }
     let shape = [desc.batch, desc.n_heads, desc.seq_len, desc.head_dim];
     let want = reference(&inputs, shape, &masks, f64::from(desc.scale));
     let what = format!(
@@ -185,49 +207,63 @@ fn check(
 
     // The forward against the interpreter's masked attention, too.
     let tensor = |name: &str| {
-        Tensor::new(shape.to_vec(), inputs[name].iter().map(|&x| f64::from(x)).collect()).unwrap()
+        Tensor::new(shape.to_vec(), inputs[name].iter().map(|&x| f64::from(x)).collect())
+            .map_err(|e| format!("{what}: `{name}`: {e}"))
     };
-    let dense =
-        masked_attention(&tensor("q"), &tensor("k"), &tensor("v"), &masks, f64::from(desc.scale)).unwrap();
-    let err = rel_error(&out["o"], dense.data());
-    assert!(err <= TOLERANCE, "{what}: o differs from masked_attention by {err:e}");
+    let dense = masked_attention(&tensor("q")?, &tensor("k")?, &tensor("v")?, &masks, f64::from(desc.scale))
+        .map_err(|e| format!("{what}: masked_attention: {e}"))?;
+    let output = |name: &str| out.get(name).ok_or_else(|| format!("{what}: no output `{name}`"));
+    let err = rel_error(output("o")?, dense.data());
+    if err > TOLERANCE {
+        return Err(format!("{what}: o differs from masked_attention by {err:e}"));
+    }
 
     for (name, want) in [("o", &want.o), ("dq", &want.dq), ("dk", &want.dk), ("dv", &want.dv)] {
-        let err = rel_error(&out[name], want);
-        assert!(err <= TOLERANCE, "{what}: `{name}` has relative error {err:e}");
+        let err = rel_error(output(name)?, want);
+        if err > TOLERANCE {
+            return Err(format!("{what}: `{name}` has relative error {err:e}"));
+        }
     }
     // The log-sum-exp of rows that see a key, absolutely (it is a log).
     let mut lse_err = 0.0f64;
-    for (i, (&got, &w)) in out["lse"].iter().zip(&want.lse).enumerate() {
-        assert!(got.is_finite(), "{what}: lse[{i}] = {got}");
+    for (i, (&got, &w)) in output("lse")?.iter().zip(&want.lse).enumerate() {
+        if !got.is_finite() {
+            return Err(format!("{what}: lse[{i}] = {got}"));
+        }
         if want.empty_rows.binary_search(&i).is_err() {
             lse_err = lse_err.max((f64::from(got) - w).abs() / w.abs().max(1.0));
         }
     }
-    assert!(lse_err <= TOLERANCE, "{what}: lse has error {lse_err:e}");
+    if lse_err > TOLERANCE {
+        return Err(format!("{what}: lse has error {lse_err:e}"));
+    }
     for (name, values) in &out {
-        assert!(values.iter().all(|x| x.is_finite()), "{what}: `{name}` has a NaN or infinity");
+        if !values.iter().all(|x| x.is_finite()) {
+            return Err(format!("{what}: `{name}` has a NaN or infinity"));
+        }
     }
     eprintln!(
         "{what}: ok in {:.1} ms (plan + compile + run), {} empty rows",
         elapsed.as_secs_f64() * 1e3,
         want.empty_rows.len()
     );
-    (out, want, inputs)
+    Ok((out, want, inputs))
 }
 
 fn random_inputs(
     plan: &KernelPlan,
     desc: &FusedAttentionDesc,
     rng: &mut StdRng,
-) -> HashMap<String, Vec<f32>> {
+) -> Result<HashMap<String, Vec<f32>>, String> {
     let len = desc.batch * desc.n_heads * desc.seq_len * desc.head_dim;
     let mut inputs = HashMap::new();
     for name in ["q", "k", "v", "do"] {
-        assert!(plan.buffers.contains_key(name), "plan has no `{name}`");
+        if !plan.buffers.contains_key(name) {
+            return Err(format!("{}: the plan has no `{name}`", desc.name));
+        }
         inputs.insert(name.to_string(), random_values(rng, len));
     }
-    inputs
+    Ok(inputs)
 }
 
 fn example_descs(file: &str, n: usize, h: usize, batch: usize, d: usize) -> Vec<FusedAttentionDesc> {
@@ -292,60 +328,80 @@ fn example_patterns_match_the_f64_reference() {
     }
 }
 
-/// A random mask expression over sequence length `n`; sizes sometimes depend on `h`.
-fn random_mask(rng: &mut StdRng, n: i64, depth: u32) -> String {
-    let choice = if depth == 0 { rng.random_range(0..7) } else { rng.random_range(0..11) };
-    let h_term = |rng: &mut StdRng| if rng.random_bool(0.3) { " + h" } else { "" };
-    match choice {
-        0 => "causal".to_string(),
-        1 => format!("window({}{})", rng.random_range(1..=n / 3), h_term(rng)),
-        2 => format!("sink({}{})", rng.random_range(1..=n / 4), h_term(rng)),
-        3 => format!("groups({}{}, {})", rng.random_range(2..=n / 2), h_term(rng), rng.random_range(-n..n)),
-        4 => format!(
-            "local_stride({}, {}, {}, {}{})",
-            rng.random_range(2..=12),
-            rng.random_range(1..=3),
-            rng.random_range(1..=5),
-            rng.random_range(-5..5),
-            h_term(rng)
-        ),
-        5 => "full".to_string(),
-        6 => format!("!sink({})", rng.random_range(1..=3)),
-        7 => format!("roll({}{}, {})", rng.random_range(-n..n), h_term(rng), random_mask(rng, n, depth - 1)),
-        8 => format!("!({})", random_mask(rng, n, depth - 1)),
-        9 => format!("({}) | ({})", random_mask(rng, n, depth - 1), random_mask(rng, n, depth - 1)),
-        _ => format!("({}) & ({})", random_mask(rng, n, depth - 1), random_mask(rng, n, depth - 1)),
-    }
+/// A size drawn from `range`, plus `h` three times in ten, so that heads of one
+/// group differ.
+fn size_in_h(range: Range<i64>) -> BoxedStrategy<SizeExpr> {
+    (range, prop::bool::weighted(0.3))
+        .prop_map(|(v, with_h)| {
+            if !with_h {
+                return SizeExpr::lit(v);
+            }
+            let kind = SizeKind::Bin(SizeOp::Add, Box::new(SizeExpr::lit(v)), Box::new(SizeExpr::var("h")));
+            SizeExpr { kind, span: Span::default() }
+        })
+        .boxed()
 }
 
-#[test]
-fn random_masks_and_shapes_match_the_f64_reference() {
-    let (mut rng, seed) = rng("random masks");
-    let mut ex = executor();
-    let device = device_options(&ex);
-    for case in 0..10 {
-        let n = [37usize, 64, 100][rng.random_range(0..3)];
-        let d = [4usize, 8, 16, 32][rng.random_range(0..4)];
-        let r = [1usize, 2, 4][rng.random_range(0..3)];
-        let block_q = [8usize, 16, 32][rng.random_range(0..3)].max(r);
-        let block_k = [8usize, 16, 32, 64][rng.random_range(0..4)].max(r);
-        let n_heads = rng.random_range(1..=4);
-        // One or two head groups, each with its own mask; most masks are causal.
-        let split = rng.random_range(1..=n_heads);
-        let mut heads = Vec::new();
-        for range in [0..split, split..n_heads] {
-            if range.is_empty() {
-                continue;
-            }
-            let body = random_mask(&mut rng, n as i64, 2);
-            let m = if rng.random_bool(0.7) { format!("causal & ({body})") } else { body };
-            heads.push((range, m));
+/// A random mask for a group of heads; most are causal, as in practice.
+fn head_mask() -> impl Strategy<Value = Mask> {
+    (mask_strategy(size_in_h), prop::bool::weighted(0.7)).prop_map(|(expr, causal)| {
+        let expr = if causal { MaskExpr::Causal.and(expr) } else { expr };
+        Mask::new(expr).unwrap_or_else(|name| panic!("the strategy made a size in `{name}`"))
+    })
+}
+
+/// The device every case of the property shares: opening it and compiling
+/// pipelines are what take the time on lavapipe.
+fn shared_executor() -> MutexGuard<'static, Executor> {
+    static EXECUTOR: OnceLock<Mutex<Executor>> = OnceLock::new();
+    // A failed case panics with the lock held; the executor itself is still fine.
+    EXECUTOR.get_or_init(|| Mutex::new(executor())).lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+proptest! {
+    // Each case compiles four kernels on the device, and so does each step of
+    // shrinking a failure: shrinking stops after a minute.
+    #![proptest_config(ProptestConfig {
+        cases: 16,
+        max_shrink_iters: 256,
+        max_shrink_time: 60_000,
+        ..ProptestConfig::default()
+    })]
+
+    /// The fused forward and backward match the f64 reference for random masks
+    /// (sizes depending on the head, one or two head groups), shapes and tiles.
+    #[test]
+    fn random_masks_and_shapes_match_the_f64_reference(
+        (n_heads, split) in (1usize..=3).prop_flat_map(|h| (Just(h), 1..=h)),
+        masks in [head_mask(), head_mask()],
+        n in 17usize..80,
+        batch in 1usize..=2,
+        d in prop::sample::select(vec![4usize, 8, 12, 16]),
+        r in prop::sample::select(vec![1usize, 2, 4]),
+        block_q in prop::sample::select(vec![8usize, 16, 32]),
+        block_k in prop::sample::select(vec![8usize, 16, 32, 64]),
+        input_seed in any::<u64>(),
+    ) {
+        let [first, second] = masks;
+        let mut heads = vec![(0..split, first)];
+        if split < n_heads {
+            heads.push((split..n_heads, second));
         }
-        let heads: Vec<(Range<usize>, &str)> = heads.iter().map(|(r, m)| (r.clone(), m.as_str())).collect();
-        let desc = custom(&format!("random{case}"), &heads, n, rng.random_range(1..=2), d);
-        eprintln!("case {case}: {:?}", heads);
-        let opts = PlanOptions { block_q, block_k, rows_per_invocation: r, ..device.clone() };
-        check(&mut ex, &desc, &opts, &mut rng, seed);
+        let listing: Vec<String> = heads.iter().map(|(r, m)| format!("{}..{}: {m}", r.start, r.end)).collect();
+        let desc = FusedAttentionDesc {
+            name: "random".to_string(),
+            batch,
+            n_heads,
+            seq_len: n,
+            head_dim: d,
+            heads,
+            scale: 1.0 / (d as f32).sqrt(),
+        };
+        let mut ex = shared_executor();
+        let opts = PlanOptions { block_q, block_k, rows_per_invocation: r, ..device_options(&ex) };
+        let mut rng = StdRng::seed_from_u64(input_seed);
+        try_check(&mut ex, &desc, &opts, &mut rng, input_seed)
+            .map_err(|e| TestCaseError::fail(format!("{e}\nmasks {listing:?}")))?;
     }
 }
 

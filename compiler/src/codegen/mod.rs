@@ -5,8 +5,10 @@
 //!   [`crate::plan`].
 //! - [`simple`]: one simple kernel per plain op, to run an unfused graph on the
 //!   GPU as the baseline the fused path is compared against.
+//! - [`mask`]: a mask as a WGSL function, for both.
 
 pub mod attention;
+pub mod mask;
 pub mod simple;
 
 use crate::shader::ShaderError;

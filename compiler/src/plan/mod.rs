@@ -19,9 +19,9 @@ use weft_ir::{ConcreteMask, Mask, Pattern, Schedule};
 
 use crate::codegen::AttentionError;
 use crate::codegen::attention::{
-    AttentionShape, KernelSource, check_sizes, delta_kernel, dkdv_kernel, dq_kernel, forward_kernel,
-    mask_functions,
+    AttentionShape, KernelSource, delta_kernel, dkdv_kernel, dq_kernel, forward_kernel,
 };
+use crate::codegen::mask::{MAX_MAGNITUDE, MaskError, check_sizes, mask_functions};
 use crate::kernel::{Binding, BufferDecl, BufferRole, Kernel, KernelPlan};
 use crate::shader::validate_wgsl;
 
@@ -71,9 +71,13 @@ impl FusedAttentionDesc {
         AttentionError::InvalidDesc { name: self.name.clone(), message: message.into() }
     }
 
+    fn mask_error(&self, e: MaskError) -> AttentionError {
+        AttentionError::Mask { name: self.name.clone(), head: e.head, message: e.reason }
+    }
+
     /// Checks sizes and head ranges.
     pub fn validate(&self) -> Result<(), AttentionError> {
-        let max = crate::codegen::attention::MAX_MAGNITUDE as usize;
+        let max = MAX_MAGNITUDE as usize;
         if self.batch == 0 || self.n_heads == 0 || self.seq_len == 0 {
             return Err(self.invalid(format!(
                 "batch ({}), heads ({}) and sequence length ({}) must be positive",
@@ -115,10 +119,11 @@ impl FusedAttentionDesc {
         let n = self.seq_len as i64;
         let mut masks = Vec::with_capacity(self.n_heads);
         for (range, mask) in &self.heads {
+            check_sizes(mask, range.clone(), self.seq_len).map_err(|e| self.mask_error(e))?;
             for head in range.clone() {
-                let error = |message: String| AttentionError::Mask { name: self.name.clone(), head, message };
-                check_sizes(mask, head).map_err(error)?;
-                let concrete = mask.for_head(head).map_err(|e| error(e.to_string()))?;
+                let concrete = mask
+                    .for_head(head)
+                    .map_err(|e| self.mask_error(MaskError { head, reason: e.to_string() }))?;
                 masks.push(concrete.canonical(n));
             }
         }
@@ -304,11 +309,7 @@ fn emit(
         delta_workgroup: DELTA_WORKGROUP,
         scale: desc.scale,
     };
-    let masks = mask_functions(&desc.heads).map_err(|(head, message)| AttentionError::Mask {
-        name: desc.name.clone(),
-        head,
-        message,
-    })?;
+    let masks = mask_functions(&desc.heads, desc.seq_len, "NI").map_err(|e| desc.mask_error(e))?;
     let mut sources = vec![forward_kernel(&shape, &masks)];
     if opts.backward {
         sources.extend([delta_kernel(&shape), dkdv_kernel(&shape, &masks), dq_kernel(&shape, &masks)]);

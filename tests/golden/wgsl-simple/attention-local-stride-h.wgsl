@@ -26,24 +26,25 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 @group(0) @binding(0) var<storage, read_write> p: array<f32>;
 fn ld_p(i: u32) -> f32 { return p[i]; }
 fn st_p(i: u32, value: f32) { p[i] = value; }
-// Floor division and its remainder (DESIGN.md's semantics), not WGSL's truncating / and %.
-fn floor_div(a: i32, b: i32) -> i32 {
-    let q = a / b;
-    if ((a % b != 0) && ((a < 0) != (b < 0))) {
-        return q - 1;
-    }
-    return q;
+// Floor division and modulo (DESIGN.md): the quotient rounds towards negative
+// infinity and the remainder has the sign of the divisor.
+fn fdiv(a: i32, b: i32) -> i32 {
+    let t = a / b;
+    return select(t, t - 1, (a % b != 0) && ((a < 0) != (b < 0)));
 }
-fn floor_mod(a: i32, b: i32) -> i32 {
+
+fn fmod(a: i32, b: i32) -> i32 {
     let r = a % b;
-    if ((r != 0) && ((r < 0) != (b < 0))) {
-        return r + b;
-    }
-    return r;
+    return select(r, r + b, (r != 0) && ((r < 0) != (b < 0)));
 }
-// mask `causal & local_stride(2, 1, 3, h)` at N = 8; h is the global head index.
+
+// heads 1..5: causal & local_stride(2, 1, 3, h)
+fn mask_0(h: i32, q: i32, k: i32) -> bool {
+    return ((k <= q) && ((fdiv(q, 2) - fdiv(k, 2) < 1) || (fmod(fdiv(k, 2) + h, 3) == 0)));
+}
+
 fn mask_allows(h: i32, q: i32, k: i32) -> bool {
-    return ((k <= q) && ((floor_div(q, 2i) - floor_div(k, 2i) < 1i) || (floor_mod((floor_div(k, 2i) + h), 3i) == 0i)));
+    return mask_0(h, q, k);
 }
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {

@@ -19,10 +19,8 @@
 
 mod bodies;
 mod kernels;
-mod mask;
 
 pub use kernels::{BindingSpec, KernelSource, delta_kernel, dkdv_kernel, dq_kernel, forward_kernel};
-pub use mask::{MAX_MAGNITUDE, check_sizes, mask_functions};
 
 /// Everything the attention kernels are specialized on.
 #[derive(Clone, Debug, PartialEq)]

@@ -16,8 +16,8 @@ use weft_ir::Mask;
 
 use super::CodegenError;
 use super::builder::{KernelBuilder, Region};
-use super::mask::{check_range, mask_wgsl};
 use super::plan::{Ctx, Operand};
+use crate::codegen::mask::mask_functions;
 use crate::kernel::{BufferRole, Kernel};
 
 pub(crate) fn emit(
@@ -31,14 +31,7 @@ pub(crate) fn emit(
     let ([q, k, v], &[b, h, n, d], &[_, _, _, dv]) = (inputs, q_shape(inputs), out.shape) else {
         return Err(cx.unsupported());
     };
-    let heads = head_offset..head_offset.saturating_add(h);
-    check_range(mask, heads, n).map_err(|(head, reason)| CodegenError::Mask {
-        op: cx.site.op,
-        node: cx.site.node,
-        mask: mask.to_string(),
-        head,
-        reason,
-    })?;
+    let allows = mask_allows(cx, mask, head_offset, h, n)?;
     let scale = cx.site.f32_lit("scale", scale)?;
     let (h, n, d, dv) = (h as u64, n as u64, d as u64, dv as u64);
     let rows = b as u64 * h * n;
@@ -71,7 +64,6 @@ pub(crate) fn emit(
         vec![scratch_rows as usize, n as usize],
     );
     let chunks = rows.div_ceil(chunk);
-    let allows = mask_wgsl(mask, n as usize);
 
     let mut kernels = Vec::with_capacity(3 * chunks as usize);
     for c in 0..chunks {
@@ -163,6 +155,25 @@ pub(crate) fn emit(
         kernels.push(kb.finish(len * dv, &body)?);
     }
     Ok(kernels)
+}
+
+/// The WGSL `mask_allows(h, q, k)` of heads `head_offset..head_offset + h`.
+pub(super) fn mask_allows(
+    cx: &Ctx,
+    mask: &Mask,
+    head_offset: usize,
+    h: usize,
+    n: usize,
+) -> Result<String, CodegenError> {
+    let heads = head_offset..head_offset.saturating_add(h);
+    // Shapes are baked into the text, so the roll modulus is the number itself.
+    mask_functions(&[(heads, mask.clone())], n, &n.to_string()).map_err(|e| CodegenError::Mask {
+        op: cx.site.op,
+        node: cx.site.node,
+        mask: mask.to_string(),
+        head: e.head,
+        reason: e.reason,
+    })
 }
 
 /// q's shape, or an empty one to fail the caller's pattern.

@@ -6,8 +6,8 @@ use std::fmt::Write;
 use weft_ir::Mask;
 
 use super::CodegenError;
+use super::attention::mask_allows;
 use super::builder::KernelBuilder;
-use super::mask::{check_range, mask_wgsl};
 use super::plan::{Ctx, Operand};
 use crate::kernel::Kernel;
 
@@ -22,14 +22,7 @@ pub(crate) fn emit(
     let ([s], &[b, h, n, _]) = (inputs, out.shape) else {
         return Err(cx.unsupported());
     };
-    let heads = head_offset..head_offset.saturating_add(h);
-    check_range(mask, heads, n).map_err(|(head, reason)| CodegenError::Mask {
-        op: cx.site.op,
-        node: cx.site.node,
-        mask: mask.to_string(),
-        head,
-        reason,
-    })?;
+    let allows = mask_allows(cx, mask, head_offset, h, n)?;
     let scale = cx.site.f32_lit("scale", scale)?;
     let rows = (b * h * n) as u64;
     let mut body = String::new();
@@ -70,6 +63,6 @@ pub(crate) fn emit(
     let mut k = KernelBuilder::new(cx.site, cx.opts, &cx.kernel_name(""), &title);
     k.read("s", &s.region)?;
     k.write("p", &out.region)?;
-    k.helper(&mask_wgsl(mask, n));
+    k.helper(&allows);
     Ok(vec![k.finish(rows, &body)?])
 }

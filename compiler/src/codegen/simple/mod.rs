@@ -10,7 +10,8 @@
 //!   storage binding), the 1-D thread index and the folded dispatch grid;
 //! - one file per op family: `elementwise.rs`, `layout.rs`, `reduce.rs`,
 //!   `matmul.rs`, `rms_norm.rs`, `rope.rs`, `attention.rs` and
-//!   `masked_softmax.rs` (both with `mask.rs`);
+//!   `masked_softmax.rs` (their mask function comes from [`super::mask`],
+//!   shared with the fused kernels);
 //! - `plan.rs`: buffers, aliasing and output naming;
 //! - `render.rs`: a plan as text, for golden files and inspection.
 
@@ -18,7 +19,6 @@ mod attention;
 mod builder;
 mod elementwise;
 mod layout;
-mod mask;
 mod masked_softmax;
 mod matmul;
 mod plan;
@@ -31,7 +31,6 @@ use weft_ir::graph::{DType, NodeId};
 
 use crate::shader::ShaderError;
 
-pub use mask::mask_wgsl;
 pub use plan::plan_graph;
 pub use render::render_plan;
 
