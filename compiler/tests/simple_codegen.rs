@@ -50,6 +50,11 @@ fn op_cases() -> Vec<(&'static str, ValidGraph)> {
         ("exp", op_graph(Op::Exp, &[&[70]])),
         ("log", op_graph(Op::Log, &[&[4, 5]])),
         ("silu", op_graph(Op::Silu, &[&[4, 5]])),
+        ("sigmoid", op_graph(Op::Sigmoid, &[&[4, 5]])),
+        ("rms-norm-grad", op_graph(Op::RmsNormGrad { eps: 1e-5 }, &[&[3, 10], &[10], &[3, 10]])),
+        ("rms-norm-weight-grad", op_graph(Op::RmsNormWeightGrad { eps: 1e-5 }, &[&[2, 3, 10], &[2, 3, 10]])),
+        // The transpose of a rotary embedding: it turns the other way.
+        ("rope-inverse", op_graph(Op::Rope { theta: 10000.0, position_scale: -4.0 }, &[&[1, 2, 9, 8]])),
         ("reshape", op_graph(Op::Reshape { shape: vec![6, 4] }, &[&[2, 3, 4]])),
         ("permute", op_graph(Op::Permute { perm: vec![2, 0, 3, 1] }, &[&[2, 3, 4, 5]])),
         ("roll", op_graph(Op::Roll { axis: 2, shift: -3, heads: None }, &[bhnd])),

@@ -37,7 +37,12 @@ fn mask(text: &str) -> Mask {
 /// Checks every leaf's gradient of `graph`; `positive` leaves get values in
 /// (0.5, 2) (for `log`), the rest in (-2, 2).
 fn check(label: &str, graph: &ValidGraph, positive: &[&str], rng: &mut StdRng, seed: u64) {
-    let leaves: Vec<String> = graph.leaves().map(|(_, n)| n.to_string()).collect();
+    // Every input and trainable parameter; frozen weights get no gradient.
+    let leaves: Vec<String> = graph
+        .leaves()
+        .filter(|(id, _)| !matches!(graph.node(*id).op, Op::Parameter { trainable: false, .. }))
+        .map(|(_, n)| n.to_string())
+        .collect();
     let wrt: Vec<&str> = leaves.iter().map(String::as_str).collect();
     let grads = differentiate(graph, &wrt).unwrap_or_else(|e| panic!("{label}: {e}"));
 
@@ -120,6 +125,10 @@ fn every_op_with_a_rule_matches_finite_differences() {
         ("scale", op_graph(Op::Scale { factor: -0.75 }, &[&[5]])),
         ("exp", op_graph(Op::Exp, &[&[2, 3]])),
         ("log", op_graph(Op::Log, &[&[2, 3]])),
+        ("silu", op_graph(Op::Silu, &[&[2, 5]])),
+        ("sigmoid", op_graph(Op::Sigmoid, &[&[2, 5]])),
+        ("rms-norm", op_graph(Op::RmsNorm { eps: 1e-3 }, &[&[2, 3, 5], &[5]])),
+        ("rope", op_graph(Op::Rope { theta: 100.0, position_scale: 2.0 }, &[&[1, 2, 6, 4]])),
         ("reshape", op_graph(Op::Reshape { shape: vec![6, 2] }, &[&[3, 4]])),
         ("permute", op_graph(Op::Permute { perm: vec![2, 0, 1] }, &[&[2, 3, 4]])),
         ("roll", op_graph(Op::Roll { axis: 1, shift: -3, heads: None }, &[&[2, 7]])),
@@ -171,6 +180,99 @@ fn every_op_with_a_rule_matches_finite_differences() {
         let positive: &[&str] = if *label == "log" { &["x0"] } else { &[] };
         check(label, graph, positive, &mut rng, seed);
     }
+}
+
+/// One LLaMA decoder layer on `[T, C]` (batch 1): RMSNorm, q/k/v projections
+/// with LoRA on q and v, grouped-query attention (one key/value head shared by
+/// two query heads, repeated as transformers' `repeat_kv` does), RoPE with
+/// position interpolation, an S²-Attn mask, the output projection, a residual,
+/// and the SwiGLU MLP with its residual. Gradients flow to the input, the LoRA
+/// factors and the norm weights; the projections are frozen.
+fn llama_layer() -> ValidGraph {
+    let (t, c, heads, kv_heads, hd, ffn, rank) = (8, 8, 2, 1, 4, 12, 2);
+    let alpha_over_rank = 4.0 / rank as f64;
+    let mut g = Graph::new("llama-layer");
+    let x = g.input("x", f32s(&[t, c]));
+    let frozen = |g: &mut Graph, name: &str, shape: &[usize]| g.parameter(name, f32s(shape), false);
+    let trainable = |g: &mut Graph, name: &str, shape: &[usize]| g.parameter(name, f32s(shape), true);
+    let norm1 = trainable(&mut g, "input_layernorm", &[c]);
+    let h = g.rms_norm(x, norm1, 1e-5).unwrap();
+    // y = h Wᵀ + (alpha / r) (h Aᵀ) Bᵀ.
+    let mut project = |g: &mut Graph, name: &str, out: usize, lora: bool| {
+        let w = frozen(g, &format!("{name}.weight"), &[out, c]);
+        let y = g.matmul(h, w, false, true).unwrap();
+        if !lora {
+            return y;
+        }
+        let a = trainable(g, &format!("{name}.lora_A"), &[rank, c]);
+        let b = trainable(g, &format!("{name}.lora_B"), &[out, rank]);
+        let ha = g.matmul(h, a, false, true).unwrap();
+        let hab = g.matmul(ha, b, false, true).unwrap();
+        let scaled = g.scale(hab, alpha_over_rank).unwrap();
+        g.elementwise_add(y, scaled).unwrap()
+    };
+    let q = project(&mut g, "q_proj", heads * hd, true);
+    let k = project(&mut g, "k_proj", kv_heads * hd, false);
+    let v = project(&mut g, "v_proj", kv_heads * hd, true);
+    // [T, n * hd] -> [1, n, T, hd].
+    let split = |g: &mut Graph, x: NodeId, n: usize| {
+        let r = g.reshape(x, &[1, t, n, hd]).unwrap();
+        g.permute(r, &[0, 2, 1, 3]).unwrap()
+    };
+    let repeat_kv = |g: &mut Graph, x: NodeId| {
+        let b = g.broadcast(x, 2, heads / kv_heads).unwrap();
+        g.reshape(b, &[1, heads, t, hd]).unwrap()
+    };
+    let q = split(&mut g, q, heads);
+    let q = g.rope(q, 10000.0, 2.0).unwrap();
+    let k = split(&mut g, k, kv_heads);
+    let k = g.rope(k, 10000.0, 2.0).unwrap();
+    let k = repeat_kv(&mut g, k);
+    let v = split(&mut g, v, kv_heads);
+    let v = repeat_kv(&mut g, v);
+    let s2 = mask("roll(2 * h, causal & groups(4))");
+    let o = g.attention(q, k, v, s2, 0, 0.5).unwrap();
+    let o = g.permute(o, &[0, 2, 1, 3]).unwrap();
+    let o = g.reshape(o, &[t, heads * hd]).unwrap();
+    let wo = frozen(&mut g, "o_proj.weight", &[c, heads * hd]);
+    let o = g.matmul(o, wo, false, true).unwrap();
+    let x = g.elementwise_add(x, o).unwrap();
+
+    let norm2 = trainable(&mut g, "post_attention_layernorm", &[c]);
+    let h = g.rms_norm(x, norm2, 1e-5).unwrap();
+    let w_gate = frozen(&mut g, "gate_proj.weight", &[ffn, c]);
+    let w_up = frozen(&mut g, "up_proj.weight", &[ffn, c]);
+    let w_down = frozen(&mut g, "down_proj.weight", &[c, ffn]);
+    let gate = g.matmul(h, w_gate, false, true).unwrap();
+    let gate = g.silu(gate).unwrap();
+    let up = g.matmul(h, w_up, false, true).unwrap();
+    let act = g.elementwise_mul(gate, up).unwrap();
+    let down = g.matmul(act, w_down, false, true).unwrap();
+    let y = g.elementwise_add(x, down).unwrap();
+    g.set_output("y", y);
+    g.validate().unwrap()
+}
+
+#[test]
+fn a_llama_layer_with_gqa_lora_and_s2_attn_matches_finite_differences() {
+    let (mut rng, seed) = rng();
+    let graph = llama_layer();
+    let grads =
+        differentiate(&graph, &trainable_parameters(&graph).iter().map(String::as_str).collect::<Vec<_>>())
+            .unwrap();
+    let names: Vec<&str> = grads.grads.iter().map(|(leaf, _)| leaf.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "input_layernorm",
+            "q_proj.lora_A",
+            "q_proj.lora_B",
+            "v_proj.lora_A",
+            "v_proj.lora_B",
+            "post_attention_layernorm"
+        ]
+    );
+    check("llama-layer", &graph, &[], &mut rng, seed);
 }
 
 #[test]
@@ -263,15 +365,15 @@ fn errors_name_the_leaf_or_the_op() {
     let mut g = Graph::new("g");
     let x = g.input("x", f32s(&[2, 3]));
     let unused = g.input("unused", f32s(&[2]));
-    let y = g.silu(x).unwrap();
+    let y = g.reduce_max(x, 1).unwrap();
     g.set_output("y", y);
     let _ = unused;
     let graph = g.validate().unwrap();
     let err = differentiate(&graph, &["unused"]).unwrap_err();
     assert_eq!(err.to_string(), "no output depends on `unused`, so it has no gradient");
     let err = differentiate(&graph, &["x"]).unwrap_err();
-    assert!(matches!(err, AutodiffError::NoRule { op: "silu", .. }), "{err:?}");
-    assert_eq!(err.to_string(), "node %2: op `silu` has no gradient rule yet");
+    assert!(matches!(err, AutodiffError::NoRule { op: "reduce-max", .. }), "{err:?}");
+    assert_eq!(err.to_string(), "node %2: op `reduce-max` has no gradient rule yet");
 
     // The gradient of `x` would be `dx`, which is already a leaf.
     let mut g = Graph::new("clash");

@@ -363,6 +363,9 @@ pub fn to_op<'a>(node: &Weft, child: &impl Fn(Id) -> &'a Data) -> Result<(Op, Ve
         Weft::Exp(x) => (Op::Exp, vec![*x]),
         Weft::Log(x) => (Op::Log, vec![*x]),
         Weft::Silu(x) => (Op::Silu, vec![*x]),
+        Weft::Sigmoid(x) => (Op::Sigmoid, vec![*x]),
+        Weft::RmsNormGrad([eps, x, w, dy]) => (Op::RmsNormGrad { eps: float(*eps)? }, vec![*x, *w, *dy]),
+        Weft::RmsNormWeightGrad([eps, x, dy]) => (Op::RmsNormWeightGrad { eps: float(*eps)? }, vec![*x, *dy]),
         Weft::Reshape([s, x]) => (Op::Reshape { shape: ulist(*s)? }, vec![*x]),
         Weft::Permute([p, x]) => (Op::Permute { perm: ulist(*p)? }, vec![*x]),
         Weft::Roll([axis, shift, heads, x]) => {

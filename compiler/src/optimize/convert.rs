@@ -97,6 +97,15 @@ fn add_node(
         Op::Exp => Weft::Exp(unary(xs)?),
         Op::Log => Weft::Log(unary(xs)?),
         Op::Silu => Weft::Silu(unary(xs)?),
+        Op::Sigmoid => Weft::Sigmoid(unary(xs)?),
+        Op::RmsNormGrad { eps } => {
+            let [x, w, dy] = triple(xs)?;
+            Weft::RmsNormGrad([float(eg, *eps), x, w, dy])
+        }
+        Op::RmsNormWeightGrad { eps } => {
+            let [x, dy] = pair(xs)?;
+            Weft::RmsNormWeightGrad([float(eg, *eps), x, dy])
+        }
         Op::Reshape { shape } => Weft::Reshape([list(eg, shape)?, unary(xs)?]),
         Op::Permute { perm } => Weft::Permute([list(eg, perm)?, unary(xs)?]),
         Op::Roll { axis, shift, heads } => {

@@ -136,7 +136,7 @@ impl CostModel {
         match op {
             Op::Input { .. } | Op::Parameter { .. } | Op::Reshape { .. } => Cost::default(),
             Op::Add | Op::Mul | Op::Scale { .. } => Cost::kernel(moved, n_out),
-            Op::Exp | Op::Log | Op::Silu => Cost::kernel(moved, 4.0 * n_out),
+            Op::Exp | Op::Log | Op::Silu | Op::Sigmoid => Cost::kernel(moved, 4.0 * n_out),
             Op::Permute { .. } | Op::Roll { .. } | Op::Slice { .. } | Op::Concat { .. } => {
                 Cost::kernel(moved, 0.0)
             }
@@ -147,6 +147,9 @@ impl CostModel {
                 Cost::kernel(moved, xs.first().map_or(0.0, |x| elements(x)))
             }
             Op::RmsNorm { .. } => Cost::kernel(moved, 4.0 * n_out),
+            Op::RmsNormGrad { .. } | Op::RmsNormWeightGrad { .. } => {
+                Cost::kernel(moved, 6.0 * xs.first().map_or(0.0, |x| elements(x)))
+            }
             Op::Rope { .. } => Cost::kernel(moved, 6.0 * n_out),
             Op::MatMul { transpose_a, .. } => {
                 let contracted = xs.first().map_or(0, |a| {

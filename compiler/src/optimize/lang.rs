@@ -8,6 +8,7 @@
 //! ```text
 //! tensor := (input NAME DTYPE (list D...)) | (param NAME DTYPE (list D...) TRAINABLE)
 //!         | (matmul TA TB a b) | (add a b) | (mul a b) | (scale F x) | (exp x) | (log x) | (silu x)
+//!         | (sigmoid x) | (rms-norm-grad EPS x w dy) | (rms-norm-weight-grad EPS x dy)
 //!         | (reshape (list D...) x) | (permute (list P...) x)
 //!         | (roll AXIS SHIFT HEADS x) | (slice AXIS START END x) | (concat AXIS x...)
 //!         | (softmax AXIS x) | (reduce-sum AXIS x) | (reduce-max AXIS x) | (reduce-mean AXIS x)
@@ -46,6 +47,9 @@ define_language! {
         "exp" = Exp(Id),
         "log" = Log(Id),
         "silu" = Silu(Id),
+        "sigmoid" = Sigmoid(Id),
+        "rms-norm-grad" = RmsNormGrad([Id; 4]),
+        "rms-norm-weight-grad" = RmsNormWeightGrad([Id; 3]),
         "reshape" = Reshape([Id; 2]),
         "permute" = Permute([Id; 2]),
         "roll" = Roll([Id; 4]),
@@ -111,6 +115,9 @@ impl Weft {
                 | Exp(_)
                 | Log(_)
                 | Silu(_)
+                | Sigmoid(_)
+                | RmsNormGrad(_)
+                | RmsNormWeightGrad(_)
                 | Reshape(_)
                 | Permute(_)
                 | Roll(_)

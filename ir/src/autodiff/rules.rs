@@ -49,6 +49,28 @@ pub(super) fn vjp(
             let recip = b.exp(neg)?;
             b.elementwise_mul(g, recip)
         })?,
+        // silu'(x) = s + x s (1 - s) = s + y - y s, with s = sigmoid(x) and y = silu(x).
+        Op::Silu => each(&mut |b, _| {
+            let s = b.add(Op::Sigmoid, &[x[0]])?;
+            let ys = b.elementwise_mul(id, s)?;
+            let minus_ys = b.scale(ys, -1.0)?;
+            let s_plus_y = b.elementwise_add(s, id)?;
+            let slope = b.elementwise_add(s_plus_y, minus_ys)?;
+            b.elementwise_mul(g, slope)
+        })?,
+        // sigmoid'(x) = y (1 - y) = y - y².
+        Op::Sigmoid => each(&mut |b, _| {
+            let yy = b.elementwise_mul(id, id)?;
+            let minus_yy = b.scale(yy, -1.0)?;
+            let slope = b.elementwise_add(id, minus_yy)?;
+            b.elementwise_mul(g, slope)
+        })?,
+        &Op::RmsNorm { eps } => each(&mut |b, slot| match slot {
+            0 => b.add(Op::RmsNormGrad { eps }, &[x[0], x[1], g]),
+            _ => b.add(Op::RmsNormWeightGrad { eps }, &[x[0], g]),
+        })?,
+        // A rotation's transpose turns by the opposite angle.
+        &Op::Rope { theta, position_scale } => each(&mut |b, _| b.rope(g, theta, -position_scale))?,
         Op::Reshape { .. } => {
             let to = shape(x[0]);
             each(&mut |b, _| b.reshape(g, &to))?
@@ -109,11 +131,12 @@ pub(super) fn vjp(
         Op::FusedAttention { heads, scale } => {
             out = attention(b, x, g, heads, 0, *scale, wanted).map_err(graph_err)?;
         }
-        Op::Silu
-        | Op::SoftmaxGrad { .. }
+        // Backward-only ops are not differentiated again, and a maximum has no
+        // gradient weft needs yet (LLaMA's graph has none).
+        Op::SoftmaxGrad { .. }
+        | Op::RmsNormGrad { .. }
+        | Op::RmsNormWeightGrad { .. }
         | Op::ReduceMax { .. }
-        | Op::RmsNorm { .. }
-        | Op::Rope { .. }
         | Op::Input { .. }
         | Op::Parameter { .. } => return Err(AutodiffError::NoRule { node: id, op: node.op.name() }),
     }

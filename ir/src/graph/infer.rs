@@ -62,7 +62,7 @@ pub(crate) fn infer(op: &Op, xs: &[&TensorType]) -> Inferred {
             finite("factor", *factor)?;
             Ok(x.clone())
         }
-        (Op::Exp | Op::Log | Op::Silu, &[x]) => {
+        (Op::Exp | Op::Log | Op::Silu | Op::Sigmoid, &[x]) => {
             float(x)?;
             Ok(x.clone())
         }
@@ -121,10 +121,26 @@ pub(crate) fn infer(op: &Op, xs: &[&TensorType]) -> Inferred {
         }
         (Op::ReduceSum { axis } | Op::ReduceMax { axis }, &[x]) => reduce(x, *axis),
         (Op::RmsNorm { eps }, &[x, w]) => rms_norm(x, w, *eps),
+        (Op::RmsNormGrad { eps }, &[x, w, dy]) => {
+            let out = rms_norm(x, w, *eps)?;
+            if dy == x { Ok(out) } else { bad(format!("dy must have the type of x: {}", list(xs))) }
+        }
+        (Op::RmsNormWeightGrad { eps }, &[x, dy]) => {
+            let [.., d] = x.shape[..] else { return bad(format!("x must have rank >= 1: {x}")) };
+            rms_norm(x, &x.with_shape(vec![d]), *eps)?;
+            if dy == x {
+                Ok(x.with_shape(vec![d]))
+            } else {
+                bad(format!("dy must have the type of x: {}", list(xs)))
+            }
+        }
         (Op::Rope { theta, position_scale }, &[x]) => {
             float(x)?;
             positive("theta", *theta)?;
-            positive("position_scale", *position_scale)?;
+            // Negative scales turn the other way (the transpose); zero is meaningless.
+            if !(position_scale.is_finite() && *position_scale != 0.0) {
+                return bad(format!("position_scale must be finite and nonzero, found {position_scale:?}"));
+            }
             match x.shape[..] {
                 [_, _, _, d] if d % 2 == 0 => Ok(x.clone()),
                 [_, _, _, d] => bad(format!("head dim {d} must be even: {x}")),

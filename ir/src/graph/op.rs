@@ -85,6 +85,8 @@ pub enum Op {
     Log,
     /// `x * sigmoid(x)`.
     Silu,
+    /// `1 / (1 + exp(-x))`.
+    Sigmoid,
     /// Row-major reinterpretation; the element count must match.
     Reshape {
         shape: Vec<usize>,
@@ -153,8 +155,21 @@ pub enum Op {
     RmsNorm {
         eps: f64,
     },
+    /// The gradient of [`Op::RmsNorm`] with respect to `x`: `(x, weight, dy)`
+    /// gives `r * (dy * weight) - x * r^3 * mean(dy * weight * x)` over the last
+    /// axis, with `r = 1 / sqrt(mean(x^2) + eps)`.
+    RmsNormGrad {
+        eps: f64,
+    },
+    /// The gradient of [`Op::RmsNorm`] with respect to its weight: `(x, dy)`
+    /// gives `[D]`, the sum over every row of `dy * x * r`.
+    RmsNormWeightGrad {
+        eps: f64,
+    },
     /// Rotary embedding of `[B, H, N, D]` in the Hugging Face LLaMA `rotate_half`
     /// layout; position `p` turns by `(p / position_scale) * theta^(-2i/D)`.
+    /// A negative `position_scale` turns the other way: that is the transpose,
+    /// and so the gradient, of the embedding with `-position_scale`.
     Rope {
         theta: f64,
         position_scale: f64,
@@ -216,6 +231,7 @@ impl Op {
             Op::Exp => "exp",
             Op::Log => "log",
             Op::Silu => "silu",
+            Op::Sigmoid => "sigmoid",
             Op::Reshape { .. } => "reshape",
             Op::Permute { .. } => "permute",
             Op::Roll { .. } => "roll",
@@ -230,6 +246,8 @@ impl Op {
             Op::ReduceMax { .. } => "reduce-max",
             Op::ReduceMean { .. } => "reduce-mean",
             Op::RmsNorm { .. } => "rms-norm",
+            Op::RmsNormGrad { .. } => "rms-norm-grad",
+            Op::RmsNormWeightGrad { .. } => "rms-norm-weight-grad",
             Op::Rope { .. } => "rope",
             Op::Attention { .. } => "attention",
             Op::FusedAttention { .. } => "fused-attention",
@@ -239,15 +257,19 @@ impl Op {
     pub fn arity(&self) -> Arity {
         match self {
             Op::Input { .. } | Op::Parameter { .. } => Arity::Exactly(0),
-            Op::MatMul { .. } | Op::Add | Op::Mul | Op::RmsNorm { .. } | Op::SoftmaxGrad { .. } => {
-                Arity::Exactly(2)
-            }
-            Op::Attention { .. } | Op::FusedAttention { .. } => Arity::Exactly(3),
+            Op::MatMul { .. }
+            | Op::Add
+            | Op::Mul
+            | Op::RmsNorm { .. }
+            | Op::RmsNormWeightGrad { .. }
+            | Op::SoftmaxGrad { .. } => Arity::Exactly(2),
+            Op::Attention { .. } | Op::FusedAttention { .. } | Op::RmsNormGrad { .. } => Arity::Exactly(3),
             Op::Concat { .. } => Arity::AtLeast(1),
             Op::Scale { .. }
             | Op::Exp
             | Op::Log
             | Op::Silu
+            | Op::Sigmoid
             | Op::Reshape { .. }
             | Op::Permute { .. }
             | Op::Roll { .. }
@@ -289,7 +311,7 @@ impl fmt::Display for Op {
                     .collect();
                 if flags.is_empty() { f.write_str(name) } else { write!(f, "{name}({})", flags.join(", ")) }
             }
-            Op::Add | Op::Mul | Op::Exp | Op::Log | Op::Silu => f.write_str(name),
+            Op::Add | Op::Mul | Op::Exp | Op::Log | Op::Silu | Op::Sigmoid => f.write_str(name),
             Op::Scale { factor } => write!(f, "{name}({factor:?})"),
             Op::Reshape { shape } => write!(f, "{name}(shape={})", Dims(shape)),
             Op::Permute { perm } => write!(f, "{name}(perm={})", Dims(perm)),
@@ -308,7 +330,9 @@ impl fmt::Display for Op {
             Op::Pad { axis, before, after } => {
                 write!(f, "{name}(axis={axis}, before={before}, after={after})")
             }
-            Op::RmsNorm { eps } => write!(f, "{name}(eps={eps:?})"),
+            Op::RmsNorm { eps } | Op::RmsNormGrad { eps } | Op::RmsNormWeightGrad { eps } => {
+                write!(f, "{name}(eps={eps:?})")
+            }
             Op::Rope { theta, position_scale } => {
                 write!(f, "{name}(theta={theta:?}, position_scale={position_scale:?})")
             }

@@ -22,6 +22,9 @@ pub(crate) fn every_op_graph() -> Graph {
     let qr = g.rope(q, 10000.0, 2.0).unwrap();
     let kr = g.rope(k, 500.0, 1.0).unwrap();
     let kn = g.rms_norm(kr, w, 1e-6).unwrap();
+    let kn_grad = g.add(Op::RmsNormGrad { eps: 1e-6 }, &[kr, w, kn]).unwrap();
+    let w_grad = g.add(Op::RmsNormWeightGrad { eps: 1e-6 }, &[kr, kn]).unwrap();
+    let gate = g.add(Op::Sigmoid, &[kn_grad]).unwrap();
     let k_rolled = g.roll(kn, 2, -2, Some(HeadRange::new(1, 2, 4))).unwrap();
     let v_rolled = g.roll(v, 2, 3, None).unwrap();
     let att = g.attention(qr, k_rolled, v_rolled, mask("roll(h * 2, causal & groups(4))"), 1, 0.5).unwrap();
@@ -48,6 +51,8 @@ pub(crate) fn every_op_graph() -> Graph {
     let padded = g.pad(spread, 1, 1, 2).unwrap();
     g.set_output("total", total);
     g.set_output("padded", padded);
+    g.set_output("gate", gate);
+    g.set_output("w_grad", w_grad);
     g.set_output("max", max);
     g.set_output("mean", mean);
     g.set_output("gram", gram);
@@ -100,35 +105,40 @@ fn every_op_prints_and_parses_back() {
           (%5 (rope %0 :theta 10000.0 :position-scale 2.0) f32[1, 4, 8, 4])
           (%6 (rope %1 :theta 500.0 :position-scale 1.0) f32[1, 4, 8, 4])
           (%7 (rms-norm %6 %3 :eps 1e-6) f32[1, 4, 8, 4])
-          (%8 (roll %7 :axis 2 :shift -2 :heads (1 2 4)) f32[1, 4, 8, 4])
-          (%9 (roll %2 :axis 2 :shift 3) f32[1, 4, 8, 4])
-          (%10 (attention %5 %8 %9 :mask "roll(h * 2, causal & groups(4))" :head-offset 1 :scale 0.5) f32[1, 4, 8, 4])
-          (%11 (matmul %5 %7 :transpose-b) f32[1, 4, 8, 8])
-          (%12 (scale %11 :factor 0.1) f32[1, 4, 8, 8])
-          (%13 (softmax %12 :axis 3) f32[1, 4, 8, 8])
-          (%14 (masked-softmax %11 :mask "causal & !window(h)" :head-offset 1 :scale 0.25) f32[1, 4, 8, 8])
-          (%15 (softmax-grad %13 %14 :axis 3) f32[1, 4, 8, 8])
-          (%16 (matmul %15 %2) f32[1, 4, 8, 4])
-          (%17 (matmul %0 %1 :transpose-a) f32[1, 4, 4, 4])
-          (%18 (add %10 %16) f32[1, 4, 8, 4])
-          (%19 (mul %18 %4) f32[1, 4, 8, 4])
-          (%20 (exp %19) f32[1, 4, 8, 4])
-          (%21 (log %20) f32[1, 4, 8, 4])
-          (%22 (silu %21) f32[1, 4, 8, 4])
-          (%23 (permute %22 :perm (0 2 1 3)) f32[1, 8, 4, 4])
-          (%24 (reshape %23 :shape (8 16)) f32[8, 16])
-          (%25 (slice %24 :axis 1 :start 4 :end 12) f32[8, 8])
-          (%26 (concat %25 %25 %24 :axis 1) f32[8, 32])
-          (%27 (reduce-sum %26 :axis 1) f32[8])
-          (%28 (reduce-max %26 :axis 0) f32[32])
-          (%29 (reduce-mean %26 :axis 1) f32[8])
-          (%30 (broadcast %27 :axis 0 :size 2) f32[2, 8])
-          (%31 (pad %30 :axis 1 :before 1 :after 2) f32[2, 11])
-          (output total %27)
-          (output padded %31)
-          (output max %28)
-          (output mean %29)
-          (output gram %17))
+          (%8 (rms-norm-grad %6 %3 %7 :eps 1e-6) f32[1, 4, 8, 4])
+          (%9 (rms-norm-weight-grad %6 %7 :eps 1e-6) f32[4])
+          (%10 (sigmoid %8) f32[1, 4, 8, 4])
+          (%11 (roll %7 :axis 2 :shift -2 :heads (1 2 4)) f32[1, 4, 8, 4])
+          (%12 (roll %2 :axis 2 :shift 3) f32[1, 4, 8, 4])
+          (%13 (attention %5 %11 %12 :mask "roll(h * 2, causal & groups(4))" :head-offset 1 :scale 0.5) f32[1, 4, 8, 4])
+          (%14 (matmul %5 %7 :transpose-b) f32[1, 4, 8, 8])
+          (%15 (scale %14 :factor 0.1) f32[1, 4, 8, 8])
+          (%16 (softmax %15 :axis 3) f32[1, 4, 8, 8])
+          (%17 (masked-softmax %14 :mask "causal & !window(h)" :head-offset 1 :scale 0.25) f32[1, 4, 8, 8])
+          (%18 (softmax-grad %16 %17 :axis 3) f32[1, 4, 8, 8])
+          (%19 (matmul %18 %2) f32[1, 4, 8, 4])
+          (%20 (matmul %0 %1 :transpose-a) f32[1, 4, 4, 4])
+          (%21 (add %13 %19) f32[1, 4, 8, 4])
+          (%22 (mul %21 %4) f32[1, 4, 8, 4])
+          (%23 (exp %22) f32[1, 4, 8, 4])
+          (%24 (log %23) f32[1, 4, 8, 4])
+          (%25 (silu %24) f32[1, 4, 8, 4])
+          (%26 (permute %25 :perm (0 2 1 3)) f32[1, 8, 4, 4])
+          (%27 (reshape %26 :shape (8 16)) f32[8, 16])
+          (%28 (slice %27 :axis 1 :start 4 :end 12) f32[8, 8])
+          (%29 (concat %28 %28 %27 :axis 1) f32[8, 32])
+          (%30 (reduce-sum %29 :axis 1) f32[8])
+          (%31 (reduce-max %29 :axis 0) f32[32])
+          (%32 (reduce-mean %29 :axis 1) f32[8])
+          (%33 (broadcast %30 :axis 0 :size 2) f32[2, 8])
+          (%34 (pad %33 :axis 1 :before 1 :after 2) f32[2, 11])
+          (output total %30)
+          (output padded %34)
+          (output gate %10)
+          (output w_grad %9)
+          (output max %31)
+          (output mean %32)
+          (output gram %20))
     "#]]
     .assert_eq(&text);
     let parsed = parse(&text).unwrap();
@@ -303,7 +313,7 @@ fn other_shape_errors() {
     let y = g.input("y", TensorType::f32([2, 4, 6, 4]));
     check_err(
         g.rope(y, 10000.0, 0.0),
-        expect!["`%3 = rope`: position_scale must be positive and finite, found 0.0"],
+        expect!["`%3 = rope`: position_scale must be finite and nonzero, found 0.0"],
     );
 }
 
@@ -538,7 +548,7 @@ fn ops_and_attributes_are_checked_by_name() {
     check_parse(
         "(graph g (%0 (input x) f32[4]) (%1 (expp %0) f32[4]))",
         expect![[r#"
-            test.sexp:1:37: unknown op `expp`; expected one of input, param, matmul, add, mul, scale, exp, log, silu, reshape, permute, roll, slice, concat, softmax, softmax-grad, masked-softmax, broadcast, pad, reduce-sum, reduce-max, reduce-mean, rms-norm, rope, attention, fused-attention
+            test.sexp:1:37: unknown op `expp`; expected one of input, param, matmul, add, mul, scale, exp, log, silu, sigmoid, reshape, permute, roll, slice, concat, softmax, softmax-grad, masked-softmax, broadcast, pad, reduce-sum, reduce-max, reduce-mean, rms-norm, rms-norm-grad, rms-norm-weight-grad, rope, attention, fused-attention
               |
             1 | (graph g (%0 (input x) f32[4]) (%1 (expp %0) f32[4]))
               |                                     ^^^^"#]],

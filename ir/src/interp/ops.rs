@@ -19,6 +19,10 @@ pub(super) fn silu(x: f64) -> f64 {
 }
 
 /// Batched `a @ b` over the last two axes, optionally transposing either.
+pub(super) fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
 pub(super) fn matmul(a: &Tensor, b: &Tensor, ta: bool, tb: bool) -> Tensor {
     let r = a.shape().len();
     let batch: usize = a.shape()[..r - 2].iter().product();
@@ -211,6 +215,37 @@ pub(super) fn rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Tensor {
         out.extend(row.iter().zip(w.data()).map(|(v, g)| v * inv * g));
     }
     Tensor::from_parts(x.shape().to_vec(), out)
+}
+
+/// `1 / sqrt(mean(row^2) + eps)`.
+fn inv_rms(row: &[f64], eps: f64) -> f64 {
+    1.0 / (row.iter().map(|v| v * v).sum::<f64>() / row.len() as f64 + eps).sqrt()
+}
+
+/// `r * (dy * w) - x * r^3 * mean(dy * w * x)` per row.
+pub(super) fn rms_norm_grad(x: &Tensor, w: &Tensor, dy: &Tensor, eps: f64) -> Tensor {
+    let d = w.len();
+    let mut out = Vec::with_capacity(x.len());
+    for (row, g) in x.data().chunks(d).zip(dy.data().chunks(d)) {
+        let r = inv_rms(row, eps);
+        let gw: Vec<f64> = g.iter().zip(w.data()).map(|(a, b)| a * b).collect();
+        let dot = gw.iter().zip(row).map(|(a, b)| a * b).sum::<f64>() / d as f64;
+        out.extend(row.iter().zip(&gw).map(|(v, gw)| r * gw - v * r * r * r * dot));
+    }
+    Tensor::from_parts(x.shape().to_vec(), out)
+}
+
+/// `sum over rows of dy * x * r`, one value per column.
+pub(super) fn rms_norm_weight_grad(x: &Tensor, dy: &Tensor, eps: f64) -> Tensor {
+    let d = x.shape().last().copied().unwrap_or(1);
+    let mut out = vec![0.0; d];
+    for (row, g) in x.data().chunks(d).zip(dy.data().chunks(d)) {
+        let r = inv_rms(row, eps);
+        for ((o, v), g) in out.iter_mut().zip(row).zip(g) {
+            *o += g * v * r;
+        }
+    }
+    Tensor::from_parts(vec![d], out)
 }
 
 /// Rotary embedding of `[B, H, N, D]` in the `rotate_half` layout: dimension

@@ -1,4 +1,4 @@
-//! add, mul, scale, exp, log, silu: one thread per element.
+//! add, mul, scale, exp, log, silu, sigmoid: one thread per element.
 
 use weft_ir::graph::Op;
 
@@ -21,6 +21,7 @@ pub(crate) fn emit(
         Op::Log => "log(ld_x(i))".to_string(),
         // x / (1 + e^-x) rather than x * sigmoid(x): one division, and -0 instead of NaN when e^-x overflows.
         Op::Silu => "ld_x(i) / (1.0 + exp(-ld_x(i)))".to_string(),
+        Op::Sigmoid => "1.0 / (1.0 + exp(-ld_x(i)))".to_string(),
         _ => return Err(cx.unsupported()),
     };
     let mut k = KernelBuilder::new(cx.site, cx.opts, &cx.kernel_name(""), &op.to_string());

@@ -209,7 +209,7 @@ fn emit(cx: &mut Ctx, op: &Op, inputs: &[Operand], out: &Operand) -> Result<Vec<
     match op {
         // Leaves own buffers and have no kernel; the caller never gets here with one.
         Op::Input { .. } | Op::Parameter { .. } => Err(cx.unsupported()),
-        Op::Add | Op::Mul | Op::Scale { .. } | Op::Exp | Op::Log | Op::Silu => {
+        Op::Add | Op::Mul | Op::Scale { .. } | Op::Exp | Op::Log | Op::Silu | Op::Sigmoid => {
             elementwise::emit(cx, op, inputs, out)
         }
         Op::Reshape { .. }
@@ -229,6 +229,8 @@ fn emit(cx: &mut Ctx, op: &Op, inputs: &[Operand], out: &Operand) -> Result<Vec<
         }
         Op::MatMul { transpose_a, transpose_b } => matmul::emit(cx, *transpose_a, *transpose_b, inputs, out),
         Op::RmsNorm { eps } => rms_norm::emit(cx, *eps, inputs, out),
+        Op::RmsNormGrad { eps } => rms_norm::emit_grad(cx, *eps, inputs, out),
+        Op::RmsNormWeightGrad { eps } => rms_norm::emit_weight_grad(cx, *eps, inputs, out),
         Op::Rope { theta, position_scale } => rope::emit(cx, *theta, *position_scale, inputs, out),
         Op::Attention { mask, head_offset, scale } => {
             attention::emit(cx, mask, *head_offset, *scale, inputs, out)

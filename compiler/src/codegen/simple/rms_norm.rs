@@ -1,4 +1,5 @@
-//! rms_norm over the last axis: one thread per row.
+//! rms_norm over the last axis and its two gradients: one thread per row
+//! (per column for the weight's gradient).
 
 use std::fmt::Write;
 
@@ -31,4 +32,68 @@ pub(crate) fn emit(
     k.read("w", &w.region)?;
     k.write("y", &out.region)?;
     Ok(vec![k.finish(rows, &body)?])
+}
+
+/// `dx = r * (dy * w) - x * r^3 * mean(dy * w * x)` with `r = 1 / sqrt(mean(x^2) + eps)`.
+pub(crate) fn emit_grad(
+    cx: &Ctx,
+    eps: f64,
+    inputs: &[Operand],
+    out: &Operand,
+) -> Result<Vec<Kernel>, CodegenError> {
+    let [x, w, dy] = inputs else { return Err(cx.unsupported()) };
+    let d = w.region.elems;
+    let rows = x.region.elems / d;
+    let eps = cx.site.f32_lit("eps", eps)?;
+    let mut body = String::new();
+    let _ = write!(
+        body,
+        "let base = i * {d}u;\n\
+         var total = 0.0;\n\
+         var dot = 0.0;\n\
+         for (var j = 0u; j < {d}u; j++) {{\n    let v = ld_x(base + j);\n    total += v * v;\n    dot += ld_dy(base + j) * ld_w(j) * v;\n}}\n\
+         let r = 1.0 / sqrt(total / {d}.0 + {eps});\n\
+         let c = r * r * r * dot / {d}.0;\n\
+         for (var j = 0u; j < {d}u; j++) {{\n    st_dx(base + j, r * ld_dy(base + j) * ld_w(j) - ld_x(base + j) * c);\n}}\n"
+    );
+    let title = format!("rms_norm_grad(eps={eps})");
+    let mut k = KernelBuilder::new(cx.site, cx.opts, &cx.kernel_name(""), &title);
+    k.read("x", &x.region)?;
+    k.read("w", &w.region)?;
+    k.read("dy", &dy.region)?;
+    k.write("dx", &out.region)?;
+    Ok(vec![k.finish(rows, &body)?])
+}
+
+/// `dw[j] = sum over rows of dy * x * r`: one thread per column, each
+/// recomputing every row's `r` (a baseline, not a fast kernel).
+pub(crate) fn emit_weight_grad(
+    cx: &Ctx,
+    eps: f64,
+    inputs: &[Operand],
+    out: &Operand,
+) -> Result<Vec<Kernel>, CodegenError> {
+    let [x, dy] = inputs else { return Err(cx.unsupported()) };
+    let d = out.region.elems;
+    let rows = x.region.elems / d;
+    let eps = cx.site.f32_lit("eps", eps)?;
+    let mut body = String::new();
+    let _ = write!(
+        body,
+        "var acc = 0.0;\n\
+         for (var row = 0u; row < {rows}u; row++) {{\n\
+         \x20   let base = row * {d}u;\n\
+         \x20   var total = 0.0;\n\
+         \x20   for (var j = 0u; j < {d}u; j++) {{\n        let v = ld_x(base + j);\n        total += v * v;\n    }}\n\
+         \x20   let r = 1.0 / sqrt(total / {d}.0 + {eps});\n\
+         \x20   acc += ld_dy(base + i) * ld_x(base + i) * r;\n\
+         }}\n\
+         st_dw(i, acc);\n"
+    );
+    let title = format!("rms_norm_weight_grad(eps={eps})");
+    let mut k = KernelBuilder::new(cx.site, cx.opts, &cx.kernel_name(""), &title);
+    k.read("x", &x.region)?;
+    k.read("dy", &dy.region)?;
+    k.write("dw", &out.region)?;
+    Ok(vec![k.finish(d, &body)?])
 }

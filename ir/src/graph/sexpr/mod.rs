@@ -75,7 +75,7 @@ fn write_op(out: &mut String, node: &Node) {
             if *transpose_a { " :transpose-a" } else { "" },
             if *transpose_b { " :transpose-b" } else { "" }
         ),
-        Op::Add | Op::Mul | Op::Exp | Op::Log | Op::Silu => Ok(()),
+        Op::Add | Op::Mul | Op::Exp | Op::Log | Op::Silu | Op::Sigmoid => Ok(()),
         Op::Scale { factor } => write!(out, " :factor {factor:?}"),
         Op::Reshape { shape } => write!(out, " :shape ({})", ints(shape)),
         Op::Permute { perm } => write!(out, " :perm ({})", ints(perm)),
@@ -95,7 +95,9 @@ fn write_op(out: &mut String, node: &Node) {
         | Op::ReduceMean { axis } => write!(out, " :axis {axis}"),
         Op::Broadcast { axis, size } => write!(out, " :axis {axis} :size {size}"),
         Op::Pad { axis, before, after } => write!(out, " :axis {axis} :before {before} :after {after}"),
-        Op::RmsNorm { eps } => write!(out, " :eps {eps:?}"),
+        Op::RmsNorm { eps } | Op::RmsNormGrad { eps } | Op::RmsNormWeightGrad { eps } => {
+            write!(out, " :eps {eps:?}")
+        }
         Op::Rope { theta, position_scale } => {
             write!(out, " :theta {theta:?} :position-scale {position_scale:?}")
         }
