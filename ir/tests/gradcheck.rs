@@ -198,7 +198,7 @@ fn llama_layer() -> ValidGraph {
     let norm1 = trainable(&mut g, "input_layernorm", &[c]);
     let h = g.rms_norm(x, norm1, 1e-5).unwrap();
     // y = h Wᵀ + (alpha / r) (h Aᵀ) Bᵀ.
-    let mut project = |g: &mut Graph, name: &str, out: usize, lora: bool| {
+    let project = |g: &mut Graph, name: &str, out: usize, lora: bool| {
         let w = frozen(g, &format!("{name}.weight"), &[out, c]);
         let y = g.matmul(h, w, false, true).unwrap();
         if !lora {
