@@ -40,6 +40,7 @@ fn check(label: &str, graph: &ValidGraph, positive: &[&str], rng: &mut StdRng, s
     // Every input and trainable parameter; frozen weights get no gradient.
     let leaves: Vec<String> = graph
         .leaves()
+        .filter(|(id, _)| graph.node(*id).ty.dtype.is_float())
         .filter(|(id, _)| !matches!(graph.node(*id).op, Op::Parameter { trainable: false, .. }))
         .map(|(_, n)| n.to_string())
         .collect();
@@ -49,8 +50,14 @@ fn check(label: &str, graph: &ValidGraph, positive: &[&str], rng: &mut StdRng, s
     let mut inputs: HashMap<String, Tensor> = HashMap::new();
     for (id, name) in graph.leaves() {
         let range = if positive.contains(&name) { 0.5..2.0 } else { -2.0..2.0 };
-        let shape = graph.node(id).ty.shape.clone();
-        inputs.insert(name.to_string(), Tensor::from_fn(shape, |_| rng.random_range(range.clone())));
+        let ty = &graph.node(id).ty;
+        let value = |rng: &mut StdRng| match (ty.dtype.is_float(), name) {
+            (true, _) => rng.random_range(range.clone()),
+            // Token ids and targets below 4; a quarter of the targets ignored (-100).
+            (false, "targets") if rng.random_bool(0.25) => -100.0,
+            (false, _) => f64::from(rng.random_range(0..4u8)),
+        };
+        inputs.insert(name.to_string(), Tensor::from_fn(ty.shape.clone(), |_| value(rng)));
     }
     let mut seeds = HashMap::new();
     for (output, seed_name) in &grads.seeds {
@@ -273,6 +280,30 @@ fn a_llama_layer_with_gqa_lora_and_s2_attn_matches_finite_differences() {
         ]
     );
     check("llama-layer", &graph, &[], &mut rng, seed);
+}
+
+/// Token ids through a trainable embedding and a projection to logits, and
+/// the mean next-token cross-entropy against targets with ignored rows.
+#[test]
+fn embedding_and_cross_entropy_match_finite_differences() {
+    let (mut rng, seed) = rng();
+    let mut g = Graph::new("lm");
+    let ids = g.input("ids", TensorType::new(DType::I32, [2, 3]));
+    let targets = g.input("targets", TensorType::new(DType::I32, [2, 3]));
+    let table = g.parameter("embed", f32s(&[5, 4]), true);
+    let head = g.parameter("lm_head", f32s(&[5, 4]), true);
+    let x = g.add(Op::Embedding, &[ids, table]).unwrap();
+    let rows = g.reshape(x, &[6, 4]).unwrap();
+    let logits = g.matmul(rows, head, false, true).unwrap();
+    let logits = g.reshape(logits, &[2, 3, 5]).unwrap();
+    let loss = g.add(Op::CrossEntropy, &[logits, targets]).unwrap();
+    g.set_output("loss", loss);
+    g.set_output("logits", logits);
+    let graph = g.validate().unwrap();
+    check("lm", &graph, &[], &mut rng, seed);
+
+    let err = differentiate(&graph, &["ids"]).unwrap_err();
+    assert_eq!(err.to_string(), "`ids` has type i32[2, 3]; only floating-point leaves have gradients");
 }
 
 #[test]

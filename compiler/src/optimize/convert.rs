@@ -98,6 +98,13 @@ fn add_node(
         Op::Log => Weft::Log(unary(xs)?),
         Op::Silu => Weft::Silu(unary(xs)?),
         Op::Sigmoid => Weft::Sigmoid(unary(xs)?),
+        Op::Embedding => Weft::Embedding(pair(xs)?),
+        Op::EmbeddingGrad { vocab } => {
+            let [ids, dy] = pair(xs)?;
+            Weft::EmbeddingGrad([num(eg, *vocab)?, ids, dy])
+        }
+        Op::CrossEntropy => Weft::CrossEntropy(pair(xs)?),
+        Op::CrossEntropyGrad => Weft::CrossEntropyGrad(triple(xs)?),
         Op::RmsNormGrad { eps } => {
             let [x, w, dy] = triple(xs)?;
             Weft::RmsNormGrad([float(eg, *eps), x, w, dy])

@@ -142,7 +142,12 @@ impl CostModel {
             }
             Op::Softmax { .. } | Op::MaskedSoftmax { .. } => Cost::kernel(moved, 5.0 * n_out),
             Op::SoftmaxGrad { .. } => Cost::kernel(moved, 3.0 * n_out),
-            Op::Broadcast { .. } | Op::Pad { .. } => Cost::kernel(moved, 0.0),
+            Op::Broadcast { .. } | Op::Pad { .. } | Op::Embedding | Op::EmbeddingGrad { .. } => {
+                Cost::kernel(moved, 0.0)
+            }
+            Op::CrossEntropy | Op::CrossEntropyGrad => {
+                Cost::kernel(moved, 5.0 * xs.first().map_or(0.0, |x| elements(x)))
+            }
             Op::ReduceSum { .. } | Op::ReduceMax { .. } | Op::ReduceMean { .. } => {
                 Cost::kernel(moved, xs.first().map_or(0.0, |x| elements(x)))
             }

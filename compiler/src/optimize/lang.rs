@@ -9,6 +9,8 @@
 //! tensor := (input NAME DTYPE (list D...)) | (param NAME DTYPE (list D...) TRAINABLE)
 //!         | (matmul TA TB a b) | (add a b) | (mul a b) | (scale F x) | (exp x) | (log x) | (silu x)
 //!         | (sigmoid x) | (rms-norm-grad EPS x w dy) | (rms-norm-weight-grad EPS x dy)
+//!         | (embedding ids table) | (embedding-grad VOCAB ids dy)
+//!         | (cross-entropy logits targets) | (cross-entropy-grad logits targets dloss)
 //!         | (reshape (list D...) x) | (permute (list P...) x)
 //!         | (roll AXIS SHIFT HEADS x) | (slice AXIS START END x) | (concat AXIS x...)
 //!         | (softmax AXIS x) | (reduce-sum AXIS x) | (reduce-max AXIS x) | (reduce-mean AXIS x)
@@ -48,6 +50,10 @@ define_language! {
         "log" = Log(Id),
         "silu" = Silu(Id),
         "sigmoid" = Sigmoid(Id),
+        "embedding" = Embedding([Id; 2]),
+        "embedding-grad" = EmbeddingGrad([Id; 3]),
+        "cross-entropy" = CrossEntropy([Id; 2]),
+        "cross-entropy-grad" = CrossEntropyGrad([Id; 3]),
         "rms-norm-grad" = RmsNormGrad([Id; 4]),
         "rms-norm-weight-grad" = RmsNormWeightGrad([Id; 3]),
         "reshape" = Reshape([Id; 2]),
@@ -116,6 +122,10 @@ impl Weft {
                 | Log(_)
                 | Silu(_)
                 | Sigmoid(_)
+                | Embedding(_)
+                | EmbeddingGrad(_)
+                | CrossEntropy(_)
+                | CrossEntropyGrad(_)
                 | RmsNormGrad(_)
                 | RmsNormWeightGrad(_)
                 | Reshape(_)

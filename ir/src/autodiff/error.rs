@@ -10,6 +10,9 @@ pub enum AutodiffError {
     #[error("`{leaf}` is a frozen parameter; only inputs and trainable parameters get gradients")]
     Frozen { leaf: String },
 
+    #[error("`{leaf}` has type {ty}; only floating-point leaves have gradients")]
+    NotFloat { leaf: String, ty: String },
+
     #[error("`{leaf}` is asked for twice")]
     Duplicate { leaf: String },
 

@@ -67,7 +67,9 @@ pub fn differentiate(graph: &ValidGraph, wrt: &[&str]) -> Result<Gradients, Auto
     let mut needs = vec![false; graph.len()];
     for id in graph.node_ids() {
         let node = graph.node(id);
-        needs[id.index()] = targets.contains(&id) || node.inputs.iter().any(|x| needs[x.index()]);
+        // Integer nodes (ids, targets) carry no gradient.
+        let flows = targets.contains(&id) || node.inputs.iter().any(|x| needs[x.index()]);
+        needs[id.index()] = flows && node.ty.dtype.is_float();
     }
 
     let mut g: Graph = graph.clone().into_inner();
@@ -128,9 +130,13 @@ fn resolve_leaves(graph: &Graph, wrt: &[&str]) -> Result<Vec<NodeId>, AutodiffEr
                     leaves: leaves.into_iter().collect(),
                 });
             };
-            match graph.node(id).op {
+            let node = graph.node(id);
+            match node.op {
                 Op::Parameter { trainable: false, .. } => {
                     Err(AutodiffError::Frozen { leaf: name.to_string() })
+                }
+                _ if !node.ty.dtype.is_float() => {
+                    Err(AutodiffError::NotFloat { leaf: name.to_string(), ty: node.ty.to_string() })
                 }
                 _ => Ok(id),
             }

@@ -124,6 +124,18 @@ pub(super) fn vjp(
             let d = b.softmax_grad(id, g, 3)?;
             b.scale(d, scale)
         })?,
+        // Only the table has a gradient; ids are integers.
+        Op::Embedding => {
+            let vocab = shape(x[1])[0];
+            if wanted[1] {
+                out[1] = Some(b.add(Op::EmbeddingGrad { vocab }, &[x[0], g]).map_err(graph_err)?);
+            }
+        }
+        Op::CrossEntropy => {
+            if wanted[0] {
+                out[0] = Some(b.add(Op::CrossEntropyGrad, &[x[0], x[1], g]).map_err(graph_err)?);
+            }
+        }
         Op::Attention { mask, head_offset, scale } => {
             let heads = vec![HeadMask::new(0..shape(x[0])[1], mask.clone())];
             out = attention(b, x, g, &heads, *head_offset, *scale, wanted).map_err(graph_err)?;
@@ -134,6 +146,8 @@ pub(super) fn vjp(
         // Backward-only ops are not differentiated again, and a maximum has no
         // gradient weft needs yet (LLaMA's graph has none).
         Op::SoftmaxGrad { .. }
+        | Op::EmbeddingGrad { .. }
+        | Op::CrossEntropyGrad
         | Op::RmsNormGrad { .. }
         | Op::RmsNormWeightGrad { .. }
         | Op::ReduceMax { .. }

@@ -151,6 +151,34 @@ pub(crate) fn infer(op: &Op, xs: &[&TensorType]) -> Inferred {
             attention(q, k, v, mask, *head_offset, *scale)
         }
         (Op::FusedAttention { heads, scale }, &[q, k, v]) => fused_attention(q, k, v, heads, *scale),
+        (Op::Embedding, &[ids, table]) => {
+            integer(ids)?;
+            float(table)?;
+            let [_, c] = table.shape[..] else { return bad(format!("table must be [V, C], found {table}")) };
+            checked_size(table.with_shape([&ids.shape[..], &[c]].concat()))
+        }
+        (Op::EmbeddingGrad { vocab }, &[ids, dy]) => {
+            integer(ids)?;
+            float(dy)?;
+            match dy.shape.split_last() {
+                Some((&c, rows)) if rows == &ids.shape[..] && *vocab > 0 => {
+                    checked_size(dy.with_shape(vec![*vocab, c]))
+                }
+                _ => bad(format!("dy must be ids' shape plus one axis, and vocab >= 1: {}", list(xs))),
+            }
+        }
+        (Op::CrossEntropy, &[logits, targets]) => {
+            cross_entropy(logits, targets)?;
+            Ok(logits.with_shape(vec![]))
+        }
+        (Op::CrossEntropyGrad, &[logits, targets, dloss]) => {
+            cross_entropy(logits, targets)?;
+            if dloss.shape.is_empty() && dloss.dtype == logits.dtype {
+                Ok(logits.clone())
+            } else {
+                bad(format!("dloss must be a scalar of the logits' dtype: {}", list(xs)))
+            }
+        }
         // Arity was checked above, so every op matched one of the arms.
         _ => Err(Problem::Arity(arity)),
     }
@@ -158,6 +186,20 @@ pub(crate) fn infer(op: &Op, xs: &[&TensorType]) -> Inferred {
 
 fn float(x: &TensorType) -> Result<(), Problem> {
     if x.dtype.is_float() { Ok(()) } else { bad(format!("needs a float dtype, found {x}")) }
+}
+
+fn integer(x: &TensorType) -> Result<(), Problem> {
+    if x.dtype.is_float() { bad(format!("needs an integer dtype, found {x}")) } else { Ok(()) }
+}
+
+/// `logits [..., V]` (float) against `targets [...]` (integer).
+fn cross_entropy(logits: &TensorType, targets: &TensorType) -> Result<(), Problem> {
+    float(logits)?;
+    integer(targets)?;
+    match logits.shape.split_last() {
+        Some((_, rows)) if rows == &targets.shape[..] => Ok(()),
+        _ => bad(format!("targets must have the logits' shape without the last axis: {logits}, {targets}")),
+    }
 }
 
 fn finite(what: &str, v: f64) -> Result<(), Problem> {

@@ -174,6 +174,23 @@ pub enum Op {
         theta: f64,
         position_scale: f64,
     },
+    /// Rows of a table picked by integer ids: `(ids [...], table [V, C])` gives
+    /// `[..., C]`. An id outside `0..V` is a run-time error.
+    Embedding,
+    /// The gradient of [`Op::Embedding`] with respect to its table: `(ids [...],
+    /// dy [..., C])` gives `[vocab, C]`, each id's rows of `dy` summed into its row.
+    EmbeddingGrad {
+        vocab: usize,
+    },
+    /// Mean cross-entropy of `logits [..., V]` against integer `targets [...]`,
+    /// a scalar `[]`: `logsumexp(row) - row[target]` averaged over the rows whose
+    /// target is not negative. A negative target (Hugging Face's -100) marks a
+    /// row to ignore; with every row ignored the loss is 0.
+    CrossEntropy,
+    /// The gradient of [`Op::CrossEntropy`] with respect to the logits:
+    /// `(logits, targets, dloss [])` gives `dloss * (softmax(row) - onehot(target)) / count`,
+    /// recomputing the softmax so that no probability tensor is kept from the forward pass.
+    CrossEntropyGrad,
     /// Dense attention restricted by a mask: `q, k [B, H, N, D]`, `v [B, H, N, Dv]`.
     /// Head `i` uses `mask.for_head(head_offset + i)`, so one pattern can be split
     /// across several attention nodes.
@@ -249,6 +266,10 @@ impl Op {
             Op::RmsNormGrad { .. } => "rms-norm-grad",
             Op::RmsNormWeightGrad { .. } => "rms-norm-weight-grad",
             Op::Rope { .. } => "rope",
+            Op::Embedding => "embedding",
+            Op::EmbeddingGrad { .. } => "embedding-grad",
+            Op::CrossEntropy => "cross-entropy",
+            Op::CrossEntropyGrad => "cross-entropy-grad",
             Op::Attention { .. } => "attention",
             Op::FusedAttention { .. } => "fused-attention",
         }
@@ -262,8 +283,14 @@ impl Op {
             | Op::Mul
             | Op::RmsNorm { .. }
             | Op::RmsNormWeightGrad { .. }
-            | Op::SoftmaxGrad { .. } => Arity::Exactly(2),
-            Op::Attention { .. } | Op::FusedAttention { .. } | Op::RmsNormGrad { .. } => Arity::Exactly(3),
+            | Op::SoftmaxGrad { .. }
+            | Op::Embedding
+            | Op::EmbeddingGrad { .. }
+            | Op::CrossEntropy => Arity::Exactly(2),
+            Op::Attention { .. }
+            | Op::FusedAttention { .. }
+            | Op::RmsNormGrad { .. }
+            | Op::CrossEntropyGrad => Arity::Exactly(3),
             Op::Concat { .. } => Arity::AtLeast(1),
             Op::Scale { .. }
             | Op::Exp
@@ -311,7 +338,16 @@ impl fmt::Display for Op {
                     .collect();
                 if flags.is_empty() { f.write_str(name) } else { write!(f, "{name}({})", flags.join(", ")) }
             }
-            Op::Add | Op::Mul | Op::Exp | Op::Log | Op::Silu | Op::Sigmoid => f.write_str(name),
+            Op::Add
+            | Op::Mul
+            | Op::Exp
+            | Op::Log
+            | Op::Silu
+            | Op::Sigmoid
+            | Op::Embedding
+            | Op::CrossEntropy
+            | Op::CrossEntropyGrad => f.write_str(name),
+            Op::EmbeddingGrad { vocab } => write!(f, "{name}(vocab={vocab})"),
             Op::Scale { factor } => write!(f, "{name}({factor:?})"),
             Op::Reshape { shape } => write!(f, "{name}(shape={})", Dims(shape)),
             Op::Permute { perm } => write!(f, "{name}(perm={})", Dims(perm)),

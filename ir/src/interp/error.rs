@@ -25,6 +25,9 @@ pub enum InterpError {
     #[error("`{op}`: {message}")]
     Shape { op: &'static str, message: String },
 
+    #[error("`{op}`: id {value} at position {position} is not an integer in 0..{limit}")]
+    BadId { op: &'static str, value: f64, position: usize, limit: usize },
+
     #[error("the mask of head {head} cannot be evaluated: {error}")]
     Mask { head: usize, error: ExprError },
 

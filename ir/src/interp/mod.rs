@@ -5,6 +5,7 @@
 
 mod attention;
 mod error;
+mod loss;
 mod ops;
 mod tensor;
 
@@ -124,6 +125,12 @@ fn eval(op: &Op, args: &[&Tensor]) -> Result<Tensor, InterpError> {
         (Op::RmsNormWeightGrad { eps }, &[x, dy]) => ops::rms_norm_weight_grad(x, dy, *eps),
         (Op::Rope { theta, position_scale }, &[x]) => ops::rope(x, *theta, *position_scale),
         (Op::SoftmaxGrad { axis }, &[y, dy]) => ops::softmax_grad(y, dy, *axis),
+        (Op::Embedding, &[ids, table]) => loss::embedding(ids, table)?,
+        (Op::EmbeddingGrad { vocab }, &[ids, dy]) => loss::embedding_grad(ids, dy, *vocab)?,
+        (Op::CrossEntropy, &[logits, targets]) => loss::cross_entropy(logits, targets)?,
+        (Op::CrossEntropyGrad, &[logits, targets, dloss]) => {
+            loss::cross_entropy_grad(logits, targets, dloss.data().first().copied().unwrap_or(0.0))?
+        }
         (Op::Broadcast { axis, size }, &[x]) => ops::broadcast(x, *axis, *size),
         (Op::Pad { axis, before, after }, &[x]) => ops::pad(x, *axis, *before, *after),
         (Op::MaskedSoftmax { mask, head_offset, scale }, &[s]) => {

@@ -480,3 +480,30 @@ fn fused_attention_equals_sliced_attention_and_concat() {
     let out = run(&g.validate().unwrap(), &feeds).unwrap();
     assert_close(&out["fused"], &out["split"]);
 }
+
+#[test]
+fn cross_entropy_of_uniform_logits_is_log_vocab_and_ignores_negative_targets() {
+    let logits = t(&[3, 4], &[0.5; 12]);
+    let targets = t(&[3], &[1.0, -100.0, 3.0]);
+    let loss = eval(&Op::CrossEntropy, &[&logits, &targets]).unwrap();
+    assert!((loss.data()[0] - 4f64.ln()).abs() < 1e-15, "{loss:?}");
+    // The ignored row gets no gradient; each counted row sums to zero.
+    let grad = eval(&Op::CrossEntropyGrad, &[&logits, &targets, &Tensor::scalar(1.0)]).unwrap();
+    assert_eq!(&grad.data()[4..8], &[0.0; 4]);
+    assert_eq!(grad.data()[..4], [0.125, -0.375, 0.125, 0.125]);
+    let none = eval(&Op::CrossEntropy, &[&logits, &t(&[3], &[-100.0; 3])]).unwrap();
+    assert_eq!(none.data(), &[0.0]);
+}
+
+#[test]
+fn embedding_ids_out_of_range_are_errors() {
+    let table = t(&[3, 2], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    let rows = eval(&Op::Embedding, &[&t(&[2], &[2.0, 0.0]), &table]).unwrap();
+    assert_eq!(rows.data(), &[5.0, 6.0, 1.0, 2.0]);
+    let err = eval(&Op::Embedding, &[&t(&[2], &[1.0, 3.0]), &table]).unwrap_err();
+    assert_eq!(err.to_string(), "`embedding`: id 3 at position 1 is not an integer in 0..3");
+    let grad =
+        eval(&Op::EmbeddingGrad { vocab: 3 }, &[&t(&[2], &[2.0, 2.0]), &t(&[2, 2], &[1.0, 2.0, 3.0, 4.0])])
+            .unwrap();
+    assert_eq!(grad.data(), &[0.0, 0.0, 0.0, 0.0, 4.0, 6.0]);
+}

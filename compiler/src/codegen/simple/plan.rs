@@ -237,5 +237,9 @@ fn emit(cx: &mut Ctx, op: &Op, inputs: &[Operand], out: &Operand) -> Result<Vec<
         }
         // Fused attention is the fused path's business (`codegen::attention`), not the op-by-op baseline's.
         Op::FusedAttention { .. } => Err(cx.unsupported()),
+        // Integer operands need integer buffers, which the runtime does not have yet.
+        Op::Embedding | Op::EmbeddingGrad { .. } | Op::CrossEntropy | Op::CrossEntropyGrad => {
+            Err(cx.unsupported())
+        }
     }
 }
