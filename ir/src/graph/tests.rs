@@ -548,7 +548,7 @@ fn ops_and_attributes_are_checked_by_name() {
     check_parse(
         "(graph g (%0 (input x) f32[4]) (%1 (expp %0) f32[4]))",
         expect![[r#"
-            test.sexp:1:37: unknown op `expp`; expected one of input, param, matmul, add, mul, scale, exp, log, silu, sigmoid, reshape, permute, roll, slice, concat, softmax, softmax-grad, masked-softmax, broadcast, pad, reduce-sum, reduce-max, reduce-mean, rms-norm, rms-norm-grad, rms-norm-weight-grad, rope, attention, fused-attention
+            test.sexp:1:37: unknown op `expp`; expected one of input, param, matmul, add, mul, scale, exp, log, silu, sigmoid, reshape, permute, roll, slice, concat, softmax, softmax-grad, masked-softmax, broadcast, pad, reduce-sum, reduce-max, reduce-mean, rms-norm, rms-norm-grad, rms-norm-weight-grad, rope, embedding, embedding-grad, cross-entropy, cross-entropy-grad, attention, fused-attention
               |
             1 | (graph g (%0 (input x) f32[4]) (%1 (expp %0) f32[4]))
               |                                     ^^^^"#]],
@@ -942,4 +942,32 @@ proptest! {
         let damaged = format!("{}{insert}{}", &text[..at], &text[end..]);
         let _ = parse(&damaged);
     }
+}
+
+#[test]
+fn integer_ops_print_and_parse_back() {
+    let mut g = Graph::new("lm");
+    let ids = g.input("ids", TensorType::new(DType::I32, [2, 3]));
+    let targets = g.input("targets", TensorType::new(DType::I64, [2, 3]));
+    let table = g.parameter("embed", TensorType::f32([5, 4]), true);
+    let x = g.add(Op::Embedding, &[ids, table]).unwrap();
+    let grad = g.add(Op::EmbeddingGrad { vocab: 5 }, &[ids, x]).unwrap();
+    let logits = g.add(Op::Embedding, &[targets, grad]).unwrap();
+    let loss = g.add(Op::CrossEntropy, &[logits, targets]).unwrap();
+    let dlogits = g.add(Op::CrossEntropyGrad, &[logits, targets, loss]).unwrap();
+    g.set_output("loss", loss);
+    g.set_output("dlogits", dlogits);
+    let text = g.to_sexpr();
+    let parsed = parse(&text).unwrap();
+    assert_eq!(parsed, g);
+    assert!(text.contains("(embedding-grad %0 %3 :vocab 5)"), "{text}");
+    // Ids must be integers and targets must match the logits' rows.
+    let err = g.add(Op::Embedding, &[x, table]).unwrap_err();
+    assert_eq!(err.to_string(), "`%8 = embedding`: needs an integer dtype, found f32[2, 3, 4]");
+    let short = g.input("short", TensorType::new(DType::I32, [3]));
+    let err = g.add(Op::CrossEntropy, &[logits, short]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "`%9 = cross-entropy`: targets must have the logits' shape without the last axis: f32[2, 3, 4], i32[3]"
+    );
 }
