@@ -6,10 +6,11 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use weft_compiler::{
-    KernelPlan, OptimizeOptions, PlanOptions, SimplePlanOptions, compile_attention, plan_graph,
-};
-use weft_runtime::{Executor, Gpu};
+use weft_compiler::{OptimizeOptions, PlanOptions, SimplePlanOptions, fuse_attention, plan_graph};
+use weft_runtime::tune::KernelChoice;
+use weft_runtime::{Executor, FusedPlan, Gpu, Prepared};
+
+use crate::commands::tune::kernel_choice;
 
 use weft_ir::graph::ValidGraph;
 use weft_ir::lower::{LowerOptions, lower_pattern};
@@ -63,14 +64,17 @@ pub fn run(what: &BenchWhat) -> anyhow::Result<()> {
     let gpu = Gpu::new()?;
     println!("adapter: {}", gpu.adapter_description());
     let limits = gpu.limits();
+    // `weft tune`'s choice for this adapter if there is one, else the defaults.
+    let choice = kernel_choice(&gpu);
+    println!("fwd+bwd {}", choice.describe(true, args.head_dim));
+    println!("fwd     {}", choice.describe(false, args.head_dim));
     let mut executor = Executor::new(gpu);
+    let base = PlanOptions {
+        max_storage_binding: limits.max_storage_binding,
+        max_workgroups_per_dim: limits.max_workgroups_per_dim,
+        ..PlanOptions::default()
+    };
     for &n in &args.seq_len {
-        let fused_opts = PlanOptions {
-            backward: true,
-            max_storage_binding: limits.max_storage_binding,
-            max_workgroups_per_dim: limits.max_workgroups_per_dim,
-            ..PlanOptions::default()
-        };
         let inputs = random_inputs(args.batch * args.heads * n * args.head_dim);
         println!("\nN = {n}, H = {}, D = {}, B = {}", args.heads, args.head_dim, args.batch);
         println!(
@@ -79,11 +83,12 @@ pub fn run(what: &BenchWhat) -> anyhow::Result<()> {
         );
         let mut times = HashMap::new();
         for name in ["s2attn-roll", "causal"] {
-            let reference = reference(name, n, args)?;
-            let compiled = compile_attention(reference, &OptimizeOptions::default(), &fused_opts)?;
-            let flops = (compiled.fused.stats.flops_forward + compiled.fused.stats.flops_backward) as f64;
+            let fused = fused_plan(&reference(name, n, args)?, &choice, &base, true, args.head_dim)?;
+            let flops = (fused.stats().flops_forward + fused.stats().flops_backward) as f64;
             let label = format!("fused {name} fwd+bwd");
-            let t = time_plan(&mut executor, &compiled.fused.plan, &inputs, args.repeats, &label, flops)?;
+            let prepared = executor.prepare_fused(&fused).with_context(|| format!("preparing {label}"))?;
+            let largest = fused.plan().largest_buffer();
+            let t = time_plan(&executor, &prepared, largest, &inputs, args.repeats, &label, flops)?;
             times.insert(name, t);
         }
         let ratio = times["s2attn-roll"].as_secs_f64() / times["causal"].as_secs_f64();
@@ -98,23 +103,35 @@ pub fn run(what: &BenchWhat) -> anyhow::Result<()> {
                 ..SimplePlanOptions::default()
             };
             let plan = plan_graph(&reference, &opts)?;
-            let fwd_only = PlanOptions { backward: false, ..fused_opts.clone() };
-            let compiled = compile_attention(reference, &OptimizeOptions::default(), &fwd_only)?;
-            let flops = compiled.fused.stats.flops_forward as f64;
+            let fused = fused_plan(&reference, &choice, &base, false, args.head_dim)?;
+            let flops = fused.stats().flops_forward as f64;
+            let label = "unfused s2attn-roll fwd";
+            let prepared = executor.prepare(&plan).with_context(|| format!("preparing {label}"))?;
             let unfused =
-                time_plan(&mut executor, &plan, &inputs, args.repeats, "unfused s2attn-roll fwd", flops)?;
-            let fused = time_plan(
-                &mut executor,
-                &compiled.fused.plan,
-                &inputs,
-                args.repeats,
-                "fused s2attn-roll fwd",
-                flops,
-            )?;
+                time_plan(&executor, &prepared, plan.largest_buffer(), &inputs, args.repeats, label, flops)?;
+            drop(prepared);
+            let label = "fused s2attn-roll fwd";
+            let prepared = executor.prepare_fused(&fused).with_context(|| format!("preparing {label}"))?;
+            let largest = fused.plan().largest_buffer();
+            let fused = time_plan(&executor, &prepared, largest, &inputs, args.repeats, label, flops)?;
             println!("  unfused / fused (forward): {:.2}x", unfused.as_secs_f64() / fused.as_secs_f64());
         }
     }
     Ok(())
+}
+
+/// The fused plan of `reference` with the adapter's kernel configuration.
+fn fused_plan(
+    reference: &ValidGraph,
+    choice: &KernelChoice,
+    base: &PlanOptions,
+    backward: bool,
+    head_dim: usize,
+) -> anyhow::Result<FusedPlan> {
+    let (config, _) = choice.config(backward, head_dim);
+    let fused = fuse_attention(reference.clone(), &OptimizeOptions::default())?;
+    let opts = config.plan_options(&PlanOptions { backward, ..base.clone() });
+    Ok(FusedPlan::new(&fused.desc, &opts, config.checks)?)
 }
 
 fn random_inputs(len: usize) -> HashMap<String, Vec<f32>> {
@@ -125,25 +142,26 @@ fn random_inputs(len: usize) -> HashMap<String, Vec<f32>> {
         .collect()
 }
 
-/// Runs `plan` once to warm up, then `repeats` times; prints and returns the median.
+/// Runs a prepared plan once to warm up, then `repeats` times; prints and
+/// returns the median. `largest` is the plan's largest buffer.
 fn time_plan(
-    executor: &mut Executor,
-    plan: &KernelPlan,
+    executor: &Executor,
+    prepared: &Prepared,
+    largest: u64,
     inputs: &HashMap<String, Vec<f32>>,
     repeats: usize,
     label: &str,
     flops: f64,
 ) -> anyhow::Result<Duration> {
-    let prepared = executor.prepare(plan).with_context(|| format!("preparing {label}"))?;
     let wanted: HashMap<String, Vec<f32>> = prepared
         .input_names()
         .into_iter()
         .filter_map(|n| inputs.get(n).map(|v| (n.to_string(), v.clone())))
         .collect();
-    executor.upload(&prepared, &wanted)?;
-    executor.execute(&prepared)?;
+    executor.upload(prepared, &wanted)?;
+    executor.execute(prepared)?;
     let mut times: Vec<Duration> =
-        (0..repeats.max(1)).map(|_| executor.execute(&prepared)).collect::<Result<_, _>>()?;
+        (0..repeats.max(1)).map(|_| executor.execute(prepared)).collect::<Result<_, _>>()?;
     times.sort();
     let median = times[times.len() / 2];
     println!(
@@ -152,7 +170,7 @@ fn time_plan(
         median.as_secs_f64() * 1e3,
         flops / median.as_secs_f64() / 1e9,
         prepared.total_bytes() as f64 / (1 << 20) as f64,
-        plan.largest_buffer() as f64 / (1 << 20) as f64
+        largest as f64 / (1 << 20) as f64
     );
     Ok(median)
 }
