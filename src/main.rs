@@ -33,6 +33,9 @@ enum Command {
     Compile(commands::compile::CompileArgs),
     /// Run a pattern's attention on the GPU on tensors from a safetensors file.
     Attn(commands::attn::AttnArgs),
+    /// Measure fused attention configurations on the current adapter and cache the fastest
+    /// (`attn` and `bench attn` use it).
+    Tune(commands::tune::TuneArgs),
     /// Benchmarks on the current adapter.
     #[command(subcommand)]
     Bench(commands::bench::BenchWhat),
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Command::Inspect(InspectCmd { what: None, pattern }) => commands::inspect::run(&pattern),
         Command::Compile(a) => commands::compile::run(&a),
         Command::Attn(a) => commands::attn::run(&a),
+        Command::Tune(a) => commands::tune::run(&a),
         Command::Bench(w) => commands::bench::run(&w),
         Command::Graph(a) => commands::graph::run(&a),
     };

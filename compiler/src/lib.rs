@@ -22,6 +22,8 @@ pub use codegen::AttentionError;
 pub use codegen::simple::{SimplePlanOptions, plan_graph, render_plan};
 pub use kernel::{Access, Binding, BufferDecl, BufferRole, Kernel, KernelPlan};
 pub use optimize::{Cost, OptimizeError, OptimizeOptions, OptimizeReport, Optimized, optimize};
-pub use pipeline::{CompileError, CompiledAttention, FusedKernel, compile_attention, fused_desc};
+pub use pipeline::{
+    CompileError, CompiledAttention, FusedGraph, FusedKernel, compile_attention, fuse_attention, fused_desc,
+};
 pub use plan::{FusedAttentionDesc, PlanOptions, PlanStats, attention_sources, plan_attention};
 pub use shader::{ShaderError, to_spirv, validate_wgsl};

@@ -38,6 +38,15 @@ pub enum CompileError {
     NotOneAttention { graph: String, detail: String },
 }
 
+/// An attention graph optimized down to one fused attention node, not yet planned.
+#[derive(Debug)]
+pub struct FusedGraph {
+    pub reference: ValidGraph,
+    pub optimized: Optimized,
+    pub node: NodeId,
+    pub desc: FusedAttentionDesc,
+}
+
 /// Optimizes an attention graph (inputs `q`, `k`, `v`, one output) and plans its
 /// fused kernel.
 pub fn compile_attention(
@@ -45,6 +54,18 @@ pub fn compile_attention(
     optimize_opts: &OptimizeOptions,
     plan_opts: &PlanOptions,
 ) -> Result<CompiledAttention, CompileError> {
+    let FusedGraph { reference, optimized, node, desc } = fuse_attention(reference, optimize_opts)?;
+    let (plan, stats) = plan_attention(&desc, plan_opts)?;
+    Ok(CompiledAttention { reference, optimized, fused: FusedKernel { node, desc, plan, stats } })
+}
+
+/// Optimizes an attention graph (inputs `q`, `k`, `v`, one output) and finds
+/// its one fused attention node: [`compile_attention`] without the planning,
+/// for callers that plan the node themselves.
+pub fn fuse_attention(
+    reference: ValidGraph,
+    optimize_opts: &OptimizeOptions,
+) -> Result<FusedGraph, CompileError> {
     let optimized = optimize(&reference, optimize_opts)?;
     let graph = &optimized.graph;
     let mut fused_nodes = Vec::new();
@@ -67,8 +88,7 @@ pub fn compile_attention(
     let node = fused_nodes[0];
     let desc = fused_desc(&optimized.graph, node)
         .ok_or_else(|| not_one("a fused node without [B, H, N, D] inputs".into()))?;
-    let (plan, stats) = plan_attention(&desc, plan_opts)?;
-    Ok(CompiledAttention { reference, optimized, fused: FusedKernel { node, desc, plan, stats } })
+    Ok(FusedGraph { reference, optimized, node, desc })
 }
 
 /// The planning description of a `FusedAttention` node.

@@ -1,28 +1,79 @@
 //! Running a kernel plan: buffers, a pipeline cache, dispatch and readback.
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{Hash, Hasher};
 use std::num::NonZeroU64;
 use std::time::{Duration, Instant};
 
 use weft_compiler::{Access, BufferRole, Kernel, KernelPlan};
 
 use crate::error::RuntimeError;
+use crate::fused::FusedPlan;
 use crate::gpu::Gpu;
+
+/// Whether wgpu adds its runtime checks (buffer bounds, loop bounding,
+/// integer division guards) to a kernel's shader module.
+///
+/// [`Checked`](ShaderChecks::Checked) is wgpu's default and what every plan
+/// gets from [`Executor::prepare`]. [`Unchecked`](ShaderChecks::Unchecked) is
+/// only offered for [`FusedPlan`]s (see [`Executor::prepare_fused`]), whose
+/// kernels are safe without the checks by construction. Which one is faster
+/// depends on the adapter: measure (`weft tune`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ShaderChecks {
+    #[default]
+    Checked,
+    Unchecked,
+}
+
+impl ShaderChecks {
+    /// `checked` or `unchecked`, as written in the tuning cache and tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShaderChecks::Checked => "checked",
+            ShaderChecks::Unchecked => "unchecked",
+        }
+    }
+
+    /// The inverse of [`ShaderChecks::as_str`].
+    pub fn parse(text: &str) -> Option<ShaderChecks> {
+        match text {
+            "checked" => Some(ShaderChecks::Checked),
+            "unchecked" => Some(ShaderChecks::Unchecked),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ShaderChecks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Runs plans on one device, keeping compiled pipelines across runs.
 pub struct Executor {
     gpu: Gpu,
-    /// Compiled pipelines keyed by a hash of the kernel (source, entry point, workgroup size).
-    pipelines: HashMap<u64, wgpu::ComputePipeline>,
+    /// Compiled pipelines; steps refer to them by index.
+    pipelines: Vec<wgpu::ComputePipeline>,
+    /// The index of each pipeline by everything that went into it: the whole
+    /// kernel source, not a hash of it, so that no kernel can ever run
+    /// another's pipeline (or one compiled with other checks).
+    pipeline_index: HashMap<PipelineKey, usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct PipelineKey {
+    wgsl: String,
+    entry_point: String,
+    workgroup_size: [u32; 3],
+    checks: ShaderChecks,
 }
 
 /// A plan with its buffers allocated and pipelines compiled, ready to run repeatedly.
 pub struct Prepared {
     buffers: BTreeMap<String, wgpu::Buffer>,
-    /// (kernel name, pipeline key, bind group, workgroup counts), in dispatch order.
-    steps: Vec<(String, u64, wgpu::BindGroup, [u32; 3])>,
+    /// (kernel name, pipeline index, bind group, workgroup counts), in dispatch order.
+    steps: Vec<(String, usize, wgpu::BindGroup, [u32; 3])>,
     inputs: BTreeMap<String, (u64, Vec<usize>)>,
     outputs: BTreeMap<String, u64>,
     total_bytes: u64,
@@ -38,19 +89,25 @@ impl Prepared {
     pub fn input_names(&self) -> Vec<&str> {
         self.inputs.keys().map(String::as_str).collect()
     }
+
+    /// The names of the plan's kernels, in dispatch order.
+    pub fn kernel_names(&self) -> Vec<&str> {
+        self.steps.iter().map(|(name, ..)| name.as_str()).collect()
+    }
 }
 
-fn kernel_key(kernel: &Kernel) -> u64 {
-    let mut h = DefaultHasher::new();
-    kernel.wgsl.hash(&mut h);
-    kernel.entry_point.hash(&mut h);
-    kernel.workgroup_size.hash(&mut h);
-    h.finish()
+fn pipeline_key(kernel: &Kernel, checks: ShaderChecks) -> PipelineKey {
+    PipelineKey {
+        wgsl: kernel.wgsl.clone(),
+        entry_point: kernel.entry_point.clone(),
+        workgroup_size: kernel.workgroup_size,
+        checks,
+    }
 }
 
 impl Executor {
     pub fn new(gpu: Gpu) -> Self {
-        Executor { gpu, pipelines: HashMap::new() }
+        Executor { gpu, pipelines: Vec::new(), pipeline_index: HashMap::new() }
     }
 
     pub fn gpu(&self) -> &Gpu {
@@ -62,8 +119,21 @@ impl Executor {
         self.pipelines.len()
     }
 
-    /// Compiles (or reuses) the plan's pipelines and allocates its buffers.
+    /// Compiles (or reuses) the plan's pipelines, with wgpu's runtime checks,
+    /// and allocates its buffers.
     pub fn prepare(&mut self, plan: &KernelPlan) -> Result<Prepared, RuntimeError> {
+        self.prepare_with(plan, ShaderChecks::Checked)
+    }
+
+    /// Like [`Executor::prepare`] for a fused attention plan, with the plan's
+    /// own [`ShaderChecks`]: the one way to run kernels unchecked.
+    pub fn prepare_fused(&mut self, fused: &FusedPlan) -> Result<Prepared, RuntimeError> {
+        self.prepare_with(fused.plan(), fused.checks())
+    }
+
+    /// Prepares `plan` with `checks`. `ShaderChecks::Unchecked` is passed only
+    /// by [`Executor::prepare_fused`], for plans [`FusedPlan`] guarantees.
+    fn prepare_with(&mut self, plan: &KernelPlan, checks: ShaderChecks) -> Result<Prepared, RuntimeError> {
         let limits = self.gpu.limits();
         let mut keys = Vec::with_capacity(plan.kernels.len());
         for kernel in &plan.kernels {
@@ -74,7 +144,7 @@ impl Executor {
                     limit: limits.max_workgroups_per_dim,
                 });
             }
-            keys.push(self.pipeline(kernel)?);
+            keys.push(self.pipeline(kernel, checks)?);
         }
         let device = &self.gpu.device;
         let mut buffers = BTreeMap::new();
@@ -120,7 +190,7 @@ impl Executor {
 
         let mut steps = Vec::with_capacity(plan.kernels.len());
         for (kernel, key) in plan.kernels.iter().zip(keys) {
-            let pipeline = &self.pipelines[&key];
+            let pipeline = &self.pipelines[key];
             let mut entries = Vec::with_capacity(kernel.bindings.len());
             for b in &kernel.bindings {
                 let buffer = buffers.get(&b.buffer).ok_or_else(|| RuntimeError::UnknownBuffer {
@@ -167,18 +237,50 @@ impl Executor {
         Ok(Prepared { buffers, steps, inputs, outputs, total_bytes })
     }
 
-    /// Compiles a kernel's pipeline unless an identical kernel was compiled before.
-    fn pipeline(&mut self, kernel: &Kernel) -> Result<u64, RuntimeError> {
-        let key = kernel_key(kernel);
-        if self.pipelines.contains_key(&key) {
-            return Ok(key);
+    /// Compiles a kernel's pipeline unless an identical kernel was compiled
+    /// before with the same checks.
+    fn pipeline(&mut self, kernel: &Kernel, checks: ShaderChecks) -> Result<usize, RuntimeError> {
+        let key = pipeline_key(kernel, checks);
+        if let Some(&index) = self.pipeline_index.get(&key) {
+            return Ok(index);
         }
         let device = &self.gpu.device;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        let descriptor = wgpu::ShaderModuleDescriptor {
             label: Some(&kernel.name),
             source: wgpu::ShaderSource::Wgsl(kernel.wgsl.as_str().into()),
-        });
+        };
+        let module = match checks {
+            ShaderChecks::Checked => device.create_shader_module(descriptor),
+            // SAFETY: `Unchecked` reaches here only from `prepare_fused`, so
+            // `kernel` belongs to a `FusedPlan`: a plan that
+            // `weft_compiler::plan_attention` made from a validated description
+            // inside `FusedPlan::new` and that nobody can modify since (its
+            // fields are private and it hands out shared references only). Its
+            // kernels are therefore the compiler's fused attention kernels,
+            // validated by naga, with the bindings and buffer sizes the planner
+            // declared, and they meet what `ShaderRuntimeChecks::unchecked()`
+            // asks of the caller:
+            // - bounds: every storage index is `(base + row) * D4 + d` or
+            //   `base + row` with `d < D4`, `row < N` (loads clamp it with
+            //   `min(.., N - 1)`, stores test `< N`, visited rows are
+            //   `first + j` with `j < min(B, N - first)`), `base = bh * N` and
+            //   `bh < bh_count` (workgroups past `blocks * bh_count` return
+            //   first), so they stay inside the `bh_count * N` rows the planner
+            //   binds for the chunk; block-table reads follow the row pointers
+            //   the planner packed into the same constant buffer (`head < H`,
+            //   block rows `< NQB` / `NKB`);
+            // - loops: the tile loop runs from one packed row pointer to the
+            //   next and the row loops to `count <= B`: all terminate;
+            // - integer division: divisors are the positive constants
+            //   `NQB`, `NKB`, `H`, `N` and mask sizes that `FusedAttentionDesc::
+            //   head_masks` checked to be non-zero and within ±2^30 for every
+            //   head, so no division by zero and no `i32::MIN / -1`;
+            // - no ray queries, task or mesh shaders.
+            ShaderChecks::Unchecked => unsafe {
+                device.create_shader_module_trusted(descriptor, wgpu::ShaderRuntimeChecks::unchecked())
+            },
+        };
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(&kernel.name),
             layout: None,
@@ -190,8 +292,10 @@ impl Executor {
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(RuntimeError::Pipeline { kernel: kernel.name.clone(), message: e.to_string() });
         }
-        self.pipelines.insert(key, pipeline);
-        Ok(key)
+        let index = self.pipelines.len();
+        self.pipelines.push(pipeline);
+        self.pipeline_index.insert(key, index);
+        Ok(index)
     }
 
     /// Uploads the plan's inputs; every input must be given, with its exact size.
@@ -236,7 +340,7 @@ impl Executor {
                 label: Some(name),
                 timestamp_writes: None,
             });
-            pass.set_pipeline(&self.pipelines[key]);
+            pass.set_pipeline(&self.pipelines[*key]);
             pass.set_bind_group(0, bind_group, &[]);
             pass.dispatch_workgroups(*x, *y, *z);
         }
@@ -248,6 +352,39 @@ impl Executor {
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| RuntimeError::Device { message: e.to_string() })?;
         Ok(start.elapsed())
+    }
+
+    /// Dispatches every kernel in order, each in its own submission, waiting for
+    /// the device after each: the wall time of every kernel, in dispatch order
+    /// (see [`Prepared::kernel_names`]). Slower than [`Executor::execute`] by
+    /// the submissions; for measuring where the time goes.
+    pub fn execute_each(&self, prepared: &Prepared) -> Result<Vec<Duration>, RuntimeError> {
+        let device = &self.gpu.device;
+        let mut times = Vec::with_capacity(prepared.steps.len());
+        for (name, key, bind_group, [x, y, z]) in &prepared.steps {
+            let start = Instant::now();
+            let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+            let mut encoder =
+                device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(name) });
+            {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some(name),
+                    timestamp_writes: None,
+                });
+                pass.set_pipeline(&self.pipelines[*key]);
+                pass.set_bind_group(0, bind_group, &[]);
+                pass.dispatch_workgroups(*x, *y, *z);
+            }
+            self.gpu.queue.submit([encoder.finish()]);
+            if let Some(e) = pollster::block_on(scope.pop()) {
+                return Err(RuntimeError::Device { message: e.to_string() });
+            }
+            device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|e| RuntimeError::Device { message: e.to_string() })?;
+            times.push(start.elapsed());
+        }
+        Ok(times)
     }
 
     /// Reads every output buffer back as f32.
@@ -294,6 +431,18 @@ impl Executor {
         inputs: &HashMap<String, Vec<f32>>,
     ) -> Result<HashMap<String, Vec<f32>>, RuntimeError> {
         let prepared = self.prepare(plan)?;
+        self.upload(&prepared, inputs)?;
+        self.execute(&prepared)?;
+        self.download(&prepared)
+    }
+
+    /// [`Executor::run`] for a fused attention plan, with its [`ShaderChecks`].
+    pub fn run_fused(
+        &mut self,
+        fused: &FusedPlan,
+        inputs: &HashMap<String, Vec<f32>>,
+    ) -> Result<HashMap<String, Vec<f32>>, RuntimeError> {
+        let prepared = self.prepare_fused(fused)?;
         self.upload(&prepared, inputs)?;
         self.execute(&prepared)?;
         self.download(&prepared)

@@ -11,10 +11,26 @@ pub struct GpuLimits {
     pub max_buffer: u64,
     pub max_workgroups_per_dim: u32,
     pub max_invocations_per_workgroup: u32,
+    /// Largest workgroup size along x (the kernels' only dimension).
+    pub max_workgroup_size_x: u32,
     pub max_workgroup_storage: u32,
     pub max_storage_buffers_per_stage: u32,
     /// Alignment of `Binding::range` offsets.
     pub storage_offset_alignment: u32,
+}
+
+/// What tells one adapter and driver from another, for per-adapter caches:
+/// a driver update changes `driver_info`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdapterIdentity {
+    /// e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`.
+    pub name: String,
+    /// e.g. `llvmpipe`.
+    pub driver: String,
+    /// e.g. `Mesa 22.3.6 (LLVM 15.0.6)`.
+    pub driver_info: String,
+    /// e.g. `vulkan`.
+    pub backend: String,
 }
 
 /// An open device on the adapter the user has.
@@ -75,6 +91,7 @@ impl Gpu {
             max_buffer: adapter_limits.max_buffer_size,
             max_workgroups_per_dim: adapter_limits.max_compute_workgroups_per_dimension,
             max_invocations_per_workgroup: adapter_limits.max_compute_invocations_per_workgroup,
+            max_workgroup_size_x: adapter_limits.max_compute_workgroup_size_x,
             max_workgroup_storage: adapter_limits.max_compute_workgroup_storage_size,
             max_storage_buffers_per_stage: adapter_limits.max_storage_buffers_per_shader_stage,
             storage_offset_alignment: adapter_limits.min_storage_buffer_offset_alignment,
@@ -91,6 +108,17 @@ impl Gpu {
     pub fn adapter_description(&self) -> String {
         let i = &self.info;
         format!("{} ({:?}, {:?}, driver {} {})", i.name, i.backend, i.device_type, i.driver, i.driver_info)
+    }
+
+    /// The adapter's name, driver and backend.
+    pub fn identity(&self) -> AdapterIdentity {
+        let i = &self.info;
+        AdapterIdentity {
+            name: i.name.clone(),
+            driver: i.driver.clone(),
+            driver_info: i.driver_info.clone(),
+            backend: i.backend.to_str().to_string(),
+        }
     }
 
     pub fn limits(&self) -> GpuLimits {

@@ -3,14 +3,22 @@
 //! - [`gpu`]: picks the user's adapter (any Vulkan/Metal/DX12 device; Mesa's
 //!   lavapipe on machines without a GPU) and opens a device with its full limits.
 //! - [`executor`]: runs a compiler [`KernelPlan`](weft_compiler::KernelPlan):
-//!   allocates its buffers, caches pipelines by kernel hash, dispatches kernels in
-//!   order and reads outputs back.
+//!   allocates its buffers, caches pipelines by kernel, dispatches kernels in
+//!   order and reads outputs back; [`FusedPlan`]s, the compiler's fused
+//!   attention plans sealed against modification, may run without wgpu's
+//!   shader runtime checks ([`ShaderChecks`]).
+//! - [`tune`]: measures fused attention configurations (tiles, rows per
+//!   invocation, runtime checks) on the current adapter and caches the fastest
+//!   per adapter and driver.
 
 pub mod error;
 pub mod executor;
+pub mod fused;
 pub mod gpu;
 pub mod io;
+pub mod tune;
 
 pub use error::RuntimeError;
-pub use executor::{Executor, Prepared};
-pub use gpu::{Gpu, GpuLimits};
+pub use executor::{Executor, Prepared, ShaderChecks};
+pub use fused::FusedPlan;
+pub use gpu::{AdapterIdentity, Gpu, GpuLimits};

@@ -6,13 +6,14 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use weft_compiler::{OptimizeOptions, PlanOptions, SimplePlanOptions, compile_attention, plan_graph};
+use weft_compiler::{OptimizeOptions, PlanOptions, SimplePlanOptions, fuse_attention, plan_graph};
 use weft_ir::autodiff::differentiate;
 use weft_runtime::io::{HostTensor, TensorFile, save};
-use weft_runtime::{Executor, Gpu};
+use weft_runtime::{Executor, FusedPlan, Gpu};
 
 use crate::args::{SizeArgs, SpecArgs};
 use crate::commands::compile::reference_graph;
+use crate::commands::tune::kernel_choice;
 
 #[derive(Args, Debug)]
 pub struct AttnArgs {
@@ -63,7 +64,7 @@ pub fn run(args: &AttnArgs) -> anyhow::Result<()> {
     let gpu = Gpu::new()?;
     eprintln!("adapter: {}", gpu.adapter_description());
     let limits = gpu.limits();
-    let plan = if args.unfused {
+    let outputs = if args.unfused {
         let opts = SimplePlanOptions {
             max_storage_binding: limits.max_storage_binding,
             max_buffer_size: limits.max_buffer,
@@ -71,22 +72,29 @@ pub fn run(args: &AttnArgs) -> anyhow::Result<()> {
             max_workgroups_per_dimension: limits.max_workgroups_per_dim,
             ..SimplePlanOptions::default()
         };
-        if backward {
+        let plan = if backward {
             plan_graph(&differentiate(&reference, &["q", "k", "v"])?.graph, &opts)?
         } else {
             plan_graph(&reference, &opts)?
-        }
+        };
+        Executor::new(gpu).run(&plan, &inputs)
     } else {
-        let opts = PlanOptions {
+        // Tiles, rows per invocation and runtime checks: `weft tune`'s choice
+        // for this adapter if there is one, else the defaults.
+        let choice = kernel_choice(&gpu);
+        eprintln!("{}", choice.describe(backward, d));
+        let (config, _) = choice.config(backward, d);
+        let base = PlanOptions {
             backward,
             max_storage_binding: limits.max_storage_binding,
             max_workgroups_per_dim: limits.max_workgroups_per_dim,
             ..PlanOptions::default()
         };
-        compile_attention(reference, &OptimizeOptions::default(), &opts)?.fused.plan
-    };
-    let mut executor = Executor::new(gpu);
-    let outputs = executor.run(&plan, &inputs).context("running the plan on the GPU")?;
+        let fused = fuse_attention(reference, &OptimizeOptions::default())?;
+        let plan = FusedPlan::new(&fused.desc, &config.plan_options(&base), config.checks)?;
+        Executor::new(gpu).run_fused(&plan, &inputs)
+    }
+    .context("running the plan on the GPU")?;
     let shape = vec![b, h, n, d];
     let mut tensors = BTreeMap::new();
     for name in ["o", "dq", "dk", "dv"] {

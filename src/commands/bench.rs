@@ -6,10 +6,11 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use weft_compiler::{
-    KernelPlan, OptimizeOptions, PlanOptions, SimplePlanOptions, compile_attention, plan_graph,
-};
-use weft_runtime::{Executor, Gpu};
+use weft_compiler::{OptimizeOptions, PlanOptions, SimplePlanOptions, fuse_attention, plan_graph};
+use weft_runtime::tune::KernelChoice;
+use weft_runtime::{Executor, FusedPlan, Gpu, Prepared};
+
+use crate::commands::tune::kernel_choice;
 
 use weft_ir::autodiff::differentiate;
 use weft_ir::graph::ValidGraph;
@@ -64,14 +65,17 @@ pub fn run(what: &BenchWhat) -> anyhow::Result<()> {
     let gpu = Gpu::new()?;
     println!("adapter: {}", gpu.adapter_description());
     let limits = gpu.limits();
+    // `weft tune`'s choice for this adapter if there is one, else the defaults.
+    let choice = kernel_choice(&gpu);
+    println!("fwd+bwd {}", choice.describe(true, args.head_dim));
+    println!("fwd     {}", choice.describe(false, args.head_dim));
     let mut executor = Executor::new(gpu);
+    let base = PlanOptions {
+        max_storage_binding: limits.max_storage_binding,
+        max_workgroups_per_dim: limits.max_workgroups_per_dim,
+        ..PlanOptions::default()
+    };
     for &n in &args.seq_len {
-        let fused_opts = PlanOptions {
-            backward: true,
-            max_storage_binding: limits.max_storage_binding,
-            max_workgroups_per_dim: limits.max_workgroups_per_dim,
-            ..PlanOptions::default()
-        };
         let inputs = random_inputs(args.batch * args.heads * n * args.head_dim);
         println!("\nN = {n}, H = {}, D = {}, B = {}", args.heads, args.head_dim, args.batch);
         println!(
@@ -80,11 +84,12 @@ pub fn run(what: &BenchWhat) -> anyhow::Result<()> {
         );
         let mut times = HashMap::new();
         for name in ["s2attn-roll", "causal"] {
-            let reference = reference(name, n, args)?;
-            let compiled = compile_attention(reference, &OptimizeOptions::default(), &fused_opts)?;
-            let flops = (compiled.fused.stats.flops_forward + compiled.fused.stats.flops_backward) as f64;
+            let fused = fused_plan(&reference(name, n, args)?, &choice, &base, true, args.head_dim)?;
+            let flops = (fused.stats().flops_forward + fused.stats().flops_backward) as f64;
             let label = format!("fused {name} fwd+bwd");
-            let t = time_plan(&mut executor, &compiled.fused.plan, &inputs, args.repeats, &label, flops)?;
+            let prepared = executor.prepare_fused(&fused).with_context(|| format!("preparing {label}"))?;
+            let largest = fused.plan().largest_buffer();
+            let t = time_plan(&executor, &prepared, largest, &inputs, args.repeats, &label, flops)?;
             times.insert(name, t);
         }
         let ratio = times["s2attn-roll"].as_secs_f64() / times["causal"].as_secs_f64();
@@ -101,27 +106,50 @@ pub fn run(what: &BenchWhat) -> anyhow::Result<()> {
             // The backward pass as autodiff spells it: scores and probabilities
             // materialized, as an eager framework computes it.
             let backward = differentiate(&reference, &["q", "k", "v"])?;
-            let forward_plan = plan_graph(&reference, &opts)?;
-            let backward_plan = plan_graph(&backward.graph, &opts)?;
-            let fwd_only = PlanOptions { backward: false, ..fused_opts.clone() };
-            let compiled = compile_attention(reference, &OptimizeOptions::default(), &fwd_only)?;
-            let flops_fwd = compiled.fused.stats.flops_forward as f64;
-            let flops_all = flops_fwd + compiled.fused.stats.flops_backward as f64;
-            let label = "unfused s2attn-roll fwd";
-            let unfused_fwd =
-                time_plan(&mut executor, &forward_plan, &inputs, args.repeats, label, flops_fwd)?;
-            let label = "fused s2attn-roll fwd";
-            let fused_fwd =
-                time_plan(&mut executor, &compiled.fused.plan, &inputs, args.repeats, label, flops_fwd)?;
-            let label = "unfused s2attn-roll fwd+bwd";
-            let unfused_all =
-                time_plan(&mut executor, &backward_plan, &inputs, args.repeats, label, flops_all)?;
+            let fused = fused_plan(&reference, &choice, &base, false, args.head_dim)?;
+            let flops_fwd = fused.stats().flops_forward as f64;
+            let flops_all = flops_fwd + fused.stats().flops_backward as f64;
+            let unfused_fwd = {
+                let plan = plan_graph(&reference, &opts)?;
+                let label = "unfused s2attn-roll fwd";
+                let prepared = executor.prepare(&plan).with_context(|| format!("preparing {label}"))?;
+                let largest = plan.largest_buffer();
+                time_plan(&executor, &prepared, largest, &inputs, args.repeats, label, flops_fwd)?
+            };
+            let fused_fwd = {
+                let label = "fused s2attn-roll fwd";
+                let prepared =
+                    executor.prepare_fused(&fused).with_context(|| format!("preparing {label}"))?;
+                let largest = fused.plan().largest_buffer();
+                time_plan(&executor, &prepared, largest, &inputs, args.repeats, label, flops_fwd)?
+            };
+            let unfused_all = {
+                let plan = plan_graph(&backward.graph, &opts)?;
+                let label = "unfused s2attn-roll fwd+bwd";
+                let prepared = executor.prepare(&plan).with_context(|| format!("preparing {label}"))?;
+                let largest = plan.largest_buffer();
+                time_plan(&executor, &prepared, largest, &inputs, args.repeats, label, flops_all)?
+            };
             let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
             println!("  unfused / fused (forward): {:.2}x", ratio(unfused_fwd, fused_fwd));
             println!("  unfused / fused (fwd+bwd): {:.2}x", ratio(unfused_all, times["s2attn-roll"]));
         }
     }
     Ok(())
+}
+
+/// The fused plan of `reference` with the adapter's kernel configuration.
+fn fused_plan(
+    reference: &ValidGraph,
+    choice: &KernelChoice,
+    base: &PlanOptions,
+    backward: bool,
+    head_dim: usize,
+) -> anyhow::Result<FusedPlan> {
+    let (config, _) = choice.config(backward, head_dim);
+    let fused = fuse_attention(reference.clone(), &OptimizeOptions::default())?;
+    let opts = config.plan_options(&PlanOptions { backward, ..base.clone() });
+    Ok(FusedPlan::new(&fused.desc, &opts, config.checks)?)
 }
 
 fn random_inputs(len: usize) -> HashMap<String, Vec<f32>> {
@@ -133,25 +161,26 @@ fn random_inputs(len: usize) -> HashMap<String, Vec<f32>> {
         .collect()
 }
 
-/// Runs `plan` once to warm up, then `repeats` times; prints and returns the median.
+/// Runs a prepared plan once to warm up, then `repeats` times; prints and
+/// returns the median. `largest` is the plan's largest buffer.
 fn time_plan(
-    executor: &mut Executor,
-    plan: &KernelPlan,
+    executor: &Executor,
+    prepared: &Prepared,
+    largest: u64,
     inputs: &HashMap<String, Vec<f32>>,
     repeats: usize,
     label: &str,
     flops: f64,
 ) -> anyhow::Result<Duration> {
-    let prepared = executor.prepare(plan).with_context(|| format!("preparing {label}"))?;
     let wanted: HashMap<String, Vec<f32>> = prepared
         .input_names()
         .into_iter()
         .filter_map(|n| inputs.get(n).map(|v| (n.to_string(), v.clone())))
         .collect();
-    executor.upload(&prepared, &wanted)?;
-    executor.execute(&prepared)?;
+    executor.upload(prepared, &wanted)?;
+    executor.execute(prepared)?;
     let mut times: Vec<Duration> =
-        (0..repeats.max(1)).map(|_| executor.execute(&prepared)).collect::<Result<_, _>>()?;
+        (0..repeats.max(1)).map(|_| executor.execute(prepared)).collect::<Result<_, _>>()?;
     times.sort();
     let median = times[times.len() / 2];
     println!(
@@ -160,7 +189,7 @@ fn time_plan(
         median.as_secs_f64() * 1e3,
         flops / median.as_secs_f64() / 1e9,
         prepared.total_bytes() as f64 / (1 << 20) as f64,
-        plan.largest_buffer() as f64 / (1 << 20) as f64
+        largest as f64 / (1 << 20) as f64
     );
     Ok(median)
 }

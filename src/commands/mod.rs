@@ -8,3 +8,4 @@ pub mod graph;
 pub mod inspect;
 pub mod kernels;
 pub mod mask;
+pub mod tune;

@@ -14,8 +14,22 @@ pub fn example(name: &str) -> PathBuf {
 }
 
 /// Runs `weft` with `args`; panics only if the process cannot start.
+///
+/// The tuning cache points at a file that does not exist, so that the user's
+/// own `weft tune` results never change what a test sees.
 pub fn weft(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_weft")).args(args).current_dir(root()).output().expect("weft runs")
+    let no_cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("no-such-dir/tuning.toml");
+    weft_with_cache(args, &no_cache)
+}
+
+/// Runs `weft` with `args` and the tuning cache at `cache`.
+pub fn weft_with_cache(args: &[&str], cache: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(args)
+        .env("WEFT_TUNING_CACHE", cache)
+        .current_dir(root())
+        .output()
+        .expect("weft runs")
 }
 
 pub fn stdout(o: &Output) -> String {

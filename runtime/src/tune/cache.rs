@@ -1,0 +1,354 @@
+//! The tuning cache: the configurations `weft tune` chose, per adapter and
+//! driver, in a TOML file.
+//!
+//! ```toml
+//! format = 1
+//!
+//! [[adapter]]
+//! name = "llvmpipe (LLVM 15.0.6, 256 bits)"
+//! driver = "llvmpipe"
+//! driver_info = "Mesa 22.3.6 (LLVM 15.0.6)"
+//! backend = "vulkan"
+//! weft_version = "0.1.0"
+//! problem = "causal B=1 H=4 N=512 D=64"
+//! head_dim = 64
+//!
+//! [adapter.forward]
+//! block_q = 32
+//! block_k = 32
+//! rows_per_invocation = 2
+//! checks = "unchecked"
+//!
+//! [adapter.backward]
+//! # the same keys
+//! ```
+//!
+//! An entry applies only when the adapter's name, driver, driver info and
+//! backend, the weft version and the file's format all match, so a driver
+//! update or a new weft means tuning again. The file lives at
+//! `$WEFT_TUNING_CACHE`, else `$XDG_CACHE_HOME/weft/tuning.toml`, else
+//! `$HOME/.cache/weft/tuning.toml`, and is replaced atomically.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::executor::ShaderChecks;
+use crate::gpu::AdapterIdentity;
+use crate::io::write_atomically;
+
+use super::config::{ChoiceSource, KernelChoice, KernelConfig};
+use super::error::CacheError;
+
+/// The version of the file layout; a file with another one is not read.
+pub const CACHE_FORMAT: i64 = 1;
+/// The environment variable that overrides the cache file's path.
+pub const CACHE_ENV: &str = "WEFT_TUNING_CACHE";
+
+/// What an entry must match to apply: the adapter, its driver and the weft version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheKey {
+    pub adapter: AdapterIdentity,
+    pub weft_version: String,
+}
+
+impl CacheKey {
+    /// The key of `adapter` for this build of weft.
+    pub fn new(adapter: AdapterIdentity) -> CacheKey {
+        CacheKey { adapter, weft_version: env!("CARGO_PKG_VERSION").to_string() }
+    }
+}
+
+/// One adapter's tuning result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheEntry {
+    pub key: CacheKey,
+    /// What was timed, e.g. `causal B=1 H=4 N=512 D=64`.
+    pub problem: String,
+    /// The head dimension the rows per invocation were chosen at.
+    pub head_dim: usize,
+    pub forward: KernelConfig,
+    pub backward: KernelConfig,
+}
+
+impl CacheEntry {
+    /// The choice this entry makes, read from the file at `path`.
+    pub fn choice(&self, path: &Path) -> KernelChoice {
+        KernelChoice {
+            forward: self.forward,
+            backward: self.backward,
+            head_dim: Some(self.head_dim),
+            source: ChoiceSource::Cached { path: path.to_path_buf(), problem: self.problem.clone() },
+        }
+    }
+}
+
+/// What [`TuningCache::store`] did besides writing the entry.
+#[derive(Debug)]
+pub struct Stored {
+    /// An entry with the same key was replaced (rather than added).
+    pub replaced: bool,
+    /// The old file could not be used (why), and was kept under this name
+    /// rather than overwritten.
+    pub moved_aside: Option<(PathBuf, CacheError)>,
+}
+
+/// The tuning cache file at one path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TuningCache {
+    path: PathBuf,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RawFile {
+    format: i64,
+    #[serde(default, rename = "adapter")]
+    adapters: Vec<RawEntry>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RawEntry {
+    name: String,
+    driver: String,
+    driver_info: String,
+    backend: String,
+    weft_version: String,
+    problem: String,
+    head_dim: usize,
+    forward: RawConfig,
+    backward: RawConfig,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RawConfig {
+    block_q: usize,
+    block_k: usize,
+    rows_per_invocation: usize,
+    checks: String,
+}
+
+impl RawConfig {
+    fn from_config(c: &KernelConfig) -> RawConfig {
+        RawConfig {
+            block_q: c.block_q,
+            block_k: c.block_k,
+            rows_per_invocation: c.rows_per_invocation,
+            checks: c.checks.as_str().to_string(),
+        }
+    }
+
+    fn to_config(&self) -> Result<KernelConfig, String> {
+        let checks = ShaderChecks::parse(&self.checks).ok_or_else(|| {
+            format!("checks = \"{}\" is neither \"checked\" nor \"unchecked\"", self.checks)
+        })?;
+        let config = KernelConfig {
+            block_q: self.block_q,
+            block_k: self.block_k,
+            rows_per_invocation: self.rows_per_invocation,
+            checks,
+        };
+        match config.invalid_reason() {
+            Some(problem) => Err(problem),
+            None => Ok(config),
+        }
+    }
+}
+
+impl RawEntry {
+    fn from_entry(e: &CacheEntry) -> RawEntry {
+        let a = &e.key.adapter;
+        RawEntry {
+            name: a.name.clone(),
+            driver: a.driver.clone(),
+            driver_info: a.driver_info.clone(),
+            backend: a.backend.clone(),
+            weft_version: e.key.weft_version.clone(),
+            problem: e.problem.clone(),
+            head_dim: e.head_dim,
+            forward: RawConfig::from_config(&e.forward),
+            backward: RawConfig::from_config(&e.backward),
+        }
+    }
+
+    fn to_entry(&self) -> Result<CacheEntry, String> {
+        let context = |which: &str, message: String| format!("adapter `{}`, {which}: {message}", self.name);
+        Ok(CacheEntry {
+            key: CacheKey {
+                adapter: AdapterIdentity {
+                    name: self.name.clone(),
+                    driver: self.driver.clone(),
+                    driver_info: self.driver_info.clone(),
+                    backend: self.backend.clone(),
+                },
+                weft_version: self.weft_version.clone(),
+            },
+            problem: self.problem.clone(),
+            head_dim: self.head_dim,
+            forward: self.forward.to_config().map_err(|m| context("forward", m))?,
+            backward: self.backward.to_config().map_err(|m| context("backward", m))?,
+        })
+    }
+}
+
+/// The cache path from the environment `var`: `WEFT_TUNING_CACHE`, else
+/// `$XDG_CACHE_HOME/weft/tuning.toml` (an absolute `XDG_CACHE_HOME` only, as
+/// the XDG spec says), else `$HOME/.cache/weft/tuning.toml`.
+pub fn cache_path_from(var: impl Fn(&str) -> Option<OsString>) -> Option<PathBuf> {
+    let set = |name: &str| var(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    if let Some(path) = set(CACHE_ENV) {
+        return Some(path);
+    }
+    if let Some(dir) = set("XDG_CACHE_HOME").filter(|p| p.is_absolute()) {
+        return Some(dir.join("weft").join("tuning.toml"));
+    }
+    set("HOME").map(|home| home.join(".cache").join("weft").join("tuning.toml"))
+}
+
+impl TuningCache {
+    /// The cache file at `path`.
+    pub fn at(path: impl Into<PathBuf>) -> TuningCache {
+        TuningCache { path: path.into() }
+    }
+
+    /// The cache file the environment names (see [`cache_path_from`]).
+    pub fn from_env() -> Result<TuningCache, CacheError> {
+        cache_path_from(|name| std::env::var_os(name)).map(TuningCache::at).ok_or(CacheError::NoPath)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Every entry of the file; a missing file has none.
+    pub fn entries(&self) -> Result<Vec<CacheEntry>, CacheError> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(CacheError::Read { path: self.path.clone(), source }),
+        };
+        let corrupt = |message: String| CacheError::Corrupt { path: self.path.clone(), message };
+        let parse_error = |e: toml::de::Error| {
+            let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            corrupt(match line {
+                Some(line) => format!("line {line}: {}", e.message()),
+                None => e.message().to_string(),
+            })
+        };
+        // The format first, so that a file from another weft is reported as such.
+        let table: toml::Table = toml::from_str(&text).map_err(parse_error)?;
+        match table.get("format").map(toml::Value::as_integer) {
+            None => return Err(corrupt("no `format` key".into())),
+            Some(None) => return Err(corrupt("`format` is not an integer".into())),
+            Some(Some(found)) if found != CACHE_FORMAT => {
+                return Err(CacheError::Format { path: self.path.clone(), found, expected: CACHE_FORMAT });
+            }
+            Some(Some(_)) => {}
+        }
+        let raw: RawFile = toml::from_str(&text).map_err(parse_error)?;
+        raw.adapters.iter().map(|e| e.to_entry().map_err(corrupt)).collect()
+    }
+
+    /// The entry for `key`, if the file has one.
+    pub fn lookup(&self, key: &CacheKey) -> Result<Option<CacheEntry>, CacheError> {
+        Ok(self.entries()?.into_iter().find(|e| &e.key == key))
+    }
+
+    /// The configurations to run with: the entry for `key`, or the defaults.
+    /// A file that cannot be read gives the defaults and the reason, for the
+    /// caller to show as a warning.
+    pub fn choice(&self, key: &CacheKey) -> (KernelChoice, Option<CacheError>) {
+        match self.lookup(key) {
+            Ok(Some(entry)) => (entry.choice(&self.path), None),
+            Ok(None) => (KernelChoice::default(), None),
+            Err(e) => (KernelChoice::default(), Some(e)),
+        }
+    }
+
+    /// Adds `entry`, replacing the entry with the same key, and writes the file
+    /// atomically (creating its directory). Entries of other adapters are
+    /// kept. A file that cannot be parsed is not overwritten: it is renamed to
+    /// `<name>.bad-<unix seconds>` first, and [`Stored::moved_aside`] says so.
+    pub fn store(&self, entry: CacheEntry) -> Result<Stored, CacheError> {
+        let (mut entries, moved_aside) = match self.entries() {
+            Ok(entries) => (entries, None),
+            Err(e @ (CacheError::Corrupt { .. } | CacheError::Format { .. })) => {
+                let aside = self.aside_path();
+                std::fs::rename(&self.path, &aside)
+                    .map_err(|source| CacheError::Write { path: aside.clone(), source })?;
+                (Vec::new(), Some((aside, e)))
+            }
+            Err(e) => return Err(e),
+        };
+        let replaced = match entries.iter_mut().find(|e| e.key == entry.key) {
+            Some(old) => {
+                *old = entry;
+                true
+            }
+            None => {
+                entries.push(entry);
+                false
+            }
+        };
+        let raw =
+            RawFile { format: CACHE_FORMAT, adapters: entries.iter().map(RawEntry::from_entry).collect() };
+        let text = toml::to_string(&raw)
+            .map_err(|e| CacheError::Serialize { path: self.path.clone(), message: e.to_string() })?;
+        let write_error = |source| CacheError::Write { path: self.path.clone(), source };
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(write_error)?;
+        }
+        write_atomically(&self.path, |w| {
+            w.write_all(
+                b"# weft's kernel tuning cache, written by `weft tune`: the fastest fused attention\n\
+                  # configuration measured per adapter and driver. Safe to delete.\n",
+            )?;
+            w.write_all(text.as_bytes())
+        })
+        .map_err(write_error)?;
+        Ok(Stored { replaced, moved_aside })
+    }
+
+    /// `<name>.bad-<unix seconds>`, next to the file, not yet taken.
+    fn aside_path(&self) -> PathBuf {
+        let name = self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        let mut candidate = self.path.with_file_name(format!("{name}.bad-{secs}"));
+        let mut n = 1;
+        while candidate.exists() {
+            candidate = self.path.with_file_name(format!("{name}.bad-{secs}-{n}"));
+            n += 1;
+        }
+        candidate
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_path_follows_the_environment() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| OsString::from(v))
+        };
+        assert_eq!(
+            cache_path_from(env(&[(CACHE_ENV, "/t/c.toml"), ("HOME", "/h")])),
+            Some(PathBuf::from("/t/c.toml"))
+        );
+        assert_eq!(
+            cache_path_from(env(&[("XDG_CACHE_HOME", "/x"), ("HOME", "/h")])),
+            Some(PathBuf::from("/x/weft/tuning.toml"))
+        );
+        // A relative XDG_CACHE_HOME is ignored, as the XDG spec says; empty values count as unset.
+        assert_eq!(
+            cache_path_from(env(&[(CACHE_ENV, ""), ("XDG_CACHE_HOME", "rel"), ("HOME", "/h")])),
+            Some(PathBuf::from("/h/.cache/weft/tuning.toml"))
+        );
+        assert_eq!(cache_path_from(env(&[])), None);
+    }
+}

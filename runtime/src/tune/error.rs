@@ -1,0 +1,40 @@
+//! Errors of the tuner and of its cache file.
+
+use std::path::PathBuf;
+
+use crate::error::RuntimeError;
+
+/// Why tuning could not produce a result. A candidate that fails is not an
+/// error: it is skipped with a note; these are the failures of the whole run.
+#[derive(Debug, thiserror::Error)]
+pub enum TuneError {
+    #[error("tuning problem {problem}: {message}")]
+    Problem { problem: String, message: String },
+    #[error("no candidate configurations fit this adapter for {problem}")]
+    NoCandidates { problem: String },
+    #[error(
+        "the default configuration {config} failed on {problem}, so there is nothing to check the \
+         candidates against: {message}"
+    )]
+    Reference { config: String, problem: String, message: String },
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+}
+
+/// What can go wrong with the tuning cache file. Reading problems are warnings
+/// for the caller: the defaults apply and `weft tune` rewrites the file.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("cannot read the tuning cache {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("the tuning cache {path} is not valid: {message}")]
+    Corrupt { path: PathBuf, message: String },
+    #[error("the tuning cache {path} has format {found}; this weft reads format {expected}")]
+    Format { path: PathBuf, found: i64, expected: i64 },
+    #[error("cannot write the tuning cache {path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("cannot write the tuning cache {path}: {message}")]
+    Serialize { path: PathBuf, message: String },
+    #[error("no place for the tuning cache: set WEFT_TUNING_CACHE to a file path, or XDG_CACHE_HOME or HOME")]
+    NoPath,
+}

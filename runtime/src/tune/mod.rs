@@ -1,0 +1,32 @@
+//! Measuring kernel configurations per adapter, and remembering the choice.
+//!
+//! How fast a fused attention kernel runs depends on the adapter in ways no
+//! model predicts well: tile sizes, rows per invocation and wgpu's shader
+//! runtime checks can each be worth a factor on one device and nothing on
+//! another (on lavapipe, unchecked modules are sometimes slower). So they are
+//! measured: [`tune`] times the candidates of a [`CandidateSpace`] on a
+//! representative causal attention ([`TuneProblem`]), forward and backward,
+//! after checking each one's outputs, and picks the fastest; a
+//! [`TuningCache`] file keeps the choice per adapter and driver, and
+//! [`TuningCache::choice`] gives what `weft attn` and `weft bench attn` run with.
+//!
+//! - `config.rs`: [`KernelConfig`] and the per-adapter [`KernelChoice`].
+//! - `candidates.rs`: the configurations tried.
+//! - `problem.rs`: the problem timed, its inputs and the correctness checks.
+//! - `tuner.rs`: timing and choosing.
+//! - `cache.rs`: the cache file.
+//! - `error.rs`: [`TuneError`] and [`CacheError`].
+
+mod cache;
+mod candidates;
+mod config;
+mod error;
+mod problem;
+mod tuner;
+
+pub use cache::{CACHE_ENV, CACHE_FORMAT, CacheEntry, CacheKey, Stored, TuningCache, cache_path_from};
+pub use candidates::{BLOCKS, CandidateSpace, MAX_ROW_VALUES, QUICK_BLOCKS, ROWS};
+pub use config::{ChoiceSource, KernelChoice, KernelConfig};
+pub use error::{CacheError, TuneError};
+pub use problem::{FORWARD_TOLERANCE, GRADIENT_TOLERANCE, TuneProblem, rel_error};
+pub use tuner::{CandidateResult, Outcome, Timing, TuneEvent, TuneOptions, TuneReport, tune};

@@ -1,0 +1,204 @@
+//! `weft tune [--quick] [--force]`: measure fused attention configurations on
+//! the current adapter and cache the fastest; and the lookup of that choice
+//! shared by `weft attn` and `weft bench attn`.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use weft_runtime::tune::{
+    CacheEntry, CacheKey, KernelChoice, Outcome, TuneEvent, TuneOptions, TuneReport, TuningCache, tune,
+};
+use weft_runtime::{Executor, Gpu};
+
+#[derive(Args, Debug)]
+pub struct TuneArgs {
+    /// Fewer candidates (tiles 32 and 64, rows 2 and 4), fewer runs and a shorter budget.
+    #[arg(long)]
+    pub quick: bool,
+    /// Measure again even when the cache holds a result for this adapter and driver.
+    #[arg(long)]
+    pub force: bool,
+    /// Sequence length of the causal attention timed (default 512).
+    #[arg(long, value_name = "N")]
+    pub seq_len: Option<usize>,
+    /// Heads of the attention timed (default 4).
+    #[arg(long, value_name = "H")]
+    pub heads: Option<usize>,
+    /// Head dimension of the attention timed (default 64); rows per invocation are tuned for it.
+    #[arg(long, value_name = "D")]
+    pub head_dim: Option<usize>,
+    /// Timed runs per candidate, after one warm-up; the median counts (default 3, quick 2).
+    #[arg(long)]
+    pub repeats: Option<usize>,
+    /// Start no candidate after this many seconds (default 150, quick 60).
+    #[arg(long, value_name = "SECONDS")]
+    pub budget: Option<u64>,
+}
+
+/// The kernel configurations for the current adapter: `weft tune`'s result if
+/// the cache has one for this adapter and driver, else the defaults. A cache
+/// file that cannot be used is a warning, never an error.
+pub fn kernel_choice(gpu: &Gpu) -> KernelChoice {
+    let cache = match TuningCache::from_env() {
+        Ok(cache) => cache,
+        Err(e) => {
+            eprintln!("note: {e}; using the default kernel configuration");
+            return KernelChoice::default();
+        }
+    };
+    let (choice, warning) = cache.choice(&CacheKey::new(gpu.identity()));
+    if let Some(w) = warning {
+        eprintln!(
+            "warning: {w}; using the default kernel configuration (`weft tune` measures again and \
+             keeps the old file aside)"
+        );
+    }
+    choice
+}
+
+pub fn run(args: &TuneArgs) -> anyhow::Result<()> {
+    let gpu = Gpu::new()?;
+    println!("adapter: {}", gpu.adapter_description());
+    let cache = TuningCache::from_env()?;
+    let key = CacheKey::new(gpu.identity());
+    if !args.force {
+        match cache.lookup(&key) {
+            Ok(Some(entry)) => {
+                println!(
+                    "already tuned on {}: forward {}, backward {} (from {}); --force measures again",
+                    entry.problem,
+                    entry.forward,
+                    entry.backward,
+                    cache.path().display()
+                );
+                return Ok(());
+            }
+            Ok(None) => {}
+            Err(e) => eprintln!("warning: {e}; tuning anew"),
+        }
+    }
+
+    let mut options = if args.quick { TuneOptions::quick() } else { TuneOptions::full() };
+    let p = &mut options.problem;
+    p.seq_len = args.seq_len.unwrap_or(p.seq_len);
+    p.heads = args.heads.unwrap_or(p.heads);
+    p.head_dim = args.head_dim.unwrap_or(p.head_dim);
+    options.repeats = args.repeats.unwrap_or(options.repeats).max(1);
+    options.budget = args.budget.map_or(options.budget, Duration::from_secs);
+    println!(
+        "problem: {}, forward and backward; {} warm-up run (checked against the f64 interpreter and \
+         the default configuration), then the median of {} timed runs; budget {} s",
+        options.problem,
+        options.warmups,
+        options.repeats,
+        options.budget.as_secs()
+    );
+
+    let mut executor = Executor::new(gpu);
+    let report = tune(&mut executor, &options, &mut show_progress)?;
+    print_report(&report);
+
+    let entry = CacheEntry {
+        key,
+        problem: report.problem.to_string(),
+        head_dim: report.problem.head_dim,
+        forward: report.forward,
+        backward: report.backward,
+    };
+    let stored = cache.store(entry).context("saving the tuning result")?;
+    if let Some((aside, why)) = &stored.moved_aside {
+        eprintln!("warning: {why}; it was kept as {}", aside.display());
+    }
+    println!(
+        "{} {} (`weft attn` and `weft bench attn` use it on this adapter)",
+        if stored.replaced { "updated" } else { "wrote" },
+        cache.path().display()
+    );
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn show_progress(event: TuneEvent<'_>) {
+    match event {
+        TuneEvent::Reference => eprintln!("computing the f64 reference output"),
+        TuneEvent::Start { .. } => {}
+        TuneEvent::FinalRound => eprintln!("timing the fastest again, taking turns"),
+        TuneEvent::Done { index, total, result } => {
+            let what = match &result.outcome {
+                Outcome::Timed(t) => format!(
+                    "fwd {:.1} ms, fwd+bwd {:.1} ms (compile and first run {:.1} s)",
+                    ms(t.forward),
+                    ms(t.total),
+                    t.first_run.as_secs_f64()
+                ),
+                Outcome::Failed(why) => format!("failed: {why}"),
+                Outcome::Skipped(why) => format!("skipped: {why}"),
+            };
+            eprintln!("[{}/{total}] {:<20} {what}", index + 1, result.config);
+        }
+    }
+}
+
+fn print_report(report: &TuneReport) {
+    println!(
+        "\n  {:<20} {:>9} {:>9} {:>9} {:>11} {:>8} {:>8}  note",
+        "config", "1st run s", "fwd ms", "bwd ms", "fwd+bwd ms", "fwd x", "total x"
+    );
+    let base = report.baseline();
+    for (i, r) in report.results.iter().enumerate() {
+        let mut notes = Vec::new();
+        if i == 0 {
+            notes.push("default".to_string());
+        }
+        if r.config == report.forward {
+            notes.push("chosen: forward".to_string());
+        }
+        if r.config == report.backward {
+            notes.push("chosen: backward".to_string());
+        }
+        match &r.outcome {
+            Outcome::Timed(t) => {
+                let speedup = |b: Option<Duration>, x: Duration| {
+                    b.map_or("-".to_string(), |b| format!("{:.2}", b.as_secs_f64() / x.as_secs_f64()))
+                };
+                println!(
+                    "  {:<20} {:>9.1} {:>9.1} {:>9.1} {:>11.1} {:>8} {:>8}  {}",
+                    r.config,
+                    t.first_run.as_secs_f64(),
+                    ms(t.forward),
+                    ms(t.backward),
+                    ms(t.total),
+                    speedup(base.map(|b| b.forward), t.forward),
+                    speedup(base.map(|b| b.total), t.total),
+                    notes.join(", ")
+                );
+            }
+            Outcome::Failed(why) => println!("  {:<20} failed: {why}", r.config),
+            Outcome::Skipped(why) => println!("  {:<20} skipped: {why}", r.config),
+        }
+    }
+    println!(
+        "  (1st run: compiling and the first, checked, run; x: speed-up over the default \
+         configuration, the first row; medians over all timed runs)"
+    );
+    let line = |what: &str, config, time: Option<Duration>| match time {
+        Some(t) => println!("{what} {config} ({:.1} ms)", ms(t)),
+        None => println!("{what} {config}"),
+    };
+    println!();
+    line(
+        "forward (plans without backward):",
+        report.forward,
+        report.timing_of(&report.forward).map(|t| t.forward),
+    );
+    line(
+        "backward (plans with backward):  ",
+        report.backward,
+        report.timing_of(&report.backward).map(|t| t.total),
+    );
+    println!("tuning took {:.0} s", report.elapsed.as_secs_f64());
+}

@@ -1,0 +1,82 @@
+//! `weft tune` writes the per-adapter cache, and `weft attn` uses it, or warns
+//! about a broken one and runs with the defaults. No timing is asserted.
+
+mod common;
+
+use common::{example, root, scratch, stderr, stdout, weft_with_cache};
+use weft_runtime::io::TensorFile;
+
+/// Runs the S2-Attn fixture through `weft attn` with the cache at `cache`;
+/// checks the result against numpy's and returns stderr.
+fn attn_fixture(dir: &std::path::Path, cache: &std::path::Path) -> String {
+    let out = dir.join("out.safetensors");
+    let spec = example("s2attn-roll.toml");
+    let input = root().join("tests/data/s2attn-roll-input.safetensors");
+    let args =
+        ["attn", spec.to_str().unwrap(), "--input", input.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    let o = weft_with_cache(&args, cache);
+    assert!(o.status.success(), "weft attn failed:\n{}", stderr(&o));
+    let got = TensorFile::load(&out).unwrap();
+    let expected = TensorFile::load(&root().join("tests/data/s2attn-roll-expected.safetensors")).unwrap();
+    for name in ["o", "dq", "dk", "dv"] {
+        let (g, e) = (got.f32(name).unwrap(), expected.f32(name).unwrap());
+        let scale = e.data.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let err = g.data.iter().zip(&e.data).fold(0f32, |m, (a, b)| m.max((a - b).abs())) / scale;
+        assert!(err <= 1e-4, "{name}: relative error {err:e}");
+    }
+    stderr(&o)
+}
+
+#[test]
+fn tune_writes_the_cache_and_attn_uses_it() {
+    let dir = scratch("tune_cli");
+    let cache = dir.join("cache/tuning.toml");
+    // The fixture's head dimension, so that the tuned rows per invocation apply as they are.
+    let args = ["tune", "--quick", "--seq-len", "64", "--heads", "2", "--head-dim", "16", "--repeats", "1"];
+    let o = weft_with_cache(&args, &cache);
+    let out = stdout(&o);
+    assert!(o.status.success(), "weft tune failed:\n{}\n{out}", stderr(&o));
+    for needle in [
+        "adapter:",
+        "problem: causal B=1 H=2 N=64 D=16",
+        "1st run s",
+        "default",
+        "forward (plans without backward):",
+        "backward (plans with backward):",
+        &format!("wrote {}", cache.display()),
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
+    assert!(stderr(&o).contains("[1/"), "no progress in:\n{}", stderr(&o));
+    let text = std::fs::read_to_string(&cache).unwrap();
+    assert!(text.contains("format = 1") && text.contains("[[adapter]]"), "{text}");
+
+    // A second run finds the result and leaves it alone.
+    let o = weft_with_cache(&["tune", "--quick"], &cache);
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("already tuned on causal B=1 H=2 N=64 D=16"), "{}", stdout(&o));
+    assert_eq!(std::fs::read_to_string(&cache).unwrap(), text);
+
+    let err = attn_fixture(&dir, &cache);
+    let said = format!("tuned for this adapter on causal B=1 H=2 N=64 D=16, from {})", cache.display());
+    assert!(err.contains("kernel config: ") && err.contains(&said), "{err}");
+}
+
+#[test]
+fn attn_warns_about_a_corrupt_cache_and_runs_with_the_defaults() {
+    let dir = scratch("tune_cli_corrupt");
+    let cache = dir.join("tuning.toml");
+    let garbage = "format = 1\n[[adapter\n";
+    std::fs::write(&cache, garbage).unwrap();
+    let err = attn_fixture(&dir, &cache);
+    let warning = format!("warning: the tuning cache {} is not valid: ", cache.display());
+    assert!(err.contains(&warning), "{err}");
+    assert!(err.contains("using the default kernel configuration"), "{err}");
+    assert!(
+        err.contains("kernel config: 32x32 r4 checked (defaults; `weft tune` measures this adapter)"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    // `attn` only reads the cache.
+    assert_eq!(std::fs::read_to_string(&cache).unwrap(), garbage);
+}
