@@ -6,6 +6,7 @@
 //! - [`lower`] turns a pattern into its reference graph.
 //! - [`interp`] is the f64 reference interpreter every kernel is checked against.
 //! - [`autodiff`] appends a graph's backward pass to it, as more graph.
+//! - [`model`] reads a LLaMA `config.json` and lists the checkpoint's tensors.
 //!
 //! This crate knows nothing of the optimizer or the GPU.
 
@@ -15,6 +16,7 @@ pub mod graph;
 pub mod interp;
 pub mod lower;
 pub mod mask;
+pub mod model;
 pub mod source;
 
 pub use mask::{ConcreteMask, Mask, MaskAst, MaskExpr, TileClass};

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use safetensors::{Dtype, SafeTensors};
 
+use super::float16::{bf16_to_f32, f16_to_f32};
 use super::write_atomically;
 
 /// An f32 tensor in host memory, row-major.
@@ -23,8 +24,8 @@ pub enum TensorFileError {
     Format { path: PathBuf, message: String },
     #[error("{path} has no tensor `{name}`; it has: {available}")]
     Missing { path: PathBuf, name: String, available: String },
-    #[error("tensor `{name}` in {path} is {found}; expected F32")]
-    Dtype { path: PathBuf, name: String, found: String },
+    #[error("tensor `{name}` in {path} is {found}; expected {expected}")]
+    Dtype { path: PathBuf, name: String, found: String, expected: &'static str },
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: std::io::Error },
     #[error("cannot write {path}: {message}")]
@@ -65,22 +66,50 @@ impl TensorFile {
 
     /// The tensor `name`, which must be F32.
     pub fn f32(&self, name: &str) -> Result<HostTensor, TensorFileError> {
+        self.decode(name, &[Dtype::F32], "F32")
+    }
+
+    /// The tensor `name` as f32: F32 as stored, F16 and BF16 widened exactly.
+    /// This is what checkpoints hold.
+    pub fn float_as_f32(&self, name: &str) -> Result<HostTensor, TensorFileError> {
+        self.decode(name, &[Dtype::F32, Dtype::F16, Dtype::BF16], "F32, F16 or BF16")
+    }
+
+    fn decode(
+        &self,
+        name: &str,
+        accepted: &[Dtype],
+        expected: &'static str,
+    ) -> Result<HostTensor, TensorFileError> {
         let st = self.parse()?;
         let view = st.tensor(name).map_err(|_| TensorFileError::Missing {
             path: self.path.clone(),
             name: name.into(),
             available: self.names().join(", "),
         })?;
-        if view.dtype() != Dtype::F32 {
-            return Err(TensorFileError::Dtype {
-                path: self.path.clone(),
-                name: name.into(),
-                found: format!("{:?}", view.dtype()),
-            });
+        let wrong_dtype = || TensorFileError::Dtype {
+            path: self.path.clone(),
+            name: name.into(),
+            found: format!("{:?}", view.dtype()),
+            expected,
+        };
+        if !accepted.contains(&view.dtype()) {
+            return Err(wrong_dtype());
         }
         // safetensors data is little-endian and may be unaligned: decode byte by byte.
-        let data =
-            view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let bytes = view.data();
+        let data = match view.dtype() {
+            Dtype::F32 => {
+                bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+            }
+            Dtype::F16 => {
+                bytes.chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect()
+            }
+            Dtype::BF16 => {
+                bytes.chunks_exact(2).map(|c| bf16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect()
+            }
+            _ => return Err(wrong_dtype()),
+        };
         Ok(HostTensor { shape: view.shape().to_vec(), data })
     }
 }

@@ -1,0 +1,139 @@
+//! A LLaMA model's sizes, read from a Hugging Face `config.json`.
+
+use std::path::Path;
+
+use super::error::{ConfigError, ConfigErrorKind};
+use super::json::Fields;
+use super::rope::{Rope, RopeScaling, read_rope};
+
+/// The sizes and settings of a LLaMA-family model, as transformers'
+/// `LlamaConfig` holds them.
+///
+/// Keys read from `config.json` (all others are ignored):
+///
+/// | key | required | default |
+/// |---|---|---|
+/// | `hidden_size`, `intermediate_size`, `num_attention_heads`, `num_hidden_layers`, `vocab_size`, `max_position_embeddings`, `rms_norm_eps` | yes | |
+/// | `num_key_value_heads` | no | `num_attention_heads` (no GQA) |
+/// | `head_dim` | no | `hidden_size / num_attention_heads` |
+/// | `tie_word_embeddings` | no | `false` |
+/// | `rope_theta`, `rope_scaling`, `rope_parameters` | no | theta 10000, no scaling ([`Rope`]) |
+///
+/// transformers has defaults for the required keys too (a 7B model's), but a
+/// file without them almost surely is not the file meant, so weft asks for
+/// them. A `null` value counts as absent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LlamaConfig {
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_attention_heads: usize,
+    /// Key/value heads; fewer than `num_attention_heads` is grouped-query
+    /// attention, each key/value head shared by `num_attention_heads /
+    /// num_key_value_heads` consecutive query heads.
+    pub num_key_value_heads: usize,
+    /// Channels per head. Need not be `hidden_size / num_attention_heads` when
+    /// the file gives it.
+    pub head_dim: usize,
+    pub num_hidden_layers: usize,
+    pub rms_norm_eps: f64,
+    pub vocab_size: usize,
+    /// Whether the LM head reuses `model.embed_tokens.weight` (then the
+    /// checkpoint needs no `lm_head.weight`).
+    pub tie_word_embeddings: bool,
+    pub max_position_embeddings: usize,
+    pub rope: Rope,
+}
+
+impl LlamaConfig {
+    /// Reads and checks a `config.json`.
+    pub fn from_file(path: &Path) -> Result<LlamaConfig, ConfigError> {
+        let file = path.display().to_string();
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Io { file: file.clone(), source })?;
+        LlamaConfig::from_json_str(&text, &file)
+    }
+
+    /// Parses and checks `config.json` text; `source_name` names it in errors.
+    pub fn from_json_str(text: &str, source_name: &str) -> Result<LlamaConfig, ConfigError> {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+            // serde_json appends " at line L column C"; the position goes up front instead.
+            let full = e.to_string();
+            let suffix = format!(" at line {} column {}", e.line(), e.column());
+            let message = full.strip_suffix(&suffix).unwrap_or(&full).to_string();
+            ConfigError::Json { file: source_name.into(), line: e.line(), column: e.column(), message }
+        })?;
+        read_config(&value).map_err(|kind| ConfigError::Invalid { file: source_name.into(), kind })
+    }
+
+    /// Checks the relations between the sizes; [`LlamaConfig::from_json_str`]
+    /// already did, this is for configs built in code.
+    pub fn validate(&self) -> Result<(), ConfigErrorKind> {
+        self.check("head_dim")
+    }
+
+    fn check(&self, head_dim_source: &'static str) -> Result<(), ConfigErrorKind> {
+        let sizes = [
+            ("hidden_size", self.hidden_size),
+            ("intermediate_size", self.intermediate_size),
+            ("num_attention_heads", self.num_attention_heads),
+            ("num_key_value_heads", self.num_key_value_heads),
+            ("head_dim", self.head_dim),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("vocab_size", self.vocab_size),
+            ("max_position_embeddings", self.max_position_embeddings),
+        ];
+        if let Some((key, _)) = sizes.iter().find(|(_, size)| *size == 0) {
+            return Err(ConfigErrorKind::Zero { key: (*key).into() });
+        }
+        let mut numbers = vec![("rms_norm_eps", self.rms_norm_eps), ("rope_theta", self.rope.theta)];
+        if let RopeScaling::Linear { factor } = self.rope.scaling {
+            numbers.push(("rope_scaling.factor", factor));
+        }
+        if let Some((key, value)) = numbers.iter().find(|(_, v)| !(v.is_finite() && *v > 0.0)) {
+            return Err(ConfigErrorKind::NotPositive { key: (*key).into(), value: *value });
+        }
+        if !self.num_attention_heads.is_multiple_of(self.num_key_value_heads) {
+            return Err(ConfigErrorKind::KvHeadsDoNotDivideHeads {
+                heads: self.num_attention_heads,
+                kv_heads: self.num_key_value_heads,
+            });
+        }
+        if !self.head_dim.is_multiple_of(2) {
+            return Err(ConfigErrorKind::OddHeadDim { head_dim: self.head_dim, source_of: head_dim_source });
+        }
+        if self.checked_num_parameters().is_none() {
+            return Err(ConfigErrorKind::TooLarge);
+        }
+        Ok(())
+    }
+}
+
+fn read_config(value: &serde_json::Value) -> Result<LlamaConfig, ConfigErrorKind> {
+    let fields = Fields::top(value)?;
+    let hidden_size = fields.size("hidden_size")?;
+    let num_attention_heads = fields.size("num_attention_heads")?;
+    let (head_dim, head_dim_source) = match fields.optional_size("head_dim")? {
+        Some(head_dim) => (head_dim, "head_dim"),
+        None if hidden_size.is_multiple_of(num_attention_heads) => {
+            (hidden_size / num_attention_heads, "hidden_size / num_attention_heads")
+        }
+        None => {
+            return Err(ConfigErrorKind::HeadsDoNotDivideHidden { hidden_size, heads: num_attention_heads });
+        }
+    };
+    let config = LlamaConfig {
+        hidden_size,
+        intermediate_size: fields.size("intermediate_size")?,
+        num_attention_heads,
+        num_key_value_heads: fields.optional_size("num_key_value_heads")?.unwrap_or(num_attention_heads),
+        head_dim,
+        num_hidden_layers: fields.size("num_hidden_layers")?,
+        rms_norm_eps: fields.positive("rms_norm_eps")?,
+        vocab_size: fields.size("vocab_size")?,
+        tie_word_embeddings: fields.optional_bool("tie_word_embeddings")?.unwrap_or(false),
+        max_position_embeddings: fields.size("max_position_embeddings")?,
+        rope: read_rope(&fields)?,
+    };
+    config.check(head_dim_source)?;
+    Ok(config)
+}

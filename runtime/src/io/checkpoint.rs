@@ -1,0 +1,171 @@
+//! Hugging Face checkpoints: `model.safetensors`, or its sharded form
+//! `model.safetensors.index.json` + shards, in `LlamaForCausalLM` names.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use weft_ir::model::{LlamaConfig, ParameterShape};
+
+use super::tensors::{HostTensor, TensorFile, TensorFileError};
+
+/// The single-file checkpoint, looked for first (as transformers does).
+pub const SINGLE_FILE: &str = "model.safetensors";
+/// The index of a sharded checkpoint: `{"metadata": {..}, "weight_map": {tensor: shard file}}`.
+pub const INDEX_FILE: &str = "model.safetensors.index.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("{dir} holds no checkpoint: expected {SINGLE_FILE} or {INDEX_FILE}")]
+    NoWeights { dir: PathBuf },
+    #[error("cannot read {path}: {source}")]
+    IndexRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: invalid JSON: {message}")]
+    IndexJson { path: PathBuf, line: usize, column: usize, message: String },
+    #[error("{path}: {message}")]
+    IndexFormat { path: PathBuf, message: String },
+    #[error("{index} puts `{tensor}` in the shard {shard}, which does not exist")]
+    MissingShard { index: PathBuf, tensor: String, shard: PathBuf },
+    #[error("checkpoint tensor `{name}` (expected shape {expected:?}) is missing; searched {searched}{hint}")]
+    MissingTensor { name: String, expected: Vec<usize>, searched: String, hint: &'static str },
+    #[error("checkpoint tensor `{name}` in {path} has shape {found:?}; the config expects {expected:?}")]
+    Shape { name: String, path: PathBuf, expected: Vec<usize>, found: Vec<usize> },
+    #[error(transparent)]
+    File(#[from] TensorFileError),
+}
+
+/// Loads every tensor of `config.parameter_shapes()` from `model_dir`, as f32
+/// (F16 and BF16 are widened exactly), checking each one's shape.
+///
+/// Tensors the config does not ask for are not read: rotary `inv_freq`
+/// buffers older checkpoints carry, and `lm_head.weight` when the embeddings
+/// are tied (the LM head then is `model.embed_tokens.weight`).
+pub fn load_checkpoint(
+    model_dir: &Path,
+    config: &LlamaConfig,
+) -> Result<BTreeMap<String, HostTensor>, CheckpointError> {
+    let wanted = config.parameter_shapes();
+    let mut by_file: BTreeMap<PathBuf, Vec<ParameterShape>> = BTreeMap::new();
+    match Layout::find(model_dir)? {
+        Layout::Single(path) => {
+            by_file.insert(path, wanted);
+        }
+        Layout::Sharded { index, weight_map } => {
+            for parameter in wanted {
+                let Some(shard) = weight_map.get(&parameter.name) else {
+                    return Err(missing(parameter, format!("the weight_map of {}", index.display())));
+                };
+                by_file.entry(shard.clone()).or_default().push(parameter);
+            }
+        }
+    }
+    let mut tensors = BTreeMap::new();
+    // One file in memory at a time.
+    for (path, parameters) in by_file {
+        let file = TensorFile::load(&path)?;
+        for parameter in parameters {
+            let tensor = match file.float_as_f32(&parameter.name) {
+                Err(TensorFileError::Missing { .. }) => {
+                    return Err(missing(parameter, path.display().to_string()));
+                }
+                other => other?,
+            };
+            if tensor.shape != parameter.shape {
+                return Err(CheckpointError::Shape {
+                    name: parameter.name,
+                    path,
+                    expected: parameter.shape,
+                    found: tensor.shape,
+                });
+            }
+            tensors.insert(parameter.name, tensor);
+        }
+    }
+    Ok(tensors)
+}
+
+fn missing(parameter: ParameterShape, searched: String) -> CheckpointError {
+    let hint = if parameter.name == "lm_head.weight" {
+        " (config.json has tie_word_embeddings = false, so the LM head needs its own weight)"
+    } else {
+        ""
+    };
+    CheckpointError::MissingTensor { name: parameter.name, expected: parameter.shape, searched, hint }
+}
+
+/// Where a checkpoint's tensors are.
+enum Layout {
+    Single(PathBuf),
+    /// Each tensor name mapped to the path of its shard, every shard checked to exist.
+    Sharded {
+        index: PathBuf,
+        weight_map: BTreeMap<String, PathBuf>,
+    },
+}
+
+impl Layout {
+    fn find(dir: &Path) -> Result<Layout, CheckpointError> {
+        let single = dir.join(SINGLE_FILE);
+        if single.is_file() {
+            return Ok(Layout::Single(single));
+        }
+        let index = dir.join(INDEX_FILE);
+        if !index.is_file() {
+            return Err(CheckpointError::NoWeights { dir: dir.into() });
+        }
+        let weight_map = read_index(&index)?;
+        let mut seen = BTreeMap::new();
+        for (tensor, shard) in &weight_map {
+            seen.entry(shard).or_insert(tensor);
+        }
+        for (shard, tensor) in seen {
+            if !shard.is_file() {
+                return Err(CheckpointError::MissingShard {
+                    index: index.clone(),
+                    tensor: tensor.clone(),
+                    shard: shard.clone(),
+                });
+            }
+        }
+        Ok(Layout::Sharded { index, weight_map })
+    }
+}
+
+/// The `weight_map` of an index file, with shard names resolved against its directory.
+fn read_index(index: &Path) -> Result<BTreeMap<String, PathBuf>, CheckpointError> {
+    let text = std::fs::read_to_string(index)
+        .map_err(|source| CheckpointError::IndexRead { path: index.into(), source })?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        // serde_json appends " at line L column C"; the position goes up front instead.
+        let full = e.to_string();
+        let suffix = format!(" at line {} column {}", e.line(), e.column());
+        let message = full.strip_suffix(&suffix).unwrap_or(&full).to_string();
+        CheckpointError::IndexJson { path: index.into(), line: e.line(), column: e.column(), message }
+    })?;
+    let format_error = |message: String| CheckpointError::IndexFormat { path: index.into(), message };
+    let Some(entries) = value.get("weight_map").and_then(serde_json::Value::as_object) else {
+        return Err(format_error("expected an object with a `weight_map` object".into()));
+    };
+    let dir = index.parent().unwrap_or(Path::new(""));
+    entries
+        .iter()
+        .map(|(tensor, shard)| {
+            let shard_name = shard.as_str().ok_or_else(|| {
+                format_error(format!("`weight_map` maps `{tensor}` to {shard}; expected a file name"))
+            })?;
+            // Shards live beside the index; a path elsewhere is not a checkpoint weight_map writes.
+            let plain = !shard_name.is_empty()
+                && Path::new(shard_name).components().all(|c| matches!(c, Component::Normal(_)));
+            if !plain {
+                return Err(format_error(format!(
+                    "`weight_map` maps `{tensor}` to \"{shard_name}\", which is not a file name inside {}",
+                    dir.display()
+                )));
+            }
+            Ok((tensor.clone(), dir.join(shard_name)))
+        })
+        .collect()
+}
