@@ -3,7 +3,8 @@
 //!
 //! Every case computes `f(x) = Σ <w_o, o(x)>` over the outputs `o` with fresh
 //! random cotangents `w`, and compares `df/dx` from the backward graph with
-//! `(f(x + h e_i) - f(x - h e_i)) / 2h` for every element `i` of every input.
+//! the five-point central difference `(8 (f(x + h) - f(x - h)) - (f(x + 2h) -
+//! f(x - 2h))) / 12h` along every element of every input.
 
 use std::collections::HashMap;
 
@@ -14,11 +15,16 @@ use weft_ir::expr::parse_mask;
 use weft_ir::graph::{DType, Graph, HeadMask, HeadRange, NodeId, Op, TensorType, ValidGraph};
 use weft_ir::interp::{Tensor, run};
 use weft_ir::lower::{LowerOptions, lower_pattern};
+use weft_ir::model::{ModelGraphOptions, build_llama_graph};
 use weft_ir::{Mask, Overrides};
+
+#[path = "support/llama.rs"]
+mod llama;
 
 /// Largest allowed `|analytic - numeric|`, relative to the largest analytic magnitude.
 const TOLERANCE: f64 = 1e-6;
-const STEP: f64 = 1e-5;
+/// The step of the five-point stencil; its error is O(STEP⁴), far below the tolerance.
+const STEP: f64 = 1e-4;
 
 fn rng() -> (StdRng, u64) {
     let seed = std::env::var("WEFT_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
@@ -37,6 +43,20 @@ fn mask(text: &str) -> Mask {
 /// Checks every leaf's gradient of `graph`; `positive` leaves get values in
 /// (0.5, 2) (for `log`), the rest in (-2, 2).
 fn check(label: &str, graph: &ValidGraph, positive: &[&str], rng: &mut StdRng, seed: u64) {
+    check_with(label, graph, positive, 2.0, rng, seed);
+}
+
+/// [`check`] with float values in (-magnitude, magnitude): weights of a deep
+/// model at realistic sizes, so that activations (and the roundoff of the
+/// finite differences) stay moderate.
+fn check_with(
+    label: &str,
+    graph: &ValidGraph,
+    positive: &[&str],
+    magnitude: f64,
+    rng: &mut StdRng,
+    seed: u64,
+) {
     // Every input and trainable parameter; frozen weights get no gradient.
     let leaves: Vec<String> = graph
         .leaves()
@@ -49,7 +69,7 @@ fn check(label: &str, graph: &ValidGraph, positive: &[&str], rng: &mut StdRng, s
 
     let mut inputs: HashMap<String, Tensor> = HashMap::new();
     for (id, name) in graph.leaves() {
-        let range = if positive.contains(&name) { 0.5..2.0 } else { -2.0..2.0 };
+        let range = if positive.contains(&name) { 0.5..2.0 } else { -magnitude..magnitude };
         let ty = &graph.node(id).ty;
         let value = |rng: &mut StdRng| match (ty.dtype.is_float(), name) {
             (true, _) => rng.random_range(range.clone()),
@@ -91,9 +111,12 @@ fn check(label: &str, graph: &ValidGraph, positive: &[&str], rng: &mut StdRng, s
                 x.insert(leaf.clone(), Tensor::new(base.shape().to_vec(), data).unwrap());
                 objective(&x)
             };
-            let numeric = (nudged(STEP) - nudged(-STEP)) / (2.0 * STEP);
+            let near = nudged(STEP) - nudged(-STEP);
+            let far = nudged(2.0 * STEP) - nudged(-2.0 * STEP);
+            let numeric = (8.0 * near - far) / (12.0 * STEP);
             worst = worst.max((got.data()[i] - numeric).abs() / scale);
         }
+        eprintln!("{label}: d{leaf}: {worst:.1e}");
         assert!(
             worst <= TOLERANCE,
             "{label}: d{leaf} differs from finite differences by {worst:e} (seed {seed})"
@@ -304,6 +327,26 @@ fn embedding_and_cross_entropy_match_finite_differences() {
 
     let err = differentiate(&graph, &["ids"]).unwrap_err();
     assert_eq!(err.to_string(), "`ids` has type i32[2, 3]; only floating-point leaves have gradients");
+}
+
+/// The model: two LLaMA layers with GQA, LoRA on q, v and o, an
+/// S²-Attn layer and a causal one, trainable embedding and norms (LongLoRA's
+/// `embed,norm`), through the LM head to the next-token loss.
+#[test]
+fn a_two_layer_llama_with_gqa_lora_and_s2_attn_matches_finite_differences() {
+    let (mut rng, seed) = rng();
+    let config = llama::tiny_config(false);
+    let opts = ModelGraphOptions {
+        lora: Some(llama::lora()),
+        train_embed: true,
+        train_norm: true,
+        loss: true,
+        ..ModelGraphOptions::new(1, 8)
+    };
+    let graph = build_llama_graph(&config, Some(&llama::schedule(8)), &opts).unwrap();
+    let trainable = trainable_parameters(&graph);
+    assert_eq!(trainable.len(), 1 + 2 * 2 + 1 + 2 * 6, "{trainable:?}");
+    check_with("llama", &graph, &[], 0.5, &mut rng, seed);
 }
 
 #[test]

@@ -2,8 +2,9 @@
 //!
 //! [`LlamaConfig`] is read from a `config.json`; its
 //! [`parameter_shapes`](LlamaConfig::parameter_shapes) list the tensors a
-//! `model.safetensors` must hold. The loading of those tensors lives in the
-//! runtime crate; this module is pure data.
+//! `model.safetensors` must hold, and [`build_llama_graph`] spells its forward
+//! pass (with LoRA and per-layer attention patterns) as a graph. The loading
+//! of the tensors lives in the runtime crate; this module is pure data.
 //!
 //! # Conventions
 //! weft follows transformers' `LlamaForCausalLM` (`modeling_llama.py`):
@@ -24,11 +25,13 @@
 
 mod config;
 mod error;
+mod graph;
 mod json;
 mod parameters;
 mod rope;
 
 pub use config::LlamaConfig;
 pub use error::{ConfigError, ConfigErrorKind};
+pub use graph::{LORA_MODULES, LoraConfig, ModelGraphError, ModelGraphOptions, build_llama_graph};
 pub use parameters::ParameterShape;
 pub use rope::{DEFAULT_ROPE_THETA, Rope, RopeScaling};

@@ -1,0 +1,259 @@
+//! The graph of a LLaMA forward pass (and its loss), from a [`LlamaConfig`].
+//!
+//! The graph spells the model the way transformers' `LlamaForCausalLM` runs it
+//! (see the conventions in [`super`]), with LoRA adapters on the chosen
+//! projections and each layer's attention mask from a spec [`Schedule`].
+//! Parameters carry their Hugging Face names, so a checkpoint's tensors feed
+//! the graph by name; LoRA factors are named like PEFT's, under the projection
+//! they adapt (`model.layers.0.self_attn.q_proj.lora_A.weight`).
+
+use std::collections::BTreeSet;
+
+use super::config::LlamaConfig;
+use crate::graph::{DType, Graph, GraphError, HeadMask, NodeId, Op, TensorType, ValidGraph};
+use crate::mask::{Mask, MaskExpr};
+use crate::pattern::Schedule;
+
+/// The projections LoRA may adapt, by their module names.
+pub const LORA_MODULES: [&str; 4] = ["q_proj", "k_proj", "v_proj", "o_proj"];
+
+/// LoRA on some attention projections: `y = x Wᵀ + (alpha / rank) · (x Aᵀ) Bᵀ`,
+/// `A [rank, in]`, `B [out, rank]` (B starts at zero, so training starts from
+/// the base model).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoraConfig {
+    pub rank: usize,
+    pub alpha: f64,
+    /// A subset of [`LORA_MODULES`], like PEFT's `target_modules`.
+    pub target_modules: Vec<String>,
+}
+
+/// What the graph computes and which parameters train.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelGraphOptions {
+    pub batch: usize,
+    pub seq_len: usize,
+    pub lora: Option<LoraConfig>,
+    /// LongLoRA's `trainable_params = "embed,norm"`: the embedding (and an
+    /// untied LM head stays frozen) and every RMSNorm weight also train.
+    pub train_embed: bool,
+    pub train_norm: bool,
+    /// Also compute the mean next-token cross-entropy `loss` against the
+    /// integer input `targets [B, T]` (negative targets are ignored).
+    pub loss: bool,
+}
+
+impl ModelGraphOptions {
+    pub fn new(batch: usize, seq_len: usize) -> Self {
+        ModelGraphOptions { batch, seq_len, lora: None, train_embed: false, train_norm: false, loss: false }
+    }
+}
+
+/// Why a model graph could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelGraphError {
+    #[error("LoRA target module `{module}` is not one of {}", LORA_MODULES.join(", "))]
+    UnknownLoraModule { module: String },
+    #[error("LoRA rank must be at least 1")]
+    ZeroRank,
+    #[error("batch and sequence length must be at least 1 (batch {batch}, seq_len {seq_len})")]
+    EmptyInput { batch: usize, seq_len: usize },
+    #[error("the schedule has no pattern for layer {layer} (the model has {layers} layers)")]
+    NoPattern { layer: usize, layers: usize },
+    #[error("layer {layer}: pattern `{pattern}` has {found} heads, but the model has {expected}")]
+    HeadCount { layer: usize, pattern: String, found: usize, expected: usize },
+    #[error("building the graph: {0}")]
+    Graph(#[from] GraphError),
+}
+
+/// The graph of `config`'s forward pass on `input_ids [B, T]` (i32), with
+/// output `logits [B, T, vocab]` and, with `opts.loss`, `loss []`.
+///
+/// Layer `i` attends with `schedule`'s pattern for layer `i` (its masks per
+/// head range, resolved at `T`); without a schedule every layer is causal.
+pub fn build_llama_graph(
+    config: &LlamaConfig,
+    schedule: Option<&Schedule>,
+    opts: &ModelGraphOptions,
+) -> Result<ValidGraph, ModelGraphError> {
+    if opts.batch == 0 || opts.seq_len == 0 {
+        return Err(ModelGraphError::EmptyInput { batch: opts.batch, seq_len: opts.seq_len });
+    }
+    let lora_modules = match &opts.lora {
+        Some(lora) => {
+            if lora.rank == 0 {
+                return Err(ModelGraphError::ZeroRank);
+            }
+            for module in &lora.target_modules {
+                if !LORA_MODULES.contains(&module.as_str()) {
+                    return Err(ModelGraphError::UnknownLoraModule { module: module.clone() });
+                }
+            }
+            lora.target_modules.iter().cloned().collect()
+        }
+        None => BTreeSet::new(),
+    };
+    let mut b = Builder { g: Graph::new("llama"), config, opts, lora_modules };
+    let (batch, t) = (opts.batch, opts.seq_len);
+    let ids = b.g.input("input_ids", TensorType::new(DType::I32, [batch, t]));
+    let embed =
+        b.param("model.embed_tokens.weight", &[config.vocab_size, config.hidden_size], opts.train_embed);
+    let x = b.g.add(Op::Embedding, &[ids, embed])?;
+    let mut x = b.g.reshape(x, &[batch * t, config.hidden_size])?;
+    for layer in 0..config.num_hidden_layers {
+        let masks = b.layer_masks(schedule, layer)?;
+        x = b.layer(layer, x, &masks)?;
+    }
+    let norm = b.param("model.norm.weight", &[config.hidden_size], opts.train_norm);
+    let x = b.g.rms_norm(x, norm, config.rms_norm_eps)?;
+    let head = if config.tie_word_embeddings {
+        embed
+    } else {
+        b.param("lm_head.weight", &[config.vocab_size, config.hidden_size], false)
+    };
+    let logits = b.g.matmul(x, head, false, true)?;
+    let logits = b.g.reshape(logits, &[batch, t, config.vocab_size])?;
+    b.g.set_output("logits", logits);
+    if opts.loss {
+        let targets = b.g.input("targets", TensorType::new(DType::I32, [batch, t]));
+        let loss = b.g.add(Op::CrossEntropy, &[logits, targets])?;
+        b.g.set_output("loss", loss);
+    }
+    Ok(b.g.validate()?)
+}
+
+struct Builder<'a> {
+    g: Graph,
+    config: &'a LlamaConfig,
+    opts: &'a ModelGraphOptions,
+    lora_modules: BTreeSet<String>,
+}
+
+impl Builder<'_> {
+    fn param(&mut self, name: &str, shape: &[usize], trainable: bool) -> NodeId {
+        self.g.parameter(name, TensorType::f32(shape.to_vec()), trainable)
+    }
+
+    /// Layer `layer`'s masks by head range: the schedule's pattern, or causal.
+    fn layer_masks(
+        &self,
+        schedule: Option<&Schedule>,
+        layer: usize,
+    ) -> Result<Vec<HeadMask>, ModelGraphError> {
+        let heads = self.config.num_attention_heads;
+        let Some(schedule) = schedule else {
+            return Ok(vec![HeadMask::new(0..heads, Mask::constant(&MaskExpr::Causal))]);
+        };
+        let layers = self.config.num_hidden_layers;
+        let pattern =
+            schedule.pattern_for_layer(layer).ok_or(ModelGraphError::NoPattern { layer, layers })?;
+        if pattern.n_heads() != heads {
+            return Err(ModelGraphError::HeadCount {
+                layer,
+                pattern: pattern.name.clone(),
+                found: pattern.n_heads(),
+                expected: heads,
+            });
+        }
+        Ok(pattern.groups.iter().map(|g| HeadMask::new(g.heads.clone(), g.mask.clone())).collect())
+    }
+
+    /// `x [B·T, in]` through projection `module` of layer `layer`, with LoRA if targeted.
+    fn project(&mut self, layer: usize, module: &str, x: NodeId, out: usize) -> Result<NodeId, GraphError> {
+        let family =
+            if module.ends_with("_proj") && LORA_MODULES.contains(&module) { "self_attn" } else { "mlp" };
+        let prefix = format!("model.layers.{layer}.{family}.{module}");
+        let input = self.g.node(x).ty.shape[1];
+        let w = self.param(&format!("{prefix}.weight"), &[out, input], false);
+        let y = self.g.matmul(x, w, false, true)?;
+        let Some(lora) = self.opts.lora.as_ref().filter(|_| self.lora_modules.contains(module)) else {
+            return Ok(y);
+        };
+        let a = self.param(&format!("{prefix}.lora_A.weight"), &[lora.rank, input], true);
+        let b = self.param(&format!("{prefix}.lora_B.weight"), &[out, lora.rank], true);
+        let xa = self.g.matmul(x, a, false, true)?;
+        let xab = self.g.matmul(xa, b, false, true)?;
+        let scaled = self.g.scale(xab, lora.alpha / lora.rank as f64)?;
+        self.g.elementwise_add(y, scaled)
+    }
+
+    /// `[B·T, n·D]` → `[B, n, T, D]`.
+    fn split_heads(&mut self, x: NodeId, n: usize) -> Result<NodeId, GraphError> {
+        let (batch, t, d) = (self.opts.batch, self.opts.seq_len, self.config.head_dim);
+        let x = self.g.reshape(x, &[batch, t, n, d])?;
+        self.g.permute(x, &[0, 2, 1, 3])
+    }
+
+    /// transformers' `repeat_kv`: key/value head `j` serves query heads `j·r .. (j+1)·r`.
+    fn repeat_kv(&mut self, x: NodeId) -> Result<NodeId, GraphError> {
+        let c = self.config;
+        let repeats = c.num_attention_heads / c.num_key_value_heads;
+        if repeats == 1 {
+            return Ok(x);
+        }
+        let x = self.g.broadcast(x, 2, repeats)?;
+        self.g.reshape(x, &[self.opts.batch, c.num_attention_heads, self.opts.seq_len, c.head_dim])
+    }
+
+    /// One attention node per head range, joined along the heads.
+    fn attention(
+        &mut self,
+        q: NodeId,
+        k: NodeId,
+        v: NodeId,
+        masks: &[HeadMask],
+    ) -> Result<NodeId, GraphError> {
+        let scale = 1.0 / (self.config.head_dim as f64).sqrt();
+        if let [only] = masks {
+            return self.g.attention(q, k, v, only.mask.clone(), only.heads.start, scale);
+        }
+        let mut outs = Vec::with_capacity(masks.len());
+        for entry in masks {
+            let (start, end) = (entry.heads.start, entry.heads.end);
+            let (qs, ks, vs) = (
+                self.g.slice(q, 1, start, end)?,
+                self.g.slice(k, 1, start, end)?,
+                self.g.slice(v, 1, start, end)?,
+            );
+            outs.push(self.g.attention(qs, ks, vs, entry.mask.clone(), start, scale)?);
+        }
+        self.g.concat(&outs, 1)
+    }
+
+    /// One decoder layer on the residual stream `x [B·T, hidden]`.
+    fn layer(&mut self, layer: usize, x: NodeId, masks: &[HeadMask]) -> Result<NodeId, GraphError> {
+        let c = self.config;
+        let (hidden, heads, kv_heads, d) =
+            (c.hidden_size, c.num_attention_heads, c.num_key_value_heads, c.head_dim);
+        let (theta, position_scale) = (c.rope.theta, c.rope.position_scale());
+        let prefix = format!("model.layers.{layer}");
+
+        let norm = self.param(&format!("{prefix}.input_layernorm.weight"), &[hidden], self.opts.train_norm);
+        let h = self.g.rms_norm(x, norm, c.rms_norm_eps)?;
+        let q = self.project(layer, "q_proj", h, heads * d)?;
+        let k = self.project(layer, "k_proj", h, kv_heads * d)?;
+        let v = self.project(layer, "v_proj", h, kv_heads * d)?;
+        let q = self.split_heads(q, heads)?;
+        let q = self.g.rope(q, theta, position_scale)?;
+        let k = self.split_heads(k, kv_heads)?;
+        let k = self.g.rope(k, theta, position_scale)?;
+        let k = self.repeat_kv(k)?;
+        let v = self.split_heads(v, kv_heads)?;
+        let v = self.repeat_kv(v)?;
+        let o = self.attention(q, k, v, masks)?;
+        let o = self.g.permute(o, &[0, 2, 1, 3])?;
+        let o = self.g.reshape(o, &[self.opts.batch * self.opts.seq_len, heads * d])?;
+        let o = self.project(layer, "o_proj", o, hidden)?;
+        let x = self.g.elementwise_add(x, o)?;
+
+        let norm =
+            self.param(&format!("{prefix}.post_attention_layernorm.weight"), &[hidden], self.opts.train_norm);
+        let h = self.g.rms_norm(x, norm, c.rms_norm_eps)?;
+        let gate = self.project(layer, "gate_proj", h, c.intermediate_size)?;
+        let gate = self.g.silu(gate)?;
+        let up = self.project(layer, "up_proj", h, c.intermediate_size)?;
+        let act = self.g.elementwise_mul(gate, up)?;
+        let down = self.project(layer, "down_proj", act, hidden)?;
+        self.g.elementwise_add(x, down)
+    }
+}
