@@ -1,10 +1,12 @@
 //! Explicit load and save functions for files users already have.
 
+mod adapter;
 mod atomic;
 mod checkpoint;
 mod float16;
 mod tensors;
 
+pub use adapter::{ADAPTER_CONFIG, ADAPTER_WEIGHTS, Adapter, AdapterError, load_adapter};
 pub use atomic::write_atomically;
 pub use checkpoint::{CheckpointError, INDEX_FILE, SINGLE_FILE, load_checkpoint};
 pub use float16::{bf16_to_f32, f16_to_f32};
