@@ -8,4 +8,4 @@ mod tensors;
 pub use atomic::write_atomically;
 pub use checkpoint::{CheckpointError, INDEX_FILE, SINGLE_FILE, load_checkpoint};
 pub use float16::{bf16_to_f32, f16_to_f32};
-pub use tensors::{HostTensor, TensorFile, TensorFileError, save};
+pub use tensors::{HostTensor, IntTensor, TensorFile, TensorFileError, save};
