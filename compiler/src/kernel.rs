@@ -54,14 +54,48 @@ pub enum BufferRole {
     Const(Vec<u8>),
 }
 
+/// The element type a buffer holds on the device, as kernels read it and as
+/// the host uploads or downloads it.
+///
+/// Not [`weft_ir::graph::DType`]: that is a tensor's type in the graph, and
+/// the device stores fewer types than graphs name. An `i64` leaf (token ids,
+/// targets) lives in an `i32` buffer, narrowed on upload, and `f16` has no
+/// buffers yet, so a plan can only declare what a kernel can bind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ElemType {
+    #[default]
+    F32,
+    I32,
+}
+
+impl ElemType {
+    /// The WGSL scalar type: `f32` or `i32`.
+    pub fn wgsl(self) -> &'static str {
+        match self {
+            ElemType::F32 => "f32",
+            ElemType::I32 => "i32",
+        }
+    }
+}
+
+impl std::fmt::Display for ElemType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.wgsl())
+    }
+}
+
 /// A buffer of the plan; `bytes` is its size, a multiple of 4.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct BufferDecl {
     pub name: String,
     pub bytes: u64,
     pub role: BufferRole,
-    /// The tensor shape stored (row-major f32 unless `dtype` says otherwise), for inputs and outputs.
+    /// The tensor shape stored (row-major), for inputs and outputs.
     pub shape: Vec<usize>,
+    /// The type of the stored elements; what the executor checks uploads
+    /// against. `Const` buffers are raw bytes the compiler wrote (the fused
+    /// planner's 32-bit words), for which it is only informative.
+    pub elem: ElemType,
 }
 
 /// Kernels to run in order over a set of named buffers.

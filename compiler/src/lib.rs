@@ -20,7 +20,7 @@ pub mod shader;
 
 pub use codegen::AttentionError;
 pub use codegen::simple::{SimplePlanOptions, plan_graph, render_plan};
-pub use kernel::{Access, Binding, BufferDecl, BufferRole, Kernel, KernelPlan};
+pub use kernel::{Access, Binding, BufferDecl, BufferRole, ElemType, Kernel, KernelPlan};
 pub use optimize::{Cost, OptimizeError, OptimizeOptions, OptimizeReport, Optimized, optimize};
 pub use pipeline::{
     CompileError, CompiledAttention, FusedGraph, FusedKernel, compile_attention, fuse_attention, fused_desc,

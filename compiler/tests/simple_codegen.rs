@@ -8,7 +8,7 @@ use std::process::Command;
 use expect_test::expect_file;
 use weft_compiler::codegen::mask::mask_functions;
 use weft_compiler::codegen::simple::{CodegenError, SimplePlanOptions, plan_graph, render_plan};
-use weft_compiler::{BufferRole, KernelPlan, to_spirv, validate_wgsl};
+use weft_compiler::{BufferRole, ElemType, KernelPlan, to_spirv, validate_wgsl};
 use weft_ir::expr::parse_mask;
 use weft_ir::graph::{DType, Graph, HeadRange, NodeId, Op, TensorType, ValidGraph};
 use weft_ir::lower::{LowerOptions, lower_pattern};
@@ -22,6 +22,17 @@ fn op_graph(op: Op, shapes: &[&[usize]]) -> ValidGraph {
         .enumerate()
         .map(|(i, s)| g.input(&format!("x{i}"), TensorType::f32(s.to_vec())))
         .collect();
+    let y = g.add(op, &xs).unwrap();
+    g.set_output("y", y);
+    g.validate().unwrap()
+}
+
+/// A graph applying `op` to leaves of the given names, dtypes and shapes
+/// (integer ids and targets among them), output `y`.
+fn leaf_graph(op: Op, leaves: &[(&str, DType, &[usize])]) -> ValidGraph {
+    let mut g = Graph::new(op.name());
+    let xs: Vec<NodeId> =
+        leaves.iter().map(|&(name, dtype, shape)| g.input(name, TensorType::new(dtype, shape))).collect();
     let y = g.add(op, &xs).unwrap();
     g.set_output("y", y);
     g.validate().unwrap()
@@ -42,6 +53,7 @@ fn masked_softmax(src: &str, head_offset: usize) -> Op {
 /// One small graph per op and per interesting variant (the GPU tests in
 /// `runtime/tests/unfused_gpu.rs` run the same list).
 fn op_cases() -> Vec<(&'static str, ValidGraph)> {
+    use DType::{F32, I32, I64};
     let bhnd: &[usize] = &[2, 4, 8, 6];
     vec![
         ("add", op_graph(Op::Add, &[&[2, 3, 5], &[2, 3, 5]])),
@@ -117,6 +129,40 @@ fn op_cases() -> Vec<(&'static str, ValidGraph)> {
         ),
         // Queries 0..3 see no key at all: their rows must come out as zeros.
         ("attention-empty-rows", op_graph(attention("!window(3) & causal", 0), &[bhnd, bhnd, bhnd])),
+        // Integer leaves: ids and targets (`targets` about a quarter -100 on
+        // the GPU, `ignored` all -100), i32 or narrowed from i64.
+        ("embedding", leaf_graph(Op::Embedding, &[("ids", I32, &[2, 70]), ("table", F32, &[7, 3])])),
+        ("embedding-i64", leaf_graph(Op::Embedding, &[("ids", I64, &[5]), ("table", F32, &[9, 3])])),
+        (
+            "embedding-grad",
+            leaf_graph(Op::EmbeddingGrad { vocab: 7 }, &[("ids", I32, &[2, 70]), ("dy", F32, &[2, 70, 3])]),
+        ),
+        (
+            "cross-entropy",
+            leaf_graph(Op::CrossEntropy, &[("logits", F32, &[2, 20, 9]), ("targets", I32, &[2, 20])]),
+        ),
+        (
+            "cross-entropy-i64",
+            leaf_graph(Op::CrossEntropy, &[("logits", F32, &[5, 11]), ("targets", I64, &[5])]),
+        ),
+        (
+            "cross-entropy-all-ignored",
+            leaf_graph(Op::CrossEntropy, &[("logits", F32, &[4, 6]), ("ignored", I32, &[4])]),
+        ),
+        (
+            "cross-entropy-grad",
+            leaf_graph(
+                Op::CrossEntropyGrad,
+                &[("logits", F32, &[2, 20, 9]), ("targets", I32, &[2, 20]), ("dloss", F32, &[])],
+            ),
+        ),
+        (
+            "cross-entropy-grad-all-ignored",
+            leaf_graph(
+                Op::CrossEntropyGrad,
+                &[("logits", F32, &[4, 6]), ("ignored", I32, &[4]), ("dloss", F32, &[])],
+            ),
+        ),
     ]
 }
 
@@ -209,6 +255,11 @@ fn spirv_of_every_op_module_passes_spirv_val() {
     // Split bindings and folded grids too.
     let (_, graph) = op_cases().into_iter().find(|(n, _)| *n == "attention-roll").unwrap();
     spirv_val("split", &plan_graph(&graph, &tiny_bindings()).unwrap(), &dir);
+    // Split i32 bindings (ids of 560 bytes) and f32 ones beside them.
+    for name in ["embedding", "embedding-grad", "cross-entropy", "cross-entropy-grad"] {
+        let (_, graph) = op_cases().into_iter().find(|(n, _)| *n == name).unwrap();
+        spirv_val(name, &plan_graph(&graph, &tiny_bindings()).unwrap(), &dir);
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -239,6 +290,11 @@ fn golden_wgsl_of_single_ops() {
     expect_file!["../../tests/golden/wgsl-simple/rope.wgsl"].assert_eq(&wgsl("rope"));
     expect_file!["../../tests/golden/wgsl-simple/attention-local-stride-h.wgsl"]
         .assert_eq(&wgsl("attention-local-stride-h"));
+    expect_file!["../../tests/golden/wgsl-simple/embedding.wgsl"].assert_eq(&wgsl("embedding"));
+    expect_file!["../../tests/golden/wgsl-simple/embedding-grad.wgsl"].assert_eq(&wgsl("embedding-grad"));
+    expect_file!["../../tests/golden/wgsl-simple/cross-entropy.wgsl"].assert_eq(&wgsl("cross-entropy"));
+    expect_file!["../../tests/golden/wgsl-simple/cross-entropy-grad.wgsl"]
+        .assert_eq(&wgsl("cross-entropy-grad"));
 }
 
 #[test]
@@ -306,6 +362,39 @@ fn an_output_that_is_an_input_or_shared_is_copied() {
     assert_eq!(plan.buffers["flat"].shape, vec![32]);
     let kernels: Vec<&str> = plan.kernels.iter().map(|k| k.name.as_str()).collect();
     assert_eq!(kernels, ["n2_exp", "output_copy_0", "output_copy_1", "output_copy_2"]);
+}
+
+#[test]
+fn integer_leaves_get_i32_buffers_and_bindings() {
+    let cases = op_cases();
+    let find = |name: &str| plan_case(name, &cases.iter().find(|(n, _)| *n == name).unwrap().1);
+    for (case, leaf) in [("embedding", "ids"), ("embedding-i64", "ids"), ("cross-entropy-i64", "targets")] {
+        let plan = find(case);
+        let decl = &plan.buffers[leaf];
+        assert_eq!((decl.elem, &decl.role), (ElemType::I32, &BufferRole::Input), "{case}");
+        assert_eq!(decl.bytes, 4 * decl.shape.iter().product::<usize>() as u64, "{case}");
+        for (name, decl) in &plan.buffers {
+            if name != leaf {
+                assert_eq!(decl.elem, ElemType::F32, "{case}: {name}");
+            }
+        }
+        let wgsl = &plan.kernels[0].wgsl;
+        assert!(wgsl.contains(&format!("var<storage, read> {leaf}: array<i32>;")), "{wgsl}");
+        assert!(wgsl.contains(&format!("fn ld_{leaf}(i: u32) -> i32")), "{wgsl}");
+    }
+    let text = render_plan(&find("embedding"));
+    assert!(text.contains("buffer ids [2, 70] i32: 560 bytes, input"), "{text}");
+    assert!(text.contains("buffer table [7, 3]: 84 bytes, input"), "{text}");
+
+    // The two-kernel loss: rows into a scratch, then the mean.
+    let plan = find("cross-entropy");
+    let kernels: Vec<&str> = plan.kernels.iter().map(|k| k.name.as_str()).collect();
+    assert_eq!(kernels, ["n2_cross_entropy_rows", "n2_cross_entropy_mean"]);
+    assert_eq!(plan.buffers["n2_rows"].bytes, 40 * 4);
+    let plan = find("cross-entropy-grad");
+    let kernels: Vec<&str> = plan.kernels.iter().map(|k| k.name.as_str()).collect();
+    assert_eq!(kernels, ["n3_cross_entropy_grad_weight", "n3_cross_entropy_grad_rows"]);
+    assert_eq!(plan.buffers["n3_weight"].bytes, 4);
 }
 
 #[test]
@@ -380,8 +469,24 @@ fn errors_name_the_node_and_op() {
     assert!(matches!(err, CodegenError::UnsupportedDType { op: "input", .. }), "{err}");
     assert_eq!(
         err.to_string(),
-        "node %0 (input): dtype f16 is not supported; the simple kernels are f32 only"
+        "node %0 (input): dtype f16 is not supported; the simple kernels compute in f32 \
+         and take integers (i32, i64) only as graph inputs"
     );
+
+    // Integers are leaves only: no integer intermediate, no integer output.
+    let mut g = Graph::new("int-reshape");
+    let ids = g.input("ids", TensorType::new(DType::I32, [2, 3]));
+    let flat = g.reshape(ids, &[6]).unwrap();
+    let table = g.input("table", TensorType::f32([4, 2]));
+    let y = g.add(Op::Embedding, &[flat, table]).unwrap();
+    g.set_output("y", y);
+    let err = plan_graph(&g.validate().unwrap(), &SimplePlanOptions::default()).unwrap_err();
+    assert!(matches!(err, CodegenError::UnsupportedDType { op: "reshape", dtype: DType::I32, .. }), "{err}");
+    let mut g = Graph::new("int-output");
+    let ids = g.input("ids", TensorType::new(DType::I64, [2]));
+    g.set_output("out", ids);
+    let err = plan_graph(&g.validate().unwrap(), &SimplePlanOptions::default()).unwrap_err();
+    assert!(matches!(err, CodegenError::UnsupportedDType { op: "output", dtype: DType::I64, .. }), "{err}");
 
     let mut g = Graph::new("clash");
     let x = g.input("x", TensorType::f32([4]));

@@ -1,3 +1,5 @@
+use weft_compiler::ElemType;
+
 /// Everything that can go wrong on the device side.
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
@@ -16,6 +18,12 @@ pub enum RuntimeError {
     UnexpectedInput { name: String, expected: String },
     #[error("plan input `{name}` has {found} values, expected {expected} (shape {shape:?})")]
     InputSize { name: String, expected: usize, found: usize, shape: Vec<usize> },
+    #[error("plan input `{name}` holds {expected} values, but {found} values were given")]
+    InputType { name: String, expected: ElemType, found: &'static str },
+    #[error("plan input `{name}`: value {value} at position {position} does not fit the i32 buffer")]
+    InputOutOfRange { name: String, position: usize, value: i64 },
+    #[error("plan output `{name}` holds {found} values; read it with `Executor::download_values`")]
+    OutputType { name: String, found: ElemType },
     #[error("buffer `{name}` needs {bytes} bytes, more than the device allows for one buffer ({limit})")]
     BufferTooLarge { name: String, bytes: u64, limit: u64 },
     #[error("kernel `{kernel}` binds `{buffer}`, which the plan does not declare")]

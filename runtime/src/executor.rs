@@ -4,11 +4,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU64;
 use std::time::{Duration, Instant};
 
-use weft_compiler::{Access, BufferRole, Kernel, KernelPlan};
+use weft_compiler::{Access, BufferRole, ElemType, Kernel, KernelPlan};
 
 use crate::error::RuntimeError;
 use crate::fused::FusedPlan;
 use crate::gpu::Gpu;
+use crate::host::{HostSlice, HostValues};
 
 /// Whether wgpu adds its runtime checks (buffer bounds, loop bounding,
 /// integer division guards) to a kernel's shader module.
@@ -74,8 +75,10 @@ pub struct Prepared {
     buffers: BTreeMap<String, wgpu::Buffer>,
     /// (kernel name, pipeline index, bind group, workgroup counts), in dispatch order.
     steps: Vec<(String, usize, wgpu::BindGroup, [u32; 3])>,
-    inputs: BTreeMap<String, (u64, Vec<usize>)>,
-    outputs: BTreeMap<String, u64>,
+    /// Bytes, shape and element type of each input.
+    inputs: BTreeMap<String, (u64, Vec<usize>, ElemType)>,
+    /// Bytes and element type of each output.
+    outputs: BTreeMap<String, (u64, ElemType)>,
     total_bytes: u64,
 }
 
@@ -177,10 +180,10 @@ impl Executor {
             match &decl.role {
                 BufferRole::Const(data) => self.gpu.queue.write_buffer(&buffer, 0, data),
                 BufferRole::Input => {
-                    inputs.insert(name.clone(), (decl.bytes, decl.shape.clone()));
+                    inputs.insert(name.clone(), (decl.bytes, decl.shape.clone(), decl.elem));
                 }
                 BufferRole::Output => {
-                    outputs.insert(name.clone(), decl.bytes);
+                    outputs.insert(name.clone(), (decl.bytes, decl.elem));
                 }
                 BufferRole::Scratch => {}
             }
@@ -298,21 +301,42 @@ impl Executor {
         Ok(index)
     }
 
-    /// Uploads the plan's inputs; every input must be given, with its exact size.
+    /// Uploads the plan's inputs, all f32; every input must be given, with
+    /// its exact size. Plans with integer inputs take [`Executor::upload_values`].
     pub fn upload(
         &self,
         prepared: &Prepared,
         inputs: &HashMap<String, Vec<f32>>,
     ) -> Result<(), RuntimeError> {
+        self.upload_from(prepared, inputs.keys(), |name| inputs.get(name).map(|v| HostSlice::F32(v)))
+    }
+
+    /// Uploads the plan's inputs, each of its buffer's element type (`I64`
+    /// narrowed into `i32` buffers, see [`HostValues`]); every input must be
+    /// given, with its exact size.
+    pub fn upload_values(
+        &self,
+        prepared: &Prepared,
+        inputs: &HashMap<String, HostValues>,
+    ) -> Result<(), RuntimeError> {
+        self.upload_from(prepared, inputs.keys(), |name| inputs.get(name).map(HostSlice::from))
+    }
+
+    /// Checks the given names, then writes every input `get` returns.
+    fn upload_from<'a>(
+        &self,
+        prepared: &Prepared,
+        given: impl Iterator<Item = &'a String>,
+        get: impl Fn(&str) -> Option<HostSlice<'a>>,
+    ) -> Result<(), RuntimeError> {
         let expected = || prepared.inputs.keys().cloned().collect::<Vec<_>>().join(", ");
-        for name in inputs.keys() {
+        for name in given {
             if !prepared.inputs.contains_key(name) {
                 return Err(RuntimeError::UnexpectedInput { name: name.clone(), expected: expected() });
             }
         }
-        for (name, (bytes, shape)) in &prepared.inputs {
-            let data = inputs
-                .get(name)
+        for (name, (bytes, shape, elem)) in &prepared.inputs {
+            let data = get(name)
                 .ok_or_else(|| RuntimeError::MissingInput { name: name.clone(), expected: expected() })?;
             let want = (*bytes / 4) as usize;
             if data.len() != want {
@@ -323,7 +347,8 @@ impl Executor {
                     shape: shape.clone(),
                 });
             }
-            self.gpu.queue.write_buffer(&prepared.buffers[name], 0, bytemuck::cast_slice(data));
+            let data = data.bytes(name, *elem)?;
+            self.gpu.queue.write_buffer(&prepared.buffers[name], 0, &data);
         }
         Ok(())
     }
@@ -387,16 +412,40 @@ impl Executor {
         Ok(times)
     }
 
-    /// Reads every output buffer back as f32.
+    /// Reads every output buffer back as f32; an integer output is an error
+    /// (see [`Executor::download_values`]).
     pub fn download(&self, prepared: &Prepared) -> Result<HashMap<String, Vec<f32>>, RuntimeError> {
         let mut out = HashMap::with_capacity(prepared.outputs.len());
-        for (name, bytes) in &prepared.outputs {
-            out.insert(name.clone(), self.read(name, &prepared.buffers[name], *bytes)?);
+        for (name, &(bytes, elem)) in &prepared.outputs {
+            if elem != ElemType::F32 {
+                return Err(RuntimeError::OutputType { name: name.clone(), found: elem });
+            }
+            out.insert(name.clone(), self.read(name, &prepared.buffers[name], bytes)?);
         }
         Ok(out)
     }
 
-    fn read(&self, name: &str, buffer: &wgpu::Buffer, bytes: u64) -> Result<Vec<f32>, RuntimeError> {
+    /// Reads every output buffer back with its element type.
+    pub fn download_values(&self, prepared: &Prepared) -> Result<HashMap<String, HostValues>, RuntimeError> {
+        let mut out = HashMap::with_capacity(prepared.outputs.len());
+        for (name, &(bytes, elem)) in &prepared.outputs {
+            let buffer = &prepared.buffers[name];
+            let values = match elem {
+                ElemType::F32 => HostValues::F32(self.read(name, buffer, bytes)?),
+                ElemType::I32 => HostValues::I32(self.read(name, buffer, bytes)?),
+            };
+            out.insert(name.clone(), values);
+        }
+        Ok(out)
+    }
+
+    /// The first `bytes` bytes of `buffer`, as 4-byte values.
+    fn read<T: bytemuck::Pod>(
+        &self,
+        name: &str,
+        buffer: &wgpu::Buffer,
+        bytes: u64,
+    ) -> Result<Vec<T>, RuntimeError> {
         let device = &self.gpu.device;
         let size = bytes.max(4).next_multiple_of(4);
         let staging = device.create_buffer(&wgpu::BufferDescriptor {
@@ -418,7 +467,7 @@ impl Executor {
         rx.recv().map_err(|e| fail(e.to_string()))?.map_err(|e| fail(e.to_string()))?;
         let values = {
             let view = staging.get_mapped_range(..).map_err(|e| fail(e.to_string()))?;
-            bytemuck::cast_slice::<u8, f32>(&view[..bytes as usize]).to_vec()
+            bytemuck::cast_slice::<u8, T>(&view[..bytes as usize]).to_vec()
         };
         staging.unmap();
         Ok(values)
@@ -432,6 +481,19 @@ impl Executor {
     ) -> Result<HashMap<String, Vec<f32>>, RuntimeError> {
         let prepared = self.prepare(plan)?;
         self.upload(&prepared, inputs)?;
+        self.execute(&prepared)?;
+        self.download(&prepared)
+    }
+
+    /// [`Executor::run`] with typed inputs, for plans with integer inputs
+    /// (ids, targets); outputs are f32.
+    pub fn run_with(
+        &mut self,
+        plan: &KernelPlan,
+        inputs: &HashMap<String, HostValues>,
+    ) -> Result<HashMap<String, Vec<f32>>, RuntimeError> {
+        let prepared = self.prepare(plan)?;
+        self.upload_values(&prepared, inputs)?;
         self.execute(&prepared)?;
         self.download(&prepared)
     }

@@ -6,7 +6,8 @@
 //!   allocates its buffers, caches pipelines by kernel, dispatches kernels in
 //!   order and reads outputs back; [`FusedPlan`]s, the compiler's fused
 //!   attention plans sealed against modification, may run without wgpu's
-//!   shader runtime checks ([`ShaderChecks`]).
+//!   shader runtime checks ([`ShaderChecks`]). Inputs are f32, or
+//!   [`HostValues`] for plans with integer (`i32`) buffers.
 //! - [`tune`]: measures fused attention configurations (tiles, rows per
 //!   invocation, runtime checks) on the current adapter and caches the fastest
 //!   per adapter and driver.
@@ -15,6 +16,7 @@ pub mod error;
 pub mod executor;
 pub mod fused;
 pub mod gpu;
+pub mod host;
 pub mod io;
 pub mod tune;
 
@@ -22,3 +24,4 @@ pub use error::RuntimeError;
 pub use executor::{Executor, Prepared, ShaderChecks};
 pub use fused::FusedPlan;
 pub use gpu::{AdapterIdentity, Gpu, GpuLimits};
+pub use host::HostValues;

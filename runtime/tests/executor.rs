@@ -4,8 +4,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use weft_compiler::{Access, Binding, BufferDecl, BufferRole, Kernel, KernelPlan};
-use weft_runtime::{Executor, Gpu, RuntimeError};
+use weft_compiler::{Access, Binding, BufferDecl, BufferRole, ElemType, Kernel, KernelPlan};
+use weft_runtime::{Executor, Gpu, HostValues, RuntimeError};
 
 const AXPY: &str = "
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -18,7 +18,10 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
 ";
 
 fn buffer(name: &str, n: usize, role: BufferRole) -> (String, BufferDecl) {
-    (name.to_string(), BufferDecl { name: name.into(), bytes: 4 * n as u64, role, shape: vec![n] })
+    (
+        name.to_string(),
+        BufferDecl { name: name.into(), bytes: 4 * n as u64, role, shape: vec![n], elem: ElemType::F32 },
+    )
 }
 
 fn binding(index: u32, buffer: &str, access: Access, range: Option<(u64, u64)>) -> Binding {
@@ -98,6 +101,76 @@ fn bad_inputs_get_clear_errors() {
     let inputs = HashMap::from([("x".to_string(), vec![1.0; 128]), ("z".to_string(), vec![])]);
     let err = ex.run(&plan, &inputs).unwrap_err();
     assert_eq!(err.to_string(), "`z` is not an input of the plan; the plan expects: x");
+}
+
+const DOUBLE_IDS: &str = "
+@group(0) @binding(0) var<storage, read> ids: array<i32>;
+@group(0) @binding(1) var<storage, read_write> out: array<i32>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) id: vec3<u32>) {
+    if (id.x < arrayLength(&out)) { out[id.x] = 2 * ids[id.x]; }
+}
+";
+
+/// out = 2 * ids over n i32 values: an integer input and output.
+fn double_ids_plan(n: usize) -> KernelPlan {
+    let int = |name: &str, role| {
+        let (name, decl) = buffer(name, n, role);
+        (name, BufferDecl { elem: ElemType::I32, ..decl })
+    };
+    KernelPlan {
+        buffers: BTreeMap::from([int("ids", BufferRole::Input), int("out", BufferRole::Output)]),
+        kernels: vec![Kernel {
+            name: "double".into(),
+            wgsl: DOUBLE_IDS.into(),
+            entry_point: "main".into(),
+            workgroup_size: [64, 1, 1],
+            workgroups: [n.div_ceil(64) as u32, 1, 1],
+            bindings: vec![binding(0, "ids", Access::Read, None), binding(1, "out", Access::ReadWrite, None)],
+        }],
+    }
+}
+
+#[test]
+fn integer_buffers_take_i32_or_narrowed_i64_and_check_types() {
+    let mut ex = executor();
+    let plan = double_ids_plan(100);
+    let prepared = ex.prepare(&plan).unwrap();
+    let ids: Vec<i64> = (0..100).map(|i| i * 1000 - 50_000).collect();
+    let inputs = HashMap::from([("ids".to_string(), HostValues::I64(ids.clone()))]);
+    ex.upload_values(&prepared, &inputs).unwrap();
+    ex.execute(&prepared).unwrap();
+    let out = ex.download_values(&prepared).unwrap();
+    let want: Vec<i32> = ids.iter().map(|&v| 2 * v as i32).collect();
+    assert_eq!(out["out"], HostValues::I32(want));
+    // `download` reads f32 only, so it refuses an integer output.
+    let err = ex.download(&prepared).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "plan output `out` holds i32 values; read it with `Executor::download_values`"
+    );
+
+    let mut wide = ids.clone();
+    wide[7] = 1 << 31;
+    let inputs = HashMap::from([("ids".to_string(), HostValues::I64(wide))]);
+    let err = ex.upload_values(&prepared, &inputs).unwrap_err();
+    assert!(matches!(err, RuntimeError::InputOutOfRange { position: 7, .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "plan input `ids`: value 2147483648 at position 7 does not fit the i32 buffer"
+    );
+
+    let err = ex.upload(&prepared, &HashMap::from([("ids".to_string(), vec![1.0; 100])])).unwrap_err();
+    assert_eq!(err.to_string(), "plan input `ids` holds i32 values, but f32 values were given");
+    let f32_plan = ex.prepare(&axpy_plan(128, false)).unwrap();
+    let inputs = HashMap::from([("x".to_string(), HostValues::I32(vec![1; 128]))]);
+    let err = ex.upload_values(&f32_plan, &inputs).unwrap_err();
+    assert!(matches!(err, RuntimeError::InputType { .. }), "{err}");
+    assert_eq!(err.to_string(), "plan input `x` holds f32 values, but i32 values were given");
+    // Sizes are still checked first, in values.
+    let inputs = HashMap::from([("ids".to_string(), HostValues::I32(vec![1; 99]))]);
+    let err = ex.upload_values(&prepared, &inputs).unwrap_err();
+    assert_eq!(err.to_string(), "plan input `ids` has 99 values, expected 100 (shape [100])");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use weft_runtime::io::{HostTensor, TensorFile, TensorFileError, save};
+use weft_runtime::io::{HostTensor, IntTensor, TensorFile, TensorFileError, save};
 
 fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tensor_files");
@@ -50,4 +50,27 @@ fn errors_name_the_file_and_the_tensor() {
     assert!(matches!(err, TensorFileError::Format { .. }), "{err}");
     let err = TensorFile::load(Path::new("/no/such/file.safetensors")).map(|_| ()).unwrap_err();
     assert!(err.to_string().starts_with("cannot read /no/such/file.safetensors"), "{err}");
+}
+
+#[test]
+fn integer_tensors_read_as_i64() {
+    let path = scratch("ids.safetensors");
+    let ids: Vec<u8> = [3i64, -100, 1 << 40].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let targets: Vec<u8> = [7i32, -1].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let scores: Vec<u8> = [1.0f32].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let view =
+        |dtype, shape: Vec<usize>, data| safetensors::tensor::TensorView::new(dtype, shape, data).unwrap();
+    let tensors = [
+        ("ids", view(safetensors::Dtype::I64, vec![1, 3], &ids)),
+        ("targets", view(safetensors::Dtype::I32, vec![2], &targets)),
+        ("scores", view(safetensors::Dtype::F32, vec![1], &scores)),
+    ];
+    std::fs::write(&path, safetensors::serialize(tensors, None).unwrap()).unwrap();
+    let file = TensorFile::load(&path).unwrap();
+    assert_eq!(file.ints("ids").unwrap(), IntTensor { shape: vec![1, 3], data: vec![3, -100, 1 << 40] });
+    assert_eq!(file.ints("targets").unwrap(), IntTensor { shape: vec![2], data: vec![7, -1] });
+    let err = file.ints("scores").unwrap_err();
+    assert_eq!(err.to_string(), format!("tensor `scores` in {} is F32; expected I32 or I64", path.display()));
+    let err = file.f32("ids").unwrap_err();
+    assert_eq!(err.to_string(), format!("tensor `ids` in {} is I64; expected F32", path.display()));
 }

@@ -4,7 +4,9 @@
 //! Tolerance: `max |gpu - ref| / max |ref| <= 1e-4` per output (f32 kernels
 //! against f64; the largest reductions here sum 64 terms, worth ~1e-6).
 //! Inputs are fresh random values, magnitudes in [0.1, 2) with random signs (so
-//! never zero); `WEFT_TEST_SEED=<seed>` replays a run.
+//! never zero); integer leaves get valid ids below the vocabulary of the op
+//! that reads them (a leaf called `targets` about a quarter -100, one called
+//! `ignored` all -100). `WEFT_TEST_SEED=<seed>` replays a run.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -14,11 +16,11 @@ use rand::{Rng, SeedableRng};
 use weft_compiler::codegen::simple::{SimplePlanOptions, plan_graph};
 use weft_ir::autodiff::differentiate;
 use weft_ir::expr::parse_mask;
-use weft_ir::graph::{Graph, HeadRange, NodeId, Op, TensorType, ValidGraph};
+use weft_ir::graph::{DType, Graph, HeadRange, NodeId, Op, TensorType, ValidGraph};
 use weft_ir::interp::{Tensor, run};
 use weft_ir::lower::{LowerOptions, lower_pattern};
 use weft_ir::{Mask, Overrides};
-use weft_runtime::{Executor, Gpu};
+use weft_runtime::{Executor, Gpu, HostValues};
 
 const TOLERANCE: f64 = 1e-4;
 
@@ -72,6 +74,17 @@ fn op_graph(op: Op, shapes: &[&[usize]]) -> ValidGraph {
     g.validate().unwrap()
 }
 
+/// A graph applying `op` to leaves of the given names, dtypes and shapes
+/// (integer ids and targets among them), output `y`.
+fn leaf_graph(op: Op, leaves: &[(&str, DType, &[usize])]) -> ValidGraph {
+    let mut g = Graph::new(op.name());
+    let xs: Vec<NodeId> =
+        leaves.iter().map(|&(name, dtype, shape)| g.input(name, TensorType::new(dtype, shape))).collect();
+    let y = g.add(op, &xs).unwrap();
+    g.set_output("y", y);
+    g.validate().unwrap()
+}
+
 fn mask(src: &str) -> Mask {
     Mask::new(parse_mask(src).unwrap()).unwrap()
 }
@@ -87,6 +100,7 @@ fn masked_softmax(src: &str, head_offset: usize) -> Op {
 /// One small graph per op and per interesting variant (the same list as the
 /// compiler's `simple_codegen` tests).
 fn op_cases() -> Vec<(&'static str, ValidGraph)> {
+    use DType::{F32, I32, I64};
     let bhnd: &[usize] = &[2, 4, 8, 6];
     let mm = |ta, tb| Op::MatMul { transpose_a: ta, transpose_b: tb };
     vec![
@@ -157,6 +171,40 @@ fn op_cases() -> Vec<(&'static str, ValidGraph)> {
         ),
         // Queries 0..3 see no key at all: their rows must come out as zeros.
         ("attention-empty-rows", op_graph(attention("!window(3) & causal", 0), &[bhnd, bhnd, bhnd])),
+        // Integer leaves: ids and targets (`targets` about a quarter -100 on
+        // the GPU, `ignored` all -100), i32 or narrowed from i64.
+        ("embedding", leaf_graph(Op::Embedding, &[("ids", I32, &[2, 70]), ("table", F32, &[7, 3])])),
+        ("embedding-i64", leaf_graph(Op::Embedding, &[("ids", I64, &[5]), ("table", F32, &[9, 3])])),
+        (
+            "embedding-grad",
+            leaf_graph(Op::EmbeddingGrad { vocab: 7 }, &[("ids", I32, &[2, 70]), ("dy", F32, &[2, 70, 3])]),
+        ),
+        (
+            "cross-entropy",
+            leaf_graph(Op::CrossEntropy, &[("logits", F32, &[2, 20, 9]), ("targets", I32, &[2, 20])]),
+        ),
+        (
+            "cross-entropy-i64",
+            leaf_graph(Op::CrossEntropy, &[("logits", F32, &[5, 11]), ("targets", I64, &[5])]),
+        ),
+        (
+            "cross-entropy-all-ignored",
+            leaf_graph(Op::CrossEntropy, &[("logits", F32, &[4, 6]), ("ignored", I32, &[4])]),
+        ),
+        (
+            "cross-entropy-grad",
+            leaf_graph(
+                Op::CrossEntropyGrad,
+                &[("logits", F32, &[2, 20, 9]), ("targets", I32, &[2, 20]), ("dloss", F32, &[])],
+            ),
+        ),
+        (
+            "cross-entropy-grad-all-ignored",
+            leaf_graph(
+                Op::CrossEntropyGrad,
+                &[("logits", F32, &[4, 6]), ("ignored", I32, &[4]), ("dloss", F32, &[])],
+            ),
+        ),
     ]
 }
 
@@ -166,18 +214,50 @@ fn value(rng: &mut StdRng, positive: bool) -> f32 {
     if positive || rng.random_bool(0.5) { magnitude } else { -magnitude }
 }
 
-/// Random inputs for every leaf of `graph`, as f32 for the GPU and the same
-/// values as f64 tensors for the interpreter.
-fn inputs(graph: &ValidGraph, rng: &mut StdRng) -> (HashMap<String, Vec<f32>>, HashMap<String, Tensor>) {
+/// The number of valid ids of integer leaf `leaf`: the vocabulary of the
+/// first op that reads it.
+fn id_limit(graph: &ValidGraph, leaf: NodeId) -> usize {
+    let reader = graph.node_ids().map(|id| graph.node(id)).find(|n| n.inputs.contains(&leaf)).unwrap();
+    let shape = |i: usize| &graph.node(reader.inputs[i]).ty.shape;
+    match reader.op {
+        Op::Embedding => shape(1)[0],
+        Op::EmbeddingGrad { vocab } => vocab,
+        Op::CrossEntropy | Op::CrossEntropyGrad => *shape(0).last().unwrap(),
+        ref op => panic!("integer leaf read by {op}"),
+    }
+}
+
+/// Random inputs for every leaf of `graph`, typed for the GPU (f32, and i32 or
+/// i64 ids) and the same values as f64 tensors for the interpreter.
+fn inputs(graph: &ValidGraph, rng: &mut StdRng) -> (HashMap<String, HostValues>, HashMap<String, Tensor>) {
     let positive = graph.node_ids().any(|id| matches!(graph.node(id).op, Op::Log));
     let mut gpu = HashMap::new();
     let mut reference = HashMap::new();
     for (id, name) in graph.leaves() {
-        let shape = graph.node(id).ty.shape.clone();
-        let data: Vec<f32> = (0..shape.iter().product()).map(|_| value(rng, positive)).collect();
-        let tensor = Tensor::new(shape, data.iter().map(|&v| f64::from(v)).collect()).unwrap();
-        gpu.insert(name.to_string(), data);
-        reference.insert(name.to_string(), tensor);
+        let ty = &graph.node(id).ty;
+        let count = ty.shape.iter().product();
+        let (values, f64s): (HostValues, Vec<f64>) = if ty.dtype == DType::F32 {
+            let data: Vec<f32> = (0..count).map(|_| value(rng, positive)).collect();
+            let f64s = data.iter().map(|&v| f64::from(v)).collect();
+            (HostValues::F32(data), f64s)
+        } else {
+            let limit = id_limit(graph, id) as i64;
+            let ignored = match name {
+                "targets" => 0.25,
+                "ignored" => 1.0,
+                _ => 0.0,
+            };
+            let data: Vec<i64> = (0..count)
+                .map(|_| if rng.random_bool(ignored) { -100 } else { rng.random_range(0..limit) })
+                .collect();
+            let f64s = data.iter().map(|&v| v as f64).collect();
+            match ty.dtype {
+                DType::I64 => (HostValues::I64(data), f64s),
+                _ => (HostValues::I32(data.iter().map(|&v| v as i32).collect()), f64s),
+            }
+        };
+        gpu.insert(name.to_string(), values);
+        reference.insert(name.to_string(), Tensor::new(ty.shape.clone(), f64s).unwrap());
     }
     (gpu, reference)
 }
@@ -193,7 +273,7 @@ fn gpu_error(
 ) -> f64 {
     let plan = plan_graph(graph, opts).unwrap_or_else(|e| panic!("{label}: {e}"));
     let (gpu_inputs, ref_inputs) = inputs(graph, rng);
-    let got = ex.run(&plan, &gpu_inputs).unwrap_or_else(|e| panic!("{label}: {e}"));
+    let got = ex.run_with(&plan, &gpu_inputs).unwrap_or_else(|e| panic!("{label}: {e}"));
     let want = run(graph, &ref_inputs).unwrap_or_else(|e| panic!("{label}: {e}"));
     let mut worst = 0.0f64;
     for (name, expected) in &want {
@@ -306,4 +386,89 @@ fn example_backward_graphs_match_the_interpreter_on_the_gpu() {
         }
     }
     check_all(&mut ex, &cases, &opts, &mut rng);
+}
+
+/// A tiny language model: i64 ids through a trainable embedding, a reshape, a
+/// projection by a trainable lm head (`[V, C]`, transposed), a reshape back to
+/// `[B, N, V]` and the mean cross-entropy against targets with ignored rows.
+fn lm_graph() -> ValidGraph {
+    let (b, n, c, v) = (2, 16, 8, 37);
+    let mut g = Graph::new("lm");
+    let ids = g.input("ids", TensorType::new(DType::I64, [b, n]));
+    let targets = g.input("targets", TensorType::new(DType::I32, [b, n]));
+    let embed = g.parameter("embed", TensorType::f32([v, c]), true);
+    let head = g.parameter("lm_head", TensorType::f32([v, c]), true);
+    let x = g.add(Op::Embedding, &[ids, embed]).unwrap();
+    let rows = g.reshape(x, &[b * n, c]).unwrap();
+    let logits = g.matmul(rows, head, false, true).unwrap();
+    let logits = g.reshape(logits, &[b, n, v]).unwrap();
+    let loss = g.add(Op::CrossEntropy, &[logits, targets]).unwrap();
+    g.set_output("loss", loss);
+    g.validate().unwrap()
+}
+
+/// The loss and the gradients of both parameters, op by op on the GPU.
+#[test]
+fn a_tiny_language_model_and_its_backward_match_the_interpreter_on_the_gpu() {
+    let mut rng = rng();
+    let mut ex = executor();
+    let forward = lm_graph();
+    let grads = differentiate(&forward, &["embed", "lm_head"]).unwrap();
+    let outputs: Vec<&str> = grads.graph.outputs().iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(outputs, ["loss", "dembed", "dlm_head"]);
+    let ops: Vec<&str> = grads.graph.node_ids().map(|id| grads.graph.node(id).op.name()).collect();
+    assert!(ops.contains(&"embedding-grad") && ops.contains(&"cross-entropy-grad"), "{ops:?}");
+    let cases = vec![("lm forward".to_string(), forward), ("lm backward".to_string(), grads.graph)];
+    let opts = device_options(&ex);
+    check_all(&mut ex, &cases, &opts, &mut rng);
+    let opts = tiny_options(&ex);
+    check_all(&mut ex, &cases, &opts, &mut rng);
+}
+
+fn t(values: &[f32]) -> HostValues {
+    HostValues::F32(values.to_vec())
+}
+
+/// Ids and targets outside the table cannot be reported by a kernel: they
+/// read nothing out of bounds and give NaN (the lookup's row, the loss, the
+/// gradient's row); the embedding gradient drops them.
+#[test]
+fn ids_outside_the_table_give_nan_not_a_crash() {
+    use DType::I32;
+    let mut ex = executor();
+    let run = |ex: &mut Executor, graph: &ValidGraph, inputs: Vec<(&str, HostValues)>| {
+        let plan = plan_graph(graph, &device_options(ex)).unwrap();
+        let inputs = inputs.into_iter().map(|(n, v)| (n.to_string(), v)).collect();
+        ex.run_with(&plan, &inputs).unwrap().remove("y").unwrap()
+    };
+
+    let graph = leaf_graph(Op::Embedding, &[("ids", I32, &[4]), ("table", DType::F32, &[3, 2])]);
+    let table = t(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+    let y = run(&mut ex, &graph, vec![("ids", HostValues::I32(vec![2, 3, -1, 0])), ("table", table)]);
+    assert_eq!(y[..2], [5.0, 6.0]);
+    assert!(y[2..6].iter().all(|v| v.is_nan()), "{y:?}");
+    assert_eq!(y[6..], [1.0, 2.0]);
+
+    let graph =
+        leaf_graph(Op::EmbeddingGrad { vocab: 2 }, &[("ids", I32, &[3]), ("dy", DType::F32, &[3, 1])]);
+    let y =
+        run(&mut ex, &graph, vec![("ids", HostValues::I32(vec![1, 7, 1])), ("dy", t(&[1.0, 10.0, 100.0]))]);
+    assert_eq!(y, [0.0, 101.0]);
+
+    let graph = leaf_graph(Op::CrossEntropy, &[("logits", DType::F32, &[2, 3]), ("targets", I32, &[2])]);
+    let logits = t(&[0.5, -1.0, 2.0, 1.0, 1.0, 1.0]);
+    let y = run(&mut ex, &graph, vec![("logits", logits.clone()), ("targets", HostValues::I32(vec![1, 3]))]);
+    assert!(y[0].is_nan(), "{y:?}");
+    // An ignored row next to a valid one: the mean is over the valid row only.
+    let y =
+        run(&mut ex, &graph, vec![("logits", logits.clone()), ("targets", HostValues::I32(vec![-100, 1]))]);
+    assert!((y[0] - 3f32.ln()).abs() < 1e-6, "{y:?}");
+
+    let graph = leaf_graph(
+        Op::CrossEntropyGrad,
+        &[("logits", DType::F32, &[2, 3]), ("targets", I32, &[2]), ("dloss", DType::F32, &[])],
+    );
+    let inputs = vec![("logits", logits), ("targets", HostValues::I32(vec![0, 5])), ("dloss", t(&[1.0]))];
+    let y = run(&mut ex, &graph, inputs);
+    assert!(y[..3].iter().all(|v| v.is_finite()) && y[3..].iter().all(|v| v.is_nan()), "{y:?}");
 }

@@ -22,7 +22,7 @@ use crate::codegen::attention::{
     AttentionShape, KernelSource, delta_kernel, dkdv_kernel, dq_kernel, forward_kernel,
 };
 use crate::codegen::mask::{MAX_MAGNITUDE, MaskError, check_sizes, mask_functions};
-use crate::kernel::{Binding, BufferDecl, BufferRole, Kernel, KernelPlan};
+use crate::kernel::{Binding, BufferDecl, BufferRole, ElemType, Kernel, KernelPlan};
 use crate::shader::validate_wgsl;
 
 pub use layout::{Chunk, fold_grid};
@@ -345,7 +345,10 @@ fn declare_buffers(
 ) -> Result<(), AttentionError> {
     let (b, h, n, d) = (desc.batch, desc.n_heads, desc.seq_len, desc.head_dim);
     let mut add = |name: &str, shape: Vec<usize>, bytes: u64, role: BufferRole| {
-        plan.buffers.insert(name.to_string(), BufferDecl { name: name.to_string(), bytes, role, shape });
+        plan.buffers.insert(
+            name.to_string(),
+            BufferDecl { name: name.to_string(), bytes, role, shape, elem: ElemType::F32 },
+        );
     };
     let tensor = (b * h * n * d * 4) as u64;
     let rows = (b * h * n * 4) as u64;

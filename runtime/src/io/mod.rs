@@ -10,4 +10,4 @@ pub use adapter::{ADAPTER_CONFIG, ADAPTER_WEIGHTS, Adapter, AdapterError, load_a
 pub use atomic::write_atomically;
 pub use checkpoint::{CheckpointError, INDEX_FILE, SINGLE_FILE, load_checkpoint};
 pub use float16::{bf16_to_f32, f16_to_f32};
-pub use tensors::{HostTensor, TensorFile, TensorFileError, save};
+pub use tensors::{HostTensor, IntTensor, TensorFile, TensorFileError, save};

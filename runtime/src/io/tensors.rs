@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensors};
 
 use super::float16::{bf16_to_f32, f16_to_f32};
@@ -14,6 +15,14 @@ use super::write_atomically;
 pub struct HostTensor {
     pub shape: Vec<usize>,
     pub data: Vec<f32>,
+}
+
+/// An integer tensor in host memory, row-major: token ids or targets, as
+/// i64 whatever their stored width (see [`crate::HostValues::I64`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IntTensor {
+    pub shape: Vec<usize>,
+    pub data: Vec<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,42 +84,73 @@ impl TensorFile {
         self.decode(name, &[Dtype::F32, Dtype::F16, Dtype::BF16], "F32, F16 or BF16")
     }
 
-    fn decode(
+    /// The tensor `name`, which must be I32 or I64 (token ids, targets).
+    pub fn ints(&self, name: &str) -> Result<IntTensor, TensorFileError> {
+        let expected = "I32 or I64";
+        self.with_view(name, &[Dtype::I32, Dtype::I64], expected, |view| {
+            // Little-endian and maybe unaligned: decode byte by byte.
+            let bytes = view.data();
+            let data = match view.dtype() {
+                Dtype::I32 => bytes
+                    .chunks_exact(4)
+                    .map(|c| i64::from(i32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+                    .collect(),
+                _ => bytes
+                    .chunks_exact(8)
+                    .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+                    .collect(),
+            };
+            IntTensor { shape: view.shape().to_vec(), data }
+        })
+    }
+
+    /// `f` of the tensor `name`, whose dtype must be one of `accepted`.
+    fn with_view<T>(
         &self,
         name: &str,
         accepted: &[Dtype],
         expected: &'static str,
-    ) -> Result<HostTensor, TensorFileError> {
+        f: impl FnOnce(&TensorView<'_>) -> T,
+    ) -> Result<T, TensorFileError> {
         let st = self.parse()?;
         let view = st.tensor(name).map_err(|_| TensorFileError::Missing {
             path: self.path.clone(),
             name: name.into(),
             available: self.names().join(", "),
         })?;
-        let wrong_dtype = || TensorFileError::Dtype {
-            path: self.path.clone(),
-            name: name.into(),
-            found: format!("{:?}", view.dtype()),
-            expected,
-        };
         if !accepted.contains(&view.dtype()) {
-            return Err(wrong_dtype());
+            return Err(TensorFileError::Dtype {
+                path: self.path.clone(),
+                name: name.into(),
+                found: format!("{:?}", view.dtype()),
+                expected,
+            });
         }
-        // safetensors data is little-endian and may be unaligned: decode byte by byte.
-        let bytes = view.data();
-        let data = match view.dtype() {
-            Dtype::F32 => {
-                bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
-            }
-            Dtype::F16 => {
-                bytes.chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect()
-            }
-            Dtype::BF16 => {
-                bytes.chunks_exact(2).map(|c| bf16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect()
-            }
-            _ => return Err(wrong_dtype()),
-        };
-        Ok(HostTensor { shape: view.shape().to_vec(), data })
+        Ok(f(&view))
+    }
+
+    /// A float tensor as f32; `accepted` lists float dtypes only.
+    fn decode(
+        &self,
+        name: &str,
+        accepted: &[Dtype],
+        expected: &'static str,
+    ) -> Result<HostTensor, TensorFileError> {
+        self.with_view(name, accepted, expected, |view| {
+            // safetensors data is little-endian and may be unaligned: decode byte by byte.
+            let bytes = view.data();
+            let data = match view.dtype() {
+                Dtype::F16 => {
+                    bytes.chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect()
+                }
+                Dtype::BF16 => {
+                    bytes.chunks_exact(2).map(|c| bf16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect()
+                }
+                // F32, the one other dtype callers accept.
+                _ => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+            };
+            HostTensor { shape: view.shape().to_vec(), data }
+        })
     }
 }
 

@@ -18,7 +18,7 @@ use super::CodegenError;
 use super::builder::{KernelBuilder, Region};
 use super::plan::{Ctx, Operand};
 use crate::codegen::mask::mask_functions;
-use crate::kernel::{BufferRole, Kernel};
+use crate::kernel::{BufferRole, ElemType, Kernel};
 
 pub(crate) fn emit(
     cx: &mut Ctx,
@@ -74,6 +74,7 @@ pub(crate) fn emit(
             base: (row0 % scratch_rows) * n,
             elems: len * n,
             total: scratch_rows * n,
+            elem: ElemType::F32,
         };
         let name = |stage: &str| {
             if chunks == 1 { cx.kernel_name(stage) } else { cx.kernel_name(&format!("{stage}_c{c}")) }

@@ -8,7 +8,7 @@
 use std::fmt::Write;
 
 use super::{CodegenError, SimplePlanOptions, Site};
-use crate::kernel::{Access, Binding, Kernel};
+use crate::kernel::{Access, Binding, ElemType, Kernel};
 use crate::shader::validate_wgsl;
 
 /// Threads per workgroup: eight of lavapipe's 8-wide SIMD lanes, and a
@@ -25,20 +25,26 @@ pub(crate) fn f32_literal(v: f32) -> String {
     if v.is_sign_negative() { format!("({text})") } else { text }
 }
 
-/// A run of `elems` f32 values starting at element `base` of a plan buffer
-/// that holds `total` elements.
+/// A run of `elems` values of type `elem` starting at element `base` of a
+/// plan buffer that holds `total` elements.
 #[derive(Clone, Debug)]
 pub(crate) struct Region {
     pub buffer: String,
     pub base: u64,
     pub elems: u64,
     pub total: u64,
+    pub elem: ElemType,
 }
 
 impl Region {
-    /// A whole buffer.
+    /// A whole f32 buffer.
     pub(crate) fn whole(buffer: &str, elems: u64) -> Self {
-        Region { buffer: buffer.to_string(), base: 0, elems, total: elems }
+        Region { buffer: buffer.to_string(), base: 0, elems, total: elems, elem: ElemType::F32 }
+    }
+
+    /// The same region holding `elem` values.
+    pub(crate) fn with_elem(self, elem: ElemType) -> Self {
+        Region { elem, ..self }
     }
 }
 
@@ -95,8 +101,9 @@ impl<'a> KernelBuilder<'a> {
     }
 
     /// Declares `var` over `region` with accessors `ld_var(i)` / `st_var(i, v)`,
-    /// `i` counted from the region's start.
+    /// `i` counted from the region's start, typed by the region's element type.
     fn bind(&mut self, var: &str, region: &Region, how: Use) -> Result<(), CodegenError> {
+        let ty = region.elem.wgsl();
         let access = if how == Use::Read { Access::Read } else { Access::ReadWrite };
         let space = if how == Use::Read { "read" } else { "read_write" };
         let bytes = region.elems.saturating_mul(4);
@@ -113,13 +120,13 @@ impl<'a> KernelBuilder<'a> {
                 )));
             }
             let index = self.bindings.len() as u32;
-            let _ = writeln!(d, "@group(0) @binding({index}) var<storage, {space}> {var}: array<f32>;");
+            let _ = writeln!(d, "@group(0) @binding({index}) var<storage, {space}> {var}: array<{ty}>;");
             self.bindings.push(Binding { index, buffer: region.buffer.clone(), access, range });
             if how != Use::Write {
-                let _ = writeln!(d, "fn ld_{var}(i: u32) -> f32 {{ return {var}[i]; }}");
+                let _ = writeln!(d, "fn ld_{var}(i: u32) -> {ty} {{ return {var}[i]; }}");
             }
             if how != Use::Read {
-                let _ = writeln!(d, "fn st_{var}(i: u32, value: f32) {{ {var}[i] = value; }}");
+                let _ = writeln!(d, "fn st_{var}(i: u32, value: {ty}) {{ {var}[i] = value; }}");
             }
             return Ok(());
         }
@@ -133,7 +140,7 @@ impl<'a> KernelBuilder<'a> {
         for p in 0..parts {
             let index = self.bindings.len() as u32;
             let len = seg.min(region.elems - p * seg);
-            let _ = writeln!(d, "@group(0) @binding({index}) var<storage, {space}> {var}_{p}: array<f32>;");
+            let _ = writeln!(d, "@group(0) @binding({index}) var<storage, {space}> {var}_{p}: array<{ty}>;");
             self.bindings.push(Binding {
                 index,
                 buffer: region.buffer.clone(),
@@ -144,14 +151,14 @@ impl<'a> KernelBuilder<'a> {
         let _ = writeln!(d, "// `{var}` spans {parts} bindings of {seg} elements.");
         let split = format!("    let part = i / {seg}u;\n    let j = i - part * {seg}u;");
         if how != Use::Write {
-            let _ = writeln!(d, "fn ld_{var}(i: u32) -> f32 {{\n{split}");
+            let _ = writeln!(d, "fn ld_{var}(i: u32) -> {ty} {{\n{split}");
             for p in 0..parts - 1 {
                 let _ = writeln!(d, "    if (part == {p}u) {{ return {var}_{p}[j]; }}");
             }
             let _ = writeln!(d, "    return {var}_{}[j];\n}}", parts - 1);
         }
         if how != Use::Read {
-            let _ = writeln!(d, "fn st_{var}(i: u32, value: f32) {{\n{split}");
+            let _ = writeln!(d, "fn st_{var}(i: u32, value: {ty}) {{\n{split}");
             for p in 0..parts - 1 {
                 let _ = writeln!(d, "    if (part == {p}u) {{ {var}_{p}[j] = value; return; }}");
             }

@@ -11,13 +11,17 @@
 //! - one file per op family: `elementwise.rs`, `layout.rs`, `reduce.rs`,
 //!   `matmul.rs`, `rms_norm.rs`, `rope.rs`, `attention.rs` and
 //!   `masked_softmax.rs` (their mask function comes from [`super::mask`],
-//!   shared with the fused kernels);
+//!   shared with the fused kernels), `embedding.rs` (lookup and its
+//!   scatter-free gradient) and `cross_entropy.rs` (the loss and its
+//!   gradient), the two families that read integer (`i32`) buffers;
 //! - `plan.rs`: buffers, aliasing and output naming;
 //! - `render.rs`: a plan as text, for golden files and inspection.
 
 mod attention;
 mod builder;
+mod cross_entropy;
 mod elementwise;
+mod embedding;
 mod layout;
 mod masked_softmax;
 mod matmul;
@@ -88,7 +92,10 @@ impl SimplePlanOptions {
 pub enum CodegenError {
     #[error("node {node}: op `{op}` is not supported by the simple code generator yet")]
     Unsupported { op: &'static str, node: NodeId },
-    #[error("node {node} ({op}): dtype {dtype} is not supported; the simple kernels are f32 only")]
+    #[error(
+        "node {node} ({op}): dtype {dtype} is not supported; the simple kernels compute in f32 \
+         and take integers (i32, i64) only as graph inputs"
+    )]
     UnsupportedDType { op: &'static str, node: NodeId, dtype: DType },
     #[error("node {node} ({op}): {what}")]
     TooLarge { op: &'static str, node: NodeId, what: String },

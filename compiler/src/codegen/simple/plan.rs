@@ -7,8 +7,9 @@ use weft_ir::graph::{DType, NodeId, Op, ValidGraph};
 
 use super::builder::{Region, elements};
 use super::{CodegenError, SimplePlanOptions, Site};
-use super::{attention, elementwise, layout, masked_softmax, matmul, reduce, rms_norm, rope};
-use crate::kernel::{BufferDecl, BufferRole, Kernel, KernelPlan};
+use super::{attention, cross_entropy, elementwise, embedding, layout, masked_softmax, matmul, reduce};
+use super::{rms_norm, rope};
+use crate::kernel::{BufferDecl, BufferRole, ElemType, Kernel, KernelPlan};
 
 /// Every element index must fit the kernels' u32 (and i32 mask) arithmetic.
 const MAX_ELEMENTS: u64 = 1 << 31;
@@ -46,7 +47,7 @@ impl Ctx<'_> {
         CodegenError::Unsupported { op: self.site.op, node: self.site.node }
     }
 
-    /// Adds a buffer named after the node (`n9_scores`) and returns its name.
+    /// Adds an f32 buffer named after the node (`n9_scores`) and returns its name.
     pub(crate) fn add_buffer(
         &mut self,
         suffix: &str,
@@ -55,7 +56,7 @@ impl Ctx<'_> {
         shape: Vec<usize>,
     ) -> String {
         let name = self.names.fresh(&format!("{}_{suffix}", self.prefix));
-        self.extra.push(BufferDecl { name: name.clone(), bytes, role, shape });
+        self.extra.push(BufferDecl { name: name.clone(), bytes, role, shape, elem: ElemType::F32 });
         name
     }
 }
@@ -84,6 +85,11 @@ impl Names {
 /// other node gets a buffer `n{index}` unless it is a reshape that shares its
 /// operand's buffer. An output takes over its node's buffer under the output's
 /// name (role `Output`) when it can, and is copied into one otherwise.
+///
+/// Every buffer holds f32 except those of integer leaves (`i32` and `i64`
+/// ids and targets), which hold i32: the runtime narrows `i64` values on
+/// upload. Integer tensors are only ever read, so no other node, and no
+/// output, may be an integer.
 pub fn plan_graph(graph: &ValidGraph, opts: &SimplePlanOptions) -> Result<KernelPlan, CodegenError> {
     opts.check()?;
     let ids: Vec<NodeId> = graph.node_ids().collect();
@@ -103,9 +109,14 @@ pub fn plan_graph(graph: &ValidGraph, opts: &SimplePlanOptions) -> Result<Kernel
 
     let mut names = Names::default();
     let leaves: HashSet<&str> = graph.leaves().map(|(_, name)| name).collect();
-    for (name, _) in graph.outputs() {
+    for (name, id) in graph.outputs() {
         if leaves.contains(name.as_str()) {
             return Err(CodegenError::NameClash { name: name.clone() });
+        }
+        // Outputs are read back as f32; integer leaves are never copied out.
+        let dtype = graph.node(*id).ty.dtype;
+        if dtype != DType::F32 {
+            return Err(CodegenError::UnsupportedDType { op: "output", node: *id, dtype });
         }
         names.0.insert(name.clone());
     }
@@ -134,16 +145,19 @@ pub fn plan_graph(graph: &ValidGraph, opts: &SimplePlanOptions) -> Result<Kernel
     }
 
     let mut plan = KernelPlan::default();
-    for (name, role, shape) in buffer.iter().flatten() {
+    for &id in &ids {
+        let Some((name, role, shape)) = &buffer[id.index()] else { continue };
         let bytes = elements(shape) * 4;
+        let elem = elem_type(graph.node(id).ty.dtype);
         plan.buffers.insert(
             name.clone(),
-            BufferDecl { name: name.clone(), bytes, role: role.clone(), shape: shape.clone() },
+            BufferDecl { name: name.clone(), bytes, role: role.clone(), shape: shape.clone(), elem },
         );
     }
     let region = |id: NodeId| -> Region {
         let name = buffer[root[id.index()].index()].as_ref().map_or("", |b| b.0.as_str());
-        Region::whole(name, elements(&graph.node(id).ty.shape))
+        let node = graph.node(id);
+        Region::whole(name, elements(&node.ty.shape)).with_elem(elem_type(node.ty.dtype))
     };
 
     for &id in &ids {
@@ -169,7 +183,13 @@ pub fn plan_graph(graph: &ValidGraph, opts: &SimplePlanOptions) -> Result<Kernel
         let cx = Ctx { site, opts, prefix: String::new(), names: &mut names, extra: Vec::new() };
         let to = Region::whole(&name, elements(&shape));
         let kernel = layout::copy(&cx, &format!("output_copy_{i}"), &region(id), &to)?;
-        let decl = BufferDecl { name: name.clone(), bytes: to.elems * 4, role: BufferRole::Output, shape };
+        let decl = BufferDecl {
+            name: name.clone(),
+            bytes: to.elems * 4,
+            role: BufferRole::Output,
+            shape,
+            elem: ElemType::F32,
+        };
         add(&mut plan, vec![decl], vec![kernel]);
     }
     Ok(plan)
@@ -181,11 +201,20 @@ fn add(plan: &mut KernelPlan, buffers: Vec<BufferDecl>, kernels: Vec<Kernel>) {
     plan.kernels.extend(kernels);
 }
 
-/// f32 only, and small enough for one device buffer and 32-bit indices.
+/// The element type of a node's buffer; only leaves may be integers (`check_node`).
+fn elem_type(dtype: DType) -> ElemType {
+    match dtype {
+        DType::I32 | DType::I64 => ElemType::I32,
+        DType::F32 | DType::F16 => ElemType::F32,
+    }
+}
+
+/// f32, or an integer leaf, and small enough for one device buffer and 32-bit indices.
 fn check_node(graph: &ValidGraph, id: NodeId, opts: &SimplePlanOptions) -> Result<(), CodegenError> {
     let node = graph.node(id);
     let op = node.op.name();
-    if node.ty.dtype != DType::F32 {
+    let integer_leaf = node.op.leaf_name().is_some() && matches!(node.ty.dtype, DType::I32 | DType::I64);
+    if node.ty.dtype != DType::F32 && !integer_leaf {
         return Err(CodegenError::UnsupportedDType { op, node: id, dtype: node.ty.dtype });
     }
     let elems = elements(&node.ty.shape);
@@ -237,9 +266,9 @@ fn emit(cx: &mut Ctx, op: &Op, inputs: &[Operand], out: &Operand) -> Result<Vec<
         }
         // Fused attention is the fused path's business (`codegen::attention`), not the op-by-op baseline's.
         Op::FusedAttention { .. } => Err(cx.unsupported()),
-        // Integer operands need integer buffers, which the runtime does not have yet.
-        Op::Embedding | Op::EmbeddingGrad { .. } | Op::CrossEntropy | Op::CrossEntropyGrad => {
-            Err(cx.unsupported())
-        }
+        Op::Embedding => embedding::emit(cx, inputs, out),
+        Op::EmbeddingGrad { .. } => embedding::emit_grad(cx, inputs, out),
+        Op::CrossEntropy => cross_entropy::emit(cx, inputs, out),
+        Op::CrossEntropyGrad => cross_entropy::emit_grad(cx, inputs, out),
     }
 }

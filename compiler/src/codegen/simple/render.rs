@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::kernel::{Access, BufferRole, KernelPlan};
+use crate::kernel::{Access, BufferRole, ElemType, KernelPlan};
 
 pub fn render_plan(plan: &KernelPlan) -> String {
     let mut out = String::new();
@@ -22,7 +22,9 @@ pub fn render_plan(plan: &KernelPlan) -> String {
             BufferRole::Scratch => "scratch".to_string(),
             BufferRole::Const(bytes) => format!("const ({} bytes of data)", bytes.len()),
         };
-        let _ = writeln!(out, "buffer {} {:?}: {} bytes, {role}", b.name, b.shape, b.bytes);
+        // f32 goes without saying.
+        let elem = if b.elem == ElemType::F32 { String::new() } else { format!(" {}", b.elem) };
+        let _ = writeln!(out, "buffer {} {:?}{elem}: {} bytes, {role}", b.name, b.shape, b.bytes);
     }
     for k in &plan.kernels {
         let _ = writeln!(

@@ -1,0 +1,135 @@
+//! Tensor values on the host, typed as a plan's buffers are (see
+//! [`ElemType`]): what [`Executor::upload_values`](crate::Executor::upload_values)
+//! takes and [`Executor::download_values`](crate::Executor::download_values) returns.
+
+use std::borrow::Cow;
+
+use weft_compiler::ElemType;
+
+use crate::error::RuntimeError;
+
+/// One tensor's values, row-major.
+///
+/// `I64` is accepted for `i32` buffers and narrowed on upload (token ids and
+/// targets are int64 in PyTorch and in most safetensors files); a value
+/// outside the `i32` range is an error, never a silent wrap.
+#[derive(Clone, Debug, PartialEq)]
+pub enum HostValues {
+    F32(Vec<f32>),
+    I32(Vec<i32>),
+    I64(Vec<i64>),
+}
+
+impl HostValues {
+    /// The number of values.
+    pub fn len(&self) -> usize {
+        match self {
+            HostValues::F32(v) => v.len(),
+            HostValues::I32(v) => v.len(),
+            HostValues::I64(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `f32`, `i32` or `i64`, for messages.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            HostValues::F32(_) => "f32",
+            HostValues::I32(_) => "i32",
+            HostValues::I64(_) => "i64",
+        }
+    }
+
+    /// The f32 values, if these are f32.
+    pub fn as_f32(&self) -> Option<&[f32]> {
+        if let HostValues::F32(v) = self { Some(v) } else { None }
+    }
+
+    /// The i32 values, if these are i32.
+    pub fn as_i32(&self) -> Option<&[i32]> {
+        if let HostValues::I32(v) = self { Some(v) } else { None }
+    }
+}
+
+impl From<Vec<f32>> for HostValues {
+    fn from(v: Vec<f32>) -> Self {
+        HostValues::F32(v)
+    }
+}
+
+impl From<Vec<i32>> for HostValues {
+    fn from(v: Vec<i32>) -> Self {
+        HostValues::I32(v)
+    }
+}
+
+impl From<Vec<i64>> for HostValues {
+    fn from(v: Vec<i64>) -> Self {
+        HostValues::I64(v)
+    }
+}
+
+/// Borrowed values on their way to a buffer.
+#[derive(Clone, Copy)]
+pub(crate) enum HostSlice<'a> {
+    F32(&'a [f32]),
+    I32(&'a [i32]),
+    I64(&'a [i64]),
+}
+
+impl<'a> From<&'a HostValues> for HostSlice<'a> {
+    fn from(v: &'a HostValues) -> Self {
+        match v {
+            HostValues::F32(v) => HostSlice::F32(v),
+            HostValues::I32(v) => HostSlice::I32(v),
+            HostValues::I64(v) => HostSlice::I64(v),
+        }
+    }
+}
+
+impl<'a> HostSlice<'a> {
+    pub(crate) fn len(self) -> usize {
+        match self {
+            HostSlice::F32(v) => v.len(),
+            HostSlice::I32(v) => v.len(),
+            HostSlice::I64(v) => v.len(),
+        }
+    }
+
+    fn type_name(self) -> &'static str {
+        match self {
+            HostSlice::F32(_) => "f32",
+            HostSlice::I32(_) => "i32",
+            HostSlice::I64(_) => "i64",
+        }
+    }
+
+    /// The bytes of input `name` for a buffer of `elem`s: checks the type and
+    /// narrows i64 to i32 (the only case that copies).
+    pub(crate) fn bytes(self, name: &str, elem: ElemType) -> Result<Cow<'a, [u8]>, RuntimeError> {
+        match (self, elem) {
+            (HostSlice::F32(v), ElemType::F32) => Ok(Cow::Borrowed(bytemuck::cast_slice(v))),
+            (HostSlice::I32(v), ElemType::I32) => Ok(Cow::Borrowed(bytemuck::cast_slice(v))),
+            (HostSlice::I64(v), ElemType::I32) => {
+                let mut out = Vec::with_capacity(v.len() * 4);
+                for (position, &value) in v.iter().enumerate() {
+                    let narrow = i32::try_from(value).map_err(|_| RuntimeError::InputOutOfRange {
+                        name: name.to_string(),
+                        position,
+                        value,
+                    })?;
+                    out.extend_from_slice(&narrow.to_ne_bytes());
+                }
+                Ok(Cow::Owned(out))
+            }
+            _ => Err(RuntimeError::InputType {
+                name: name.to_string(),
+                expected: elem,
+                found: self.type_name(),
+            }),
+        }
+    }
+}
