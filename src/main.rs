@@ -33,6 +33,8 @@ enum Command {
     Compile(commands::compile::CompileArgs),
     /// Run a pattern's attention on the GPU on tensors from a safetensors file.
     Attn(commands::attn::AttnArgs),
+    /// Run a Hugging Face LLaMA checkpoint's forward pass (logits, and the loss with --loss).
+    Forward(commands::forward::ForwardArgs),
     /// Measure fused attention configurations on the current adapter and cache the fastest
     /// (`attn` and `bench attn` use it).
     Tune(commands::tune::TuneArgs),
@@ -71,6 +73,7 @@ fn main() -> ExitCode {
         Command::Compile(a) => commands::compile::run(&a),
         Command::Attn(a) => commands::attn::run(&a),
         Command::Tune(a) => commands::tune::run(&a),
+        Command::Forward(a) => commands::forward::run(&a),
         Command::Bench(w) => commands::bench::run(&w),
         Command::Graph(a) => commands::graph::run(&a),
     };

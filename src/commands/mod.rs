@@ -4,6 +4,7 @@ pub mod attn;
 pub mod bench;
 pub mod check;
 pub mod compile;
+pub mod forward;
 pub mod graph;
 pub mod inspect;
 pub mod kernels;

@@ -1,0 +1,129 @@
+//! `weft forward MODEL_DIR --input IN.safetensors --out OUT.safetensors
+//! [--pattern SPEC] [--adapter DIR] [--loss]`: a Hugging Face LLaMA checkpoint's
+//! forward pass on the GPU.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use weft_compiler::{SimplePlanOptions, plan_graph};
+use weft_ir::Overrides;
+use weft_ir::model::{LlamaConfig, ModelGraphOptions, build_llama_graph};
+use weft_runtime::io::{HostTensor, TensorFile, load_adapter, load_checkpoint, save};
+use weft_runtime::{Executor, Gpu, HostValues};
+
+#[derive(Args, Debug)]
+pub struct ForwardArgs {
+    /// A Hugging Face model directory: config.json and model.safetensors (or a sharded index).
+    pub model_dir: PathBuf,
+    /// safetensors file with `input_ids` (i32 or i64, [B, T]).
+    #[arg(long, value_name = "IN")]
+    pub input: PathBuf,
+    /// safetensors file to write: `logits` (f32, [B, T, V]), and `loss` with --loss.
+    #[arg(long, short, value_name = "OUT")]
+    pub out: PathBuf,
+    /// Attention pattern spec for every layer (resolved at T and the model's heads and layers);
+    /// default: full causal attention.
+    #[arg(long, value_name = "SPEC")]
+    pub pattern: Option<PathBuf>,
+    /// A PEFT LoRA adapter directory (adapter_config.json, adapter_model.safetensors).
+    #[arg(long, value_name = "DIR")]
+    pub adapter: Option<PathBuf>,
+    /// Also compute the mean next-token cross-entropy of the input (each position
+    /// predicts the next id; the last position predicts nothing).
+    #[arg(long)]
+    pub loss: bool,
+}
+
+pub fn run(args: &ForwardArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let config_path = args.model_dir.join("config.json");
+    let config = LlamaConfig::from_file(&config_path)?;
+    let ids = TensorFile::load(&args.input)?.ints("input_ids")?;
+    let [batch, t] = ids.shape[..] else {
+        bail!("tensor `input_ids` in {} has shape {:?}; expected [B, T]", args.input.display(), ids.shape);
+    };
+    if batch == 0 || t == 0 {
+        bail!("tensor `input_ids` in {} is empty (shape {:?})", args.input.display(), ids.shape);
+    }
+    if let Some((position, id)) =
+        ids.data.iter().enumerate().find(|(_, id)| !(0..config.vocab_size as i64).contains(id))
+    {
+        bail!(
+            "input_ids[{position}] = {id} is not a token id of this model (vocab_size {})",
+            config.vocab_size
+        );
+    }
+    let schedule = match &args.pattern {
+        Some(spec) => {
+            let overrides = Overrides {
+                seq_len: Some(t),
+                n_heads: Some(config.num_attention_heads),
+                n_layers: Some(config.num_hidden_layers),
+                head_dim: Some(config.head_dim),
+            };
+            Some(weft_ir::spec::load_schedule(spec, &overrides)?)
+        }
+        None => None,
+    };
+
+    eprintln!("loading {} ...", args.model_dir.display());
+    let mut weights = load_checkpoint(&args.model_dir, &config)?;
+    let lora = match &args.adapter {
+        Some(dir) => {
+            let adapter = load_adapter(dir, &config)?;
+            weights.extend(adapter.tensors);
+            Some(adapter.lora)
+        }
+        None => None,
+    };
+    let opts = ModelGraphOptions { lora, loss: args.loss, ..ModelGraphOptions::new(batch, t) };
+    let graph = build_llama_graph(&config, schedule.as_ref(), &opts)?;
+
+    let gpu = Gpu::new()?;
+    eprintln!("adapter: {}", gpu.adapter_description());
+    let limits = gpu.limits();
+    let plan_opts = SimplePlanOptions {
+        max_storage_binding: limits.max_storage_binding,
+        max_buffer_size: limits.max_buffer,
+        max_storage_buffers_per_stage: limits.max_storage_buffers_per_stage,
+        max_workgroups_per_dimension: limits.max_workgroups_per_dim,
+        ..SimplePlanOptions::default()
+    };
+    // The op-by-op plan; fused model kernels come with the compiler's dense-op work.
+    let plan = plan_graph(&graph, &plan_opts).context("planning the model's kernels")?;
+    eprintln!("{} kernels over {} buffers", plan.kernels.len(), plan.buffers.len());
+
+    let mut inputs: HashMap<String, HostValues> =
+        weights.into_iter().map(|(name, t)| (name, HostValues::F32(t.data))).collect();
+    if args.loss {
+        // targets[b, i] = input_ids[b, i + 1]; the last position is ignored (-100).
+        let targets = (0..batch * t).map(|i| if i % t + 1 < t { ids.data[i + 1] } else { -100 }).collect();
+        inputs.insert("targets".into(), HostValues::I64(targets));
+    }
+    inputs.insert("input_ids".into(), HostValues::I64(ids.data));
+    let mut executor = Executor::new(gpu);
+    let outputs = executor.run_with(&plan, &inputs).context("running the model on the GPU")?;
+
+    let mut tensors = BTreeMap::new();
+    let logits = outputs.get("logits").context("the plan produced no logits")?;
+    tensors.insert(
+        "logits".to_string(),
+        HostTensor { shape: vec![batch, t, config.vocab_size], data: logits.clone() },
+    );
+    if args.loss {
+        let loss = outputs.get("loss").context("the plan produced no loss")?;
+        println!("loss {:.6}", loss.first().copied().unwrap_or(f32::NAN));
+        tensors.insert("loss".to_string(), HostTensor { shape: vec![], data: loss.clone() });
+    }
+    save(&args.out, &tensors)?;
+    eprintln!(
+        "wrote {} ({}) in {:.1} s",
+        args.out.display(),
+        tensors.keys().cloned().collect::<Vec<_>>().join(", "),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

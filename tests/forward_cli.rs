@@ -1,0 +1,242 @@
+//! `weft forward` on Hugging Face checkpoints the test writes (random weights,
+//! GQA, tied and untied embeddings, linear RoPE scaling, an S²-Attn pattern
+//! and a PEFT adapter), against the loop-by-loop f64 LLaMA in
+//! `ir/tests/support/llama_reference.rs`.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use common::{example, ok, scratch, stderr, weft};
+use weft_ir::interp::Tensor;
+use weft_ir::model::{LlamaConfig, LoraConfig};
+use weft_ir::{Overrides, Schedule};
+use weft_runtime::io::{HostTensor, TensorFile, save};
+
+#[path = "../ir/tests/support/llama_reference.rs"]
+mod llama_reference;
+
+/// GPU f32 against the f64 reference, relative to the largest logit.
+const TOLERANCE: f64 = 1e-4;
+
+fn config_json(tied: bool) -> String {
+    format!(
+        r#"{{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 16,
+            "intermediate_size": 24, "num_attention_heads": 4, "num_key_value_heads": 2,
+            "num_hidden_layers": 2, "rms_norm_eps": 1e-5, "vocab_size": 11,
+            "max_position_embeddings": 64, "tie_word_embeddings": {tied}, "torch_dtype": "float32",
+            "rope_theta": 500.0, "rope_scaling": {{"type": "linear", "factor": 2.0}}}}"#
+    )
+}
+
+/// Deterministic values in (-0.5, 0.5) that differ from tensor to tensor.
+fn values(len: usize, salt: usize) -> Vec<f32> {
+    (0..len).map(|i| (((i * 7919 + salt * 104_729) % 1000) as f32 / 1000.0) - 0.5).collect()
+}
+
+/// Writes config.json and model.safetensors; returns the weights as f64 tensors.
+fn write_model(dir: &Path, tied: bool) -> (LlamaConfig, HashMap<String, Tensor>) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("config.json"), config_json(tied)).unwrap();
+    let config = LlamaConfig::from_file(&dir.join("config.json")).unwrap();
+    let mut tensors = BTreeMap::new();
+    for (salt, p) in config.parameter_shapes().into_iter().enumerate() {
+        tensors.insert(p.name.clone(), HostTensor { data: values(p.len(), salt), shape: p.shape });
+    }
+    save(&dir.join("model.safetensors"), &tensors).unwrap();
+    (config, as_f64(&tensors))
+}
+
+/// A PEFT adapter on q_proj and v_proj, rank 2, alpha 8.
+fn write_adapter(dir: &Path, config: &LlamaConfig) -> (LoraConfig, HashMap<String, Tensor>) {
+    std::fs::create_dir_all(dir).unwrap();
+    let config_text =
+        r#"{"peft_type": "LORA", "r": 2, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]}"#;
+    std::fs::write(dir.join("adapter_config.json"), config_text).unwrap();
+    let (hidden, q, kv) = (config.hidden_size, 4 * config.head_dim, 2 * config.head_dim);
+    let mut tensors = BTreeMap::new();
+    for layer in 0..2 {
+        for (module, out) in [("q_proj", q), ("v_proj", kv)] {
+            for (factor, shape) in [("lora_A", vec![2, hidden]), ("lora_B", vec![out, 2])] {
+                let name = format!("model.layers.{layer}.self_attn.{module}.{factor}.weight");
+                let data = values(shape.iter().product(), 1000 + tensors.len());
+                tensors.insert(name, HostTensor { shape, data });
+            }
+        }
+    }
+    let peft: BTreeMap<String, HostTensor> =
+        tensors.iter().map(|(n, t)| (format!("base_model.model.{n}"), t.clone())).collect();
+    save(&dir.join("adapter_model.safetensors"), &peft).unwrap();
+    let lora = LoraConfig { rank: 2, alpha: 8.0, target_modules: vec!["q_proj".into(), "v_proj".into()] };
+    (lora, as_f64(&tensors))
+}
+
+fn as_f64(tensors: &BTreeMap<String, HostTensor>) -> HashMap<String, Tensor> {
+    tensors
+        .iter()
+        .map(|(n, t)| {
+            (n.clone(), Tensor::new(t.shape.clone(), t.data.iter().map(|&v| f64::from(v)).collect()).unwrap())
+        })
+        .collect()
+}
+
+/// `input_ids` as I64, the way PyTorch saves token ids.
+fn write_ids(path: &Path, ids: &[i64], shape: &[usize]) {
+    let bytes: Vec<u8> = ids.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::I64, shape.to_vec(), &bytes).unwrap();
+    std::fs::write(path, safetensors::serialize([("input_ids", view)], None).unwrap()).unwrap();
+}
+
+fn s2_schedule(t: usize) -> Schedule {
+    let overrides = Overrides { seq_len: Some(t), n_heads: Some(4), n_layers: Some(2), head_dim: Some(4) };
+    weft_ir::spec::load_schedule(&example("s2attn-roll.toml"), &overrides).unwrap()
+}
+
+fn causal_schedule(t: usize) -> Schedule {
+    let overrides = Overrides { seq_len: Some(t), n_heads: Some(4), n_layers: Some(2), head_dim: Some(4) };
+    weft_ir::spec::load_schedule(&example("causal.toml"), &overrides).unwrap()
+}
+
+fn max_rel_error(got: &[f32], want: &[f64]) -> f64 {
+    let scale = want.iter().fold(0f64, |m, v| m.max(v.abs()));
+    got.iter().zip(want).fold(0f64, |m, (g, w)| m.max((f64::from(*g) - w).abs())) / scale
+}
+
+#[test]
+fn forward_matches_a_straightforward_llama() {
+    let dir = scratch("forward");
+    let (batch, t) = (2, 16);
+    let ids: Vec<i64> = (0..batch * t).map(|i| ((i * 5 + 3) % 11) as i64).collect();
+    let input = dir.join("in.safetensors");
+    write_ids(&input, &ids, &[batch, t]);
+    let no_lora = LoraConfig { rank: 1, alpha: 1.0, target_modules: vec![] };
+    for (label, tied, pattern, adapter) in [
+        ("untied, causal", false, None, false),
+        ("tied, s2-attn", true, Some("s2attn-roll.toml"), false),
+        ("untied, s2-attn, adapter", false, Some("s2attn-roll.toml"), true),
+    ] {
+        let model = dir.join(label.replace([',', ' '], "_"));
+        let (config, mut weights) = write_model(&model, tied);
+        let out = dir.join(format!("{}.safetensors", label.replace([',', ' '], "_")));
+        let mut args = vec!["forward".to_string(), model.display().to_string()];
+        args.extend([
+            "--input".into(),
+            input.display().to_string(),
+            "--out".into(),
+            out.display().to_string(),
+        ]);
+        if let Some(p) = pattern {
+            args.extend(["--pattern".into(), example(p).display().to_string()]);
+        }
+        let lora = if adapter {
+            let (lora, factors) = write_adapter(&model.join("adapter"), &config);
+            weights.extend(factors);
+            args.extend(["--adapter".into(), model.join("adapter").display().to_string()]);
+            lora
+        } else {
+            no_lora.clone()
+        };
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ok(&args);
+        let got = TensorFile::load(&out).unwrap().f32("logits").unwrap();
+        assert_eq!(got.shape, [batch, t, 11], "{label}");
+        weights.insert(
+            "input_ids".into(),
+            Tensor::new(vec![batch, t], ids.iter().map(|&v| v as f64).collect()).unwrap(),
+        );
+        let schedule = if pattern.is_some() { s2_schedule(t) } else { causal_schedule(t) };
+        let want = llama_reference::reference_logits(&config, &schedule, &lora, &weights, batch, t);
+        let err = max_rel_error(&got.data, &want);
+        assert!(err <= TOLERANCE, "{label}: relative error {err:e}");
+    }
+}
+
+#[test]
+fn forward_reports_the_next_token_loss() {
+    let dir = scratch("forward_loss");
+    let (config, mut weights) = write_model(&dir.join("model"), false);
+    let t = 8;
+    let ids: Vec<i64> = (0..t).map(|i| ((i * 3 + 1) % 11) as i64).collect();
+    let input = dir.join("in.safetensors");
+    write_ids(&input, &ids, &[1, t]);
+    let out = dir.join("out.safetensors");
+    let model = dir.join("model");
+    let stdout = ok(&[
+        "forward",
+        model.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--loss",
+    ]);
+    let file = TensorFile::load(&out).unwrap();
+    let loss = file.f32("loss").unwrap();
+    assert_eq!(loss.shape, Vec::<usize>::new());
+    weights.insert(
+        "input_ids".into(),
+        Tensor::new(vec![1, t], ids.iter().map(|&v| v as f64).collect()).unwrap(),
+    );
+    let no_lora = LoraConfig { rank: 1, alpha: 1.0, target_modules: vec![] };
+    let logits = llama_reference::reference_logits(&config, &causal_schedule(t), &no_lora, &weights, 1, t);
+    let v = config.vocab_size;
+    let want: f64 = (0..t - 1)
+        .map(|i| {
+            let row = &logits[i * v..(i + 1) * v];
+            let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            max + row.iter().map(|x| (x - max).exp()).sum::<f64>().ln() - row[ids[i + 1] as usize]
+        })
+        .sum::<f64>()
+        / (t - 1) as f64;
+    assert!((f64::from(loss.data[0]) - want).abs() <= 1e-4 * want.abs(), "{} vs {want}", loss.data[0]);
+    let printed: f64 = stdout.trim().strip_prefix("loss ").and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
+    assert!((printed - want).abs() <= 1e-4 * want.abs(), "{stdout}");
+}
+
+#[test]
+fn forward_names_bad_inputs() {
+    let dir = scratch("forward_bad");
+    let model = dir.join("model");
+    write_model(&model, true);
+    let out = dir.join("out.safetensors");
+    let run = |ids: &[i64], shape: &[usize], model: &Path| {
+        let input = dir.join("in.safetensors");
+        write_ids(&input, ids, shape);
+        let o = weft(&[
+            "forward",
+            model.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(1));
+        let err = stderr(&o);
+        assert!(!err.contains("panicked"), "{err}");
+        err
+    };
+    let err = run(&[1, 2, 11, 3], &[1, 4], &model);
+    assert!(err.contains("input_ids[2] = 11 is not a token id of this model (vocab_size 11)"), "{err}");
+    let err = run(&[1, 2, 3, 4], &[4], &model);
+    assert!(err.contains("has shape [4]; expected [B, T]"), "{err}");
+    let err = run(&[1, 2], &[1, 2], &dir.join("nowhere"));
+    assert!(err.contains("nowhere/config.json"), "{err}");
+    // A checkpoint missing a tensor names it and its shape.
+    let broken = dir.join("broken");
+    write_model(&broken, true);
+    let mut tensors = BTreeMap::new();
+    tensors.insert(
+        "model.embed_tokens.weight".to_string(),
+        HostTensor { shape: vec![11, 16], data: values(176, 0) },
+    );
+    save(&broken.join("model.safetensors"), &tensors).unwrap();
+    let err = run(&[1, 2], &[1, 2], &broken);
+    assert!(
+        err.contains(
+            "checkpoint tensor `model.layers.0.input_layernorm.weight` (expected shape [16]) is missing"
+        ),
+        "{err}"
+    );
+    assert!(!out.exists(), "no output after a failure");
+}
