@@ -19,6 +19,19 @@ pub struct GpuLimits {
     pub storage_offset_alignment: u32,
 }
 
+impl GpuLimits {
+    /// Options for the op-by-op code generator that fit this device.
+    pub fn simple_plan_options(&self) -> weft_compiler::SimplePlanOptions {
+        weft_compiler::SimplePlanOptions {
+            max_storage_binding: self.max_storage_binding,
+            max_buffer_size: self.max_buffer,
+            max_storage_buffers_per_stage: self.max_storage_buffers_per_stage,
+            max_workgroups_per_dimension: self.max_workgroups_per_dim,
+            ..weft_compiler::SimplePlanOptions::default()
+        }
+    }
+}
+
 /// What tells one adapter and driver from another, for per-adapter caches:
 /// a driver update changes `driver_info`.
 #[derive(Clone, Debug, PartialEq, Eq)]

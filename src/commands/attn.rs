@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use weft_compiler::{OptimizeOptions, PlanOptions, SimplePlanOptions, fuse_attention, plan_graph};
+use weft_compiler::{OptimizeOptions, PlanOptions, fuse_attention, plan_graph};
 use weft_ir::autodiff::differentiate;
 use weft_runtime::io::{HostTensor, TensorFile, save};
 use weft_runtime::{Executor, FusedPlan, Gpu};
@@ -65,13 +65,7 @@ pub fn run(args: &AttnArgs) -> anyhow::Result<()> {
     eprintln!("adapter: {}", gpu.adapter_description());
     let limits = gpu.limits();
     let outputs = if args.unfused {
-        let opts = SimplePlanOptions {
-            max_storage_binding: limits.max_storage_binding,
-            max_buffer_size: limits.max_buffer,
-            max_storage_buffers_per_stage: limits.max_storage_buffers_per_stage,
-            max_workgroups_per_dimension: limits.max_workgroups_per_dim,
-            ..SimplePlanOptions::default()
-        };
+        let opts = limits.simple_plan_options();
         let plan = if backward {
             plan_graph(&differentiate(&reference, &["q", "k", "v"])?.graph, &opts)?
         } else {

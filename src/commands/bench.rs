@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use weft_compiler::{OptimizeOptions, PlanOptions, SimplePlanOptions, fuse_attention, plan_graph};
+use weft_compiler::{OptimizeOptions, PlanOptions, fuse_attention, plan_graph};
 use weft_runtime::tune::KernelChoice;
 use weft_runtime::{Executor, FusedPlan, Gpu, Prepared};
 
@@ -96,13 +96,7 @@ pub fn run(what: &BenchWhat) -> anyhow::Result<()> {
         println!("  S2-Attn / causal (fwd+bwd): {ratio:.3}x");
         if !args.no_unfused {
             let reference = reference("s2attn-roll", n, args)?;
-            let opts = SimplePlanOptions {
-                max_storage_binding: limits.max_storage_binding,
-                max_buffer_size: limits.max_buffer,
-                max_storage_buffers_per_stage: limits.max_storage_buffers_per_stage,
-                max_workgroups_per_dimension: limits.max_workgroups_per_dim,
-                ..SimplePlanOptions::default()
-            };
+            let opts = limits.simple_plan_options();
             // The backward pass as autodiff spells it: scores and probabilities
             // materialized, as an eager framework computes it.
             let backward = differentiate(&reference, &["q", "k", "v"])?;

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use weft_compiler::{SimplePlanOptions, plan_graph};
+use weft_compiler::plan_graph;
 use weft_ir::Overrides;
 use weft_ir::model::{LlamaConfig, ModelGraphOptions, build_llama_graph};
 use weft_runtime::io::{HostTensor, TensorFile, load_adapter, load_checkpoint, save};
@@ -85,13 +85,7 @@ pub fn run(args: &ForwardArgs) -> anyhow::Result<()> {
     let gpu = Gpu::new()?;
     eprintln!("adapter: {}", gpu.adapter_description());
     let limits = gpu.limits();
-    let plan_opts = SimplePlanOptions {
-        max_storage_binding: limits.max_storage_binding,
-        max_buffer_size: limits.max_buffer,
-        max_storage_buffers_per_stage: limits.max_storage_buffers_per_stage,
-        max_workgroups_per_dimension: limits.max_workgroups_per_dim,
-        ..SimplePlanOptions::default()
-    };
+    let plan_opts = limits.simple_plan_options();
     // The op-by-op plan; fused model kernels come with the compiler's dense-op work.
     let plan = plan_graph(&graph, &plan_opts).context("planning the model's kernels")?;
     eprintln!("{} kernels over {} buffers", plan.kernels.len(), plan.buffers.len());
