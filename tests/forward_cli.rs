@@ -111,10 +111,11 @@ fn forward_matches_a_straightforward_llama() {
     let input = dir.join("in.safetensors");
     write_ids(&input, &ids, &[batch, t]);
     let no_lora = LoraConfig { rank: 1, alpha: 1.0, target_modules: vec![] };
-    for (label, tied, pattern, adapter) in [
-        ("untied, causal", false, None, false),
-        ("tied, s2-attn", true, Some("s2attn-roll.toml"), false),
-        ("untied, s2-attn, adapter", false, Some("s2attn-roll.toml"), true),
+    for (label, tied, pattern, adapter, unfused) in [
+        ("untied, causal", false, None, false, false),
+        ("tied, s2-attn", true, Some("s2attn-roll.toml"), false, false),
+        ("untied, s2-attn, adapter", false, Some("s2attn-roll.toml"), true, false),
+        ("tied, s2-attn, unfused", true, Some("s2attn-roll.toml"), false, true),
     ] {
         let model = dir.join(label.replace([',', ' '], "_"));
         let (config, mut weights) = write_model(&model, tied);
@@ -128,6 +129,9 @@ fn forward_matches_a_straightforward_llama() {
         ]);
         if let Some(p) = pattern {
             args.extend(["--pattern".into(), example(p).display().to_string()]);
+        }
+        if unfused {
+            args.push("--unfused".into());
         }
         let lora = if adapter {
             let (lora, factors) = write_adapter(&model.join("adapter"), &config);

@@ -10,7 +10,9 @@ use std::collections::HashMap;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use weft_compiler::codegen::simple::plan_graph;
+use weft_compiler::optimize::{OptimizeOptions, optimize};
 use weft_ir::autodiff::{differentiate, trainable_parameters};
+use weft_ir::graph::Op;
 use weft_ir::interp::{Tensor, run};
 use weft_ir::model::{ModelGraphOptions, build_llama_graph};
 
@@ -91,4 +93,62 @@ fn a_two_layer_llama_forward_and_backward_match_the_interpreter_on_the_gpu() {
         "relative error above {TOLERANCE:e} (seed {seed}):\n{}",
         failures.join("\n")
     );
+}
+
+/// The optimizer fuses each layer's attention (head ranges and all), and the
+/// op-by-op plan runs the fused forward kernels: no buffer holds T×T scores,
+/// and the logits are the interpreter's.
+#[test]
+fn the_optimized_model_runs_fused_attention_without_t_squared_buffers() {
+    let seed = std::env::var("WEFT_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
+    eprintln!("seed {seed} (rerun with WEFT_TEST_SEED={seed})");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (batch, t) = (2, 32);
+    let config = llama::tiny_config(true);
+    let opts = ModelGraphOptions { lora: Some(llama::lora()), ..ModelGraphOptions::new(batch, t) };
+    let reference = build_llama_graph(&config, Some(&llama::schedule(t)), &opts).unwrap();
+    let optimized = optimize(&reference, &OptimizeOptions::default()).unwrap();
+    let fused = optimized
+        .graph
+        .node_ids()
+        .filter(|&id| matches!(optimized.graph.node(id).op, Op::FusedAttention { .. }));
+    assert_eq!(fused.count(), config.num_hidden_layers, "{}", optimized.report);
+    let dense =
+        optimized.graph.node_ids().filter(|&id| matches!(optimized.graph.node(id).op, Op::Attention { .. }));
+    assert_eq!(dense.count(), 0, "{}", optimized.report);
+
+    let gpu = Gpu::new().expect("a GPU adapter (install mesa-vulkan-drivers on machines without a GPU)");
+    let plan = plan_graph(&optimized.graph, &gpu.limits().simple_plan_options()).unwrap();
+    for buffer in plan.buffers.values() {
+        assert!(!buffer.shape.ends_with(&[t, t]), "buffer {} has shape {:?}", buffer.name, buffer.shape);
+    }
+    let mut executor = Executor::new(gpu);
+    let mut gpu_inputs = HashMap::new();
+    let mut ref_inputs = HashMap::new();
+    for (id, name) in reference.leaves() {
+        let ty = &reference.node(id).ty;
+        let count: usize = ty.shape.iter().product();
+        if ty.dtype.is_float() {
+            let values: Vec<f32> = (0..count).map(|_| rng.random_range(-0.5f32..0.5)).collect();
+            ref_inputs.insert(
+                name.to_string(),
+                Tensor::new(ty.shape.clone(), values.iter().map(|&v| f64::from(v)).collect()).unwrap(),
+            );
+            gpu_inputs.insert(name.to_string(), HostValues::F32(values));
+        } else {
+            let ids: Vec<i64> = (0..count).map(|_| rng.random_range(0..config.vocab_size as i64)).collect();
+            ref_inputs.insert(
+                name.to_string(),
+                Tensor::new(ty.shape.clone(), ids.iter().map(|&v| v as f64).collect()).unwrap(),
+            );
+            gpu_inputs.insert(name.to_string(), HostValues::I64(ids));
+        }
+    }
+    let got = executor.run_with(&plan, &gpu_inputs).unwrap();
+    let want = run(&reference, &ref_inputs).unwrap();
+    let logits =
+        Tensor::new(want["logits"].shape().to_vec(), got["logits"].iter().map(|&v| f64::from(v)).collect())
+            .unwrap();
+    let err = logits.max_rel_error(&want["logits"]);
+    assert!(err <= TOLERANCE, "logits: relative error {err:e} (seed {seed})");
 }

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use weft_compiler::optimize::{OptimizeOptions, optimize};
 use weft_compiler::plan_graph;
 use weft_ir::Overrides;
 use weft_ir::model::{LlamaConfig, ModelGraphOptions, build_llama_graph};
@@ -31,6 +32,10 @@ pub struct ForwardArgs {
     /// A PEFT LoRA adapter directory (adapter_config.json, adapter_model.safetensors).
     #[arg(long, value_name = "DIR")]
     pub adapter: Option<PathBuf>,
+    /// Run the model graph op by op as written, attention through N x N scores, instead of
+    /// optimizing it first (which fuses every layer's attention).
+    #[arg(long)]
+    pub unfused: bool,
     /// Also compute the mean next-token cross-entropy of the input (each position
     /// predicts the next id; the last position predicts nothing).
     #[arg(long)]
@@ -81,12 +86,25 @@ pub fn run(args: &ForwardArgs) -> anyhow::Result<()> {
     };
     let opts = ModelGraphOptions { lora, loss: args.loss, ..ModelGraphOptions::new(batch, t) };
     let graph = build_llama_graph(&config, schedule.as_ref(), &opts)?;
+    let graph = if args.unfused {
+        graph
+    } else {
+        let optimized =
+            optimize(&graph, &OptimizeOptions::default()).context("optimizing the model graph")?;
+        let report = &optimized.report;
+        eprintln!(
+            "optimizer: {} after {} iterations, cost {} -> {}",
+            report.stop_reason, report.iterations, report.cost_before, report.cost_after
+        );
+        optimized.graph
+    };
 
     let gpu = Gpu::new()?;
     eprintln!("adapter: {}", gpu.adapter_description());
     let limits = gpu.limits();
     let plan_opts = limits.simple_plan_options();
-    // The op-by-op plan; fused model kernels come with the compiler's dense-op work.
+    // Fused attention kernels where the optimizer fused attention, one simple
+    // kernel per op elsewhere (fused dense kernels come with the compiler's dense-op work).
     let plan = plan_graph(&graph, &plan_opts).context("planning the model's kernels")?;
     eprintln!("{} kernels over {} buffers", plan.kernels.len(), plan.buffers.len());
 

@@ -14,6 +14,8 @@
 //!   shared with the fused kernels), `embedding.rs` (lookup and its
 //!   scatter-free gradient) and `cross_entropy.rs` (the loss and its
 //!   gradient), the two families that read integer (`i32`) buffers;
+//! - `fused_attention.rs`: a fused attention node's FlashAttention-style
+//!   forward kernels from [`crate::plan`], bound to the node's operands;
 //! - `plan.rs`: buffers, aliasing and output naming;
 //! - `render.rs`: a plan as text, for golden files and inspection.
 
@@ -22,6 +24,7 @@ mod builder;
 mod cross_entropy;
 mod elementwise;
 mod embedding;
+mod fused_attention;
 mod layout;
 mod masked_softmax;
 mod matmul;

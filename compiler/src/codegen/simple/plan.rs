@@ -8,7 +8,7 @@ use weft_ir::graph::{DType, NodeId, Op, ValidGraph};
 use super::builder::{Region, elements};
 use super::{CodegenError, SimplePlanOptions, Site};
 use super::{attention, cross_entropy, elementwise, embedding, layout, masked_softmax, matmul, reduce};
-use super::{rms_norm, rope};
+use super::{fused_attention, rms_norm, rope};
 use crate::kernel::{BufferDecl, BufferRole, ElemType, Kernel, KernelPlan};
 
 /// Every element index must fit the kernels' u32 (and i32 mask) arithmetic.
@@ -264,8 +264,8 @@ fn emit(cx: &mut Ctx, op: &Op, inputs: &[Operand], out: &Operand) -> Result<Vec<
         Op::Attention { mask, head_offset, scale } => {
             attention::emit(cx, mask, *head_offset, *scale, inputs, out)
         }
-        // Fused attention is the fused path's business (`codegen::attention`), not the op-by-op baseline's.
-        Op::FusedAttention { .. } => Err(cx.unsupported()),
+        // The fused path's forward kernels, bound to this node's operands.
+        Op::FusedAttention { heads, scale } => fused_attention::emit(cx, heads, *scale, inputs, out),
         Op::Embedding => embedding::emit(cx, inputs, out),
         Op::EmbeddingGrad { .. } => embedding::emit_grad(cx, inputs, out),
         Op::CrossEntropy => cross_entropy::emit(cx, inputs, out),
