@@ -10,7 +10,7 @@ use weft_compiler::codegen::mask::mask_functions;
 use weft_compiler::codegen::simple::{CodegenError, SimplePlanOptions, plan_graph, render_plan};
 use weft_compiler::{BufferRole, ElemType, KernelPlan, to_spirv, validate_wgsl};
 use weft_ir::expr::parse_mask;
-use weft_ir::graph::{DType, Graph, HeadMask, HeadRange, NodeId, Op, TensorType, ValidGraph};
+use weft_ir::graph::{AttentionGrad, DType, Graph, HeadMask, HeadRange, NodeId, Op, TensorType, ValidGraph};
 use weft_ir::lower::{LowerOptions, lower_pattern};
 use weft_ir::{Mask, Overrides};
 
@@ -117,6 +117,21 @@ fn op_cases() -> Vec<(&'static str, ValidGraph)> {
                     scale: 0.4,
                 },
                 &[&[2, 4, 16, 8], &[2, 4, 16, 8], &[2, 4, 16, 8]],
+            ),
+        ),
+        (
+            // The dk of one attention alone: dq and dv go to scratch.
+            "fused-attention-grad",
+            op_graph(
+                Op::FusedAttentionGrad {
+                    heads: vec![
+                        HeadMask::new(0..1, mask("causal & sink(2)")),
+                        HeadMask::new(1..4, mask("causal & window(h + 2)")),
+                    ],
+                    scale: 0.3,
+                    grad: AttentionGrad::Dk,
+                },
+                &[&[2, 4, 16, 8], &[2, 4, 16, 8], &[2, 4, 16, 8], &[2, 4, 16, 8]],
             ),
         ),
         ("attention-causal", op_graph(attention("causal", 0), &[bhnd, bhnd, bhnd])),
@@ -436,7 +451,7 @@ fn large_buffers_are_split_across_aligned_bindings_and_grids_fold() {
     let opts = tiny_bindings();
     // Fused attention chunks by (batch, head) pairs, never splits one: its own
     // chunking is tested with the fused planner (`attention_codegen.rs`).
-    for (name, graph) in op_cases().into_iter().filter(|(n, _)| *n != "fused-attention") {
+    for (name, graph) in op_cases().into_iter().filter(|(n, _)| !n.starts_with("fused-attention")) {
         let plan = plan_graph(&graph, &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
         for k in &plan.kernels {
             for b in &k.bindings {

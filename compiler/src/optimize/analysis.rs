@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use egg::{Analysis, DidMerge, EGraph, Id, Symbol};
 use weft_ir::expr::{SizeExpr, SizeKind, SizeOp};
-use weft_ir::graph::{DType, Graph, HeadMask, HeadRange, Op, TensorType};
+use weft_ir::graph::{AttentionGrad, DType, Graph, HeadMask, HeadRange, Op, TensorType};
 use weft_ir::{Mask, MaskExpr};
 
 use super::lang::Weft;
@@ -401,6 +401,14 @@ pub fn to_op<'a>(node: &Weft, child: &impl Fn(Id) -> &'a Data) -> Result<(Op, Ve
         }
         Weft::Attention([s, m, q, k, v]) => {
             (Op::Attention { mask: mask(*m)?, head_offset: 0, scale: float(*s)? }, vec![*q, *k, *v])
+        }
+        Weft::FusedAttentionGrad([which, s, ms, q, k, v, dout]) => {
+            let entries = child(*ms).head_masks().ok_or_else(|| expected("head masks", child(*ms)))?;
+            let heads = entries.iter().map(|e| HeadMask::new(e.heads.clone(), e.mask.mask.clone())).collect();
+            let grad = AttentionGrad::ALL.get(uint(*which)?).copied().ok_or_else(|| {
+                format!("gradient index {} is not 0, 1 or 2", uint(*which).unwrap_or(usize::MAX))
+            })?;
+            (Op::FusedAttentionGrad { heads, scale: float(*s)?, grad }, vec![*q, *k, *v, *dout])
         }
         Weft::FusedAttention([s, ms, q, k, v]) => {
             let entries = child(*ms).head_masks().ok_or_else(|| expected("head masks", child(*ms)))?;

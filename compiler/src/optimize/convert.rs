@@ -1,7 +1,7 @@
 //! A validated graph into the e-graph, one class per node.
 
 use egg::{Id, Symbol};
-use weft_ir::graph::{NodeId, Op, TensorType, ValidGraph};
+use weft_ir::graph::{HeadMask, NodeId, Op, TensorType, ValidGraph};
 
 use super::analysis::{WeftAnalysis, WeftGraph};
 use super::lang::{Float, Weft};
@@ -168,18 +168,36 @@ fn add_node(
             let [q, k, v] = triple(xs)?;
             Weft::Attention([float(eg, *scale), m, q, k, v])
         }
+        Op::FusedAttentionGrad { heads, scale, grad } => {
+            let masks = head_masks(eg, heads, seq_len()?, &num)?;
+            let [q, k, v, dout] = match xs {
+                &[q, k, v, dout] => [q, k, v, dout],
+                _ => return Err(format!("expected 4 operands, found {}", xs.len())),
+            };
+            let which = num(eg, grad.operand())?;
+            Weft::FusedAttentionGrad([which, float(eg, *scale), masks, q, k, v, dout])
+        }
         Op::FusedAttention { heads, scale } => {
-            let n = seq_len()?;
-            let mut entries = Vec::with_capacity(heads.len());
-            for entry in heads {
-                let m = add_mask(&mut |node| eg.add(node), &normalize_mask(entry.mask.expr()), n)?;
-                let ids = [num(eg, entry.heads.start)?, num(eg, entry.heads.end)?, m];
-                entries.push(eg.add(Weft::Entry(ids)));
-            }
-            let masks = eg.add(Weft::HeadMasks(entries.into_boxed_slice()));
+            let masks = head_masks(eg, heads, seq_len()?, &num)?;
             let [q, k, v] = triple(xs)?;
             Weft::FusedAttention([float(eg, *scale), masks, q, k, v])
         }
     };
     Ok(eg.add(node))
+}
+
+/// `(head-masks (entry START END MASK)...)`, masks read at sequence length `n`.
+fn head_masks(
+    eg: &mut WeftGraph,
+    heads: &[HeadMask],
+    n: i64,
+    num: &dyn Fn(&mut WeftGraph, usize) -> Result<Id, String>,
+) -> Result<Id, String> {
+    let mut entries = Vec::with_capacity(heads.len());
+    for entry in heads {
+        let m = add_mask(&mut |node| eg.add(node), &normalize_mask(entry.mask.expr()), n)?;
+        let ids = [num(eg, entry.heads.start)?, num(eg, entry.heads.end)?, m];
+        entries.push(eg.add(Weft::Entry(ids)));
+    }
+    Ok(eg.add(Weft::HeadMasks(entries.into_boxed_slice())))
 }

@@ -170,7 +170,9 @@ impl CostModel {
                 let scores = 4.0 * heads * (dims.n * dims.n) as f64 * dims.dtype_bytes;
                 Cost { bytes: moved + scores, flops: tiles * TILE_PAIRS * dims.flops_per_pair(), launches: 3 }
             }
-            Op::FusedAttention { heads, .. } => {
+            // Counted once per gradient node; the planner shares one backward
+            // pass among the siblings, so this overstates it, uniformly.
+            Op::FusedAttentionGrad { heads, .. } | Op::FusedAttention { heads, .. } => {
                 let Some(dims) = AttentionDims::of(xs) else { return Cost::kernel(moved, 0.0) };
                 let per_batch: u64 = (0..dims.h)
                     .map(|head| {

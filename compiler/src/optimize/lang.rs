@@ -19,6 +19,7 @@
 //!         | (rms-norm EPS x w) | (rope THETA POSITION-SCALE x)
 //!         | (attention SCALE MASK q k v)          ; head i of q uses MASK at h = i
 //!         | (fused-attention SCALE (head-masks (entry START END MASK)...) q k v)
+//!         | (fused-attention-grad GRAD SCALE (head-masks ...) q k v do)   ; GRAD 0, 1, 2: dq, dk, dv
 //! HEADS  := all | (heads AXIS START END)
 //! MASK   := m-full | m-causal | (m-window S) | (m-sink S) | (m-groups S S)
 //!         | (m-local-stride S S S S) | (m-roll N S MASK) | (m-not MASK)
@@ -73,6 +74,7 @@ define_language! {
         "rope" = Rope([Id; 3]),
         "attention" = Attention([Id; 5]),
         "fused-attention" = FusedAttention([Id; 5]),
+        "fused-attention-grad" = FusedAttentionGrad([Id; 7]),
 
         "list" = List(Box<[Id]>),
         "all" = AllHeads,
@@ -145,6 +147,7 @@ impl Weft {
                 | Rope(_)
                 | Attention(_)
                 | FusedAttention(_)
+                | FusedAttentionGrad(_)
         )
     }
 }

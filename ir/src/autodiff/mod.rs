@@ -5,7 +5,10 @@
 //! result is an ordinary [`ValidGraph`], so the interpreter, the optimizer and
 //! the code generators take it like any other.
 //!
-//! - `rules.rs`: each op's vector-Jacobian product, spelled with graph ops;
+//! - `rules.rs`: each op's vector-Jacobian product, spelled with graph ops.
+//!   Dense `attention` gets the eager backward (materialized probabilities);
+//!   `fused-attention` gets `fused-attention-grad` nodes, a FlashAttention-2
+//!   backward. So differentiating the optimized graph gives the fused step;
 //! - `error.rs`: [`AutodiffError`].
 //!
 //! The gradient checks live in `ir/tests/gradcheck.rs`.

@@ -2,7 +2,7 @@
 //! `g` of `y`, the cotangent each operand receives, as new graph nodes.
 
 use super::AutodiffError;
-use crate::graph::{Graph, GraphError, HeadMask, NodeId, Op, ValidGraph};
+use crate::graph::{AttentionGrad, Graph, GraphError, NodeId, Op, ValidGraph};
 use crate::mask::Mask;
 
 /// The contributions of node `id` to its operands' cotangents, given its own
@@ -137,17 +137,24 @@ pub(super) fn vjp(
             }
         }
         Op::Attention { mask, head_offset, scale } => {
-            let heads = vec![HeadMask::new(0..shape(x[0])[1], mask.clone())];
-            out = attention(b, x, g, &heads, *head_offset, *scale, wanted).map_err(graph_err)?;
+            out = attention(b, x, g, mask, *head_offset, *scale, wanted).map_err(graph_err)?;
         }
+        // The fused backward pass: one FlashAttention-2 backward for all three,
+        // planned together because the nodes share operands and attributes.
         Op::FusedAttention { heads, scale } => {
-            out = attention(b, x, g, heads, 0, *scale, wanted).map_err(graph_err)?;
+            for grad in AttentionGrad::ALL {
+                if wanted[grad.operand()] {
+                    let op = Op::FusedAttentionGrad { heads: heads.clone(), scale: *scale, grad };
+                    out[grad.operand()] = Some(b.add(op, &[x[0], x[1], x[2], g]).map_err(graph_err)?);
+                }
+            }
         }
         // Backward-only ops are not differentiated again, and a maximum has no
         // gradient weft needs yet (LLaMA's graph has none).
         Op::SoftmaxGrad { .. }
         | Op::EmbeddingGrad { .. }
         | Op::CrossEntropyGrad
+        | Op::FusedAttentionGrad { .. }
         | Op::RmsNormGrad { .. }
         | Op::RmsNormWeightGrad { .. }
         | Op::ReduceMax { .. }
@@ -157,25 +164,23 @@ pub(super) fn vjp(
     Ok(out)
 }
 
-/// Attention's backward the way an eager framework computes it, with the
-/// probabilities materialized:
+/// Dense attention's backward the way an eager framework computes it, with
+/// the probabilities materialized:
 ///
 /// `P = masked_softmax(q kᵀ)`, `dv = Pᵀ g`, `dS = scale · P ∘ (g vᵀ − rowsum(P ∘ g vᵀ))`,
-/// `dq = dS k`, `dk = dSᵀ q`.
-///
-/// Head `h` of a range in `heads` uses `mask.for_head(head_offset + h)`.
+/// `dq = dS k`, `dk = dSᵀ q`. Head `i` uses `mask.for_head(head_offset + i)`.
 fn attention(
     b: &mut Graph,
     x: &[NodeId],
     g: NodeId,
-    heads: &[HeadMask],
+    mask: &Mask,
     head_offset: usize,
     scale: f64,
     wanted: &[bool],
 ) -> Result<Vec<Option<NodeId>>, GraphError> {
     let (q, k, v) = (x[0], x[1], x[2]);
     let scores = b.matmul(q, k, false, true)?;
-    let probs = masked_softmax(b, scores, heads, head_offset, scale)?;
+    let probs = b.masked_softmax(scores, mask.clone(), head_offset, scale)?;
     let dv = if wanted[2] { Some(b.matmul(probs, g, true, false)?) } else { None };
     let (mut dq, mut dk) = (None, None);
     if wanted[0] || wanted[1] {
@@ -190,26 +195,4 @@ fn attention(
         }
     }
     Ok(vec![dq, dk, dv])
-}
-
-/// One masked softmax per head range, joined along the head axis.
-fn masked_softmax(
-    b: &mut Graph,
-    scores: NodeId,
-    heads: &[HeadMask],
-    head_offset: usize,
-    scale: f64,
-) -> Result<NodeId, GraphError> {
-    let one = |b: &mut Graph, s: NodeId, mask: &Mask, offset: usize| {
-        b.masked_softmax(s, mask.clone(), offset, scale)
-    };
-    if let [only] = heads {
-        return one(b, scores, &only.mask, head_offset + only.heads.start);
-    }
-    let mut parts = Vec::with_capacity(heads.len());
-    for entry in heads {
-        let s = b.slice(scores, 1, entry.heads.start, entry.heads.end)?;
-        parts.push(one(b, s, &entry.mask, head_offset + entry.heads.start)?);
-    }
-    b.concat(&parts, 1)
 }

@@ -151,6 +151,13 @@ pub(crate) fn infer(op: &Op, xs: &[&TensorType]) -> Inferred {
             attention(q, k, v, mask, *head_offset, *scale)
         }
         (Op::FusedAttention { heads, scale }, &[q, k, v]) => fused_attention(q, k, v, heads, *scale),
+        (Op::FusedAttentionGrad { heads, scale, grad }, &[q, k, v, dout]) => {
+            let out = fused_attention(q, k, v, heads, *scale)?;
+            if dout != &out {
+                return bad(format!("do must have the output's type {out}, found {dout}"));
+            }
+            Ok([q, k, v][grad.operand()].clone())
+        }
         (Op::Embedding, &[ids, table]) => {
             integer(ids)?;
             float(table)?;

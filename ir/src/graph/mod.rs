@@ -29,7 +29,7 @@ use std::ops::Deref;
 use petgraph::stable_graph::{NodeIndex, StableGraph};
 
 pub use error::GraphError;
-pub use op::{Arity, HeadMask, HeadRange, Op};
+pub use op::{Arity, AttentionGrad, HeadMask, HeadRange, Op};
 pub use sexpr::parse_sexpr;
 pub use types::{DType, TensorType};
 

@@ -33,6 +33,40 @@ impl fmt::Display for HeadRange {
     }
 }
 
+/// Which gradient a [`Op::FusedAttentionGrad`] node gives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AttentionGrad {
+    Dq,
+    Dk,
+    Dv,
+}
+
+impl AttentionGrad {
+    pub const ALL: [AttentionGrad; 3] = [AttentionGrad::Dq, AttentionGrad::Dk, AttentionGrad::Dv];
+
+    /// `dq`, `dk` or `dv`: the name in the text format.
+    pub fn name(self) -> &'static str {
+        match self {
+            AttentionGrad::Dq => "dq",
+            AttentionGrad::Dk => "dk",
+            AttentionGrad::Dv => "dv",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<AttentionGrad> {
+        AttentionGrad::ALL.into_iter().find(|g| g.name() == name)
+    }
+
+    /// The operand (0 = q, 1 = k, 2 = v) whose gradient this is.
+    pub fn operand(self) -> usize {
+        match self {
+            AttentionGrad::Dq => 0,
+            AttentionGrad::Dk => 1,
+            AttentionGrad::Dv => 2,
+        }
+    }
+}
+
 /// The mask of one range of heads of a [`Op::FusedAttention`] node.
 ///
 /// Head `h` of the range (its index on axis 1 of the node's operands) uses
@@ -207,6 +241,15 @@ pub enum Op {
         heads: Vec<HeadMask>,
         scale: f64,
     },
+    /// One gradient of [`Op::FusedAttention`]: `(q, k, v, do)` gives `dq`, `dk`
+    /// or `dv`. The nodes of one attention share their operands and are planned
+    /// together, as one FlashAttention-2 backward pass that recomputes the
+    /// forward's log-sum-exp, with no N×N buffer.
+    FusedAttentionGrad {
+        heads: Vec<HeadMask>,
+        scale: f64,
+        grad: AttentionGrad,
+    },
 }
 
 /// How many operands an op takes.
@@ -272,6 +315,7 @@ impl Op {
             Op::CrossEntropyGrad => "cross-entropy-grad",
             Op::Attention { .. } => "attention",
             Op::FusedAttention { .. } => "fused-attention",
+            Op::FusedAttentionGrad { .. } => "fused-attention-grad",
         }
     }
 
@@ -291,6 +335,7 @@ impl Op {
             | Op::FusedAttention { .. }
             | Op::RmsNormGrad { .. }
             | Op::CrossEntropyGrad => Arity::Exactly(3),
+            Op::FusedAttentionGrad { .. } => Arity::Exactly(4),
             Op::Concat { .. } => Arity::AtLeast(1),
             Op::Scale { .. }
             | Op::Exp
@@ -378,6 +423,10 @@ impl fmt::Display for Op {
             Op::FusedAttention { heads, scale } => {
                 let masks: Vec<String> = heads.iter().map(HeadMask::to_string).collect();
                 write!(f, "{name}(masks=[{}], scale={scale:?})", masks.join(", "))
+            }
+            Op::FusedAttentionGrad { heads, scale, grad } => {
+                let masks: Vec<String> = heads.iter().map(HeadMask::to_string).collect();
+                write!(f, "{name}({}, masks=[{}], scale={scale:?})", grad.name(), masks.join(", "))
             }
         }
     }

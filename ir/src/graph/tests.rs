@@ -52,6 +52,11 @@ pub(crate) fn every_op_graph() -> Graph {
     g.set_output("total", total);
     g.set_output("padded", padded);
     g.set_output("gate", gate);
+    let heads = vec![HeadMask::new(0..2, mask("causal")), HeadMask::new(2..4, mask("window(h)"))];
+    let dk = g
+        .add(Op::FusedAttentionGrad { heads, scale: 0.5, grad: AttentionGrad::Dk }, &[q, k, v, att])
+        .unwrap();
+    g.set_output("dk", dk);
     g.set_output("w_grad", w_grad);
     g.set_output("max", max);
     g.set_output("mean", mean);
@@ -132,9 +137,11 @@ fn every_op_prints_and_parses_back() {
           (%32 (reduce-mean %29 :axis 1) f32[8])
           (%33 (broadcast %30 :axis 0 :size 2) f32[2, 8])
           (%34 (pad %33 :axis 1 :before 1 :after 2) f32[2, 11])
+          (%35 (fused-attention-grad %0 %1 %2 %13 :grad "dk" :masks ((0 2 "causal") (2 4 "window(h)")) :scale 0.5) f32[1, 4, 8, 4])
           (output total %30)
           (output padded %34)
           (output gate %10)
+          (output dk %35)
           (output w_grad %9)
           (output max %31)
           (output mean %32)
@@ -548,7 +555,7 @@ fn ops_and_attributes_are_checked_by_name() {
     check_parse(
         "(graph g (%0 (input x) f32[4]) (%1 (expp %0) f32[4]))",
         expect![[r#"
-            test.sexp:1:37: unknown op `expp`; expected one of input, param, matmul, add, mul, scale, exp, log, silu, sigmoid, reshape, permute, roll, slice, concat, softmax, softmax-grad, masked-softmax, broadcast, pad, reduce-sum, reduce-max, reduce-mean, rms-norm, rms-norm-grad, rms-norm-weight-grad, rope, embedding, embedding-grad, cross-entropy, cross-entropy-grad, attention, fused-attention
+            test.sexp:1:37: unknown op `expp`; expected one of input, param, matmul, add, mul, scale, exp, log, silu, sigmoid, reshape, permute, roll, slice, concat, softmax, softmax-grad, masked-softmax, broadcast, pad, reduce-sum, reduce-max, reduce-mean, rms-norm, rms-norm-grad, rms-norm-weight-grad, rope, embedding, embedding-grad, cross-entropy, cross-entropy-grad, attention, fused-attention, fused-attention-grad
               |
             1 | (graph g (%0 (input x) f32[4]) (%1 (expp %0) f32[4]))
               |                                     ^^^^"#]],

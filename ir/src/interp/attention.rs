@@ -99,3 +99,59 @@ pub fn masked_softmax(s: &Tensor, masks: &[ConcreteMask], scale: f64) -> Result<
     }
     Tensor::new(vec![b, h, n, n], out)
 }
+
+/// The gradients of [`masked_attention`] for the output cotangent `dout`:
+/// `(dq, dk, dv)`, from the definition with the probabilities recomputed.
+///
+/// `dv = Pᵀ dO`, `dS = P ∘ (dO Vᵀ − rowsum(dO ∘ O))`, `dq = scale · dS K`,
+/// `dk = scale · dSᵀ Q`; a query that sees no key contributes nothing.
+pub fn masked_attention_grad(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    dout: &Tensor,
+    masks: &[ConcreteMask],
+    scale: f64,
+) -> Result<(Tensor, Tensor, Tensor), InterpError> {
+    let out = masked_attention(q, k, v, masks, scale)?;
+    let (&[b, h, n, d], dv_dim) = (q.shape(), v.shape()[3]) else {
+        return Err(InterpError::Shape { op: "masked_attention_grad", message: "q must have rank 4".into() });
+    };
+    let (qd, kd, vd, od, gd) = (q.data(), k.data(), v.data(), out.data(), dout.data());
+    let (mut dq, mut dk, mut dv) = (vec![0.0; qd.len()], vec![0.0; kd.len()], vec![0.0; vd.len()]);
+    for bh in 0..b * h {
+        let mask = &masks[bh % h];
+        for i in 0..n {
+            let row = bh * n + i;
+            let qi = &qd[row * d..][..d];
+            let scores: Vec<(usize, f64)> = (0..n)
+                .filter(|&j| mask.allows(n as i64, i as i64, j as i64))
+                .map(|j| {
+                    (j, scale * qi.iter().zip(&kd[(bh * n + j) * d..][..d]).map(|(a, b)| a * b).sum::<f64>())
+                })
+                .collect();
+            let max = scores.iter().map(|s| s.1).fold(f64::NEG_INFINITY, f64::max);
+            let total: f64 = scores.iter().map(|s| (s.1 - max).exp()).sum();
+            let g = &gd[row * dv_dim..][..dv_dim];
+            let delta: f64 = g.iter().zip(&od[row * dv_dim..][..dv_dim]).map(|(a, b)| a * b).sum();
+            for &(j, s) in &scores {
+                let p = (s - max).exp() / total;
+                let vj = &vd[(bh * n + j) * dv_dim..][..dv_dim];
+                let dp: f64 = g.iter().zip(vj).map(|(a, b)| a * b).sum();
+                let ds = p * (dp - delta);
+                for c in 0..dv_dim {
+                    dv[(bh * n + j) * dv_dim + c] += p * g[c];
+                }
+                for c in 0..d {
+                    dq[row * d + c] += scale * ds * kd[(bh * n + j) * d + c];
+                    dk[(bh * n + j) * d + c] += scale * ds * qi[c];
+                }
+            }
+        }
+    }
+    Ok((
+        Tensor::new(q.shape().to_vec(), dq)?,
+        Tensor::new(k.shape().to_vec(), dk)?,
+        Tensor::new(v.shape().to_vec(), dv)?,
+    ))
+}

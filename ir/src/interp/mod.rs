@@ -14,11 +14,11 @@ mod tests;
 
 use std::collections::HashMap;
 
-pub use attention::{masked_attention, masked_softmax};
+pub use attention::{masked_attention, masked_attention_grad, masked_softmax};
 pub use error::InterpError;
 pub use tensor::Tensor;
 
-use crate::graph::{NodeId, Op, ValidGraph};
+use crate::graph::{HeadMask, NodeId, Op, ValidGraph};
 use crate::mask::{ConcreteMask, Mask};
 use ops::Reduction;
 
@@ -142,24 +142,31 @@ fn eval(op: &Op, args: &[&Tensor]) -> Result<Tensor, InterpError> {
             masked_attention(q, k, v, &masks, *scale)?
         }
         (Op::FusedAttention { heads, scale }, &[q, k, v]) => {
-            let (n_heads, n) = match q.shape() {
-                &[_, h, n, _] => (h, n),
-                _ => return Err(arity_error()),
-            };
-            let masks = (0..n_heads)
-                .map(|head| {
-                    let entry = heads.iter().find(|e| e.heads.contains(&head)).ok_or_else(|| {
-                        InterpError::Shape { op: op.name(), message: format!("no mask for head {head}") }
-                    })?;
-                    let mask =
-                        entry.mask.for_head(head).map_err(|error| InterpError::Mask { head, error })?;
-                    Ok(mask.canonical(n as i64))
-                })
-                .collect::<Result<Vec<_>, InterpError>>()?;
-            masked_attention(q, k, v, &masks, *scale)?
+            masked_attention(q, k, v, &fused_masks(op, heads, q)?, *scale)?
+        }
+        (Op::FusedAttentionGrad { heads, scale, grad }, &[q, k, v, dout]) => {
+            let (dq, dk, dv) = masked_attention_grad(q, k, v, dout, &fused_masks(op, heads, q)?, *scale)?;
+            [dq, dk, dv].into_iter().nth(grad.operand()).ok_or_else(arity_error)?
         }
         _ => return Err(arity_error()),
     })
+}
+
+/// Each head's mask of a fused attention node, canonical at q's sequence length.
+fn fused_masks(op: &Op, heads: &[HeadMask], q: &Tensor) -> Result<Vec<ConcreteMask>, InterpError> {
+    let &[_, n_heads, n, _] = q.shape() else {
+        return Err(InterpError::Shape { op: op.name(), message: "q must have rank 4".into() });
+    };
+    (0..n_heads)
+        .map(|head| {
+            let entry = heads.iter().find(|e| e.heads.contains(&head)).ok_or_else(|| InterpError::Shape {
+                op: op.name(),
+                message: format!("no mask for head {head}"),
+            })?;
+            let mask = entry.mask.for_head(head).map_err(|error| InterpError::Mask { head, error })?;
+            Ok(mask.canonical(n as i64))
+        })
+        .collect()
 }
 
 /// The masks of heads `head_offset..head_offset + n_heads`.

@@ -367,7 +367,7 @@ fn run_all_returns_every_node_and_every_op_runs() {
         assert!(values[id.index()].data().iter().all(|x| x.is_finite()), "{id}");
     }
     let outputs = run(&g, &feeds).unwrap();
-    assert_eq!(outputs.len(), 7);
+    assert_eq!(outputs.len(), 8);
     for (name, id) in g.outputs() {
         assert_eq!(outputs[name], values[id.index()]);
     }

@@ -1,9 +1,11 @@
 //! A fused attention node inside an op-by-op plan: the FlashAttention-style
 //! forward kernels of [`crate::plan`], bound to the operands' buffers.
 //!
-//! This is what keeps a whole model's forward pass free of N×N buffers once
-//! the optimizer has fused its attention: the score tiles live in registers,
-//! and only the per-row log-sum-exp (N floats per head) is written.
+//! This is what keeps a whole model's forward and backward passes free of N×N
+//! buffers once the optimizer has fused its attention: the score tiles live in
+//! registers, and only per-row statistics (N floats per head) are written.
+//! The gradient nodes of one attention (`dq`, `dk`, `dv`) are one backward
+//! pass, planned at the first of them.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -23,12 +25,47 @@ pub(crate) fn emit(
     inputs: &[Operand],
     out: &Operand,
 ) -> Result<Vec<Kernel>, CodegenError> {
-    let ([q, k, v], &[batch, n_heads, seq_len, head_dim]) = (inputs, out.shape) else {
-        return Err(cx.unsupported());
-    };
+    let [q, k, v] = inputs else { return Err(cx.unsupported()) };
+    let bound = [("q", q), ("k", k), ("v", v), ("o", out)];
+    planned(cx, heads, scale, q.shape, false, &bound)
+}
+
+/// The backward pass of one fused attention, for its gradient nodes `grads`
+/// (`[dq, dk, dv]`, a missing one written to scratch): FlashAttention-2's
+/// delta, dK/dV and dQ kernels after a forward pass that recomputes the
+/// log-sum-exp (the forward node's own is not kept).
+pub(crate) fn emit_backward(
+    cx: &mut Ctx,
+    heads: &[HeadMask],
+    scale: f64,
+    inputs: &[Operand],
+    grads: &[Option<Operand>; 3],
+) -> Result<Vec<Kernel>, CodegenError> {
+    let [q, k, v, dout] = inputs else { return Err(cx.unsupported()) };
+    let mut bound = vec![("q", q), ("k", k), ("v", v), ("do", dout)];
+    for (name, grad) in ["dq", "dk", "dv"].into_iter().zip(grads) {
+        if let Some(g) = grad {
+            bound.push((name, g));
+        }
+    }
+    planned(cx, heads, scale, q.shape, true, &bound)
+}
+
+/// Plans the fused kernels and binds the sub-plan's buffers named in `bound`
+/// to those operands; every other buffer (log-sum-exp, scratch, parameters,
+/// block tables, unwanted outputs) becomes this node's own.
+fn planned(
+    cx: &mut Ctx,
+    heads: &[HeadMask],
+    scale: f64,
+    q_shape: &[usize],
+    backward: bool,
+    bound: &[(&str, &Operand)],
+) -> Result<Vec<Kernel>, CodegenError> {
+    let &[batch, n_heads, seq_len, head_dim] = q_shape else { return Err(cx.unsupported()) };
     // The fused kernels bind whole tensors of one head dimension.
-    let whole = |o: &Operand| o.region.base == 0 && o.region.elems == o.region.total;
-    if v.shape != q.shape || !inputs.iter().chain([out]).all(whole) {
+    let fits = |o: &Operand| o.region.base == 0 && o.region.elems == o.region.total && o.shape == q_shape;
+    if !bound.iter().all(|(_, o)| fits(o)) {
         return Err(cx.unsupported());
     }
     let desc = FusedAttentionDesc {
@@ -41,7 +78,7 @@ pub(crate) fn emit(
         scale: scale as f32,
     };
     let opts = PlanOptions {
-        backward: false,
+        backward,
         max_storage_binding: cx.opts.max_storage_binding,
         max_workgroups_per_dim: cx.opts.max_workgroups_per_dimension,
         ..PlanOptions::default()
@@ -49,17 +86,8 @@ pub(crate) fn emit(
     let (plan, _) = plan_attention(&desc, &opts)
         .map_err(|e| cx.site.too_large(format!("fused attention cannot be planned: {e}")))?;
 
-    // The sub-plan's q, k, v and o are the operands' buffers; everything else
-    // (the log-sum-exp, parameters and block tables) becomes this node's own.
-    let mut rename: HashMap<String, String> = [
-        ("q", &q.region.buffer),
-        ("k", &k.region.buffer),
-        ("v", &v.region.buffer),
-        ("o", &out.region.buffer),
-    ]
-    .into_iter()
-    .map(|(from, to)| (from.to_string(), to.clone()))
-    .collect();
+    let mut rename: HashMap<String, String> =
+        bound.iter().map(|(from, to)| (from.to_string(), to.region.buffer.clone())).collect();
     for (name, decl) in &plan.buffers {
         if rename.contains_key(name) {
             continue;

@@ -1,7 +1,7 @@
 //! From a validated graph to a [`KernelPlan`]: one buffer per node, kernels in
 //! topological order.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use weft_ir::graph::{DType, NodeId, Op, ValidGraph};
 
@@ -144,6 +144,7 @@ pub fn plan_graph(graph: &ValidGraph, opts: &SimplePlanOptions) -> Result<Kernel
         }
     }
 
+    let siblings = fused_grad_groups(graph);
     let mut plan = KernelPlan::default();
     for &id in &ids {
         let Some((name, role, shape)) = &buffer[id.index()] else { continue };
@@ -174,7 +175,19 @@ pub fn plan_graph(graph: &ValidGraph, opts: &SimplePlanOptions) -> Result<Kernel
             .map(|&x| Operand { region: region(x), shape: &graph.node(x).ty.shape })
             .collect();
         let out = Operand { region: region(id), shape: &node.ty.shape };
-        let kernels = emit(&mut cx, &node.op, &inputs, &out)?;
+        let kernels = if let Op::FusedAttentionGrad { heads, scale, .. } = &node.op {
+            // One backward pass writes every gradient of the group, at its first member.
+            match siblings.get(&id) {
+                Some(group) => {
+                    let grads = group
+                        .map(|m| m.map(|g| Operand { region: region(g), shape: &graph.node(g).ty.shape }));
+                    fused_attention::emit_backward(&mut cx, heads, *scale, &inputs, &grads)?
+                }
+                None => Vec::new(),
+            }
+        } else {
+            emit(&mut cx, &node.op, &inputs, &out)?
+        };
         add(&mut plan, cx.extra, kernels);
     }
 
@@ -193,6 +206,32 @@ pub fn plan_graph(graph: &ValidGraph, opts: &SimplePlanOptions) -> Result<Kernel
         add(&mut plan, vec![decl], vec![kernel]);
     }
     Ok(plan)
+}
+
+/// The gradient nodes of each fused attention, keyed by the group's first node:
+/// `[dq, dk, dv]`, each present if some node computes it. Nodes with the same
+/// operands and attributes are one backward pass.
+fn fused_grad_groups(graph: &ValidGraph) -> HashMap<NodeId, [Option<NodeId>; 3]> {
+    let mut first: Vec<(NodeId, [Option<NodeId>; 3])> = Vec::new();
+    for id in graph.node_ids() {
+        let node = graph.node(id);
+        let Op::FusedAttentionGrad { heads, scale, grad } = &node.op else { continue };
+        let same = |other: NodeId| {
+            let o = graph.node(other);
+            matches!(&o.op, Op::FusedAttentionGrad { heads: h, scale: s, .. } if h == heads && s == scale)
+                && o.inputs == node.inputs
+        };
+        match first.iter_mut().find(|(lead, _)| same(*lead)) {
+            Some((_, members)) if members[grad.operand()].is_none() => members[grad.operand()] = Some(id),
+            // A duplicate of a gradient already in the group forms a group of its own.
+            _ => {
+                let mut members = [None; 3];
+                members[grad.operand()] = Some(id);
+                first.push((id, members));
+            }
+        }
+    }
+    first.into_iter().collect()
 }
 
 fn add(plan: &mut KernelPlan, buffers: Vec<BufferDecl>, kernels: Vec<Kernel>) {
@@ -266,6 +305,8 @@ fn emit(cx: &mut Ctx, op: &Op, inputs: &[Operand], out: &Operand) -> Result<Vec<
         }
         // The fused path's forward kernels, bound to this node's operands.
         Op::FusedAttention { heads, scale } => fused_attention::emit(cx, heads, *scale, inputs, out),
+        // Planned by group in `plan_graph`, never one node at a time.
+        Op::FusedAttentionGrad { .. } => Err(cx.unsupported()),
         Op::Embedding => embedding::emit(cx, inputs, out),
         Op::EmbeddingGrad { .. } => embedding::emit_grad(cx, inputs, out),
         Op::CrossEntropy => cross_entropy::emit(cx, inputs, out),

@@ -114,14 +114,22 @@ fn write_op(out: &mut String, node: &Node) {
             write!(out, " :mask {} :head-offset {head_offset} :scale {scale:?}", quote(&mask.to_string()))
         }
         Op::FusedAttention { heads, scale } => {
-            let entries: Vec<String> = heads
-                .iter()
-                .map(|h| format!("({} {} {})", h.heads.start, h.heads.end, quote(&h.mask.to_string())))
-                .collect();
-            write!(out, " :masks ({}) :scale {scale:?}", entries.join(" "))
+            write!(out, " :masks ({}) :scale {scale:?}", head_masks(heads))
+        }
+        Op::FusedAttentionGrad { heads, scale, grad } => {
+            write!(out, " :grad \"{}\" :masks ({}) :scale {scale:?}", grad.name(), head_masks(heads))
         }
     };
     out.push(')');
+}
+
+/// `(0 2 "causal") (2 4 "...")`.
+fn head_masks(heads: &[crate::graph::HeadMask]) -> String {
+    let entries: Vec<String> = heads
+        .iter()
+        .map(|h| format!("({} {} {})", h.heads.start, h.heads.end, quote(&h.mask.to_string())))
+        .collect();
+    entries.join(" ")
 }
 
 /// A name as a bare atom when that reads back unambiguously, else as a string.

@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use super::lexer::{Tok, Token, lex};
 use crate::expr::parse_mask;
 use crate::graph::infer;
-use crate::graph::{DType, Graph, GraphError, HeadMask, HeadRange, Node, NodeId, Op, TensorType};
+use crate::graph::{
+    AttentionGrad, DType, Graph, GraphError, HeadMask, HeadRange, Node, NodeId, Op, TensorType,
+};
 use crate::mask::Mask;
 use crate::source::{SourceFile, Span};
 
@@ -86,6 +88,7 @@ const OPS: &[(&str, Schema)] = &[
     ("cross-entropy-grad", &[]),
     ("attention", &[("mask", Kind::Str), ("head-offset", Kind::Uint), ("scale", Kind::Float)]),
     ("fused-attention", &[("masks", Kind::HeadMasks), ("scale", Kind::Float)]),
+    ("fused-attention-grad", &[("grad", Kind::Str), ("masks", Kind::HeadMasks), ("scale", Kind::Float)]),
 ];
 
 enum Value {
@@ -396,7 +399,7 @@ impl Parser<'_> {
                     Op::MaskedSoftmax { mask, head_offset, scale }
                 }
             }
-            "fused-attention" => {
+            "fused-attention" | "fused-attention-grad" => {
                 let Some(Value::HeadMasks(entries)) = attrs.values.get("masks") else {
                     return Err(missing("masks"));
                 };
@@ -404,7 +407,18 @@ impl Parser<'_> {
                     .iter()
                     .map(|(start, end, text, span)| Ok(HeadMask::new(*start..*end, self.mask(text, *span)?)))
                     .collect::<Result<Vec<_>, GraphError>>()?;
-                Op::FusedAttention { heads, scale: self.float_attr(&attrs, "scale")? }
+                let scale = self.float_attr(&attrs, "scale")?;
+                if op == "fused-attention" {
+                    Op::FusedAttention { heads, scale }
+                } else {
+                    let grad = match attrs.values.get("grad") {
+                        Some(Value::Str(text, span)) => AttentionGrad::from_name(text).ok_or_else(|| {
+                            self.error(*span, format!("`:grad` is dq, dk or dv, not {text:?}"))
+                        })?,
+                        _ => return Err(missing("grad")),
+                    };
+                    Op::FusedAttentionGrad { heads, scale, grad }
+                }
             }
             _ => return Err(self.error(span, format!("`{op}` is not an op with operands"))),
         })
