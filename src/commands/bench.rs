@@ -39,6 +39,8 @@ fn reference(name: &str, n: usize, args: &BenchAttnArgs) -> anyhow::Result<Valid
 pub enum BenchWhat {
     /// Attention: fused S2-Attn and full causal forward+backward, and the unfused roll graph.
     Attn(BenchAttnArgs),
+    /// One fine-tuning step (forward, loss, backward) of a ~20M-parameter LLaMA, causal vs S2-Attn.
+    Step(super::bench_step::BenchStepArgs),
 }
 
 #[derive(Args, Debug)]
@@ -61,7 +63,13 @@ pub struct BenchAttnArgs {
 }
 
 pub fn run(what: &BenchWhat) -> anyhow::Result<()> {
-    let BenchWhat::Attn(args) = what;
+    match what {
+        BenchWhat::Attn(args) => attn(args),
+        BenchWhat::Step(args) => super::bench_step::run(args),
+    }
+}
+
+fn attn(args: &BenchAttnArgs) -> anyhow::Result<()> {
     let gpu = Gpu::new()?;
     println!("adapter: {}", gpu.adapter_description());
     let limits = gpu.limits();

@@ -43,28 +43,33 @@ pub(crate) fn emit(cx: &Ctx, inputs: &[Operand], out: &Operand) -> Result<Vec<Ke
     Ok(vec![k.finish(elements(out.shape), &body)?])
 }
 
-/// `(ids [...], dy [..., C]) -> [vocab, C]`: one thread per table element,
-/// summing `dy` over every position whose id is its row, in position order.
-/// Deterministic (no atomics) and O(vocab · C · positions): a baseline.
+/// `(ids [...], dy [..., C]) -> [vocab, C]`: one thread per table row, summing
+/// `dy` over every position whose id is that row, in position order.
+/// Deterministic (no atomics).
 pub(crate) fn emit_grad(cx: &Ctx, inputs: &[Operand], out: &Operand) -> Result<Vec<Kernel>, CodegenError> {
     let ([ids, dy], &[_, c]) = (inputs, out.shape) else {
         return Err(cx.unsupported());
     };
     let positions = elements(ids.shape);
+    let vocab = out.shape[0] as u64;
+    // One thread per table row: it scans the ids once and adds the rows of dy
+    // whose id is its own, so the work is V·P comparisons plus P·C additions
+    // (not V·C·P), still in position order and without atomics.
     let body = format!(
-        "let row = i32(i / {c}u);\n\
-         let column = i % {c}u;\n\
-         var total = 0.0;\n\
+        "let row = i32(i);\n\
+         let base = i * {c}u;\n\
+         for (var j = 0u; j < {c}u; j++) {{\n    st_dtable(base + j, 0.0);\n}}\n\
          for (var p = 0u; p < {positions}u; p++) {{\n\
          \x20   if (ld_ids(p) == row) {{\n\
-         \x20       total += ld_dy(p * {c}u + column);\n\
+         \x20       for (var j = 0u; j < {c}u; j++) {{\n\
+         \x20           st_dtable(base + j, ld_dtable(base + j) + ld_dy(p * {c}u + j));\n\
+         \x20       }}\n\
          \x20   }}\n\
-         }}\n\
-         st_dtable(i, total);\n"
+         }}\n"
     );
     let mut k = KernelBuilder::new(cx.site, cx.opts, &cx.kernel_name(""), "embedding gradient (gather)");
     k.read("ids", &ids.region)?;
     k.read("dy", &dy.region)?;
-    k.write("dtable", &out.region)?;
-    Ok(vec![k.finish(elements(out.shape), &body)?])
+    k.read_write("dtable", &out.region)?;
+    Ok(vec![k.finish(vocab, &body)?])
 }

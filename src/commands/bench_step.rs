@@ -1,0 +1,183 @@
+//! `weft bench step`: one LongLoRA fine-tuning step (forward, loss, backward)
+//! of a ~20M-parameter LLaMA on the current adapter, full causal attention
+//! against S2-Attn, with the buffer bytes the plan allocates.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use weft_compiler::optimize::{OptimizeOptions, optimize};
+use weft_compiler::plan_graph;
+use weft_ir::autodiff::{differentiate, trainable_parameters};
+use weft_ir::model::{LlamaConfig, LoraConfig, ModelGraphOptions, build_llama_graph};
+use weft_ir::{Overrides, SourceFile, Spec};
+use weft_runtime::{Executor, Gpu, HostValues};
+
+/// LongLoRA's roll-form S2-Attn, built in so the benchmark runs from anywhere.
+const S2ATTN: &str = include_str!("../../examples/patterns/s2attn-roll.toml");
+
+#[derive(Args, Debug)]
+pub struct BenchStepArgs {
+    /// Sequence lengths, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "2048")]
+    pub seq_len: Vec<usize>,
+    #[arg(long, default_value_t = 512)]
+    pub hidden: usize,
+    #[arg(long, default_value_t = 4)]
+    pub layers: usize,
+    #[arg(long, default_value_t = 8)]
+    pub heads: usize,
+    #[arg(long, default_value_t = 8192)]
+    pub vocab: usize,
+    /// Timed steps after one warm-up step (which also compiles the pipelines); the median is reported.
+    #[arg(long, default_value_t = 1)]
+    pub repeats: usize,
+    /// Plan and report buffer bytes only; run nothing.
+    #[arg(long)]
+    pub plan_only: bool,
+    /// After timing, run each kernel on its own and print the slowest ones.
+    #[arg(long, value_name = "N")]
+    pub profile: Option<usize>,
+}
+
+/// A LLaMA of the given sizes: SwiGLU width 8/3 of hidden (rounded to 32), head dim 64.
+fn config(args: &BenchStepArgs) -> anyhow::Result<LlamaConfig> {
+    let intermediate = (args.hidden * 8 / 3).div_ceil(32) * 32;
+    let json = format!(
+        r#"{{"hidden_size": {}, "intermediate_size": {intermediate}, "num_attention_heads": {},
+            "num_key_value_heads": {}, "num_hidden_layers": {}, "rms_norm_eps": 1e-5,
+            "vocab_size": {}, "max_position_embeddings": 65536, "tie_word_embeddings": false}}"#,
+        args.hidden, args.heads, args.heads, args.layers, args.vocab
+    );
+    Ok(LlamaConfig::from_json_str(&json, "bench model")?)
+}
+
+pub fn run(args: &BenchStepArgs) -> anyhow::Result<()> {
+    let config = config(args)?;
+    let params: usize = config.parameter_shapes().iter().map(|p| p.len()).sum();
+    let gpu = Gpu::new()?;
+    println!("adapter: {}", gpu.adapter_description());
+    println!(
+        "model: {:.1}M parameters (hidden {}, {} layers, {} heads of {}, vocab {}); LoRA r = 8 on q, k, v, o; \
+         embedding and norms trainable",
+        params as f64 / 1e6,
+        config.hidden_size,
+        config.num_hidden_layers,
+        config.num_attention_heads,
+        config.head_dim,
+        config.vocab_size
+    );
+    let plan_opts = gpu.limits().simple_plan_options();
+    let mut executor = Executor::new(gpu);
+    for &t in &args.seq_len {
+        println!("\nT = {t}, B = 1");
+        println!(
+            "  {:<10} {:>12} {:>12} {:>10} {:>14} {:>10} {:>9}",
+            "attention", "step ms", "tokens/s", "kernels", "peak buffers", "largest", "T×T"
+        );
+        let mut times = Vec::new();
+        for pattern in ["causal", "s2attn"] {
+            let schedule = match pattern {
+                "s2attn" => {
+                    let overrides = Overrides {
+                        seq_len: Some(t),
+                        n_heads: Some(config.num_attention_heads),
+                        n_layers: Some(config.num_hidden_layers),
+                        head_dim: Some(config.head_dim),
+                    };
+                    Some(Spec::parse(SourceFile::new("s2attn-roll.toml", S2ATTN))?.resolve(&overrides)?)
+                }
+                _ => None,
+            };
+            let lora = LoraConfig {
+                rank: 8,
+                alpha: 16.0,
+                target_modules: ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec(),
+            };
+            let opts = ModelGraphOptions {
+                lora: Some(lora),
+                train_embed: true,
+                train_norm: true,
+                loss: true,
+                ..ModelGraphOptions::new(1, t)
+            };
+            let started = Instant::now();
+            let graph = build_llama_graph(&config, schedule.as_ref(), &opts)?;
+            let optimized = optimize(&graph, &OptimizeOptions::default())?.graph;
+            let trainable = trainable_parameters(&optimized);
+            let wrt: Vec<&str> = trainable.iter().map(String::as_str).collect();
+            let step = differentiate(&optimized, &wrt)?;
+            let plan = plan_graph(&step.graph, &plan_opts)?;
+            let square = plan.buffers.values().filter(|b| b.shape.ends_with(&[t, t])).count();
+            eprintln!("  {pattern}: compiled in {:.1} s", started.elapsed().as_secs_f64());
+            let (peak, largest) = (plan.total_bytes(), plan.largest_buffer());
+            let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1 << 20) as f64);
+            let square = if square == 0 { "none".to_string() } else { square.to_string() };
+            if args.plan_only {
+                let kernels = plan.kernels.len();
+                println!(
+                    "  {pattern:<10} {:>12} {:>12} {kernels:>10} {:>14} {:>10} {square:>9}",
+                    "-",
+                    "-",
+                    mib(peak),
+                    mib(largest)
+                );
+                continue;
+            }
+            let prepared =
+                executor.prepare(&plan).with_context(|| format!("preparing the {pattern} step"))?;
+            let mut rng = StdRng::seed_from_u64(0x5EED);
+            let inputs: HashMap<String, HostValues> = step
+                .graph
+                .leaves()
+                .map(|(id, name)| {
+                    let ty = &step.graph.node(id).ty;
+                    let count: usize = ty.shape.iter().product();
+                    let values = if ty.dtype.is_float() {
+                        HostValues::F32((0..count).map(|_| rng.random_range(-0.05f32..0.05)).collect())
+                    } else {
+                        HostValues::I64(
+                            (0..count).map(|_| rng.random_range(0..config.vocab_size as i64)).collect(),
+                        )
+                    };
+                    (name.to_string(), values)
+                })
+                .collect();
+            executor.upload_values(&prepared, &inputs)?;
+            executor.execute(&prepared)?;
+            let mut runs: Vec<Duration> =
+                (0..args.repeats.max(1)).map(|_| executor.execute(&prepared)).collect::<Result<_, _>>()?;
+            runs.sort();
+            let median = runs[runs.len() / 2];
+            if let Some(top) = args.profile {
+                let each = executor.execute_each(&prepared)?;
+                let mut named: Vec<(&str, Duration)> =
+                    prepared.kernel_names().into_iter().zip(each).collect();
+                named.sort_by_key(|(_, d)| std::cmp::Reverse(*d));
+                let total: Duration = named.iter().map(|(_, d)| *d).sum();
+                println!(
+                    "  {pattern}: slowest kernels of {:.1} ms, one submission each",
+                    total.as_secs_f64() * 1e3
+                );
+                for (name, d) in named.iter().take(top) {
+                    println!("    {:>9.1} ms  {name}", d.as_secs_f64() * 1e3);
+                }
+            }
+            times.push(median);
+            println!(
+                "  {pattern:<10} {:>12.1} {:>12.1} {:>10} {:>14} {:>10} {square:>9}",
+                median.as_secs_f64() * 1e3,
+                t as f64 / median.as_secs_f64(),
+                plan.kernels.len(),
+                mib(peak),
+                mib(largest)
+            );
+        }
+        if let [causal, s2] = times[..] {
+            println!("  S2-Attn / causal (step): {:.3}x", s2.as_secs_f64() / causal.as_secs_f64());
+        }
+    }
+    Ok(())
+}
