@@ -115,6 +115,10 @@ fn bad_options_and_schedules_are_clear_errors() {
     };
     let err = build_llama_graph(&config, Some(&eight_heads), &ModelGraphOptions::new(1, 16)).unwrap_err();
     assert_eq!(err.to_string(), "layer 0: pattern `causal` has 8 heads, but the model has 4");
+    let mut no_kv = config.clone();
+    no_kv.num_key_value_heads = 0;
+    let err = build_llama_graph(&no_kv, None, &ModelGraphOptions::new(1, 16)).unwrap_err();
+    assert!(matches!(err, ModelGraphError::Config(_)), "{err:?}");
     let err = build_llama_graph(&config, None, &ModelGraphOptions::new(0, 16)).unwrap_err();
     assert_eq!(err.to_string(), "batch and sequence length must be at least 1 (batch 0, seq_len 16)");
 }

@@ -10,6 +10,7 @@
 use std::collections::BTreeSet;
 
 use super::config::LlamaConfig;
+use super::error::ConfigErrorKind;
 use crate::graph::{DType, Graph, GraphError, HeadMask, NodeId, Op, TensorType, ValidGraph};
 use crate::mask::{Mask, MaskExpr};
 use crate::pattern::Schedule;
@@ -62,6 +63,9 @@ pub enum ModelGraphError {
     NoPattern { layer: usize, layers: usize },
     #[error("layer {layer}: pattern `{pattern}` has {found} heads, but the model has {expected}")]
     HeadCount { layer: usize, pattern: String, found: usize, expected: usize },
+    /// A config built in code whose sizes do not fit together.
+    #[error("invalid config: {0}")]
+    Config(#[from] ConfigErrorKind),
     #[error("building the graph: {0}")]
     Graph(#[from] GraphError),
 }
@@ -76,6 +80,7 @@ pub fn build_llama_graph(
     schedule: Option<&Schedule>,
     opts: &ModelGraphOptions,
 ) -> Result<ValidGraph, ModelGraphError> {
+    config.validate()?;
     if opts.batch == 0 || opts.seq_len == 0 {
         return Err(ModelGraphError::EmptyInput { batch: opts.batch, seq_len: opts.seq_len });
     }
