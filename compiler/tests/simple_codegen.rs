@@ -341,11 +341,27 @@ fn golden_wgsl_of_a_split_binding() {
     expect_file!["../../tests/golden/wgsl-simple/add-split.wgsl"].assert_eq(&plan.kernels[0].wgsl);
 }
 
+/// The attention output (n9) moves into the rolled q's buffer (n3), dead once
+/// the scores are computed; nothing else overlaps.
+#[test]
+fn scratch_buffers_with_disjoint_lifetimes_share_memory() {
+    let schedule = example_schedule("s2attn-roll.toml", 64, 4);
+    let graph = lower_pattern(&schedule.patterns[0], &LowerOptions::new(2, 64, 16)).unwrap();
+    let separate = SimplePlanOptions { share_scratch: false, ..SimplePlanOptions::default() };
+    let apart = plan_graph(&graph, &separate).unwrap();
+    let shared = plan_graph(&graph, &SimplePlanOptions::default()).unwrap();
+    assert!(apart.buffers.contains_key("n9") && !shared.buffers.contains_key("n9"));
+    assert_eq!(shared.total_bytes(), apart.total_bytes() - apart.buffers["n9"].bytes);
+    let pv = shared.kernels.iter().find(|k| k.name == "n9_attention_pv").unwrap();
+    assert_eq!(pv.bindings.last().map(|b| b.buffer.as_str()), Some("n3"));
+}
+
 #[test]
 fn buffers_are_named_after_nodes_inputs_and_outputs() {
     let schedule = example_schedule("s2attn-roll.toml", 64, 4);
     let graph = lower_pattern(&schedule.patterns[0], &LowerOptions::new(2, 64, 16)).unwrap();
-    let plan = plan_graph(&graph, &SimplePlanOptions::default()).unwrap();
+    let separate = SimplePlanOptions { share_scratch: false, ..SimplePlanOptions::default() };
+    let plan = plan_graph(&graph, &separate).unwrap();
     for input in ["q", "k", "v"] {
         assert_eq!(plan.buffers[input].role, BufferRole::Input, "{input}");
         assert_eq!(plan.buffers[input].shape, vec![2, 4, 64, 16]);
@@ -443,6 +459,7 @@ fn tiny_bindings() -> SimplePlanOptions {
         max_storage_buffers_per_stage: 1000,
         max_workgroups_per_dimension: 3,
         alias_reshapes: true,
+        share_scratch: true,
     }
 }
 

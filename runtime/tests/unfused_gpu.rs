@@ -45,6 +45,7 @@ fn device_options(ex: &Executor) -> SimplePlanOptions {
         max_storage_buffers_per_stage: l.max_storage_buffers_per_stage,
         max_workgroups_per_dimension: l.max_workgroups_per_dim,
         alias_reshapes: true,
+        share_scratch: true,
     }
 }
 
@@ -58,6 +59,7 @@ fn tiny_options(ex: &Executor) -> SimplePlanOptions {
         max_storage_buffers_per_stage: l.max_storage_buffers_per_stage,
         max_workgroups_per_dimension: 3,
         alias_reshapes: true,
+        share_scratch: true,
     }
 }
 

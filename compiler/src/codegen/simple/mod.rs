@@ -16,6 +16,7 @@
 //!   gradient), the two families that read integer (`i32`) buffers;
 //! - `fused_attention.rs`: a fused attention node's FlashAttention-style
 //!   forward kernels from [`crate::plan`], bound to the node's operands;
+//! - `memory.rs`: scratch buffers with disjoint lifetimes share memory;
 //! - `plan.rs`: buffers, aliasing and output naming;
 //! - `render.rs`: a plan as text, for golden files and inspection.
 
@@ -28,6 +29,7 @@ mod fused_attention;
 mod layout;
 mod masked_softmax;
 mod matmul;
+mod memory;
 mod plan;
 mod reduce;
 mod render;
@@ -56,6 +58,8 @@ pub struct SimplePlanOptions {
     pub max_workgroups_per_dimension: u32,
     /// Reshapes share their operand's buffer instead of copying it.
     pub alias_reshapes: bool,
+    /// Scratch buffers whose lifetimes do not overlap share one allocation.
+    pub share_scratch: bool,
 }
 
 impl Default for SimplePlanOptions {
@@ -66,6 +70,7 @@ impl Default for SimplePlanOptions {
             max_storage_buffers_per_stage: 8,
             max_workgroups_per_dimension: 65_535,
             alias_reshapes: true,
+            share_scratch: true,
         }
     }
 }

@@ -8,7 +8,7 @@ use weft_ir::graph::{DType, NodeId, Op, ValidGraph};
 use super::builder::{Region, elements};
 use super::{CodegenError, SimplePlanOptions, Site};
 use super::{attention, cross_entropy, elementwise, embedding, layout, masked_softmax, matmul, reduce};
-use super::{fused_attention, rms_norm, rope};
+use super::{fused_attention, memory, rms_norm, rope};
 use crate::kernel::{BufferDecl, BufferRole, ElemType, Kernel, KernelPlan};
 
 /// Every element index must fit the kernels' u32 (and i32 mask) arithmetic.
@@ -204,6 +204,9 @@ pub fn plan_graph(graph: &ValidGraph, opts: &SimplePlanOptions) -> Result<Kernel
             elem: ElemType::F32,
         };
         add(&mut plan, vec![decl], vec![kernel]);
+    }
+    if opts.share_scratch {
+        memory::share_scratch(&mut plan);
     }
     Ok(plan)
 }
