@@ -415,6 +415,7 @@ fn tiny_bindings() -> SimplePlanOptions {
         max_storage_buffers_per_stage: 1000,
         max_workgroups_per_dimension: 3,
         alias_reshapes: true,
+        ..SimplePlanOptions::default()
     }
 }
 

@@ -1,4 +1,5 @@
-//! `weft bench attn`: fused vs unfused, S2-Attn vs full causal, on the current adapter.
+//! `weft bench attn`: fused vs unfused, S2-Attn vs full causal, on the current
+//! adapter; `weft bench matmul` lives in `bench_matmul.rs`.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -39,6 +40,8 @@ fn reference(name: &str, n: usize, args: &BenchAttnArgs) -> anyhow::Result<Valid
 pub enum BenchWhat {
     /// Attention: fused S2-Attn and full causal forward+backward, and the unfused roll graph.
     Attn(BenchAttnArgs),
+    /// Matmul: every candidate tile shape and workgroup size of the simple code generator.
+    Matmul(crate::commands::bench_matmul::BenchMatmulArgs),
 }
 
 #[derive(Args, Debug)]
@@ -61,7 +64,10 @@ pub struct BenchAttnArgs {
 }
 
 pub fn run(what: &BenchWhat) -> anyhow::Result<()> {
-    let BenchWhat::Attn(args) = what;
+    let args = match what {
+        BenchWhat::Attn(args) => args,
+        BenchWhat::Matmul(args) => return crate::commands::bench_matmul::run(args),
+    };
     let gpu = Gpu::new()?;
     println!("adapter: {}", gpu.adapter_description());
     let limits = gpu.limits();

@@ -35,6 +35,7 @@ use weft_ir::graph::{DType, NodeId};
 
 use crate::shader::ShaderError;
 
+pub use matmul::MatmulConfig;
 pub use plan::plan_graph;
 pub use render::render_plan;
 
@@ -53,6 +54,8 @@ pub struct SimplePlanOptions {
     pub max_workgroups_per_dimension: u32,
     /// Reshapes share their operand's buffer instead of copying it.
     pub alias_reshapes: bool,
+    /// The matmul kernel's tile shape and workgroup size.
+    pub matmul: MatmulConfig,
 }
 
 impl Default for SimplePlanOptions {
@@ -63,6 +66,7 @@ impl Default for SimplePlanOptions {
             max_storage_buffers_per_stage: 8,
             max_workgroups_per_dimension: 65_535,
             alias_reshapes: true,
+            matmul: MatmulConfig::default(),
         }
     }
 }
@@ -82,6 +86,9 @@ impl SimplePlanOptions {
         }
         if self.max_workgroups_per_dimension == 0 {
             return bad("max_workgroups_per_dimension must be at least 1".into());
+        }
+        if let Some(why) = self.matmul.problem() {
+            return bad(why);
         }
         Ok(())
     }
