@@ -34,3 +34,14 @@ fn bench_step_prints_its_table() {
     let plan = ok(&[&args[..], &["--vocab", "64", "--plan-only"]].concat());
     assert!(plan.contains("MiB") && !plan.contains("S2-Attn / causal"), "{plan}");
 }
+
+#[test]
+fn bench_matmul_checks_and_times_every_quick_candidate() {
+    let out = ok(&["bench", "matmul", "--quick", "--shape", "40x36x20,8x5x3"]);
+    for needle in
+        ["adapter:", "4x4/wg64", "8x8/wg64", "[40x36]x[36x20] GFLOP/s", "[8x5]x[5x3] GFLOP/s", "best: "]
+    {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
+    assert!(!out.contains("skipped"), "a candidate failed its check:\n{out}");
+}

@@ -460,6 +460,7 @@ fn tiny_bindings() -> SimplePlanOptions {
         max_workgroups_per_dimension: 3,
         alias_reshapes: true,
         share_scratch: true,
+        ..SimplePlanOptions::default()
     }
 }
 

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use weft_compiler::codegen::simple::{SimplePlanOptions, plan_graph};
+use weft_compiler::codegen::simple::{MatmulConfig, SimplePlanOptions, plan_graph};
 use weft_ir::autodiff::differentiate;
 use weft_ir::expr::parse_mask;
 use weft_ir::graph::{AttentionGrad, DType, Graph, HeadMask, HeadRange, NodeId, Op, TensorType, ValidGraph};
@@ -46,6 +46,7 @@ fn device_options(ex: &Executor) -> SimplePlanOptions {
         max_workgroups_per_dimension: l.max_workgroups_per_dim,
         alias_reshapes: true,
         share_scratch: true,
+        ..SimplePlanOptions::default()
     }
 }
 
@@ -60,6 +61,7 @@ fn tiny_options(ex: &Executor) -> SimplePlanOptions {
         max_workgroups_per_dimension: 3,
         alias_reshapes: true,
         share_scratch: true,
+        ..SimplePlanOptions::default()
     }
 }
 
@@ -341,6 +343,41 @@ fn every_op_matches_the_interpreter_on_the_gpu() {
     let copy = SimplePlanOptions { alias_reshapes: false, ..opts };
     let reshape: Vec<_> = named(op_cases()).into_iter().filter(|(n, _)| n == "reshape").collect();
     check_all(&mut ex, &reshape, &copy, &mut rng);
+}
+
+/// Batched matmuls of every transpose combination on sizes that leave edge
+/// tiles: odd (scalar loads) and multiples of 4 but not 8 (vec4 loads along
+/// whichever axis is contiguous), and mixtures.
+fn matmul_cases() -> Vec<(String, ValidGraph)> {
+    let mut cases = Vec::new();
+    for (m, n, k) in [(37, 29, 53), (36, 28, 52), (37, 28, 52), (36, 29, 53), (3, 5, 2)] {
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let a = if ta { [2, k, m] } else { [2, m, k] };
+            let b = if tb { [2, n, k] } else { [2, k, n] };
+            let graph = op_graph(Op::MatMul { transpose_a: ta, transpose_b: tb }, &[&a, &b]);
+            cases.push((format!("matmul m{m} n{n} k{k} ta={ta} tb={tb}"), graph));
+        }
+    }
+    cases
+}
+
+#[test]
+fn every_matmul_candidate_config_matches_the_interpreter() {
+    let mut rng = rng();
+    let mut ex = executor();
+    let cases = matmul_cases();
+    let mut configs = MatmulConfig::candidates();
+    configs.push(MatmulConfig { rows: 3, cols: 12, workgroup: 32 });
+    assert!(configs.contains(&MatmulConfig::default()));
+    for matmul in configs {
+        eprintln!("config {matmul}");
+        let opts = SimplePlanOptions { matmul, ..device_options(&ex) };
+        check_all(&mut ex, &cases, &opts, &mut rng);
+    }
+    // Operands split across 4 KiB bindings, read as vec4 through the split
+    // accessors, on a folded grid.
+    let opts = SimplePlanOptions { max_storage_binding: 4096, ..tiny_options(&ex) };
+    check_all(&mut ex, &cases, &opts, &mut rng);
 }
 
 #[test]

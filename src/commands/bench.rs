@@ -1,4 +1,5 @@
-//! `weft bench attn`: fused vs unfused, S2-Attn vs full causal, on the current adapter.
+//! `weft bench attn`: fused vs unfused, S2-Attn vs full causal, on the current
+//! adapter; `weft bench matmul` lives in `bench_matmul.rs`.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -41,6 +42,8 @@ pub enum BenchWhat {
     Attn(BenchAttnArgs),
     /// One fine-tuning step (forward, loss, backward) of a ~20M-parameter LLaMA, causal vs S2-Attn.
     Step(super::bench_step::BenchStepArgs),
+    /// Matmul: every candidate tile shape and workgroup size of the simple code generator.
+    Matmul(crate::commands::bench_matmul::BenchMatmulArgs),
 }
 
 #[derive(Args, Debug)]
@@ -66,6 +69,7 @@ pub fn run(what: &BenchWhat) -> anyhow::Result<()> {
     match what {
         BenchWhat::Attn(args) => attn(args),
         BenchWhat::Step(args) => super::bench_step::run(args),
+        BenchWhat::Matmul(args) => super::bench_matmul::run(args),
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod attn;
 pub mod bench;
+pub mod bench_matmul;
 pub mod bench_step;
 pub mod check;
 pub mod compile;

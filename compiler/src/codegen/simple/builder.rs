@@ -11,8 +11,8 @@ use super::{CodegenError, SimplePlanOptions, Site};
 use crate::kernel::{Access, Binding, ElemType, Kernel};
 use crate::shader::validate_wgsl;
 
-/// Threads per workgroup: eight of lavapipe's 8-wide SIMD lanes, and a
-/// multiple of every real GPU's wave size that matters.
+/// Threads per workgroup unless a kernel asks otherwise: eight of lavapipe's
+/// 8-wide SIMD lanes, and a multiple of every real GPU's wave size that matters.
 pub(crate) const WORKGROUP: u32 = 64;
 
 /// Work items beyond this would overflow the u32 thread index.
@@ -64,6 +64,7 @@ pub(crate) struct KernelBuilder<'a> {
     bindings: Vec<Binding>,
     decls: String,
     helpers: String,
+    workgroup: u32,
 }
 
 impl<'a> KernelBuilder<'a> {
@@ -77,19 +78,38 @@ impl<'a> KernelBuilder<'a> {
             bindings: Vec::new(),
             decls: String::new(),
             helpers: String::new(),
+            workgroup: WORKGROUP,
         }
     }
 
     pub(crate) fn read(&mut self, var: &str, region: &Region) -> Result<(), CodegenError> {
-        self.bind(var, region, Use::Read)
+        self.bind(var, region, Use::Read, 1)
+    }
+
+    /// Like [`Self::read`] for an f32 region read four elements at a time:
+    /// `ld_var(i)` returns elements `4i..4i+4` as a `vec4<f32>`. The region
+    /// must start at a multiple of 4 elements and hold a multiple of 4.
+    pub(crate) fn read_vec4(&mut self, var: &str, region: &Region) -> Result<(), CodegenError> {
+        if region.elem != ElemType::F32 || !region.elems.is_multiple_of(4) || !region.base.is_multiple_of(4) {
+            return Err(self.site.too_large(format!(
+                "`{}` cannot be read as vec4 ({} elements at {})",
+                region.buffer, region.elems, region.base
+            )));
+        }
+        self.bind(var, region, Use::Read, 4)
     }
 
     pub(crate) fn write(&mut self, var: &str, region: &Region) -> Result<(), CodegenError> {
-        self.bind(var, region, Use::Write)
+        self.bind(var, region, Use::Write, 1)
     }
 
     pub(crate) fn read_write(&mut self, var: &str, region: &Region) -> Result<(), CodegenError> {
-        self.bind(var, region, Use::ReadWrite)
+        self.bind(var, region, Use::ReadWrite, 1)
+    }
+
+    /// Threads per workgroup for this kernel (default [`WORKGROUP`]).
+    pub(crate) fn workgroup_size(&mut self, threads: u32) {
+        self.workgroup = threads;
     }
 
     /// WGSL placed between the bindings and the entry point.
@@ -101,14 +121,18 @@ impl<'a> KernelBuilder<'a> {
     }
 
     /// Declares `var` over `region` with accessors `ld_var(i)` / `st_var(i, v)`,
-    /// `i` counted from the region's start, typed by the region's element type.
-    fn bind(&mut self, var: &str, region: &Region, how: Use) -> Result<(), CodegenError> {
-        let ty = region.elem.wgsl();
+    /// `i` counted from the region's start, typed by the region's element type
+    /// (`lanes` = 4: vectors of four, `i` counted in vectors).
+    fn bind(&mut self, var: &str, region: &Region, how: Use, lanes: u64) -> Result<(), CodegenError> {
+        let ty =
+            if lanes == 4 { format!("vec4<{}>", region.elem.wgsl()) } else { region.elem.wgsl().to_string() };
         let access = if how == Use::Read { Access::Read } else { Access::ReadWrite };
         let space = if how == Use::Read { "read" } else { "read_write" };
         let bytes = region.elems.saturating_mul(4);
         // Offsets must be multiples of 256 bytes, so segments hold multiples of 64 elements.
         let seg = self.opts.max_storage_binding / 4 / 64 * 64;
+        let seg_elems = seg;
+        let seg = seg / lanes;
         let whole = region.base == 0 && region.elems == region.total;
         let d = &mut self.decls;
         if bytes <= self.opts.max_storage_binding {
@@ -136,19 +160,20 @@ impl<'a> KernelBuilder<'a> {
                 region.buffer, region.base
             )));
         }
-        let parts = region.elems.div_ceil(seg);
+        let parts = region.elems.div_ceil(seg_elems);
         for p in 0..parts {
             let index = self.bindings.len() as u32;
-            let len = seg.min(region.elems - p * seg);
+            let len = seg_elems.min(region.elems - p * seg_elems);
             let _ = writeln!(d, "@group(0) @binding({index}) var<storage, {space}> {var}_{p}: array<{ty}>;");
             self.bindings.push(Binding {
                 index,
                 buffer: region.buffer.clone(),
                 access,
-                range: Some((p * seg * 4, len * 4)),
+                range: Some((p * seg_elems * 4, len * 4)),
             });
         }
-        let _ = writeln!(d, "// `{var}` spans {parts} bindings of {seg} elements.");
+        let unit = if lanes == 4 { "vec4s" } else { "elements" };
+        let _ = writeln!(d, "// `{var}` spans {parts} bindings of {seg} {unit}.");
         let split = format!("    let part = i / {seg}u;\n    let j = i - part * {seg}u;");
         if how != Use::Write {
             let _ = writeln!(d, "fn ld_{var}(i: u32) -> {ty} {{\n{split}");
@@ -182,7 +207,8 @@ impl<'a> KernelBuilder<'a> {
                 limit,
             });
         }
-        let groups = threads.div_ceil(u64::from(WORKGROUP));
+        let workgroup = self.workgroup;
+        let groups = threads.div_ceil(u64::from(workgroup));
         let max = u64::from(self.opts.max_workgroups_per_dimension);
         // Fold long grids into 2-D; the kernel linearizes (y, x) again.
         let (wx, wy) = if groups <= max { (groups, 1) } else { (max, groups.div_ceil(max)) };
@@ -195,9 +221,9 @@ impl<'a> KernelBuilder<'a> {
         wgsl.push_str(&self.helpers);
         let _ = write!(
             wgsl,
-            "@compute @workgroup_size({WORKGROUP})\n\
+            "@compute @workgroup_size({workgroup})\n\
              fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {{\n\
-             \x20   let i = (wid.y * {wx}u + wid.x) * {WORKGROUP}u + lid;\n\
+             \x20   let i = (wid.y * {wx}u + wid.x) * {workgroup}u + lid;\n\
              \x20   if (i >= {threads}u) {{\n\
              \x20       return;\n\
              \x20   }}\n"
@@ -219,7 +245,7 @@ impl<'a> KernelBuilder<'a> {
             name: self.name,
             wgsl,
             entry_point: "main".into(),
-            workgroup_size: [WORKGROUP, 1, 1],
+            workgroup_size: [workgroup, 1, 1],
             workgroups: [wx as u32, wy as u32, 1],
             bindings: self.bindings,
         })

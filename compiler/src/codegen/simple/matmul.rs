@@ -1,8 +1,23 @@
 //! Batched matmul over the last two axes, either operand transposed.
 //!
-//! Each thread computes a 4×4 output tile in registers and reads its operands
-//! straight from storage: on lavapipe this beats workgroup-memory tiling
-//! (barriers are emulated), and it is correct everywhere. Speed comes later.
+//! One generator, parameterized by a [`MatmulConfig`]: each thread computes a
+//! `rows × cols` output tile in registers (`cols / 4` `vec4` accumulators per
+//! row) and reads its operands straight from storage, with no workgroup memory
+//! and no barriers (both are emulated, and slow, on CPU adapters such as
+//! lavapipe). The reduction runs four steps of K at a time.
+//!
+//! An operand is read as `vec4` wherever its layout allows it, along whichever
+//! axis is contiguous in memory:
+//!
+//! | operand | stored as | contiguous along | vec4 when |
+//! |---|---|---|---|
+//! | A | `[M, K]` | K | `K % 4 == 0` |
+//! | A, transposed | `[K, M]` | M (the tile's rows) | `M % 4 == 0` and `rows % 4 == 0` |
+//! | B | `[K, N]` | N (the tile's columns) | `N % 4 == 0` |
+//! | B, transposed | `[N, K]` | K | `K % 4 == 0` |
+//!
+//! Otherwise it is read one element at a time. Edge tiles read clamped
+//! rows/columns (every load stays in bounds) and drop them on store.
 
 use std::fmt::Write;
 
@@ -11,7 +26,69 @@ use super::builder::KernelBuilder;
 use super::plan::{Ctx, Operand};
 use crate::kernel::Kernel;
 
-const T: u64 = 4;
+/// The shape of the matmul kernel: outputs per thread and threads per workgroup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MatmulConfig {
+    /// Output rows per thread: 1 to 16.
+    pub rows: u32,
+    /// Output columns per thread: 4, 8, 12 or 16 (whole `vec4`s).
+    pub cols: u32,
+    /// Threads per workgroup: a multiple of 32, at most 256 (WebGPU's default limit).
+    pub workgroup: u32,
+}
+
+impl Default for MatmulConfig {
+    /// 8×8 outputs per thread, 64 threads per workgroup: the fastest on
+    /// lavapipe (see BENCHMARKS.md), and a moderate 16 `vec4` accumulators
+    /// and 64-thread workgroups that real GPUs run well too.
+    fn default() -> Self {
+        MatmulConfig { rows: 8, cols: 8, workgroup: 64 }
+    }
+}
+
+impl MatmulConfig {
+    /// The configurations `weft bench matmul` measures.
+    pub fn candidates() -> Vec<MatmulConfig> {
+        let mut out = Vec::new();
+        for (rows, cols) in [(4, 4), (8, 4), (4, 8), (8, 8)] {
+            for workgroup in [64, 128, 256] {
+                out.push(MatmulConfig { rows, cols, workgroup });
+            }
+        }
+        out
+    }
+
+    /// Why this configuration cannot be generated, if it cannot.
+    pub fn problem(&self) -> Option<String> {
+        if !(1..=16).contains(&self.rows) {
+            return Some(format!("matmul rows per thread {} is not in 1..=16", self.rows));
+        }
+        if !(4..=16).contains(&self.cols) || !self.cols.is_multiple_of(4) {
+            return Some(format!("matmul columns per thread {} is not 4, 8, 12 or 16", self.cols));
+        }
+        if self.workgroup == 0 || self.workgroup > 256 || !self.workgroup.is_multiple_of(32) {
+            return Some(format!("matmul workgroup {} is not a multiple of 32 up to 256", self.workgroup));
+        }
+        None
+    }
+}
+
+impl std::fmt::Display for MatmulConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}/wg{}", self.rows, self.cols, self.workgroup)
+    }
+}
+
+/// How one operand is loaded.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Load {
+    /// One element at a time.
+    Scalar,
+    /// `vec4` along K (four reduction steps at once).
+    AlongK,
+    /// `vec4` along the output tile's rows (A) or columns (B).
+    AlongTile,
+}
 
 pub(crate) fn emit(
     cx: &Ctx,
@@ -21,58 +98,225 @@ pub(crate) fn emit(
     out: &Operand,
 ) -> Result<Vec<Kernel>, CodegenError> {
     let [a, b] = inputs else { return Err(cx.unsupported()) };
+    let cfg = cx.opts.matmul;
     let r = a.shape.len();
     if r < 2 || b.shape.len() != r || out.shape.len() != r {
         return Err(cx.unsupported());
     }
     let dim = |s: &[usize], i: usize| s[i] as u64;
-    let (ar, ac, br, bc) =
-        (dim(a.shape, r - 2), dim(a.shape, r - 1), dim(b.shape, r - 2), dim(b.shape, r - 1));
     let (m, n) = (dim(out.shape, r - 2), dim(out.shape, r - 1));
-    let k = if ta { ar } else { ac };
+    let k = if ta { dim(a.shape, r - 2) } else { dim(a.shape, r - 1) };
     let batch: u64 = out.shape[..r - 2].iter().map(|&d| d as u64).product();
-    let (tm, tn) = (m.div_ceil(T), n.div_ceil(T));
+    let (tr, tc) = (u64::from(cfg.rows), u64::from(cfg.cols));
+    let (gm, gn) = (m.div_ceil(tr), n.div_ceil(tc));
 
-    let a_at =
-        |row: &str, p: &str| if ta { format!("{p} * {ac}u + {row}") } else { format!("{row} * {ac}u + {p}") };
-    let b_at =
-        |p: &str, col: &str| if tb { format!("{col} * {bc}u + {p}") } else { format!("{p} * {bc}u + {col}") };
+    let k4 = k.is_multiple_of(4);
+    let a_load = match ta {
+        false if k4 => Load::AlongK,
+        true if m.is_multiple_of(4) && tr.is_multiple_of(4) => Load::AlongTile,
+        _ => Load::Scalar,
+    };
+    let b_load = match tb {
+        true if k4 => Load::AlongK,
+        false if n.is_multiple_of(4) => Load::AlongTile,
+        _ => Load::Scalar,
+    };
 
     let mut body = String::new();
-    let _ = writeln!(body, "let col0 = (i % {tn}u) * {T}u;");
-    let _ = writeln!(body, "let row0 = ((i / {tn}u) % {tm}u) * {T}u;");
-    let _ = writeln!(body, "let batch = i / {};", tm * tn);
-    let _ = writeln!(body, "let a0 = batch * {}u;", ar * ac);
-    let _ = writeln!(body, "let b0 = batch * {}u;", br * bc);
-    // Edge tiles read a clamped row/column and drop it on store.
-    for t in 0..T {
-        let _ = writeln!(body, "let r{t} = min(row0 + {t}u, {}u);", m - 1);
-        let _ = writeln!(body, "let c{t} = min(col0 + {t}u, {}u);", n - 1);
+    let w = &mut body;
+    let _ = writeln!(w, "let col0 = (i % {gn}u) * {tc}u;");
+    let _ = writeln!(w, "let row0 = ((i / {gn}u) % {gm}u) * {tr}u;");
+    let _ = writeln!(w, "let batch = i / {};", gm * gn);
+    // Element offsets of this batch's operands; vector loads count in vec4s.
+    let a_unit = if a_load == Load::Scalar { 1 } else { 4 };
+    let b_unit = if b_load == Load::Scalar { 1 } else { 4 };
+    let _ = writeln!(w, "let abase = batch * {}u;", m * k / a_unit);
+    let _ = writeln!(w, "let bbase = batch * {}u;", k * n / b_unit);
+    // Clamped rows and columns: edge tiles load valid data and drop it on store.
+    for t in 0..tr {
+        let _ = writeln!(w, "let r{t} = min(row0 + {t}u, {}u);", m - 1);
     }
-    for t in 0..T {
-        let _ = writeln!(body, "var acc{t} = vec4<f32>(0.0);");
+    for t in 0..tc {
+        let _ = writeln!(w, "let c{t} = min(col0 + {t}u, {}u);", n - 1);
     }
-    let _ = writeln!(body, "for (var p = 0u; p < {k}u; p++) {{");
-    let cols: Vec<String> = (0..T).map(|t| format!("ld_b(b0 + {})", b_at("p", &format!("c{t}")))).collect();
-    let _ = writeln!(body, "    let bv = vec4<f32>({});", cols.join(", "));
-    for t in 0..T {
-        let _ = writeln!(body, "    acc{t} += ld_a(a0 + {}) * bv;", a_at(&format!("r{t}"), "p"));
+    // Vector loads along the tile start at a multiple of 4 that is in bounds.
+    if a_load == Load::AlongTile {
+        for g in 0..tr / 4 {
+            let _ = writeln!(w, "let ra{g} = min(row0 + {}u, {}u) / 4u;", 4 * g, m - 4);
+        }
     }
-    body.push_str("}\n");
-    let _ = writeln!(body, "let y0 = batch * {}u;", m * n);
-    for t in 0..T {
-        for c in 0..T {
+    if b_load == Load::AlongTile {
+        for g in 0..tc / 4 {
+            let _ = writeln!(w, "let cb{g} = min(col0 + {}u, {}u) / 4u;", 4 * g, n - 4);
+        }
+    }
+    for t in 0..tr {
+        for j in 0..tc / 4 {
+            let _ = writeln!(w, "var acc{t}_{j} = vec4<f32>(0.0);");
+        }
+    }
+    let main = k / 4;
+    if main > 0 {
+        let _ = writeln!(w, "for (var q = 0u; q < {main}u; q++) {{");
+        let _ = writeln!(w, "    let p = q * 4u;");
+        step(w, 4, (m, n, k), (tr, tc), a_load, b_load, ta, tb);
+        w.push_str("}\n");
+    }
+    if !k4 {
+        // Only scalar and along-tile loads get here: along-K needs K % 4 == 0.
+        let _ = writeln!(w, "for (var p = {}u; p < {k}u; p++) {{", main * 4);
+        step(w, 1, (m, n, k), (tr, tc), a_load, b_load, ta, tb);
+        w.push_str("}\n");
+    }
+    let _ = writeln!(w, "let y0 = batch * {}u;", m * n);
+    for t in 0..tr {
+        for c in 0..tc {
             let _ = writeln!(
-                body,
-                "if (row0 + {t}u < {m}u && col0 + {c}u < {n}u) {{ st_y(y0 + (row0 + {t}u) * {n}u + col0 + {c}u, acc{t}[{c}]); }}"
+                w,
+                "if (row0 + {t}u < {m}u && col0 + {c}u < {n}u) {{ st_y(y0 + (row0 + {t}u) * {n}u + col0 + {c}u, acc{t}_{}[{}]); }}",
+                c / 4,
+                c % 4
             );
         }
     }
-    let title =
-        format!("matmul{}{}", if ta { ", transpose_a" } else { "" }, if tb { ", transpose_b" } else { "" });
+    let title = format!(
+        "matmul{}{}, {cfg} (loads: a {}, b {})",
+        if ta { ", transpose_a" } else { "" },
+        if tb { ", transpose_b" } else { "" },
+        describe(a_load),
+        describe(b_load)
+    );
     let mut kb = KernelBuilder::new(cx.site, cx.opts, &cx.kernel_name(""), &title);
-    kb.read("a", &a.region)?;
-    kb.read("b", &b.region)?;
+    kb.workgroup_size(cfg.workgroup);
+    if a_load == Load::Scalar {
+        kb.read("a", &a.region)?
+    } else {
+        kb.read_vec4("a", &a.region)?
+    }
+    if b_load == Load::Scalar {
+        kb.read("b", &b.region)?
+    } else {
+        kb.read_vec4("b", &b.region)?
+    }
     kb.write("y", &out.region)?;
-    Ok(vec![kb.finish(batch * tm * tn, &body)?])
+    Ok(vec![kb.finish(batch * gm * gn, &body)?])
+}
+
+fn describe(load: Load) -> &'static str {
+    match load {
+        Load::Scalar => "scalar",
+        Load::AlongK => "vec4 along k",
+        Load::AlongTile => "vec4 along the tile",
+    }
+}
+
+/// One loop body: `steps` (4 or 1) reduction steps starting at `p` (and, for
+/// along-K loads, vector index `q`), accumulated into every `acc`.
+#[allow(clippy::too_many_arguments)]
+fn step(
+    w: &mut String,
+    steps: u64,
+    (m, n, k): (u64, u64, u64),
+    (tr, tc): (u64, u64),
+    a_load: Load,
+    b_load: Load,
+    ta: bool,
+    tb: bool,
+) {
+    let kk_at = |kk: u64| if kk == 0 { "p".to_string() } else { format!("p + {kk}u") };
+    // A's value at (row t, step kk), as a WGSL expression.
+    let mut a_val: Vec<Vec<String>> = vec![Vec::new(); tr as usize];
+    match a_load {
+        Load::AlongK => {
+            for t in 0..tr {
+                let _ = writeln!(w, "    let va{t} = ld_a(abase + r{t} * {}u + q);", k / 4);
+                a_val[t as usize] = (0..steps).map(|kk| format!("va{t}[{kk}]")).collect();
+            }
+        }
+        Load::AlongTile => {
+            for kk in 0..steps {
+                for g in 0..tr / 4 {
+                    let _ = writeln!(
+                        w,
+                        "    let va{kk}_{g} = ld_a(abase + ({}) * {}u + ra{g});",
+                        kk_at(kk),
+                        m / 4
+                    );
+                }
+            }
+            for t in 0..tr {
+                a_val[t as usize] = (0..steps).map(|kk| format!("va{kk}_{}[{}]", t / 4, t % 4)).collect();
+            }
+        }
+        Load::Scalar => {
+            for kk in 0..steps {
+                for t in 0..tr {
+                    let at = if ta {
+                        format!("({}) * {m}u + r{t}", kk_at(kk))
+                    } else {
+                        format!("r{t} * {k}u + {}", kk_at(kk))
+                    };
+                    let _ = writeln!(w, "    let sa{kk}_{t} = ld_a(abase + {at});");
+                }
+            }
+            for t in 0..tr {
+                a_val[t as usize] = (0..steps).map(|kk| format!("sa{kk}_{t}")).collect();
+            }
+        }
+    }
+    // B's columns 4j..4j+4 at step kk, as a vec4 expression.
+    let bv = |kk: u64, j: u64| -> String {
+        match b_load {
+            Load::AlongTile => format!("vb{kk}_{j}"),
+            Load::AlongK => {
+                let parts: Vec<String> = (0..4).map(|c| format!("vb{}[{kk}]", 4 * j + c)).collect();
+                format!("vec4<f32>({})", parts.join(", "))
+            }
+            Load::Scalar => {
+                let parts: Vec<String> = (0..4).map(|c| format!("sb{kk}_{}", 4 * j + c)).collect();
+                format!("vec4<f32>({})", parts.join(", "))
+            }
+        }
+    };
+    match b_load {
+        Load::AlongK => {
+            for c in 0..tc {
+                let _ = writeln!(w, "    let vb{c} = ld_b(bbase + c{c} * {}u + q);", k / 4);
+            }
+        }
+        Load::AlongTile => {
+            for kk in 0..steps {
+                for j in 0..tc / 4 {
+                    let _ = writeln!(
+                        w,
+                        "    let vb{kk}_{j} = ld_b(bbase + ({}) * {}u + cb{j});",
+                        kk_at(kk),
+                        n / 4
+                    );
+                }
+            }
+        }
+        Load::Scalar => {
+            for kk in 0..steps {
+                for c in 0..tc {
+                    let at = if tb {
+                        format!("c{c} * {k}u + {}", kk_at(kk))
+                    } else {
+                        format!("({}) * {n}u + c{c}", kk_at(kk))
+                    };
+                    let _ = writeln!(w, "    let sb{kk}_{c} = ld_b(bbase + {at});");
+                }
+            }
+        }
+    }
+    for kk in 0..steps {
+        for j in 0..tc / 4 {
+            let _ = writeln!(w, "    let bv{kk}_{j} = {};", bv(kk, j));
+        }
+        for t in 0..tr {
+            for j in 0..tc / 4 {
+                let _ = writeln!(w, "    acc{t}_{j} += {} * bv{kk}_{j};", a_val[t as usize][kk as usize]);
+            }
+        }
+    }
 }

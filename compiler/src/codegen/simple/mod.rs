@@ -40,6 +40,7 @@ use weft_ir::graph::{DType, NodeId};
 
 use crate::shader::ShaderError;
 
+pub use matmul::MatmulConfig;
 pub use plan::plan_graph;
 pub use render::render_plan;
 
@@ -60,6 +61,8 @@ pub struct SimplePlanOptions {
     pub alias_reshapes: bool,
     /// Scratch buffers whose lifetimes do not overlap share one allocation.
     pub share_scratch: bool,
+    /// The matmul kernel's tile shape and workgroup size.
+    pub matmul: MatmulConfig,
 }
 
 impl Default for SimplePlanOptions {
@@ -71,6 +74,7 @@ impl Default for SimplePlanOptions {
             max_workgroups_per_dimension: 65_535,
             alias_reshapes: true,
             share_scratch: true,
+            matmul: MatmulConfig::default(),
         }
     }
 }
@@ -90,6 +94,9 @@ impl SimplePlanOptions {
         }
         if self.max_workgroups_per_dimension == 0 {
             return bad("max_workgroups_per_dimension must be at least 1".into());
+        }
+        if let Some(why) = self.matmul.problem() {
+            return bad(why);
         }
         Ok(())
     }
