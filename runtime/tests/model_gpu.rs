@@ -1,9 +1,11 @@
 //! The model on the GPU: two LLaMA layers with GQA, LoRA, an S²-Attn
 //! layer and a causal one, trainable embedding and norms, through the loss;
-//! forward and autodiff backward op by op, against the f64 interpreter.
+//! forward and autodiff backward, op by op and with fused attention, against
+//! the f64 interpreter.
 //!
 //! Tolerance: `max |gpu - ref| / max |ref| <= 1e-4` per output. Weights are
-//! fresh random values in ±[0.05, 0.5) (never zero); `WEFT_TEST_SEED` replays.
+//! fresh random values in ±[0.05, 0.5) (never zero), ids below the vocabulary,
+//! the last target of each row ignored; `WEFT_TEST_SEED` replays.
 
 use std::collections::HashMap;
 
@@ -11,24 +13,29 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use weft_compiler::codegen::simple::plan_graph;
 use weft_compiler::optimize::{OptimizeOptions, optimize};
-use weft_ir::autodiff::{differentiate, trainable_parameters};
-use weft_ir::graph::Op;
+use weft_ir::autodiff::{Gradients, differentiate, trainable_parameters};
+use weft_ir::graph::{Op, ValidGraph};
 use weft_ir::interp::{Tensor, run};
-use weft_ir::model::{ModelGraphOptions, build_llama_graph};
+use weft_ir::model::{LlamaConfig, ModelGraphOptions, build_llama_graph};
+use weft_runtime::{Executor, Gpu, HostValues};
 
 #[path = "../../ir/tests/support/llama.rs"]
 mod llama;
-use weft_runtime::{Executor, Gpu, HostValues};
 
 const TOLERANCE: f64 = 1e-4;
 
-#[test]
-fn a_two_layer_llama_forward_and_backward_match_the_interpreter_on_the_gpu() {
+fn rng() -> StdRng {
     let seed = std::env::var("WEFT_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
     eprintln!("seed {seed} (rerun with WEFT_TEST_SEED={seed})");
-    let mut rng = StdRng::seed_from_u64(seed);
-    let (batch, t) = (2, 16);
-    let config = llama::tiny_config(false);
+    StdRng::seed_from_u64(seed)
+}
+
+fn gpu() -> Gpu {
+    Gpu::new().expect("a GPU adapter (install mesa-vulkan-drivers on machines without a GPU)")
+}
+
+/// The model with its loss, LoRA on q, v and o, embedding and norms trainable.
+fn training_graph(config: &LlamaConfig, batch: usize, t: usize) -> ValidGraph {
     let opts = ModelGraphOptions {
         lora: Some(llama::lora()),
         train_embed: true,
@@ -36,63 +43,87 @@ fn a_two_layer_llama_forward_and_backward_match_the_interpreter_on_the_gpu() {
         loss: true,
         ..ModelGraphOptions::new(batch, t)
     };
-    let forward = build_llama_graph(&config, Some(&llama::schedule(t)), &opts).unwrap();
-    let trainable = trainable_parameters(&forward);
-    let wrt: Vec<&str> = trainable.iter().map(String::as_str).collect();
-    let grads = differentiate(&forward, &wrt).unwrap();
+    build_llama_graph(config, Some(&llama::schedule(t)), &opts).unwrap()
+}
 
-    let gpu = Gpu::new().expect("a GPU adapter (install mesa-vulkan-drivers on machines without a GPU)");
-    let limits = gpu.limits();
-    let plan_opts = limits.simple_plan_options();
-    let plan = plan_graph(&grads.graph, &plan_opts).unwrap();
-    let mut executor = Executor::new(gpu);
+/// `graph` differentiated with respect to `reference`'s trainable parameters.
+fn step(graph: &ValidGraph, reference: &ValidGraph) -> Gradients {
+    let trainable = trainable_parameters(reference);
+    differentiate(graph, &trainable.iter().map(String::as_str).collect::<Vec<_>>()).unwrap()
+}
 
-    let mut gpu_inputs = HashMap::new();
-    let mut ref_inputs = HashMap::new();
-    for (id, name) in grads.graph.leaves() {
-        let ty = &grads.graph.node(id).ty;
+/// The same random values for every leaf, typed for the GPU and as f64 tensors.
+fn inputs(
+    graph: &ValidGraph,
+    config: &LlamaConfig,
+    t: usize,
+    rng: &mut StdRng,
+) -> (HashMap<String, HostValues>, HashMap<String, Tensor>) {
+    let (mut gpu, mut reference) = (HashMap::new(), HashMap::new());
+    for (id, name) in graph.leaves() {
+        let ty = &graph.node(id).ty;
         let count: usize = ty.shape.iter().product();
-        let values: Vec<f64> = if ty.dtype.is_float() {
-            (0..count)
-                .map(|_| rng.random_range(0.05..0.5) * if rng.random_bool(0.5) { 1.0 } else { -1.0 })
-                .collect()
-        } else if name == "targets" {
-            (0..count)
-                .map(|i| if i % t == t - 1 { -100.0 } else { rng.random_range(0..config.vocab_size) as f64 })
-                .collect()
+        let (host, values) = if ty.dtype.is_float() {
+            let sign = |rng: &mut StdRng| if rng.random_bool(0.5) { 1.0 } else { -1.0 };
+            let values: Vec<f32> = (0..count).map(|_| rng.random_range(0.05f32..0.5) * sign(rng)).collect();
+            let exact = values.iter().map(|&v| f64::from(v)).collect();
+            (HostValues::F32(values), exact)
         } else {
-            (0..count).map(|_| rng.random_range(0..config.vocab_size) as f64).collect()
+            let ids: Vec<i64> = (0..count)
+                .map(|i| match name {
+                    "targets" if i % t == t - 1 => -100,
+                    _ => rng.random_range(0..config.vocab_size as i64),
+                })
+                .collect();
+            let exact = ids.iter().map(|&v| v as f64).collect();
+            (HostValues::I64(ids), exact)
         };
-        let host = if ty.dtype.is_float() {
-            HostValues::F32(values.iter().map(|&v| v as f32).collect())
-        } else {
-            HostValues::I64(values.iter().map(|&v| v as i64).collect())
-        };
-        // The interpreter sees exactly the f32 values the GPU does.
-        let exact: Vec<f64> =
-            values.iter().map(|&v| if ty.dtype.is_float() { f64::from(v as f32) } else { v }).collect();
-        gpu_inputs.insert(name.to_string(), host);
-        ref_inputs.insert(name.to_string(), Tensor::new(ty.shape.clone(), exact).unwrap());
+        gpu.insert(name.to_string(), host);
+        reference.insert(name.to_string(), Tensor::new(ty.shape.clone(), values).unwrap());
     }
-    let got = executor.run_with(&plan, &gpu_inputs).unwrap();
-    let want = run(&grads.graph, &ref_inputs).unwrap();
-    assert_eq!(want.len(), 2 + trainable.len(), "logits, loss and one gradient per trainable parameter");
+    (gpu, reference)
+}
+
+/// Every output of `got` against `want`, printed; fails on any above the tolerance.
+fn assert_close(got: &HashMap<String, Vec<f32>>, want: &HashMap<String, Tensor>) {
     let mut failures = Vec::new();
-    for (name, expected) in &want {
-        let data = &got[name];
-        let actual =
-            Tensor::new(expected.shape().to_vec(), data.iter().map(|&v| f64::from(v)).collect()).unwrap();
-        let err = actual.max_rel_error(expected);
+    for (name, expected) in want {
+        let values = got[name].iter().map(|&v| f64::from(v)).collect();
+        let err = Tensor::new(expected.shape().to_vec(), values).unwrap().max_rel_error(expected);
         eprintln!("{name}: {err:.2e}");
         if err.is_nan() || err > TOLERANCE {
             failures.push(format!("{name}: {err:.3e}"));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "relative error above {TOLERANCE:e} (seed {seed}):\n{}",
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "relative error above {TOLERANCE:e}:\n{}", failures.join("\n"));
+}
+
+/// No buffer of the plan holds `T × T` values.
+fn assert_no_square_buffers(plan: &weft_compiler::KernelPlan, t: usize) {
+    for buffer in plan.buffers.values() {
+        assert!(!buffer.shape.ends_with(&[t, t]), "buffer {} has shape {:?}", buffer.name, buffer.shape);
+    }
+}
+
+fn count(graph: &ValidGraph, pred: impl Fn(&Op) -> bool) -> usize {
+    graph.node_ids().filter(|&id| pred(&graph.node(id).op)).count()
+}
+
+#[test]
+fn a_two_layer_llama_forward_and_backward_match_the_interpreter_on_the_gpu() {
+    let mut rng = rng();
+    let (batch, t) = (2, 16);
+    let config = llama::tiny_config(false);
+    let forward = training_graph(&config, batch, t);
+    let grads = step(&forward, &forward);
+    let gpu = gpu();
+    let plan = plan_graph(&grads.graph, &gpu.limits().simple_plan_options()).unwrap();
+    let (gpu_inputs, ref_inputs) = inputs(&grads.graph, &config, t, &mut rng);
+    let got = Executor::new(gpu).run_with(&plan, &gpu_inputs).unwrap();
+    let want = run(&grads.graph, &ref_inputs).unwrap();
+    let trainable = trainable_parameters(&forward).len();
+    assert_eq!(want.len(), 2 + trainable, "logits, loss and one gradient per trainable parameter");
+    assert_close(&got, &want);
 }
 
 /// The optimizer fuses each layer's attention (head ranges and all), and the
@@ -100,57 +131,23 @@ fn a_two_layer_llama_forward_and_backward_match_the_interpreter_on_the_gpu() {
 /// and the logits are the interpreter's.
 #[test]
 fn the_optimized_model_runs_fused_attention_without_t_squared_buffers() {
-    let seed = std::env::var("WEFT_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
-    eprintln!("seed {seed} (rerun with WEFT_TEST_SEED={seed})");
-    let mut rng = StdRng::seed_from_u64(seed);
+    let mut rng = rng();
     let (batch, t) = (2, 32);
     let config = llama::tiny_config(true);
     let opts = ModelGraphOptions { lora: Some(llama::lora()), ..ModelGraphOptions::new(batch, t) };
     let reference = build_llama_graph(&config, Some(&llama::schedule(t)), &opts).unwrap();
     let optimized = optimize(&reference, &OptimizeOptions::default()).unwrap();
-    let fused = optimized
-        .graph
-        .node_ids()
-        .filter(|&id| matches!(optimized.graph.node(id).op, Op::FusedAttention { .. }));
-    assert_eq!(fused.count(), config.num_hidden_layers, "{}", optimized.report);
-    let dense =
-        optimized.graph.node_ids().filter(|&id| matches!(optimized.graph.node(id).op, Op::Attention { .. }));
-    assert_eq!(dense.count(), 0, "{}", optimized.report);
+    let fused = count(&optimized.graph, |op| matches!(op, Op::FusedAttention { .. }));
+    assert_eq!(fused, config.num_hidden_layers, "{}", optimized.report);
+    assert_eq!(count(&optimized.graph, |op| matches!(op, Op::Attention { .. })), 0, "{}", optimized.report);
 
-    let gpu = Gpu::new().expect("a GPU adapter (install mesa-vulkan-drivers on machines without a GPU)");
+    let gpu = gpu();
     let plan = plan_graph(&optimized.graph, &gpu.limits().simple_plan_options()).unwrap();
-    for buffer in plan.buffers.values() {
-        assert!(!buffer.shape.ends_with(&[t, t]), "buffer {} has shape {:?}", buffer.name, buffer.shape);
-    }
-    let mut executor = Executor::new(gpu);
-    let mut gpu_inputs = HashMap::new();
-    let mut ref_inputs = HashMap::new();
-    for (id, name) in reference.leaves() {
-        let ty = &reference.node(id).ty;
-        let count: usize = ty.shape.iter().product();
-        if ty.dtype.is_float() {
-            let values: Vec<f32> = (0..count).map(|_| rng.random_range(-0.5f32..0.5)).collect();
-            ref_inputs.insert(
-                name.to_string(),
-                Tensor::new(ty.shape.clone(), values.iter().map(|&v| f64::from(v)).collect()).unwrap(),
-            );
-            gpu_inputs.insert(name.to_string(), HostValues::F32(values));
-        } else {
-            let ids: Vec<i64> = (0..count).map(|_| rng.random_range(0..config.vocab_size as i64)).collect();
-            ref_inputs.insert(
-                name.to_string(),
-                Tensor::new(ty.shape.clone(), ids.iter().map(|&v| v as f64).collect()).unwrap(),
-            );
-            gpu_inputs.insert(name.to_string(), HostValues::I64(ids));
-        }
-    }
-    let got = executor.run_with(&plan, &gpu_inputs).unwrap();
+    assert_no_square_buffers(&plan, t);
+    let (gpu_inputs, ref_inputs) = inputs(&reference, &config, t, &mut rng);
+    let got = Executor::new(gpu).run_with(&plan, &gpu_inputs).unwrap();
     let want = run(&reference, &ref_inputs).unwrap();
-    let logits =
-        Tensor::new(want["logits"].shape().to_vec(), got["logits"].iter().map(|&v| f64::from(v)).collect())
-            .unwrap();
-    let err = logits.max_rel_error(&want["logits"]);
-    assert!(err <= TOLERANCE, "logits: relative error {err:e} (seed {seed})");
+    assert_close(&got, &want);
 }
 
 /// The training step's graph: the optimized forward, differentiated. Each
@@ -159,75 +156,21 @@ fn the_optimized_model_runs_fused_attention_without_t_squared_buffers() {
 /// every gradient are the interpreter's on the unoptimized graph.
 #[test]
 fn the_fused_training_graph_has_no_t_squared_buffers_and_matches() {
-    let seed = std::env::var("WEFT_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
-    eprintln!("seed {seed} (rerun with WEFT_TEST_SEED={seed})");
-    let mut rng = StdRng::seed_from_u64(seed);
+    let mut rng = rng();
     let (batch, t) = (2, 32);
     let config = llama::tiny_config(false);
-    let opts = ModelGraphOptions {
-        lora: Some(llama::lora()),
-        train_embed: true,
-        train_norm: true,
-        loss: true,
-        ..ModelGraphOptions::new(batch, t)
-    };
-    let reference = build_llama_graph(&config, Some(&llama::schedule(t)), &opts).unwrap();
-    let trainable = trainable_parameters(&reference);
-    let wrt: Vec<&str> = trainable.iter().map(String::as_str).collect();
+    let reference = training_graph(&config, batch, t);
     let optimized = optimize(&reference, &OptimizeOptions::default()).unwrap().graph;
-    let fused_step = differentiate(&optimized, &wrt).unwrap();
-    let unfused_step = differentiate(&reference, &wrt).unwrap();
-    let grads = fused_step
-        .graph
-        .node_ids()
-        .filter(|&id| matches!(fused_step.graph.node(id).op, Op::FusedAttentionGrad { .. }))
-        .count();
+    let fused_step = step(&optimized, &reference);
+    let unfused_step = step(&reference, &reference);
+    let grads = count(&fused_step.graph, |op| matches!(op, Op::FusedAttentionGrad { .. }));
     assert_eq!(grads, 3 * config.num_hidden_layers);
 
-    let gpu = Gpu::new().expect("a GPU adapter (install mesa-vulkan-drivers on machines without a GPU)");
+    let gpu = gpu();
     let plan = plan_graph(&fused_step.graph, &gpu.limits().simple_plan_options()).unwrap();
-    for buffer in plan.buffers.values() {
-        assert!(!buffer.shape.ends_with(&[t, t]), "buffer {} has shape {:?}", buffer.name, buffer.shape);
-    }
-    let mut executor = Executor::new(gpu);
-    let mut gpu_inputs = HashMap::new();
-    let mut ref_inputs = HashMap::new();
-    for (id, name) in unfused_step.graph.leaves() {
-        let ty = &unfused_step.graph.node(id).ty;
-        let count: usize = ty.shape.iter().product();
-        let values: Vec<f64> = if ty.dtype.is_float() {
-            (0..count).map(|_| f64::from(rng.random_range(-0.5f32..0.5))).collect()
-        } else if name == "targets" {
-            (0..count)
-                .map(|i| if i % t == t - 1 { -100.0 } else { rng.random_range(0..config.vocab_size) as f64 })
-                .collect()
-        } else {
-            (0..count).map(|_| rng.random_range(0..config.vocab_size) as f64).collect()
-        };
-        let host = if ty.dtype.is_float() {
-            HostValues::F32(values.iter().map(|&v| v as f32).collect())
-        } else {
-            HostValues::I64(values.iter().map(|&v| v as i64).collect())
-        };
-        gpu_inputs.insert(name.to_string(), host);
-        ref_inputs.insert(name.to_string(), Tensor::new(ty.shape.clone(), values).unwrap());
-    }
-    let got = executor.run_with(&plan, &gpu_inputs).unwrap();
+    assert_no_square_buffers(&plan, t);
+    let (gpu_inputs, ref_inputs) = inputs(&unfused_step.graph, &config, t, &mut rng);
+    let got = Executor::new(gpu).run_with(&plan, &gpu_inputs).unwrap();
     let want = run(&unfused_step.graph, &ref_inputs).unwrap();
-    let mut failures = Vec::new();
-    for (name, expected) in &want {
-        let actual =
-            Tensor::new(expected.shape().to_vec(), got[name].iter().map(|&v| f64::from(v)).collect())
-                .unwrap();
-        let err = actual.max_rel_error(expected);
-        eprintln!("{name}: {err:.2e}");
-        if err.is_nan() || err > TOLERANCE {
-            failures.push(format!("{name}: {err:.3e}"));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "relative error above {TOLERANCE:e} (seed {seed}):\n{}",
-        failures.join("\n")
-    );
+    assert_close(&got, &want);
 }
