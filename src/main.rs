@@ -95,7 +95,11 @@ fn describe(err: &anyhow::Error) -> String {
     }
     let mut text = err.to_string();
     for cause in err.chain().skip(1) {
-        text.push_str(&format!("\n  caused by: {cause}"));
+        // Stage errors already end with their source's text (`cannot read X: <io error>`).
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(&format!("\n  caused by: {cause}"));
+        }
     }
     text
 }

@@ -115,6 +115,8 @@ fn attn_rejects_bad_inputs_clearly() {
     let o = weft(&["attn", spec, "--input", "/no/such.safetensors", "--out", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).starts_with("error: cannot read /no/such.safetensors"), "{}", stderr(&o));
+    // The io error is part of the message once, not repeated as a cause.
+    assert!(!stderr(&o).contains("caused by"), "{}", stderr(&o));
     // A file whose tensors have the wrong names.
     let wrong = dir.join("wrong.safetensors");
     let t = weft_runtime::io::HostTensor { shape: vec![1, 2, 8, 4], data: vec![0.5; 64] };
