@@ -19,7 +19,7 @@ pub mod plan;
 pub mod shader;
 
 pub use codegen::AttentionError;
-pub use codegen::simple::{MatmulConfig, SimplePlanOptions, plan_graph, render_plan};
+pub use codegen::simple::{MatmulConfig, MatmulKernel, SimplePlanOptions, plan_graph, render_plan};
 pub use kernel::{Access, Binding, BufferDecl, BufferRole, ElemType, Kernel, KernelPlan};
 pub use optimize::{Cost, OptimizeError, OptimizeOptions, OptimizeReport, Optimized, optimize};
 pub use pipeline::{

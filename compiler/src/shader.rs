@@ -27,10 +27,12 @@ pub fn validate_wgsl(kernel: &str, wgsl: &str) -> Result<(), ShaderError> {
     module(kernel, wgsl).map(|_| ())
 }
 
-/// Translates a WGSL module to SPIR-V words through naga.
+/// Translates a WGSL module to SPIR-V 1.3 words through naga.
 pub fn to_spirv(kernel: &str, wgsl: &str) -> Result<Vec<u32>, ShaderError> {
     let (module, info) = module(kernel, wgsl)?;
-    naga::back::spv::write_vec(&module, &info, &naga::back::spv::Options::default(), None)
+    // SPIR-V 1.3 (Vulkan 1.1): the first with the subgroup (GroupNonUniform) capabilities.
+    let options = naga::back::spv::Options { lang_version: (1, 3), ..Default::default() };
+    naga::back::spv::write_vec(&module, &info, &options, None)
         .map_err(|e| ShaderError::Spirv { kernel: kernel.into(), message: e.to_string() })
 }
 

@@ -9,6 +9,7 @@ use expect_test::expect_file;
 use weft_compiler::codegen::mask::mask_functions;
 use weft_compiler::codegen::simple::{CodegenError, SimplePlanOptions, plan_graph, render_plan};
 use weft_compiler::{BufferRole, ElemType, KernelPlan, to_spirv, validate_wgsl};
+use weft_compiler::{MatmulConfig, MatmulKernel};
 use weft_ir::expr::parse_mask;
 use weft_ir::graph::{AttentionGrad, DType, Graph, HeadMask, HeadRange, NodeId, Op, TensorType, ValidGraph};
 use weft_ir::lower::{LowerOptions, lower_pattern};
@@ -600,4 +601,95 @@ fn long_context_reference_plans_respect_webgpu_default_limits() {
         let scores = plan.buffers.values().find(|b| b.name.ends_with("_scores")).unwrap();
         eprintln!("{file}: {} kernels, score scratch {} MiB", plan.kernels.len(), scores.bytes >> 20);
     }
+}
+
+/// Options for a device with 8-wide subgroups running `matmul`.
+fn subgroup_options(matmul: MatmulConfig) -> SimplePlanOptions {
+    SimplePlanOptions { matmul, subgroup_min_size: Some(8), ..SimplePlanOptions::default() }
+}
+
+/// `[2, m, k] x [2, k, n]` with either operand transposed.
+fn matmul_graph(m: usize, n: usize, k: usize, ta: bool, tb: bool) -> ValidGraph {
+    let a = if ta { [2, k, m] } else { [2, m, k] };
+    let b = if tb { [2, n, k] } else { [2, k, n] };
+    op_graph(Op::MatMul { transpose_a: ta, transpose_b: tb }, &[&a, &b])
+}
+
+/// The title line of the plan's only kernel.
+fn matmul_title(graph: &ValidGraph, opts: &SimplePlanOptions) -> String {
+    let plan = plan_graph(graph, opts).unwrap();
+    assert_eq!(plan.kernels.len(), 1);
+    plan.kernels[0].wgsl.lines().next().unwrap().to_string()
+}
+
+#[test]
+fn subgroup_matmul_kernels_validate_with_naga_and_spirv_val() {
+    let dir = temp_dir("subgroup-matmul");
+    for (rows, cols, workgroup) in [(4, 64, 8), (3, 32, 16), (8, 128, 32)] {
+        let opts = subgroup_options(MatmulConfig { kernel: MatmulKernel::Subgroup, rows, cols, workgroup });
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let graph = matmul_graph(36, 100, 12, ta, tb);
+            let plan = plan_graph(&graph, &opts).unwrap();
+            let label = format!("sg{rows}x{cols}/wg{workgroup} ta={ta} tb={tb}");
+            for k in &plan.kernels {
+                validate_wgsl(&k.name, &k.wgsl).unwrap_or_else(|e| panic!("{label}: {e}"));
+            }
+            spirv_val(&label, &plan, &dir);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_subgroup_matmul_falls_back_where_the_device_or_layout_rules_it_out() {
+    let sg = MatmulConfig { kernel: MatmulKernel::Subgroup, rows: 4, cols: 64, workgroup: 8 };
+    let shared = "B shared across each subgroup";
+    let fits = matmul_graph(36, 100, 12, false, false);
+    assert!(matmul_title(&fits, &subgroup_options(sg)).contains(shared));
+    // No subgroups, or subgroups narrower than the 8 lanes that load B.
+    for size in [None, Some(4)] {
+        let opts = SimplePlanOptions { subgroup_min_size: size, ..subgroup_options(sg) };
+        let title = matmul_title(&fits, &opts);
+        assert!(title.contains("8x8/wg64") && !title.contains(shared), "{size:?}: {title}");
+    }
+    // K not a multiple of 4; N not one with B untransposed; a transposed A
+    // needs M and the rows per thread to be multiples of 4.
+    for (graph, why) in [
+        (matmul_graph(36, 100, 13, false, false), "k % 4"),
+        (matmul_graph(36, 101, 12, false, false), "n % 4"),
+        (matmul_graph(37, 100, 12, true, false), "m % 4 with ta"),
+    ] {
+        let title = matmul_title(&graph, &subgroup_options(sg));
+        assert!(!title.contains(shared), "{why}: {title}");
+    }
+    let three_rows = MatmulConfig { rows: 3, ..sg };
+    assert!(
+        !matmul_title(&matmul_graph(36, 100, 12, true, false), &subgroup_options(three_rows))
+            .contains(shared)
+    );
+    // N not a multiple of 4 is fine when B is transposed (read along K).
+    assert!(matmul_title(&matmul_graph(36, 101, 12, false, true), &subgroup_options(sg)).contains(shared));
+}
+
+#[test]
+fn bad_matmul_configs_are_errors_that_say_why() {
+    let graph = matmul_graph(8, 8, 8, false, false);
+    for (config, want) in [
+        (
+            MatmulConfig { kernel: MatmulKernel::Subgroup, rows: 4, cols: 48, workgroup: 8 },
+            "32, 64, 96 or 128",
+        ),
+        (MatmulConfig { kernel: MatmulKernel::Subgroup, rows: 4, cols: 64, workgroup: 12 }, "multiple of 8"),
+        (MatmulConfig { kernel: MatmulKernel::Registers, rows: 17, cols: 8, workgroup: 64 }, "1..=16"),
+    ] {
+        let err = plan_graph(&graph, &subgroup_options(config)).unwrap_err().to_string();
+        assert!(err.contains(want), "{config}: {err}");
+    }
+}
+
+#[test]
+fn golden_wgsl_of_a_subgroup_matmul() {
+    let sg = MatmulConfig { kernel: MatmulKernel::Subgroup, rows: 2, cols: 32, workgroup: 8 };
+    let plan = plan_graph(&matmul_graph(20, 36, 8, false, true), &subgroup_options(sg)).unwrap();
+    expect_file!["../../tests/golden/wgsl-simple/matmul-subgroup-tb.wgsl"].assert_eq(&plan.kernels[0].wgsl);
 }

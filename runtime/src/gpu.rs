@@ -1,5 +1,7 @@
 //! Adapter and device selection.
 
+use weft_compiler::MatmulConfig;
+
 use crate::error::RuntimeError;
 
 /// The device limits the compiler plans against.
@@ -17,6 +19,11 @@ pub struct GpuLimits {
     pub max_storage_buffers_per_stage: u32,
     /// Alignment of `Binding::range` offsets.
     pub storage_offset_alignment: u32,
+    /// The smallest subgroup the device runs, when it has subgroup operations.
+    pub subgroup_min_size: Option<u32>,
+    /// A CPU adapter (lavapipe, WARP, SwiftShader): kernels that suit SIMD
+    /// lanes over GPU threads are the better default there.
+    pub cpu: bool,
 }
 
 impl GpuLimits {
@@ -27,7 +34,19 @@ impl GpuLimits {
             max_buffer_size: self.max_buffer,
             max_storage_buffers_per_stage: self.max_storage_buffers_per_stage,
             max_workgroups_per_dimension: self.max_workgroups_per_dim,
+            matmul: self.default_matmul(),
+            subgroup_min_size: self.subgroup_min_size,
             ..weft_compiler::SimplePlanOptions::default()
+        }
+    }
+
+    /// The matmul shape to use before any measurement: on CPU adapters with
+    /// subgroups of 8 or more, the subgroup kernel (3-4x faster on lavapipe,
+    /// BENCHMARKS.md); elsewhere the register kernel that suits GPUs.
+    pub fn default_matmul(&self) -> MatmulConfig {
+        match self.subgroup_min_size {
+            Some(size) if self.cpu && size >= 8 => MatmulConfig::CPU_DEFAULT,
+            _ => MatmulConfig::default(),
         }
     }
 }
@@ -87,10 +106,12 @@ impl Gpu {
         };
         let info = adapter.get_info();
         let adapter_limits = adapter.limits();
+        // Subgroup operations where the adapter has them: the subgroup matmul uses them.
+        let features = adapter.features() & wgpu::Features::SUBGROUP;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("weft"),
-                required_features: wgpu::Features::empty(),
+                required_features: features,
                 required_limits: adapter_limits.clone(),
                 ..Default::default()
             })
@@ -108,6 +129,8 @@ impl Gpu {
             max_workgroup_storage: adapter_limits.max_compute_workgroup_storage_size,
             max_storage_buffers_per_stage: adapter_limits.max_storage_buffers_per_shader_stage,
             storage_offset_alignment: adapter_limits.min_storage_buffer_offset_alignment,
+            subgroup_min_size: features.contains(wgpu::Features::SUBGROUP).then_some(info.subgroup_min_size),
+            cpu: info.device_type == wgpu::DeviceType::Cpu,
         };
         Ok(Gpu { device, queue, info, limits })
     }

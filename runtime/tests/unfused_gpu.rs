@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use weft_compiler::codegen::simple::{MatmulConfig, SimplePlanOptions, plan_graph};
+use weft_compiler::codegen::simple::{MatmulConfig, MatmulKernel, SimplePlanOptions, plan_graph};
 use weft_ir::autodiff::differentiate;
 use weft_ir::expr::parse_mask;
 use weft_ir::graph::{AttentionGrad, DType, Graph, HeadMask, HeadRange, NodeId, Op, TensorType, ValidGraph};
@@ -38,16 +38,8 @@ fn executor() -> Executor {
 
 /// The device's own limits.
 fn device_options(ex: &Executor) -> SimplePlanOptions {
-    let l = ex.gpu().limits();
-    SimplePlanOptions {
-        max_storage_binding: l.max_storage_binding,
-        max_buffer_size: l.max_buffer,
-        max_storage_buffers_per_stage: l.max_storage_buffers_per_stage,
-        max_workgroups_per_dimension: l.max_workgroups_per_dim,
-        alias_reshapes: true,
-        share_scratch: true,
-        ..SimplePlanOptions::default()
-    }
+    // The device's own choices, the matmul kernel and subgroups among them.
+    ex.gpu().limits().simple_plan_options()
 }
 
 /// 512-byte bindings and 3 workgroups per dimension: small tensors take the
@@ -61,7 +53,8 @@ fn tiny_options(ex: &Executor) -> SimplePlanOptions {
         max_workgroups_per_dimension: 3,
         alias_reshapes: true,
         share_scratch: true,
-        ..SimplePlanOptions::default()
+        matmul: l.default_matmul(),
+        subgroup_min_size: l.subgroup_min_size,
     }
 }
 
@@ -350,7 +343,8 @@ fn every_op_matches_the_interpreter_on_the_gpu() {
 /// whichever axis is contiguous), and mixtures.
 fn matmul_cases() -> Vec<(String, ValidGraph)> {
     let mut cases = Vec::new();
-    for (m, n, k) in [(37, 29, 53), (36, 28, 52), (37, 28, 52), (36, 29, 53), (3, 5, 2)] {
+    // (40, 136, 12): several column tiles of 64 and row tiles of 32, a partial one of each.
+    for (m, n, k) in [(37, 29, 53), (36, 28, 52), (37, 28, 52), (36, 29, 53), (3, 5, 2), (40, 136, 12)] {
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
             let a = if ta { [2, k, m] } else { [2, m, k] };
             let b = if tb { [2, n, k] } else { [2, k, n] };
@@ -366,18 +360,32 @@ fn every_matmul_candidate_config_matches_the_interpreter() {
     let mut rng = rng();
     let mut ex = executor();
     let cases = matmul_cases();
-    let mut configs = MatmulConfig::candidates();
-    configs.push(MatmulConfig { rows: 3, cols: 12, workgroup: 32 });
+    let limits = ex.gpu().limits();
+    let subgroups = limits.subgroup_min_size.is_some_and(|size| size >= 8);
+    let mut configs = MatmulConfig::candidates(subgroups);
+    configs.push(MatmulConfig { kernel: MatmulKernel::Registers, rows: 3, cols: 12, workgroup: 32 });
+    configs.push(MatmulConfig { kernel: MatmulKernel::Subgroup, rows: 3, cols: 96, workgroup: 16 });
     assert!(configs.contains(&MatmulConfig::default()));
+    assert!(configs.contains(&limits.default_matmul()));
     for matmul in configs {
         eprintln!("config {matmul}");
         let opts = SimplePlanOptions { matmul, ..device_options(&ex) };
         check_all(&mut ex, &cases, &opts, &mut rng);
     }
     // Operands split across 4 KiB bindings, read as vec4 through the split
-    // accessors, on a folded grid.
-    let opts = SimplePlanOptions { max_storage_binding: 4096, ..tiny_options(&ex) };
-    check_all(&mut ex, &cases, &opts, &mut rng);
+    // accessors, on a folded grid: 7 workgroups per dimension leave surplus
+    // workgroups that redo the last. Small tiles: every store of a tile goes
+    // through the split accessor, and big kernels take minutes to compile.
+    let split =
+        SimplePlanOptions { max_storage_binding: 4096, max_workgroups_per_dimension: 7, ..tiny_options(&ex) };
+    let mut small = vec![MatmulConfig::default()];
+    if subgroups {
+        small.push(MatmulConfig { kernel: MatmulKernel::Subgroup, rows: 2, cols: 32, workgroup: 8 });
+    }
+    for matmul in small {
+        eprintln!("split bindings, config {matmul}");
+        check_all(&mut ex, &cases, &SimplePlanOptions { matmul, ..split.clone() }, &mut rng);
+    }
 }
 
 #[test]

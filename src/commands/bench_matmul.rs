@@ -77,13 +77,7 @@ pub fn run(args: &BenchMatmulArgs) -> anyhow::Result<()> {
     let gpu = Gpu::new()?;
     println!("adapter: {}", gpu.adapter_description());
     let limits = gpu.limits();
-    let base = SimplePlanOptions {
-        max_storage_binding: limits.max_storage_binding,
-        max_buffer_size: limits.max_buffer,
-        max_storage_buffers_per_stage: limits.max_storage_buffers_per_stage,
-        max_workgroups_per_dimension: limits.max_workgroups_per_dim,
-        ..SimplePlanOptions::default()
-    };
+    let base = limits.simple_plan_options();
     let mut executor = Executor::new(gpu);
     let shapes = match (&args.shape[..], args.quick) {
         ([], false) => vec![Shape { m: 1024, k: 1024, n: 1024 }, Shape { m: 4096, k: 4096, n: 1024 }],
@@ -92,7 +86,10 @@ pub fn run(args: &BenchMatmulArgs) -> anyhow::Result<()> {
     };
     let repeats = args.repeats.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
     let candidates: Vec<MatmulConfig> =
-        MatmulConfig::candidates().into_iter().filter(|c| !args.quick || c.workgroup == 64).collect();
+        MatmulConfig::candidates(limits.subgroup_min_size.is_some_and(|size| size >= 8))
+            .into_iter()
+            .filter(|c| !args.quick || c.workgroup == 64 || *c == limits.default_matmul())
+            .collect();
     println!(
         "f32 matmul, shader runtime checks on, median of {repeats} run(s) (after a warm-up below 1e10 FLOP); \
          each candidate first checked against a CPU reference at {CHECK}"
@@ -136,7 +133,7 @@ pub fn run(args: &BenchMatmulArgs) -> anyhow::Result<()> {
         bail!("no candidate passed its correctness check");
     };
     let rates: Vec<String> = rates.iter().map(|r| format!("{r:.2}")).collect();
-    println!("best: {best} ({} GFLOP/s); the default is {}", rates.join(" / "), MatmulConfig::default());
+    println!("best: {best} ({} GFLOP/s); the default is {}", rates.join(" / "), limits.default_matmul());
     Ok(())
 }
 

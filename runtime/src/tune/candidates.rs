@@ -101,6 +101,8 @@ mod tests {
             max_workgroup_storage: 16 << 10,
             max_storage_buffers_per_stage: 8,
             storage_offset_alignment: 256,
+            subgroup_min_size: None,
+            cpu: false,
         }
     }
 

@@ -65,6 +65,10 @@ pub(crate) struct KernelBuilder<'a> {
     decls: String,
     helpers: String,
     workgroup: u32,
+    /// The entry point takes `sg_lane`, the invocation's index in its subgroup.
+    subgroup_lane: bool,
+    /// Whole workgroups only, and no early return (see [`Self::without_early_return`]).
+    no_return: bool,
 }
 
 impl<'a> KernelBuilder<'a> {
@@ -79,6 +83,8 @@ impl<'a> KernelBuilder<'a> {
             decls: String::new(),
             helpers: String::new(),
             workgroup: WORKGROUP,
+            subgroup_lane: false,
+            no_return: false,
         }
     }
 
@@ -110,6 +116,21 @@ impl<'a> KernelBuilder<'a> {
     /// Threads per workgroup for this kernel (default [`WORKGROUP`]).
     pub(crate) fn workgroup_size(&mut self, threads: u32) {
         self.workgroup = threads;
+    }
+
+    /// Gives the body `sg_lane: u32`, the invocation's index in its subgroup.
+    /// Only for plans whose options say the device has subgroup operations.
+    pub(crate) fn use_subgroup_lane(&mut self) {
+        self.subgroup_lane = true;
+    }
+
+    /// For kernels whose work is whole workgroups: surplus workgroups of a
+    /// folded grid redo the last one (writing the same values) instead of
+    /// returning early. A branch at the top puts the whole kernel under an
+    /// execution mask on SIMD adapters (every register write a blend), and
+    /// subgroup operations want every lane live.
+    pub(crate) fn without_early_return(&mut self) {
+        self.no_return = true;
     }
 
     /// WGSL placed between the bindings and the entry point.
@@ -219,15 +240,33 @@ impl<'a> KernelBuilder<'a> {
         let _ = writeln!(wgsl, "// {}: {}", self.name, self.title);
         wgsl.push_str(&self.decls);
         wgsl.push_str(&self.helpers);
+        let lane = if self.subgroup_lane { ", @builtin(subgroup_invocation_id) sg_lane: u32" } else { "" };
         let _ = write!(
             wgsl,
             "@compute @workgroup_size({workgroup})\n\
-             fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {{\n\
-             \x20   let i = (wid.y * {wx}u + wid.x) * {workgroup}u + lid;\n\
-             \x20   if (i >= {threads}u) {{\n\
-             \x20       return;\n\
-             \x20   }}\n"
+             fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32{lane}) {{\n"
         );
+        if self.no_return {
+            if !threads.is_multiple_of(u64::from(workgroup)) {
+                return Err(self.site.too_large(format!(
+                    "kernel `{}`: {threads} work items are not whole workgroups of {workgroup}",
+                    self.name
+                )));
+            }
+            let _ = writeln!(
+                wgsl,
+                "    let i = min(wid.y * {wx}u + wid.x, {}u) * {workgroup}u + lid;",
+                groups - 1
+            );
+        } else {
+            let _ = write!(
+                wgsl,
+                "    let i = (wid.y * {wx}u + wid.x) * {workgroup}u + lid;\n\
+                 \x20   if (i >= {threads}u) {{\n\
+                 \x20       return;\n\
+                 \x20   }}\n"
+            );
+        }
         for line in body.lines() {
             if line.is_empty() {
                 wgsl.push('\n');

@@ -40,7 +40,7 @@ use weft_ir::graph::{DType, NodeId};
 
 use crate::shader::ShaderError;
 
-pub use matmul::MatmulConfig;
+pub use matmul::{MatmulConfig, MatmulKernel};
 pub use plan::plan_graph;
 pub use render::render_plan;
 
@@ -63,6 +63,9 @@ pub struct SimplePlanOptions {
     pub share_scratch: bool,
     /// The matmul kernel's tile shape and workgroup size.
     pub matmul: MatmulConfig,
+    /// The device's smallest subgroup, when it has subgroup operations; the
+    /// subgroup matmul needs at least 8 and falls back without.
+    pub subgroup_min_size: Option<u32>,
 }
 
 impl Default for SimplePlanOptions {
@@ -75,6 +78,7 @@ impl Default for SimplePlanOptions {
             alias_reshapes: true,
             share_scratch: true,
             matmul: MatmulConfig::default(),
+            subgroup_min_size: None,
         }
     }
 }

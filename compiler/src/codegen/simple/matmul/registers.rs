@@ -1,6 +1,4 @@
-//! Batched matmul over the last two axes, either operand transposed.
-//!
-//! One generator, parameterized by a [`MatmulConfig`]: each thread computes a
+//! The register-blocked matmul kernel, for any device: each thread computes a
 //! `rows × cols` output tile in registers (`cols / 4` `vec4` accumulators per
 //! row) and reads its operands straight from storage, with no workgroup memory
 //! and no barriers (both are emulated, and slow, on CPU adapters such as
@@ -21,63 +19,11 @@
 
 use std::fmt::Write;
 
-use super::CodegenError;
-use super::builder::KernelBuilder;
-use super::plan::{Ctx, Operand};
+use super::MatmulConfig;
+use crate::codegen::simple::CodegenError;
+use crate::codegen::simple::builder::KernelBuilder;
+use crate::codegen::simple::plan::{Ctx, Operand};
 use crate::kernel::Kernel;
-
-/// The shape of the matmul kernel: outputs per thread and threads per workgroup.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct MatmulConfig {
-    /// Output rows per thread: 1 to 16.
-    pub rows: u32,
-    /// Output columns per thread: 4, 8, 12 or 16 (whole `vec4`s).
-    pub cols: u32,
-    /// Threads per workgroup: a multiple of 32, at most 256 (WebGPU's default limit).
-    pub workgroup: u32,
-}
-
-impl Default for MatmulConfig {
-    /// 8×8 outputs per thread, 64 threads per workgroup: the fastest on
-    /// lavapipe (see BENCHMARKS.md), and a moderate 16 `vec4` accumulators
-    /// and 64-thread workgroups that real GPUs run well too.
-    fn default() -> Self {
-        MatmulConfig { rows: 8, cols: 8, workgroup: 64 }
-    }
-}
-
-impl MatmulConfig {
-    /// The configurations `weft bench matmul` measures.
-    pub fn candidates() -> Vec<MatmulConfig> {
-        let mut out = Vec::new();
-        for (rows, cols) in [(4, 4), (8, 4), (4, 8), (8, 8)] {
-            for workgroup in [64, 128, 256] {
-                out.push(MatmulConfig { rows, cols, workgroup });
-            }
-        }
-        out
-    }
-
-    /// Why this configuration cannot be generated, if it cannot.
-    pub fn problem(&self) -> Option<String> {
-        if !(1..=16).contains(&self.rows) {
-            return Some(format!("matmul rows per thread {} is not in 1..=16", self.rows));
-        }
-        if !(4..=16).contains(&self.cols) || !self.cols.is_multiple_of(4) {
-            return Some(format!("matmul columns per thread {} is not 4, 8, 12 or 16", self.cols));
-        }
-        if self.workgroup == 0 || self.workgroup > 256 || !self.workgroup.is_multiple_of(32) {
-            return Some(format!("matmul workgroup {} is not a multiple of 32 up to 256", self.workgroup));
-        }
-        None
-    }
-}
-
-impl std::fmt::Display for MatmulConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}x{}/wg{}", self.rows, self.cols, self.workgroup)
-    }
-}
 
 /// How one operand is loaded.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -90,15 +36,15 @@ enum Load {
     AlongTile,
 }
 
-pub(crate) fn emit(
+pub(super) fn emit(
     cx: &Ctx,
+    cfg: MatmulConfig,
     ta: bool,
     tb: bool,
     inputs: &[Operand],
     out: &Operand,
 ) -> Result<Vec<Kernel>, CodegenError> {
     let [a, b] = inputs else { return Err(cx.unsupported()) };
-    let cfg = cx.opts.matmul;
     let r = a.shape.len();
     if r < 2 || b.shape.len() != r || out.shape.len() != r {
         return Err(cx.unsupported());
