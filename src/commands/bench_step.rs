@@ -105,7 +105,9 @@ pub fn run(args: &BenchStepArgs) -> anyhow::Result<()> {
             };
             let started = Instant::now();
             let graph = build_llama_graph(&config, schedule.as_ref(), &opts)?;
-            let optimized = optimize(&graph, &OptimizeOptions::default())?.graph;
+            // Optimized for training: LoRA stays unfolded, its gradients stay rank-sized.
+            let training = OptimizeOptions { training: true, ..OptimizeOptions::default() };
+            let optimized = optimize(&graph, &training)?.graph;
             let trainable = trainable_parameters(&optimized);
             let wrt: Vec<&str> = trainable.iter().map(String::as_str).collect();
             let step = differentiate(&optimized, &wrt)?;
