@@ -729,3 +729,19 @@ fn fusion_cuts_the_kernels_of_the_llama_forward_and_training_graphs() {
     let fused = plan_graph(&forward, &SimplePlanOptions::default()).unwrap();
     assert!(fused.kernels.iter().any(|k| k.wgsl.starts_with(&format!("// {}: fused: silu, mul\n", k.name))));
 }
+
+/// A chain nothing reads still computes its last value, as an unfused dead node does.
+#[test]
+fn a_dead_fused_chain_still_writes_its_last_value() {
+    let mut g = Graph::new("dead");
+    let x = g.input("x", TensorType::f32(vec![8]));
+    let e = g.exp(x).unwrap();
+    let _dead = g.log(e).unwrap();
+    let y = g.scale(x, 2.0).unwrap();
+    g.set_output("y", y);
+    let plan = plan_graph(&g.validate().unwrap(), &SimplePlanOptions::default()).unwrap();
+    let fused = plan.kernels.iter().find(|k| k.name == "n2_fused").unwrap();
+    let written: Vec<&str> =
+        fused.bindings.iter().filter(|b| b.access == Access::ReadWrite).map(|b| b.buffer.as_str()).collect();
+    assert_eq!(written, ["n2"]);
+}

@@ -81,8 +81,12 @@ impl Fusion {
         let mut fusion = Fusion::none(graph);
         for members in sets.into_iter().filter(|s| s.len() > 1) {
             let inside: BTreeSet<NodeId> = members.iter().copied().collect();
-            let materialized =
+            let mut materialized: Vec<bool> =
                 members.iter().map(|&m| outputs.contains(&m) || escapes(graph, &inside, m)).collect();
+            // A dead chain still computes its last value, as an unfused dead node would.
+            if let (false, Some(last)) = (materialized.contains(&true), materialized.last_mut()) {
+                *last = true;
+            }
             let index = fusion.groups.len();
             for &m in &members {
                 fusion.group_of[m.index()] = Some(index);
@@ -142,18 +146,18 @@ fn fits(
 
 /// The group's kernel: loads each outside operand once, evaluates the members
 /// in order as `let`s named after their nodes, stores the materialized ones.
-/// `region` gives a node's buffer region.
+/// `region` gives a node's buffer region; `last` is the group's last member.
 pub(crate) fn emit(
     graph: &ValidGraph,
     opts: &SimplePlanOptions,
     group: &Group,
-    name: &str,
+    last: NodeId,
     region: &dyn Fn(NodeId) -> Region,
 ) -> Result<Kernel, CodegenError> {
-    let last = *group.members.last().ok_or(CodegenError::Options("empty fusion group".into()))?;
+    let name = format!("n{}_fused", last.index());
     let site = Site { node: last, op: "fused" };
     let ops: Vec<&str> = group.members.iter().map(|&m| graph.node(m).op.name()).collect();
-    let mut k = KernelBuilder::new(site, opts, name, &format!("fused: {}", ops.join(", ")));
+    let mut k = KernelBuilder::new(site, opts, &name, &format!("fused: {}", ops.join(", ")));
     let inside: BTreeSet<NodeId> = group.members.iter().copied().collect();
     let mut reads: Vec<NodeId> = Vec::new();
     for &m in &group.members {

@@ -173,8 +173,7 @@ pub fn plan_graph(graph: &ValidGraph, opts: &SimplePlanOptions) -> Result<Kernel
         if let Some(group) = fusion.group(id) {
             // The group's one kernel runs at its last member.
             if group.members.last() == Some(&id) {
-                let name = format!("n{}_fused", id.index());
-                let kernel = fusion::emit(graph, opts, group, &name, &region)?;
+                let kernel = fusion::emit(graph, opts, group, id, &region)?;
                 add(&mut plan, Vec::new(), vec![kernel]);
             }
             continue;
