@@ -11,7 +11,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use weft_compiler::optimize::{OptimizeOptions, Optimized, optimize};
 use weft_ir::autodiff::differentiate;
-use weft_ir::graph::{Op, ValidGraph, parse_sexpr};
+use weft_ir::graph::{Graph, Op, TensorType, ValidGraph, parse_sexpr};
 use weft_ir::interp::{Tensor, run};
 use weft_ir::lower::{LowerOptions, lower_pattern};
 use weft_ir::{ConcreteMask, Overrides, Pattern, SourceFile, Spec};
@@ -414,4 +414,101 @@ fn head_dependent_masks_keep_their_global_head_index() {
     let mut rng = StdRng::seed_from_u64(seed());
     let err = max_error(&reference, &opt.graph, &mut rng);
     assert!(err <= 1e-12, "relative error {err:e}");
+}
+
+/// A LoRA-adapted projection as the model builds it: `x·Wᵀ + 2·(x·Aᵀ)·Bᵀ`,
+/// `x [t, d_in]`, `W [d_out, d_in]` frozen, `A [r, d_in]`, `B [d_out, r]`.
+fn lora_graph(t: usize, d_in: usize, d_out: usize, r: usize) -> ValidGraph {
+    let mut g = Graph::new("lora");
+    let x = g.input("x", TensorType::f32([t, d_in]));
+    let w = g.parameter("w", TensorType::f32([d_out, d_in]), false);
+    let a = g.parameter("a", TensorType::f32([r, d_in]), true);
+    let b = g.parameter("b", TensorType::f32([d_out, r]), true);
+    let y = g.matmul(x, w, false, true).unwrap();
+    let xa = g.matmul(x, a, false, true).unwrap();
+    let xab = g.matmul(xa, b, false, true).unwrap();
+    let scaled = g.scale(xab, 2.0).unwrap();
+    let sum = g.elementwise_add(y, scaled).unwrap();
+    g.set_output("y", sum);
+    g.validate().unwrap()
+}
+
+fn matmuls(graph: &ValidGraph) -> usize {
+    count(graph, |op| matches!(op, Op::MatMul { .. }))
+}
+
+/// Many tokens: the update is folded into the weight (`x·(W + (2·B)·A)ᵀ`, two
+/// matmuls, none of them token-by-rank), it costs less, and it computes the same.
+#[test]
+fn lora_folds_into_its_weight_for_many_tokens() {
+    let graph = lora_graph(2048, 64, 48, 8);
+    let opt = optimize(&graph, &OptimizeOptions::default()).unwrap();
+    assert_eq!(opt.report.fired("lora-fold"), 1, "{}", opt.report);
+    assert_eq!(matmuls(&opt.graph), 2);
+    let token_rank = opt.graph.node_ids().any(|id| opt.graph.node(id).ty.shape == [2048, 8]);
+    assert!(!token_rank, "the x·Aᵀ activations are gone");
+    assert!(opt.report.cost_after.total() < opt.report.cost_before.total(), "{}", opt.report);
+    let mut rng = StdRng::seed_from_u64(seed());
+    let err = max_error(&graph, &opt.graph, &mut rng);
+    assert!(err <= 1e-12, "relative error {err:e}");
+}
+
+/// Few tokens through a wide weight: building `W + s·B·A` costs more than the
+/// LoRA path, so the graph keeps its three matmuls.
+#[test]
+fn lora_stays_unfolded_where_folding_costs_more() {
+    let graph = lora_graph(16, 256, 192, 8);
+    let opt = optimize(&graph, &OptimizeOptions::default()).unwrap();
+    assert_eq!(opt.report.fired("lora-fold"), 0, "{}", opt.report);
+    assert_eq!(matmuls(&opt.graph), 3);
+    assert_eq!(opt.report.cost_after, opt.report.cost_before);
+}
+
+/// A graph that will be differentiated keeps its LoRA factors apart, however many tokens.
+#[test]
+fn training_graphs_never_fold_lora() {
+    let graph = lora_graph(2048, 64, 48, 8);
+    let opts = OptimizeOptions { training: true, ..OptimizeOptions::default() };
+    let opt = optimize(&graph, &opts).unwrap();
+    assert_eq!(opt.report.fired("lora-fold"), 0, "{}", opt.report);
+    assert_eq!(matmuls(&opt.graph), 3);
+}
+
+/// Already differentiated, the forward's `x·Aᵀ` is read by the backward too, so
+/// folding saves less; whatever extraction picks is never costlier than the
+/// input, and every gradient is unchanged.
+#[test]
+fn a_differentiated_lora_graph_optimizes_and_computes_the_same() {
+    for t in [16, 2048] {
+        let grads = differentiate(&lora_graph(t, 64, 48, 8), &["a", "b"]).unwrap().graph;
+        let opt = optimize(&grads, &OptimizeOptions::default()).unwrap();
+        assert!(opt.report.cost_after.total() <= opt.report.cost_before.total(), "{}", opt.report);
+        let mut rng = StdRng::seed_from_u64(seed());
+        let err = max_error(&grads, &opt.graph, &mut rng);
+        assert!(err <= 1e-12, "t = {t}: relative error {err:e}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// Folded or not, the optimized projection is never costlier and agrees
+    /// with the interpreter on the reference graph.
+    #[test]
+    fn random_lora_projections_optimize_and_compute_the_same(
+        t in prop::sample::select(vec![1usize, 3, 16, 64, 512, 2048]),
+        d_in in 1usize..80,
+        d_out in 1usize..80,
+        r in 1usize..9,
+        input_seed in any::<u64>(),
+    ) {
+        let graph = lora_graph(t, d_in, d_out, r);
+        let opt = optimize(&graph, &OptimizeOptions::default()).unwrap();
+        prop_assert!(opt.report.cost_after.total() <= opt.report.cost_before.total(), "{}", opt.report);
+        let folded = opt.report.fired("lora-fold") > 0;
+        prop_assert_eq!(matmuls(&opt.graph), if folded { 2 } else { 3 });
+        let mut rng = StdRng::seed_from_u64(base_seed() ^ input_seed);
+        let err = max_error(&graph, &opt.graph, &mut rng);
+        prop_assert!(err <= 1e-12, "relative error {:e}", err);
+    }
 }

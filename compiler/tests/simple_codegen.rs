@@ -8,12 +8,17 @@ use std::process::Command;
 use expect_test::expect_file;
 use weft_compiler::codegen::mask::mask_functions;
 use weft_compiler::codegen::simple::{CodegenError, SimplePlanOptions, plan_graph, render_plan};
-use weft_compiler::{BufferRole, ElemType, KernelPlan, to_spirv, validate_wgsl};
+use weft_compiler::{Access, BufferRole, ElemType, KernelPlan, to_spirv, validate_wgsl};
 use weft_compiler::{MatmulConfig, MatmulKernel};
+use weft_ir::autodiff::{differentiate, trainable_parameters};
 use weft_ir::expr::parse_mask;
 use weft_ir::graph::{AttentionGrad, DType, Graph, HeadMask, HeadRange, NodeId, Op, TensorType, ValidGraph};
 use weft_ir::lower::{LowerOptions, lower_pattern};
+use weft_ir::model::{ModelGraphOptions, build_llama_graph};
 use weft_ir::{Mask, Overrides};
+
+#[path = "../../ir/tests/support/llama.rs"]
+mod llama;
 
 /// A graph applying `op` to inputs `x0`, `x1`, ... of the given shapes, output `y`.
 fn op_graph(op: Op, shapes: &[&[usize]]) -> ValidGraph {
@@ -692,4 +697,143 @@ fn golden_wgsl_of_a_subgroup_matmul() {
     let sg = MatmulConfig { kernel: MatmulKernel::Subgroup, rows: 2, cols: 32, workgroup: 8 };
     let plan = plan_graph(&matmul_graph(20, 36, 8, false, true), &subgroup_options(sg)).unwrap();
     expect_file!["../../tests/golden/wgsl-simple/matmul-subgroup-tb.wgsl"].assert_eq(&plan.kernels[0].wgsl);
+}
+
+fn unfused() -> SimplePlanOptions {
+    SimplePlanOptions { fuse_elementwise: false, ..SimplePlanOptions::default() }
+}
+
+/// SwiGLU's `silu(gate) * up`, as the model spells it.
+fn swiglu_graph() -> ValidGraph {
+    let mut g = Graph::new("swiglu");
+    let gate = g.input("gate", TensorType::f32(vec![4, 6]));
+    let up = g.input("up", TensorType::f32(vec![4, 6]));
+    let act = g.silu(gate).unwrap();
+    let y = g.elementwise_mul(act, up).unwrap();
+    g.set_output("y", y);
+    g.validate().unwrap()
+}
+
+#[test]
+fn swiglu_is_one_fused_kernel_without_an_intermediate_buffer() {
+    let plan = plan_graph(&swiglu_graph(), &SimplePlanOptions::default()).unwrap();
+    assert_eq!(plan.kernels.len(), 1, "{}", render_plan(&plan));
+    assert_eq!(plan.kernels[0].name, "n3_fused");
+    let names: Vec<&str> = plan.buffers.keys().map(String::as_str).collect();
+    assert_eq!(names, ["gate", "up", "y"], "silu(gate) is never materialized");
+    expect_file!["../../tests/golden/wgsl-simple/swiglu-fused.wgsl"].assert_eq(&plan.kernels[0].wgsl);
+    let apart = plan_graph(&swiglu_graph(), &unfused()).unwrap();
+    assert_eq!(apart.kernels.len(), 2);
+    assert!(apart.buffers.contains_key("n2"));
+}
+
+/// The silu gradient's chain (sigmoid, mul, scale, add, add, mul) is one kernel
+/// writing only `dx`; a value read outside the group (here an output) is still
+/// written, and so is every output of the group.
+#[test]
+fn a_fused_group_writes_exactly_the_values_read_outside_it() {
+    let mut g = Graph::new("silu-grad");
+    let x = g.input("x", TensorType::f32(vec![3, 70]));
+    let y = g.silu(x).unwrap();
+    g.set_output("y", y);
+    let grads = differentiate(&g.validate().unwrap(), &["x"]).unwrap();
+    let plan = plan_graph(&grads.graph, &SimplePlanOptions::default()).unwrap();
+    assert_eq!(plan.kernels.len(), 1, "{}", render_plan(&plan));
+    let k = &plan.kernels[0];
+    assert!(k.wgsl.lines().next().unwrap().contains("fused: silu, sigmoid, mul"), "{}", k.wgsl);
+    let written: Vec<&str> =
+        k.bindings.iter().filter(|b| b.access == Access::ReadWrite).map(|b| b.buffer.as_str()).collect();
+    assert_eq!(written, ["y", "dx"]);
+    assert!(plan.buffers.values().all(|b| b.role != BufferRole::Scratch), "{}", render_plan(&plan));
+}
+
+/// A group never runs before a consumer outside it: `a = exp(x)` feeds a
+/// matmul that comes before `b = a + m`, so `a` and `b` stay apart.
+#[test]
+fn fusion_keeps_outside_consumers_after_the_group() {
+    let mut g = Graph::new("order");
+    let x = g.input("x", TensorType::f32(vec![4, 4]));
+    let a = g.exp(x).unwrap();
+    let m = g.matmul(a, x, false, false).unwrap();
+    let b = g.elementwise_add(a, m).unwrap();
+    let c = g.scale(b, 0.5).unwrap();
+    g.set_output("c", c);
+    let plan = plan_graph(&g.validate().unwrap(), &SimplePlanOptions::default()).unwrap();
+    let names: Vec<&str> = plan.kernels.iter().map(|k| k.name.as_str()).collect();
+    assert_eq!(names, ["n1_exp", "n2_matmul", "n4_fused"]);
+}
+
+/// A group's reads and writes fit the stage's storage bindings.
+#[test]
+fn fusion_respects_the_binding_limit() {
+    let mut g = Graph::new("sum");
+    let xs: Vec<NodeId> = (0..6).map(|i| g.input(&format!("x{i}"), TensorType::f32(vec![8]))).collect();
+    let mut acc = xs[0];
+    for &x in &xs[1..] {
+        acc = g.elementwise_add(acc, x).unwrap();
+    }
+    g.set_output("y", acc);
+    let graph = g.validate().unwrap();
+    let opts = SimplePlanOptions { max_storage_buffers_per_stage: 4, ..SimplePlanOptions::default() };
+    let plan = plan_graph(&graph, &opts).unwrap();
+    assert!(plan.kernels.iter().all(|k| k.bindings.len() <= 4));
+    // (x0 + x1) + x2, then that + x3 + x4, then + x5: three reads and a write each.
+    assert_eq!(plan.kernels.len(), 3, "{}", render_plan(&plan));
+    assert_eq!(plan_graph(&graph, &SimplePlanOptions::default()).unwrap().kernels.len(), 1);
+}
+
+/// The LLaMA forward and training graphs (LoRA sums, residual adds, SwiGLU,
+/// the backward's elementwise chains and gradient sums) need fewer kernels
+/// and fewer bytes fused; every kernel still validates.
+#[test]
+fn fusion_cuts_the_kernels_of_the_llama_forward_and_training_graphs() {
+    let config = llama::tiny_config(false);
+    let opts = ModelGraphOptions {
+        lora: Some(llama::lora()),
+        train_embed: true,
+        train_norm: true,
+        loss: true,
+        ..ModelGraphOptions::new(2, 16)
+    };
+    let forward = build_llama_graph(&config, Some(&llama::schedule(16)), &opts).unwrap();
+    let trainable = trainable_parameters(&forward);
+    let step = differentiate(&forward, &trainable.iter().map(String::as_str).collect::<Vec<_>>()).unwrap();
+    for (label, graph, at_least) in [("forward", &forward, 10), ("training", &step.graph, 25)] {
+        let fused = plan_graph(graph, &SimplePlanOptions::default()).unwrap();
+        let apart = plan_graph(graph, &unfused()).unwrap();
+        let saved = apart.kernels.len() - fused.kernels.len();
+        eprintln!("{label}: {} kernels unfused, {} fused", apart.kernels.len(), fused.kernels.len());
+        assert!(saved >= at_least, "{label}: only {saved} kernels fewer");
+        // Without scratch sharing every buffer counts once, and fusion only drops buffers.
+        let separate = |fuse_elementwise| SimplePlanOptions {
+            share_scratch: false,
+            fuse_elementwise,
+            ..SimplePlanOptions::default()
+        };
+        let bytes = |fuse| plan_graph(graph, &separate(fuse)).unwrap().total_bytes();
+        assert!(bytes(true) < bytes(false), "{label}");
+        for k in &fused.kernels {
+            validate_wgsl(&k.name, &k.wgsl).unwrap_or_else(|e| panic!("{label}: {e}"));
+        }
+        let titles = fused.kernels.iter().filter(|k| k.wgsl.lines().next().unwrap().contains(": fused: "));
+        assert!(titles.count() > 0);
+    }
+    let fused = plan_graph(&forward, &SimplePlanOptions::default()).unwrap();
+    assert!(fused.kernels.iter().any(|k| k.wgsl.starts_with(&format!("// {}: fused: silu, mul\n", k.name))));
+}
+
+/// A chain nothing reads still computes its last value, as an unfused dead node does.
+#[test]
+fn a_dead_fused_chain_still_writes_its_last_value() {
+    let mut g = Graph::new("dead");
+    let x = g.input("x", TensorType::f32(vec![8]));
+    let e = g.exp(x).unwrap();
+    let _dead = g.log(e).unwrap();
+    let y = g.scale(x, 2.0).unwrap();
+    g.set_output("y", y);
+    let plan = plan_graph(&g.validate().unwrap(), &SimplePlanOptions::default()).unwrap();
+    let fused = plan.kernels.iter().find(|k| k.name == "n2_fused").unwrap();
+    let written: Vec<&str> =
+        fused.bindings.iter().filter(|b| b.access == Access::ReadWrite).map(|b| b.buffer.as_str()).collect();
+    assert_eq!(written, ["n2"]);
 }

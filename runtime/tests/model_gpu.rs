@@ -140,6 +140,8 @@ fn the_optimized_model_runs_fused_attention_without_t_squared_buffers() {
     let fused = count(&optimized.graph, |op| matches!(op, Op::FusedAttention { .. }));
     assert_eq!(fused, config.num_hidden_layers, "{}", optimized.report);
     assert_eq!(count(&optimized.graph, |op| matches!(op, Op::Attention { .. })), 0, "{}", optimized.report);
+    // At this size every LoRA path (q, v, o of both layers) folds into its weight.
+    assert_eq!(optimized.report.fired("lora-fold"), 3 * config.num_hidden_layers, "{}", optimized.report);
 
     let gpu = gpu();
     let plan = plan_graph(&optimized.graph, &gpu.limits().simple_plan_options()).unwrap();
@@ -160,7 +162,10 @@ fn the_fused_training_graph_has_no_t_squared_buffers_and_matches() {
     let (batch, t) = (2, 32);
     let config = llama::tiny_config(false);
     let reference = training_graph(&config, batch, t);
-    let optimized = optimize(&reference, &OptimizeOptions::default()).unwrap().graph;
+    let training = OptimizeOptions { training: true, ..OptimizeOptions::default() };
+    let optimized = optimize(&reference, &training).unwrap();
+    assert_eq!(optimized.report.fired("lora-fold"), 0, "{}", optimized.report);
+    let optimized = optimized.graph;
     let fused_step = step(&optimized, &reference);
     let unfused_step = step(&reference, &reference);
     let grads = count(&fused_step.graph, |op| matches!(op, Op::FusedAttentionGrad { .. }));

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use weft_compiler::optimize::{OptimizeOptions, optimize};
-use weft_compiler::plan_graph;
+use weft_compiler::{SimplePlanOptions, plan_graph};
 use weft_ir::autodiff::{differentiate, trainable_parameters};
 use weft_ir::model::{LlamaConfig, LoraConfig, ModelGraphOptions, build_llama_graph};
 use weft_ir::{Overrides, SourceFile, Spec};
@@ -37,6 +37,9 @@ pub struct BenchStepArgs {
     /// Plan and report buffer bytes only; run nothing.
     #[arg(long)]
     pub plan_only: bool,
+    /// Plan every elementwise op as its own kernel (the baseline elementwise fusion is measured against).
+    #[arg(long)]
+    pub no_fusion: bool,
     /// After timing, run each kernel on its own and print the slowest ones.
     #[arg(long, value_name = "N")]
     pub profile: Option<usize>,
@@ -69,7 +72,8 @@ pub fn run(args: &BenchStepArgs) -> anyhow::Result<()> {
         config.head_dim,
         config.vocab_size
     );
-    let plan_opts = gpu.limits().simple_plan_options();
+    let plan_opts =
+        SimplePlanOptions { fuse_elementwise: !args.no_fusion, ..gpu.limits().simple_plan_options() };
     let mut executor = Executor::new(gpu);
     for &t in &args.seq_len {
         println!("\nT = {t}, B = 1");
@@ -105,7 +109,9 @@ pub fn run(args: &BenchStepArgs) -> anyhow::Result<()> {
             };
             let started = Instant::now();
             let graph = build_llama_graph(&config, schedule.as_ref(), &opts)?;
-            let optimized = optimize(&graph, &OptimizeOptions::default())?.graph;
+            // Optimized for training: LoRA stays unfolded, its gradients stay rank-sized.
+            let training = OptimizeOptions { training: true, ..OptimizeOptions::default() };
+            let optimized = optimize(&graph, &training)?.graph;
             let trainable = trainable_parameters(&optimized);
             let wrt: Vec<&str> = trainable.iter().map(String::as_str).collect();
             let step = differentiate(&optimized, &wrt)?;

@@ -40,13 +40,22 @@ pub struct OptimizeOptions {
     /// Rounds of rule application.
     pub iter_limit: usize,
     pub time_limit: Duration,
+    /// The graph will be differentiated afterwards, so rules that merge a
+    /// trainable parameter into a larger tensor stay off: `lora-fold` would
+    /// route LoRA's gradients through a full `out × in` weight gradient.
+    pub training: bool,
 }
 
 impl Default for OptimizeOptions {
     /// Generous for attention patterns, which saturate in about ten rounds and a
     /// few hundred e-nodes; the limits only guard against a runaway rule set.
     fn default() -> Self {
-        OptimizeOptions { node_limit: 50_000, iter_limit: 64, time_limit: Duration::from_secs(10) }
+        OptimizeOptions {
+            node_limit: 50_000,
+            iter_limit: 64,
+            time_limit: Duration::from_secs(10),
+            training: false,
+        }
     }
 }
 
@@ -133,7 +142,10 @@ pub fn optimize(graph: &ValidGraph, opts: &OptimizeOptions) -> Result<Optimized,
         op: e.op,
         reason: e.reason,
     })?;
-    let rules = rules::all().map_err(OptimizeError::Rules)?;
+    let mut rules = rules::all().map_err(OptimizeError::Rules)?;
+    if opts.training {
+        rules.retain(|r| r.name.as_str() != rules::lora::LORA_FOLD);
+    }
     let runner = Runner::default()
         .with_egraph(egraph)
         .with_node_limit(opts.node_limit)

@@ -1,38 +1,57 @@
-//! add, mul, scale, exp, log, silu, sigmoid: one thread per element.
+//! add, mul, scale, exp, log, silu, sigmoid: one thread per element. The
+//! per-op expressions live here; `fusion.rs` chains them into one kernel.
 
 use weft_ir::graph::Op;
 
-use super::CodegenError;
 use super::builder::KernelBuilder;
 use super::plan::{Ctx, Operand};
+use super::{CodegenError, Site};
 use crate::kernel::Kernel;
 
+/// Whether `op` maps equal-shaped operands to a result of the same shape, one
+/// element at a time.
+pub(crate) fn is_elementwise(op: &Op) -> bool {
+    matches!(op, Op::Add | Op::Mul | Op::Scale { .. } | Op::Exp | Op::Log | Op::Silu | Op::Sigmoid)
+}
+
+/// The WGSL f32 expression of `op` on `args`, each a plain identifier or call
+/// (so no operand needs parentheses).
+pub(crate) fn expr(site: Site, op: &Op, args: &[&str]) -> Result<String, CodegenError> {
+    let unsupported = || CodegenError::Unsupported { op: site.op, node: site.node };
+    Ok(match (op, args) {
+        (Op::Add, [a, b]) => format!("{a} + {b}"),
+        (Op::Mul, [a, b]) => format!("{a} * {b}"),
+        (Op::Scale { factor }, [x]) => format!("{x} * {}", site.f32_lit("factor", *factor)?),
+        (Op::Exp, [x]) => format!("exp({x})"),
+        (Op::Log, [x]) => format!("log({x})"),
+        // x / (1 + e^-x) rather than x * sigmoid(x): one division, and -0 instead of NaN when e^-x overflows.
+        (Op::Silu, [x]) => format!("{x} / (1.0 + exp(-{x}))"),
+        (Op::Sigmoid, [x]) => format!("1.0 / (1.0 + exp(-{x}))"),
+        _ => return Err(unsupported()),
+    })
+}
+
+/// One op on its own (a node no fusion group took).
 pub(crate) fn emit(
     cx: &Ctx,
     op: &Op,
     inputs: &[Operand],
     out: &Operand,
 ) -> Result<Vec<Kernel>, CodegenError> {
-    let expr = match op {
-        Op::Add => "ld_a(i) + ld_b(i)".to_string(),
-        Op::Mul => "ld_a(i) * ld_b(i)".to_string(),
-        Op::Scale { factor } => format!("ld_x(i) * {}", cx.site.f32_lit("factor", *factor)?),
-        Op::Exp => "exp(ld_x(i))".to_string(),
-        Op::Log => "log(ld_x(i))".to_string(),
-        // x / (1 + e^-x) rather than x * sigmoid(x): one division, and -0 instead of NaN when e^-x overflows.
-        Op::Silu => "ld_x(i) / (1.0 + exp(-ld_x(i)))".to_string(),
-        Op::Sigmoid => "1.0 / (1.0 + exp(-ld_x(i)))".to_string(),
-        _ => return Err(cx.unsupported()),
-    };
     let mut k = KernelBuilder::new(cx.site, cx.opts, &cx.kernel_name(""), &op.to_string());
-    match inputs {
+    let args: &[&str] = match inputs {
         [a, b] => {
             k.read("a", &a.region)?;
             k.read("b", &b.region)?;
+            &["ld_a(i)", "ld_b(i)"]
         }
-        [x] => k.read("x", &x.region)?,
+        [x] => {
+            k.read("x", &x.region)?;
+            &["ld_x(i)"]
+        }
         _ => return Err(cx.unsupported()),
-    }
+    };
+    let expr = expr(cx.site, op, args)?;
     k.write("y", &out.region)?;
     Ok(vec![k.finish(out.region.elems, &format!("st_y(i, {expr});"))?])
 }

@@ -1,7 +1,8 @@
 //! The unfused path: every op of a reference graph becomes one or a few plain
 //! WGSL kernels, so the fused kernels can be compared with it on one device.
 //!
-//! One buffer per node (reshapes alias their operand), kernels in topological
+//! One buffer per node (reshapes alias their operand, fused elementwise chains
+//! keep their inner values in registers), kernels in topological
 //! order, every shape baked into the shader text. Dense attention materializes
 //! its scaled score matrix in a scratch buffer: that N×N buffer is exactly what
 //! the unfused path costs.
@@ -14,6 +15,8 @@
 //!   shared with the fused kernels), `embedding.rs` (lookup and its
 //!   scatter-free gradient) and `cross_entropy.rs` (the loss and its
 //!   gradient), the two families that read integer (`i32`) buffers;
+//! - `fusion.rs`: connected elementwise ops of one shape become one kernel
+//!   (`fused: silu, mul`), their inner values never written to memory;
 //! - `fused_attention.rs`: a fused attention node's FlashAttention-style
 //!   forward kernels from [`crate::plan`], bound to the node's operands;
 //! - `memory.rs`: scratch buffers with disjoint lifetimes share memory;
@@ -26,6 +29,7 @@ mod cross_entropy;
 mod elementwise;
 mod embedding;
 mod fused_attention;
+mod fusion;
 mod layout;
 mod masked_softmax;
 mod matmul;
@@ -66,6 +70,9 @@ pub struct SimplePlanOptions {
     /// The device's smallest subgroup, when it has subgroup operations; the
     /// subgroup matmul needs at least 8 and falls back without.
     pub subgroup_min_size: Option<u32>,
+    /// Connected elementwise ops of one shape run as one kernel, and their
+    /// inner values get no buffers (see `fusion.rs`).
+    pub fuse_elementwise: bool,
 }
 
 impl Default for SimplePlanOptions {
@@ -79,6 +86,7 @@ impl Default for SimplePlanOptions {
             share_scratch: true,
             matmul: MatmulConfig::default(),
             subgroup_min_size: None,
+            fuse_elementwise: true,
         }
     }
 }

@@ -6,9 +6,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use weft_ir::graph::{DType, NodeId, Op, ValidGraph};
 
 use super::builder::{Region, elements};
+use super::fusion::Fusion;
 use super::{CodegenError, SimplePlanOptions, Site};
 use super::{attention, cross_entropy, elementwise, embedding, layout, masked_softmax, matmul, reduce};
-use super::{fused_attention, memory, rms_norm, rope};
+use super::{fused_attention, fusion, memory, rms_norm, rope};
 use crate::kernel::{BufferDecl, BufferRole, ElemType, Kernel, KernelPlan};
 
 /// Every element index must fit the kernels' u32 (and i32 mask) arithmetic.
@@ -79,11 +80,12 @@ impl Names {
     }
 }
 
-/// Plans `graph` as plain kernels, one op at a time.
+/// Plans `graph` as plain kernels, one op at a time, except that connected
+/// elementwise ops become one kernel when `opts.fuse_elementwise` is set.
 ///
 /// Inputs and parameters get buffers under their names (role `Input`); every
 /// other node gets a buffer `n{index}` unless it is a reshape that shares its
-/// operand's buffer. An output takes over its node's buffer under the output's
+/// operand's buffer, or a fused value nothing outside its group reads. An output takes over its node's buffer under the output's
 /// name (role `Output`) when it can, and is copied into one otherwise.
 ///
 /// Every buffer holds f32 except those of integer leaves (`i32` and `i64`
@@ -137,8 +139,10 @@ pub fn plan_graph(graph: &ValidGraph, opts: &SimplePlanOptions) -> Result<Kernel
             copies.push((name.clone(), *id, shape));
         }
     }
+    let fusion = if opts.fuse_elementwise { Fusion::plan(graph, opts) } else { Fusion::none(graph) };
     for &id in &ids {
-        if root[id.index()] == id && buffer[id.index()].is_none() {
+        // A fused group's inner values live in registers only.
+        if root[id.index()] == id && buffer[id.index()].is_none() && fusion.materialized(id) {
             let name = names.fresh(&format!("n{}", id.index()));
             buffer[id.index()] = Some((name, BufferRole::Scratch, graph.node(id).ty.shape.clone()));
         }
@@ -164,6 +168,14 @@ pub fn plan_graph(graph: &ValidGraph, opts: &SimplePlanOptions) -> Result<Kernel
     for &id in &ids {
         let node = graph.node(id);
         if node.op.leaf_name().is_some() || root[id.index()] != id {
+            continue;
+        }
+        if let Some(group) = fusion.group(id) {
+            // The group's one kernel runs at its last member.
+            if group.members.last() == Some(&id) {
+                let kernel = fusion::emit(graph, opts, group, id, &region)?;
+                add(&mut plan, Vec::new(), vec![kernel]);
+            }
             continue;
         }
         let site = Site { node: id, op: node.op.name() };

@@ -6,9 +6,11 @@
 //! - [`reshape`]: reshapes collapse, identities vanish, full slices vanish;
 //! - [`attention`]: the fusions into [`Weft::FusedAttention`] (rolls, grouped
 //!   reshapes, head-range splits) and the merging of its per-head masks;
-//! - [`mask`]: the algebra of `m-roll`.
+//! - [`mask`]: the algebra of `m-roll`;
+//! - [`lora`]: a LoRA update folded into the weight it adapts, where cheaper.
 
 pub mod attention;
+pub mod lora;
 pub mod mask;
 pub mod reshape;
 pub mod shift;
@@ -26,6 +28,7 @@ pub fn all() -> Result<Vec<WeftRewrite>, String> {
     rules.extend(reshape::rules()?);
     rules.extend(attention::rules()?);
     rules.extend(mask::rules()?);
+    rules.extend(lora::rules()?);
     Ok(rules)
 }
 
