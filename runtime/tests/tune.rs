@@ -9,12 +9,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use weft_compiler::plan::{FusedAttentionDesc, PlanOptions};
+use weft_compiler::{MatmulConfig, MatmulKernel};
 use weft_ir::expr::parse_mask;
 use weft_ir::interp::{Tensor, masked_attention};
 use weft_ir::{ConcreteMask, Mask};
 use weft_runtime::tune::{
-    CacheEntry, CacheError, CacheKey, CandidateSpace, ChoiceSource, KernelChoice, KernelConfig, Outcome,
-    TuneEvent, TuneOptions, TuneProblem, TuningCache, rel_error, tune,
+    CacheEntry, CacheError, CacheKey, CandidateSpace, ChoiceSource, KernelChoice, KernelConfig,
+    MatmulOutcome, MatmulShape, Outcome, TuneEvent, TuneOptions, TuneProblem, TuningCache, matmul_candidates,
+    rel_error, tune, tune_matmul,
 };
 use weft_runtime::{AdapterIdentity, Executor, FusedPlan, Gpu, ShaderChecks};
 
@@ -43,6 +45,13 @@ fn entry(key: CacheKey, block: usize, checks: ShaderChecks) -> CacheEntry {
         head_dim: 64,
         forward: config,
         backward: KernelConfig { rows_per_invocation: 1, ..config },
+        // With a matmul choice for some entries, without (as older files are) for others.
+        matmul: (block == 64).then_some(MatmulConfig {
+            kernel: MatmulKernel::Subgroup,
+            rows: 4,
+            cols: 64,
+            workgroup: 8,
+        }),
     }
 }
 
@@ -132,6 +141,23 @@ fn a_corrupt_cache_warns_gives_defaults_and_is_kept_aside() {
     std::fs::write(&path, &bad).unwrap();
     let message = cache.choice(&key).1.expect("a warning").to_string();
     assert!(message.contains("adapter `GPU A`, forward: checks = \"sometimes\""), "{message}");
+    let good_forward =
+        "forward = { block_q = 32, block_k = 32, rows_per_invocation = 2, checks = \"checked\" }";
+    let bad = bad.replace(
+        "forward = { block_q = 32, block_k = 32, rows_per_invocation = 2, checks = \"sometimes\" }",
+        good_forward,
+    );
+    let bad = bad
+        .replace("rows_per_invocation = 32", "rows_per_invocation = 2")
+        .replace("block_k = 48", "block_k = 32");
+    for (matmul, want) in [
+        ("kernel = \"fast\", rows = 4, cols = 64, workgroup = 8", "matmul: kernel = \"fast\" is neither"),
+        ("kernel = \"subgroup\", rows = 4, cols = 48, workgroup = 8", "matmul: subgroup matmul columns"),
+    ] {
+        std::fs::write(&path, format!("{bad}matmul = {{ {matmul} }}\n")).unwrap();
+        let message = cache.choice(&key).1.expect("a warning").to_string();
+        assert!(message.contains(&format!("adapter `GPU A`, {want}")), "{message}");
+    }
 
     // Storing does not lose the broken file: it is renamed, then the new file written.
     std::fs::write(&path, garbage).unwrap();
@@ -272,4 +298,40 @@ fn quick_tuning_on_a_tiny_problem_picks_a_candidate() {
     assert_eq!(events.first().map(String::as_str), Some("reference"));
     assert_eq!(events.iter().filter(|e| e.starts_with("done")).count(), candidates.len());
     assert!(events.contains(&"final".to_string()));
+}
+
+#[test]
+fn matmul_tuning_checks_every_candidate_and_picks_a_passing_one() {
+    let mut ex = executor();
+    let limits = ex.gpu().limits();
+    let mut candidates = matmul_candidates(&limits, true);
+    assert!(candidates.contains(&limits.default_matmul()), "the device's default is always a candidate");
+    // One that cannot be generated: reported as failed, with the reason, and never chosen.
+    let bad = MatmulConfig { kernel: MatmulKernel::Registers, rows: 17, cols: 8, workgroup: 64 };
+    candidates.push(bad);
+    let mut seen = Vec::new();
+    let report = tune_matmul(
+        &mut ex,
+        &limits.simple_plan_options(),
+        &candidates,
+        &[MatmulShape::new(64, 32, 48)],
+        1,
+        &mut |r| seen.push(r.config),
+    )
+    .unwrap();
+    assert_eq!(seen, candidates, "progress sees every candidate, in order");
+    let failed = report.results.iter().find(|r| r.config == bad).unwrap();
+    assert!(
+        matches!(&failed.outcome, MatmulOutcome::Failed(why) if why.contains("not in 1..=16")),
+        "{:?}",
+        failed.outcome
+    );
+    assert_ne!(report.best, bad);
+    assert!(candidates.contains(&report.best));
+    assert!(report.best_rates.len() == 1 && report.best_rates[0] > 0.0, "{:?}", report.best_rates);
+    for r in &report.results {
+        if r.config != bad {
+            assert!(matches!(r.outcome, MatmulOutcome::Timed(_)), "{}: {:?}", r.config, r.outcome);
+        }
+    }
 }

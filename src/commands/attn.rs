@@ -65,7 +65,7 @@ pub fn run(args: &AttnArgs) -> anyhow::Result<()> {
     eprintln!("adapter: {}", gpu.adapter_description());
     let limits = gpu.limits();
     let outputs = if args.unfused {
-        let opts = limits.simple_plan_options();
+        let opts = super::tune::plan_options(&gpu);
         let plan = if backward {
             plan_graph(&differentiate(&reference, &["q", "k", "v"])?.graph, &opts)?
         } else {

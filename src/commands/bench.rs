@@ -108,7 +108,7 @@ fn attn(args: &BenchAttnArgs) -> anyhow::Result<()> {
         println!("  S2-Attn / causal (fwd+bwd): {ratio:.3}x");
         if !args.no_unfused {
             let reference = reference("s2attn-roll", n, args)?;
-            let opts = limits.simple_plan_options();
+            let opts = super::tune::plan_options(executor.gpu());
             // The backward pass as autodiff spells it: scores and probabilities
             // materialized, as an eager framework computes it.
             let backward = differentiate(&reference, &["q", "k", "v"])?;

@@ -73,7 +73,7 @@ pub fn run(args: &BenchStepArgs) -> anyhow::Result<()> {
         config.vocab_size
     );
     let plan_opts =
-        SimplePlanOptions { fuse_elementwise: !args.no_fusion, ..gpu.limits().simple_plan_options() };
+        SimplePlanOptions { fuse_elementwise: !args.no_fusion, ..super::tune::plan_options(&gpu) };
     let mut executor = Executor::new(gpu);
     for &t in &args.seq_len {
         println!("\nT = {t}, B = 1");

@@ -101,10 +101,10 @@ pub fn run(args: &ForwardArgs) -> anyhow::Result<()> {
 
     let gpu = Gpu::new()?;
     eprintln!("adapter: {}", gpu.adapter_description());
-    let limits = gpu.limits();
-    let plan_opts = limits.simple_plan_options();
+    // The matmul shape `weft tune` measured here, if it did.
+    let plan_opts = super::tune::plan_options(&gpu);
     // Fused attention kernels where the optimizer fused attention, one simple
-    // kernel per op elsewhere (fused dense kernels come with the compiler's dense-op work).
+    // kernel per op elsewhere, elementwise chains fused.
     let plan = plan_graph(&graph, &plan_opts).context("planning the model's kernels")?;
     eprintln!("{} kernels over {} buffers", plan.kernels.len(), plan.buffers.len());
 

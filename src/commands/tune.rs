@@ -1,13 +1,15 @@
-//! `weft tune [--quick] [--force]`: measure fused attention configurations on
-//! the current adapter and cache the fastest; and the lookup of that choice
-//! shared by `weft attn` and `weft bench attn`.
+//! `weft tune [--quick] [--force]`: measure fused attention configurations and
+//! matmul kernel shapes on the current adapter and cache the fastest; and the
+//! lookups of those choices that the other commands share.
 
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use weft_compiler::SimplePlanOptions;
 use weft_runtime::tune::{
-    CacheEntry, CacheKey, KernelChoice, Outcome, TuneEvent, TuneOptions, TuneReport, TuningCache, tune,
+    CacheEntry, CacheKey, KernelChoice, MatmulOutcome, MatmulResult, MatmulShape, Outcome, TuneEvent,
+    TuneOptions, TuneReport, TuningCache, matmul_candidates, tune, tune_matmul,
 };
 use weft_runtime::{Executor, Gpu};
 
@@ -57,6 +59,19 @@ pub fn kernel_choice(gpu: &Gpu) -> KernelChoice {
     choice
 }
 
+/// Plan options for the op-by-op code generator on this device, with the
+/// matmul shape `weft tune` measured for it when the cache has one (else the
+/// device's default). A cache that cannot be used is a note, never an error.
+pub fn plan_options(gpu: &Gpu) -> SimplePlanOptions {
+    let mut opts = gpu.limits().simple_plan_options();
+    let cached =
+        TuningCache::from_env().ok().and_then(|cache| cache.lookup(&CacheKey::new(gpu.identity())).ok());
+    if let Some(matmul) = cached.flatten().and_then(|entry| entry.matmul) {
+        opts.matmul = matmul;
+    }
+    opts
+}
+
 pub fn run(args: &TuneArgs) -> anyhow::Result<()> {
     let gpu = Gpu::new()?;
     println!("adapter: {}", gpu.adapter_description());
@@ -95,9 +110,32 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<()> {
         options.budget.as_secs()
     );
 
+    let limits = gpu.limits();
     let mut executor = Executor::new(gpu);
     let report = tune(&mut executor, &options, &mut show_progress)?;
     print_report(&report);
+
+    // The matmul kernel shape, on one square problem.
+    let size = if args.quick { 512 } else { 1024 };
+    let shape = MatmulShape::new(size, size, size);
+    let candidates = matmul_candidates(&limits, args.quick);
+    println!(
+        "\nmatmul {shape}: {} candidates, each checked first, median of {} runs",
+        candidates.len(),
+        options.repeats
+    );
+    let mut show = |r: &MatmulResult| match &r.outcome {
+        MatmulOutcome::Timed(rates) => eprintln!("  {:<14} {:>7.2} GFLOP/s", r.config.to_string(), rates[0]),
+        MatmulOutcome::Failed(why) => eprintln!("  {:<14} failed: {why}", r.config.to_string()),
+    };
+    let base = limits.simple_plan_options();
+    let matmul = tune_matmul(&mut executor, &base, &candidates, &[shape], options.repeats, &mut show)?;
+    println!(
+        "matmul: {} ({:.2} GFLOP/s; the default {} is the first choice without tuning)",
+        matmul.best,
+        matmul.best_rates.first().copied().unwrap_or(0.0),
+        limits.default_matmul()
+    );
 
     let entry = CacheEntry {
         key,
@@ -105,13 +143,14 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<()> {
         head_dim: report.problem.head_dim,
         forward: report.forward,
         backward: report.backward,
+        matmul: Some(matmul.best),
     };
     let stored = cache.store(entry).context("saving the tuning result")?;
     if let Some((aside, why)) = &stored.moved_aside {
         eprintln!("warning: {why}; it was kept as {}", aside.display());
     }
     println!(
-        "{} {} (`weft attn` and `weft bench attn` use it on this adapter)",
+        "{} {} (`weft attn`, `weft forward` and `weft bench` use it on this adapter)",
         if stored.replaced { "updated" } else { "wrote" },
         cache.path().display()
     );

@@ -21,6 +21,12 @@
 //!
 //! [adapter.backward]
 //! # the same keys
+//!
+//! [adapter.matmul]       # optional: files from before it lack it
+//! kernel = "subgroup"    # or "registers"
+//! rows = 4
+//! cols = 64
+//! workgroup = 8
 //! ```
 //!
 //! An entry applies only when the adapter's name, driver, driver info and
@@ -34,6 +40,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use weft_compiler::{MatmulConfig, MatmulKernel};
 
 use crate::executor::ShaderChecks;
 use crate::gpu::AdapterIdentity;
@@ -71,6 +78,8 @@ pub struct CacheEntry {
     pub head_dim: usize,
     pub forward: KernelConfig,
     pub backward: KernelConfig,
+    /// The fastest matmul kernel shape, where it was measured.
+    pub matmul: Option<MatmulConfig>,
 }
 
 impl CacheEntry {
@@ -119,6 +128,39 @@ struct RawEntry {
     head_dim: usize,
     forward: RawConfig,
     backward: RawConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    matmul: Option<RawMatmul>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RawMatmul {
+    kernel: String,
+    rows: u32,
+    cols: u32,
+    workgroup: u32,
+}
+
+impl RawMatmul {
+    fn from_config(c: &MatmulConfig) -> RawMatmul {
+        let kernel = match c.kernel {
+            MatmulKernel::Registers => "registers",
+            MatmulKernel::Subgroup => "subgroup",
+        };
+        RawMatmul { kernel: kernel.to_string(), rows: c.rows, cols: c.cols, workgroup: c.workgroup }
+    }
+
+    fn to_config(&self) -> Result<MatmulConfig, String> {
+        let kernel = match self.kernel.as_str() {
+            "registers" => MatmulKernel::Registers,
+            "subgroup" => MatmulKernel::Subgroup,
+            other => return Err(format!("kernel = \"{other}\" is neither \"registers\" nor \"subgroup\"")),
+        };
+        let config = MatmulConfig { kernel, rows: self.rows, cols: self.cols, workgroup: self.workgroup };
+        match config.problem() {
+            Some(problem) => Err(problem),
+            None => Ok(config),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -169,6 +211,7 @@ impl RawEntry {
             head_dim: e.head_dim,
             forward: RawConfig::from_config(&e.forward),
             backward: RawConfig::from_config(&e.backward),
+            matmul: e.matmul.as_ref().map(RawMatmul::from_config),
         }
     }
 
@@ -188,6 +231,12 @@ impl RawEntry {
             head_dim: self.head_dim,
             forward: self.forward.to_config().map_err(|m| context("forward", m))?,
             backward: self.backward.to_config().map_err(|m| context("backward", m))?,
+            matmul: self
+                .matmul
+                .as_ref()
+                .map(RawMatmul::to_config)
+                .transpose()
+                .map_err(|m| context("matmul", m))?,
         })
     }
 }

@@ -14,6 +14,7 @@
 //! - `candidates.rs`: the configurations tried.
 //! - `problem.rs`: the problem timed, its inputs and the correctness checks.
 //! - `tuner.rs`: timing and choosing.
+//! - `matmul.rs`: the same for the matmul kernel shape ([`tune_matmul`]).
 //! - `cache.rs`: the cache file.
 //! - `error.rs`: [`TuneError`] and [`CacheError`].
 
@@ -21,6 +22,7 @@ mod cache;
 mod candidates;
 mod config;
 mod error;
+mod matmul;
 mod problem;
 mod tuner;
 
@@ -28,5 +30,9 @@ pub use cache::{CACHE_ENV, CACHE_FORMAT, CacheEntry, CacheKey, Stored, TuningCac
 pub use candidates::{BLOCKS, CandidateSpace, MAX_ROW_VALUES, QUICK_BLOCKS, ROWS};
 pub use config::{ChoiceSource, KernelChoice, KernelConfig};
 pub use error::{CacheError, TuneError};
+pub use matmul::{
+    MATMUL_CHECK, MATMUL_TOLERANCE, MatmulOutcome, MatmulReport, MatmulResult, MatmulShape,
+    matmul_candidates, tune_matmul,
+};
 pub use problem::{FORWARD_TOLERANCE, GRADIENT_TOLERANCE, TuneProblem, rel_error};
 pub use tuner::{CandidateResult, Outcome, Timing, TuneEvent, TuneOptions, TuneReport, tune};

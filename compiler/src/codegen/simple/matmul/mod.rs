@@ -134,10 +134,8 @@ pub(crate) fn emit(
     inputs: &[Operand],
     out: &Operand,
 ) -> Result<Vec<Kernel>, CodegenError> {
+    // `SimplePlanOptions::check` has ruled out configurations with a `problem()`.
     let cfg = cx.opts.matmul;
-    if let Some(problem) = cfg.problem() {
-        return Err(cx.site.too_large(problem));
-    }
     match cfg.kernel {
         MatmulKernel::Registers => registers::emit(cx, cfg, ta, tb, inputs, out),
         MatmulKernel::Subgroup => match subgroup::emit(cx, cfg, ta, tb, inputs, out)? {

@@ -1,0 +1,224 @@
+//! Measuring the matmul kernel shapes ([`MatmulConfig`]) on the current
+//! adapter: each candidate is first checked against an f64 CPU matmul, then
+//! timed; the fastest by the geometric mean over the problem sizes wins.
+//! `weft tune` caches the winner and `weft bench matmul` prints the table.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use weft_compiler::{KernelPlan, MatmulConfig, SimplePlanOptions, plan_graph};
+use weft_ir::graph::{Graph, Op, TensorType, ValidGraph};
+
+use crate::executor::Executor;
+use crate::gpu::GpuLimits;
+
+use super::error::TuneError;
+use super::problem::rel_error;
+
+/// `[M, K] × [K, N]`, written `MxKxN`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatmulShape {
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+}
+
+impl MatmulShape {
+    pub const fn new(m: usize, k: usize, n: usize) -> Self {
+        MatmulShape { m, k, n }
+    }
+
+    pub fn flops(&self) -> f64 {
+        2.0 * self.m as f64 * self.n as f64 * self.k as f64
+    }
+}
+
+impl FromStr for MatmulShape {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let parts: Vec<usize> = s
+            .split('x')
+            .map(|p| p.trim().parse::<usize>())
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("`{s}`: {e}"))?;
+        match parts[..] {
+            [m, k, n] if m > 0 && k > 0 && n > 0 => Ok(MatmulShape { m, k, n }),
+            _ => Err(format!("`{s}` is not MxKxN with three positive sizes")),
+        }
+    }
+}
+
+impl std::fmt::Display for MatmulShape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{}x{}]x[{}x{}]", self.m, self.k, self.k, self.n)
+    }
+}
+
+/// Each candidate is checked on this size first: edge tiles for every
+/// candidate, and `vec4` loads.
+pub const MATMUL_CHECK: MatmulShape = MatmulShape::new(132, 68, 100);
+/// `max |gpu - cpu| / max |cpu|` a candidate must stay within at [`MATMUL_CHECK`].
+pub const MATMUL_TOLERANCE: f64 = 1e-4;
+/// Problems above this many FLOPs skip the warm-up run: pipelines are
+/// compiled when the plan is prepared, and one run of them takes seconds.
+const NO_WARM_UP: f64 = 1e10;
+
+/// The configurations worth timing on a device with `limits`: every
+/// candidate, or (`quick`) the 64-thread register ones and the device's default.
+pub fn matmul_candidates(limits: &GpuLimits, quick: bool) -> Vec<MatmulConfig> {
+    let subgroups = limits.subgroup_min_size.is_some_and(|size| size >= 8);
+    let default = limits.default_matmul();
+    MatmulConfig::candidates(subgroups)
+        .into_iter()
+        .filter(|c| !quick || c.workgroup == 64 || *c == default)
+        .collect()
+}
+
+/// One candidate's result.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MatmulOutcome {
+    /// GFLOP/s at each problem size, in order.
+    Timed(Vec<f64>),
+    /// It did not plan, run or pass its check: why.
+    Failed(String),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct MatmulResult {
+    pub config: MatmulConfig,
+    pub outcome: MatmulOutcome,
+}
+
+/// Every candidate's result, and the fastest.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MatmulReport {
+    pub shapes: Vec<MatmulShape>,
+    pub results: Vec<MatmulResult>,
+    /// The fastest by the geometric mean of GFLOP/s over the shapes, and those rates.
+    pub best: MatmulConfig,
+    pub best_rates: Vec<f64>,
+}
+
+/// Checks, then times, every candidate on every shape (median of `repeats`
+/// runs after a warm-up); `progress` sees each result as it comes.
+pub fn tune_matmul(
+    executor: &mut Executor,
+    base: &SimplePlanOptions,
+    candidates: &[MatmulConfig],
+    shapes: &[MatmulShape],
+    repeats: usize,
+    progress: &mut dyn FnMut(&MatmulResult),
+) -> Result<MatmulReport, TuneError> {
+    let mut results = Vec::new();
+    for &config in candidates {
+        let opts = SimplePlanOptions { matmul: config, ..base.clone() };
+        let outcome = match measure(executor, &opts, shapes, repeats.max(1)) {
+            Ok(rates) => MatmulOutcome::Timed(rates),
+            Err(why) => MatmulOutcome::Failed(why),
+        };
+        let result = MatmulResult { config, outcome };
+        progress(&result);
+        results.push(result);
+    }
+    let score = |rates: &[f64]| rates.iter().map(|r| r.ln()).sum::<f64>() / rates.len().max(1) as f64;
+    let (best, best_rates) = results
+        .iter()
+        .filter_map(|r| match &r.outcome {
+            MatmulOutcome::Timed(rates) => Some((r.config, rates.clone())),
+            MatmulOutcome::Failed(_) => None,
+        })
+        .max_by(|a, b| score(&a.1).total_cmp(&score(&b.1)))
+        .ok_or_else(|| TuneError::NoCandidates { problem: describe(shapes) })?;
+    Ok(MatmulReport { shapes: shapes.to_vec(), results, best, best_rates })
+}
+
+fn describe(shapes: &[MatmulShape]) -> String {
+    let names: Vec<String> = shapes.iter().map(|s| format!("matmul {s}")).collect();
+    names.join(", ")
+}
+
+/// GFLOP/s at each shape, after the check; a failure says why.
+fn measure(
+    executor: &mut Executor,
+    opts: &SimplePlanOptions,
+    shapes: &[MatmulShape],
+    repeats: usize,
+) -> Result<Vec<f64>, String> {
+    let error = check(executor, opts)?;
+    if error > MATMUL_TOLERANCE {
+        return Err(format!("relative error {error:.2e} above {MATMUL_TOLERANCE:e} at {MATMUL_CHECK}"));
+    }
+    shapes
+        .iter()
+        .map(|&shape| {
+            let median = time(executor, opts, shape, repeats).map_err(|e| format!("at {shape}: {e}"))?;
+            Ok(shape.flops() / median.as_secs_f64().max(1e-9) / 1e9)
+        })
+        .collect()
+}
+
+fn matmul_graph(shape: MatmulShape) -> Result<ValidGraph, String> {
+    let mut g = Graph::new("matmul");
+    let a = g.input("a", TensorType::f32(vec![shape.m, shape.k]));
+    let b = g.input("b", TensorType::f32(vec![shape.k, shape.n]));
+    let y =
+        g.add(Op::MatMul { transpose_a: false, transpose_b: false }, &[a, b]).map_err(|e| e.to_string())?;
+    g.set_output("y", y);
+    g.validate().map_err(|e| e.to_string())
+}
+
+fn plan(opts: &SimplePlanOptions, shape: MatmulShape) -> Result<KernelPlan, String> {
+    plan_graph(&matmul_graph(shape)?, opts).map_err(|e| e.to_string())
+}
+
+/// `a` and `b` of `shape`: fixed pseudo-random values in [-1, 1).
+fn inputs(shape: MatmulShape) -> HashMap<String, Vec<f32>> {
+    let mut state = 0x5EED_1234_ABCD_9876u64;
+    let mut next = move || {
+        // xorshift64*, as the attention problem's inputs.
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        let bits = state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40;
+        (bits as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    };
+    let a = (0..shape.m * shape.k).map(|_| next()).collect();
+    let b = (0..shape.k * shape.n).map(|_| next()).collect();
+    HashMap::from([("a".to_string(), a), ("b".to_string(), b)])
+}
+
+/// The relative error of the candidate at [`MATMUL_CHECK`] against an f64 CPU matmul.
+fn check(executor: &mut Executor, opts: &SimplePlanOptions) -> Result<f64, String> {
+    let MatmulShape { m, k, n } = MATMUL_CHECK;
+    let inputs = inputs(MATMUL_CHECK);
+    let got = executor.run(&plan(opts, MATMUL_CHECK)?, &inputs).map_err(|e| e.to_string())?;
+    let y = got.get("y").ok_or("the plan has no output `y`")?;
+    let (a, b) = (&inputs["a"], &inputs["b"]);
+    let want = (0..m * n).map(|ij| {
+        let (i, j) = (ij / n, ij % n);
+        (0..k).map(|p| f64::from(a[i * k + p]) * f64::from(b[p * n + j])).sum::<f64>()
+    });
+    Ok(rel_error(y, want))
+}
+
+/// The median wall time of `repeats` runs after one warm-up run (none for big problems).
+fn time(
+    executor: &mut Executor,
+    opts: &SimplePlanOptions,
+    shape: MatmulShape,
+    repeats: usize,
+) -> Result<Duration, String> {
+    let prepared = executor.prepare(&plan(opts, shape)?).map_err(|e| e.to_string())?;
+    executor.upload(&prepared, &inputs(shape)).map_err(|e| e.to_string())?;
+    if shape.flops() < NO_WARM_UP {
+        executor.execute(&prepared).map_err(|e| e.to_string())?;
+    }
+    let mut times: Vec<Duration> = (0..repeats)
+        .map(|_| executor.execute(&prepared))
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    times.sort();
+    Ok(times[times.len() / 2])
+}
