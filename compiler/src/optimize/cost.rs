@@ -280,7 +280,7 @@ mod tests {
             let dense =
                 model.op_cost(&Op::Attention { mask: mask(src), head_offset: 0, scale: 1.0 }, &xs, &t);
             let heads = vec![HeadMask::new(0..4, mask(src))];
-            let fused = model.op_cost(&Op::FusedAttention { heads, scale: 1.0 }, &xs, &t);
+            let fused = model.op_cost(&Op::FusedAttention { heads, scale: 1.0, rope: None }, &xs, &t);
             assert!(
                 fused.bytes < dense.bytes && fused.flops <= dense.flops && fused.launches < dense.launches
             );
@@ -290,7 +290,7 @@ mod tests {
             let dense =
                 model.op_cost(&Op::Attention { mask: mask(src), head_offset: 0, scale: 1.0 }, &xs, &short);
             let heads = vec![HeadMask::new(0..4, mask(src))];
-            let fused = model.op_cost(&Op::FusedAttention { heads, scale: 1.0 }, &xs, &short);
+            let fused = model.op_cost(&Op::FusedAttention { heads, scale: 1.0, rope: None }, &xs, &short);
             assert!(
                 fused.bytes < dense.bytes && fused.flops <= dense.flops && fused.launches < dense.launches
             );
@@ -305,7 +305,7 @@ mod tests {
         let model = CostModel::new();
         let cost = |src: &str| {
             let heads = vec![HeadMask::new(0..2, mask(src))];
-            model.op_cost(&Op::FusedAttention { heads, scale: 1.0 }, &xs, &t).flops
+            model.op_cost(&Op::FusedAttention { heads, scale: 1.0, rope: None }, &xs, &t).flops
         };
         let per_pair = (2 * 8 + 2 * 8 + 5) as f64;
         // 4 x 4 tiles of 64: full visits 16, causal 10, a window of 8 the 4 diagonal and 3 next to them.
@@ -314,12 +314,13 @@ mod tests {
         assert_eq!(cost("causal & window(8)"), 2.0 * 7.0 * 4096.0 * per_pair);
         // Masks per head: head 1 is full, head 0 causal.
         let heads = vec![HeadMask::new(0..1, mask("causal")), HeadMask::new(1..2, mask("full"))];
-        let mixed = model.op_cost(&Op::FusedAttention { heads, scale: 1.0 }, &xs, &t).flops;
+        let mixed = model.op_cost(&Op::FusedAttention { heads, scale: 1.0, rope: None }, &xs, &t).flops;
         assert_eq!(mixed, (10.0 + 16.0) * 4096.0 * per_pair);
         // A sequence shorter than a tile still costs the whole tile.
         let short = TensorType::f32([1, 2, 16, 8]);
         let heads = vec![HeadMask::new(0..2, mask("causal"))];
-        let flops = model.op_cost(&Op::FusedAttention { heads, scale: 1.0 }, &[&short; 3], &short).flops;
+        let flops =
+            model.op_cost(&Op::FusedAttention { heads, scale: 1.0, rope: None }, &[&short; 3], &short).flops;
         assert_eq!(flops, 2.0 * 4096.0 * per_pair);
     }
 
