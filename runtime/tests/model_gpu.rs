@@ -165,6 +165,8 @@ fn the_fused_training_graph_has_no_t_squared_buffers_and_matches() {
     let unfused_step = step(&reference, &reference);
     let grads = count(&fused_step.graph, |op| matches!(op, Op::FusedAttentionGrad { .. }));
     assert_eq!(grads, 3 * config.num_hidden_layers);
+    // RoPE happens inside the fused kernels, on load and on the dq/dk store.
+    assert_eq!(count(&fused_step.graph, |op| matches!(op, Op::Rope { .. })), 0);
 
     let gpu = gpu();
     let plan = plan_graph(&fused_step.graph, &gpu.limits().simple_plan_options()).unwrap();

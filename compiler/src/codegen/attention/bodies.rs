@@ -123,6 +123,73 @@ fn tiles(c: &mut Code, rows_per_table: &str, block: &str, other_size: &str, firs
     c.line(format!("let count = min({other_size}, N - {first_pos});"));
 }
 
+/// The rotate-half partners of vec4 column `d` of a row whose columns are
+/// `col(0..d4)`: element `j` pairs with `j ± D/2`, a whole column when `D/2`
+/// is a multiple of 4.
+fn partner(d4: usize, d: usize, col: &dyn Fn(usize) -> String) -> String {
+    let half = 2 * d4;
+    if half.is_multiple_of(4) {
+        return col((d + d4 / 2) % d4);
+    }
+    let parts: Vec<String> = (0..4)
+        .map(|c| {
+            let p = (4 * d + c + half) % (4 * d4);
+            format!("{}[{}]", col(p / 4), p % 4)
+        })
+        .collect();
+    format!("vec4<f32>({})", parts.join(", "))
+}
+
+/// Column `d` of the row `col` at position `pos`, turned by RoPE (`x cos + partner
+/// sin`, the table's sines signed for rotate-half) or by its transpose (`- sin`).
+fn rotated(d4: usize, d: usize, col: &dyn Fn(usize) -> String, pos: &str, transposed: bool) -> String {
+    let sign = if transposed { "-" } else { "+" };
+    format!(
+        "({} * rope[{pos} * RS + {d}u] {sign} {} * rope[{pos} * RS + D4 + {d}u])",
+        col(d),
+        partner(d4, d, col)
+    )
+}
+
+/// Lets `<name><d>` (`d < d4`) be the columns of the row at offset `at`
+/// (position `pos`) of buffer `buffer`, times `factor`; rotated by RoPE on load
+/// when the kernel has it.
+fn load_row(
+    c: &mut Code,
+    shape: &AttentionShape,
+    buffer: &str,
+    at: &str,
+    pos: &str,
+    name: &str,
+    factor: &str,
+) {
+    let d4 = shape.head_dim / 4;
+    if !shape.rope {
+        for d in 0..d4 {
+            c.line(format!("let {name}{d} = {buffer}[{at} + {d}u]{factor};"));
+        }
+        return;
+    }
+    for d in 0..d4 {
+        c.line(format!("let {name}raw{d} = {buffer}[{at} + {d}u];"));
+    }
+    let raw = |d: usize| format!("{name}raw{d}");
+    for d in 0..d4 {
+        c.line(format!("let {name}{d} = {}{factor};", rotated(d4, d, &raw, pos, false)));
+    }
+}
+
+/// The stored value of column `d` of accumulator `acc<r>_<d>` at position
+/// `out<r>`, times SCALE: with RoPE on load, turned back by the transposed
+/// rotation, so that the gradient is the one of the unrotated input.
+fn store_grad(shape: &AttentionShape, acc: &str, r: usize, d: usize) -> String {
+    if !shape.rope {
+        return format!("{acc}{r}_{d} * SCALE");
+    }
+    let col = |d: usize| format!("{acc}{r}_{d}");
+    format!("{} * SCALE", rotated(shape.head_dim / 4, d, &col, &format!("out{r}"), true))
+}
+
 /// The forward kernel: online softmax over the key tiles of each query block.
 pub(super) fn forward(shape: &AttentionShape) -> String {
     let (rows, d4) = (shape.rows_per_invocation, shape.head_dim / 4);
@@ -133,9 +200,7 @@ pub(super) fn forward(shape: &AttentionShape) -> String {
     c.line("// pre-scaled, and their running max m, sum l and output accumulator o.");
     own_rows(&mut c, rows, "qb", "BQ", "row", "qa");
     for r in 0..rows {
-        for d in 0..d4 {
-            c.line(format!("let q{r}_{d} = q[qa{r} + {d}u] * SCALE;"));
-        }
+        load_row(&mut c, shape, "q", &format!("qa{r}"), &format!("row{r}"), &format!("q{r}_"), " * SCALE");
     }
     for r in 0..rows {
         c.line(format!("var m{r} = NEG;"));
@@ -151,7 +216,16 @@ pub(super) fn forward(shape: &AttentionShape) -> String {
     for r in 0..rows {
         c.line(format!("var s{r} = 0.0;"));
     }
-    for d in 0..d4 {
+    if shape.rope {
+        // Rotation mixes columns, so the whole key row is loaded first.
+        load_row(&mut c, shape, "k", "ka", "key", "x", "");
+        for d in 0..d4 {
+            for r in 0..rows {
+                c.line(format!("s{r} += dot(q{r}_{d}, x{d});"));
+            }
+        }
+    }
+    for d in (0..d4).filter(|_| !shape.rope) {
         c.open("{");
         c.line(format!("let x = k[ka + {d}u];"));
         for r in 0..rows {
@@ -216,6 +290,21 @@ pub(super) fn dkdv(shape: &AttentionShape) -> String {
     c.line("// k pre-scaled, and their gradient accumulators.");
     own_rows(&mut c, rows, "kb", "BK", "col", "ca");
     for r in 0..rows {
+        if shape.rope {
+            load_row(
+                &mut c,
+                shape,
+                "k",
+                &format!("ca{r}"),
+                &format!("col{r}"),
+                &format!("k{r}_"),
+                " * SCALE",
+            );
+            for d in 0..d4 {
+                c.line(format!("let v{r}_{d} = v[ca{r} + {d}u];"));
+            }
+            continue;
+        }
         for d in 0..d4 {
             c.line(format!("let k{r}_{d} = k[ca{r} + {d}u] * SCALE;"));
             c.line(format!("let v{r}_{d} = v[ca{r} + {d}u];"));
@@ -233,8 +322,13 @@ pub(super) fn dkdv(shape: &AttentionShape) -> String {
     c.line("let query = q0 + i;");
     c.line("let qa = (base + query) * D4;");
     c.line("let st = stats[base + query];");
+    if shape.rope {
+        load_row(&mut c, shape, "q", "qa", "query", "x", "");
+    }
     for d in 0..d4 {
-        c.line(format!("let x{d} = q[qa + {d}u];"));
+        if !shape.rope {
+            c.line(format!("let x{d} = q[qa + {d}u];"));
+        }
         c.line(format!("let g{d} = dout[qa + {d}u];"));
     }
     for r in 0..rows {
@@ -258,7 +352,7 @@ pub(super) fn dkdv(shape: &AttentionShape) -> String {
         &mut c,
         (rows, d4),
         ("kb", "BK"),
-        &[("dk", &|r, d| format!("dk{r}_{d} * SCALE")), ("dv", &|r, d| format!("dv{r}_{d}"))],
+        &[("dk", &|r, d| store_grad(shape, "dk", r, d)), ("dv", &|r, d| format!("dv{r}_{d}"))],
         |_, _| {},
     );
     c.close();
@@ -275,8 +369,21 @@ pub(super) fn dq(shape: &AttentionShape) -> String {
     c.line("// q pre-scaled, dO, (L, delta), and the dQ accumulator.");
     own_rows(&mut c, rows, "qb", "BQ", "row", "qa");
     for r in 0..rows {
+        if shape.rope {
+            load_row(
+                &mut c,
+                shape,
+                "q",
+                &format!("qa{r}"),
+                &format!("row{r}"),
+                &format!("q{r}_"),
+                " * SCALE",
+            );
+        }
         for d in 0..d4 {
-            c.line(format!("let q{r}_{d} = q[qa{r} + {d}u] * SCALE;"));
+            if !shape.rope {
+                c.line(format!("let q{r}_{d} = q[qa{r} + {d}u] * SCALE;"));
+            }
             c.line(format!("let g{r}_{d} = dout[qa{r} + {d}u];"));
         }
         c.line(format!("let st{r} = stats[base + row{r}];"));
@@ -289,8 +396,13 @@ pub(super) fn dq(shape: &AttentionShape) -> String {
     c.line("// One key: P = exp(S - L) and dS = P * (dP - delta) for every owned query.");
     c.line("let key = k0 + j;");
     c.line("let ka = (base + key) * D4;");
+    if shape.rope {
+        load_row(&mut c, shape, "k", "ka", "key", "x", "");
+    }
     for d in 0..d4 {
-        c.line(format!("let x{d} = k[ka + {d}u];"));
+        if !shape.rope {
+            c.line(format!("let x{d} = k[ka + {d}u];"));
+        }
         c.line(format!("let y{d} = v[ka + {d}u];"));
     }
     for r in 0..rows {
@@ -309,7 +421,7 @@ pub(super) fn dq(shape: &AttentionShape) -> String {
     }
     c.close(); // keys
     c.close(); // tiles
-    store_rows(&mut c, (rows, d4), ("qb", "BQ"), &[("dq", &|r, d| format!("dq{r}_{d} * SCALE"))], |_, _| {});
+    store_rows(&mut c, (rows, d4), ("qb", "BQ"), &[("dq", &|r, d| store_grad(shape, "dq", r, d))], |_, _| {});
     c.close();
     c.finish()
 }

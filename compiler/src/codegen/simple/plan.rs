@@ -175,15 +175,13 @@ pub fn plan_graph(graph: &ValidGraph, opts: &SimplePlanOptions) -> Result<Kernel
             .map(|&x| Operand { region: region(x), shape: &graph.node(x).ty.shape })
             .collect();
         let out = Operand { region: region(id), shape: &node.ty.shape };
-        let kernels = if let Op::FusedAttentionGrad { rope: Some(_), .. } = &node.op {
-            return Err(cx.unsupported());
-        } else if let Op::FusedAttentionGrad { heads, scale, .. } = &node.op {
+        let kernels = if let Op::FusedAttentionGrad { heads, scale, rope, .. } = &node.op {
             // One backward pass writes every gradient of the group, at its first member.
             match siblings.get(&id) {
                 Some(group) => {
                     let grads = group
                         .map(|m| m.map(|g| Operand { region: region(g), shape: &graph.node(g).ty.shape }));
-                    fused_attention::emit_backward(&mut cx, heads, *scale, &inputs, &grads)?
+                    fused_attention::emit_backward(&mut cx, heads, *scale, *rope, &inputs, &grads)?
                 }
                 None => Vec::new(),
             }
@@ -310,10 +308,9 @@ fn emit(cx: &mut Ctx, op: &Op, inputs: &[Operand], out: &Operand) -> Result<Vec<
             attention::emit(cx, mask, *head_offset, *scale, inputs, out)
         }
         // The fused path's forward kernels, bound to this node's operands.
-        Op::FusedAttention { heads, scale, rope: None } => {
-            fused_attention::emit(cx, heads, *scale, inputs, out)
+        Op::FusedAttention { heads, scale, rope } => {
+            fused_attention::emit(cx, heads, *scale, *rope, inputs, out)
         }
-        Op::FusedAttention { rope: Some(_), .. } => Err(cx.unsupported()),
         // Planned by group in `plan_graph`, never one node at a time.
         Op::FusedAttentionGrad { .. } => Err(cx.unsupported()),
         Op::Embedding => embedding::emit(cx, inputs, out),

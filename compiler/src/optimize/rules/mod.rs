@@ -6,11 +6,13 @@
 //! - [`reshape`]: reshapes collapse, identities vanish, full slices vanish;
 //! - [`attention`]: the fusions into [`Weft::FusedAttention`] (rolls, grouped
 //!   reshapes, head-range splits) and the merging of its per-head masks;
-//! - [`mask`]: the algebra of `m-roll`.
+//! - [`mask`]: the algebra of `m-roll`;
+//! - [`rope`]: RoPE folded into the load of a fused attention (and its gradients).
 
 pub mod attention;
 pub mod mask;
 pub mod reshape;
+pub mod rope;
 pub mod shift;
 
 use egg::{Applier, Id, Pattern, PatternAst, Rewrite, SearchMatches, Searcher, Subst, Symbol, Var};
@@ -26,6 +28,7 @@ pub fn all() -> Result<Vec<WeftRewrite>, String> {
     rules.extend(reshape::rules()?);
     rules.extend(attention::rules()?);
     rules.extend(mask::rules()?);
+    rules.extend(rope::rules()?);
     Ok(rules)
 }
 
