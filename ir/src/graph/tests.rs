@@ -895,6 +895,30 @@ fn fused_attention_head_ranges_must_tile_the_heads() {
 }
 
 #[test]
+fn fused_attention_rope_takes_both_attributes_and_a_nonzero_position_scale() {
+    let head = "(graph g\n  (%0 (input q) f32[1, 2, 4, 2])\n";
+    let masks = ":masks ((0 2 \"causal\")) :scale 1.0";
+    check_parse(
+        &format!("{head}  (%1 (fused-attention %0 %0 %0 {masks} :rope-theta 10.0) f32[1, 2, 4, 2]))"),
+        expect![[r#"
+            test.sexp:3:8: `fused-attention` needs `:rope-position-scale`
+              |
+            3 |   (%1 (fused-attention %0 %0 %0 :masks ((0 2 "causal")) :scale 1.0 :rope-theta 10.0) f32[1, 2, 4, 2]))
+              |        ^^^^^^^^^^^^^^^"#]],
+    );
+    check_parse(
+        &format!(
+            "{head}  (%1 (fused-attention %0 %0 %0 {masks} :rope-theta 10.0 :rope-position-scale 0.0) f32[1, 2, 4, 2]))"
+        ),
+        expect![[r#"
+            test.sexp:3:8: `fused-attention`: position_scale must be finite and nonzero, found 0.0
+              |
+            3 |   (%1 (fused-attention %0 %0 %0 :masks ((0 2 "causal")) :scale 1.0 :rope-theta 10.0 :rope-position-scale 0.0) f32[1, 2, 4, 2]))
+              |        ^^^^^^^^^^^^^^^"#]],
+    );
+}
+
+#[test]
 fn fused_attention_text_errors_point_at_the_entry() {
     let head = "(graph g\n  (%0 (input q) f32[1, 2, 4, 2])\n";
     check_parse(
