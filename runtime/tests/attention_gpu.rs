@@ -530,7 +530,7 @@ fn chunked_plans_with_folded_grids_match_the_reference() {
 
 /// RoPE on load (linear interpolation by 2): whole-vec4 partners (D = 8, 16)
 /// and mixed components (D = 12), sequences that are not a multiple of the
-/// block, and a chunked plan on a folded grid (the table is bound whole).
+/// block, long ones, and a chunked plan on a folded grid (the table is bound whole).
 #[test]
 fn rope_on_load_matches_the_reference() {
     let (mut rng, seed) = rng("rope");
@@ -538,10 +538,16 @@ fn rope_on_load_matches_the_reference() {
     let device = device_options(&ex);
     let heads = [(0..2, "causal"), (2..3, "causal & groups(24, h)")];
     let rope = Some(RopeParams::new(500.0, 2.0));
-    for (n, d) in [(70, 8), (50, 12), (64, 16)] {
-        let desc = FusedAttentionDesc { rope, ..custom("rope", &heads, n, 2, d) };
+    for (n, d, batch) in [(70, 8, 2), (50, 12, 2), (64, 16, 2), (1024, 16, 1)] {
+        let desc = FusedAttentionDesc { rope, ..custom("rope", &heads, n, batch, d) };
         check(&mut ex, &desc, &device, &mut rng, seed);
     }
+    // LLaMA's theta at long context: thousands of radians, stepped in f32 across each tile.
+    let desc = FusedAttentionDesc {
+        rope: Some(RopeParams::new(10000.0, 1.0)),
+        ..custom("rope", &heads, 2048, 1, 8)
+    };
+    check(&mut ex, &desc, &device, &mut rng, seed);
     let desc = FusedAttentionDesc { rope, ..custom("rope-chunked", &heads, 100, 8, 8) };
     let opts = PlanOptions {
         max_storage_binding: (17 * 100 * 8 * 4) as u64,

@@ -410,7 +410,7 @@ fn declare_buffers(
                 limit: opts.max_storage_binding,
             });
         }
-        add("rope", vec![n, 2, d], bytes.len() as u64, BufferRole::Const(bytes));
+        add("rope", vec![n.max(2), 2, d], bytes.len() as u64, BufferRole::Const(bytes));
     }
     Ok(())
 }
@@ -419,11 +419,12 @@ fn declare_buffers(
 /// `(p / position_scale) · theta^(−2i/D)` at every column (`i = j mod D/2`),
 /// then the sines signed as rotate-half uses them (negative in the first half).
 /// Computed in f64 like the rope kernel's table: the angles reach thousands of
-/// radians at long context, where f32 sin/cos lose digits.
+/// radians at long context, where f32 sin/cos lose digits. Row 1 is the
+/// kernels' step from one position to the next, so there are at least 2 rows.
 fn rope_table(rope: RopeParams, n: usize, d: usize) -> Vec<u8> {
     let half = d / 2;
-    let mut bytes = Vec::with_capacity(n * 2 * d * 4);
-    for p in 0..n {
+    let mut bytes = Vec::with_capacity(n.max(2) * 2 * d * 4);
+    for p in 0..n.max(2) {
         let position = p as f64 / rope.position_scale;
         let angle = |j: usize| position * rope.theta.powf(-2.0 * (j % half) as f64 / d as f64);
         for j in 0..d {

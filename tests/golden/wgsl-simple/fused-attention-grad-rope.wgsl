@@ -115,6 +115,10 @@ fn main(
     var l3 = 0.0;
     var o3_0 = vec4<f32>();
     var o3_1 = vec4<f32>();
+    // RoPE of the visited rows: the tile's first position from the table, then
+    // one step (row 1 of the table) per row, in registers rather than loads.
+    let step_c0 = rope[RS + 0u];
+    let step_s0 = rope[RS + D4 + 0u];
     let ptr = TABLE + blocks[head] * (NQB + 1u) + qb;
     let last = blocks[ptr + 1u];
     for (var e = blocks[ptr]; e < last; e++) {
@@ -122,6 +126,8 @@ fn main(
         let k0 = (entry >> 1u) * BK;
         let partial = (entry & ENTRY_PARTIAL) != 0u;
         let count = min(BK, N - k0);
+        var rope_c0 = rope[k0 * RS + 0u];
+        var rope_s0 = rope[k0 * RS + D4 + 0u];
         for (var j = 0u; j < count; j++) {
             let key = k0 + j;
             let ka = (base + key) * D4;
@@ -131,8 +137,11 @@ fn main(
             var s3 = 0.0;
             let xraw0 = k[ka + 0u];
             let xraw1 = k[ka + 1u];
-            let x0 = (xraw0 * rope[key * RS + 0u] + xraw1 * rope[key * RS + D4 + 0u]);
-            let x1 = (xraw1 * rope[key * RS + 1u] + xraw0 * rope[key * RS + D4 + 1u]);
+            let x0 = xraw0 * rope_c0 + xraw1 * rope_s0;
+            let x1 = xraw1 * rope_c0 - xraw0 * rope_s0;
+            let next_c0 = rope_c0 * step_c0 - rope_s0 * step_s0;
+            rope_s0 = rope_s0 * step_c0 + rope_c0 * step_s0;
+            rope_c0 = next_c0;
             s0 += dot(q0_0, x0);
             s1 += dot(q1_0, x0);
             s2 += dot(q2_0, x0);
@@ -395,6 +404,10 @@ fn main(
     var dv3_0 = vec4<f32>();
     var dk3_1 = vec4<f32>();
     var dv3_1 = vec4<f32>();
+    // RoPE of the visited rows: the tile's first position from the table, then
+    // one step (row 1 of the table) per row, in registers rather than loads.
+    let step_c0 = rope[RS + 0u];
+    let step_s0 = rope[RS + D4 + 0u];
     let ptr = TABLE + blocks[head] * (NKB + 1u) + kb;
     let last = blocks[ptr + 1u];
     for (var e = blocks[ptr]; e < last; e++) {
@@ -402,6 +415,8 @@ fn main(
         let q0 = (entry >> 1u) * BQ;
         let partial = (entry & ENTRY_PARTIAL) != 0u;
         let count = min(BQ, N - q0);
+        var rope_c0 = rope[q0 * RS + 0u];
+        var rope_s0 = rope[q0 * RS + D4 + 0u];
         for (var i = 0u; i < count; i++) {
             // One query: P = exp(S - L) and dS = P * (dP - delta) against every owned key.
             let query = q0 + i;
@@ -409,8 +424,11 @@ fn main(
             let st = stats[base + query];
             let xraw0 = q[qa + 0u];
             let xraw1 = q[qa + 1u];
-            let x0 = (xraw0 * rope[query * RS + 0u] + xraw1 * rope[query * RS + D4 + 0u]);
-            let x1 = (xraw1 * rope[query * RS + 1u] + xraw0 * rope[query * RS + D4 + 1u]);
+            let x0 = xraw0 * rope_c0 + xraw1 * rope_s0;
+            let x1 = xraw1 * rope_c0 - xraw0 * rope_s0;
+            let next_c0 = rope_c0 * step_c0 - rope_s0 * step_s0;
+            rope_s0 = rope_s0 * step_c0 + rope_c0 * step_s0;
+            rope_c0 = next_c0;
             let g0 = dout[qa + 0u];
             let g1 = dout[qa + 1u];
             let s0 = dot(x0, k0_0) + dot(x1, k0_1);
@@ -607,6 +625,10 @@ fn main(
     let st3 = stats[base + row3];
     var dq3_0 = vec4<f32>();
     var dq3_1 = vec4<f32>();
+    // RoPE of the visited rows: the tile's first position from the table, then
+    // one step (row 1 of the table) per row, in registers rather than loads.
+    let step_c0 = rope[RS + 0u];
+    let step_s0 = rope[RS + D4 + 0u];
     let ptr = TABLE + blocks[head] * (NQB + 1u) + qb;
     let last = blocks[ptr + 1u];
     for (var e = blocks[ptr]; e < last; e++) {
@@ -614,14 +636,19 @@ fn main(
         let k0 = (entry >> 1u) * BK;
         let partial = (entry & ENTRY_PARTIAL) != 0u;
         let count = min(BK, N - k0);
+        var rope_c0 = rope[k0 * RS + 0u];
+        var rope_s0 = rope[k0 * RS + D4 + 0u];
         for (var j = 0u; j < count; j++) {
             // One key: P = exp(S - L) and dS = P * (dP - delta) for every owned query.
             let key = k0 + j;
             let ka = (base + key) * D4;
             let xraw0 = k[ka + 0u];
             let xraw1 = k[ka + 1u];
-            let x0 = (xraw0 * rope[key * RS + 0u] + xraw1 * rope[key * RS + D4 + 0u]);
-            let x1 = (xraw1 * rope[key * RS + 1u] + xraw0 * rope[key * RS + D4 + 1u]);
+            let x0 = xraw0 * rope_c0 + xraw1 * rope_s0;
+            let x1 = xraw1 * rope_c0 - xraw0 * rope_s0;
+            let next_c0 = rope_c0 * step_c0 - rope_s0 * step_s0;
+            rope_s0 = rope_s0 * step_c0 + rope_c0 * step_s0;
+            rope_c0 = next_c0;
             let y0 = v[ka + 0u];
             let y1 = v[ka + 1u];
             let s0 = dot(q0_0, x0) + dot(q0_1, x1);

@@ -190,6 +190,76 @@ fn store_grad(shape: &AttentionShape, acc: &str, r: usize, d: usize) -> String {
     format!("{} * SCALE", rotated(shape.head_dim / 4, d, &col, &format!("out{r}"), true))
 }
 
+/// The table columns the visited rows' rotation steps: with `D/2` a multiple
+/// of 4, the second half's cosines repeat the first half's and its sines
+/// negate them, so the first half is enough.
+fn running_columns(shape: &AttentionShape) -> usize {
+    let d4 = shape.head_dim / 4;
+    if d4.is_multiple_of(2) { d4 / 2 } else { d4 }
+}
+
+/// Before the tile loop: the table's row 1, the rotation by one position, for
+/// stepping the visited rows' cos/sin from one position to the next.
+fn rope_step(c: &mut Code, shape: &AttentionShape) {
+    if !shape.rope {
+        return;
+    }
+    c.line("// RoPE of the visited rows: the tile's first position from the table, then");
+    c.line("// one step (row 1 of the table) per row, in registers rather than loads.");
+    for d in 0..running_columns(shape) {
+        c.line(format!("let step_c{d} = rope[RS + {d}u];"));
+        c.line(format!("let step_s{d} = rope[RS + D4 + {d}u];"));
+    }
+}
+
+/// At the start of a tile: the cos/sin of its first position `first`.
+fn rope_tile_start(c: &mut Code, shape: &AttentionShape, first: &str) {
+    if !shape.rope {
+        return;
+    }
+    for d in 0..running_columns(shape) {
+        c.line(format!("var rope_c{d} = rope[{first} * RS + {d}u];"));
+        c.line(format!("var rope_s{d} = rope[{first} * RS + D4 + {d}u];"));
+    }
+}
+
+/// Lets `x<d>` be the visited row at `at` of `buffer`, rotated by the running
+/// cos/sin, which then step to the next position. The angle-addition formulas
+/// hold for the table's signed sines too (the sign squares away in cos and
+/// carries through sin); in f32 they drift by ~1e-7 per step, over at most one
+/// block of steps, since every tile restarts from the f64 table.
+fn load_visited(c: &mut Code, shape: &AttentionShape, buffer: &str, at: &str) {
+    let d4 = shape.head_dim / 4;
+    if !shape.rope {
+        for d in 0..d4 {
+            c.line(format!("let x{d} = {buffer}[{at} + {d}u];"));
+        }
+        return;
+    }
+    for d in 0..d4 {
+        c.line(format!("let xraw{d} = {buffer}[{at} + {d}u];"));
+    }
+    let raw = |d: usize| format!("xraw{d}");
+    let running = running_columns(shape);
+    if running < d4 {
+        // Column d and its partner d + D4/2 share a cosine; the sines are opposite.
+        for d in 0..running {
+            let h = d + running;
+            c.line(format!("let x{d} = xraw{d} * rope_c{d} + xraw{h} * rope_s{d};"));
+            c.line(format!("let x{h} = xraw{h} * rope_c{d} - xraw{d} * rope_s{d};"));
+        }
+    } else {
+        for d in 0..d4 {
+            c.line(format!("let x{d} = {} * rope_c{d} + {} * rope_s{d};", raw(d), partner(d4, d, &raw)));
+        }
+    }
+    for d in 0..running {
+        c.line(format!("let next_c{d} = rope_c{d} * step_c{d} - rope_s{d} * step_s{d};"));
+        c.line(format!("rope_s{d} = rope_s{d} * step_c{d} + rope_c{d} * step_s{d};"));
+        c.line(format!("rope_c{d} = next_c{d};"));
+    }
+}
+
 /// The forward kernel: online softmax over the key tiles of each query block.
 pub(super) fn forward(shape: &AttentionShape) -> String {
     let (rows, d4) = (shape.rows_per_invocation, shape.head_dim / 4);
@@ -209,7 +279,9 @@ pub(super) fn forward(shape: &AttentionShape) -> String {
             c.line(format!("var o{r}_{d} = vec4<f32>();"));
         }
     }
+    rope_step(&mut c, shape);
     tiles(&mut c, "NQB", "qb", "BK", "k0");
+    rope_tile_start(&mut c, shape, "k0");
     c.open("for (var j = 0u; j < count; j++) {");
     c.line("let key = k0 + j;");
     c.line("let ka = (base + key) * D4;");
@@ -218,7 +290,7 @@ pub(super) fn forward(shape: &AttentionShape) -> String {
     }
     if shape.rope {
         // Rotation mixes columns, so the whole key row is loaded first.
-        load_row(&mut c, shape, "k", "ka", "key", "x", "");
+        load_visited(&mut c, shape, "k", "ka");
         for d in 0..d4 {
             for r in 0..rows {
                 c.line(format!("s{r} += dot(q{r}_{d}, x{d});"));
@@ -316,14 +388,16 @@ pub(super) fn dkdv(shape: &AttentionShape) -> String {
             c.line(format!("var dv{r}_{d} = vec4<f32>();"));
         }
     }
+    rope_step(&mut c, shape);
     tiles(&mut c, "NKB", "kb", "BQ", "q0");
+    rope_tile_start(&mut c, shape, "q0");
     c.open("for (var i = 0u; i < count; i++) {");
     c.line("// One query: P = exp(S - L) and dS = P * (dP - delta) against every owned key.");
     c.line("let query = q0 + i;");
     c.line("let qa = (base + query) * D4;");
     c.line("let st = stats[base + query];");
     if shape.rope {
-        load_row(&mut c, shape, "q", "qa", "query", "x", "");
+        load_visited(&mut c, shape, "q", "qa");
     }
     for d in 0..d4 {
         if !shape.rope {
@@ -391,13 +465,15 @@ pub(super) fn dq(shape: &AttentionShape) -> String {
             c.line(format!("var dq{r}_{d} = vec4<f32>();"));
         }
     }
+    rope_step(&mut c, shape);
     tiles(&mut c, "NQB", "qb", "BK", "k0");
+    rope_tile_start(&mut c, shape, "k0");
     c.open("for (var j = 0u; j < count; j++) {");
     c.line("// One key: P = exp(S - L) and dS = P * (dP - delta) for every owned query.");
     c.line("let key = k0 + j;");
     c.line("let ka = (base + key) * D4;");
     if shape.rope {
-        load_row(&mut c, shape, "k", "ka", "key", "x", "");
+        load_visited(&mut c, shape, "k", "ka");
     }
     for d in 0..d4 {
         if !shape.rope {
