@@ -94,7 +94,7 @@ pub fn fuse_attention(
 /// The planning description of a `FusedAttention` node.
 pub fn fused_desc(graph: &ValidGraph, node: NodeId) -> Option<FusedAttentionDesc> {
     let n = graph.node(node);
-    let Op::FusedAttention { heads, scale } = &n.op else { return None };
+    let Op::FusedAttention { heads, scale, rope } = &n.op else { return None };
     let q = graph.node(*n.inputs.first()?);
     let [batch, n_heads, seq_len, head_dim] = q.ty.shape[..] else { return None };
     Some(FusedAttentionDesc {
@@ -105,5 +105,6 @@ pub fn fused_desc(graph: &ValidGraph, node: NodeId) -> Option<FusedAttentionDesc
         head_dim,
         heads: heads.iter().map(|h| (h.heads.clone(), h.mask.clone())).collect(),
         scale: *scale as f32,
+        rope: *rope,
     })
 }

@@ -72,6 +72,7 @@ fn desc(
         head_dim: d,
         heads: heads.into_iter().map(|(r, m)| (r, mask(m))).collect(),
         scale: 1.0 / (d as f32).sqrt(),
+        rope: None,
     }
 }
 

@@ -103,7 +103,7 @@ fn fused_head_masks(graph: &ValidGraph) -> (Vec<ConcreteMask>, f64) {
         .map(|id| graph.node(id))
         .find(|n| matches!(n.op, Op::FusedAttention { .. }))
         .expect("a fused attention node");
-    let Op::FusedAttention { heads, scale } = &node.op else { unreachable!() };
+    let Op::FusedAttention { heads, scale, .. } = &node.op else { unreachable!() };
     let (h, n) = (node.ty.shape[1], node.ty.shape[2]);
     let masks = (0..h)
         .map(|head| {

@@ -12,7 +12,9 @@ use weft_compiler::{Access, BufferRole, ElemType, KernelPlan, to_spirv, validate
 use weft_compiler::{MatmulConfig, MatmulKernel};
 use weft_ir::autodiff::{differentiate, trainable_parameters};
 use weft_ir::expr::parse_mask;
-use weft_ir::graph::{AttentionGrad, DType, Graph, HeadMask, HeadRange, NodeId, Op, TensorType, ValidGraph};
+use weft_ir::graph::{
+    AttentionGrad, DType, Graph, HeadMask, HeadRange, NodeId, Op, RopeParams, TensorType, ValidGraph,
+};
 use weft_ir::lower::{LowerOptions, lower_pattern};
 use weft_ir::model::{ModelGraphOptions, build_llama_graph};
 use weft_ir::{Mask, Overrides};
@@ -121,6 +123,7 @@ fn op_cases() -> Vec<(&'static str, ValidGraph)> {
                         HeadMask::new(2..4, mask("roll(2, causal & groups(4)) & !window(h - 1)")),
                     ],
                     scale: 0.4,
+                    rope: None,
                 },
                 &[&[2, 4, 16, 8], &[2, 4, 16, 8], &[2, 4, 16, 8]],
             ),
@@ -136,8 +139,33 @@ fn op_cases() -> Vec<(&'static str, ValidGraph)> {
                     ],
                     scale: 0.3,
                     grad: AttentionGrad::Dk,
+                    rope: None,
                 },
                 &[&[2, 4, 16, 8], &[2, 4, 16, 8], &[2, 4, 16, 8], &[2, 4, 16, 8]],
+            ),
+        ),
+        (
+            // RoPE on load, whole vec4 partners (D = 8) and mixed components (D = 12).
+            "fused-attention-rope",
+            op_graph(
+                Op::FusedAttention {
+                    heads: vec![HeadMask::new(0..2, mask("causal"))],
+                    scale: 0.4,
+                    rope: Some(RopeParams::new(10000.0, 2.0)),
+                },
+                &[&[1, 2, 16, 12], &[1, 2, 16, 12], &[1, 2, 16, 12]],
+            ),
+        ),
+        (
+            "fused-attention-grad-rope",
+            op_graph(
+                Op::FusedAttentionGrad {
+                    heads: vec![HeadMask::new(0..2, mask("causal & window(5)"))],
+                    scale: 0.3,
+                    grad: AttentionGrad::Dq,
+                    rope: Some(RopeParams::new(10000.0, 1.0)),
+                },
+                &[&[1, 2, 16, 8], &[1, 2, 16, 8], &[1, 2, 16, 8], &[1, 2, 16, 8]],
             ),
         ),
         ("attention-causal", op_graph(attention("causal", 0), &[bhnd, bhnd, bhnd])),
@@ -322,6 +350,8 @@ fn golden_wgsl_of_single_ops() {
     expect_file!["../../tests/golden/wgsl-simple/softmax.wgsl"].assert_eq(&wgsl("softmax"));
     expect_file!["../../tests/golden/wgsl-simple/matmul-ta-tb.wgsl"].assert_eq(&wgsl("matmul-ta-tb"));
     expect_file!["../../tests/golden/wgsl-simple/rope.wgsl"].assert_eq(&wgsl("rope"));
+    expect_file!["../../tests/golden/wgsl-simple/fused-attention-grad-rope.wgsl"]
+        .assert_eq(&wgsl("fused-attention-grad-rope"));
     expect_file!["../../tests/golden/wgsl-simple/attention-local-stride-h.wgsl"]
         .assert_eq(&wgsl("attention-local-stride-h"));
     expect_file!["../../tests/golden/wgsl-simple/embedding.wgsl"].assert_eq(&wgsl("embedding"));

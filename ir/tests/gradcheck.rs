@@ -12,7 +12,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use weft_ir::autodiff::{AutodiffError, differentiate, grad_name, trainable_parameters};
 use weft_ir::expr::parse_mask;
-use weft_ir::graph::{DType, Graph, HeadMask, HeadRange, NodeId, Op, TensorType, ValidGraph};
+use weft_ir::graph::{DType, Graph, HeadMask, HeadRange, NodeId, Op, RopeParams, TensorType, ValidGraph};
 use weft_ir::interp::{Tensor, run};
 use weft_ir::lower::{LowerOptions, lower_pattern};
 use weft_ir::model::{ModelGraphOptions, build_llama_graph};
@@ -201,8 +201,24 @@ fn every_op_with_a_rule_matches_finite_differences() {
                         HeadMask::new(1..3, mask("roll(2, causal & groups(4))")),
                     ],
                     scale: 0.6,
+                    rope: None,
                 },
                 &[&[1, 3, 8, 2], &[1, 3, 8, 2], &[1, 3, 8, 2]],
+            ),
+        ),
+        (
+            // RoPE on load: dq and dk come back through the transposed rotation.
+            "fused-attention-rope",
+            op_graph(
+                Op::FusedAttention {
+                    heads: vec![
+                        HeadMask::new(0..1, mask("causal")),
+                        HeadMask::new(1..2, mask("roll(2, causal & groups(4))")),
+                    ],
+                    scale: 0.6,
+                    rope: Some(RopeParams::new(100.0, 2.0)),
+                },
+                &[&[1, 2, 8, 4], &[1, 2, 8, 4], &[1, 2, 8, 3]],
             ),
         ),
     ];

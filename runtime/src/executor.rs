@@ -272,7 +272,9 @@ impl Executor {
             //   first), so they stay inside the `bh_count * N` rows the planner
             //   binds for the chunk; block-table reads follow the row pointers
             //   the planner packed into the same constant buffer (`head < H`,
-            //   block rows `< NQB` / `NKB`);
+            //   block rows `< NQB` / `NKB`); the RoPE table, bound whole as
+            //   `max(N, 2) * RS` vec4s, is read at `row * RS + c` with
+            //   `row < N` as above or `row = 1`, and `c < 2 * D4 = RS`;
             // - loops: the tile loop runs from one packed row pointer to the
             //   next and the row loops to `count <= B`: all terminate;
             // - integer division: divisors are the positive constants

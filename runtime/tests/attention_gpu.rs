@@ -21,6 +21,7 @@ use rand::{Rng, SeedableRng};
 use weft_compiler::plan::{FusedAttentionDesc, PlanOptions};
 use weft_compiler::{KernelPlan, plan_attention};
 use weft_ir::expr::{SizeExpr, SizeKind, SizeOp, parse_mask};
+use weft_ir::graph::RopeParams;
 use weft_ir::interp::{Tensor, masked_attention};
 use weft_ir::{ConcreteMask, Mask, MaskExpr, Overrides, Span};
 use weft_runtime::{Executor, Gpu};
@@ -84,14 +85,13 @@ struct Reference {
 /// `dk = scale dS^T q`, `dv = P^T dO`. A query with no allowed key has o = 0
 /// and contributes nothing.
 fn reference(
-    inputs: &HashMap<String, Vec<f32>>,
+    inputs: &HashMap<String, Vec<f64>>,
     shape: [usize; 4],
     masks: &[ConcreteMask],
     scale: f64,
 ) -> Reference {
     let [b, h, n, d] = shape;
-    let get = |name: &str| -> Vec<f64> { inputs[name].iter().map(|&x| f64::from(x)).collect() };
-    let (q, k, v, dout) = (get("q"), get("k"), get("v"), get("do"));
+    let (q, k, v, dout) = (&inputs["q"], &inputs["k"], &inputs["v"], &inputs["do"]);
     let len = b * h * n * d;
     let mut r = Reference {
         o: vec![0.0; len],
@@ -111,9 +111,9 @@ fn reference(
                 r.empty_rows.push(bh * n + i);
                 continue;
             }
-            let qi = row(&q, bh, i);
-            let gi = row(&dout, bh, i);
-            let s: Vec<f64> = keys.iter().map(|&j| scale * dot(&qi, &row(&k, bh, j))).collect();
+            let qi = row(q, bh, i);
+            let gi = row(dout, bh, i);
+            let s: Vec<f64> = keys.iter().map(|&j| scale * dot(&qi, &row(k, bh, j))).collect();
             let m = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let total: f64 = s.iter().map(|x| (x - m).exp()).sum();
             r.lse[bh * n + i] = m + total.ln();
@@ -126,7 +126,7 @@ fn reference(
             }
             let delta = dot(&gi, &r.o[(bh * n + i) * d..][..d]);
             for (&j, &pj) in keys.iter().zip(&p) {
-                let dp = dot(&gi, &row(&v, bh, j));
+                let dp = dot(&gi, &row(v, bh, j));
                 let ds = pj * (dp - delta);
                 for c in 0..d {
                     r.dq[(bh * n + i) * d + c] += scale * ds * k[(bh * n + j) * d + c];
@@ -137,6 +137,25 @@ fn reference(
         }
     }
     r
+}
+
+/// Hugging Face's rotate-half RoPE of rows `[.., N, D]`, in f64: position `p`
+/// turns the pair `(i, i + D/2)` by `(p / position_scale) · theta^(−2i/D)`;
+/// `transposed` turns the other way (the gradient's rotation).
+fn rope_rows(x: &[f64], n: usize, d: usize, rope: RopeParams, transposed: bool) -> Vec<f64> {
+    let half = d / 2;
+    let sign = if transposed { -1.0 } else { 1.0 };
+    let mut out = x.to_vec();
+    for (r, row) in x.chunks(d).enumerate() {
+        let position = (r % n) as f64 / rope.position_scale;
+        for i in 0..half {
+            let angle = sign * position * rope.theta.powf(-2.0 * i as f64 / d as f64);
+            let (a, b) = (row[i], row[i + half]);
+            out[r * d + i] = a * angle.cos() - b * angle.sin();
+            out[r * d + i + half] = b * angle.cos() + a * angle.sin();
+        }
+    }
+    out
 }
 
 /// max |got - want| / max |want|; infinite on a NaN or a length mismatch.
@@ -191,7 +210,22 @@ fn try_check(
         masks.push(mask.for_head(head).map_err(|e| format!("{}: head {head}: {e}", desc.name))?);
     }
     let shape = [desc.batch, desc.n_heads, desc.seq_len, desc.head_dim];
-    let want = reference(&inputs, shape, &masks, f64::from(desc.scale));
+    // With RoPE on load, the reference attends over rotated q and k, and its
+    // dq and dk turn back by the transposed rotation.
+    let (n, d) = (desc.seq_len, desc.head_dim);
+    let mut seen: HashMap<String, Vec<f64>> =
+        inputs.iter().map(|(name, x)| (name.clone(), x.iter().map(|&v| f64::from(v)).collect())).collect();
+    if let Some(rope) = desc.rope {
+        for name in ["q", "k"] {
+            let rotated = rope_rows(&seen[name], n, d, rope, false);
+            seen.insert(name.to_string(), rotated);
+        }
+    }
+    let mut want = reference(&seen, shape, &masks, f64::from(desc.scale));
+    if let Some(rope) = desc.rope {
+        want.dq = rope_rows(&want.dq, n, d, rope, true);
+        want.dk = rope_rows(&want.dk, n, d, rope, true);
+    }
     let what = format!(
         "`{}` (B={} H={} N={} D={}, blocks {}x{}, {} rows/invocation, {} chunks; seed {seed})",
         desc.name,
@@ -207,8 +241,7 @@ fn try_check(
 
     // The forward against the interpreter's masked attention, too.
     let tensor = |name: &str| {
-        Tensor::new(shape.to_vec(), inputs[name].iter().map(|&x| f64::from(x)).collect())
-            .map_err(|e| format!("{what}: `{name}`: {e}"))
+        Tensor::new(shape.to_vec(), seen[name].clone()).map_err(|e| format!("{what}: `{name}`: {e}"))
     };
     let dense = masked_attention(&tensor("q")?, &tensor("k")?, &tensor("v")?, &masks, f64::from(desc.scale))
         .map_err(|e| format!("{what}: masked_attention: {e}"))?;
@@ -301,6 +334,7 @@ fn custom(
         head_dim: d,
         heads: heads.iter().map(|(r, m)| (r.clone(), mask(m))).collect(),
         scale: 1.0 / (d as f32).sqrt(),
+        rope: None,
     }
 }
 
@@ -396,6 +430,7 @@ proptest! {
             head_dim: d,
             heads,
             scale: 1.0 / (d as f32).sqrt(),
+            rope: None,
         };
         let mut ex = shared_executor();
         let opts = PlanOptions { block_q, block_k, rows_per_invocation: r, ..device_options(&ex) };
@@ -491,4 +526,38 @@ fn chunked_plans_with_folded_grids_match_the_reference() {
         assert!(plan.kernels.iter().any(|k| k.workgroups[1] > 1), "expected a folded grid");
         check(&mut ex, &desc, &opts, &mut rng, seed);
     }
+}
+
+/// RoPE on load (linear interpolation by 2): whole-vec4 partners (D = 8, 16)
+/// and mixed components (D = 12), sequences that are not a multiple of the
+/// block, long ones, and a chunked plan on a folded grid (the table is bound whole).
+#[test]
+fn rope_on_load_matches_the_reference() {
+    let (mut rng, seed) = rng("rope");
+    let mut ex = executor();
+    let device = device_options(&ex);
+    let heads = [(0..2, "causal"), (2..3, "causal & groups(24, h)")];
+    let rope = Some(RopeParams::new(500.0, 2.0));
+    for (n, d, batch) in [(70, 8, 2), (50, 12, 2), (64, 16, 2), (1024, 16, 1)] {
+        let desc = FusedAttentionDesc { rope, ..custom("rope", &heads, n, batch, d) };
+        check(&mut ex, &desc, &device, &mut rng, seed);
+    }
+    // LLaMA's theta at long context: thousands of radians, stepped in f32 across each tile.
+    let desc = FusedAttentionDesc {
+        rope: Some(RopeParams::new(10000.0, 1.0)),
+        ..custom("rope", &heads, 2048, 1, 8)
+    };
+    check(&mut ex, &desc, &device, &mut rng, seed);
+    let desc = FusedAttentionDesc { rope, ..custom("rope-chunked", &heads, 100, 8, 8) };
+    let opts = PlanOptions {
+        max_storage_binding: (17 * 100 * 8 * 4) as u64,
+        max_workgroups_per_dim: 8,
+        block_q: 32,
+        block_k: 32,
+        ..device.clone()
+    };
+    let (plan, stats) = plan_attention(&desc, &opts).unwrap();
+    assert!(stats.chunks > 1, "expected chunks: {stats}");
+    assert!(plan.kernels.iter().any(|k| k.workgroups[1] > 1), "expected a folded grid");
+    check(&mut ex, &desc, &opts, &mut rng, seed);
 }

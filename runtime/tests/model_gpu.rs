@@ -162,7 +162,8 @@ fn the_fused_training_graph_has_no_t_squared_buffers_and_matches() {
     let (batch, t) = (2, 32);
     let config = llama::tiny_config(false);
     let reference = training_graph(&config, batch, t);
-    let training = OptimizeOptions { training: true, ..OptimizeOptions::default() };
+    // RoPE folded into the fused attention too: the whole model runs those kernels.
+    let training = OptimizeOptions { training: true, rope_on_load: true, ..OptimizeOptions::default() };
     let optimized = optimize(&reference, &training).unwrap();
     assert_eq!(optimized.report.fired("lora-fold"), 0, "{}", optimized.report);
     let optimized = optimized.graph;
@@ -170,6 +171,8 @@ fn the_fused_training_graph_has_no_t_squared_buffers_and_matches() {
     let unfused_step = step(&reference, &reference);
     let grads = count(&fused_step.graph, |op| matches!(op, Op::FusedAttentionGrad { .. }));
     assert_eq!(grads, 3 * config.num_hidden_layers);
+    // RoPE happens inside the fused kernels, on load and on the dq/dk store.
+    assert_eq!(count(&fused_step.graph, |op| matches!(op, Op::Rope { .. })), 0);
 
     let gpu = gpu();
     let plan = plan_graph(&fused_step.graph, &gpu.limits().simple_plan_options()).unwrap();

@@ -221,6 +221,7 @@ fn unchecked_modules_compute_what_checked_ones_do() {
         head_dim: d,
         heads: vec![(0..1, mask("causal & groups(24)")), (1..2, mask("roll(12, causal & groups(24))"))],
         scale: 0.25,
+        rope: None,
     };
     let opts = PlanOptions {
         block_q: 16,

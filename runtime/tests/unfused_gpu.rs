@@ -16,7 +16,9 @@ use rand::{Rng, SeedableRng};
 use weft_compiler::codegen::simple::{MatmulConfig, MatmulKernel, SimplePlanOptions, plan_graph};
 use weft_ir::autodiff::differentiate;
 use weft_ir::expr::parse_mask;
-use weft_ir::graph::{AttentionGrad, DType, Graph, HeadMask, HeadRange, NodeId, Op, TensorType, ValidGraph};
+use weft_ir::graph::{
+    AttentionGrad, DType, Graph, HeadMask, HeadRange, NodeId, Op, RopeParams, TensorType, ValidGraph,
+};
 use weft_ir::interp::{Tensor, run};
 use weft_ir::lower::{LowerOptions, lower_pattern};
 use weft_ir::{Mask, Overrides};
@@ -155,6 +157,7 @@ fn op_cases() -> Vec<(&'static str, ValidGraph)> {
                         HeadMask::new(2..4, mask("roll(2, causal & groups(4)) & !window(h - 1)")),
                     ],
                     scale: 0.4,
+                    rope: None,
                 },
                 &[&[2, 4, 16, 8], &[2, 4, 16, 8], &[2, 4, 16, 8]],
             ),
@@ -170,9 +173,30 @@ fn op_cases() -> Vec<(&'static str, ValidGraph)> {
                     ],
                     scale: 0.3,
                     grad: AttentionGrad::Dk,
+                    rope: None,
                 },
                 &[&[2, 4, 16, 8], &[2, 4, 16, 8], &[2, 4, 16, 8], &[2, 4, 16, 8]],
             ),
+        ),
+        // RoPE on load: D = 8 rotates whole vec4 columns, D = 12 mixes their
+        // components; 70 positions span two query and key blocks.
+        ("fused-attention-rope", op_graph(fused_rope(None), &[&[2, 2, 70, 8][..]; 3])),
+        ("fused-attention-rope-d12", op_graph(fused_rope(None), &[&[1, 2, 70, 12][..]; 3])),
+        (
+            "fused-attention-grad-rope-dq",
+            op_graph(fused_rope(Some(AttentionGrad::Dq)), &[&[2, 2, 70, 8][..]; 4]),
+        ),
+        (
+            "fused-attention-grad-rope-dk",
+            op_graph(fused_rope(Some(AttentionGrad::Dk)), &[&[2, 2, 70, 8][..]; 4]),
+        ),
+        (
+            "fused-attention-grad-rope-dv",
+            op_graph(fused_rope(Some(AttentionGrad::Dv)), &[&[2, 2, 70, 8][..]; 4]),
+        ),
+        (
+            "fused-attention-grad-rope-d12-dk",
+            op_graph(fused_rope(Some(AttentionGrad::Dk)), &[&[1, 2, 70, 12][..]; 4]),
         ),
         ("attention-causal", op_graph(attention("causal", 0), &[bhnd, bhnd, bhnd])),
         (
@@ -232,6 +256,17 @@ fn op_cases() -> Vec<(&'static str, ValidGraph)> {
             ),
         ),
     ]
+}
+
+/// A fused attention (or one of its gradients) with RoPE on load: linear
+/// position interpolation by 2, a causal head and a windowed one.
+fn fused_rope(grad: Option<AttentionGrad>) -> Op {
+    let heads = vec![HeadMask::new(0..1, mask("causal")), HeadMask::new(1..2, mask("causal & window(40)"))];
+    let rope = Some(RopeParams::new(500.0, 2.0));
+    match grad {
+        None => Op::FusedAttention { heads, scale: 0.35, rope },
+        Some(grad) => Op::FusedAttentionGrad { heads, scale: 0.35, grad, rope },
+    }
 }
 
 /// A value in ±[0.1, 2): never zero; positive only for `log`'s operand.

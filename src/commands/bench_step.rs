@@ -40,6 +40,9 @@ pub struct BenchStepArgs {
     /// Plan every elementwise op as its own kernel (the baseline elementwise fusion is measured against).
     #[arg(long)]
     pub no_fusion: bool,
+    /// Fold RoPE into the fused attention kernels' loads (off by default: slower on lavapipe).
+    #[arg(long)]
+    pub rope_on_load: bool,
     /// After timing, run each kernel on its own and print the slowest ones.
     #[arg(long, value_name = "N")]
     pub profile: Option<usize>,
@@ -110,7 +113,11 @@ pub fn run(args: &BenchStepArgs) -> anyhow::Result<()> {
             let started = Instant::now();
             let graph = build_llama_graph(&config, schedule.as_ref(), &opts)?;
             // Optimized for training: LoRA stays unfolded, its gradients stay rank-sized.
-            let training = OptimizeOptions { training: true, ..OptimizeOptions::default() };
+            let training = OptimizeOptions {
+                training: true,
+                rope_on_load: args.rope_on_load,
+                ..OptimizeOptions::default()
+            };
             let optimized = optimize(&graph, &training)?.graph;
             let trainable = trainable_parameters(&optimized);
             let wrt: Vec<&str> = trainable.iter().map(String::as_str).collect();

@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use egg::{Analysis, DidMerge, EGraph, Id, Symbol};
 use weft_ir::expr::{SizeExpr, SizeKind, SizeOp};
-use weft_ir::graph::{AttentionGrad, DType, Graph, HeadMask, HeadRange, Op, TensorType};
+use weft_ir::graph::{AttentionGrad, DType, Graph, HeadMask, HeadRange, Op, RopeParams, TensorType};
 use weft_ir::{Mask, MaskExpr};
 
 use super::lang::Weft;
@@ -403,18 +403,37 @@ pub fn to_op<'a>(node: &Weft, child: &impl Fn(Id) -> &'a Data) -> Result<(Op, Ve
             (Op::Attention { mask: mask(*m)?, head_offset: 0, scale: float(*s)? }, vec![*q, *k, *v])
         }
         Weft::FusedAttentionGrad([which, s, ms, q, k, v, dout]) => {
-            let entries = child(*ms).head_masks().ok_or_else(|| expected("head masks", child(*ms)))?;
-            let heads = entries.iter().map(|e| HeadMask::new(e.heads.clone(), e.mask.mask.clone())).collect();
-            let grad = AttentionGrad::ALL.get(uint(*which)?).copied().ok_or_else(|| {
-                format!("gradient index {} is not 0, 1 or 2", uint(*which).unwrap_or(usize::MAX))
-            })?;
-            (Op::FusedAttentionGrad { heads, scale: float(*s)?, grad }, vec![*q, *k, *v, *dout])
+            let heads = fused_heads(child, *ms)?;
+            let grad = attention_grad(uint(*which)?)?;
+            (Op::FusedAttentionGrad { heads, scale: float(*s)?, grad, rope: None }, vec![*q, *k, *v, *dout])
         }
-        Weft::FusedAttention([s, ms, q, k, v]) => {
-            let entries = child(*ms).head_masks().ok_or_else(|| expected("head masks", child(*ms)))?;
-            let heads = entries.iter().map(|e| HeadMask::new(e.heads.clone(), e.mask.mask.clone())).collect();
-            (Op::FusedAttention { heads, scale: float(*s)? }, vec![*q, *k, *v])
+        Weft::FusedAttention([s, ms, q, k, v]) => (
+            Op::FusedAttention { heads: fused_heads(child, *ms)?, scale: float(*s)?, rope: None },
+            vec![*q, *k, *v],
+        ),
+        Weft::FusedAttentionGradRope([which, s, theta, ps, ms, q, k, v, dout]) => {
+            let (heads, grad) = (fused_heads(child, *ms)?, attention_grad(uint(*which)?)?);
+            let rope = Some(RopeParams::new(float(*theta)?, float(*ps)?));
+            (Op::FusedAttentionGrad { heads, scale: float(*s)?, grad, rope }, vec![*q, *k, *v, *dout])
+        }
+        Weft::FusedAttentionRope([s, theta, ps, ms, q, k, v]) => {
+            let rope = Some(RopeParams::new(float(*theta)?, float(*ps)?));
+            (
+                Op::FusedAttention { heads: fused_heads(child, *ms)?, scale: float(*s)?, rope },
+                vec![*q, *k, *v],
+            )
         }
         other => return Err(format!("`{other}` is not a tensor op")),
     })
+}
+
+/// The head masks of a fused attention node from its `(head-masks ...)` child.
+fn fused_heads<'a>(child: &impl Fn(Id) -> &'a Data, ms: Id) -> Result<Vec<HeadMask>, String> {
+    let entries = child(ms).head_masks().ok_or_else(|| expected("head masks", child(ms)))?;
+    Ok(entries.iter().map(|e| HeadMask::new(e.heads.clone(), e.mask.mask.clone())).collect())
+}
+
+/// Gradient index 0, 1 or 2 as dq, dk or dv.
+fn attention_grad(index: usize) -> Result<AttentionGrad, String> {
+    AttentionGrad::ALL.get(index).copied().ok_or_else(|| format!("gradient index {index} is not 0, 1 or 2"))
 }

@@ -168,19 +168,32 @@ fn add_node(
             let [q, k, v] = triple(xs)?;
             Weft::Attention([float(eg, *scale), m, q, k, v])
         }
-        Op::FusedAttentionGrad { heads, scale, grad } => {
+        Op::FusedAttentionGrad { heads, scale, grad, rope } => {
             let masks = head_masks(eg, heads, seq_len()?, &num)?;
             let [q, k, v, dout] = match xs {
                 &[q, k, v, dout] => [q, k, v, dout],
                 _ => return Err(format!("expected 4 operands, found {}", xs.len())),
             };
-            let which = num(eg, grad.operand())?;
-            Weft::FusedAttentionGrad([which, float(eg, *scale), masks, q, k, v, dout])
+            let (which, scale) = (num(eg, grad.operand())?, float(eg, *scale));
+            match rope {
+                None => Weft::FusedAttentionGrad([which, scale, masks, q, k, v, dout]),
+                Some(r) => {
+                    let (theta, ps) = (float(eg, r.theta), float(eg, r.position_scale));
+                    Weft::FusedAttentionGradRope([which, scale, theta, ps, masks, q, k, v, dout])
+                }
+            }
         }
-        Op::FusedAttention { heads, scale } => {
+        Op::FusedAttention { heads, scale, rope } => {
             let masks = head_masks(eg, heads, seq_len()?, &num)?;
             let [q, k, v] = triple(xs)?;
-            Weft::FusedAttention([float(eg, *scale), masks, q, k, v])
+            let scale = float(eg, *scale);
+            match rope {
+                None => Weft::FusedAttention([scale, masks, q, k, v]),
+                Some(r) => {
+                    let (theta, ps) = (float(eg, r.theta), float(eg, r.position_scale));
+                    Weft::FusedAttentionRope([scale, theta, ps, masks, q, k, v])
+                }
+            }
         }
     };
     Ok(eg.add(node))

@@ -17,7 +17,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ops::{Add, AddAssign};
 
-use weft_ir::graph::{DType, Op, TensorType, ValidGraph};
+use weft_ir::graph::{AttentionGrad, DType, Op, TensorType, ValidGraph};
 use weft_ir::mask::{TileClass, classify_tile};
 use weft_ir::{ConcreteMask, Mask};
 
@@ -172,8 +172,23 @@ impl CostModel {
             }
             // Counted once per gradient node; the planner shares one backward
             // pass among the siblings, so this overstates it, uniformly.
-            Op::FusedAttentionGrad { heads, .. } | Op::FusedAttention { heads, .. } => {
-                let Some(dims) = AttentionDims::of(xs) else { return Cost::kernel(moved, 0.0) };
+            Op::FusedAttentionGrad { heads, rope, .. } | Op::FusedAttention { heads, rope, .. } => {
+                // RoPE on load: the rotations of q, k (and dq, dk on the way out)
+                // that separate rope kernels would do, without their launches and
+                // their round trip of q and k through memory. The kernels redo
+                // them per tile, but that ALU work hides under the tile's
+                // products, so it is charged once; folding is always cheaper.
+                let rotated_out = match op {
+                    Op::FusedAttentionGrad { grad, .. } if *grad != AttentionGrad::Dv => n_out,
+                    _ => 0.0,
+                };
+                let rope_flops = match rope {
+                    Some(_) => 6.0 * (xs.iter().take(2).map(|t| elements(t)).sum::<f64>() + rotated_out),
+                    None => 0.0,
+                };
+                let Some(dims) = AttentionDims::of(xs) else {
+                    return Cost::kernel(moved, rope_flops);
+                };
                 let per_batch: u64 = (0..dims.h)
                     .map(|head| {
                         let mask = heads.iter().find(|e| e.heads.contains(&head)).map(|e| &e.mask);
@@ -181,7 +196,7 @@ impl CostModel {
                     })
                     .sum();
                 let tiles = dims.b as f64 * per_batch as f64;
-                Cost::kernel(moved, tiles * TILE_PAIRS * dims.flops_per_pair())
+                Cost::kernel(moved, tiles * TILE_PAIRS * dims.flops_per_pair() + rope_flops)
             }
         }
     }
@@ -280,7 +295,7 @@ mod tests {
             let dense =
                 model.op_cost(&Op::Attention { mask: mask(src), head_offset: 0, scale: 1.0 }, &xs, &t);
             let heads = vec![HeadMask::new(0..4, mask(src))];
-            let fused = model.op_cost(&Op::FusedAttention { heads, scale: 1.0 }, &xs, &t);
+            let fused = model.op_cost(&Op::FusedAttention { heads, scale: 1.0, rope: None }, &xs, &t);
             assert!(
                 fused.bytes < dense.bytes && fused.flops <= dense.flops && fused.launches < dense.launches
             );
@@ -290,7 +305,7 @@ mod tests {
             let dense =
                 model.op_cost(&Op::Attention { mask: mask(src), head_offset: 0, scale: 1.0 }, &xs, &short);
             let heads = vec![HeadMask::new(0..4, mask(src))];
-            let fused = model.op_cost(&Op::FusedAttention { heads, scale: 1.0 }, &xs, &short);
+            let fused = model.op_cost(&Op::FusedAttention { heads, scale: 1.0, rope: None }, &xs, &short);
             assert!(
                 fused.bytes < dense.bytes && fused.flops <= dense.flops && fused.launches < dense.launches
             );
@@ -305,7 +320,7 @@ mod tests {
         let model = CostModel::new();
         let cost = |src: &str| {
             let heads = vec![HeadMask::new(0..2, mask(src))];
-            model.op_cost(&Op::FusedAttention { heads, scale: 1.0 }, &xs, &t).flops
+            model.op_cost(&Op::FusedAttention { heads, scale: 1.0, rope: None }, &xs, &t).flops
         };
         let per_pair = (2 * 8 + 2 * 8 + 5) as f64;
         // 4 x 4 tiles of 64: full visits 16, causal 10, a window of 8 the 4 diagonal and 3 next to them.
@@ -314,13 +329,39 @@ mod tests {
         assert_eq!(cost("causal & window(8)"), 2.0 * 7.0 * 4096.0 * per_pair);
         // Masks per head: head 1 is full, head 0 causal.
         let heads = vec![HeadMask::new(0..1, mask("causal")), HeadMask::new(1..2, mask("full"))];
-        let mixed = model.op_cost(&Op::FusedAttention { heads, scale: 1.0 }, &xs, &t).flops;
+        let mixed = model.op_cost(&Op::FusedAttention { heads, scale: 1.0, rope: None }, &xs, &t).flops;
         assert_eq!(mixed, (10.0 + 16.0) * 4096.0 * per_pair);
         // A sequence shorter than a tile still costs the whole tile.
         let short = TensorType::f32([1, 2, 16, 8]);
         let heads = vec![HeadMask::new(0..2, mask("causal"))];
-        let flops = model.op_cost(&Op::FusedAttention { heads, scale: 1.0 }, &[&short; 3], &short).flops;
+        let flops =
+            model.op_cost(&Op::FusedAttention { heads, scale: 1.0, rope: None }, &[&short; 3], &short).flops;
         assert_eq!(flops, 2.0 * 4096.0 * per_pair);
+    }
+
+    #[test]
+    fn rope_on_load_costs_less_than_rope_kernels() {
+        let t = TensorType::f32([1, 4, 256, 16]);
+        let model = CostModel::new();
+        let heads = vec![HeadMask::new(0..4, mask("causal"))];
+        let rope = Some(weft_ir::graph::RopeParams::new(10000.0, 1.0));
+        let fused = |rope| {
+            model.op_cost(&Op::FusedAttention { heads: heads.clone(), scale: 1.0, rope }, &[&t; 3], &t)
+        };
+        let kernel = model.op_cost(&Op::Rope { theta: 10000.0, position_scale: 1.0 }, &[&t], &t);
+        let (folded, plain) = (fused(rope), fused(None));
+        assert!(folded.total() < (plain + kernel + kernel).total(), "{folded} vs {plain} + 2 x {kernel}");
+        assert_eq!((folded.bytes, folded.launches), (plain.bytes, plain.launches));
+        let grad = |grad, rope| {
+            let op = Op::FusedAttentionGrad { heads: heads.clone(), scale: 1.0, grad, rope };
+            model.op_cost(&op, &[&t; 4], &t)
+        };
+        for g in AttentionGrad::ALL {
+            // dq and dk also save the transposed rope on their way out.
+            let kernels = if g == AttentionGrad::Dv { 2.0 } else { 3.0 };
+            let (folded, plain) = (grad(g, rope), grad(g, None));
+            assert!(folded.total() < plain.total() + kernels * kernel.total(), "{g:?}");
+        }
     }
 
     #[test]

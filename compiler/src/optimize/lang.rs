@@ -20,6 +20,8 @@
 //!         | (attention SCALE MASK q k v)          ; head i of q uses MASK at h = i
 //!         | (fused-attention SCALE (head-masks (entry START END MASK)...) q k v)
 //!         | (fused-attention-grad GRAD SCALE (head-masks ...) q k v do)   ; GRAD 0, 1, 2: dq, dk, dv
+//!         | (fused-attention-rope SCALE THETA POSITION-SCALE (head-masks ...) q k v)
+//!         | (fused-attention-grad-rope GRAD SCALE THETA POSITION-SCALE (head-masks ...) q k v do)
 //! HEADS  := all | (heads AXIS START END)
 //! MASK   := m-full | m-causal | (m-window S) | (m-sink S) | (m-groups S S)
 //!         | (m-local-stride S S S S) | (m-roll N S MASK) | (m-not MASK)
@@ -75,6 +77,9 @@ define_language! {
         "attention" = Attention([Id; 5]),
         "fused-attention" = FusedAttention([Id; 5]),
         "fused-attention-grad" = FusedAttentionGrad([Id; 7]),
+        // RoPE on load: their own nodes, so the rules on plain fused attention stay as they are.
+        "fused-attention-rope" = FusedAttentionRope([Id; 7]),
+        "fused-attention-grad-rope" = FusedAttentionGradRope([Id; 9]),
 
         "list" = List(Box<[Id]>),
         "all" = AllHeads,
@@ -148,6 +153,8 @@ impl Weft {
                 | Attention(_)
                 | FusedAttention(_)
                 | FusedAttentionGrad(_)
+                | FusedAttentionRope(_)
+                | FusedAttentionGradRope(_)
         )
     }
 }

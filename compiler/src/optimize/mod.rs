@@ -44,6 +44,11 @@ pub struct OptimizeOptions {
     /// trainable parameter into a larger tensor stay off: `lora-fold` would
     /// route LoRA's gradients through a full `out × in` weight gradient.
     pub training: bool,
+    /// Fold RoPE into the loads of fused attention (`rules/rope.rs`). Off by
+    /// default: on lavapipe the folded kernels measured slower than the two
+    /// rope kernels they replace (every query block that visits a key tile
+    /// rotates it again, and the cost model does not price that yet).
+    pub rope_on_load: bool,
 }
 
 impl Default for OptimizeOptions {
@@ -55,6 +60,7 @@ impl Default for OptimizeOptions {
             iter_limit: 64,
             time_limit: Duration::from_secs(10),
             training: false,
+            rope_on_load: false,
         }
     }
 }
@@ -145,6 +151,9 @@ pub fn optimize(graph: &ValidGraph, opts: &OptimizeOptions) -> Result<Optimized,
     let mut rules = rules::all().map_err(OptimizeError::Rules)?;
     if opts.training {
         rules.retain(|r| r.name.as_str() != rules::lora::LORA_FOLD);
+    }
+    if !opts.rope_on_load {
+        rules.retain(|r| !rules::rope::RULES.contains(&r.name.as_str()));
     }
     let runner = Runner::default()
         .with_egraph(egraph)

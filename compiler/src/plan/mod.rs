@@ -15,6 +15,7 @@ mod tables;
 
 use std::ops::Range;
 
+use weft_ir::graph::RopeParams;
 use weft_ir::{ConcreteMask, Mask, Pattern, Schedule};
 
 use crate::codegen::AttentionError;
@@ -42,6 +43,9 @@ pub struct FusedAttentionDesc {
     /// `mask.for_head(h)?.canonical(seq_len)`.
     pub heads: Vec<(Range<usize>, Mask)>,
     pub scale: f32,
+    /// RoPE on load: q and k are rotated as the kernels read them, and the
+    /// backward turns dq and dk back by the transposed rotation before storing.
+    pub rope: Option<RopeParams>,
 }
 
 impl FusedAttentionDesc {
@@ -57,6 +61,7 @@ impl FusedAttentionDesc {
             head_dim,
             heads: pattern.groups.iter().map(|g| (g.heads.clone(), g.mask.clone())).collect(),
             scale: 1.0 / (head_dim as f32).sqrt(),
+            rope: None,
         }
     }
 
@@ -95,6 +100,12 @@ impl FusedAttentionDesc {
         }
         if !self.scale.is_finite() {
             return Err(self.invalid(format!("scale {} is not finite", self.scale)));
+        }
+        if let Some(r) = self.rope {
+            let theta_ok = r.theta.is_finite() && r.theta > 0.0;
+            if !theta_ok || !r.position_scale.is_finite() || r.position_scale == 0.0 {
+                return Err(self.invalid(format!("{r}: theta must be positive, position_scale nonzero")));
+            }
         }
         let mut next = 0;
         for (range, _) in &self.heads {
@@ -308,6 +319,7 @@ fn emit(
         rows_per_invocation: opts.rows_per_invocation,
         delta_workgroup: DELTA_WORKGROUP,
         scale: desc.scale,
+        rope: desc.rope.is_some(),
     };
     let masks = mask_functions(&desc.heads, desc.seq_len, "NI").map_err(|e| desc.mask_error(e))?;
     let mut sources = vec![forward_kernel(&shape, &masks)];
@@ -388,7 +400,43 @@ fn declare_buffers(
             add(name, vec![b, h, n, d], tensor, BufferRole::Output);
         }
     }
+    if let Some(rope) = desc.rope {
+        let bytes = rope_table(rope, n, d);
+        if bytes.len() as u64 > opts.max_storage_binding {
+            return Err(AttentionError::TooLarge {
+                name: desc.name.clone(),
+                what: "the RoPE table".to_string(),
+                needed: bytes.len() as u64,
+                limit: opts.max_storage_binding,
+            });
+        }
+        add("rope", vec![n.max(2), 2, d], bytes.len() as u64, BufferRole::Const(bytes));
+    }
     Ok(())
+}
+
+/// The RoPE table `[N, 2, D]`: per position `p`, the cosines of
+/// `(p / position_scale) · theta^(−2i/D)` at every column (`i = j mod D/2`),
+/// then the sines signed as rotate-half uses them (negative in the first half).
+/// Computed in f64 like the rope kernel's table: the angles reach thousands of
+/// radians at long context, where f32 sin/cos lose digits. Row 1 is the
+/// kernels' step from one position to the next, so there are at least 2 rows.
+fn rope_table(rope: RopeParams, n: usize, d: usize) -> Vec<u8> {
+    let half = d / 2;
+    let mut bytes = Vec::with_capacity(n.max(2) * 2 * d * 4);
+    for p in 0..n.max(2) {
+        let position = p as f64 / rope.position_scale;
+        let angle = |j: usize| position * rope.theta.powf(-2.0 * (j % half) as f64 / d as f64);
+        for j in 0..d {
+            bytes.extend_from_slice(&(angle(j).cos() as f32).to_le_bytes());
+        }
+        for j in 0..d {
+            let sin = angle(j).sin();
+            let signed = if j < half { -sin } else { sin };
+            bytes.extend_from_slice(&(signed as f32).to_le_bytes());
+        }
+    }
+    bytes
 }
 
 /// The bindings of `source` for chunk `index` of `n_chunks`.
@@ -406,7 +454,7 @@ fn bindings(
         .enumerate()
         .map(|(i, spec)| {
             let per_pair = match spec.buffer {
-                "params" | "blocks_fwd" | "blocks_bwd" => None,
+                "params" | "blocks_fwd" | "blocks_bwd" | "rope" => None,
                 "lse" => Some(n as u64 * 4),
                 "delta" => Some(n as u64 * 8),
                 _ => Some((n * d * 4) as u64),

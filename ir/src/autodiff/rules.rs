@@ -140,11 +140,13 @@ pub(super) fn vjp(
             out = attention(b, x, g, mask, *head_offset, *scale, wanted).map_err(graph_err)?;
         }
         // The fused backward pass: one FlashAttention-2 backward for all three,
-        // planned together because the nodes share operands and attributes.
-        Op::FusedAttention { heads, scale } => {
+        // planned together because the nodes share operands and attributes. A
+        // rope on load stays on the backward's load, its transpose on dq and dk.
+        Op::FusedAttention { heads, scale, rope } => {
             for grad in AttentionGrad::ALL {
                 if wanted[grad.operand()] {
-                    let op = Op::FusedAttentionGrad { heads: heads.clone(), scale: *scale, grad };
+                    let op =
+                        Op::FusedAttentionGrad { heads: heads.clone(), scale: *scale, grad, rope: *rope };
                     out[grad.operand()] = Some(b.add(op, &[x[0], x[1], x[2], g]).map_err(graph_err)?);
                 }
             }

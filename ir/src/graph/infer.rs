@@ -3,7 +3,7 @@
 //! The builder, the validator and the parser all go through [`infer`], so a
 //! graph that validates is one the builder could have built.
 
-use super::op::{Arity, HeadMask, HeadRange, Op};
+use super::op::{Arity, HeadMask, HeadRange, Op, RopeParams};
 use super::types::{Dims, TensorType, num_elements};
 use crate::mask::{ConcreteMask, Mask};
 
@@ -136,23 +136,17 @@ pub(crate) fn infer(op: &Op, xs: &[&TensorType]) -> Inferred {
         }
         (Op::Rope { theta, position_scale }, &[x]) => {
             float(x)?;
-            positive("theta", *theta)?;
-            // Negative scales turn the other way (the transpose); zero is meaningless.
-            if !(position_scale.is_finite() && *position_scale != 0.0) {
-                return bad(format!("position_scale must be finite and nonzero, found {position_scale:?}"));
-            }
-            match x.shape[..] {
-                [_, _, _, d] if d % 2 == 0 => Ok(x.clone()),
-                [_, _, _, d] => bad(format!("head dim {d} must be even: {x}")),
-                _ => bad(format!("input must be [B, H, N, D], found {x}")),
-            }
+            rope(x, *theta, *position_scale)?;
+            Ok(x.clone())
         }
         (Op::Attention { mask, head_offset, scale }, &[q, k, v]) => {
             attention(q, k, v, mask, *head_offset, *scale)
         }
-        (Op::FusedAttention { heads, scale }, &[q, k, v]) => fused_attention(q, k, v, heads, *scale),
-        (Op::FusedAttentionGrad { heads, scale, grad }, &[q, k, v, dout]) => {
-            let out = fused_attention(q, k, v, heads, *scale)?;
+        (Op::FusedAttention { heads, scale, rope }, &[q, k, v]) => {
+            fused_attention(q, k, v, heads, *scale, rope)
+        }
+        (Op::FusedAttentionGrad { heads, scale, grad, rope }, &[q, k, v, dout]) => {
+            let out = fused_attention(q, k, v, heads, *scale, rope)?;
             if dout != &out {
                 return bad(format!("do must have the output's type {out}, found {dout}"));
             }
@@ -410,8 +404,12 @@ fn fused_attention(
     v: &TensorType,
     heads: &[HeadMask],
     scale: f64,
+    rope_params: &Option<RopeParams>,
 ) -> Inferred {
     attention_operands(q, k, v, scale)?;
+    if let Some(r) = rope_params {
+        rope(q, r.theta, r.position_scale)?;
+    }
     let n_heads = q.shape[1];
     // The ranges must tile 0..H in order, so every head has exactly one mask.
     let mut next = 0;
@@ -439,6 +437,20 @@ fn fused_attention(
         return bad(format!("the head ranges cover 0..{next}, but q has {n_heads} heads"));
     }
     Ok(v.clone())
+}
+
+/// The checks of a rotary embedding of `x`, standalone or on a fused attention's load.
+fn rope(x: &TensorType, theta: f64, position_scale: f64) -> Result<(), Problem> {
+    positive("theta", theta)?;
+    // Negative scales turn the other way (the transpose); zero is meaningless.
+    if !(position_scale.is_finite() && position_scale != 0.0) {
+        return bad(format!("position_scale must be finite and nonzero, found {position_scale:?}"));
+    }
+    match x.shape[..] {
+        [_, _, _, d] if d % 2 == 0 => Ok(()),
+        [_, _, _, d] => bad(format!("head dim {d} must be even: {x}")),
+        _ => bad(format!("input must be [B, H, N, D], found {x}")),
+    }
 }
 
 /// The operand checks shared by both attention ops.

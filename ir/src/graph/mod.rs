@@ -29,7 +29,7 @@ use std::ops::Deref;
 use petgraph::stable_graph::{NodeIndex, StableGraph};
 
 pub use error::GraphError;
-pub use op::{Arity, AttentionGrad, HeadMask, HeadRange, Op};
+pub use op::{Arity, AttentionGrad, HeadMask, HeadRange, Op, RopeParams};
 pub use sexpr::parse_sexpr;
 pub use types::{DType, TensorType};
 
@@ -394,7 +394,7 @@ impl Graph {
         heads: Vec<HeadMask>,
         scale: f64,
     ) -> Result<NodeId, GraphError> {
-        self.add(Op::FusedAttention { heads, scale }, &[q, k, v])
+        self.add(Op::FusedAttention { heads, scale, rope: None }, &[q, k, v])
     }
 }
 

@@ -90,6 +90,33 @@ impl fmt::Display for HeadMask {
     }
 }
 
+/// The rotary embedding a fused attention applies to q and k as it loads them:
+/// [`Op::Rope`]'s `theta` and `position_scale`, position `p` being the index on
+/// the sequence axis (2) of q and k.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RopeParams {
+    pub theta: f64,
+    pub position_scale: f64,
+}
+
+impl RopeParams {
+    pub fn new(theta: f64, position_scale: f64) -> Self {
+        RopeParams { theta, position_scale }
+    }
+
+    /// The transposed (inverse) rotation, as autodiff's rope rule spells it.
+    pub fn transposed(self) -> Self {
+        RopeParams { theta: self.theta, position_scale: -self.position_scale }
+    }
+}
+
+/// Displays as `rope(theta=10000.0, position_scale=1.0)`.
+impl fmt::Display for RopeParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "rope(theta={:?}, position_scale={:?})", self.theta, self.position_scale)
+    }
+}
+
 /// One node's operation. Shape rules live in `infer.rs`, semantics in the interpreter.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
@@ -237,18 +264,24 @@ pub enum Op {
     /// `v [B, H, N, Dv]` give `[B, H, N, Dv]`. The ranges of `heads` are sorted
     /// and tile `0..H`; head `h` uses its range's `mask.for_head(h)`. This is
     /// what the optimizer fuses roll, reshape and attention chains into.
+    /// With `rope`, q and k are rotated as they are loaded: the node computes
+    /// `attention(rope(q), rope(k), v)`.
     FusedAttention {
         heads: Vec<HeadMask>,
         scale: f64,
+        rope: Option<RopeParams>,
     },
     /// One gradient of [`Op::FusedAttention`]: `(q, k, v, do)` gives `dq`, `dk`
     /// or `dv`. The nodes of one attention share their operands and are planned
     /// together, as one FlashAttention-2 backward pass that recomputes the
-    /// forward's log-sum-exp, with no N×N buffer.
+    /// forward's log-sum-exp, with no N×N buffer. With `rope`, the gradient is
+    /// the one of the rotating forward: `dq` and `dk` are turned back by the
+    /// transposed rotation, so they live in the space of the unrotated q and k.
     FusedAttentionGrad {
         heads: Vec<HeadMask>,
         scale: f64,
         grad: AttentionGrad,
+        rope: Option<RopeParams>,
     },
 }
 
@@ -420,14 +453,20 @@ impl fmt::Display for Op {
             Op::Attention { mask, head_offset, scale } | Op::MaskedSoftmax { mask, head_offset, scale } => {
                 write!(f, "{name}(mask=\"{mask}\", head_offset={head_offset}, scale={scale:?})")
             }
-            Op::FusedAttention { heads, scale } => {
+            Op::FusedAttention { heads, scale, rope } => {
                 let masks: Vec<String> = heads.iter().map(HeadMask::to_string).collect();
-                write!(f, "{name}(masks=[{}], scale={scale:?})", masks.join(", "))
+                write!(f, "{name}(masks=[{}], scale={scale:?}{})", masks.join(", "), rope_suffix(rope))
             }
-            Op::FusedAttentionGrad { heads, scale, grad } => {
+            Op::FusedAttentionGrad { heads, scale, grad, rope } => {
                 let masks: Vec<String> = heads.iter().map(HeadMask::to_string).collect();
-                write!(f, "{name}({}, masks=[{}], scale={scale:?})", grad.name(), masks.join(", "))
+                let rope = rope_suffix(rope);
+                write!(f, "{name}({}, masks=[{}], scale={scale:?}{rope})", grad.name(), masks.join(", "))
             }
         }
     }
+}
+
+/// `, rope(theta=…, position_scale=…)` when there is one.
+fn rope_suffix(rope: &Option<RopeParams>) -> String {
+    rope.map(|r| format!(", {r}")).unwrap_or_default()
 }

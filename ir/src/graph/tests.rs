@@ -54,7 +54,15 @@ pub(crate) fn every_op_graph() -> Graph {
     g.set_output("gate", gate);
     let heads = vec![HeadMask::new(0..2, mask("causal")), HeadMask::new(2..4, mask("window(h)"))];
     let dk = g
-        .add(Op::FusedAttentionGrad { heads, scale: 0.5, grad: AttentionGrad::Dk }, &[q, k, v, att])
+        .add(
+            Op::FusedAttentionGrad {
+                heads,
+                scale: 0.5,
+                grad: AttentionGrad::Dk,
+                rope: Some(RopeParams::new(500.0, -2.0)),
+            },
+            &[q, k, v, att],
+        )
         .unwrap();
     g.set_output("dk", dk);
     g.set_output("w_grad", w_grad);
@@ -137,7 +145,7 @@ fn every_op_prints_and_parses_back() {
           (%32 (reduce-mean %29 :axis 1) f32[8])
           (%33 (broadcast %30 :axis 0 :size 2) f32[2, 8])
           (%34 (pad %33 :axis 1 :before 1 :after 2) f32[2, 11])
-          (%35 (fused-attention-grad %0 %1 %2 %13 :grad "dk" :masks ((0 2 "causal") (2 4 "window(h)")) :scale 0.5) f32[1, 4, 8, 4])
+          (%35 (fused-attention-grad %0 %1 %2 %13 :grad "dk" :masks ((0 2 "causal") (2 4 "window(h)")) :scale 0.5 :rope-theta 500.0 :rope-position-scale -2.0) f32[1, 4, 8, 4])
           (output total %30)
           (output padded %34)
           (output gate %10)
@@ -883,6 +891,30 @@ fn fused_attention_head_ranges_must_tile_the_heads() {
         expect![
             "`%3 = fused-attention`: q, k, v must be [B, H, N, D], [B, H, N, D], [B, H, N, Dv]: f32[1, 4, 8, 2], f32[1, 4, 8, 2], f32[4, 8, 2]"
         ],
+    );
+}
+
+#[test]
+fn fused_attention_rope_takes_both_attributes_and_a_nonzero_position_scale() {
+    let head = "(graph g\n  (%0 (input q) f32[1, 2, 4, 2])\n";
+    let masks = ":masks ((0 2 \"causal\")) :scale 1.0";
+    check_parse(
+        &format!("{head}  (%1 (fused-attention %0 %0 %0 {masks} :rope-theta 10.0) f32[1, 2, 4, 2]))"),
+        expect![[r#"
+            test.sexp:3:8: `fused-attention` needs `:rope-position-scale`
+              |
+            3 |   (%1 (fused-attention %0 %0 %0 :masks ((0 2 "causal")) :scale 1.0 :rope-theta 10.0) f32[1, 2, 4, 2]))
+              |        ^^^^^^^^^^^^^^^"#]],
+    );
+    check_parse(
+        &format!(
+            "{head}  (%1 (fused-attention %0 %0 %0 {masks} :rope-theta 10.0 :rope-position-scale 0.0) f32[1, 2, 4, 2]))"
+        ),
+        expect![[r#"
+            test.sexp:3:8: `fused-attention`: position_scale must be finite and nonzero, found 0.0
+              |
+            3 |   (%1 (fused-attention %0 %0 %0 :masks ((0 2 "causal")) :scale 1.0 :rope-theta 10.0 :rope-position-scale 0.0) f32[1, 2, 4, 2]))
+              |        ^^^^^^^^^^^^^^^"#]],
     );
 }
 

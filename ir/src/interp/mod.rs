@@ -141,11 +141,35 @@ fn eval(op: &Op, args: &[&Tensor]) -> Result<Tensor, InterpError> {
             let masks = head_masks(mask, *head_offset, q.shape().get(1).copied().unwrap_or(0))?;
             masked_attention(q, k, v, &masks, *scale)?
         }
-        (Op::FusedAttention { heads, scale }, &[q, k, v]) => {
-            masked_attention(q, k, v, &fused_masks(op, heads, q)?, *scale)?
+        (Op::FusedAttention { heads, scale, rope }, &[q, k, v]) => {
+            let masks = fused_masks(op, heads, q)?;
+            match rope {
+                None => masked_attention(q, k, v, &masks, *scale)?,
+                Some(r) => {
+                    let (q, k) =
+                        (ops::rope(q, r.theta, r.position_scale), ops::rope(k, r.theta, r.position_scale));
+                    masked_attention(&q, &k, v, &masks, *scale)?
+                }
+            }
         }
-        (Op::FusedAttentionGrad { heads, scale, grad }, &[q, k, v, dout]) => {
-            let (dq, dk, dv) = masked_attention_grad(q, k, v, dout, &fused_masks(op, heads, q)?, *scale)?;
+        (Op::FusedAttentionGrad { heads, scale, grad, rope }, &[q, k, v, dout]) => {
+            let masks = fused_masks(op, heads, q)?;
+            let grads = match rope {
+                None => masked_attention_grad(q, k, v, dout, &masks, *scale)?,
+                // The chain rule through the rotation: rotate, differentiate, rotate dq and dk back.
+                Some(r) => {
+                    let (q, k) =
+                        (ops::rope(q, r.theta, r.position_scale), ops::rope(k, r.theta, r.position_scale));
+                    let (dq, dk, dv) = masked_attention_grad(&q, &k, v, dout, &masks, *scale)?;
+                    let back = r.transposed();
+                    (
+                        ops::rope(&dq, back.theta, back.position_scale),
+                        ops::rope(&dk, back.theta, back.position_scale),
+                        dv,
+                    )
+                }
+            };
+            let (dq, dk, dv) = grads;
             [dq, dk, dv].into_iter().nth(grad.operand()).ok_or_else(arity_error)?
         }
         _ => return Err(arity_error()),

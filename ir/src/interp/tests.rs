@@ -8,7 +8,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::*;
-use crate::graph::{DType, Graph, HeadRange, NodeId, Op, TensorType};
+use crate::graph::{AttentionGrad, DType, Graph, HeadRange, NodeId, Op, RopeParams, TensorType};
 use crate::mask::{ConcreteMask, Mask};
 
 fn t(shape: &[usize], data: &[f64]) -> Tensor {
@@ -432,7 +432,7 @@ fn fused_attention_uses_each_heads_mask() {
         [(0..1, mask("causal")), (1..3, mask("roll(h * 3, causal & groups(4))")), (3..4, mask("sink(2)"))];
     let heads: Vec<crate::graph::HeadMask> =
         ranges.iter().map(|(r, m)| crate::graph::HeadMask::new(r.clone(), m.clone())).collect();
-    let got = apply(Op::FusedAttention { heads, scale: 0.6 }, &[&q, &k, &v]);
+    let got = apply(Op::FusedAttention { heads, scale: 0.6, rope: None }, &[&q, &k, &v]);
     let masks: Vec<ConcreteMask> = (0..h)
         .map(|head| {
             let (_, m) = ranges.iter().find(|(r, _)| r.contains(&head)).unwrap();
@@ -506,4 +506,31 @@ fn embedding_ids_out_of_range_are_errors() {
         eval(&Op::EmbeddingGrad { vocab: 3 }, &[&t(&[2], &[2.0, 2.0]), &t(&[2, 2], &[1.0, 2.0, 3.0, 4.0])])
             .unwrap();
     assert_eq!(grad.data(), &[0.0, 0.0, 0.0, 0.0, 4.0, 6.0]);
+}
+
+#[test]
+fn fused_attention_rope_rotates_q_and_k_on_load_and_dq_dk_back() {
+    let (b, h, n, d, dv) = (1, 2, 8, 4, 3);
+    let seed = fresh_seed();
+    let (q, k, v, dout) = (
+        random(&[b, h, n, d], seed),
+        random(&[b, h, n, d], seed.wrapping_add(1)),
+        random(&[b, h, n, dv], seed.wrapping_add(2)),
+        random(&[b, h, n, dv], seed.wrapping_add(3)),
+    );
+    let heads = vec![crate::graph::HeadMask::new(0..2, mask("causal"))];
+    let (theta, position_scale) = (100.0, 2.0);
+    let rope = |x: &Tensor, ps: f64| apply(Op::Rope { theta, position_scale: ps }, &[x]);
+    let (qr, kr) = (rope(&q, position_scale), rope(&k, position_scale));
+    let fused = |rope| Op::FusedAttention { heads: heads.clone(), scale: 0.6, rope };
+    let got = apply(fused(Some(RopeParams::new(theta, position_scale))), &[&q, &k, &v]);
+    assert_close(&got, &apply(fused(None), &[&qr, &kr, &v]));
+    for grad in AttentionGrad::ALL {
+        let op = |rope| Op::FusedAttentionGrad { heads: heads.clone(), scale: 0.6, grad, rope };
+        let got = apply(op(Some(RopeParams::new(theta, position_scale))), &[&q, &k, &v, &dout]);
+        let plain = apply(op(None), &[&qr, &kr, &v, &dout]);
+        // The chain rule through the rotation: dq and dk turn back by its transpose.
+        let want = if grad == AttentionGrad::Dv { plain } else { rope(&plain, -position_scale) };
+        assert_close(&got, &want);
+    }
 }

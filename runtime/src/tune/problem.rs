@@ -48,6 +48,7 @@ impl TuneProblem {
             head_dim: self.head_dim,
             heads: vec![(0..self.heads, mask)],
             scale: 1.0 / (self.head_dim as f32).sqrt(),
+            rope: None,
         };
         desc.validate()
             .map_err(|e| TuneError::Problem { problem: self.to_string(), message: e.to_string() })?;

@@ -123,6 +123,143 @@ fn tiles(c: &mut Code, rows_per_table: &str, block: &str, other_size: &str, firs
     c.line(format!("let count = min({other_size}, N - {first_pos});"));
 }
 
+/// The rotate-half partners of vec4 column `d` of a row whose columns are
+/// `col(0..d4)`: element `j` pairs with `j ± D/2`, a whole column when `D/2`
+/// is a multiple of 4.
+fn partner(d4: usize, d: usize, col: &dyn Fn(usize) -> String) -> String {
+    let half = 2 * d4;
+    if half.is_multiple_of(4) {
+        return col((d + d4 / 2) % d4);
+    }
+    let parts: Vec<String> = (0..4)
+        .map(|c| {
+            let p = (4 * d + c + half) % (4 * d4);
+            format!("{}[{}]", col(p / 4), p % 4)
+        })
+        .collect();
+    format!("vec4<f32>({})", parts.join(", "))
+}
+
+/// Column `d` of the row `col` at position `pos`, turned by RoPE (`x cos + partner
+/// sin`, the table's sines signed for rotate-half) or by its transpose (`- sin`).
+fn rotated(d4: usize, d: usize, col: &dyn Fn(usize) -> String, pos: &str, transposed: bool) -> String {
+    let sign = if transposed { "-" } else { "+" };
+    format!(
+        "({} * rope[{pos} * RS + {d}u] {sign} {} * rope[{pos} * RS + D4 + {d}u])",
+        col(d),
+        partner(d4, d, col)
+    )
+}
+
+/// Lets `<name><d>` (`d < d4`) be the columns of the row at offset `at`
+/// (position `pos`) of buffer `buffer`, times `factor`; rotated by RoPE on load
+/// when the kernel has it.
+fn load_row(
+    c: &mut Code,
+    shape: &AttentionShape,
+    buffer: &str,
+    at: &str,
+    pos: &str,
+    name: &str,
+    factor: &str,
+) {
+    let d4 = shape.head_dim / 4;
+    if !shape.rope {
+        for d in 0..d4 {
+            c.line(format!("let {name}{d} = {buffer}[{at} + {d}u]{factor};"));
+        }
+        return;
+    }
+    for d in 0..d4 {
+        c.line(format!("let {name}raw{d} = {buffer}[{at} + {d}u];"));
+    }
+    let raw = |d: usize| format!("{name}raw{d}");
+    for d in 0..d4 {
+        c.line(format!("let {name}{d} = {}{factor};", rotated(d4, d, &raw, pos, false)));
+    }
+}
+
+/// The stored value of column `d` of accumulator `acc<r>_<d>` at position
+/// `out<r>`, times SCALE: with RoPE on load, turned back by the transposed
+/// rotation, so that the gradient is the one of the unrotated input.
+fn store_grad(shape: &AttentionShape, acc: &str, r: usize, d: usize) -> String {
+    if !shape.rope {
+        return format!("{acc}{r}_{d} * SCALE");
+    }
+    let col = |d: usize| format!("{acc}{r}_{d}");
+    format!("{} * SCALE", rotated(shape.head_dim / 4, d, &col, &format!("out{r}"), true))
+}
+
+/// The table columns the visited rows' rotation steps: with `D/2` a multiple
+/// of 4, the second half's cosines repeat the first half's and its sines
+/// negate them, so the first half is enough.
+fn running_columns(shape: &AttentionShape) -> usize {
+    let d4 = shape.head_dim / 4;
+    if d4.is_multiple_of(2) { d4 / 2 } else { d4 }
+}
+
+/// Before the tile loop: the table's row 1, the rotation by one position, for
+/// stepping the visited rows' cos/sin from one position to the next.
+fn rope_step(c: &mut Code, shape: &AttentionShape) {
+    if !shape.rope {
+        return;
+    }
+    c.line("// RoPE of the visited rows: the tile's first position from the table, then");
+    c.line("// one step (row 1 of the table) per row, in registers rather than loads.");
+    for d in 0..running_columns(shape) {
+        c.line(format!("let step_c{d} = rope[RS + {d}u];"));
+        c.line(format!("let step_s{d} = rope[RS + D4 + {d}u];"));
+    }
+}
+
+/// At the start of a tile: the cos/sin of its first position `first`.
+fn rope_tile_start(c: &mut Code, shape: &AttentionShape, first: &str) {
+    if !shape.rope {
+        return;
+    }
+    for d in 0..running_columns(shape) {
+        c.line(format!("var rope_c{d} = rope[{first} * RS + {d}u];"));
+        c.line(format!("var rope_s{d} = rope[{first} * RS + D4 + {d}u];"));
+    }
+}
+
+/// Lets `x<d>` be the visited row at `at` of `buffer`, rotated by the running
+/// cos/sin, which then step to the next position. The angle-addition formulas
+/// hold for the table's signed sines too (the sign squares away in cos and
+/// carries through sin); in f32 they drift by ~1e-7 per step, over at most one
+/// block of steps, since every tile restarts from the f64 table.
+fn load_visited(c: &mut Code, shape: &AttentionShape, buffer: &str, at: &str) {
+    let d4 = shape.head_dim / 4;
+    if !shape.rope {
+        for d in 0..d4 {
+            c.line(format!("let x{d} = {buffer}[{at} + {d}u];"));
+        }
+        return;
+    }
+    for d in 0..d4 {
+        c.line(format!("let xraw{d} = {buffer}[{at} + {d}u];"));
+    }
+    let raw = |d: usize| format!("xraw{d}");
+    let running = running_columns(shape);
+    if running < d4 {
+        // Column d and its partner d + D4/2 share a cosine; the sines are opposite.
+        for d in 0..running {
+            let h = d + running;
+            c.line(format!("let x{d} = xraw{d} * rope_c{d} + xraw{h} * rope_s{d};"));
+            c.line(format!("let x{h} = xraw{h} * rope_c{d} - xraw{d} * rope_s{d};"));
+        }
+    } else {
+        for d in 0..d4 {
+            c.line(format!("let x{d} = {} * rope_c{d} + {} * rope_s{d};", raw(d), partner(d4, d, &raw)));
+        }
+    }
+    for d in 0..running {
+        c.line(format!("let next_c{d} = rope_c{d} * step_c{d} - rope_s{d} * step_s{d};"));
+        c.line(format!("rope_s{d} = rope_s{d} * step_c{d} + rope_c{d} * step_s{d};"));
+        c.line(format!("rope_c{d} = next_c{d};"));
+    }
+}
+
 /// The forward kernel: online softmax over the key tiles of each query block.
 pub(super) fn forward(shape: &AttentionShape) -> String {
     let (rows, d4) = (shape.rows_per_invocation, shape.head_dim / 4);
@@ -133,9 +270,7 @@ pub(super) fn forward(shape: &AttentionShape) -> String {
     c.line("// pre-scaled, and their running max m, sum l and output accumulator o.");
     own_rows(&mut c, rows, "qb", "BQ", "row", "qa");
     for r in 0..rows {
-        for d in 0..d4 {
-            c.line(format!("let q{r}_{d} = q[qa{r} + {d}u] * SCALE;"));
-        }
+        load_row(&mut c, shape, "q", &format!("qa{r}"), &format!("row{r}"), &format!("q{r}_"), " * SCALE");
     }
     for r in 0..rows {
         c.line(format!("var m{r} = NEG;"));
@@ -144,14 +279,25 @@ pub(super) fn forward(shape: &AttentionShape) -> String {
             c.line(format!("var o{r}_{d} = vec4<f32>();"));
         }
     }
+    rope_step(&mut c, shape);
     tiles(&mut c, "NQB", "qb", "BK", "k0");
+    rope_tile_start(&mut c, shape, "k0");
     c.open("for (var j = 0u; j < count; j++) {");
     c.line("let key = k0 + j;");
     c.line("let ka = (base + key) * D4;");
     for r in 0..rows {
         c.line(format!("var s{r} = 0.0;"));
     }
-    for d in 0..d4 {
+    if shape.rope {
+        // Rotation mixes columns, so the whole key row is loaded first.
+        load_visited(&mut c, shape, "k", "ka");
+        for d in 0..d4 {
+            for r in 0..rows {
+                c.line(format!("s{r} += dot(q{r}_{d}, x{d});"));
+            }
+        }
+    }
+    for d in (0..d4).filter(|_| !shape.rope) {
         c.open("{");
         c.line(format!("let x = k[ka + {d}u];"));
         for r in 0..rows {
@@ -216,6 +362,21 @@ pub(super) fn dkdv(shape: &AttentionShape) -> String {
     c.line("// k pre-scaled, and their gradient accumulators.");
     own_rows(&mut c, rows, "kb", "BK", "col", "ca");
     for r in 0..rows {
+        if shape.rope {
+            load_row(
+                &mut c,
+                shape,
+                "k",
+                &format!("ca{r}"),
+                &format!("col{r}"),
+                &format!("k{r}_"),
+                " * SCALE",
+            );
+            for d in 0..d4 {
+                c.line(format!("let v{r}_{d} = v[ca{r} + {d}u];"));
+            }
+            continue;
+        }
         for d in 0..d4 {
             c.line(format!("let k{r}_{d} = k[ca{r} + {d}u] * SCALE;"));
             c.line(format!("let v{r}_{d} = v[ca{r} + {d}u];"));
@@ -227,14 +388,21 @@ pub(super) fn dkdv(shape: &AttentionShape) -> String {
             c.line(format!("var dv{r}_{d} = vec4<f32>();"));
         }
     }
+    rope_step(&mut c, shape);
     tiles(&mut c, "NKB", "kb", "BQ", "q0");
+    rope_tile_start(&mut c, shape, "q0");
     c.open("for (var i = 0u; i < count; i++) {");
     c.line("// One query: P = exp(S - L) and dS = P * (dP - delta) against every owned key.");
     c.line("let query = q0 + i;");
     c.line("let qa = (base + query) * D4;");
     c.line("let st = stats[base + query];");
+    if shape.rope {
+        load_visited(&mut c, shape, "q", "qa");
+    }
     for d in 0..d4 {
-        c.line(format!("let x{d} = q[qa + {d}u];"));
+        if !shape.rope {
+            c.line(format!("let x{d} = q[qa + {d}u];"));
+        }
         c.line(format!("let g{d} = dout[qa + {d}u];"));
     }
     for r in 0..rows {
@@ -258,7 +426,7 @@ pub(super) fn dkdv(shape: &AttentionShape) -> String {
         &mut c,
         (rows, d4),
         ("kb", "BK"),
-        &[("dk", &|r, d| format!("dk{r}_{d} * SCALE")), ("dv", &|r, d| format!("dv{r}_{d}"))],
+        &[("dk", &|r, d| store_grad(shape, "dk", r, d)), ("dv", &|r, d| format!("dv{r}_{d}"))],
         |_, _| {},
     );
     c.close();
@@ -275,8 +443,21 @@ pub(super) fn dq(shape: &AttentionShape) -> String {
     c.line("// q pre-scaled, dO, (L, delta), and the dQ accumulator.");
     own_rows(&mut c, rows, "qb", "BQ", "row", "qa");
     for r in 0..rows {
+        if shape.rope {
+            load_row(
+                &mut c,
+                shape,
+                "q",
+                &format!("qa{r}"),
+                &format!("row{r}"),
+                &format!("q{r}_"),
+                " * SCALE",
+            );
+        }
         for d in 0..d4 {
-            c.line(format!("let q{r}_{d} = q[qa{r} + {d}u] * SCALE;"));
+            if !shape.rope {
+                c.line(format!("let q{r}_{d} = q[qa{r} + {d}u] * SCALE;"));
+            }
             c.line(format!("let g{r}_{d} = dout[qa{r} + {d}u];"));
         }
         c.line(format!("let st{r} = stats[base + row{r}];"));
@@ -284,13 +465,20 @@ pub(super) fn dq(shape: &AttentionShape) -> String {
             c.line(format!("var dq{r}_{d} = vec4<f32>();"));
         }
     }
+    rope_step(&mut c, shape);
     tiles(&mut c, "NQB", "qb", "BK", "k0");
+    rope_tile_start(&mut c, shape, "k0");
     c.open("for (var j = 0u; j < count; j++) {");
     c.line("// One key: P = exp(S - L) and dS = P * (dP - delta) for every owned query.");
     c.line("let key = k0 + j;");
     c.line("let ka = (base + key) * D4;");
+    if shape.rope {
+        load_visited(&mut c, shape, "k", "ka");
+    }
     for d in 0..d4 {
-        c.line(format!("let x{d} = k[ka + {d}u];"));
+        if !shape.rope {
+            c.line(format!("let x{d} = k[ka + {d}u];"));
+        }
         c.line(format!("let y{d} = v[ka + {d}u];"));
     }
     for r in 0..rows {
@@ -309,7 +497,7 @@ pub(super) fn dq(shape: &AttentionShape) -> String {
     }
     c.close(); // keys
     c.close(); // tiles
-    store_rows(&mut c, (rows, d4), ("qb", "BQ"), &[("dq", &|r, d| format!("dq{r}_{d} * SCALE"))], |_, _| {});
+    store_rows(&mut c, (rows, d4), ("qb", "BQ"), &[("dq", &|r, d| store_grad(shape, "dq", r, d))], |_, _| {});
     c.close();
     c.finish()
 }

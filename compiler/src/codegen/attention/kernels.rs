@@ -38,6 +38,17 @@ const fn bind(var: &'static str, buffer: &'static str, access: Access, ty: &'sta
 
 const PARAMS: BindingSpec = bind("params", "params", Access::Uniform, "Params");
 
+/// The RoPE table `[N, 2, D]` as rows of vec4: per position, cosines then signed sines.
+const ROPE: BindingSpec = bind("rope", "rope", Access::Read, ROWS);
+
+/// Appends the RoPE table's binding when the kernels rotate on load.
+fn with_rope(shape: &AttentionShape, mut bindings: Vec<BindingSpec>) -> Vec<BindingSpec> {
+    if shape.rope {
+        bindings.push(ROPE);
+    }
+    bindings
+}
+
 /// The forward kernel: `O` and `L` for every query block.
 pub fn forward_kernel(shape: &AttentionShape, masks: &str) -> KernelSource {
     let bindings = vec![
@@ -49,6 +60,7 @@ pub fn forward_kernel(shape: &AttentionShape, masks: &str) -> KernelSource {
         bind("o", "o", Access::ReadWrite, ROWS),
         bind("lse", "lse", Access::ReadWrite, "array<f32>"),
     ];
+    let bindings = with_rope(shape, bindings);
     let wg = shape.forward_workgroup();
     let about = "forward: per query block, online softmax (FlashAttention-2) over the\n\
         // non-empty key blocks of the forward block table; writes O and the row log-sum-exp L.";
@@ -82,6 +94,7 @@ pub fn dkdv_kernel(shape: &AttentionShape, masks: &str) -> KernelSource {
         bind("dk", "dk", Access::ReadWrite, ROWS),
         bind("dv", "dv", Access::ReadWrite, ROWS),
     ];
+    let bindings = with_rope(shape, bindings);
     let about = "backward dK/dV: per key block, over the non-empty query blocks of the\n\
         // transposed block table, recomputing P = exp(S - L) (FlashAttention-2).";
     assemble("bwd_dkdv", shape, about, shape.dkdv_workgroup(), bindings, masks, &bodies::dkdv(shape))
@@ -99,6 +112,7 @@ pub fn dq_kernel(shape: &AttentionShape, masks: &str) -> KernelSource {
         bind("stats", "delta", Access::Read, "array<vec2<f32>>"),
         bind("dq", "dq", Access::ReadWrite, ROWS),
     ];
+    let bindings = with_rope(shape, bindings);
     let about = "backward dQ: per query block, over the non-empty key blocks of the\n\
         // forward block table, recomputing P = exp(S - L) (FlashAttention-2).";
     assemble("bwd_dq", shape, about, shape.forward_workgroup(), bindings, masks, &bodies::dq(shape))
@@ -147,6 +161,12 @@ fn assemble(
             "i32"
         };
         w.push_str(&format!("const {name}: {ty} = {value}; // {comment}\n"));
+    }
+    if bindings.contains(&ROPE) {
+        let rs = shape.head_dim / 2;
+        w.push_str(&format!(
+            "const RS: u32 = {rs}u; // RoPE table row in vec4s: D cosines, then D signed sines\n"
+        ));
     }
     w.push_str(
         "\n// The chunk of (batch, head) pairs this dispatch covers; tensors are bound\n\

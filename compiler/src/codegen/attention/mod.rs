@@ -38,6 +38,8 @@ pub struct AttentionShape {
     /// Workgroup size of the row-wise `delta` kernel.
     pub delta_workgroup: usize,
     pub scale: f32,
+    /// RoPE on load, from the `[N, 2, D]` table the planner binds as `rope`.
+    pub rope: bool,
 }
 
 impl AttentionShape {

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use weft_ir::Mask;
-use weft_ir::graph::HeadMask;
+use weft_ir::graph::{HeadMask, RopeParams};
 
 use super::CodegenError;
 use super::plan::{Ctx, Operand};
@@ -22,12 +22,13 @@ pub(crate) fn emit(
     cx: &mut Ctx,
     heads: &[HeadMask],
     scale: f64,
+    rope: Option<RopeParams>,
     inputs: &[Operand],
     out: &Operand,
 ) -> Result<Vec<Kernel>, CodegenError> {
     let [q, k, v] = inputs else { return Err(cx.unsupported()) };
     let bound = [("q", q), ("k", k), ("v", v), ("o", out)];
-    planned(cx, heads, scale, q.shape, false, &bound)
+    planned(cx, (heads, scale, rope), q.shape, false, &bound)
 }
 
 /// The backward pass of one fused attention, for its gradient nodes `grads`
@@ -38,6 +39,7 @@ pub(crate) fn emit_backward(
     cx: &mut Ctx,
     heads: &[HeadMask],
     scale: f64,
+    rope: Option<RopeParams>,
     inputs: &[Operand],
     grads: &[Option<Operand>; 3],
 ) -> Result<Vec<Kernel>, CodegenError> {
@@ -48,7 +50,7 @@ pub(crate) fn emit_backward(
             bound.push((name, g));
         }
     }
-    planned(cx, heads, scale, q.shape, true, &bound)
+    planned(cx, (heads, scale, rope), q.shape, true, &bound)
 }
 
 /// Plans the fused kernels and binds the sub-plan's buffers named in `bound`
@@ -56,8 +58,7 @@ pub(crate) fn emit_backward(
 /// block tables, unwanted outputs) becomes this node's own.
 fn planned(
     cx: &mut Ctx,
-    heads: &[HeadMask],
-    scale: f64,
+    (heads, scale, rope): (&[HeadMask], f64, Option<RopeParams>),
     q_shape: &[usize],
     backward: bool,
     bound: &[(&str, &Operand)],
@@ -76,6 +77,7 @@ fn planned(
         head_dim,
         heads: heads.iter().map(|h| (h.heads.clone(), h.mask.clone())).collect::<Vec<(Range<usize>, Mask)>>(),
         scale: scale as f32,
+        rope,
     };
     let opts = PlanOptions {
         backward,

@@ -187,13 +187,13 @@ pub fn plan_graph(graph: &ValidGraph, opts: &SimplePlanOptions) -> Result<Kernel
             .map(|&x| Operand { region: region(x), shape: &graph.node(x).ty.shape })
             .collect();
         let out = Operand { region: region(id), shape: &node.ty.shape };
-        let kernels = if let Op::FusedAttentionGrad { heads, scale, .. } = &node.op {
+        let kernels = if let Op::FusedAttentionGrad { heads, scale, rope, .. } = &node.op {
             // One backward pass writes every gradient of the group, at its first member.
             match siblings.get(&id) {
                 Some(group) => {
                     let grads = group
                         .map(|m| m.map(|g| Operand { region: region(g), shape: &graph.node(g).ty.shape }));
-                    fused_attention::emit_backward(&mut cx, heads, *scale, &inputs, &grads)?
+                    fused_attention::emit_backward(&mut cx, heads, *scale, *rope, &inputs, &grads)?
                 }
                 None => Vec::new(),
             }
@@ -230,10 +230,11 @@ fn fused_grad_groups(graph: &ValidGraph) -> HashMap<NodeId, [Option<NodeId>; 3]>
     let mut first: Vec<(NodeId, [Option<NodeId>; 3])> = Vec::new();
     for id in graph.node_ids() {
         let node = graph.node(id);
-        let Op::FusedAttentionGrad { heads, scale, grad } = &node.op else { continue };
+        let Op::FusedAttentionGrad { heads, scale, grad, rope } = &node.op else { continue };
         let same = |other: NodeId| {
             let o = graph.node(other);
-            matches!(&o.op, Op::FusedAttentionGrad { heads: h, scale: s, .. } if h == heads && s == scale)
+            matches!(&o.op, Op::FusedAttentionGrad { heads: h, scale: s, rope: r, .. }
+                if h == heads && s == scale && r == rope)
                 && o.inputs == node.inputs
         };
         match first.iter_mut().find(|(lead, _)| same(*lead)) {
@@ -319,7 +320,9 @@ fn emit(cx: &mut Ctx, op: &Op, inputs: &[Operand], out: &Operand) -> Result<Vec<
             attention::emit(cx, mask, *head_offset, *scale, inputs, out)
         }
         // The fused path's forward kernels, bound to this node's operands.
-        Op::FusedAttention { heads, scale } => fused_attention::emit(cx, heads, *scale, inputs, out),
+        Op::FusedAttention { heads, scale, rope } => {
+            fused_attention::emit(cx, heads, *scale, *rope, inputs, out)
+        }
         // Planned by group in `plan_graph`, never one node at a time.
         Op::FusedAttentionGrad { .. } => Err(cx.unsupported()),
         Op::Embedding => embedding::emit(cx, inputs, out),

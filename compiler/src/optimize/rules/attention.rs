@@ -155,7 +155,7 @@ fn grouped(egraph: &mut WeftGraph, subst: &Subst) -> Option<Subst> {
         &vg,
     );
     let heads = vec![HeadMask::new(0..h, grouped_mask)];
-    let fused = model.op_cost(&Op::FusedAttention { heads, scale }, &[q_ty, q_ty, v_ty], v_ty);
+    let fused = model.op_cost(&Op::FusedAttention { heads, scale, rope: None }, &[q_ty, q_ty, v_ty], v_ty);
     if fused.total() > dense.total() {
         return None;
     }

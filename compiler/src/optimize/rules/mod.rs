@@ -8,11 +8,13 @@
 //!   reshapes, head-range splits) and the merging of its per-head masks;
 //! - [`mask`]: the algebra of `m-roll`;
 //! - [`lora`]: a LoRA update folded into the weight it adapts, where cheaper.
+//! - [`rope`]: RoPE folded into the load of a fused attention (and its gradients).
 
 pub mod attention;
 pub mod lora;
 pub mod mask;
 pub mod reshape;
+pub mod rope;
 pub mod shift;
 
 use egg::{Applier, Id, Pattern, PatternAst, Rewrite, SearchMatches, Searcher, Subst, Symbol, Var};
@@ -29,6 +31,7 @@ pub fn all() -> Result<Vec<WeftRewrite>, String> {
     rules.extend(attention::rules()?);
     rules.extend(mask::rules()?);
     rules.extend(lora::rules()?);
+    rules.extend(rope::rules()?);
     Ok(rules)
 }
 

@@ -29,7 +29,8 @@
 //! | `rms-norm` | `:eps F` |
 //! | `rope` | `:theta F :position-scale F` |
 //! | `attention` | `:mask "causal & groups(16)" :head-offset O :scale F` |
-//! | `fused-attention` | `:masks ((0 2 "causal & groups(16)") (2 4 "roll(8, causal & groups(16))")) :scale F` |
+//! | `fused-attention` | `:masks ((0 2 "causal & groups(16)") (2 4 "roll(8, causal & groups(16))")) :scale F [:rope-theta F :rope-position-scale F]` |
+//! | `fused-attention-grad` | `:grad "dq"` and the attributes of `fused-attention` |
 
 mod lexer;
 mod parser;
@@ -113,14 +114,21 @@ fn write_op(out: &mut String, node: &Node) {
         Op::Attention { mask, head_offset, scale } | Op::MaskedSoftmax { mask, head_offset, scale } => {
             write!(out, " :mask {} :head-offset {head_offset} :scale {scale:?}", quote(&mask.to_string()))
         }
-        Op::FusedAttention { heads, scale } => {
-            write!(out, " :masks ({}) :scale {scale:?}", head_masks(heads))
+        Op::FusedAttention { heads, scale, rope } => {
+            write!(out, " :masks ({}) :scale {scale:?}{}", head_masks(heads), rope_attrs(rope))
         }
-        Op::FusedAttentionGrad { heads, scale, grad } => {
-            write!(out, " :grad \"{}\" :masks ({}) :scale {scale:?}", grad.name(), head_masks(heads))
+        Op::FusedAttentionGrad { heads, scale, grad, rope } => {
+            let rope = rope_attrs(rope);
+            write!(out, " :grad \"{}\" :masks ({}) :scale {scale:?}{rope}", grad.name(), head_masks(heads))
         }
     };
     out.push(')');
+}
+
+/// ` :rope-theta F :rope-position-scale F`, or nothing without a rope.
+fn rope_attrs(rope: &Option<crate::graph::RopeParams>) -> String {
+    rope.map(|r| format!(" :rope-theta {:?} :rope-position-scale {:?}", r.theta, r.position_scale))
+        .unwrap_or_default()
 }
 
 /// `(0 2 "causal") (2 4 "...")`.

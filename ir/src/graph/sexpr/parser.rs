@@ -10,7 +10,7 @@ use super::lexer::{Tok, Token, lex};
 use crate::expr::parse_mask;
 use crate::graph::infer;
 use crate::graph::{
-    AttentionGrad, DType, Graph, GraphError, HeadMask, HeadRange, Node, NodeId, Op, TensorType,
+    AttentionGrad, DType, Graph, GraphError, HeadMask, HeadRange, Node, NodeId, Op, RopeParams, TensorType,
 };
 use crate::mask::Mask;
 use crate::source::{SourceFile, Span};
@@ -87,8 +87,25 @@ const OPS: &[(&str, Schema)] = &[
     ("cross-entropy", &[]),
     ("cross-entropy-grad", &[]),
     ("attention", &[("mask", Kind::Str), ("head-offset", Kind::Uint), ("scale", Kind::Float)]),
-    ("fused-attention", &[("masks", Kind::HeadMasks), ("scale", Kind::Float)]),
-    ("fused-attention-grad", &[("grad", Kind::Str), ("masks", Kind::HeadMasks), ("scale", Kind::Float)]),
+    (
+        "fused-attention",
+        &[
+            ("masks", Kind::HeadMasks),
+            ("scale", Kind::Float),
+            ("rope-theta", Kind::Float),
+            ("rope-position-scale", Kind::Float),
+        ],
+    ),
+    (
+        "fused-attention-grad",
+        &[
+            ("grad", Kind::Str),
+            ("masks", Kind::HeadMasks),
+            ("scale", Kind::Float),
+            ("rope-theta", Kind::Float),
+            ("rope-position-scale", Kind::Float),
+        ],
+    ),
 ];
 
 enum Value {
@@ -408,8 +425,17 @@ impl Parser<'_> {
                     .map(|(start, end, text, span)| Ok(HeadMask::new(*start..*end, self.mask(text, *span)?)))
                     .collect::<Result<Vec<_>, GraphError>>()?;
                 let scale = self.float_attr(&attrs, "scale")?;
+                // The two rope attributes come together or not at all.
+                let rope = match (attrs.values.get("rope-theta"), attrs.values.get("rope-position-scale")) {
+                    (None, None) => None,
+                    (Some(Value::Float(theta)), Some(Value::Float(position_scale))) => {
+                        Some(RopeParams::new(*theta, *position_scale))
+                    }
+                    (Some(_), _) => return Err(missing("rope-position-scale")),
+                    (None, _) => return Err(missing("rope-theta")),
+                };
                 if op == "fused-attention" {
-                    Op::FusedAttention { heads, scale }
+                    Op::FusedAttention { heads, scale, rope }
                 } else {
                     let grad = match attrs.values.get("grad") {
                         Some(Value::Str(text, span)) => AttentionGrad::from_name(text).ok_or_else(|| {
@@ -417,7 +443,7 @@ impl Parser<'_> {
                         })?,
                         _ => return Err(missing("grad")),
                     };
-                    Op::FusedAttentionGrad { heads, scale, grad }
+                    Op::FusedAttentionGrad { heads, scale, grad, rope }
                 }
             }
             _ => return Err(self.error(span, format!("`{op}` is not an op with operands"))),
