@@ -25,5 +25,7 @@ pub use optimize::{Cost, OptimizeError, OptimizeOptions, OptimizeReport, Optimiz
 pub use pipeline::{
     CompileError, CompiledAttention, FusedGraph, FusedKernel, compile_attention, fuse_attention, fused_desc,
 };
-pub use plan::{FusedAttentionDesc, PlanOptions, PlanStats, attention_sources, plan_attention};
+pub use plan::{
+    AttentionTiles, FusedAttentionDesc, PlanOptions, PlanStats, attention_sources, plan_attention,
+};
 pub use shader::{ShaderError, to_spirv, validate_wgsl};

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use expect_test::expect_file;
 use weft_compiler::codegen::attention::EMPTY_ROW_LSE;
-use weft_compiler::plan::{BlockTables, FusedAttentionDesc, PlanOptions, attention_sources};
+use weft_compiler::plan::{AttentionTiles, BlockTables, FusedAttentionDesc, PlanOptions, attention_sources};
 use weft_compiler::{Access, AttentionError, BufferRole, KernelPlan, plan_attention, to_spirv};
 use weft_ir::expr::parse_mask;
 use weft_ir::{Mask, Overrides, Schedule};
@@ -203,6 +203,41 @@ fn plans_declare_their_buffers_and_kernels_in_order() {
         let storage = kernel.bindings.iter().filter(|b| b.access != Access::Uniform).count();
         assert!(storage <= 8, "{} binds {storage} storage buffers", kernel.name);
     }
+}
+
+#[test]
+fn a_saved_forward_pass_leaves_the_backward_kernels_alone() {
+    let d =
+        desc("s2", vec![(0..2, "causal & groups(64)"), (2..4, "roll(32, causal & groups(64))")], 256, 2, 64);
+    let (full, full_stats) = plan_attention(&d, &backward()).unwrap();
+    let saved = PlanOptions { saved_forward: true, ..backward() };
+    let (plan, stats) = plan_attention(&d, &saved).unwrap();
+    let kernels: Vec<&str> = plan.kernels.iter().map(|k| k.name.as_str()).collect();
+    assert_eq!(kernels, ["attn_bwd_delta_s2", "attn_bwd_dkdv_s2", "attn_bwd_dq_s2"]);
+    // `o` and the log-sum-exp come in from the forward pass.
+    for name in ["o", "lse", "do", "q", "k", "v"] {
+        assert_eq!(buffer(&plan, name).role, BufferRole::Input, "{name}");
+    }
+    assert_eq!(buffer(&plan, "lse").bytes, buffer(&full, "lse").bytes);
+    // The backward kernels and their bindings are the full plan's.
+    assert_eq!(plan.kernels[..], full.kernels[1..]);
+    assert_eq!((stats.flops_forward, stats.flops_backward), (0, full_stats.flops_backward));
+
+    let err = plan_attention(&d, &PlanOptions { saved_forward: true, ..PlanOptions::default() }).unwrap_err();
+    assert!(matches!(err, AttentionError::InvalidOptions { .. }), "{err:?}");
+    assert!(err.to_string().contains("a saved forward pass is only of use to a backward plan"), "{err}");
+}
+
+#[test]
+fn attention_tiles_keep_their_rows_only_at_the_head_dim_they_were_measured_at() {
+    let tiles = AttentionTiles { block_q: 64, block_k: 16, rows_per_invocation: 4, rows_head_dim: Some(64) };
+    let at64 = tiles.apply(backward(), 64);
+    assert_eq!((at64.block_q, at64.block_k, at64.rows_per_invocation, at64.backward), (64, 16, 4, true));
+    let at128 = tiles.apply(backward(), 128);
+    assert_eq!((at128.block_q, at128.block_k, at128.rows_per_invocation), (64, 16, 0));
+    let anywhere = AttentionTiles { rows_head_dim: None, ..tiles };
+    assert_eq!(anywhere.apply(PlanOptions::default(), 128).rows_per_invocation, 4);
+    assert_eq!(AttentionTiles::default().apply(PlanOptions::default(), 64), PlanOptions::default());
 }
 
 #[test]

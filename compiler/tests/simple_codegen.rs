@@ -392,6 +392,56 @@ fn scratch_buffers_with_disjoint_lifetimes_share_memory() {
     assert_eq!(pv.bindings.last().map(|b| b.buffer.as_str()), Some("n3"));
 }
 
+/// A fused attention (`o`) and its three gradients, plus the dq of another
+/// attention of the same operands (another scale), which has no forward node.
+fn attention_and_gradients() -> ValidGraph {
+    let mut g = Graph::new("attention-and-gradients");
+    let shape = TensorType::f32(vec![2, 4, 16, 8]);
+    let [q, k, v, dout] = ["q", "k", "v", "do"].map(|name| g.input(name, shape.clone()));
+    let heads = vec![HeadMask::new(0..2, mask("causal")), HeadMask::new(2..4, mask("causal & window(5)"))];
+    let o = g.add(Op::FusedAttention { heads: heads.clone(), scale: 0.3, rope: None }, &[q, k, v]).unwrap();
+    g.set_output("o", o);
+    for (grad, scale) in [
+        (AttentionGrad::Dq, 0.3),
+        (AttentionGrad::Dk, 0.3),
+        (AttentionGrad::Dv, 0.3),
+        (AttentionGrad::Dq, 0.5),
+    ] {
+        let op = Op::FusedAttentionGrad { heads: heads.clone(), scale, grad, rope: None };
+        let id = g.add(op, &[q, k, v, dout]).unwrap();
+        g.set_output(&format!("{grad:?}-{scale}").to_lowercase(), id);
+    }
+    g.validate().unwrap()
+}
+
+#[test]
+fn a_backward_pass_reads_its_forward_nodes_log_sum_exp() {
+    let plan = plan_graph(&attention_and_gradients(), &SimplePlanOptions::default()).unwrap();
+    let names: Vec<&str> = plan.kernels.iter().map(|k| k.name.as_str()).collect();
+    // n5..n7 differentiate n4 and plan no forward of their own; n8 (scale 0.5)
+    // has no forward node, so its pass recomputes one.
+    assert_eq!(
+        names,
+        [
+            "attn_fwd_n4_fused_attention",
+            "attn_bwd_delta_n5_fused_attention_grad",
+            "attn_bwd_dkdv_n5_fused_attention_grad",
+            "attn_bwd_dq_n5_fused_attention_grad",
+            "attn_fwd_n8_fused_attention_grad",
+            "attn_bwd_delta_n8_fused_attention_grad",
+            "attn_bwd_dkdv_n8_fused_attention_grad",
+            "attn_bwd_dq_n8_fused_attention_grad",
+        ]
+    );
+    let buffers = |i: usize| plan.kernels[i].bindings.iter().map(|b| b.buffer.clone()).collect::<Vec<_>>();
+    let (forward, delta) = (buffers(0), buffers(1));
+    let saved_lse: Vec<&String> = forward.iter().filter(|b| delta.contains(b) && b.contains("lse")).collect();
+    assert_eq!(saved_lse.len(), 1, "forward binds {forward:?}, delta {delta:?}");
+    // It reads the forward node's output `o` too.
+    assert!(delta.contains(&"o".to_string()), "{delta:?}");
+    assert_eq!(plan.buffers[saved_lse[0]].role, BufferRole::Scratch);
+}
+
 #[test]
 fn buffers_are_named_after_nodes_inputs_and_outputs() {
     let schedule = example_schedule("s2attn-roll.toml", 64, 4);

@@ -11,7 +11,8 @@ use std::collections::HashMap;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use weft_compiler::codegen::simple::plan_graph;
+use weft_compiler::AttentionTiles;
+use weft_compiler::codegen::simple::{SimplePlanOptions, plan_graph};
 use weft_compiler::optimize::{OptimizeOptions, optimize};
 use weft_ir::autodiff::{Gradients, differentiate, trainable_parameters};
 use weft_ir::graph::{Op, ValidGraph};
@@ -175,10 +176,35 @@ fn the_fused_training_graph_has_no_t_squared_buffers_and_matches() {
     assert_eq!(count(&fused_step.graph, |op| matches!(op, Op::Rope { .. })), 0);
 
     let gpu = gpu();
-    let plan = plan_graph(&fused_step.graph, &gpu.limits().simple_plan_options()).unwrap();
-    assert_no_square_buffers(&plan, t);
+    let opts = gpu.limits().simple_plan_options();
+    // Other tiles and rows for the forward and the backward kernels than the
+    // defaults, as `weft tune` may choose them.
+    let tiles = |block_q, block_k, rows_per_invocation| AttentionTiles {
+        block_q,
+        block_k,
+        rows_per_invocation,
+        rows_head_dim: None,
+    };
+    let tuned = SimplePlanOptions {
+        attention_forward: tiles(16, 32, 1),
+        attention_backward: tiles(32, 16, 2),
+        ..opts.clone()
+    };
     let (gpu_inputs, ref_inputs) = inputs(&unfused_step.graph, &config, t, &mut rng);
-    let got = Executor::new(gpu).run_with(&plan, &gpu_inputs).unwrap();
     let want = run(&unfused_step.graph, &ref_inputs).unwrap();
-    assert_close(&got, &want);
+    let mut executor = Executor::new(gpu);
+    for opts in [opts, tuned] {
+        let plan = plan_graph(&fused_step.graph, &opts).unwrap();
+        assert_no_square_buffers(&plan, t);
+        // The backward reads each forward's saved log-sum-exp: one forward pass per layer.
+        let forwards = plan.kernels.iter().filter(|k| k.name.starts_with("attn_fwd_")).count();
+        assert_eq!(
+            forwards,
+            config.num_hidden_layers,
+            "{:?}",
+            plan.kernels.iter().map(|k| &k.name).collect::<Vec<_>>()
+        );
+        let got = executor.run_with(&plan, &gpu_inputs).unwrap();
+        assert_close(&got, &want);
+    }
 }

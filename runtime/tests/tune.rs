@@ -229,6 +229,7 @@ fn unchecked_modules_compute_what_checked_ones_do() {
         rows_per_invocation: 2,
         backward: true,
         max_storage_binding: limits.max_storage_binding,
+        saved_forward: false,
         max_workgroups_per_dim: limits.max_workgroups_per_dim,
     };
     let inputs = inputs(b * h * n * d);

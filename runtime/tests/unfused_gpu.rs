@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use weft_compiler::AttentionTiles;
 use weft_compiler::codegen::simple::{MatmulConfig, MatmulKernel, SimplePlanOptions, plan_graph};
 use weft_ir::autodiff::differentiate;
 use weft_ir::expr::parse_mask;
@@ -58,6 +59,8 @@ fn tiny_options(ex: &Executor) -> SimplePlanOptions {
         matmul: l.default_matmul(),
         subgroup_min_size: l.subgroup_min_size,
         fuse_elementwise: true,
+        attention_forward: AttentionTiles::default(),
+        attention_backward: AttentionTiles::default(),
     }
 }
 

@@ -60,14 +60,19 @@ pub fn kernel_choice(gpu: &Gpu) -> KernelChoice {
 }
 
 /// Plan options for the op-by-op code generator on this device, with the
-/// matmul shape `weft tune` measured for it when the cache has one (else the
-/// device's default). A cache that cannot be used is a note, never an error.
+/// matmul shape and fused attention tiles `weft tune` measured for it when the
+/// cache has them (else the device's defaults). A cache that cannot be used
+/// leaves the defaults, never an error.
 pub fn plan_options(gpu: &Gpu) -> SimplePlanOptions {
     let mut opts = gpu.limits().simple_plan_options();
     let cached =
         TuningCache::from_env().ok().and_then(|cache| cache.lookup(&CacheKey::new(gpu.identity())).ok());
-    if let Some(matmul) = cached.flatten().and_then(|entry| entry.matmul) {
-        opts.matmul = matmul;
+    if let Some(entry) = cached.flatten() {
+        if let Some(matmul) = entry.matmul {
+            opts.matmul = matmul;
+        }
+        opts.attention_forward = entry.forward.tiles(Some(entry.head_dim));
+        opts.attention_backward = entry.backward.tiles(Some(entry.head_dim));
     }
     opts
 }

@@ -159,6 +159,10 @@ pub struct PlanOptions {
     /// A workgroup has `block / rows_per_invocation` invocations. `0` picks
     /// [`PlanOptions::auto_rows`] for the head dimension.
     pub rows_per_invocation: usize,
+    /// With `backward`: the forward pass already ran and kept `o` and `lse`,
+    /// so they are inputs and the plan is the backward kernels alone. Without
+    /// it the plan runs the forward first to recompute them.
+    pub saved_forward: bool,
 }
 
 impl Default for PlanOptions {
@@ -170,7 +174,47 @@ impl Default for PlanOptions {
             max_workgroups_per_dim: 65_535,
             backward: false,
             rows_per_invocation: 0,
+            saved_forward: false,
         }
+    }
+}
+
+/// The measured part of [`PlanOptions`]: tile sizes and rows per invocation,
+/// for planners that supply the device limits themselves (the op-by-op
+/// planner of whole models, [`crate::SimplePlanOptions`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttentionTiles {
+    pub block_q: usize,
+    pub block_k: usize,
+    /// `0` is the planner's automatic choice ([`PlanOptions::auto_rows`]).
+    pub rows_per_invocation: usize,
+    /// The head dimension `rows_per_invocation` was measured at: rows trade
+    /// registers against loads, so at another head dimension the automatic
+    /// choice applies. `None`: at every head dimension.
+    pub rows_head_dim: Option<usize>,
+}
+
+impl Default for AttentionTiles {
+    /// The planner's defaults.
+    fn default() -> Self {
+        let d = PlanOptions::default();
+        AttentionTiles {
+            block_q: d.block_q,
+            block_k: d.block_k,
+            rows_per_invocation: d.rows_per_invocation,
+            rows_head_dim: None,
+        }
+    }
+}
+
+impl AttentionTiles {
+    /// `base` with these tiles, and these rows where `head_dim` is the one they were measured at.
+    pub fn apply(&self, base: PlanOptions, head_dim: usize) -> PlanOptions {
+        let rows = match self.rows_head_dim {
+            Some(measured) if measured != head_dim => 0,
+            _ => self.rows_per_invocation,
+        };
+        PlanOptions { block_q: self.block_q, block_k: self.block_k, rows_per_invocation: rows, ..base }
     }
 }
 
@@ -233,6 +277,9 @@ impl PlanOptions {
                 "a workgroup of {largest} invocations is more than the {MAX_WORKGROUP_INVOCATIONS} every device allows"
             )));
         }
+        if self.saved_forward && !self.backward {
+            return Err(invalid("a saved forward pass is only of use to a backward plan".into()));
+        }
         if self.max_workgroups_per_dim == 0 || self.max_storage_binding < 256 {
             return Err(invalid("device limits must allow a workgroup and a 256-byte binding".into()));
         }
@@ -246,7 +293,8 @@ impl PlanOptions {
 /// `params` (constants); with `backward` also `do` (input), `delta` (scratch,
 /// `(L, delta)` per row), `dq`, `dk`, `dv` (outputs) and `blocks_bwd`.
 /// Kernels run in order: the forward, then `delta`, `dK/dV` and `dQ`, each once
-/// per chunk of (batch, head) pairs.
+/// per chunk of (batch, head) pairs. With [`PlanOptions::saved_forward`] there
+/// is no forward kernel, and `o` and `lse` are inputs: the forward pass's own.
 pub fn plan_attention(
     desc: &FusedAttentionDesc,
     opts: &PlanOptions,
@@ -322,7 +370,10 @@ fn emit(
         rope: desc.rope.is_some(),
     };
     let masks = mask_functions(&desc.heads, desc.seq_len, "NI").map_err(|e| desc.mask_error(e))?;
-    let mut sources = vec![forward_kernel(&shape, &masks)];
+    let mut sources = Vec::new();
+    if !opts.saved_forward {
+        sources.push(forward_kernel(&shape, &masks));
+    }
     if opts.backward {
         sources.extend([delta_kernel(&shape), dkdv_kernel(&shape, &masks), dq_kernel(&shape, &masks)]);
     }
@@ -367,8 +418,10 @@ fn declare_buffers(
     for name in ["q", "k", "v"] {
         add(name, vec![b, h, n, d], tensor, BufferRole::Input);
     }
-    add("o", vec![b, h, n, d], tensor, BufferRole::Output);
-    add("lse", vec![b, h, n], rows, BufferRole::Output);
+    // A saved forward pass hands its output and log-sum-exp to the backward.
+    let forward_role = if opts.saved_forward { BufferRole::Input } else { BufferRole::Output };
+    add("o", vec![b, h, n, d], tensor, forward_role.clone());
+    add("lse", vec![b, h, n], rows, forward_role);
 
     let mut params = vec![0u8; PARAMS_STRIDE as usize * (chunks.len() - 1) + 16];
     for (i, chunk) in chunks.iter().enumerate() {

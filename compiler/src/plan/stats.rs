@@ -134,6 +134,11 @@ impl PlanStats {
             stats.flops_backward = 0;
             stats.bytes_backward = 0;
         }
+        // The forward pass ran in another plan.
+        if opts.saved_forward {
+            stats.flops_forward = 0;
+            stats.bytes_forward = 0;
+        }
         stats
     }
 

@@ -273,10 +273,12 @@ pub enum Op {
     },
     /// One gradient of [`Op::FusedAttention`]: `(q, k, v, do)` gives `dq`, `dk`
     /// or `dv`. The nodes of one attention share their operands and are planned
-    /// together, as one FlashAttention-2 backward pass that recomputes the
-    /// forward's log-sum-exp, with no N×N buffer. With `rope`, the gradient is
-    /// the one of the rotating forward: `dq` and `dk` are turned back by the
-    /// transposed rotation, so they live in the space of the unrotated q and k.
+    /// together, as one FlashAttention-2 backward pass with no N×N buffer: it
+    /// reads the output and log-sum-exp of the graph's `FusedAttention` node
+    /// of the same operands, or recomputes them where there is none. With
+    /// `rope`, the gradient is the one of the rotating forward: `dq` and `dk`
+    /// are turned back by the transposed rotation, so they live in the space of
+    /// the unrotated q and k.
     FusedAttentionGrad {
         heads: Vec<HeadMask>,
         scale: f64,

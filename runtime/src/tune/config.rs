@@ -4,8 +4,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use weft_compiler::PlanOptions;
 use weft_compiler::plan::MAX_WORKGROUP_INVOCATIONS;
+use weft_compiler::{AttentionTiles, PlanOptions};
 
 use crate::executor::ShaderChecks;
 
@@ -43,6 +43,18 @@ impl KernelConfig {
             block_k: self.block_k,
             rows_per_invocation: self.rows_per_invocation,
             ..base.clone()
+        }
+    }
+
+    /// The tiles and rows of this configuration, rows measured at `head_dim`,
+    /// for the fused attention inside op-by-op plans (which keep wgpu's
+    /// runtime checks whatever `checks` says).
+    pub fn tiles(&self, head_dim: Option<usize>) -> AttentionTiles {
+        AttentionTiles {
+            block_q: self.block_q,
+            block_k: self.block_k,
+            rows_per_invocation: self.rows_per_invocation,
+            rows_head_dim: head_dim,
         }
     }
 

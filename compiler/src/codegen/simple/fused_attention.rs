@@ -5,7 +5,8 @@
 //! buffers once the optimizer has fused its attention: the score tiles live in
 //! registers, and only per-row statistics (N floats per head) are written.
 //! The gradient nodes of one attention (`dq`, `dk`, `dv`) are one backward
-//! pass, planned at the first of them.
+//! pass, planned at the first of them; it reads the forward node's output and
+//! log-sum-exp (N floats per head) rather than running the forward again.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -18,6 +19,8 @@ use super::plan::{Ctx, Operand};
 use crate::kernel::{BufferRole, Kernel};
 use crate::plan::{FusedAttentionDesc, PlanOptions, plan_attention};
 
+/// The forward kernels, and the plan buffer they leave the log-sum-exp in:
+/// a backward pass of the same attention reads it instead of recomputing it.
 pub(crate) fn emit(
     cx: &mut Ctx,
     heads: &[HeadMask],
@@ -25,16 +28,26 @@ pub(crate) fn emit(
     rope: Option<RopeParams>,
     inputs: &[Operand],
     out: &Operand,
-) -> Result<Vec<Kernel>, CodegenError> {
+) -> Result<(Vec<Kernel>, String), CodegenError> {
     let [q, k, v] = inputs else { return Err(cx.unsupported()) };
     let bound = [("q", q), ("k", k), ("v", v), ("o", out)];
-    planned(cx, (heads, scale, rope), q.shape, false, &bound)
+    let (kernels, rename) = planned(cx, (heads, scale, rope), q.shape, Pass::Forward, &bound, &[])?;
+    let lse = rename.get("lse").cloned().ok_or_else(|| cx.unsupported())?;
+    Ok((kernels, lse))
+}
+
+/// What the forward pass of an attention left for its backward pass: its
+/// output `o` and the buffer of its log-sum-exp (from [`emit`]).
+pub(crate) struct SavedForward<'g> {
+    pub o: Operand<'g>,
+    pub lse: String,
 }
 
 /// The backward pass of one fused attention, for its gradient nodes `grads`
 /// (`[dq, dk, dv]`, a missing one written to scratch): FlashAttention-2's
-/// delta, dK/dV and dQ kernels after a forward pass that recomputes the
-/// log-sum-exp (the forward node's own is not kept).
+/// delta, dK/dV and dQ kernels. They read the forward pass's `o` and
+/// log-sum-exp where it is `saved`; otherwise a forward pass runs first to
+/// recompute them.
 pub(crate) fn emit_backward(
     cx: &mut Ctx,
     heads: &[HeadMask],
@@ -42,6 +55,7 @@ pub(crate) fn emit_backward(
     rope: Option<RopeParams>,
     inputs: &[Operand],
     grads: &[Option<Operand>; 3],
+    saved: Option<&SavedForward>,
 ) -> Result<Vec<Kernel>, CodegenError> {
     let [q, k, v, dout] = inputs else { return Err(cx.unsupported()) };
     let mut bound = vec![("q", q), ("k", k), ("v", v), ("do", dout)];
@@ -50,19 +64,41 @@ pub(crate) fn emit_backward(
             bound.push((name, g));
         }
     }
-    planned(cx, (heads, scale, rope), q.shape, true, &bound)
+    let (pass, named) = match saved {
+        Some(s) => {
+            bound.push(("o", &s.o));
+            (Pass::BackwardFromSaved, vec![("lse", s.lse.as_str())])
+        }
+        None => (Pass::BackwardWithForward, Vec::new()),
+    };
+    planned(cx, (heads, scale, rope), q.shape, pass, &bound, &named).map(|(kernels, _)| kernels)
+}
+
+/// Which kernels of a fused attention a node plans.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    Forward,
+    /// The forward (to recompute `o` and the log-sum-exp), then the backward.
+    BackwardWithForward,
+    /// The backward alone, on a saved forward pass.
+    BackwardFromSaved,
 }
 
 /// Plans the fused kernels and binds the sub-plan's buffers named in `bound`
 /// to those operands; every other buffer (log-sum-exp, scratch, parameters,
 /// block tables, unwanted outputs) becomes this node's own.
+///
+/// `named` binds sub-plan buffers to plan buffers by name (whole buffers of
+/// the same size: the saved log-sum-exp). Returns the kernels and where each
+/// sub-plan buffer went.
 fn planned(
     cx: &mut Ctx,
     (heads, scale, rope): (&[HeadMask], f64, Option<RopeParams>),
     q_shape: &[usize],
-    backward: bool,
+    pass: Pass,
     bound: &[(&str, &Operand)],
-) -> Result<Vec<Kernel>, CodegenError> {
+    named: &[(&str, &str)],
+) -> Result<(Vec<Kernel>, HashMap<String, String>), CodegenError> {
     let &[batch, n_heads, seq_len, head_dim] = q_shape else { return Err(cx.unsupported()) };
     // The fused kernels bind whole tensors of one head dimension.
     let fits = |o: &Operand| o.region.base == 0 && o.region.elems == o.region.total && o.shape == q_shape;
@@ -79,17 +115,21 @@ fn planned(
         scale: scale as f32,
         rope,
     };
-    let opts = PlanOptions {
-        backward,
+    let base = PlanOptions {
+        backward: pass != Pass::Forward,
+        saved_forward: pass == Pass::BackwardFromSaved,
         max_storage_binding: cx.opts.max_storage_binding,
         max_workgroups_per_dim: cx.opts.max_workgroups_per_dimension,
         ..PlanOptions::default()
     };
+    let tiles = if pass == Pass::Forward { cx.opts.attention_forward } else { cx.opts.attention_backward };
+    let opts = tiles.apply(base, head_dim);
     let (plan, _) = plan_attention(&desc, &opts)
         .map_err(|e| cx.site.too_large(format!("fused attention cannot be planned: {e}")))?;
 
     let mut rename: HashMap<String, String> =
         bound.iter().map(|(from, to)| (from.to_string(), to.region.buffer.clone())).collect();
+    rename.extend(named.iter().map(|(from, to)| (from.to_string(), to.to_string())));
     for (name, decl) in &plan.buffers {
         if rename.contains_key(name) {
             continue;
@@ -109,5 +149,5 @@ fn planned(
             }
         }
     }
-    Ok(kernels)
+    Ok((kernels, rename))
 }

@@ -42,6 +42,7 @@ mod rope;
 
 use weft_ir::graph::{DType, NodeId};
 
+use crate::plan::AttentionTiles;
 use crate::shader::ShaderError;
 
 pub use matmul::{MatmulConfig, MatmulKernel};
@@ -73,6 +74,12 @@ pub struct SimplePlanOptions {
     /// Connected elementwise ops of one shape run as one kernel, and their
     /// inner values get no buffers (see `fusion.rs`).
     pub fuse_elementwise: bool,
+    /// Tiles and rows per invocation of the fused attention kernels of a
+    /// forward node, and of a backward pass (`weft tune` measures both).
+    /// These kernels keep wgpu's runtime checks: only plans the runtime seals
+    /// run without them.
+    pub attention_forward: AttentionTiles,
+    pub attention_backward: AttentionTiles,
 }
 
 impl Default for SimplePlanOptions {
@@ -87,6 +94,8 @@ impl Default for SimplePlanOptions {
             matmul: MatmulConfig::default(),
             subgroup_min_size: None,
             fuse_elementwise: true,
+            attention_forward: AttentionTiles::default(),
+            attention_backward: AttentionTiles::default(),
         }
     }
 }

@@ -149,6 +149,8 @@ pub fn plan_graph(graph: &ValidGraph, opts: &SimplePlanOptions) -> Result<Kernel
     }
 
     let siblings = fused_grad_groups(graph);
+    // Each fused attention planned so far, and the buffer of its log-sum-exp.
+    let mut forwards: Vec<(NodeId, String)> = Vec::new();
     let mut plan = KernelPlan::default();
     for &id in &ids {
         let Some((name, role, shape)) = &buffer[id.index()] else { continue };
@@ -187,18 +189,37 @@ pub fn plan_graph(graph: &ValidGraph, opts: &SimplePlanOptions) -> Result<Kernel
             .map(|&x| Operand { region: region(x), shape: &graph.node(x).ty.shape })
             .collect();
         let out = Operand { region: region(id), shape: &node.ty.shape };
-        let kernels = if let Op::FusedAttentionGrad { heads, scale, rope, .. } = &node.op {
+        let kernels = match &node.op {
+            Op::FusedAttention { heads, scale, rope } => {
+                let (kernels, lse) = fused_attention::emit(&mut cx, heads, *scale, *rope, &inputs, &out)?;
+                forwards.push((id, lse));
+                kernels
+            }
             // One backward pass writes every gradient of the group, at its first member.
-            match siblings.get(&id) {
+            Op::FusedAttentionGrad { heads, scale, rope, .. } => match siblings.get(&id) {
                 Some(group) => {
                     let grads = group
                         .map(|m| m.map(|g| Operand { region: region(g), shape: &graph.node(g).ty.shape }));
-                    fused_attention::emit_backward(&mut cx, heads, *scale, *rope, &inputs, &grads)?
+                    let saved =
+                        forwards.iter().find(|(f, _)| is_forward_of(graph, *f, id)).map(|(f, lse)| {
+                            fused_attention::SavedForward {
+                                o: Operand { region: region(*f), shape: &graph.node(*f).ty.shape },
+                                lse: lse.clone(),
+                            }
+                        });
+                    fused_attention::emit_backward(
+                        &mut cx,
+                        heads,
+                        *scale,
+                        *rope,
+                        &inputs,
+                        &grads,
+                        saved.as_ref(),
+                    )?
                 }
                 None => Vec::new(),
-            }
-        } else {
-            emit(&mut cx, &node.op, &inputs, &out)?
+            },
+            _ => emit(&mut cx, &node.op, &inputs, &out)?,
         };
         add(&mut plan, cx.extra, kernels);
     }
@@ -248,6 +269,19 @@ fn fused_grad_groups(graph: &ValidGraph) -> HashMap<NodeId, [Option<NodeId>; 3]>
         }
     }
     first.into_iter().collect()
+}
+
+/// Whether fused attention `forward` is the one gradient node `grad`
+/// differentiates: the same q, k and v, masks, scale and rope.
+fn is_forward_of(graph: &ValidGraph, forward: NodeId, grad: NodeId) -> bool {
+    let (f, g) = (graph.node(forward), graph.node(grad));
+    match (&f.op, &g.op) {
+        (
+            Op::FusedAttention { heads, scale, rope },
+            Op::FusedAttentionGrad { heads: gh, scale: gs, rope: gr, .. },
+        ) => heads == gh && scale == gs && rope == gr && g.inputs.get(..3) == Some(&f.inputs[..]),
+        _ => false,
+    }
 }
 
 fn add(plan: &mut KernelPlan, buffers: Vec<BufferDecl>, kernels: Vec<Kernel>) {
@@ -319,12 +353,9 @@ fn emit(cx: &mut Ctx, op: &Op, inputs: &[Operand], out: &Operand) -> Result<Vec<
         Op::Attention { mask, head_offset, scale } => {
             attention::emit(cx, mask, *head_offset, *scale, inputs, out)
         }
-        // The fused path's forward kernels, bound to this node's operands.
-        Op::FusedAttention { heads, scale, rope } => {
-            fused_attention::emit(cx, heads, *scale, *rope, inputs, out)
-        }
-        // Planned by group in `plan_graph`, never one node at a time.
-        Op::FusedAttentionGrad { .. } => Err(cx.unsupported()),
+        // Planned in `plan_graph`, which keeps each forward's log-sum-exp for
+        // its backward and plans the gradient nodes by group.
+        Op::FusedAttention { .. } | Op::FusedAttentionGrad { .. } => Err(cx.unsupported()),
         Op::Embedding => embedding::emit(cx, inputs, out),
         Op::EmbeddingGrad { .. } => embedding::emit_grad(cx, inputs, out),
         Op::CrossEntropy => cross_entropy::emit(cx, inputs, out),
