@@ -26,9 +26,18 @@ fn bench_attn_prints_its_table() {
 fn bench_step_prints_its_table() {
     let args = ["bench", "step", "--seq-len", "48", "--hidden", "64", "--layers", "1", "--heads", "2"];
     let out = ok(&[&args[..], &["--vocab", "64", "--profile", "3"]].concat());
-    for needle in
-        ["model: ", "T = 48", "causal", "s2attn", "S2-Attn / causal (step):", "slowest kernels", "none"]
-    {
+    for needle in [
+        "model: ",
+        "T = 48",
+        "causal",
+        "s2attn",
+        "S2-Attn / causal (step):",
+        "slowest kernels",
+        "none",
+        "by kind (kernels): ",
+        "fused attention ",
+        "matmul ",
+    ] {
         assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
     }
     let plan = ok(&[&args[..], &["--vocab", "64", "--plan-only"]].concat());

@@ -33,7 +33,7 @@ pub enum CompileError {
     Plan(#[from] AttentionError),
     #[error(
         "graph `{graph}` did not fuse into a single attention kernel: the optimized graph has {detail}; \
-         graphs that mix attention with other ops run with the model compiler (issue 4)"
+         this path takes attention graphs only (a model's graph runs through `weft forward`)"
     )]
     NotOneAttention { graph: String, detail: String },
 }

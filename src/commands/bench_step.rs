@@ -177,6 +177,24 @@ pub fn run(args: &BenchStepArgs) -> anyhow::Result<()> {
                 for (name, d) in named.iter().take(top) {
                     println!("    {:>9.1} ms  {name}", d.as_secs_f64() * 1e3);
                 }
+                let mut by_kind: Vec<(&str, Duration, usize)> = Vec::new();
+                for (name, d) in &named {
+                    let kind = kernel_kind(name);
+                    match by_kind.iter_mut().find(|(k, ..)| *k == kind) {
+                        Some((_, sum, count)) => {
+                            *sum += *d;
+                            *count += 1;
+                        }
+                        None => by_kind.push((kind, *d, 1)),
+                    }
+                }
+                by_kind.sort_by_key(|(_, d, _)| std::cmp::Reverse(*d));
+                let share = |d: Duration| 100.0 * d.as_secs_f64() / total.as_secs_f64().max(1e-9);
+                let parts: Vec<String> = by_kind
+                    .iter()
+                    .map(|(kind, d, count)| format!("{kind} {:.0}% ({count})", share(*d)))
+                    .collect();
+                println!("  {pattern}: by kind (kernels): {}", parts.join(", "));
             }
             times.push(median);
             println!(
@@ -193,4 +211,17 @@ pub fn run(args: &BenchStepArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// What a kernel of the step computes, from the name the planner gave it.
+fn kernel_kind(name: &str) -> &'static str {
+    if name.starts_with("attn_") {
+        "fused attention"
+    } else if name.ends_with("_matmul") {
+        "matmul"
+    } else if name.ends_with("_fused") {
+        "fused elementwise"
+    } else {
+        "other"
+    }
 }

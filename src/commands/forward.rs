@@ -101,7 +101,7 @@ pub fn run(args: &ForwardArgs) -> anyhow::Result<()> {
 
     let gpu = Gpu::new()?;
     eprintln!("adapter: {}", gpu.adapter_description());
-    // The matmul shape `weft tune` measured here, if it did.
+    // The matmul shape and attention tiles `weft tune` measured here, if it did.
     let plan_opts = super::tune::plan_options(&gpu);
     // Fused attention kernels where the optimizer fused attention, one simple
     // kernel per op elsewhere, elementwise chains fused.

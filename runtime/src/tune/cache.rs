@@ -351,7 +351,8 @@ impl TuningCache {
         write_atomically(&self.path, |w| {
             w.write_all(
                 b"# weft's kernel tuning cache, written by `weft tune`: the fastest fused attention\n\
-                  # configuration measured per adapter and driver. Safe to delete.\n",
+                  # configurations and matmul kernel shape measured per adapter and driver.\n\
+                  # Safe to delete.\n",
             )?;
             w.write_all(text.as_bytes())
         })
