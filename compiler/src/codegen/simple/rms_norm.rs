@@ -1,12 +1,12 @@
 //! rms_norm over the last axis and its two gradients: one thread per row
-//! (per column for the weight's gradient).
+//! (for the weight's gradient, per row and then per column).
 
 use std::fmt::Write;
 
 use super::CodegenError;
-use super::builder::KernelBuilder;
+use super::builder::{KernelBuilder, Region};
 use super::plan::{Ctx, Operand};
-use crate::kernel::Kernel;
+use crate::kernel::{BufferRole, Kernel};
 
 pub(crate) fn emit(
     cx: &Ctx,
@@ -65,10 +65,12 @@ pub(crate) fn emit_grad(
     Ok(vec![k.finish(rows, &body)?])
 }
 
-/// `dw[j] = sum over rows of dy * x * r`: one thread per column, each
-/// recomputing every row's `r` (a baseline, not a fast kernel).
+/// `dw[j] = sum over rows of dy * x * r`, in two kernels: each row's `r`
+/// (one thread per row, into a scratch buffer of `rows` values), then one
+/// thread per column summing over the rows. Recomputing `r` inside the column
+/// loop would read `x` `d` times over.
 pub(crate) fn emit_weight_grad(
-    cx: &Ctx,
+    cx: &mut Ctx,
     eps: f64,
     inputs: &[Operand],
     out: &Operand,
@@ -77,23 +79,38 @@ pub(crate) fn emit_weight_grad(
     let d = out.region.elems;
     let rows = x.region.elems / d;
     let eps = cx.site.f32_lit("eps", eps)?;
+    let r_buffer = cx.add_buffer("rms", rows * 4, BufferRole::Scratch, vec![rows as usize]);
+    let r_region = Region::whole(&r_buffer, rows);
+
+    let mut body = String::new();
+    let _ = write!(
+        body,
+        "let base = i * {d}u;\n\
+         var total = 0.0;\n\
+         for (var j = 0u; j < {d}u; j++) {{\n    let v = ld_x(base + j);\n    total += v * v;\n}}\n\
+         st_r(i, 1.0 / sqrt(total / {d}.0 + {eps}));\n"
+    );
+    let title = format!("rms_norm_weight_grad(eps={eps}): each row's 1 / rms");
+    let mut per_row = KernelBuilder::new(cx.site, cx.opts, &cx.kernel_name("rows"), &title);
+    per_row.read("x", &x.region)?;
+    per_row.write("r", &r_region)?;
+    let per_row = per_row.finish(rows, &body)?;
+
     let mut body = String::new();
     let _ = write!(
         body,
         "var acc = 0.0;\n\
          for (var row = 0u; row < {rows}u; row++) {{\n\
-         \x20   let base = row * {d}u;\n\
-         \x20   var total = 0.0;\n\
-         \x20   for (var j = 0u; j < {d}u; j++) {{\n        let v = ld_x(base + j);\n        total += v * v;\n    }}\n\
-         \x20   let r = 1.0 / sqrt(total / {d}.0 + {eps});\n\
-         \x20   acc += ld_dy(base + i) * ld_x(base + i) * r;\n\
+         \x20   let at = row * {d}u + i;\n\
+         \x20   acc += ld_dy(at) * ld_x(at) * ld_r(row);\n\
          }}\n\
          st_dw(i, acc);\n"
     );
-    let title = format!("rms_norm_weight_grad(eps={eps})");
-    let mut k = KernelBuilder::new(cx.site, cx.opts, &cx.kernel_name(""), &title);
-    k.read("x", &x.region)?;
-    k.read("dy", &dy.region)?;
-    k.write("dw", &out.region)?;
-    Ok(vec![k.finish(d, &body)?])
+    let title = format!("rms_norm_weight_grad(eps={eps}): sum over rows");
+    let mut per_column = KernelBuilder::new(cx.site, cx.opts, &cx.kernel_name(""), &title);
+    per_column.read("x", &x.region)?;
+    per_column.read("dy", &dy.region)?;
+    per_column.read("r", &r_region)?;
+    per_column.write("dw", &out.region)?;
+    Ok(vec![per_row, per_column.finish(d, &body)?])
 }
