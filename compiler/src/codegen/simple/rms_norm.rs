@@ -18,14 +18,10 @@ pub(crate) fn emit(
     let d = w.region.elems;
     let rows = x.region.elems / d;
     let eps = cx.site.f32_lit("eps", eps)?;
-    let mut body = String::new();
+    let mut body = row_inverse_rms(d, &eps, "inv");
     let _ = write!(
         body,
-        "let base = i * {d}u;\n\
-         var total = 0.0;\n\
-         for (var j = 0u; j < {d}u; j++) {{\n    let v = ld_x(base + j);\n    total += v * v;\n}}\n\
-         let inv = 1.0 / sqrt(total / {d}.0 + {eps});\n\
-         for (var j = 0u; j < {d}u; j++) {{\n    st_y(base + j, ld_x(base + j) * inv * ld_w(j));\n}}\n"
+        "for (var j = 0u; j < {d}u; j++) {{\n    st_y(base + j, ld_x(base + j) * inv * ld_w(j));\n}}\n"
     );
     let mut k = KernelBuilder::new(cx.site, cx.opts, &cx.kernel_name(""), &format!("rms_norm(eps={eps})"));
     k.read("x", &x.region)?;
@@ -82,14 +78,7 @@ pub(crate) fn emit_weight_grad(
     let r_buffer = cx.add_buffer("rms", rows * 4, BufferRole::Scratch, vec![rows as usize]);
     let r_region = Region::whole(&r_buffer, rows);
 
-    let mut body = String::new();
-    let _ = write!(
-        body,
-        "let base = i * {d}u;\n\
-         var total = 0.0;\n\
-         for (var j = 0u; j < {d}u; j++) {{\n    let v = ld_x(base + j);\n    total += v * v;\n}}\n\
-         st_r(i, 1.0 / sqrt(total / {d}.0 + {eps}));\n"
-    );
+    let body = row_inverse_rms(d, &eps, "r") + "st_r(i, r);\n";
     let title = format!("rms_norm_weight_grad(eps={eps}): each row's 1 / rms");
     let mut per_row = KernelBuilder::new(cx.site, cx.opts, &cx.kernel_name("rows"), &title);
     per_row.read("x", &x.region)?;
@@ -113,4 +102,15 @@ pub(crate) fn emit_weight_grad(
     per_column.read("r", &r_region)?;
     per_column.write("dw", &out.region)?;
     Ok(vec![per_row, per_column.finish(d, &body)?])
+}
+
+/// WGSL for thread `i`'s row of `x` (`d` values from `base`): `let {name}` is
+/// its `1 / sqrt(mean(x^2) + eps)`.
+fn row_inverse_rms(d: u64, eps: &str, name: &str) -> String {
+    format!(
+        "let base = i * {d}u;\n\
+         var total = 0.0;\n\
+         for (var j = 0u; j < {d}u; j++) {{\n    let v = ld_x(base + j);\n    total += v * v;\n}}\n\
+         let {name} = 1.0 / sqrt(total / {d}.0 + {eps});\n"
+    )
 }
