@@ -80,3 +80,32 @@ fn attn_warns_about_a_corrupt_cache_and_runs_with_the_defaults() {
     // `attn` only reads the cache.
     assert_eq!(std::fs::read_to_string(&cache).unwrap(), garbage);
 }
+
+#[test]
+fn bench_step_warns_once_about_a_corrupt_cache_and_runs_with_the_defaults() {
+    let dir = scratch("tune_cli_corrupt_step");
+    let cache = dir.join("tuning.toml");
+    std::fs::write(&cache, "format = 1\n[[adapter\n").unwrap();
+    let args = [
+        "bench",
+        "step",
+        "--seq-len",
+        "48",
+        "--hidden",
+        "64",
+        "--layers",
+        "1",
+        "--heads",
+        "2",
+        "--vocab",
+        "64",
+    ];
+    let o = weft_with_cache(&args, &cache);
+    let err = stderr(&o);
+    assert!(o.status.success(), "weft bench step failed:\n{err}");
+    let warning = format!("warning: the tuning cache {} is not valid: ", cache.display());
+    // The tuned matmul and attention tiles are not applied, and it says so, once.
+    assert_eq!(err.matches(&warning).count(), 1, "{err}");
+    assert!(stdout(&o).contains("S2-Attn / causal (step):"), "{}", stdout(&o));
+    assert_eq!(std::fs::read_to_string(&cache).unwrap(), "format = 1\n[[adapter\n", "the cache is only read");
+}

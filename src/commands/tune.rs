@@ -45,16 +45,13 @@ pub fn kernel_choice(gpu: &Gpu) -> KernelChoice {
     let cache = match TuningCache::from_env() {
         Ok(cache) => cache,
         Err(e) => {
-            eprintln!("note: {e}; using the default kernel configuration");
+            unusable_cache(&e, false);
             return KernelChoice::default();
         }
     };
     let (choice, warning) = cache.choice(&CacheKey::new(gpu.identity()));
     if let Some(w) = warning {
-        eprintln!(
-            "warning: {w}; using the default kernel configuration (`weft tune` measures again and \
-             keeps the old file aside)"
-        );
+        unusable_cache(&w, true);
     }
     choice
 }
@@ -62,12 +59,20 @@ pub fn kernel_choice(gpu: &Gpu) -> KernelChoice {
 /// Plan options for the op-by-op code generator on this device, with the
 /// matmul shape and fused attention tiles `weft tune` measured for it when the
 /// cache has them (else the device's defaults). A cache that cannot be used
-/// leaves the defaults, never an error.
+/// leaves the defaults and is a warning, never an error.
 pub fn plan_options(gpu: &Gpu) -> SimplePlanOptions {
     let mut opts = gpu.limits().simple_plan_options();
-    let cached =
-        TuningCache::from_env().ok().and_then(|cache| cache.lookup(&CacheKey::new(gpu.identity())).ok());
-    if let Some(entry) = cached.flatten() {
+    let entry = match TuningCache::from_env() {
+        Ok(cache) => cache.lookup(&CacheKey::new(gpu.identity())).unwrap_or_else(|e| {
+            unusable_cache(&e, true);
+            None
+        }),
+        Err(e) => {
+            unusable_cache(&e, false);
+            None
+        }
+    };
+    if let Some(entry) = entry {
         if let Some(matmul) = entry.matmul {
             opts.matmul = matmul;
         }
@@ -75,6 +80,22 @@ pub fn plan_options(gpu: &Gpu) -> SimplePlanOptions {
         opts.attention_backward = entry.backward.tiles(Some(entry.head_dim));
     }
     opts
+}
+
+/// Says once per run that the tuning cache cannot be used (`broken`: a file
+/// that is there but wrong, else no cache location), and that the defaults run.
+fn unusable_cache(e: &dyn std::fmt::Display, broken: bool) {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        if broken {
+            eprintln!(
+                "warning: {e}; using the default kernel configuration (`weft tune` measures again and \
+                 keeps the old file aside)"
+            );
+        } else {
+            eprintln!("note: {e}; using the default kernel configuration");
+        }
+    });
 }
 
 pub fn run(args: &TuneArgs) -> anyhow::Result<()> {
