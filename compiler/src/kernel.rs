@@ -39,6 +39,12 @@ pub struct Kernel {
     /// (65,535 on every WebGPU device), larger grids are folded by the kernel.
     pub workgroups: [u32; 3],
     pub bindings: Vec<Binding>,
+    /// Estimated work of this dispatch, for reports: useful FLOPs (2 per
+    /// multiply-add) and bytes of global memory read and written. The fused
+    /// attention planner counts visited tiles exactly; the graph planner
+    /// takes the cost model's price of the node (see `optimize::cost`).
+    pub flops: u64,
+    pub bytes: u64,
 }
 
 /// What a buffer holds across the plan.

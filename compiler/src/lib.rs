@@ -1,31 +1,45 @@
-//! weft's compiler: from a validated tensor graph to GPU kernels.
+//! weft's compiler: from a validated tensor graph to GPU kernels. Nothing here
+//! touches a device; the runtime runs what it returns.
 //!
-//! - [`kernel`]: what the compiler hands the runtime, a [`KernelPlan`] of WGSL
-//!   kernels and the buffers they bind. Device-agnostic: nothing here touches wgpu.
-//! - [`optimize`]: the egg e-graph optimizer that fuses attention patterns.
-//! - [`plan`]: kernel planning for fused attention: tile classification, block
-//!   tables, chunking and dispatch layout ([`plan_attention`]).
-//! - [`codegen`]: WGSL generation: [`codegen::attention`] holds the fused
-//!   block-sparse attention kernels, forward and backward; [`codegen::simple`]
-//!   runs an unfused graph op by op ([`plan_graph`]).
-//! - [`pipeline`]: the whole path for an attention graph ([`compile_attention`]).
-//! - [`shader`]: naga validation of every emitted module, and SPIR-V output.
+//! The pipeline is [`compile`] (`compile.rs`): reference graph → optimizer →
+//! (for training) autodiff → kernel plan → per-kernel statistics. Its stages,
+//! in the order a graph meets them:
+//! - [`optimize`]: the egg e-graph optimizer that fuses attention patterns,
+//!   folds LoRA, and reports what it did under the cost model.
+//! - [`plan`]: a graph → [`KernelPlan`]: buffers, elementwise fusion, memory
+//!   sharing, and the binding of fused attention nodes ([`plan_graph`]).
+//! - [`kernels`]: one WGSL emitter per op family, with the emitter context.
+//! - [`attention`]: the FlashAttention-2 kernels of a fused attention node,
+//!   self-contained: block tables, chunking, forward and backward kernels
+//!   ([`plan_attention`]).
+//! - [`mask`]: a mask as the WGSL function `mask_allows`, for both.
+//!
+//! And what they share: [`kernel`], the contract with the runtime (a
+//! [`KernelPlan`] of validated WGSL kernels and the buffers they bind);
+//! [`device`], the device limits a plan is made within; [`shader`], naga
+//! validation of every emitted module, and SPIR-V output.
 
-pub mod codegen;
+pub mod attention;
+pub mod compile;
+pub mod device;
 pub mod kernel;
+pub mod kernels;
+pub mod mask;
 pub mod optimize;
-pub mod pipeline;
 pub mod plan;
 pub mod shader;
 
-pub use codegen::AttentionError;
-pub use codegen::simple::{MatmulConfig, MatmulKernel, SimplePlanOptions, plan_graph, render_plan};
+pub use attention::{
+    AttentionError, AttentionPlanOptions, AttentionTiles, FusedAttentionDesc, PlanStats, attention_sources,
+    plan_attention,
+};
+pub use compile::{
+    CompileError, CompileOptions, Compiled, CompiledAttention, FusedGraph, FusedKernel, KernelKind,
+    KernelStats, Mode, compile, compile_attention, fuse_attention,
+};
+pub use device::DeviceLimits;
 pub use kernel::{Access, Binding, BufferDecl, BufferRole, ElemType, Kernel, KernelPlan};
-pub use optimize::{Cost, OptimizeError, OptimizeOptions, OptimizeReport, Optimized, optimize};
-pub use pipeline::{
-    CompileError, CompiledAttention, FusedGraph, FusedKernel, compile_attention, fuse_attention, fused_desc,
-};
-pub use plan::{
-    AttentionTiles, FusedAttentionDesc, PlanOptions, PlanStats, attention_sources, plan_attention,
-};
+pub use kernels::{CodegenError, MatmulConfig, MatmulKernel};
+pub use optimize::{Cost, OptimizeError, OptimizeOptions, OptimizeReport, Optimized};
+pub use plan::{GraphPlanOptions, plan_graph, render_plan};
 pub use shader::{ShaderError, to_spirv, validate_wgsl};

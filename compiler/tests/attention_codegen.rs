@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use expect_test::expect_file;
-use weft_compiler::codegen::attention::EMPTY_ROW_LSE;
-use weft_compiler::plan::{AttentionTiles, BlockTables, FusedAttentionDesc, PlanOptions, attention_sources};
-use weft_compiler::{Access, AttentionError, BufferRole, KernelPlan, plan_attention, to_spirv};
+use weft_compiler::attention::EMPTY_ROW_LSE;
+use weft_compiler::attention::{
+    AttentionPlanOptions, AttentionTiles, BlockTables, FusedAttentionDesc, attention_sources,
+};
+use weft_compiler::{Access, AttentionError, BufferRole, DeviceLimits, KernelPlan, plan_attention, to_spirv};
 use weft_ir::expr::parse_mask;
 use weft_ir::{Mask, Overrides, Schedule};
 
@@ -76,8 +78,8 @@ fn desc(
     }
 }
 
-fn backward() -> PlanOptions {
-    PlanOptions { backward: true, ..PlanOptions::default() }
+fn backward() -> AttentionPlanOptions {
+    AttentionPlanOptions { backward: true, ..AttentionPlanOptions::default() }
 }
 
 /// Golden snapshots of every emitted module; bless with `UPDATE_EXPECT=1`.
@@ -135,8 +137,15 @@ fn every_emitted_module_passes_spirv_val() {
     ));
     let variants = [
         backward(),
-        PlanOptions { rows_per_invocation: 2, block_q: 16, block_k: 64, ..backward() },
-        PlanOptions { rows_per_invocation: 4, max_storage_binding: 256 * 64 * 4 * 2, ..backward() },
+        AttentionPlanOptions { rows_per_invocation: 2, block_q: 16, block_k: 64, ..backward() },
+        {
+            let base = backward();
+            AttentionPlanOptions {
+                rows_per_invocation: 4,
+                limits: DeviceLimits { max_storage_binding: 256 * 64 * 4 * 2, ..base.limits },
+                ..base
+            }
+        },
     ];
     let mut failures = Vec::new();
     let mut checked = 0;
@@ -166,7 +175,7 @@ fn buffer<'a>(plan: &'a KernelPlan, name: &str) -> &'a weft_compiler::BufferDecl
 fn plans_declare_their_buffers_and_kernels_in_order() {
     let d =
         desc("s2", vec![(0..2, "causal & groups(64)"), (2..4, "roll(32, causal & groups(64))")], 256, 2, 64);
-    let (plan, stats) = plan_attention(&d, &PlanOptions::default()).unwrap();
+    let (plan, stats) = plan_attention(&d, &AttentionPlanOptions::default()).unwrap();
     let names: Vec<&str> = plan.buffers.keys().map(String::as_str).collect();
     assert_eq!(names, ["blocks_fwd", "k", "lse", "o", "params", "q", "v"]);
     assert_eq!(plan.kernels.len(), 1);
@@ -210,7 +219,7 @@ fn a_saved_forward_pass_leaves_the_backward_kernels_alone() {
     let d =
         desc("s2", vec![(0..2, "causal & groups(64)"), (2..4, "roll(32, causal & groups(64))")], 256, 2, 64);
     let (full, full_stats) = plan_attention(&d, &backward()).unwrap();
-    let saved = PlanOptions { saved_forward: true, ..backward() };
+    let saved = AttentionPlanOptions { saved_forward: true, ..backward() };
     let (plan, stats) = plan_attention(&d, &saved).unwrap();
     let kernels: Vec<&str> = plan.kernels.iter().map(|k| k.name.as_str()).collect();
     assert_eq!(kernels, ["attn_bwd_delta_s2", "attn_bwd_dkdv_s2", "attn_bwd_dq_s2"]);
@@ -223,7 +232,9 @@ fn a_saved_forward_pass_leaves_the_backward_kernels_alone() {
     assert_eq!(plan.kernels[..], full.kernels[1..]);
     assert_eq!((stats.flops_forward, stats.flops_backward), (0, full_stats.flops_backward));
 
-    let err = plan_attention(&d, &PlanOptions { saved_forward: true, ..PlanOptions::default() }).unwrap_err();
+    let err =
+        plan_attention(&d, &AttentionPlanOptions { saved_forward: true, ..AttentionPlanOptions::default() })
+            .unwrap_err();
     assert!(matches!(err, AttentionError::InvalidOptions { .. }), "{err:?}");
     assert!(err.to_string().contains("a saved forward pass is only of use to a backward plan"), "{err}");
 }
@@ -236,8 +247,11 @@ fn attention_tiles_keep_their_rows_only_at_the_head_dim_they_were_measured_at() 
     let at128 = tiles.apply(backward(), 128);
     assert_eq!((at128.block_q, at128.block_k, at128.rows_per_invocation), (64, 16, 0));
     let anywhere = AttentionTiles { rows_head_dim: None, ..tiles };
-    assert_eq!(anywhere.apply(PlanOptions::default(), 128).rows_per_invocation, 4);
-    assert_eq!(AttentionTiles::default().apply(PlanOptions::default(), 64), PlanOptions::default());
+    assert_eq!(anywhere.apply(AttentionPlanOptions::default(), 128).rows_per_invocation, 4);
+    assert_eq!(
+        AttentionTiles::default().apply(AttentionPlanOptions::default(), 64),
+        AttentionPlanOptions::default()
+    );
 }
 
 #[test]
@@ -245,7 +259,17 @@ fn large_tensors_are_split_into_aligned_chunks_and_wide_grids_fold() {
     // N = 100 (rows of lse are 400 bytes): chunks are multiples of 16 (batch, head) pairs.
     let d = desc("chunked", vec![(0..20, "causal & window(9)")], 100, 2, 16);
     let slab = 100 * 16 * 4;
-    let opts = PlanOptions { max_storage_binding: 17 * slab, max_workgroups_per_dim: 9, ..backward() };
+    let opts = {
+        let base = backward();
+        AttentionPlanOptions {
+            limits: DeviceLimits {
+                max_storage_binding: 17 * slab,
+                max_workgroups_per_dimension: 9,
+                ..base.limits
+            },
+            ..base
+        }
+    };
     let (plan, stats) = plan_attention(&d, &opts).unwrap();
     assert_eq!(stats.chunks, 3, "40 pairs in chunks of 16");
     assert_eq!(plan.kernels.len(), 4 * 3);
@@ -273,7 +297,7 @@ fn large_tensors_are_split_into_aligned_chunks_and_wide_grids_fold() {
                 continue;
             }
             assert_eq!(offset % 256, 0, "{} binds {} at {offset}", kernel.name, b.buffer);
-            assert!(size <= opts.max_storage_binding);
+            assert!(size <= opts.limits.max_storage_binding);
             assert!(offset + size <= buffer(&plan, &b.buffer).bytes);
         }
         // The grid covers every block of the chunk.
@@ -285,7 +309,11 @@ fn large_tensors_are_split_into_aligned_chunks_and_wide_grids_fold() {
         assert!((x * y) as usize >= needed, "{}: {:?} < {needed}", kernel.name, kernel.workgroups);
     }
     // One pair does not fit: the plan says so instead of binding past the limit.
-    let err = plan_attention(&d, &PlanOptions { max_storage_binding: slab - 4, ..backward() }).unwrap_err();
+    let err = plan_attention(&d, &{
+        let base = backward();
+        AttentionPlanOptions { limits: DeviceLimits { max_storage_binding: slab - 4, ..base.limits }, ..base }
+    })
+    .unwrap_err();
     assert!(matches!(err, AttentionError::TooLarge { .. }), "{err}");
 }
 
@@ -296,7 +324,7 @@ fn heads_with_equal_canonical_masks_share_a_table() {
     };
     let descs = example_descs(1);
     let tables = |d: &FusedAttentionDesc| {
-        let (_, stats) = plan_attention(d, &PlanOptions::default()).unwrap();
+        let (_, stats) = plan_attention(d, &AttentionPlanOptions::default()).unwrap();
         stats.tables.iter().map(|t| t.heads.clone()).collect::<Vec<_>>()
     };
     assert_eq!(tables(&by_name(&descs, "causal")), [vec![0, 1, 2, 3]]);
@@ -313,7 +341,7 @@ fn heads_with_equal_canonical_masks_share_a_table() {
 #[test]
 fn statistics_count_tiles_flops_and_bytes() {
     let d = desc("causal", vec![(0..2, "causal")], 256, 3, 64);
-    let opts = PlanOptions { block_q: 32, block_k: 32, ..backward() };
+    let opts = AttentionPlanOptions { block_q: 32, block_k: 32, ..backward() };
     let (_, stats) = plan_attention(&d, &opts).unwrap();
     // 8 x 8 tiles: 28 below the diagonal, 8 on it, 28 above; times B * H = 6.
     assert_eq!((stats.tiles_full, stats.tiles_partial, stats.tiles_empty), (6 * 28, 6 * 8, 6 * 28));
@@ -328,7 +356,7 @@ fn statistics_count_tiles_flops_and_bytes() {
 
     // N not a multiple of the block: the last tiles are clipped.
     let d = desc("odd", vec![(0..1, "full")], 100, 1, 16);
-    let (_, stats) = plan_attention(&d, &PlanOptions::default()).unwrap();
+    let (_, stats) = plan_attention(&d, &AttentionPlanOptions::default()).unwrap();
     assert_eq!(stats.visited_pairs, 100 * 100);
     assert_eq!((stats.tiles_full, stats.tiles_partial), (16, 0));
 }
@@ -368,34 +396,34 @@ fn empty_tiles_are_never_visited_and_full_tiles_skip_the_mask() {
 #[test]
 fn bad_nodes_and_options_are_errors() {
     let good = desc("g", vec![(0..4, "causal")], 64, 1, 16);
-    let check = |d: &FusedAttentionDesc, opts: &PlanOptions, expected: &str| {
+    let check = |d: &FusedAttentionDesc, opts: &AttentionPlanOptions, expected: &str| {
         let err = plan_attention(d, opts).unwrap_err().to_string();
         assert!(err.contains(expected), "expected `{expected}` in: {err}");
     };
     let mut gap = good.clone();
     gap.heads = vec![(0..2, mask("causal")), (3..4, mask("causal"))];
-    check(&gap, &PlanOptions::default(), "head ranges must tile 0..4 in order; found 3..4");
+    check(&gap, &AttentionPlanOptions::default(), "head ranges must tile 0..4 in order; found 3..4");
     let mut short = good.clone();
     short.n_heads = 5;
-    check(&short, &PlanOptions::default(), "head ranges cover 0..4, not 0..5");
+    check(&short, &AttentionPlanOptions::default(), "head ranges cover 0..4, not 0..5");
     let mut odd_dim = good.clone();
     odd_dim.head_dim = 6;
-    check(&odd_dim, &PlanOptions::default(), "head dimension 6 is not a positive multiple of 4");
+    check(&odd_dim, &AttentionPlanOptions::default(), "head dimension 6 is not a positive multiple of 4");
     let shrinking = desc("s", vec![(0..4, "groups(3 - h)")], 64, 1, 16);
-    check(&shrinking, &PlanOptions::default(), "fused attention `s`, head 3: `g` of `groups` is 0");
+    check(&shrinking, &AttentionPlanOptions::default(), "fused attention `s`, head 3: `g` of `groups` is 0");
     check(
         &good,
-        &PlanOptions { rows_per_invocation: 3, ..PlanOptions::default() },
+        &AttentionPlanOptions { rows_per_invocation: 3, ..AttentionPlanOptions::default() },
         "3 rows per invocation do not divide",
     );
     check(
         &good,
-        &PlanOptions { block_q: 1024, rows_per_invocation: 1, ..PlanOptions::default() },
+        &AttentionPlanOptions { block_q: 1024, rows_per_invocation: 1, ..AttentionPlanOptions::default() },
         "a workgroup of 1024 invocations",
     );
     let mut nan = good.clone();
     nan.scale = f32::NAN;
-    check(&nan, &PlanOptions::default(), "scale NaN is not finite");
+    check(&nan, &AttentionPlanOptions::default(), "scale NaN is not finite");
 }
 
 #[test]

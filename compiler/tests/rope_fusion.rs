@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use weft_compiler::codegen::simple::{SimplePlanOptions, plan_graph};
 use weft_compiler::optimize::{OptimizeOptions, optimize};
+use weft_compiler::{GraphPlanOptions, plan_graph};
 use weft_ir::autodiff::{differentiate, trainable_parameters};
 use weft_ir::graph::{DType, Op, ValidGraph};
 use weft_ir::interp::{Tensor, run};
@@ -71,13 +71,13 @@ fn the_llama_training_step_has_no_rope_kernels() {
         assert_eq!(count(&train, |op| matches!(op, Op::Rope { .. })), 0);
         let grads = count(&train, |op| matches!(op, Op::FusedAttentionGrad { rope: Some(_), .. }));
         assert_eq!(grads, 3 * layers);
-        let plan = plan_graph(&train, &SimplePlanOptions::default()).unwrap();
+        let plan = plan_graph(&train, &GraphPlanOptions::default()).unwrap();
         let ropes: Vec<&str> =
             plan.kernels.iter().map(|k| k.name.as_str()).filter(|n| n.contains("rope")).collect();
         assert!(ropes.is_empty(), "rope kernels left: {ropes:?}");
 
         // Without folding, the same step has a rope kernel per rope node.
-        let unfolded = plan_graph(&step(&reference), &SimplePlanOptions::default()).unwrap();
+        let unfolded = plan_graph(&step(&reference), &GraphPlanOptions::default()).unwrap();
         let unfolded_ropes = unfolded.kernels.iter().filter(|k| k.name.contains("rope")).count();
         assert_eq!(unfolded_ropes, 4 * layers, "q, k and their gradients' transposed ropes");
     }

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use expect_test::expect_file;
-use weft_compiler::codegen::mask::mask_functions;
-use weft_compiler::codegen::simple::{CodegenError, SimplePlanOptions, plan_graph, render_plan};
+use weft_compiler::mask::mask_functions;
 use weft_compiler::{Access, BufferRole, ElemType, KernelPlan, to_spirv, validate_wgsl};
+use weft_compiler::{CodegenError, DeviceLimits, GraphPlanOptions, plan_graph, render_plan};
 use weft_compiler::{MatmulConfig, MatmulKernel};
 use weft_ir::autodiff::{differentiate, trainable_parameters};
 use weft_ir::expr::parse_mask;
@@ -228,12 +228,12 @@ fn op_cases() -> Vec<(&'static str, ValidGraph)> {
     ]
 }
 
-fn no_alias() -> SimplePlanOptions {
-    SimplePlanOptions { alias_reshapes: false, ..SimplePlanOptions::default() }
+fn no_alias() -> GraphPlanOptions {
+    GraphPlanOptions { alias_reshapes: false, ..GraphPlanOptions::default() }
 }
 
 fn plan_case(name: &str, graph: &ValidGraph) -> KernelPlan {
-    let opts = if name == "reshape" { no_alias() } else { SimplePlanOptions::default() };
+    let opts = if name == "reshape" { no_alias() } else { GraphPlanOptions::default() };
     plan_graph(graph, &opts).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
@@ -329,8 +329,7 @@ fn spirv_of_every_op_module_passes_spirv_val() {
 fn spirv_of_every_example_plan_passes_spirv_val() {
     let dir = temp_dir("examples");
     for (name, graph) in example_graphs(2) {
-        let plan =
-            plan_graph(&graph, &SimplePlanOptions::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let plan = plan_graph(&graph, &GraphPlanOptions::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
         spirv_val(&name, &plan, &dir);
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -365,14 +364,17 @@ fn golden_wgsl_of_single_ops() {
 fn golden_plan_of_the_s2attn_roll_reference_graph() {
     let schedule = example_schedule("s2attn-roll.toml", 64, 4);
     let graph = lower_pattern(&schedule.patterns[0], &LowerOptions::new(2, 64, 16)).unwrap();
-    let plan = plan_graph(&graph, &SimplePlanOptions::default()).unwrap();
+    let plan = plan_graph(&graph, &GraphPlanOptions::default()).unwrap();
     expect_file!["../../tests/golden/wgsl-simple/s2attn-roll.plan"].assert_eq(&render_plan(&plan));
 }
 
 #[test]
 fn golden_wgsl_of_a_split_binding() {
     let graph = op_graph(Op::Add, &[&[40, 10], &[40, 10]]);
-    let opts = SimplePlanOptions { max_storage_binding: 1024, ..SimplePlanOptions::default() };
+    let opts = {
+        let base = GraphPlanOptions::default();
+        GraphPlanOptions { limits: DeviceLimits { max_storage_binding: 1024, ..base.limits }, ..base }
+    };
     let plan = plan_graph(&graph, &opts).unwrap();
     expect_file!["../../tests/golden/wgsl-simple/add-split.wgsl"].assert_eq(&plan.kernels[0].wgsl);
 }
@@ -383,9 +385,9 @@ fn golden_wgsl_of_a_split_binding() {
 fn scratch_buffers_with_disjoint_lifetimes_share_memory() {
     let schedule = example_schedule("s2attn-roll.toml", 64, 4);
     let graph = lower_pattern(&schedule.patterns[0], &LowerOptions::new(2, 64, 16)).unwrap();
-    let separate = SimplePlanOptions { share_scratch: false, ..SimplePlanOptions::default() };
+    let separate = GraphPlanOptions { share_scratch: false, ..GraphPlanOptions::default() };
     let apart = plan_graph(&graph, &separate).unwrap();
-    let shared = plan_graph(&graph, &SimplePlanOptions::default()).unwrap();
+    let shared = plan_graph(&graph, &GraphPlanOptions::default()).unwrap();
     assert!(apart.buffers.contains_key("n9") && !shared.buffers.contains_key("n9"));
     assert_eq!(shared.total_bytes(), apart.total_bytes() - apart.buffers["n9"].bytes);
     let pv = shared.kernels.iter().find(|k| k.name == "n9_attention_pv").unwrap();
@@ -416,7 +418,7 @@ fn attention_and_gradients() -> ValidGraph {
 
 #[test]
 fn a_backward_pass_reads_its_forward_nodes_log_sum_exp() {
-    let plan = plan_graph(&attention_and_gradients(), &SimplePlanOptions::default()).unwrap();
+    let plan = plan_graph(&attention_and_gradients(), &GraphPlanOptions::default()).unwrap();
     let names: Vec<&str> = plan.kernels.iter().map(|k| k.name.as_str()).collect();
     // n5..n7 differentiate n4 and plan no forward of their own; n8 (scale 0.5)
     // has no forward node, so its pass recomputes one.
@@ -446,7 +448,7 @@ fn a_backward_pass_reads_its_forward_nodes_log_sum_exp() {
 fn buffers_are_named_after_nodes_inputs_and_outputs() {
     let schedule = example_schedule("s2attn-roll.toml", 64, 4);
     let graph = lower_pattern(&schedule.patterns[0], &LowerOptions::new(2, 64, 16)).unwrap();
-    let separate = SimplePlanOptions { share_scratch: false, ..SimplePlanOptions::default() };
+    let separate = GraphPlanOptions { share_scratch: false, ..GraphPlanOptions::default() };
     let plan = plan_graph(&graph, &separate).unwrap();
     for input in ["q", "k", "v"] {
         assert_eq!(plan.buffers[input].role, BufferRole::Input, "{input}");
@@ -485,7 +487,7 @@ fn an_output_that_is_an_input_or_shared_is_copied() {
     g.set_output("flat", r);
     g.set_output("e1", e);
     g.set_output("e2", e);
-    let plan = plan_graph(&g.validate().unwrap(), &SimplePlanOptions::default()).unwrap();
+    let plan = plan_graph(&g.validate().unwrap(), &GraphPlanOptions::default()).unwrap();
     for out in ["same", "flat", "e1", "e2"] {
         assert_eq!(plan.buffers[out].role, BufferRole::Output, "{out}");
     }
@@ -530,7 +532,7 @@ fn integer_leaves_get_i32_buffers_and_bindings() {
 #[test]
 fn reshapes_copy_when_aliasing_is_off() {
     let (_, graph) = op_cases().into_iter().find(|(n, _)| *n == "reshape").unwrap();
-    let aliased = plan_graph(&graph, &SimplePlanOptions::default()).unwrap();
+    let aliased = plan_graph(&graph, &GraphPlanOptions::default()).unwrap();
     assert_eq!(aliased.kernels.len(), 1, "an aliased reshape of an input still copies into the output");
     assert_eq!(aliased.kernels[0].name, "output_copy_0");
     let copied = plan_graph(&graph, &no_alias()).unwrap();
@@ -538,16 +540,14 @@ fn reshapes_copy_when_aliasing_is_off() {
 }
 
 /// A 512-byte binding limit: every buffer of the small cases is split.
-fn tiny_bindings() -> SimplePlanOptions {
-    SimplePlanOptions {
+fn tiny_bindings() -> GraphPlanOptions {
+    GraphPlanOptions::for_device(DeviceLimits {
         max_storage_binding: 512,
         max_buffer_size: 8 << 20,
         max_storage_buffers_per_stage: 1000,
         max_workgroups_per_dimension: 3,
-        alias_reshapes: true,
-        share_scratch: true,
-        ..SimplePlanOptions::default()
-    }
+        ..DeviceLimits::default()
+    })
 }
 
 #[test]
@@ -581,7 +581,13 @@ fn large_buffers_are_split_across_aligned_bindings_and_grids_fold() {
 fn score_scratch_is_reused_when_it_exceeds_the_largest_buffer() {
     let (_, graph) = op_cases().into_iter().find(|(n, _)| *n == "attention-causal").unwrap();
     // 64 rows × 32 bytes = 2 KiB of scores; buffers of at most 1 KiB.
-    let opts = SimplePlanOptions { max_buffer_size: 1536, max_storage_binding: 512, ..tiny_bindings() };
+    let opts = {
+        let base = tiny_bindings();
+        GraphPlanOptions {
+            limits: DeviceLimits { max_buffer_size: 1536, max_storage_binding: 512, ..base.limits },
+            ..base
+        }
+    };
     let plan = plan_graph(&graph, &opts).unwrap();
     assert_eq!(plan.buffers["n3_scores"].bytes, 1536, "three chunks of 512 bytes");
     let offsets: Vec<u64> = plan
@@ -599,7 +605,7 @@ fn errors_name_the_node_and_op() {
     let x = g.input("x", TensorType::new(DType::F16, [4]));
     let y = g.exp(x).unwrap();
     g.set_output("y", y);
-    let err = plan_graph(&g.validate().unwrap(), &SimplePlanOptions::default()).unwrap_err();
+    let err = plan_graph(&g.validate().unwrap(), &GraphPlanOptions::default()).unwrap_err();
     assert!(matches!(err, CodegenError::UnsupportedDType { op: "input", .. }), "{err}");
     assert_eq!(
         err.to_string(),
@@ -614,27 +620,25 @@ fn errors_name_the_node_and_op() {
     let table = g.input("table", TensorType::f32([4, 2]));
     let y = g.add(Op::Embedding, &[flat, table]).unwrap();
     g.set_output("y", y);
-    let err = plan_graph(&g.validate().unwrap(), &SimplePlanOptions::default()).unwrap_err();
+    let err = plan_graph(&g.validate().unwrap(), &GraphPlanOptions::default()).unwrap_err();
     assert!(matches!(err, CodegenError::UnsupportedDType { op: "reshape", dtype: DType::I32, .. }), "{err}");
     let mut g = Graph::new("int-output");
     let ids = g.input("ids", TensorType::new(DType::I64, [2]));
     g.set_output("out", ids);
-    let err = plan_graph(&g.validate().unwrap(), &SimplePlanOptions::default()).unwrap_err();
+    let err = plan_graph(&g.validate().unwrap(), &GraphPlanOptions::default()).unwrap_err();
     assert!(matches!(err, CodegenError::UnsupportedDType { op: "output", dtype: DType::I64, .. }), "{err}");
 
     let mut g = Graph::new("clash");
     let x = g.input("x", TensorType::f32([4]));
     let y = g.exp(x).unwrap();
     g.set_output("x", y);
-    let err = plan_graph(&g.validate().unwrap(), &SimplePlanOptions::default()).unwrap_err();
+    let err = plan_graph(&g.validate().unwrap(), &GraphPlanOptions::default()).unwrap_err();
     assert!(matches!(err, CodegenError::NameClash { .. }), "{err}");
 
     let graph = op_graph(Op::Concat { axis: 0 }, &[&[64], &[64]]);
-    let opts = SimplePlanOptions {
-        max_storage_binding: 256,
-        max_storage_buffers_per_stage: 2,
-        ..Default::default()
-    };
+    let limits =
+        DeviceLimits { max_storage_binding: 256, max_storage_buffers_per_stage: 2, ..Default::default() };
+    let opts = GraphPlanOptions::for_device(limits);
     let err = plan_graph(&graph, &opts).unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -642,18 +646,18 @@ fn errors_name_the_node_and_op() {
     );
 
     let graph = op_graph(Op::Scale { factor: 1e300 }, &[&[4]]);
-    let err = plan_graph(&graph, &SimplePlanOptions::default()).unwrap_err();
+    let err = plan_graph(&graph, &GraphPlanOptions::default()).unwrap_err();
     assert!(matches!(err, CodegenError::Constant { what: "factor", .. }), "{err}");
 
     let graph = op_graph(
         attention("window(h * 600000000 * 2 + 1)", 0),
         &[&[1, 2, 4, 2], &[1, 2, 4, 2], &[1, 2, 4, 2]],
     );
-    let err = plan_graph(&graph, &SimplePlanOptions::default()).unwrap_err();
+    let err = plan_graph(&graph, &GraphPlanOptions::default()).unwrap_err();
     assert!(matches!(err, CodegenError::Mask { head: 1, .. }), "{err}");
     assert!(err.to_string().contains("node %3 (attention)"), "{err}");
 
-    let bad = SimplePlanOptions { max_storage_binding: 100, ..Default::default() };
+    let bad = GraphPlanOptions::for_device(DeviceLimits { max_storage_binding: 100, ..Default::default() });
     assert!(matches!(plan_graph(&graph, &bad), Err(CodegenError::Options(_))));
 }
 
@@ -668,19 +672,19 @@ fn the_mask_function_uses_floor_semantics() {
 fn long_context_reference_plans_respect_webgpu_default_limits() {
     // N = 8192, H = 32, D = 128, B = 2: q alone is 256 MiB and one dense head's
     // scores 256 MiB, so inputs are split across bindings and scores chunked.
-    let opts = SimplePlanOptions::default();
+    let opts = GraphPlanOptions::default();
     let overrides = Overrides { seq_len: Some(8192), n_heads: Some(32), ..Overrides::default() };
     for file in ["s2attn-roll.toml", "causal.toml"] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/patterns").join(file);
         let schedule = weft_ir::spec::load_schedule(&path, &overrides).unwrap();
         let graph = lower_pattern(&schedule.patterns[0], &LowerOptions::new(2, 8192, 128)).unwrap();
         let plan = plan_graph(&graph, &opts).unwrap_or_else(|e| panic!("{file}: {e}"));
-        assert!(plan.largest_buffer() <= opts.max_buffer_size, "{file}: {}", plan.largest_buffer());
+        assert!(plan.largest_buffer() <= opts.limits.max_buffer_size, "{file}: {}", plan.largest_buffer());
         for k in &plan.kernels {
             assert!(k.bindings.len() <= 8, "{file}/{}: {} bindings", k.name, k.bindings.len());
             for b in &k.bindings {
                 let (offset, size) = b.range.unwrap_or((0, plan.buffers[&b.buffer].bytes));
-                assert!(size <= opts.max_storage_binding && offset % 256 == 0, "{file}/{}", k.name);
+                assert!(size <= opts.limits.max_storage_binding && offset % 256 == 0, "{file}/{}", k.name);
             }
         }
         let scores = plan.buffers.values().find(|b| b.name.ends_with("_scores")).unwrap();
@@ -689,8 +693,15 @@ fn long_context_reference_plans_respect_webgpu_default_limits() {
 }
 
 /// Options for a device with 8-wide subgroups running `matmul`.
-fn subgroup_options(matmul: MatmulConfig) -> SimplePlanOptions {
-    SimplePlanOptions { matmul, subgroup_min_size: Some(8), ..SimplePlanOptions::default() }
+fn subgroup_options(matmul: MatmulConfig) -> GraphPlanOptions {
+    {
+        let base = GraphPlanOptions::default();
+        GraphPlanOptions {
+            matmul,
+            limits: DeviceLimits { subgroup_min_size: Some(8), ..base.limits },
+            ..base
+        }
+    }
 }
 
 /// `[2, m, k] x [2, k, n]` with either operand transposed.
@@ -701,7 +712,7 @@ fn matmul_graph(m: usize, n: usize, k: usize, ta: bool, tb: bool) -> ValidGraph 
 }
 
 /// The title line of the plan's only kernel.
-fn matmul_title(graph: &ValidGraph, opts: &SimplePlanOptions) -> String {
+fn matmul_title(graph: &ValidGraph, opts: &GraphPlanOptions) -> String {
     let plan = plan_graph(graph, opts).unwrap();
     assert_eq!(plan.kernels.len(), 1);
     plan.kernels[0].wgsl.lines().next().unwrap().to_string()
@@ -733,7 +744,10 @@ fn the_subgroup_matmul_falls_back_where_the_device_or_layout_rules_it_out() {
     assert!(matmul_title(&fits, &subgroup_options(sg)).contains(shared));
     // No subgroups, or subgroups narrower than the 8 lanes that load B.
     for size in [None, Some(4)] {
-        let opts = SimplePlanOptions { subgroup_min_size: size, ..subgroup_options(sg) };
+        let opts = {
+            let base = subgroup_options(sg);
+            GraphPlanOptions { limits: DeviceLimits { subgroup_min_size: size, ..base.limits }, ..base }
+        };
         let title = matmul_title(&fits, &opts);
         assert!(title.contains("8x8/wg64") && !title.contains(shared), "{size:?}: {title}");
     }
@@ -779,8 +793,8 @@ fn golden_wgsl_of_a_subgroup_matmul() {
     expect_file!["../../tests/golden/wgsl-simple/matmul-subgroup-tb.wgsl"].assert_eq(&plan.kernels[0].wgsl);
 }
 
-fn unfused() -> SimplePlanOptions {
-    SimplePlanOptions { fuse_elementwise: false, ..SimplePlanOptions::default() }
+fn unfused() -> GraphPlanOptions {
+    GraphPlanOptions { fuse_elementwise: false, ..GraphPlanOptions::default() }
 }
 
 /// SwiGLU's `silu(gate) * up`, as the model spells it.
@@ -796,7 +810,7 @@ fn swiglu_graph() -> ValidGraph {
 
 #[test]
 fn swiglu_is_one_fused_kernel_without_an_intermediate_buffer() {
-    let plan = plan_graph(&swiglu_graph(), &SimplePlanOptions::default()).unwrap();
+    let plan = plan_graph(&swiglu_graph(), &GraphPlanOptions::default()).unwrap();
     assert_eq!(plan.kernels.len(), 1, "{}", render_plan(&plan));
     assert_eq!(plan.kernels[0].name, "n3_fused");
     let names: Vec<&str> = plan.buffers.keys().map(String::as_str).collect();
@@ -817,7 +831,7 @@ fn a_fused_group_writes_exactly_the_values_read_outside_it() {
     let y = g.silu(x).unwrap();
     g.set_output("y", y);
     let grads = differentiate(&g.validate().unwrap(), &["x"]).unwrap();
-    let plan = plan_graph(&grads.graph, &SimplePlanOptions::default()).unwrap();
+    let plan = plan_graph(&grads.graph, &GraphPlanOptions::default()).unwrap();
     assert_eq!(plan.kernels.len(), 1, "{}", render_plan(&plan));
     let k = &plan.kernels[0];
     assert!(k.wgsl.lines().next().unwrap().contains("fused: silu, sigmoid, mul"), "{}", k.wgsl);
@@ -838,7 +852,7 @@ fn fusion_keeps_outside_consumers_after_the_group() {
     let b = g.elementwise_add(a, m).unwrap();
     let c = g.scale(b, 0.5).unwrap();
     g.set_output("c", c);
-    let plan = plan_graph(&g.validate().unwrap(), &SimplePlanOptions::default()).unwrap();
+    let plan = plan_graph(&g.validate().unwrap(), &GraphPlanOptions::default()).unwrap();
     let names: Vec<&str> = plan.kernels.iter().map(|k| k.name.as_str()).collect();
     assert_eq!(names, ["n1_exp", "n2_matmul", "n4_fused"]);
 }
@@ -854,12 +868,15 @@ fn fusion_respects_the_binding_limit() {
     }
     g.set_output("y", acc);
     let graph = g.validate().unwrap();
-    let opts = SimplePlanOptions { max_storage_buffers_per_stage: 4, ..SimplePlanOptions::default() };
+    let opts = {
+        let base = GraphPlanOptions::default();
+        GraphPlanOptions { limits: DeviceLimits { max_storage_buffers_per_stage: 4, ..base.limits }, ..base }
+    };
     let plan = plan_graph(&graph, &opts).unwrap();
     assert!(plan.kernels.iter().all(|k| k.bindings.len() <= 4));
     // (x0 + x1) + x2, then that + x3 + x4, then + x5: three reads and a write each.
     assert_eq!(plan.kernels.len(), 3, "{}", render_plan(&plan));
-    assert_eq!(plan_graph(&graph, &SimplePlanOptions::default()).unwrap().kernels.len(), 1);
+    assert_eq!(plan_graph(&graph, &GraphPlanOptions::default()).unwrap().kernels.len(), 1);
 }
 
 /// The LLaMA forward and training graphs (LoRA sums, residual adds, SwiGLU,
@@ -879,16 +896,16 @@ fn fusion_cuts_the_kernels_of_the_llama_forward_and_training_graphs() {
     let trainable = trainable_parameters(&forward);
     let step = differentiate(&forward, &trainable.iter().map(String::as_str).collect::<Vec<_>>()).unwrap();
     for (label, graph, at_least) in [("forward", &forward, 10), ("training", &step.graph, 25)] {
-        let fused = plan_graph(graph, &SimplePlanOptions::default()).unwrap();
+        let fused = plan_graph(graph, &GraphPlanOptions::default()).unwrap();
         let apart = plan_graph(graph, &unfused()).unwrap();
         let saved = apart.kernels.len() - fused.kernels.len();
         eprintln!("{label}: {} kernels unfused, {} fused", apart.kernels.len(), fused.kernels.len());
         assert!(saved >= at_least, "{label}: only {saved} kernels fewer");
         // Without scratch sharing every buffer counts once, and fusion only drops buffers.
-        let separate = |fuse_elementwise| SimplePlanOptions {
+        let separate = |fuse_elementwise| GraphPlanOptions {
             share_scratch: false,
             fuse_elementwise,
-            ..SimplePlanOptions::default()
+            ..GraphPlanOptions::default()
         };
         let bytes = |fuse| plan_graph(graph, &separate(fuse)).unwrap().total_bytes();
         assert!(bytes(true) < bytes(false), "{label}");
@@ -898,7 +915,7 @@ fn fusion_cuts_the_kernels_of_the_llama_forward_and_training_graphs() {
         let titles = fused.kernels.iter().filter(|k| k.wgsl.lines().next().unwrap().contains(": fused: "));
         assert!(titles.count() > 0);
     }
-    let fused = plan_graph(&forward, &SimplePlanOptions::default()).unwrap();
+    let fused = plan_graph(&forward, &GraphPlanOptions::default()).unwrap();
     assert!(fused.kernels.iter().any(|k| k.wgsl.starts_with(&format!("// {}: fused: silu, mul\n", k.name))));
 }
 
@@ -911,7 +928,7 @@ fn a_dead_fused_chain_still_writes_its_last_value() {
     let _dead = g.log(e).unwrap();
     let y = g.scale(x, 2.0).unwrap();
     g.set_output("y", y);
-    let plan = plan_graph(&g.validate().unwrap(), &SimplePlanOptions::default()).unwrap();
+    let plan = plan_graph(&g.validate().unwrap(), &GraphPlanOptions::default()).unwrap();
     let fused = plan.kernels.iter().find(|k| k.name == "n2_fused").unwrap();
     let written: Vec<&str> =
         fused.bindings.iter().filter(|b| b.access == Access::ReadWrite).map(|b| b.buffer.as_str()).collect();

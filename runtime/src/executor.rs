@@ -140,11 +140,11 @@ impl Executor {
         let limits = self.gpu.limits();
         let mut keys = Vec::with_capacity(plan.kernels.len());
         for kernel in &plan.kernels {
-            if kernel.workgroups.iter().any(|&w| w > limits.max_workgroups_per_dim) {
+            if kernel.workgroups.iter().any(|&w| w > limits.max_workgroups_per_dimension) {
                 return Err(RuntimeError::DispatchTooLarge {
                     kernel: kernel.name.clone(),
                     workgroups: kernel.workgroups,
-                    limit: limits.max_workgroups_per_dim,
+                    limit: limits.max_workgroups_per_dimension,
                 });
             }
             keys.push(self.pipeline(kernel, checks)?);
@@ -157,11 +157,11 @@ impl Executor {
         for (name, decl) in &plan.buffers {
             // wgpu rejects empty bindings; copies need 4-byte multiples.
             let bytes = decl.bytes.max(4).next_multiple_of(4);
-            if bytes > limits.max_buffer {
+            if bytes > limits.max_buffer_size {
                 return Err(RuntimeError::BufferTooLarge {
                     name: name.clone(),
                     bytes,
-                    limit: limits.max_buffer,
+                    limit: limits.max_buffer_size,
                 });
             }
             let uniform = plan

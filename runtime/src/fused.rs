@@ -1,7 +1,9 @@
 //! A fused attention plan as the compiler made it, sealed so that it may run
 //! without wgpu's shader runtime checks.
 
-use weft_compiler::{AttentionError, FusedAttentionDesc, KernelPlan, PlanOptions, PlanStats, plan_attention};
+use weft_compiler::{
+    AttentionError, AttentionPlanOptions, FusedAttentionDesc, KernelPlan, PlanStats, plan_attention,
+};
 
 use crate::executor::ShaderChecks;
 
@@ -16,7 +18,7 @@ use crate::executor::ShaderChecks;
 pub struct FusedPlan {
     plan: KernelPlan,
     stats: PlanStats,
-    options: PlanOptions,
+    options: AttentionPlanOptions,
     checks: ShaderChecks,
 }
 
@@ -25,7 +27,7 @@ impl FusedPlan {
     /// dimension), to run with `checks`.
     pub fn new(
         desc: &FusedAttentionDesc,
-        options: &PlanOptions,
+        options: &AttentionPlanOptions,
         checks: ShaderChecks,
     ) -> Result<FusedPlan, AttentionError> {
         let options = options.resolved(desc.head_dim);
@@ -42,7 +44,7 @@ impl FusedPlan {
     }
 
     /// The options the plan was made with, rows per invocation resolved.
-    pub fn options(&self) -> &PlanOptions {
+    pub fn options(&self) -> &AttentionPlanOptions {
         &self.options
     }
 

@@ -1,55 +1,8 @@
 //! Adapter and device selection.
 
-use weft_compiler::MatmulConfig;
+use weft_compiler::{DeviceLimits, GraphPlanOptions};
 
 use crate::error::RuntimeError;
-
-/// The device limits the compiler plans against.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct GpuLimits {
-    /// Largest byte range one storage binding may cover.
-    pub max_storage_binding: u64,
-    /// Largest buffer.
-    pub max_buffer: u64,
-    pub max_workgroups_per_dim: u32,
-    pub max_invocations_per_workgroup: u32,
-    /// Largest workgroup size along x (the kernels' only dimension).
-    pub max_workgroup_size_x: u32,
-    pub max_workgroup_storage: u32,
-    pub max_storage_buffers_per_stage: u32,
-    /// Alignment of `Binding::range` offsets.
-    pub storage_offset_alignment: u32,
-    /// The smallest subgroup the device runs, when it has subgroup operations.
-    pub subgroup_min_size: Option<u32>,
-    /// A CPU adapter (lavapipe, WARP, SwiftShader): kernels that suit SIMD
-    /// lanes over GPU threads are the better default there.
-    pub cpu: bool,
-}
-
-impl GpuLimits {
-    /// Options for the op-by-op code generator that fit this device.
-    pub fn simple_plan_options(&self) -> weft_compiler::SimplePlanOptions {
-        weft_compiler::SimplePlanOptions {
-            max_storage_binding: self.max_storage_binding,
-            max_buffer_size: self.max_buffer,
-            max_storage_buffers_per_stage: self.max_storage_buffers_per_stage,
-            max_workgroups_per_dimension: self.max_workgroups_per_dim,
-            matmul: self.default_matmul(),
-            subgroup_min_size: self.subgroup_min_size,
-            ..weft_compiler::SimplePlanOptions::default()
-        }
-    }
-
-    /// The matmul shape to use before any measurement: on CPU adapters with
-    /// subgroups of 8 or more, the subgroup kernel (3-4x faster on lavapipe,
-    /// BENCHMARKS.md); elsewhere the register kernel that suits GPUs.
-    pub fn default_matmul(&self) -> MatmulConfig {
-        match self.subgroup_min_size {
-            Some(size) if self.cpu && size >= 8 => MatmulConfig::CPU_DEFAULT,
-            _ => MatmulConfig::default(),
-        }
-    }
-}
 
 /// What tells one adapter and driver from another, for per-adapter caches:
 /// a driver update changes `driver_info`.
@@ -70,7 +23,7 @@ pub struct Gpu {
     pub(crate) device: wgpu::Device,
     pub(crate) queue: wgpu::Queue,
     info: wgpu::AdapterInfo,
-    limits: GpuLimits,
+    limits: DeviceLimits,
 }
 
 impl Gpu {
@@ -120,10 +73,10 @@ impl Gpu {
                 adapter: info.name.clone(),
                 message: e.to_string(),
             })?;
-        let limits = GpuLimits {
+        let limits = DeviceLimits {
             max_storage_binding: adapter_limits.max_storage_buffer_binding_size,
-            max_buffer: adapter_limits.max_buffer_size,
-            max_workgroups_per_dim: adapter_limits.max_compute_workgroups_per_dimension,
+            max_buffer_size: adapter_limits.max_buffer_size,
+            max_workgroups_per_dimension: adapter_limits.max_compute_workgroups_per_dimension,
             max_invocations_per_workgroup: adapter_limits.max_compute_invocations_per_workgroup,
             max_workgroup_size_x: adapter_limits.max_compute_workgroup_size_x,
             max_workgroup_storage: adapter_limits.max_compute_workgroup_storage_size,
@@ -157,7 +110,14 @@ impl Gpu {
         }
     }
 
-    pub fn limits(&self) -> GpuLimits {
+    /// The device's limits, as the compiler plans against them.
+    pub fn limits(&self) -> DeviceLimits {
         self.limits
+    }
+
+    /// Graph planning options for this device before any tuning: its limits
+    /// and the kernel shapes that suit its kind.
+    pub fn plan_options(&self) -> GraphPlanOptions {
+        GraphPlanOptions::for_device(self.limits)
     }
 }

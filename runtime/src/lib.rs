@@ -23,5 +23,6 @@ pub mod tune;
 pub use error::RuntimeError;
 pub use executor::{Executor, Prepared, ShaderChecks};
 pub use fused::FusedPlan;
-pub use gpu::{AdapterIdentity, Gpu, GpuLimits};
+pub use gpu::{AdapterIdentity, Gpu};
 pub use host::HostValues;
+pub use weft_compiler::DeviceLimits;

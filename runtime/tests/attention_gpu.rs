@@ -18,8 +18,8 @@ use mask_strategy::mask_strategy;
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use weft_compiler::plan::{FusedAttentionDesc, PlanOptions};
-use weft_compiler::{KernelPlan, plan_attention};
+use weft_compiler::attention::{AttentionPlanOptions, FusedAttentionDesc};
+use weft_compiler::{DeviceLimits, KernelPlan, plan_attention};
 use weft_ir::expr::{SizeExpr, SizeKind, SizeOp, parse_mask};
 use weft_ir::graph::RopeParams;
 use weft_ir::interp::{Tensor, masked_attention};
@@ -45,14 +45,9 @@ fn rng(test: &str) -> (StdRng, u64) {
 }
 
 /// Options for the device at hand, with the backward kernels.
-fn device_options(ex: &Executor) -> PlanOptions {
+fn device_options(ex: &Executor) -> AttentionPlanOptions {
     let limits = ex.gpu().limits();
-    PlanOptions {
-        max_storage_binding: limits.max_storage_binding,
-        max_workgroups_per_dim: limits.max_workgroups_per_dim,
-        backward: true,
-        ..PlanOptions::default()
-    }
+    AttentionPlanOptions { limits, backward: true, ..AttentionPlanOptions::default() }
 }
 
 /// Random values in ±[0.05, 2): never zero.
@@ -180,7 +175,7 @@ fn rel_error(got: &[f32], want: &[f64]) -> f64 {
 fn check(
     ex: &mut Executor,
     desc: &FusedAttentionDesc,
-    opts: &PlanOptions,
+    opts: &AttentionPlanOptions,
     rng: &mut StdRng,
     seed: u64,
 ) -> (Tensors, Reference, Tensors) {
@@ -191,7 +186,7 @@ fn check(
 fn try_check(
     ex: &mut Executor,
     desc: &FusedAttentionDesc,
-    opts: &PlanOptions,
+    opts: &AttentionPlanOptions,
     rng: &mut StdRng,
     seed: u64,
 ) -> Result<(Tensors, Reference, Tensors), String> {
@@ -433,7 +428,7 @@ proptest! {
             rope: None,
         };
         let mut ex = shared_executor();
-        let opts = PlanOptions { block_q, block_k, rows_per_invocation: r, ..device_options(&ex) };
+        let opts = AttentionPlanOptions { block_q, block_k, rows_per_invocation: r, ..device_options(&ex) };
         let mut rng = StdRng::seed_from_u64(input_seed);
         try_check(&mut ex, &desc, &opts, &mut rng, input_seed)
             .map_err(|e| TestCaseError::fail(format!("{e}\nmasks {listing:?}")))?;
@@ -514,13 +509,12 @@ fn chunked_plans_with_folded_grids_match_the_reference() {
         // to 16 slabs so bindings start at multiples of 256 bytes, so give it room
         // for 17), and few workgroups fit in one grid dimension.
         let (slabs, block, max_workgroups) = if n == 100 { (17, 32, 8) } else { (3, 16, 4) };
-        let opts = PlanOptions {
+        let limits = DeviceLimits {
             max_storage_binding: (slabs * n * d * 4) as u64,
-            max_workgroups_per_dim: max_workgroups,
-            block_q: block,
-            block_k: block,
-            ..device.clone()
+            max_workgroups_per_dimension: max_workgroups,
+            ..device.limits
         };
+        let opts = AttentionPlanOptions { limits, block_q: block, block_k: block, ..device.clone() };
         let (plan, stats) = plan_attention(&desc, &opts).unwrap();
         assert!(stats.chunks > 1, "expected chunks: {stats}");
         assert!(plan.kernels.iter().any(|k| k.workgroups[1] > 1), "expected a folded grid");
@@ -549,13 +543,12 @@ fn rope_on_load_matches_the_reference() {
     };
     check(&mut ex, &desc, &device, &mut rng, seed);
     let desc = FusedAttentionDesc { rope, ..custom("rope-chunked", &heads, 100, 8, 8) };
-    let opts = PlanOptions {
+    let limits = DeviceLimits {
         max_storage_binding: (17 * 100 * 8 * 4) as u64,
-        max_workgroups_per_dim: 8,
-        block_q: 32,
-        block_k: 32,
-        ..device.clone()
+        max_workgroups_per_dimension: 8,
+        ..device.limits
     };
+    let opts = AttentionPlanOptions { limits, block_q: 32, block_k: 32, ..device.clone() };
     let (plan, stats) = plan_attention(&desc, &opts).unwrap();
     assert!(stats.chunks > 1, "expected chunks: {stats}");
     assert!(plan.kernels.iter().any(|k| k.workgroups[1] > 1), "expected a folded grid");

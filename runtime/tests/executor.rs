@@ -49,6 +49,8 @@ fn axpy_plan(n: usize, half: bool) -> KernelPlan {
                 binding(1, "y", Access::Read, range),
                 binding(2, "out", Access::ReadWrite, None),
             ],
+            flops: 2 * len as u64,
+            bytes: 12 * len as u64,
         }],
     }
 }
@@ -127,6 +129,8 @@ fn double_ids_plan(n: usize) -> KernelPlan {
             workgroup_size: [64, 1, 1],
             workgroups: [n.div_ceil(64) as u32, 1, 1],
             bindings: vec![binding(0, "ids", Access::Read, None), binding(1, "out", Access::ReadWrite, None)],
+            flops: n as u64,
+            bytes: 8 * n as u64,
         }],
     }
 }
@@ -176,7 +180,7 @@ fn integer_buffers_take_i32_or_narrowed_i64_and_check_types() {
 #[test]
 fn plans_that_exceed_device_limits_are_refused_before_dispatch() {
     let mut ex = executor();
-    let limit = ex.gpu().limits().max_workgroups_per_dim;
+    let limit = ex.gpu().limits().max_workgroups_per_dimension;
     let mut plan = axpy_plan(64, false);
     plan.kernels[0].workgroups = [limit + 1, 1, 1];
     let err = ex.prepare(&plan).map(|_| ()).unwrap_err();

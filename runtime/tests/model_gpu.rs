@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use weft_compiler::AttentionTiles;
-use weft_compiler::codegen::simple::{SimplePlanOptions, plan_graph};
 use weft_compiler::optimize::{OptimizeOptions, optimize};
+use weft_compiler::{GraphPlanOptions, plan_graph};
 use weft_ir::autodiff::{Gradients, differentiate, trainable_parameters};
 use weft_ir::graph::{Op, ValidGraph};
 use weft_ir::interp::{Tensor, run};
@@ -118,7 +118,7 @@ fn a_two_layer_llama_forward_and_backward_match_the_interpreter_on_the_gpu() {
     let forward = training_graph(&config, batch, t);
     let grads = step(&forward, &forward);
     let gpu = gpu();
-    let plan = plan_graph(&grads.graph, &gpu.limits().simple_plan_options()).unwrap();
+    let plan = plan_graph(&grads.graph, &gpu.plan_options()).unwrap();
     let (gpu_inputs, ref_inputs) = inputs(&grads.graph, &config, t, &mut rng);
     let got = Executor::new(gpu).run_with(&plan, &gpu_inputs).unwrap();
     let want = run(&grads.graph, &ref_inputs).unwrap();
@@ -145,7 +145,7 @@ fn the_optimized_model_runs_fused_attention_without_t_squared_buffers() {
     assert_eq!(optimized.report.fired("lora-fold"), 3 * config.num_hidden_layers, "{}", optimized.report);
 
     let gpu = gpu();
-    let plan = plan_graph(&optimized.graph, &gpu.limits().simple_plan_options()).unwrap();
+    let plan = plan_graph(&optimized.graph, &gpu.plan_options()).unwrap();
     assert_no_square_buffers(&plan, t);
     let (gpu_inputs, ref_inputs) = inputs(&reference, &config, t, &mut rng);
     let got = Executor::new(gpu).run_with(&plan, &gpu_inputs).unwrap();
@@ -176,7 +176,7 @@ fn the_fused_training_graph_has_no_t_squared_buffers_and_matches() {
     assert_eq!(count(&fused_step.graph, |op| matches!(op, Op::Rope { .. })), 0);
 
     let gpu = gpu();
-    let opts = gpu.limits().simple_plan_options();
+    let opts = gpu.plan_options();
     // Other tiles and rows for the forward and the backward kernels than the
     // defaults, as `weft tune` may choose them.
     let tiles = |block_q, block_k, rows_per_invocation| AttentionTiles {
@@ -185,7 +185,7 @@ fn the_fused_training_graph_has_no_t_squared_buffers_and_matches() {
         rows_per_invocation,
         rows_head_dim: None,
     };
-    let tuned = SimplePlanOptions {
+    let tuned = GraphPlanOptions {
         attention_forward: tiles(16, 32, 1),
         attention_backward: tiles(32, 16, 2),
         ..opts.clone()

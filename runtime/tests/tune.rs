@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use weft_compiler::plan::{FusedAttentionDesc, PlanOptions};
+use weft_compiler::attention::{AttentionPlanOptions, FusedAttentionDesc};
 use weft_compiler::{MatmulConfig, MatmulKernel};
 use weft_ir::expr::parse_mask;
 use weft_ir::interp::{Tensor, masked_attention};
@@ -223,14 +223,13 @@ fn unchecked_modules_compute_what_checked_ones_do() {
         scale: 0.25,
         rope: None,
     };
-    let opts = PlanOptions {
+    let opts = AttentionPlanOptions {
         block_q: 16,
         block_k: 32,
         rows_per_invocation: 2,
         backward: true,
-        max_storage_binding: limits.max_storage_binding,
+        limits,
         saved_forward: false,
-        max_workgroups_per_dim: limits.max_workgroups_per_dim,
     };
     let inputs = inputs(b * h * n * d);
     let checked = FusedPlan::new(&desc, &opts, ShaderChecks::Checked).unwrap();
@@ -307,14 +306,17 @@ fn matmul_tuning_checks_every_candidate_and_picks_a_passing_one() {
     let mut ex = executor();
     let limits = ex.gpu().limits();
     let mut candidates = matmul_candidates(&limits, true);
-    assert!(candidates.contains(&limits.default_matmul()), "the device's default is always a candidate");
+    assert!(
+        candidates.contains(&MatmulConfig::default_for(&limits)),
+        "the device's default is always a candidate"
+    );
     // One that cannot be generated: reported as failed, with the reason, and never chosen.
     let bad = MatmulConfig { kernel: MatmulKernel::Registers, rows: 17, cols: 8, workgroup: 64 };
     candidates.push(bad);
     let mut seen = Vec::new();
     let report = tune_matmul(
         &mut ex,
-        &limits.simple_plan_options(),
+        &weft_compiler::GraphPlanOptions::for_device(limits),
         &candidates,
         &[MatmulShape::new(64, 32, 48)],
         1,

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use weft_compiler::AttentionTiles;
-use weft_compiler::codegen::simple::{MatmulConfig, MatmulKernel, SimplePlanOptions, plan_graph};
+use weft_compiler::{AttentionTiles, DeviceLimits};
+use weft_compiler::{GraphPlanOptions, MatmulConfig, MatmulKernel, plan_graph};
 use weft_ir::autodiff::differentiate;
 use weft_ir::expr::parse_mask;
 use weft_ir::graph::{
@@ -40,24 +40,25 @@ fn executor() -> Executor {
 }
 
 /// The device's own limits.
-fn device_options(ex: &Executor) -> SimplePlanOptions {
+fn device_options(ex: &Executor) -> GraphPlanOptions {
     // The device's own choices, the matmul kernel and subgroups among them.
-    ex.gpu().limits().simple_plan_options()
+    ex.gpu().plan_options()
 }
 
 /// 512-byte bindings and 3 workgroups per dimension: small tensors take the
 /// split-binding, chunked-scores and folded-grid paths.
-fn tiny_options(ex: &Executor) -> SimplePlanOptions {
+fn tiny_options(ex: &Executor) -> GraphPlanOptions {
     let l = ex.gpu().limits();
-    SimplePlanOptions {
-        max_storage_binding: 512,
-        max_buffer_size: 8 << 20,
-        max_storage_buffers_per_stage: l.max_storage_buffers_per_stage,
-        max_workgroups_per_dimension: 3,
+    GraphPlanOptions {
+        limits: DeviceLimits {
+            max_storage_binding: 512,
+            max_buffer_size: 8 << 20,
+            max_workgroups_per_dimension: 3,
+            ..l
+        },
         alias_reshapes: true,
         share_scratch: true,
-        matmul: l.default_matmul(),
-        subgroup_min_size: l.subgroup_min_size,
+        matmul: MatmulConfig::default_for(&l),
         fuse_elementwise: true,
         attention_forward: AttentionTiles::default(),
         attention_backward: AttentionTiles::default(),
@@ -332,7 +333,7 @@ fn gpu_error(
     ex: &mut Executor,
     label: &str,
     graph: &ValidGraph,
-    opts: &SimplePlanOptions,
+    opts: &GraphPlanOptions,
     rng: &mut StdRng,
 ) -> f64 {
     let plan = plan_graph(graph, opts).unwrap_or_else(|e| panic!("{label}: {e}"));
@@ -349,7 +350,7 @@ fn gpu_error(
     worst
 }
 
-fn check_all(ex: &mut Executor, cases: &[(String, ValidGraph)], opts: &SimplePlanOptions, rng: &mut StdRng) {
+fn check_all(ex: &mut Executor, cases: &[(String, ValidGraph)], opts: &GraphPlanOptions, rng: &mut StdRng) {
     let mut failures = Vec::new();
     for (label, graph) in cases {
         let err = gpu_error(ex, label, graph, opts, rng);
@@ -372,7 +373,7 @@ fn every_op_matches_the_interpreter_on_the_gpu() {
     let opts = device_options(&ex);
     check_all(&mut ex, &named(op_cases()), &opts, &mut rng);
     // A reshape that copies rather than aliases.
-    let copy = SimplePlanOptions { alias_reshapes: false, ..opts };
+    let copy = GraphPlanOptions { alias_reshapes: false, ..opts };
     let reshape: Vec<_> = named(op_cases()).into_iter().filter(|(n, _)| n == "reshape").collect();
     check_all(&mut ex, &reshape, &copy, &mut rng);
 }
@@ -405,25 +406,26 @@ fn every_matmul_candidate_config_matches_the_interpreter() {
     configs.push(MatmulConfig { kernel: MatmulKernel::Registers, rows: 3, cols: 12, workgroup: 32 });
     configs.push(MatmulConfig { kernel: MatmulKernel::Subgroup, rows: 3, cols: 96, workgroup: 16 });
     assert!(configs.contains(&MatmulConfig::default()));
-    assert!(configs.contains(&limits.default_matmul()));
+    assert!(configs.contains(&MatmulConfig::default_for(&limits)));
     for matmul in configs {
         eprintln!("config {matmul}");
-        let opts = SimplePlanOptions { matmul, ..device_options(&ex) };
+        let opts = GraphPlanOptions { matmul, ..device_options(&ex) };
         check_all(&mut ex, &cases, &opts, &mut rng);
     }
     // Operands split across 4 KiB bindings, read as vec4 through the split
     // accessors, on a folded grid: 7 workgroups per dimension leave surplus
     // workgroups that redo the last. Small tiles: every store of a tile goes
     // through the split accessor, and big kernels take minutes to compile.
-    let split =
-        SimplePlanOptions { max_storage_binding: 4096, max_workgroups_per_dimension: 7, ..tiny_options(&ex) };
+    let tiny = tiny_options(&ex);
+    let limits = DeviceLimits { max_storage_binding: 4096, max_workgroups_per_dimension: 7, ..tiny.limits };
+    let split = GraphPlanOptions { limits, ..tiny };
     let mut small = vec![MatmulConfig::default()];
     if subgroups {
         small.push(MatmulConfig { kernel: MatmulKernel::Subgroup, rows: 2, cols: 32, workgroup: 8 });
     }
     for matmul in small {
         eprintln!("split bindings, config {matmul}");
-        check_all(&mut ex, &cases, &SimplePlanOptions { matmul, ..split.clone() }, &mut rng);
+        check_all(&mut ex, &cases, &GraphPlanOptions { matmul, ..split.clone() }, &mut rng);
     }
 }
 
@@ -444,7 +446,8 @@ fn attention_with_a_reused_score_scratch_matches() {
     let mut rng = rng();
     let mut ex = executor();
     // 64 score rows of 32 bytes in 512-byte chunks; the scratch holds three.
-    let opts = SimplePlanOptions { max_buffer_size: 1536, ..tiny_options(&ex) };
+    let tiny = tiny_options(&ex);
+    let opts = GraphPlanOptions { limits: DeviceLimits { max_buffer_size: 1536, ..tiny.limits }, ..tiny };
     let cases: Vec<_> = named(op_cases()).into_iter().filter(|(n, _)| n.starts_with("attention")).collect();
     let plan = plan_graph(&cases[0].1, &opts).unwrap();
     assert!(plan.buffers.values().any(|b| b.name.ends_with("_scores") && b.bytes == 1536));
@@ -625,8 +628,7 @@ fn fused_elementwise_chains_match_the_interpreter_on_the_gpu() {
     let opts = device_options(&ex);
     for graph in [&forward, &grads.graph] {
         let fused = plan_graph(graph, &opts).unwrap();
-        let apart =
-            plan_graph(graph, &SimplePlanOptions { fuse_elementwise: false, ..opts.clone() }).unwrap();
+        let apart = plan_graph(graph, &GraphPlanOptions { fuse_elementwise: false, ..opts.clone() }).unwrap();
         assert!(fused.kernels.len() < apart.kernels.len(), "{} kernels fused", fused.kernels.len());
         assert!(fused.kernels.iter().any(|k| k.wgsl.contains(": fused: ")));
     }

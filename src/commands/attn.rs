@@ -6,13 +6,12 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use weft_compiler::{OptimizeOptions, PlanOptions, fuse_attention, plan_graph};
-use weft_ir::autodiff::differentiate;
+use weft_compiler::{AttentionPlanOptions, CompileOptions, Mode, OptimizeOptions, compile, fuse_attention};
 use weft_runtime::io::{HostTensor, TensorFile, save};
 use weft_runtime::{Executor, FusedPlan, Gpu};
 
 use crate::args::{SizeArgs, SpecArgs};
-use crate::commands::compile::reference_graph;
+use crate::commands::source::pattern_graph;
 use crate::commands::tune::kernel_choice;
 
 #[derive(Args, Debug)]
@@ -60,30 +59,32 @@ pub fn run(args: &AttnArgs) -> anyhow::Result<()> {
     // The pattern is resolved at the sizes of the tensors given.
     let sizes = SizeArgs { seq_len: Some(n), heads: Some(h), layers: None, head_dim: Some(d) };
     let spec = SpecArgs { spec: args.spec.clone(), sizes };
-    let reference = reference_graph(&spec, args.layer, b)?;
+    let reference = pattern_graph(&spec, args.layer, b)?;
     let gpu = Gpu::new()?;
     eprintln!("adapter: {}", gpu.adapter_description());
     let limits = gpu.limits();
     let outputs = if args.unfused {
-        let opts = super::tune::plan_options(&gpu);
-        let plan = if backward {
-            plan_graph(&differentiate(&reference, &["q", "k", "v"])?.graph, &opts)?
+        // As written, op by op; with `do`, autodiff's backward pass.
+        let mode = if backward {
+            Mode::Training { wrt: ["q", "k", "v"].map(String::from).to_vec() }
         } else {
-            plan_graph(&reference, &opts)?
+            Mode::Inference
         };
-        Executor::new(gpu).run(&plan, &inputs)
+        let opts = CompileOptions {
+            mode,
+            optimize: false,
+            plan: super::tune::plan_options(&gpu),
+            ..Default::default()
+        };
+        let compiled = compile(reference, &opts)?;
+        Executor::new(gpu).run(&compiled.plan, &inputs)
     } else {
         // Tiles, rows per invocation and runtime checks: `weft tune`'s choice
         // for this adapter if there is one, else the defaults.
         let choice = kernel_choice(&gpu);
         eprintln!("{}", choice.describe(backward, d));
         let (config, _) = choice.config(backward, d);
-        let base = PlanOptions {
-            backward,
-            max_storage_binding: limits.max_storage_binding,
-            max_workgroups_per_dim: limits.max_workgroups_per_dim,
-            ..PlanOptions::default()
-        };
+        let base = AttentionPlanOptions { backward, limits, ..AttentionPlanOptions::default() };
         let fused = fuse_attention(reference, &OptimizeOptions::default())?;
         let plan = FusedPlan::new(&fused.desc, &config.plan_options(&base), config.checks)?;
         Executor::new(gpu).run_fused(&plan, &inputs)

@@ -7,13 +7,12 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use weft_compiler::{OptimizeOptions, PlanOptions, fuse_attention, plan_graph};
+use weft_compiler::{AttentionPlanOptions, CompileOptions, Mode, OptimizeOptions, compile, fuse_attention};
 use weft_runtime::tune::KernelChoice;
 use weft_runtime::{Executor, FusedPlan, Gpu, Prepared};
 
 use crate::commands::tune::kernel_choice;
 
-use weft_ir::autodiff::differentiate;
 use weft_ir::graph::ValidGraph;
 use weft_ir::lower::{LowerOptions, lower_pattern};
 use weft_ir::{Overrides, SourceFile, Spec};
@@ -82,11 +81,7 @@ fn attn(args: &BenchAttnArgs) -> anyhow::Result<()> {
     println!("fwd+bwd {}", choice.describe(true, args.head_dim));
     println!("fwd     {}", choice.describe(false, args.head_dim));
     let mut executor = Executor::new(gpu);
-    let base = PlanOptions {
-        max_storage_binding: limits.max_storage_binding,
-        max_workgroups_per_dim: limits.max_workgroups_per_dim,
-        ..PlanOptions::default()
-    };
+    let base = AttentionPlanOptions { limits, ..AttentionPlanOptions::default() };
     for &n in &args.seq_len {
         let inputs = random_inputs(args.batch * args.heads * n * args.head_dim);
         println!("\nN = {n}, H = {}, D = {}, B = {}", args.heads, args.head_dim, args.batch);
@@ -111,12 +106,18 @@ fn attn(args: &BenchAttnArgs) -> anyhow::Result<()> {
             let opts = super::tune::plan_options(executor.gpu());
             // The backward pass as autodiff spells it: scores and probabilities
             // materialized, as an eager framework computes it.
-            let backward = differentiate(&reference, &["q", "k", "v"])?;
+            let as_written = |mode: Mode| CompileOptions {
+                mode,
+                optimize: false,
+                plan: opts.clone(),
+                ..Default::default()
+            };
+            let backward = Mode::Training { wrt: ["q", "k", "v"].map(String::from).to_vec() };
             let fused = fused_plan(&reference, &choice, &base, false, args.head_dim)?;
             let flops_fwd = fused.stats().flops_forward as f64;
             let flops_all = flops_fwd + fused.stats().flops_backward as f64;
             let unfused_fwd = {
-                let plan = plan_graph(&reference, &opts)?;
+                let plan = compile(reference.clone(), &as_written(Mode::Inference))?.plan;
                 let label = "unfused s2attn-roll fwd";
                 let prepared = executor.prepare(&plan).with_context(|| format!("preparing {label}"))?;
                 let largest = plan.largest_buffer();
@@ -130,7 +131,7 @@ fn attn(args: &BenchAttnArgs) -> anyhow::Result<()> {
                 time_plan(&executor, &prepared, largest, &inputs, args.repeats, label, flops_fwd)?
             };
             let unfused_all = {
-                let plan = plan_graph(&backward.graph, &opts)?;
+                let plan = compile(reference.clone(), &as_written(backward))?.plan;
                 let label = "unfused s2attn-roll fwd+bwd";
                 let prepared = executor.prepare(&plan).with_context(|| format!("preparing {label}"))?;
                 let largest = plan.largest_buffer();
@@ -148,13 +149,13 @@ fn attn(args: &BenchAttnArgs) -> anyhow::Result<()> {
 fn fused_plan(
     reference: &ValidGraph,
     choice: &KernelChoice,
-    base: &PlanOptions,
+    base: &AttentionPlanOptions,
     backward: bool,
     head_dim: usize,
 ) -> anyhow::Result<FusedPlan> {
     let (config, _) = choice.config(backward, head_dim);
     let fused = fuse_attention(reference.clone(), &OptimizeOptions::default())?;
-    let opts = config.plan_options(&PlanOptions { backward, ..base.clone() });
+    let opts = config.plan_options(&AttentionPlanOptions { backward, ..base.clone() });
     Ok(FusedPlan::new(&fused.desc, &opts, config.checks)?)
 }
 

@@ -31,7 +31,7 @@ pub fn run(args: &BenchMatmulArgs) -> anyhow::Result<()> {
     let gpu = Gpu::new()?;
     println!("adapter: {}", gpu.adapter_description());
     let limits = gpu.limits();
-    let base = limits.simple_plan_options();
+    let base = weft_compiler::GraphPlanOptions::for_device(limits);
     let mut executor = Executor::new(gpu);
     let shapes = match (&args.shape[..], args.quick) {
         ([], false) => vec![MatmulShape::new(1024, 1024, 1024), MatmulShape::new(4096, 4096, 1024)],
@@ -67,7 +67,7 @@ pub fn run(args: &BenchMatmulArgs) -> anyhow::Result<()> {
         "best: {} ({} GFLOP/s); the default here is {} (`weft tune` measures and keeps the best for this adapter)",
         report.best,
         rates.join(" / "),
-        limits.default_matmul()
+        weft_compiler::MatmulConfig::default_for(&limits)
     );
     Ok(())
 }

@@ -8,9 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use weft_compiler::optimize::{OptimizeOptions, optimize};
-use weft_compiler::{SimplePlanOptions, plan_graph};
-use weft_ir::autodiff::{differentiate, trainable_parameters};
+use weft_compiler::{CompileOptions, GraphPlanOptions, KernelKind, Mode, OptimizeOptions, compile};
 use weft_ir::model::{LlamaConfig, LoraConfig, ModelGraphOptions, build_llama_graph};
 use weft_ir::{Overrides, SourceFile, Spec};
 use weft_runtime::{Executor, Gpu, HostValues};
@@ -75,8 +73,7 @@ pub fn run(args: &BenchStepArgs) -> anyhow::Result<()> {
         config.head_dim,
         config.vocab_size
     );
-    let plan_opts =
-        SimplePlanOptions { fuse_elementwise: !args.no_fusion, ..super::tune::plan_options(&gpu) };
+    let plan_opts = GraphPlanOptions { fuse_elementwise: !args.no_fusion, ..super::tune::plan_options(&gpu) };
     let mut executor = Executor::new(gpu);
     for &t in &args.seq_len {
         println!("\nT = {t}, B = 1");
@@ -112,17 +109,17 @@ pub fn run(args: &BenchStepArgs) -> anyhow::Result<()> {
             };
             let started = Instant::now();
             let graph = build_llama_graph(&config, schedule.as_ref(), &opts)?;
-            // Optimized for training: LoRA stays unfolded, its gradients stay rank-sized.
-            let training = OptimizeOptions {
-                training: true,
-                rope_on_load: args.rope_on_load,
-                ..OptimizeOptions::default()
+            // A training step: LoRA stays unfolded (its gradients stay
+            // rank-sized), every trainable parameter gets its gradient.
+            let opts = CompileOptions {
+                mode: Mode::Training { wrt: Vec::new() },
+                optimizer: OptimizeOptions { rope_on_load: args.rope_on_load, ..OptimizeOptions::default() },
+                plan: plan_opts.clone(),
+                ..CompileOptions::default()
             };
-            let optimized = optimize(&graph, &training)?.graph;
-            let trainable = trainable_parameters(&optimized);
-            let wrt: Vec<&str> = trainable.iter().map(String::as_str).collect();
-            let step = differentiate(&optimized, &wrt)?;
-            let plan = plan_graph(&step.graph, &plan_opts)?;
+            let compiled = compile(graph, &opts)?;
+            let plan = &compiled.plan;
+            let step = compiled.planned_graph();
             let square = plan.buffers.values().filter(|b| b.shape.ends_with(&[t, t])).count();
             eprintln!("  {pattern}: compiled in {:.1} s", started.elapsed().as_secs_f64());
             let (peak, largest) = (plan.total_bytes(), plan.largest_buffer());
@@ -139,14 +136,12 @@ pub fn run(args: &BenchStepArgs) -> anyhow::Result<()> {
                 );
                 continue;
             }
-            let prepared =
-                executor.prepare(&plan).with_context(|| format!("preparing the {pattern} step"))?;
+            let prepared = executor.prepare(plan).with_context(|| format!("preparing the {pattern} step"))?;
             let mut rng = StdRng::seed_from_u64(0x5EED);
             let inputs: HashMap<String, HostValues> = step
-                .graph
                 .leaves()
                 .map(|(id, name)| {
-                    let ty = &step.graph.node(id).ty;
+                    let ty = &step.node(id).ty;
                     let count: usize = ty.shape.iter().product();
                     let values = if ty.dtype.is_float() {
                         HostValues::F32((0..count).map(|_| rng.random_range(-0.05f32..0.05)).collect())
@@ -179,7 +174,7 @@ pub fn run(args: &BenchStepArgs) -> anyhow::Result<()> {
                 }
                 let mut by_kind: Vec<(&str, Duration, usize)> = Vec::new();
                 for (name, d) in &named {
-                    let kind = kernel_kind(name);
+                    let kind = KernelKind::of(name).label();
                     match by_kind.iter_mut().find(|(k, ..)| *k == kind) {
                         Some((_, sum, count)) => {
                             *sum += *d;
@@ -211,17 +206,4 @@ pub fn run(args: &BenchStepArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// What a kernel of the step computes, from the name the planner gave it.
-fn kernel_kind(name: &str) -> &'static str {
-    if name.starts_with("attn_") {
-        "fused attention"
-    } else if name.ends_with("_matmul") {
-        "matmul"
-    } else if name.ends_with("_fused") {
-        "fused elementwise"
-    } else {
-        "other"
-    }
 }

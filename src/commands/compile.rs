@@ -1,17 +1,13 @@
-//! `weft compile SPEC|GRAPH.sexpr --emit graph|opt|plan|wgsl|spirv --out PATH`.
+//! `weft compile SPEC|GRAPH.sexpr|CONFIG|CHECKPOINT_DIR --emit graph|opt|plan|wgsl|spirv --out PATH`.
 
-use std::path::{Path, PathBuf};
+use std::fmt::Write as _;
+use std::path::Path;
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use weft_compiler::{
-    CompiledAttention, OptimizeOptions, PlanOptions, compile_attention, render_plan, to_spirv,
-};
-use weft_ir::SourceFile;
-use weft_ir::graph::ValidGraph;
-use weft_ir::lower::{LowerOptions, lower_pattern};
+use weft_compiler::{Compiled, render_plan, to_spirv};
 
-use crate::args::{SpecArgs, pick_layer};
+use super::source::SourceArgs;
 use crate::output::{write_atomically, write_text};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -20,7 +16,8 @@ pub enum Emit {
     Graph,
     /// The optimized graph (s-expression), with the optimizer's report as comments.
     Opt,
-    /// The kernel plan: buffers, kernels, bindings, dispatches and tile statistics.
+    /// The kernel plan: buffers, kernels, bindings, dispatches, per-kernel FLOPs and bytes, and
+    /// the tile statistics of every fused attention.
     Plan,
     /// Every kernel's WGSL, one file per kernel in the directory --out.
     Wgsl,
@@ -30,73 +27,39 @@ pub enum Emit {
 
 #[derive(Args, Debug)]
 pub struct CompileArgs {
-    /// A pattern spec (.toml) or a hand-written graph (.sexpr) with inputs q, k, v.
     #[command(flatten)]
-    pub spec: SpecArgs,
+    pub source: SourceArgs,
     /// What to write.
     #[arg(long, value_enum)]
     pub emit: Emit,
     /// Output file (graph, opt, plan; `-` for standard output) or directory (wgsl, spirv).
     #[arg(long, short, value_name = "PATH")]
-    pub out: PathBuf,
-    /// Also plan the backward kernels (dQ, dK, dV).
-    #[arg(long)]
-    pub backward: bool,
-    /// Layer whose pattern to compile (hybrid schedules; default 0).
-    #[arg(long, value_name = "I")]
-    pub layer: Option<usize>,
-    /// Batch size the plan is made for.
-    #[arg(long, default_value_t = 1, value_name = "B", value_parser = clap::value_parser!(u32).range(1..))]
-    pub batch: u32,
-}
-
-/// The reference graph of a spec's pattern, or a graph read from an s-expression file.
-pub fn reference_graph(spec: &SpecArgs, layer: Option<usize>, batch: usize) -> anyhow::Result<ValidGraph> {
-    if spec.spec.extension().is_some_and(|e| e == "sexpr") {
-        let text = std::fs::read_to_string(&spec.spec)
-            .with_context(|| format!("cannot read graph {}", spec.spec.display()))?;
-        let file = SourceFile::new(spec.spec.display().to_string(), text);
-        let graph = weft_ir::graph::parse_sexpr(&file).map_err(|e| match e.excerpt(&file) {
-            Some(excerpt) => anyhow::anyhow!("{e}\n{excerpt}"),
-            None => anyhow::anyhow!("{e}"),
-        })?;
-        return Ok(graph.validate()?);
-    }
-    let schedule = spec.load()?;
-    let layer = pick_layer(&schedule, layer)?;
-    let pattern =
-        schedule.pattern_for_layer(layer).with_context(|| format!("layer {layer} has no pattern"))?;
-    let d = &schedule.dims;
-    Ok(lower_pattern(pattern, &LowerOptions::new(batch, d.seq_len, d.head_dim))?)
-}
-
-pub fn compile(
-    args: &SpecArgs,
-    layer: Option<usize>,
-    batch: usize,
-    plan: &PlanOptions,
-) -> anyhow::Result<CompiledAttention> {
-    let reference = reference_graph(args, layer, batch)?;
-    Ok(compile_attention(reference, &OptimizeOptions::default(), plan)?)
+    pub out: std::path::PathBuf,
 }
 
 pub fn run(args: &CompileArgs) -> anyhow::Result<()> {
-    let plan_opts = PlanOptions { backward: args.backward, ..PlanOptions::default() };
     if args.emit == Emit::Graph {
-        let graph = reference_graph(&args.spec, args.layer, args.batch as usize)?;
-        return write_text(Some(&args.out), &graph.to_sexpr());
+        return write_text(Some(&args.out), &args.source.graph()?.to_sexpr());
     }
-    let compiled = compile(&args.spec, args.layer, args.batch as usize, &plan_opts)?;
-    let plan = &compiled.fused.plan;
+    // The plan is made for the adapter this machine would run it on, with
+    // `weft tune`'s choices for it when the cache has them.
+    let compiled = args.source.compile(super::tune::local_plan_options())?;
+    let plan = &compiled.plan;
     match args.emit {
-        Emit::Graph => write_text(Some(&args.out), &compiled.reference.to_sexpr()),
+        Emit::Graph => unreachable!("handled above"),
         Emit::Opt => {
-            let report: String =
-                compiled.optimized.report.to_string().lines().map(|l| format!("; {l}\n")).collect();
-            write_text(Some(&args.out), &format!("{report}{}", compiled.optimized.graph.to_sexpr()))
+            let Some(optimized) = &compiled.optimized else { bail!("the optimizer did not run") };
+            let report: String = optimized.report.to_string().lines().map(|l| format!("; {l}\n")).collect();
+            write_text(Some(&args.out), &format!("{report}{}", optimized.graph.to_sexpr()))
         }
         Emit::Plan => {
-            write_text(Some(&args.out), &format!("{}\n{}", render_plan(plan), compiled.fused.stats))
+            let mut text = render_plan(plan);
+            text.push('\n');
+            text.push_str(&kernel_table(&compiled));
+            for stats in compiled.attention_stats()? {
+                let _ = write!(text, "\n{stats}");
+            }
+            write_text(Some(&args.out), &text)
         }
         Emit::Wgsl | Emit::Spirv => {
             if args.out == Path::new("-") {
@@ -119,4 +82,46 @@ pub fn run(args: &CompileArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Every kernel of the plan, one line each: kind, workgroup, grid, bindings,
+/// estimated FLOPs and bytes; then the totals by kind.
+pub fn kernel_table(compiled: &Compiled) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<40} {:<18} {:>12} {:>20} {:>8} {:>12} {:>12}",
+        "kernel", "kind", "workgroup", "grid", "bindings", "MFLOP", "MB"
+    );
+    for k in &compiled.kernels {
+        let _ = writeln!(
+            out,
+            "{:<40} {:<18} {:>12} {:>20} {:>8} {:>12.3} {:>12.3}",
+            k.name,
+            k.kind.label(),
+            format!("{:?}", k.workgroup_size),
+            format!("{:?}", k.workgroups),
+            k.bindings,
+            k.flops as f64 / 1e6,
+            k.bytes as f64 / 1e6
+        );
+    }
+    let mut kinds: Vec<_> = compiled.kernels.iter().map(|k| k.kind).collect();
+    kinds.sort();
+    kinds.dedup();
+    let _ = writeln!(out, "{} kernels:", compiled.kernels.len());
+    for kind in kinds {
+        let of_kind: Vec<_> = compiled.kernels.iter().filter(|k| k.kind == kind).collect();
+        let flops: u64 = of_kind.iter().map(|k| k.flops).sum();
+        let bytes: u64 = of_kind.iter().map(|k| k.bytes).sum();
+        let _ = writeln!(
+            out,
+            "  {:<18} {:>5} kernels {:>14.1} MFLOP {:>12.1} MB",
+            kind.label(),
+            of_kind.len(),
+            flops as f64 / 1e6,
+            bytes as f64 / 1e6
+        );
+    }
+    out
 }

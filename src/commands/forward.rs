@@ -8,8 +8,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use weft_compiler::optimize::{OptimizeOptions, optimize};
-use weft_compiler::plan_graph;
+use weft_compiler::{CompileOptions, compile};
 use weft_ir::Overrides;
 use weft_ir::model::{LlamaConfig, ModelGraphOptions, build_llama_graph};
 use weft_runtime::io::{HostTensor, TensorFile, load_adapter, load_checkpoint, save};
@@ -86,26 +85,24 @@ pub fn run(args: &ForwardArgs) -> anyhow::Result<()> {
     };
     let opts = ModelGraphOptions { lora, loss: args.loss, ..ModelGraphOptions::new(batch, t) };
     let graph = build_llama_graph(&config, schedule.as_ref(), &opts)?;
-    let graph = if args.unfused {
-        graph
-    } else {
-        let optimized =
-            optimize(&graph, &OptimizeOptions::default()).context("optimizing the model graph")?;
+    let gpu = Gpu::new()?;
+    eprintln!("adapter: {}", gpu.adapter_description());
+    // Optimized (every layer's attention fused) unless --unfused; planned
+    // with the matmul shape and attention tiles `weft tune` measured here.
+    let opts = CompileOptions {
+        optimize: !args.unfused,
+        plan: super::tune::plan_options(&gpu),
+        ..Default::default()
+    };
+    let compiled = compile(graph, &opts).context("compiling the model")?;
+    if let Some(optimized) = &compiled.optimized {
         let report = &optimized.report;
         eprintln!(
             "optimizer: {} after {} iterations, cost {} -> {}",
             report.stop_reason, report.iterations, report.cost_before, report.cost_after
         );
-        optimized.graph
-    };
-
-    let gpu = Gpu::new()?;
-    eprintln!("adapter: {}", gpu.adapter_description());
-    // The matmul shape and attention tiles `weft tune` measured here, if it did.
-    let plan_opts = super::tune::plan_options(&gpu);
-    // Fused attention kernels where the optimizer fused attention, one simple
-    // kernel per op elsewhere, elementwise chains fused.
-    let plan = plan_graph(&graph, &plan_opts).context("planning the model's kernels")?;
+    }
+    let plan = &compiled.plan;
     eprintln!("{} kernels over {} buffers", plan.kernels.len(), plan.buffers.len());
 
     let mut inputs: HashMap<String, HostValues> =
@@ -117,7 +114,7 @@ pub fn run(args: &ForwardArgs) -> anyhow::Result<()> {
     }
     inputs.insert("input_ids".into(), HostValues::I64(ids.data));
     let mut executor = Executor::new(gpu);
-    let outputs = executor.run_with(&plan, &inputs).context("running the model on the GPU")?;
+    let outputs = executor.run_with(plan, &inputs).context("running the model on the GPU")?;
 
     let mut tensors = BTreeMap::new();
     let logits = outputs.get("logits").context("the plan produced no logits")?;

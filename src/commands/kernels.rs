@@ -1,65 +1,91 @@
-//! `weft inspect kernels SPEC`: what the compiler made of a pattern.
+//! `weft inspect kernels SPEC|GRAPH.sexpr|CONFIG|CHECKPOINT_DIR`: what the
+//! compiler made of a pattern or a model, stage by stage.
 
 use std::fmt::Write;
 
 use clap::Args;
-use weft_compiler::{CompiledAttention, PlanOptions};
+use weft_compiler::Compiled;
 
-use crate::args::SpecArgs;
-use crate::commands::compile::compile;
+use super::compile::kernel_table;
+use super::source::SourceArgs;
 
 #[derive(Args, Debug)]
 pub struct KernelsArgs {
-    /// A pattern spec (.toml) or a hand-written graph (.sexpr).
     #[command(flatten)]
-    pub spec: SpecArgs,
-    /// Include the backward kernels.
-    #[arg(long)]
-    pub backward: bool,
-    /// Layer whose pattern to inspect (hybrid schedules; default 0).
-    #[arg(long, value_name = "I")]
-    pub layer: Option<usize>,
-    /// Batch size the plan is made for.
-    #[arg(long, default_value_t = 1, value_name = "B", value_parser = clap::value_parser!(u32).range(1..))]
-    pub batch: u32,
+    pub source: SourceArgs,
 }
 
 pub fn run(args: &KernelsArgs) -> anyhow::Result<()> {
-    let opts = PlanOptions { backward: args.backward, ..PlanOptions::default() };
-    let compiled = compile(&args.spec, args.layer, args.batch as usize, &opts)?;
-    print!("{}", report(&compiled));
+    let compiled = args.source.compile(super::tune::local_plan_options())?;
+    print!("{}", report(&compiled)?);
     Ok(())
 }
 
-fn report(c: &CompiledAttention) -> String {
+fn report(c: &Compiled) -> anyhow::Result<String> {
     let mut out = String::new();
-    let _ = writeln!(out, "== graphs: reference (left), optimized (right)");
-    out.push_str(&side_by_side(&c.reference.to_sexpr(), &c.optimized.graph.to_sexpr()));
-    let _ = writeln!(out, "\n== optimizer");
-    for line in c.optimized.report.to_string().lines() {
-        let _ = writeln!(out, "  {line}");
+    // A model's graphs run to thousands of lines: their sizes say enough.
+    let small = c.reference.len() <= 200;
+    match &c.optimized {
+        Some(opt) if small => {
+            let _ = writeln!(out, "== graphs: reference (left), optimized (right)");
+            out.push_str(&side_by_side(&c.reference.to_sexpr(), &opt.graph.to_sexpr()));
+        }
+        Some(opt) => {
+            let _ = writeln!(
+                out,
+                "== graphs: reference {} nodes, optimized {} nodes (`weft compile --emit graph|opt` prints them)",
+                c.reference.len(),
+                opt.graph.len()
+            );
+        }
+        None => {}
     }
-    let _ = writeln!(out, "\n== kernels");
-    for k in &c.fused.plan.kernels {
-        let bindings: Vec<String> = k
-            .bindings
-            .iter()
-            .map(|b| format!("{}:{}({:?})", b.index, b.buffer, b.access).to_lowercase())
-            .collect();
+    if let Some(opt) = &c.optimized {
+        let _ = writeln!(out, "\n== optimizer");
+        for line in opt.report.to_string().lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    if let Some(step) = &c.gradients {
         let _ = writeln!(
             out,
-            "  {:<28} workgroup {:?}  grid {:?}\n    bindings {}",
-            k.name,
-            k.workgroup_size,
-            k.workgroups,
-            bindings.join(" ")
+            "\n== training step: {} nodes, {} gradients ({})",
+            step.graph.len(),
+            step.grads.len(),
+            step.grads.iter().map(|(leaf, _)| leaf.as_str()).take(6).collect::<Vec<_>>().join(", ")
+                + if step.grads.len() > 6 { ", ..." } else { "" }
         );
     }
-    let _ = writeln!(out, "\n== tiles, FLOPs and bytes");
-    for line in c.fused.stats.to_string().lines() {
+    let _ = writeln!(
+        out,
+        "\n== kernels ({} buffers, {:.1} MiB)",
+        c.plan.buffers.len(),
+        c.plan.total_bytes() as f64 / (1 << 20) as f64
+    );
+    for line in kernel_table(c).lines() {
         let _ = writeln!(out, "  {line}");
     }
-    out
+    if small {
+        let _ = writeln!(out, "\n== bindings");
+        for k in &c.plan.kernels {
+            let bindings: Vec<String> = k
+                .bindings
+                .iter()
+                .map(|b| format!("{}:{}({:?})", b.index, b.buffer, b.access).to_lowercase())
+                .collect();
+            let _ = writeln!(out, "  {:<28} {}", k.name, bindings.join(" "));
+        }
+    }
+    let stats = c.attention_stats()?;
+    if !stats.is_empty() {
+        let _ = writeln!(out, "\n== tiles, FLOPs and bytes of each fused attention");
+        for s in stats {
+            for line in s.to_string().lines() {
+                let _ = writeln!(out, "  {line}");
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Two texts in columns, the left one padded to its widest line (at most 90 characters).

@@ -11,4 +11,5 @@ pub mod graph;
 pub mod inspect;
 pub mod kernels;
 pub mod mask;
+pub mod source;
 pub mod tune;

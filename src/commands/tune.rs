@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use weft_compiler::SimplePlanOptions;
+use weft_compiler::GraphPlanOptions;
 use weft_runtime::tune::{
     CacheEntry, CacheKey, KernelChoice, MatmulOutcome, MatmulResult, MatmulShape, Outcome, TuneEvent,
     TuneOptions, TuneReport, TuningCache, matmul_candidates, tune, tune_matmul,
@@ -60,8 +60,8 @@ pub fn kernel_choice(gpu: &Gpu) -> KernelChoice {
 /// matmul shape and fused attention tiles `weft tune` measured for it when the
 /// cache has them (else the device's defaults). A cache that cannot be used
 /// leaves the defaults and is a warning, never an error.
-pub fn plan_options(gpu: &Gpu) -> SimplePlanOptions {
-    let mut opts = gpu.limits().simple_plan_options();
+pub fn plan_options(gpu: &Gpu) -> GraphPlanOptions {
+    let mut opts = gpu.plan_options();
     let entry = match TuningCache::from_env() {
         Ok(cache) => cache.lookup(&CacheKey::new(gpu.identity())).unwrap_or_else(|e| {
             unusable_cache(&e, true);
@@ -80,6 +80,22 @@ pub fn plan_options(gpu: &Gpu) -> SimplePlanOptions {
         opts.attention_backward = entry.backward.tiles(Some(entry.head_dim));
     }
     opts
+}
+
+/// Plan options for the adapter this machine would run a plan on, as
+/// [`plan_options`] makes them, for commands that only show a plan; WebGPU's
+/// default limits and kernel shapes when there is no adapter.
+pub fn local_plan_options() -> GraphPlanOptions {
+    match Gpu::new() {
+        Ok(gpu) => {
+            eprintln!("planning for {}", gpu.adapter_description());
+            plan_options(&gpu)
+        }
+        Err(e) => {
+            eprintln!("note: {e}; planning for WebGPU's default limits");
+            GraphPlanOptions::default()
+        }
+    }
 }
 
 /// Says once per run that the tuning cache cannot be used (`broken`: a file
@@ -154,13 +170,13 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<()> {
         MatmulOutcome::Timed(rates) => eprintln!("  {:<14} {:>7.2} GFLOP/s", r.config.to_string(), rates[0]),
         MatmulOutcome::Failed(why) => eprintln!("  {:<14} failed: {why}", r.config.to_string()),
     };
-    let base = limits.simple_plan_options();
+    let base = weft_compiler::GraphPlanOptions::for_device(limits);
     let matmul = tune_matmul(&mut executor, &base, &candidates, &[shape], options.repeats, &mut show)?;
     println!(
         "matmul: {} ({:.2} GFLOP/s; the default {} is the first choice without tuning)",
         matmul.best,
         matmul.best_rates.first().copied().unwrap_or(0.0),
-        limits.default_matmul()
+        weft_compiler::MatmulConfig::default_for(&limits)
     );
 
     let entry = CacheEntry {

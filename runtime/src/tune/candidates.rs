@@ -1,9 +1,9 @@
 //! The configurations the tuner measures.
 
-use weft_compiler::plan::MAX_WORKGROUP_INVOCATIONS;
+use weft_compiler::attention::MAX_WORKGROUP_INVOCATIONS;
 
 use crate::executor::ShaderChecks;
-use crate::gpu::GpuLimits;
+use weft_compiler::DeviceLimits;
 
 use super::config::KernelConfig;
 
@@ -17,7 +17,7 @@ pub const ROWS: [usize; 3] = [2, 4, 1];
 /// candidate: twice the planner's automatic limit. Compile time grows steeply
 /// with the registers an invocation holds (on lavapipe, seconds per kernel at
 /// 4 rows of D = 64), so larger shapes are not worth the tuning time.
-pub const MAX_ROW_VALUES: usize = 2 * weft_compiler::plan::AUTO_ROW_VALUES;
+pub const MAX_ROW_VALUES: usize = 2 * weft_compiler::attention::AUTO_ROW_VALUES;
 
 /// The space searched: square tiles from `blocks` x `rows` x both checks,
 /// keeping what the planner and the device accept.
@@ -53,7 +53,7 @@ impl CandidateSpace {
     /// compiling is slow and the time budget runs out (lavapipe compiles a
     /// 4-row backward kernel for half a minute), every knob has been tried on
     /// its own before any combination.
-    pub fn candidates(&self, head_dim: usize, limits: &GpuLimits) -> Vec<KernelConfig> {
+    pub fn candidates(&self, head_dim: usize, limits: &DeviceLimits) -> Vec<KernelConfig> {
         let max_wg = (limits.max_invocations_per_workgroup.min(limits.max_workgroup_size_x) as usize)
             .min(MAX_WORKGROUP_INVOCATIONS);
         let mut out = vec![KernelConfig::default().resolved(head_dim)];
@@ -91,18 +91,12 @@ fn distance(a: &KernelConfig, b: &KernelConfig) -> usize {
 mod tests {
     use super::*;
 
-    fn limits(max_invocations: u32) -> GpuLimits {
-        GpuLimits {
-            max_storage_binding: 128 << 20,
-            max_buffer: 1 << 30,
-            max_workgroups_per_dim: 65_535,
+    fn limits(max_invocations: u32) -> DeviceLimits {
+        DeviceLimits {
+            max_buffer_size: 1 << 30,
             max_invocations_per_workgroup: max_invocations,
             max_workgroup_size_x: max_invocations,
-            max_workgroup_storage: 16 << 10,
-            max_storage_buffers_per_stage: 8,
-            storage_offset_alignment: 256,
-            subgroup_min_size: None,
-            cpu: false,
+            ..DeviceLimits::default()
         }
     }
 

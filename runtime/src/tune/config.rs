@@ -4,8 +4,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use weft_compiler::plan::MAX_WORKGROUP_INVOCATIONS;
-use weft_compiler::{AttentionTiles, PlanOptions};
+use weft_compiler::attention::MAX_WORKGROUP_INVOCATIONS;
+use weft_compiler::{AttentionPlanOptions, AttentionTiles};
 
 use crate::executor::ShaderChecks;
 
@@ -17,7 +17,7 @@ pub struct KernelConfig {
     /// Key rows per tile.
     pub block_k: usize,
     /// Rows each invocation owns; `0` is the planner's automatic choice for the
-    /// head dimension ([`PlanOptions::auto_rows`]).
+    /// head dimension ([`AttentionPlanOptions::auto_rows`]).
     pub rows_per_invocation: usize,
     pub checks: ShaderChecks,
 }
@@ -25,7 +25,7 @@ pub struct KernelConfig {
 impl Default for KernelConfig {
     /// The planner's defaults with wgpu's runtime checks: what runs untuned.
     fn default() -> Self {
-        let d = PlanOptions::default();
+        let d = AttentionPlanOptions::default();
         KernelConfig {
             block_q: d.block_q,
             block_k: d.block_k,
@@ -37,8 +37,8 @@ impl Default for KernelConfig {
 
 impl KernelConfig {
     /// `base` (device limits, `backward`) with this configuration's tiles and rows.
-    pub fn plan_options(&self, base: &PlanOptions) -> PlanOptions {
-        PlanOptions {
+    pub fn plan_options(&self, base: &AttentionPlanOptions) -> AttentionPlanOptions {
+        AttentionPlanOptions {
             block_q: self.block_q,
             block_k: self.block_k,
             rows_per_invocation: self.rows_per_invocation,
@@ -60,7 +60,7 @@ impl KernelConfig {
 
     /// This configuration with the automatic rows per invocation resolved for `head_dim`.
     pub fn resolved(&self, head_dim: usize) -> KernelConfig {
-        let rows = self.plan_options(&PlanOptions::default()).resolved(head_dim).rows_per_invocation;
+        let rows = self.plan_options(&AttentionPlanOptions::default()).resolved(head_dim).rows_per_invocation;
         KernelConfig { rows_per_invocation: rows, ..*self }
     }
 
@@ -173,7 +173,7 @@ mod tests {
         let c = KernelConfig::default();
         assert_eq!(c.to_string(), "32x32 r auto checked");
         let r = c.resolved(64);
-        assert_eq!(r.rows_per_invocation, PlanOptions::default().auto_rows(64));
+        assert_eq!(r.rows_per_invocation, AttentionPlanOptions::default().auto_rows(64));
         assert_eq!(
             format!("{:<24}|", r),
             format!("{:<24}|", format!("32x32 r{} checked", r.rows_per_invocation))
@@ -196,7 +196,7 @@ mod tests {
         };
         assert_eq!(choice.config(true, 64), (tuned, None));
         let (other, note) = choice.config(false, 128);
-        assert_eq!(other.rows_per_invocation, PlanOptions::default().auto_rows(128));
+        assert_eq!(other.rows_per_invocation, AttentionPlanOptions::default().auto_rows(128));
         assert_eq!((other.block_q, other.block_k, other.checks), (64, 32, ShaderChecks::Unchecked));
         assert!(note.is_some_and(|n| n.contains("tuned at D = 64")));
     }

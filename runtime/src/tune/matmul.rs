@@ -7,11 +7,11 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
-use weft_compiler::{KernelPlan, MatmulConfig, SimplePlanOptions, plan_graph};
+use weft_compiler::{GraphPlanOptions, KernelPlan, MatmulConfig, plan_graph};
 use weft_ir::graph::{Graph, Op, TensorType, ValidGraph};
 
 use crate::executor::Executor;
-use crate::gpu::GpuLimits;
+use weft_compiler::DeviceLimits;
 
 use super::error::TuneError;
 use super::problem::rel_error;
@@ -67,9 +67,9 @@ const NO_WARM_UP: f64 = 1e10;
 
 /// The configurations worth timing on a device with `limits`: every
 /// candidate, or (`quick`) the 64-thread register ones and the device's default.
-pub fn matmul_candidates(limits: &GpuLimits, quick: bool) -> Vec<MatmulConfig> {
+pub fn matmul_candidates(limits: &DeviceLimits, quick: bool) -> Vec<MatmulConfig> {
     let subgroups = limits.subgroup_min_size.is_some_and(|size| size >= 8);
-    let default = limits.default_matmul();
+    let default = MatmulConfig::default_for(limits);
     MatmulConfig::candidates(subgroups)
         .into_iter()
         .filter(|c| !quick || c.workgroup == 64 || *c == default)
@@ -105,7 +105,7 @@ pub struct MatmulReport {
 /// runs after a warm-up); `progress` sees each result as it comes.
 pub fn tune_matmul(
     executor: &mut Executor,
-    base: &SimplePlanOptions,
+    base: &GraphPlanOptions,
     candidates: &[MatmulConfig],
     shapes: &[MatmulShape],
     repeats: usize,
@@ -113,7 +113,7 @@ pub fn tune_matmul(
 ) -> Result<MatmulReport, TuneError> {
     let mut results = Vec::new();
     for &config in candidates {
-        let opts = SimplePlanOptions { matmul: config, ..base.clone() };
+        let opts = GraphPlanOptions { matmul: config, ..base.clone() };
         let outcome = match measure(executor, &opts, shapes, repeats.max(1)) {
             Ok(rates) => MatmulOutcome::Timed(rates),
             Err(why) => MatmulOutcome::Failed(why),
@@ -142,7 +142,7 @@ fn describe(shapes: &[MatmulShape]) -> String {
 /// GFLOP/s at each shape, after the check; a failure says why.
 fn measure(
     executor: &mut Executor,
-    opts: &SimplePlanOptions,
+    opts: &GraphPlanOptions,
     shapes: &[MatmulShape],
     repeats: usize,
 ) -> Result<Vec<f64>, String> {
@@ -169,7 +169,7 @@ fn matmul_graph(shape: MatmulShape) -> Result<ValidGraph, String> {
     g.validate().map_err(|e| e.to_string())
 }
 
-fn plan(opts: &SimplePlanOptions, shape: MatmulShape) -> Result<KernelPlan, String> {
+fn plan(opts: &GraphPlanOptions, shape: MatmulShape) -> Result<KernelPlan, String> {
     plan_graph(&matmul_graph(shape)?, opts).map_err(|e| e.to_string())
 }
 
@@ -190,7 +190,7 @@ fn inputs(shape: MatmulShape) -> HashMap<String, Vec<f32>> {
 }
 
 /// The relative error of the candidate at [`MATMUL_CHECK`] against an f64 CPU matmul.
-fn check(executor: &mut Executor, opts: &SimplePlanOptions) -> Result<f64, String> {
+fn check(executor: &mut Executor, opts: &GraphPlanOptions) -> Result<f64, String> {
     let MatmulShape { m, k, n } = MATMUL_CHECK;
     let inputs = inputs(MATMUL_CHECK);
     let got = executor.run(&plan(opts, MATMUL_CHECK)?, &inputs).map_err(|e| e.to_string())?;
@@ -206,7 +206,7 @@ fn check(executor: &mut Executor, opts: &SimplePlanOptions) -> Result<f64, Strin
 /// The median wall time of `repeats` runs after one warm-up run (none for big problems).
 fn time(
     executor: &mut Executor,
-    opts: &SimplePlanOptions,
+    opts: &GraphPlanOptions,
     shape: MatmulShape,
     repeats: usize,
 ) -> Result<Duration, String> {

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use weft_compiler::{FusedAttentionDesc, PlanOptions};
+use weft_compiler::{AttentionPlanOptions, FusedAttentionDesc};
 
 use crate::executor::{Executor, Prepared};
 use crate::fused::FusedPlan;
@@ -175,12 +175,7 @@ pub fn tune(
     let Some(&default) = candidates.first() else {
         return Err(TuneError::NoCandidates { problem: problem.to_string() });
     };
-    let base = PlanOptions {
-        backward: true,
-        max_storage_binding: limits.max_storage_binding,
-        max_workgroups_per_dim: limits.max_workgroups_per_dim,
-        ..PlanOptions::default()
-    };
+    let base = AttentionPlanOptions { backward: true, limits, ..AttentionPlanOptions::default() };
     let inputs = problem.inputs();
     progress(TuneEvent::Reference);
     let mut expected = Expected { o: problem.reference_output(&inputs)?, gradients: None };
@@ -237,7 +232,7 @@ pub fn tune(
 fn measure(
     executor: &mut Executor,
     desc: &FusedAttentionDesc,
-    plan_options: &PlanOptions,
+    plan_options: &AttentionPlanOptions,
     config: &KernelConfig,
     inputs: &HashMap<String, Vec<f32>>,
     expected: &Expected,
@@ -281,7 +276,7 @@ fn time_runs(
 fn final_round(
     executor: &mut Executor,
     desc: &FusedAttentionDesc,
-    base: &PlanOptions,
+    base: &AttentionPlanOptions,
     inputs: &HashMap<String, Vec<f32>>,
     results: &mut [CandidateResult],
     runs: usize,

@@ -15,10 +15,11 @@ use std::fmt::Write;
 
 use weft_ir::graph::{NodeId, ValidGraph};
 
-use super::builder::{KernelBuilder, Region, elements};
-use super::elementwise::{expr, is_elementwise};
-use super::{CodegenError, SimplePlanOptions, Site};
+use super::GraphPlanOptions;
 use crate::kernel::Kernel;
+use crate::kernels::builder::{KernelBuilder, Region, elements};
+use crate::kernels::elementwise::{expr, is_elementwise};
+use crate::kernels::{CodegenError, Site};
 
 /// The fusion groups of a graph; nodes outside any group (and groups of one)
 /// are planned op by op as before.
@@ -43,7 +44,7 @@ impl Fusion {
     /// Greedy, in topological order: an elementwise node joins the groups of
     /// its elementwise operands when the merged group keeps every outside
     /// consumer after the node, and fits the stage's storage bindings.
-    pub(crate) fn plan(graph: &ValidGraph, opts: &SimplePlanOptions) -> Fusion {
+    pub(crate) fn plan(graph: &ValidGraph, opts: &GraphPlanOptions) -> Fusion {
         let n = graph.len();
         let outputs: BTreeSet<NodeId> = graph.outputs().iter().map(|(_, id)| *id).collect();
         let mut sets: Vec<Vec<NodeId>> = Vec::new();
@@ -118,7 +119,7 @@ fn escapes(graph: &ValidGraph, inside: &BTreeSet<NodeId>, m: NodeId) -> bool {
 /// Whether `members` (ending at `last`, the newest node) can be one kernel.
 fn fits(
     graph: &ValidGraph,
-    opts: &SimplePlanOptions,
+    opts: &GraphPlanOptions,
     outputs: &BTreeSet<NodeId>,
     members: &[NodeId],
     last: NodeId,
@@ -129,10 +130,10 @@ fn fits(
     if !ordered {
         return false;
     }
-    let seg = opts.max_storage_binding / 4 / 64 * 64;
+    let seg = opts.limits.max_storage_binding / 4 / 64 * 64;
     let bindings = |id: NodeId| {
         let elems = elements(&graph.node(id).ty.shape);
-        if elems * 4 <= opts.max_storage_binding { 1 } else { elems.div_ceil(seg.max(1)) }
+        if elems * 4 <= opts.limits.max_storage_binding { 1 } else { elems.div_ceil(seg.max(1)) }
     };
     let reads: BTreeSet<NodeId> = members
         .iter()
@@ -141,7 +142,7 @@ fn fits(
         .collect();
     let writes = members.iter().filter(|&&m| outputs.contains(&m) || escapes(graph, &inside, m));
     let needed: u64 = reads.into_iter().chain(writes.copied()).map(bindings).sum();
-    needed <= u64::from(opts.max_storage_buffers_per_stage)
+    needed <= u64::from(opts.limits.max_storage_buffers_per_stage)
 }
 
 /// The group's kernel: loads each outside operand once, evaluates the members
@@ -149,7 +150,7 @@ fn fits(
 /// `region` gives a node's buffer region; `last` is the group's last member.
 pub(crate) fn emit(
     graph: &ValidGraph,
-    opts: &SimplePlanOptions,
+    opts: &GraphPlanOptions,
     group: &Group,
     last: NodeId,
     region: &dyn Fn(NodeId) -> Region,
@@ -157,7 +158,7 @@ pub(crate) fn emit(
     let name = format!("n{}_fused", last.index());
     let site = Site { node: last, op: "fused" };
     let ops: Vec<&str> = group.members.iter().map(|&m| graph.node(m).op.name()).collect();
-    let mut k = KernelBuilder::new(site, opts, &name, &format!("fused: {}", ops.join(", ")));
+    let mut k = KernelBuilder::new(site, &opts.limits, &name, &format!("fused: {}", ops.join(", ")));
     let inside: BTreeSet<NodeId> = group.members.iter().copied().collect();
     let mut reads: Vec<NodeId> = Vec::new();
     for &m in &group.members {

@@ -1,6 +1,6 @@
-//! Fused block-sparse attention kernels in the manner of FlashAttention-2.
+//! What the fused attention kernels are specialized on ([`AttentionShape`]).
 //!
-//! Four modules, all reading the block tables of [`crate::plan::BlockTables`]:
+//! Four kernels, all reading the block tables of [`super::BlockTables`]:
 //! - `forward`: per query block, online softmax over the key blocks of the
 //!   forward table; writes `O` and the row log-sum-exp `L`.
 //! - `delta` (backward preprocess): `delta = rowsum(dO * O)`, stored next to `L`.
@@ -16,11 +16,6 @@
 //! grid is linearized over `num_workgroups` so the planner can fold it into two
 //! dimensions. Tensors are bound per chunk of (batch, head) pairs: `params.bh0`
 //! is the chunk's first pair, `params.bh_count` its size.
-
-mod bodies;
-mod kernels;
-
-pub use kernels::{BindingSpec, KernelSource, delta_kernel, dkdv_kernel, dq_kernel, forward_kernel};
 
 /// Everything the attention kernels are specialized on.
 #[derive(Clone, Debug, PartialEq)]

@@ -8,7 +8,7 @@ use weft_ir::graph::Op;
 
 use super::CodegenError;
 use super::builder::{KernelBuilder, split_at_axis};
-use super::plan::{Ctx, Operand};
+use super::{Ctx, Operand};
 use crate::kernel::Kernel;
 
 pub(crate) fn emit(
@@ -67,7 +67,7 @@ pub(crate) fn emit(
             );
         }
     }
-    let mut k = KernelBuilder::new(cx.site, cx.opts, &cx.kernel_name(""), &op.to_string());
+    let mut k = KernelBuilder::new(cx.site, cx.limits, &cx.kernel_name(""), &op.to_string());
     k.read("x", &x.region)?;
     k.write("y", &out.region)?;
     Ok(vec![k.finish(outer * inner, &body)?])
@@ -90,7 +90,7 @@ fn softmax_grad(
          for (var j = 0u; j < {n}u; j++) {{\n    let at = base + j * {inner}u;\n    st_dx(at, ld_y(at) * (ld_dy(at) - dot));\n}}\n",
         row = n * inner,
     );
-    let mut k = KernelBuilder::new(cx.site, cx.opts, &cx.kernel_name(""), &op.to_string());
+    let mut k = KernelBuilder::new(cx.site, cx.limits, &cx.kernel_name(""), &op.to_string());
     k.read("y", &y.region)?;
     k.read("dy", &dy.region)?;
     k.write("dx", &out.region)?;

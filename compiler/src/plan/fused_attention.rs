@@ -1,5 +1,5 @@
-//! A fused attention node inside an op-by-op plan: the FlashAttention-style
-//! forward kernels of [`crate::plan`], bound to the operands' buffers.
+//! A fused attention node inside a graph's plan: the FlashAttention-2
+//! kernels of [`crate::attention`], bound to the operands' buffers.
 //!
 //! This is what keeps a whole model's forward and backward passes free of N×N
 //! buffers once the optimizer has fused its attention: the score tiles live in
@@ -9,20 +9,18 @@
 //! log-sum-exp (N floats per head) rather than running the forward again.
 
 use std::collections::HashMap;
-use std::ops::Range;
 
-use weft_ir::Mask;
 use weft_ir::graph::{HeadMask, RopeParams};
 
-use super::CodegenError;
-use super::plan::{Ctx, Operand};
+use crate::attention::{AttentionPlanOptions, AttentionTiles, FusedAttentionDesc, plan_attention};
 use crate::kernel::{BufferRole, Kernel};
-use crate::plan::{FusedAttentionDesc, PlanOptions, plan_attention};
+use crate::kernels::{CodegenError, Ctx, Operand};
 
 /// The forward kernels, and the plan buffer they leave the log-sum-exp in:
 /// a backward pass of the same attention reads it instead of recomputing it.
 pub(crate) fn emit(
     cx: &mut Ctx,
+    tiles: &AttentionTiles,
     heads: &[HeadMask],
     scale: f64,
     rope: Option<RopeParams>,
@@ -31,7 +29,7 @@ pub(crate) fn emit(
 ) -> Result<(Vec<Kernel>, String), CodegenError> {
     let [q, k, v] = inputs else { return Err(cx.unsupported()) };
     let bound = [("q", q), ("k", k), ("v", v), ("o", out)];
-    let (kernels, rename) = planned(cx, (heads, scale, rope), q.shape, Pass::Forward, &bound, &[])?;
+    let (kernels, rename) = planned(cx, tiles, (heads, scale, rope), q.shape, Pass::Forward, &bound, &[])?;
     let lse = rename.get("lse").cloned().ok_or_else(|| cx.unsupported())?;
     Ok((kernels, lse))
 }
@@ -50,6 +48,7 @@ pub(crate) struct SavedForward<'g> {
 /// recompute them.
 pub(crate) fn emit_backward(
     cx: &mut Ctx,
+    tiles: &AttentionTiles,
     heads: &[HeadMask],
     scale: f64,
     rope: Option<RopeParams>,
@@ -71,7 +70,7 @@ pub(crate) fn emit_backward(
         }
         None => (Pass::BackwardWithForward, Vec::new()),
     };
-    planned(cx, (heads, scale, rope), q.shape, pass, &bound, &named).map(|(kernels, _)| kernels)
+    planned(cx, tiles, (heads, scale, rope), q.shape, pass, &bound, &named).map(|(kernels, _)| kernels)
 }
 
 /// Which kernels of a fused attention a node plans.
@@ -93,37 +92,27 @@ enum Pass {
 /// sub-plan buffer went.
 fn planned(
     cx: &mut Ctx,
+    tiles: &AttentionTiles,
     (heads, scale, rope): (&[HeadMask], f64, Option<RopeParams>),
     q_shape: &[usize],
     pass: Pass,
     bound: &[(&str, &Operand)],
     named: &[(&str, &str)],
 ) -> Result<(Vec<Kernel>, HashMap<String, String>), CodegenError> {
-    let &[batch, n_heads, seq_len, head_dim] = q_shape else { return Err(cx.unsupported()) };
     // The fused kernels bind whole tensors of one head dimension.
     let fits = |o: &Operand| o.region.base == 0 && o.region.elems == o.region.total && o.shape == q_shape;
     if !bound.iter().all(|(_, o)| fits(o)) {
         return Err(cx.unsupported());
     }
-    let desc = FusedAttentionDesc {
-        name: cx.kernel_name(""),
-        batch,
-        n_heads,
-        seq_len,
-        head_dim,
-        heads: heads.iter().map(|h| (h.heads.clone(), h.mask.clone())).collect::<Vec<(Range<usize>, Mask)>>(),
-        scale: scale as f32,
-        rope,
-    };
-    let base = PlanOptions {
+    let desc = FusedAttentionDesc::from_node(cx.kernel_name(""), heads, scale, rope, q_shape)
+        .ok_or_else(|| cx.unsupported())?;
+    let base = AttentionPlanOptions {
         backward: pass != Pass::Forward,
         saved_forward: pass == Pass::BackwardFromSaved,
-        max_storage_binding: cx.opts.max_storage_binding,
-        max_workgroups_per_dim: cx.opts.max_workgroups_per_dimension,
-        ..PlanOptions::default()
+        limits: *cx.limits,
+        ..AttentionPlanOptions::default()
     };
-    let tiles = if pass == Pass::Forward { cx.opts.attention_forward } else { cx.opts.attention_backward };
-    let opts = tiles.apply(base, head_dim);
+    let opts = tiles.apply(base, desc.head_dim);
     let (plan, _) = plan_attention(&desc, &opts)
         .map_err(|e| cx.site.too_large(format!("fused attention cannot be planned: {e}")))?;
 

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use super::CodegenError;
 use super::builder::{KernelBuilder, Region};
-use super::plan::{Ctx, Operand};
+use super::{Ctx, Operand};
 use crate::kernel::{BufferRole, Kernel};
 
 pub(crate) fn emit(
@@ -23,7 +23,7 @@ pub(crate) fn emit(
         body,
         "for (var j = 0u; j < {d}u; j++) {{\n    st_y(base + j, ld_x(base + j) * inv * ld_w(j));\n}}\n"
     );
-    let mut k = KernelBuilder::new(cx.site, cx.opts, &cx.kernel_name(""), &format!("rms_norm(eps={eps})"));
+    let mut k = KernelBuilder::new(cx.site, cx.limits, &cx.kernel_name(""), &format!("rms_norm(eps={eps})"));
     k.read("x", &x.region)?;
     k.read("w", &w.region)?;
     k.write("y", &out.region)?;
@@ -53,7 +53,7 @@ pub(crate) fn emit_grad(
          for (var j = 0u; j < {d}u; j++) {{\n    st_dx(base + j, r * ld_dy(base + j) * ld_w(j) - ld_x(base + j) * c);\n}}\n"
     );
     let title = format!("rms_norm_grad(eps={eps})");
-    let mut k = KernelBuilder::new(cx.site, cx.opts, &cx.kernel_name(""), &title);
+    let mut k = KernelBuilder::new(cx.site, cx.limits, &cx.kernel_name(""), &title);
     k.read("x", &x.region)?;
     k.read("w", &w.region)?;
     k.read("dy", &dy.region)?;
@@ -80,7 +80,7 @@ pub(crate) fn emit_weight_grad(
 
     let body = row_inverse_rms(d, &eps, "r") + "st_r(i, r);\n";
     let title = format!("rms_norm_weight_grad(eps={eps}): each row's 1 / rms");
-    let mut per_row = KernelBuilder::new(cx.site, cx.opts, &cx.kernel_name("rows"), &title);
+    let mut per_row = KernelBuilder::new(cx.site, cx.limits, &cx.kernel_name("rows"), &title);
     per_row.read("x", &x.region)?;
     per_row.write("r", &r_region)?;
     let per_row = per_row.finish(rows, &body)?;
@@ -96,7 +96,7 @@ pub(crate) fn emit_weight_grad(
          st_dw(i, acc);\n"
     );
     let title = format!("rms_norm_weight_grad(eps={eps}): sum over rows");
-    let mut per_column = KernelBuilder::new(cx.site, cx.opts, &cx.kernel_name(""), &title);
+    let mut per_column = KernelBuilder::new(cx.site, cx.limits, &cx.kernel_name(""), &title);
     per_column.read("x", &x.region)?;
     per_column.read("dy", &dy.region)?;
     per_column.read("r", &r_region)?;

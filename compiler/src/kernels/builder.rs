@@ -7,7 +7,8 @@
 
 use std::fmt::Write;
 
-use super::{CodegenError, SimplePlanOptions, Site};
+use super::{CodegenError, Site};
+use crate::device::DeviceLimits;
 use crate::kernel::{Access, Binding, ElemType, Kernel};
 use crate::shader::validate_wgsl;
 
@@ -58,7 +59,7 @@ pub(crate) enum Use {
 
 pub(crate) struct KernelBuilder<'a> {
     site: Site,
-    opts: &'a SimplePlanOptions,
+    limits: &'a DeviceLimits,
     name: String,
     title: String,
     bindings: Vec<Binding>,
@@ -73,10 +74,10 @@ pub(crate) struct KernelBuilder<'a> {
 
 impl<'a> KernelBuilder<'a> {
     /// A kernel called `name`; `title` is its first comment line.
-    pub(crate) fn new(site: Site, opts: &'a SimplePlanOptions, name: &str, title: &str) -> Self {
+    pub(crate) fn new(site: Site, limits: &'a DeviceLimits, name: &str, title: &str) -> Self {
         KernelBuilder {
             site,
-            opts,
+            limits,
             name: name.to_string(),
             title: title.to_string(),
             bindings: Vec::new(),
@@ -151,12 +152,12 @@ impl<'a> KernelBuilder<'a> {
         let space = if how == Use::Read { "read" } else { "read_write" };
         let bytes = region.elems.saturating_mul(4);
         // Offsets must be multiples of 256 bytes, so segments hold multiples of 64 elements.
-        let seg = self.opts.max_storage_binding / 4 / 64 * 64;
+        let seg = self.limits.max_storage_binding / 4 / 64 * 64;
         let seg_elems = seg;
         let seg = seg / lanes;
         let whole = region.base == 0 && region.elems == region.total;
         let d = &mut self.decls;
-        if bytes <= self.opts.max_storage_binding {
+        if bytes <= self.limits.max_storage_binding {
             let range = (!whole).then_some((region.base * 4, bytes));
             if !region.base.is_multiple_of(64) {
                 return Err(self.site.too_large(format!(
@@ -218,7 +219,7 @@ impl<'a> KernelBuilder<'a> {
         if threads == 0 || threads > MAX_THREADS {
             return Err(self.site.too_large(format!("kernel `{}` has {threads} work items", self.name)));
         }
-        let limit = self.opts.max_storage_buffers_per_stage;
+        let limit = self.limits.max_storage_buffers_per_stage;
         if self.bindings.len() > limit as usize {
             return Err(CodegenError::TooManyBindings {
                 op: self.site.op,
@@ -230,7 +231,7 @@ impl<'a> KernelBuilder<'a> {
         }
         let workgroup = self.workgroup;
         let groups = threads.div_ceil(u64::from(workgroup));
-        let max = u64::from(self.opts.max_workgroups_per_dimension);
+        let max = u64::from(self.limits.max_workgroups_per_dimension);
         // Fold long grids into 2-D; the kernel linearizes (y, x) again.
         let (wx, wy) = if groups <= max { (groups, 1) } else { (max, groups.div_ceil(max)) };
         if wy > max {
@@ -287,6 +288,9 @@ impl<'a> KernelBuilder<'a> {
             workgroup_size: [workgroup, 1, 1],
             workgroups: [wx as u32, wy as u32, 1],
             bindings: self.bindings,
+            // The planner, which knows the node's whole cost, fills these in.
+            flops: 0,
+            bytes: 0,
         })
     }
 }

@@ -8,7 +8,7 @@
 
 use super::CodegenError;
 use super::builder::{KernelBuilder, elements};
-use super::plan::{Ctx, Operand};
+use super::{Ctx, Operand};
 use crate::kernel::Kernel;
 
 /// `fn quiet_nan(seed: u32) -> f32`: a NaN made at run time. WGSL has no NaN
@@ -35,7 +35,7 @@ pub(crate) fn emit(cx: &Ctx, inputs: &[Operand], out: &Operand) -> Result<Vec<Ke
          }}\n\
          st_y(i, ld_table(u32(id) * {c}u + i % {c}u));\n"
     );
-    let mut k = KernelBuilder::new(cx.site, cx.opts, &cx.kernel_name(""), "embedding lookup");
+    let mut k = KernelBuilder::new(cx.site, cx.limits, &cx.kernel_name(""), "embedding lookup");
     k.read("ids", &ids.region)?;
     k.read("table", &table.region)?;
     k.write("y", &out.region)?;
@@ -67,7 +67,7 @@ pub(crate) fn emit_grad(cx: &Ctx, inputs: &[Operand], out: &Operand) -> Result<V
          \x20   }}\n\
          }}\n"
     );
-    let mut k = KernelBuilder::new(cx.site, cx.opts, &cx.kernel_name(""), "embedding gradient (gather)");
+    let mut k = KernelBuilder::new(cx.site, cx.limits, &cx.kernel_name(""), "embedding gradient (gather)");
     k.read("ids", &ids.region)?;
     k.read("dy", &dy.region)?;
     k.read_write("dtable", &out.region)?;

@@ -4,7 +4,7 @@ use std::fmt;
 
 use weft_ir::mask::TileCounts;
 
-use super::{BlockTables, FusedAttentionDesc, PlanOptions};
+use super::{AttentionPlanOptions, BlockTables, FusedAttentionDesc};
 
 /// One block table: its heads, its mask and its tiles (for one (batch, head)).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +45,9 @@ pub struct PlanStats {
     pub bytes_backward: u64,
     /// Bytes of the constant block tables.
     pub table_bytes: u64,
+    /// FLOPs and bytes of each backward kernel (`bwd_delta`, `bwd_dkdv`,
+    /// `bwd_dq`), which add up to `flops_backward` and `bytes_backward`.
+    pub backward_kernels: [(u64, u64); 3],
     /// Chunks of (batch, head) pairs the tensors are split into.
     pub chunks: usize,
     /// Dispatches in the plan.
@@ -53,9 +56,21 @@ pub struct PlanStats {
 }
 
 impl PlanStats {
+    /// The FLOPs and bytes of one kernel kind of the plan (`fwd`,
+    /// `bwd_delta`, `bwd_dkdv`, `bwd_dq`), over all its chunks.
+    pub fn kernel_cost(&self, kind: &str) -> (u64, u64) {
+        match kind {
+            "fwd" => (self.flops_forward, self.bytes_forward),
+            "bwd_delta" => self.backward_kernels[0],
+            "bwd_dkdv" => self.backward_kernels[1],
+            "bwd_dq" => self.backward_kernels[2],
+            _ => (0, 0),
+        }
+    }
+
     pub(super) fn new(
         desc: &FusedAttentionDesc,
-        opts: &PlanOptions,
+        opts: &AttentionPlanOptions,
         tables: &BlockTables,
         chunks: usize,
         dispatches: usize,
@@ -85,6 +100,7 @@ impl PlanStats {
             bytes_forward: 0,
             bytes_backward: 0,
             table_bytes: 4 * (tables.forward_words().len() as u64),
+            backward_kernels: [(0, 0); 3],
             chunks,
             dispatches,
             backward: opts.backward,
@@ -129,10 +145,16 @@ impl PlanStats {
             // dQ: q, do, (lse, delta) in, dq out; k, v per visited key row.
             let dq = n * (3 * row + 8) + keys_read * 2 * row;
             stats.bytes_backward += copies * (delta + dkdv + dq);
+            let flops = [2 * d * n, 8 * d * pairs, 6 * d * pairs];
+            for (i, bytes) in [delta, dkdv, dq].into_iter().enumerate() {
+                stats.backward_kernels[i].0 += copies * flops[i];
+                stats.backward_kernels[i].1 += copies * bytes;
+            }
         }
         if !opts.backward {
             stats.flops_backward = 0;
             stats.bytes_backward = 0;
+            stats.backward_kernels = [(0, 0); 3];
         }
         // The forward pass ran in another plan.
         if opts.saved_forward {

@@ -4,8 +4,8 @@
 use weft_ir::graph::Op;
 
 use super::builder::KernelBuilder;
-use super::plan::{Ctx, Operand};
 use super::{CodegenError, Site};
+use super::{Ctx, Operand};
 use crate::kernel::Kernel;
 
 /// Whether `op` maps equal-shaped operands to a result of the same shape, one
@@ -38,7 +38,7 @@ pub(crate) fn emit(
     inputs: &[Operand],
     out: &Operand,
 ) -> Result<Vec<Kernel>, CodegenError> {
-    let mut k = KernelBuilder::new(cx.site, cx.opts, &cx.kernel_name(""), &op.to_string());
+    let mut k = KernelBuilder::new(cx.site, cx.limits, &cx.kernel_name(""), &op.to_string());
     let args: &[&str] = match inputs {
         [a, b] => {
             k.read("a", &a.region)?;

@@ -9,7 +9,7 @@ use std::fmt::Write;
 
 use super::CodegenError;
 use super::builder::{KernelBuilder, Region};
-use super::plan::{Ctx, Operand};
+use super::{Ctx, Operand};
 use crate::kernel::{BufferRole, Kernel};
 
 pub(crate) fn emit(
@@ -45,7 +45,7 @@ pub(crate) fn emit(
     );
     let title =
         format!("rope(theta={theta:?}, position_scale={position_scale:?}), table [N, D/2, (cos, sin)]");
-    let mut k = KernelBuilder::new(cx.site, cx.opts, &cx.kernel_name(""), &title);
+    let mut k = KernelBuilder::new(cx.site, cx.limits, &cx.kernel_name(""), &title);
     k.read("x", &x.region)?;
     k.read("t", &Region::whole(&name, elems))?;
     k.write("y", &out.region)?;

@@ -17,7 +17,7 @@ use std::fmt::Write;
 use super::CodegenError;
 use super::builder::{KernelBuilder, Region, elements};
 use super::embedding::QUIET_NAN;
-use super::plan::{Ctx, Operand};
+use super::{Ctx, Operand};
 use crate::kernel::{BufferRole, Kernel};
 
 /// The row maximum `m` and `total = sum(exp(x - m))` of the row at `base`.
@@ -59,7 +59,7 @@ pub(crate) fn emit(cx: &mut Ctx, inputs: &[Operand], out: &Operand) -> Result<Ve
          st_rows(i, loss);\n",
         max_total = row_max_and_total(vocab),
     );
-    let mut k = KernelBuilder::new(cx.site, cx.opts, &cx.kernel_name("rows"), "cross-entropy per row");
+    let mut k = KernelBuilder::new(cx.site, cx.limits, &cx.kernel_name("rows"), "cross-entropy per row");
     k.read("logits", &logits.region)?;
     k.read("targets", &targets.region)?;
     k.write("rows", &per_row)?;
@@ -77,7 +77,7 @@ pub(crate) fn emit(cx: &mut Ctx, inputs: &[Operand], out: &Operand) -> Result<Ve
          }}\n\
          st_loss(0u, select(0.0, total / f32(count), count > 0u));\n"
     );
-    let mut k = KernelBuilder::new(cx.site, cx.opts, &cx.kernel_name("mean"), "cross-entropy mean");
+    let mut k = KernelBuilder::new(cx.site, cx.limits, &cx.kernel_name("mean"), "cross-entropy mean");
     k.read("rows", &per_row)?;
     k.read("targets", &targets.region)?;
     k.write("loss", &out.region)?;
@@ -109,7 +109,7 @@ pub(crate) fn emit_grad(
          }}\n\
          st_weight(0u, select(0.0, ld_dloss(0u) / f32(count), count > 0u));\n"
     );
-    let mut k = KernelBuilder::new(cx.site, cx.opts, &cx.kernel_name("weight"), "dloss / count");
+    let mut k = KernelBuilder::new(cx.site, cx.limits, &cx.kernel_name("weight"), "dloss / count");
     k.read("targets", &targets.region)?;
     k.read("dloss", &dloss.region)?;
     k.write("weight", &weight)?;
@@ -140,7 +140,7 @@ pub(crate) fn emit_grad(
         max_total = row_max_and_total(vocab),
     );
     let mut k =
-        KernelBuilder::new(cx.site, cx.opts, &cx.kernel_name("rows"), "cross-entropy gradient per row");
+        KernelBuilder::new(cx.site, cx.limits, &cx.kernel_name("rows"), "cross-entropy gradient per row");
     k.read("logits", &logits.region)?;
     k.read("targets", &targets.region)?;
     k.read("weight", &weight)?;

@@ -6,9 +6,9 @@ use std::fmt::Write;
 use weft_ir::Mask;
 
 use super::CodegenError;
-use super::attention::mask_allows;
 use super::builder::KernelBuilder;
-use super::plan::{Ctx, Operand};
+use super::dense_attention::mask_allows;
+use super::{Ctx, Operand};
 use crate::kernel::Kernel;
 
 pub(crate) fn emit(
@@ -60,7 +60,7 @@ pub(crate) fn emit(
          }}\n"
     );
     let title = format!("masked softmax; mask `{mask}`, head_offset {head_offset}, scale {scale}");
-    let mut k = KernelBuilder::new(cx.site, cx.opts, &cx.kernel_name(""), &title);
+    let mut k = KernelBuilder::new(cx.site, cx.limits, &cx.kernel_name(""), &title);
     k.read("s", &s.region)?;
     k.write("p", &out.region)?;
     k.helper(&allows);

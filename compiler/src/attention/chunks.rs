@@ -1,6 +1,6 @@
 //! Laying work out within device limits: grid folding and chunking by (batch, head).
 
-use crate::codegen::AttentionError;
+use super::AttentionError;
 
 /// A run of consecutive (batch, head) pairs dispatched and bound together.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

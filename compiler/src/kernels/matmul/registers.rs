@@ -20,10 +20,10 @@
 use std::fmt::Write;
 
 use super::MatmulConfig;
-use crate::codegen::simple::CodegenError;
-use crate::codegen::simple::builder::KernelBuilder;
-use crate::codegen::simple::plan::{Ctx, Operand};
 use crate::kernel::Kernel;
+use crate::kernels::CodegenError;
+use crate::kernels::builder::KernelBuilder;
+use crate::kernels::{Ctx, Operand};
 
 /// How one operand is loaded.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -132,7 +132,7 @@ pub(super) fn emit(
         describe(a_load),
         describe(b_load)
     );
-    let mut kb = KernelBuilder::new(cx.site, cx.opts, &cx.kernel_name(""), &title);
+    let mut kb = KernelBuilder::new(cx.site, cx.limits, &cx.kernel_name(""), &title);
     kb.workgroup_size(cfg.workgroup);
     if a_load == Load::Scalar {
         kb.read("a", &a.region)?

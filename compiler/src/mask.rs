@@ -1,5 +1,5 @@
 //! Masks as WGSL: `fn mask_allows(h: i32, q: i32, k: i32) -> bool`, for the
-//! fused kernels of [`super::attention`] and the unfused ones of [`super::simple`].
+//! fused kernels of [`crate::attention`] and the unfused ones of [`crate::kernels`].
 //!
 //! Both paths must compute exactly what `weft_ir::mask::eval` computes: each is
 //! tested against the reference, and the fused path is measured against the

@@ -16,9 +16,9 @@ use weft_ir::Mask;
 
 use super::CodegenError;
 use super::builder::{KernelBuilder, Region};
-use super::plan::{Ctx, Operand};
-use crate::codegen::mask::mask_functions;
+use super::{Ctx, Operand};
 use crate::kernel::{BufferRole, ElemType, Kernel};
+use crate::mask::mask_functions;
 
 pub(crate) fn emit(
     cx: &mut Ctx,
@@ -39,7 +39,7 @@ pub(crate) fn emit(
 
     // Rows per chunk: all of them if they fit one binding, else the most that
     // fit with chunk offsets at multiples of 256 bytes (64 floats).
-    let binding = cx.opts.max_storage_binding.min(cx.opts.max_buffer_size);
+    let binding = cx.limits.max_storage_binding.min(cx.limits.max_buffer_size);
     let chunk = if rows * row_bytes <= binding {
         rows
     } else {
@@ -52,10 +52,10 @@ pub(crate) fn emit(
              of {binding} bytes at 256-byte alignment"
         )));
     }
-    let scratch_rows = if rows * row_bytes <= cx.opts.max_buffer_size {
+    let scratch_rows = if rows * row_bytes <= cx.limits.max_buffer_size {
         rows
     } else {
-        cx.opts.max_buffer_size / row_bytes / chunk * chunk
+        cx.limits.max_buffer_size / row_bytes / chunk * chunk
     };
     let scores = cx.add_buffer(
         "scores",
@@ -95,7 +95,7 @@ pub(crate) fn emit(
              for (var j = 0u; j < {d}u; j++) {{\n    acc += ld_q(qo + j) * ld_k(ko + j);\n}}\n\
              st_p(i, acc * {scale});\n"
         );
-        let mut kb = KernelBuilder::new(cx.site, cx.opts, &name("scores"), &title("scores"));
+        let mut kb = KernelBuilder::new(cx.site, cx.limits, &name("scores"), &title("scores"));
         kb.read("q", &q.region)?;
         kb.read("k", &k.region)?;
         kb.write("p", &p)?;
@@ -132,7 +132,7 @@ pub(crate) fn emit(
              let inv = select(0.0, 1.0 / total, total > 0.0);\n\
              for (var key = 0u; key < {n}u; key++) {{\n    st_p(base + key, ld_p(base + key) * inv);\n}}\n"
         );
-        let mut kb = KernelBuilder::new(cx.site, cx.opts, &name("softmax"), &title("masked softmax"));
+        let mut kb = KernelBuilder::new(cx.site, cx.limits, &name("softmax"), &title("masked softmax"));
         kb.read_write("p", &p)?;
         kb.helper(&allows);
         kernels.push(kb.finish(len, &body)?);
@@ -149,7 +149,7 @@ pub(crate) fn emit(
              st_o(r * {dv}u + c, acc);\n",
             n * dv
         );
-        let mut kb = KernelBuilder::new(cx.site, cx.opts, &name("pv"), &title("P·V"));
+        let mut kb = KernelBuilder::new(cx.site, cx.limits, &name("pv"), &title("P·V"));
         kb.read("p", &p)?;
         kb.read("v", &v.region)?;
         kb.write("o", &out.region)?;

@@ -17,7 +17,8 @@ mod registers;
 mod subgroup;
 
 use super::CodegenError;
-use super::plan::{Ctx, Operand};
+use super::{Ctx, Operand};
+use crate::device::DeviceLimits;
 use crate::kernel::Kernel;
 
 /// Which matmul generator runs.
@@ -57,6 +58,16 @@ impl MatmulConfig {
     /// thread, one 8-wide subgroup per workgroup.
     pub const CPU_DEFAULT: MatmulConfig =
         MatmulConfig { kernel: MatmulKernel::Subgroup, rows: 4, cols: 64, workgroup: 8 };
+
+    /// The shape to use on a device before any measurement: on CPU adapters
+    /// with subgroups of 8 or more, the subgroup kernel (3-4x faster on
+    /// lavapipe, BENCHMARKS.md); elsewhere the register kernel that suits GPUs.
+    pub fn default_for(limits: &DeviceLimits) -> MatmulConfig {
+        match limits.subgroup_min_size {
+            Some(size) if limits.cpu && size >= 8 => MatmulConfig::CPU_DEFAULT,
+            _ => MatmulConfig::default(),
+        }
+    }
 
     /// The configurations `weft bench matmul` measures; the subgroup ones
     /// only where the device has subgroups of at least 8.
@@ -134,8 +145,8 @@ pub(crate) fn emit(
     inputs: &[Operand],
     out: &Operand,
 ) -> Result<Vec<Kernel>, CodegenError> {
-    // `SimplePlanOptions::check` has ruled out configurations with a `problem()`.
-    let cfg = cx.opts.matmul;
+    // `GraphPlanOptions::check` has ruled out configurations with a `problem()`.
+    let cfg = cx.matmul;
     match cfg.kernel {
         MatmulKernel::Registers => registers::emit(cx, cfg, ta, tb, inputs, out),
         MatmulKernel::Subgroup => match subgroup::emit(cx, cfg, ta, tb, inputs, out)? {

@@ -3,82 +3,14 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use weft_ir::graph::{DType, NodeId, Op, ValidGraph};
+use weft_ir::graph::{DType, NodeId, Op, TensorType, ValidGraph};
 
-use super::builder::{Region, elements};
 use super::fusion::Fusion;
-use super::{CodegenError, SimplePlanOptions, Site};
-use super::{attention, cross_entropy, elementwise, embedding, layout, masked_softmax, matmul, reduce};
-use super::{fused_attention, fusion, memory, rms_norm, rope};
+use super::{GraphPlanOptions, fused_attention, fusion, memory};
 use crate::kernel::{BufferDecl, BufferRole, ElemType, Kernel, KernelPlan};
-
-/// Every element index must fit the kernels' u32 (and i32 mask) arithmetic.
-const MAX_ELEMENTS: u64 = 1 << 31;
-
-/// A tensor a kernel reads or writes: where it lives and its logical shape.
-#[derive(Clone, Debug)]
-pub(crate) struct Operand<'g> {
-    pub region: Region,
-    pub shape: &'g [usize],
-}
-
-/// What a generator may use besides its operands.
-pub(crate) struct Ctx<'a> {
-    pub site: Site,
-    pub opts: &'a SimplePlanOptions,
-    /// `n5`: the prefix of this node's kernel names.
-    prefix: String,
-    names: &'a mut Names,
-    /// Buffers the generator adds (score scratch, tables).
-    extra: Vec<BufferDecl>,
-}
-
-impl Ctx<'_> {
-    /// `n5_roll` or `n5_roll_{suffix}`.
-    pub(crate) fn kernel_name(&self, suffix: &str) -> String {
-        let op = self.site.op.replace('-', "_");
-        if suffix.is_empty() {
-            format!("{}_{op}", self.prefix)
-        } else {
-            format!("{}_{op}_{suffix}", self.prefix)
-        }
-    }
-
-    pub(crate) fn unsupported(&self) -> CodegenError {
-        CodegenError::Unsupported { op: self.site.op, node: self.site.node }
-    }
-
-    /// Adds an f32 buffer named after the node (`n9_scores`) and returns its name.
-    pub(crate) fn add_buffer(
-        &mut self,
-        suffix: &str,
-        bytes: u64,
-        role: BufferRole,
-        shape: Vec<usize>,
-    ) -> String {
-        let name = self.names.fresh(&format!("{}_{suffix}", self.prefix));
-        self.extra.push(BufferDecl { name: name.clone(), bytes, role, shape, elem: ElemType::F32 });
-        name
-    }
-}
-
-/// Buffer names in use; plan buffers, inputs and outputs share one namespace.
-#[derive(Default)]
-pub(crate) struct Names(HashSet<String>);
-
-impl Names {
-    /// `base`, or `base_1`, `base_2`, ... if it is taken.
-    fn fresh(&mut self, base: &str) -> String {
-        let mut name = base.to_string();
-        let mut i = 1;
-        while self.0.contains(&name) {
-            name = format!("{base}_{i}");
-            i += 1;
-        }
-        self.0.insert(name.clone());
-        name
-    }
-}
+use crate::kernels::builder::{Region, elements};
+use crate::kernels::{CodegenError, Ctx, MAX_ELEMENTS, Names, Operand, Site, permute};
+use crate::optimize::{Cost, CostModel};
 
 /// Plans `graph` as plain kernels, one op at a time, except that connected
 /// elementwise ops become one kernel when `opts.fuse_elementwise` is set.
@@ -92,7 +24,7 @@ impl Names {
 /// ids and targets), which hold i32: the runtime narrows `i64` values on
 /// upload. Integer tensors are only ever read, so no other node, and no
 /// output, may be an integer.
-pub fn plan_graph(graph: &ValidGraph, opts: &SimplePlanOptions) -> Result<KernelPlan, CodegenError> {
+pub fn plan_graph(graph: &ValidGraph, opts: &GraphPlanOptions) -> Result<KernelPlan, CodegenError> {
     opts.check()?;
     let ids: Vec<NodeId> = graph.node_ids().collect();
     for &id in &ids {
@@ -149,6 +81,7 @@ pub fn plan_graph(graph: &ValidGraph, opts: &SimplePlanOptions) -> Result<Kernel
     }
 
     let siblings = fused_grad_groups(graph);
+    let model = CostModel::new();
     // Each fused attention planned so far, and the buffer of its log-sum-exp.
     let mut forwards: Vec<(NodeId, String)> = Vec::new();
     let mut plan = KernelPlan::default();
@@ -175,23 +108,40 @@ pub fn plan_graph(graph: &ValidGraph, opts: &SimplePlanOptions) -> Result<Kernel
         if let Some(group) = fusion.group(id) {
             // The group's one kernel runs at its last member.
             if group.members.last() == Some(&id) {
-                let kernel = fusion::emit(graph, opts, group, id, &region)?;
+                let mut kernel = fusion::emit(graph, opts, group, id, &region)?;
+                // The inner values stay in registers: FLOPs of every member, bytes as bound.
+                kernel.flops = group.members.iter().map(|&m| node_cost(&model, graph, m).flops as u64).sum();
+                kernel.bytes = bound_bytes(&plan, &kernel);
                 add(&mut plan, Vec::new(), vec![kernel]);
             }
             continue;
         }
         let site = Site { node: id, op: node.op.name() };
-        let mut cx =
-            Ctx { site, opts, prefix: format!("n{}", id.index()), names: &mut names, extra: Vec::new() };
+        let mut cx = Ctx {
+            site,
+            limits: &opts.limits,
+            matmul: opts.matmul,
+            prefix: format!("n{}", id.index()),
+            names: &mut names,
+            extra: Vec::new(),
+        };
         let inputs: Vec<Operand> = node
             .inputs
             .iter()
             .map(|&x| Operand { region: region(x), shape: &graph.node(x).ty.shape })
             .collect();
         let out = Operand { region: region(id), shape: &node.ty.shape };
-        let kernels = match &node.op {
+        let mut kernels = match &node.op {
             Op::FusedAttention { heads, scale, rope } => {
-                let (kernels, lse) = fused_attention::emit(&mut cx, heads, *scale, *rope, &inputs, &out)?;
+                let (kernels, lse) = fused_attention::emit(
+                    &mut cx,
+                    &opts.attention_forward,
+                    heads,
+                    *scale,
+                    *rope,
+                    &inputs,
+                    &out,
+                )?;
                 forwards.push((id, lse));
                 kernels
             }
@@ -209,6 +159,7 @@ pub fn plan_graph(graph: &ValidGraph, opts: &SimplePlanOptions) -> Result<Kernel
                         });
                     fused_attention::emit_backward(
                         &mut cx,
+                        &opts.attention_backward,
                         heads,
                         *scale,
                         *rope,
@@ -219,16 +170,32 @@ pub fn plan_graph(graph: &ValidGraph, opts: &SimplePlanOptions) -> Result<Kernel
                 }
                 None => Vec::new(),
             },
-            _ => emit(&mut cx, &node.op, &inputs, &out)?,
+            _ => crate::kernels::emit(&mut cx, &node.op, &inputs, &out)?,
         };
+        // The fused attention planner counted its kernels' work exactly.
+        if kernels.iter().all(|k| k.flops == 0 && k.bytes == 0) && !kernels.is_empty() {
+            let cost = node_cost(&model, graph, id);
+            let share = kernels.len() as f64;
+            for k in &mut kernels {
+                k.flops = (cost.flops / share) as u64;
+                k.bytes = (cost.bytes / share) as u64;
+            }
+        }
         add(&mut plan, cx.extra, kernels);
     }
 
     for (i, (name, id, shape)) in copies.into_iter().enumerate() {
         let site = Site { node: id, op: "output" };
-        let cx = Ctx { site, opts, prefix: String::new(), names: &mut names, extra: Vec::new() };
+        let cx = Ctx {
+            site,
+            limits: &opts.limits,
+            matmul: opts.matmul,
+            prefix: String::new(),
+            names: &mut names,
+            extra: Vec::new(),
+        };
         let to = Region::whole(&name, elements(&shape));
-        let kernel = layout::copy(&cx, &format!("output_copy_{i}"), &region(id), &to)?;
+        let kernel = permute::copy(&cx, &format!("output_copy_{i}"), &region(id), &to)?;
         let decl = BufferDecl {
             name: name.clone(),
             bytes: to.elems * 4,
@@ -284,6 +251,22 @@ fn is_forward_of(graph: &ValidGraph, forward: NodeId, grad: NodeId) -> bool {
     }
 }
 
+/// The cost model's price of one node.
+fn node_cost(model: &CostModel, graph: &ValidGraph, id: NodeId) -> Cost {
+    let node = graph.node(id);
+    let operands: Vec<&TensorType> = node.inputs.iter().map(|&x| &graph.node(x).ty).collect();
+    model.op_cost(&node.op, &operands, &node.ty)
+}
+
+/// The bytes a kernel's bindings cover: each bound range read or written once.
+fn bound_bytes(plan: &KernelPlan, kernel: &Kernel) -> u64 {
+    let size = |b: &crate::kernel::Binding| match b.range {
+        Some((_, bytes)) => bytes,
+        None => plan.buffers.get(&b.buffer).map_or(0, |d| d.bytes),
+    };
+    kernel.bindings.iter().map(size).sum()
+}
+
 fn add(plan: &mut KernelPlan, buffers: Vec<BufferDecl>, kernels: Vec<Kernel>) {
     let buffers: BTreeMap<String, BufferDecl> = buffers.into_iter().map(|b| (b.name.clone(), b)).collect();
     plan.buffers.extend(buffers);
@@ -299,7 +282,7 @@ fn elem_type(dtype: DType) -> ElemType {
 }
 
 /// f32, or an integer leaf, and small enough for one device buffer and 32-bit indices.
-fn check_node(graph: &ValidGraph, id: NodeId, opts: &SimplePlanOptions) -> Result<(), CodegenError> {
+fn check_node(graph: &ValidGraph, id: NodeId, opts: &GraphPlanOptions) -> Result<(), CodegenError> {
     let node = graph.node(id);
     let op = node.op.name();
     let integer_leaf = node.op.leaf_name().is_some() && matches!(node.ty.dtype, DType::I32 | DType::I64);
@@ -311,54 +294,13 @@ fn check_node(graph: &ValidGraph, id: NodeId, opts: &SimplePlanOptions) -> Resul
     if elems > MAX_ELEMENTS {
         return Err(site.too_large(format!("{} has more than 2^31 elements", node.ty)));
     }
-    if elems * 4 > opts.max_buffer_size {
+    if elems * 4 > opts.limits.max_buffer_size {
         return Err(site.too_large(format!(
             "{} needs {} bytes, more than the largest buffer ({} bytes)",
             node.ty,
             elems * 4,
-            opts.max_buffer_size
+            opts.limits.max_buffer_size
         )));
     }
     Ok(())
-}
-
-/// Dispatches a node to its op family's generator.
-fn emit(cx: &mut Ctx, op: &Op, inputs: &[Operand], out: &Operand) -> Result<Vec<Kernel>, CodegenError> {
-    match op {
-        // Leaves own buffers and have no kernel; the caller never gets here with one.
-        Op::Input { .. } | Op::Parameter { .. } => Err(cx.unsupported()),
-        Op::Add | Op::Mul | Op::Scale { .. } | Op::Exp | Op::Log | Op::Silu | Op::Sigmoid => {
-            elementwise::emit(cx, op, inputs, out)
-        }
-        Op::Reshape { .. }
-        | Op::Permute { .. }
-        | Op::Roll { .. }
-        | Op::Slice { .. }
-        | Op::Pad { .. }
-        | Op::Broadcast { .. }
-        | Op::Concat { .. } => layout::emit(cx, op, inputs, out),
-        Op::Softmax { .. }
-        | Op::SoftmaxGrad { .. }
-        | Op::ReduceSum { .. }
-        | Op::ReduceMax { .. }
-        | Op::ReduceMean { .. } => reduce::emit(cx, op, inputs, out),
-        Op::MaskedSoftmax { mask, head_offset, scale } => {
-            masked_softmax::emit(cx, mask, *head_offset, *scale, inputs, out)
-        }
-        Op::MatMul { transpose_a, transpose_b } => matmul::emit(cx, *transpose_a, *transpose_b, inputs, out),
-        Op::RmsNorm { eps } => rms_norm::emit(cx, *eps, inputs, out),
-        Op::RmsNormGrad { eps } => rms_norm::emit_grad(cx, *eps, inputs, out),
-        Op::RmsNormWeightGrad { eps } => rms_norm::emit_weight_grad(cx, *eps, inputs, out),
-        Op::Rope { theta, position_scale } => rope::emit(cx, *theta, *position_scale, inputs, out),
-        Op::Attention { mask, head_offset, scale } => {
-            attention::emit(cx, mask, *head_offset, *scale, inputs, out)
-        }
-        // Planned in `plan_graph`, which keeps each forward's log-sum-exp for
-        // its backward and plans the gradient nodes by group.
-        Op::FusedAttention { .. } | Op::FusedAttentionGrad { .. } => Err(cx.unsupported()),
-        Op::Embedding => embedding::emit(cx, inputs, out),
-        Op::EmbeddingGrad { .. } => embedding::emit_grad(cx, inputs, out),
-        Op::CrossEntropy => cross_entropy::emit(cx, inputs, out),
-        Op::CrossEntropyGrad => cross_entropy::emit_grad(cx, inputs, out),
-    }
 }

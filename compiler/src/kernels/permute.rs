@@ -8,7 +8,7 @@ use weft_ir::graph::{HeadRange, Op};
 
 use super::CodegenError;
 use super::builder::{KernelBuilder, Region, split_at_axis, strides, unravel};
-use super::plan::{Ctx, Operand};
+use super::{Ctx, Operand};
 use crate::kernel::Kernel;
 
 pub(crate) fn emit(
@@ -76,7 +76,7 @@ pub(crate) fn emit(
                 );
                 let suffix = if xs.len() == 1 { String::new() } else { i.to_string() };
                 let title = format!("{op}, operand {i} of {}", xs.len());
-                let mut k = KernelBuilder::new(cx.site, cx.opts, &cx.kernel_name(&suffix), &title);
+                let mut k = KernelBuilder::new(cx.site, cx.limits, &cx.kernel_name(&suffix), &title);
                 k.read("x", &x.region)?;
                 k.write("y", &out.region)?;
                 kernels.push(k.finish(x.region.elems, &body)?);
@@ -90,7 +90,7 @@ pub(crate) fn emit(
 
 /// `to = from`, element by element: non-aliasing reshapes and output copies.
 pub(crate) fn copy(cx: &Ctx, name: &str, from: &Region, to: &Region) -> Result<Kernel, CodegenError> {
-    let mut k = KernelBuilder::new(cx.site, cx.opts, name, "copy");
+    let mut k = KernelBuilder::new(cx.site, cx.limits, name, "copy");
     k.read("x", from)?;
     k.write("y", to)?;
     k.finish(to.elems, "st_y(i, ld_x(i));\n")
@@ -105,7 +105,7 @@ fn gather(
     suffix: &str,
     body: &str,
 ) -> Result<Vec<Kernel>, CodegenError> {
-    let mut k = KernelBuilder::new(cx.site, cx.opts, &cx.kernel_name(suffix), &op.to_string());
+    let mut k = KernelBuilder::new(cx.site, cx.limits, &cx.kernel_name(suffix), &op.to_string());
     k.read("x", &x.region)?;
     k.write("y", &out.region)?;
     Ok(vec![k.finish(out.region.elems, body)?])

@@ -25,10 +25,10 @@
 use std::fmt::Write;
 
 use super::MatmulConfig;
-use crate::codegen::simple::CodegenError;
-use crate::codegen::simple::builder::KernelBuilder;
-use crate::codegen::simple::plan::{Ctx, Operand};
 use crate::kernel::Kernel;
+use crate::kernels::CodegenError;
+use crate::kernels::builder::KernelBuilder;
+use crate::kernels::{Ctx, Operand};
 
 /// Lanes that load B between them; subgroups must have at least this many.
 const SHARERS: u64 = 8;
@@ -44,7 +44,7 @@ pub(super) fn emit(
     out: &Operand,
 ) -> Result<Option<Vec<Kernel>>, CodegenError> {
     let [a, b] = inputs else { return Err(cx.unsupported()) };
-    if cx.opts.subgroup_min_size.is_none_or(|size| u64::from(size) < SHARERS) {
+    if cx.limits.subgroup_min_size.is_none_or(|size| u64::from(size) < SHARERS) {
         return Ok(None);
     }
     let r = a.shape.len();
@@ -171,7 +171,7 @@ pub(super) fn emit(
         if ta { ", transpose_a" } else { "" },
         if tb { ", transpose_b" } else { "" },
     );
-    let mut kb = KernelBuilder::new(cx.site, cx.opts, &cx.kernel_name(""), &title);
+    let mut kb = KernelBuilder::new(cx.site, cx.limits, &cx.kernel_name(""), &title);
     kb.workgroup_size(cfg.workgroup);
     kb.use_subgroup_lane();
     kb.without_early_return();

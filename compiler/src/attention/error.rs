@@ -1,15 +1,4 @@
-//! WGSL code generation.
-//!
-//! - [`attention`]: fused block-sparse attention in the manner of
-//!   FlashAttention-2, forward and backward, driven by the block tables of
-//!   [`crate::plan`].
-//! - [`simple`]: one simple kernel per plain op, to run an unfused graph on the
-//!   GPU as the baseline the fused path is compared against.
-//! - [`mask`]: a mask as a WGSL function, for both.
-
-pub mod attention;
-pub mod mask;
-pub mod simple;
+//! Why a fused attention node could not be planned.
 
 use crate::shader::ShaderError;
 

@@ -1,0 +1,178 @@
+//! What `weft compile` and `weft inspect kernels` compile: a pattern spec, a
+//! hand-written graph, or a model (a `config.json`, or a Hugging Face
+//! checkpoint directory holding one), and how: inference or a training step.
+//! Both commands build the graph here and hand it to the one pipeline,
+//! `weft_compiler::compile`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use weft_compiler::{CompileOptions, Compiled, GraphPlanOptions, Mode, compile};
+use weft_ir::graph::ValidGraph;
+use weft_ir::lower::{LowerOptions, lower_pattern};
+use weft_ir::model::{LlamaConfig, LoraConfig, ModelGraphOptions, build_llama_graph};
+use weft_ir::{Overrides, SourceFile};
+
+use crate::args::{SizeArgs, SpecArgs, pick_layer};
+
+#[derive(Args, Debug, Clone)]
+pub struct SourceArgs {
+    /// A pattern spec (.toml), a hand-written graph (.sexpr) with inputs q, k, v,
+    /// or a model: a Hugging Face config.json, or a checkpoint directory holding one.
+    pub input: PathBuf,
+    #[command(flatten)]
+    pub sizes: SizeArgs,
+    /// Compile a training step: the forward pass, then the backward pass (for a pattern, the
+    /// gradients of q, k and v; for a model, LongLoRA's LoRA+ step: LoRA on q, k, v, o, the
+    /// embedding and norms trainable, the next-token loss).
+    #[arg(long, visible_alias = "backward")]
+    pub train: bool,
+    /// Layer whose pattern to compile (hybrid schedules; default 0). Patterns only.
+    #[arg(long, value_name = "I")]
+    pub layer: Option<usize>,
+    /// Batch size the plan is made for.
+    #[arg(long, default_value_t = 1, value_name = "B", value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch: u32,
+    /// Models: the attention pattern spec of every layer (or the spec's layer schedule);
+    /// default: full causal attention.
+    #[arg(long, value_name = "SPEC")]
+    pub pattern: Option<PathBuf>,
+    /// Models with --train: the LoRA rank (alpha is twice the rank, as in LongLoRA).
+    #[arg(long, default_value_t = 8, value_name = "R")]
+    pub lora_rank: usize,
+}
+
+/// Models are compiled at this sequence length unless `--seq-len` says otherwise.
+const MODEL_SEQ_LEN: usize = 256;
+
+/// What the input path names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceKind {
+    Pattern,
+    Graph,
+    Model,
+}
+
+impl SourceArgs {
+    pub fn kind(&self) -> SourceKind {
+        let path = &self.input;
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("sexpr") => SourceKind::Graph,
+            Some("json") => SourceKind::Model,
+            _ if path.is_dir() => SourceKind::Model,
+            _ => SourceKind::Pattern,
+        }
+    }
+
+    /// The graph to compile.
+    pub fn graph(&self) -> anyhow::Result<ValidGraph> {
+        match self.kind() {
+            SourceKind::Graph => read_sexpr(&self.input),
+            SourceKind::Pattern => {
+                let spec = SpecArgs { spec: self.input.clone(), sizes: self.sizes.clone() };
+                pattern_graph(&spec, self.layer, self.batch as usize)
+            }
+            SourceKind::Model => self.model_graph(),
+        }
+    }
+
+    /// The pipeline's options: training mode per the flags, plan options for
+    /// `plan` (a device's, or the WebGPU defaults when none is open).
+    pub fn options(&self, plan: GraphPlanOptions) -> CompileOptions {
+        let mode = match (self.train, self.kind()) {
+            (false, _) => Mode::Inference,
+            // An attention graph's step: the gradients of its inputs.
+            (true, SourceKind::Pattern | SourceKind::Graph) => {
+                Mode::Training { wrt: ["q", "k", "v"].map(String::from).to_vec() }
+            }
+            // A model's step: every trainable parameter.
+            (true, SourceKind::Model) => Mode::Training { wrt: Vec::new() },
+        };
+        CompileOptions { mode, plan, ..CompileOptions::default() }
+    }
+
+    /// Builds the graph and runs the pipeline on it.
+    pub fn compile(&self, plan: GraphPlanOptions) -> anyhow::Result<Compiled> {
+        let graph = self.graph()?;
+        let name = graph.name().to_string();
+        compile(graph, &self.options(plan)).with_context(|| format!("compiling `{name}`"))
+    }
+
+    fn model_graph(&self) -> anyhow::Result<ValidGraph> {
+        let config_path =
+            if self.input.is_dir() { self.input.join("config.json") } else { self.input.clone() };
+        let config = LlamaConfig::from_file(&config_path)?;
+        if self.layer.is_some() {
+            bail!("--layer picks a layer of a pattern spec; a model compiles every layer");
+        }
+        for (flag, given) in [("--heads", self.sizes.heads), ("--layers", self.sizes.layers)] {
+            if given.is_some() {
+                bail!(
+                    "{flag} comes from the model's config ({}); it cannot be overridden",
+                    config_path.display()
+                );
+            }
+        }
+        if self.sizes.head_dim.is_some() {
+            bail!("--head-dim comes from the model's config ({})", config_path.display());
+        }
+        let t = self.sizes.seq_len.unwrap_or(MODEL_SEQ_LEN);
+        let schedule = match &self.pattern {
+            Some(spec) => {
+                let overrides = Overrides {
+                    seq_len: Some(t),
+                    n_heads: Some(config.num_attention_heads),
+                    n_layers: Some(config.num_hidden_layers),
+                    head_dim: Some(config.head_dim),
+                };
+                Some(weft_ir::spec::load_schedule(spec, &overrides)?)
+            }
+            None => None,
+        };
+        let opts = if self.train {
+            if self.lora_rank == 0 {
+                bail!("--lora-rank must be at least 1");
+            }
+            ModelGraphOptions {
+                lora: Some(LoraConfig {
+                    rank: self.lora_rank,
+                    alpha: 2.0 * self.lora_rank as f64,
+                    target_modules: ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec(),
+                }),
+                train_embed: true,
+                train_norm: true,
+                loss: true,
+                ..ModelGraphOptions::new(self.batch as usize, t)
+            }
+        } else {
+            ModelGraphOptions::new(self.batch as usize, t)
+        };
+        Ok(build_llama_graph(&config, schedule.as_ref(), &opts)?)
+    }
+}
+
+/// A graph read from an s-expression file.
+pub fn read_sexpr(path: &Path) -> anyhow::Result<ValidGraph> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read graph {}", path.display()))?;
+    let file = SourceFile::new(path.display().to_string(), text);
+    let graph = weft_ir::graph::parse_sexpr(&file).map_err(|e| match e.excerpt(&file) {
+        Some(excerpt) => anyhow::anyhow!("{e}\n{excerpt}"),
+        None => anyhow::anyhow!("{e}"),
+    })?;
+    Ok(graph.validate()?)
+}
+
+/// The reference graph of a spec's pattern, or a graph read from an s-expression file.
+pub fn pattern_graph(spec: &SpecArgs, layer: Option<usize>, batch: usize) -> anyhow::Result<ValidGraph> {
+    if spec.spec.extension().is_some_and(|e| e == "sexpr") {
+        return read_sexpr(&spec.spec);
+    }
+    let schedule = spec.load()?;
+    let layer = pick_layer(&schedule, layer)?;
+    let pattern =
+        schedule.pattern_for_layer(layer).with_context(|| format!("layer {layer} has no pattern"))?;
+    let d = &schedule.dims;
+    Ok(lower_pattern(pattern, &LowerOptions::new(batch, d.seq_len, d.head_dim))?)
+}
