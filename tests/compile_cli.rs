@@ -221,3 +221,87 @@ fn a_missing_adapter_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// A 2-layer LLaMA `config.json` with every key transformers' `save_pretrained`
+/// writes for `LlamaForCausalLM` (4.46), unknown ones included.
+const SAVED_CONFIG: &str = r#"{
+  "architectures": ["LlamaForCausalLM"],
+  "attention_bias": false,
+  "attention_dropout": 0.0,
+  "bos_token_id": 1,
+  "eos_token_id": 2,
+  "head_dim": 16,
+  "hidden_act": "silu",
+  "hidden_size": 64,
+  "initializer_range": 0.02,
+  "intermediate_size": 176,
+  "max_position_embeddings": 256,
+  "mlp_bias": false,
+  "model_type": "llama",
+  "num_attention_heads": 4,
+  "num_hidden_layers": 2,
+  "num_key_value_heads": 2,
+  "pretraining_tp": 1,
+  "rms_norm_eps": 1e-06,
+  "rope_scaling": null,
+  "rope_theta": 10000.0,
+  "tie_word_embeddings": false,
+  "torch_dtype": "float32",
+  "transformers_version": "4.46.3",
+  "use_cache": true,
+  "vocab_size": 128
+}"#;
+
+/// `weft compile --emit plan --train` on a model prints the training step's
+/// kernels, by kind with FLOPs and bytes: attention fused forward and
+/// backward, LoRA and embedding gradients, the loss.
+#[test]
+fn compile_prints_a_models_training_step() {
+    let dir = scratch("compile-model");
+    let config = dir.join("config.json");
+    std::fs::write(&config, SAVED_CONFIG).unwrap();
+    let args =
+        ["compile", config.to_str().unwrap(), "--emit", "plan", "--train", "--seq-len", "64", "--out", "-"];
+    let plan = ok(&args);
+    for needle in
+        ["attn_fwd", "attn_bwd_dkdv", "embedding_grad", "cross_entropy", "matmul", "MFLOP", "kernels:"]
+    {
+        assert!(plan.contains(needle), "missing {needle:?} in:\n{plan}");
+    }
+    // Two layers of causal attention: one forward and one backward pass each, no N x N buffer.
+    assert_eq!(plan.lines().filter(|l| l.trim_start().starts_with("attn_fwd")).count(), 2, "{plan}");
+    assert!(!plan.contains("[1, 4, 64, 64]"), "{plan}");
+    // Inference: no backward kernel.
+    let forward =
+        ok(&["compile", config.to_str().unwrap(), "--emit", "plan", "--seq-len", "64", "--out", "-"]);
+    assert!(forward.contains("attn_fwd") && !forward.contains("attn_bwd"), "{forward}");
+}
+
+/// `weft inspect kernels` on a checkpoint directory as `save_pretrained`
+/// leaves it (config.json, generation_config.json, weights), with a pattern.
+#[test]
+fn inspect_kernels_shows_a_checkpoints_training_step() {
+    let dir = scratch("inspect-checkpoint");
+    std::fs::write(dir.join("config.json"), SAVED_CONFIG).unwrap();
+    std::fs::write(dir.join("generation_config.json"), r#"{"bos_token_id": 1, "eos_token_id": 2}"#).unwrap();
+    let spec = example("s2attn-roll.toml");
+    let out = ok(&[
+        "inspect",
+        "kernels",
+        dir.to_str().unwrap(),
+        "--train",
+        "--seq-len",
+        "64",
+        "--pattern",
+        spec.to_str().unwrap(),
+    ]);
+    for needle in
+        ["== optimizer", "== training step", "model.embed_tokens.weight", "== kernels", "tiles visited"]
+    {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
+    // The S2-Attn pattern's two head groups, one fused node per layer.
+    assert!(out.contains("roll(G/2") || out.contains("roll(8"), "{out}");
+    let err = stderr(&weft(&["inspect", "kernels", dir.to_str().unwrap(), "--heads", "8"]));
+    assert!(err.contains("--heads comes from the model's config"), "{err}");
+}

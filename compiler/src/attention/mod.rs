@@ -235,16 +235,42 @@ impl Default for AttentionTiles {
 impl AttentionTiles {
     /// `base` with these tiles, and these rows where `head_dim` is the one they were measured at.
     pub fn apply(&self, base: AttentionPlanOptions, head_dim: usize) -> AttentionPlanOptions {
-        let rows = match self.rows_head_dim {
-            Some(measured) if measured != head_dim => 0,
-            _ => self.rows_per_invocation,
-        };
+        let rows = self.rows_at(head_dim);
         AttentionPlanOptions {
             block_q: self.block_q,
             block_k: self.block_k,
             rows_per_invocation: rows,
             ..base
         }
+    }
+
+    /// The rows per invocation to use at `head_dim`: the measured ones at the
+    /// head dimension they were measured at, else `0`, the automatic choice.
+    pub fn rows_at(&self, head_dim: usize) -> usize {
+        match self.rows_head_dim {
+            Some(measured) if measured != head_dim => 0,
+            _ => self.rows_per_invocation,
+        }
+    }
+
+    /// Why the planner would reject these tiles, if it would: block sizes must
+    /// be positive, rows (`0`: automatic) must divide both blocks, and a
+    /// workgroup (`block / rows` invocations) must fit every device.
+    pub fn problem(&self) -> Option<String> {
+        let (q, k, r) = (self.block_q, self.block_k, self.rows_per_invocation);
+        if q == 0 || k == 0 {
+            return Some(format!("block sizes {q}x{k} must be positive"));
+        }
+        if r != 0 && (!q.is_multiple_of(r) || !k.is_multiple_of(r)) {
+            return Some(format!("{r} rows per invocation do not divide the blocks ({q} x {k})"));
+        }
+        let largest = q.max(k) / r.max(1);
+        if largest > MAX_WORKGROUP_INVOCATIONS {
+            return Some(format!(
+                "a workgroup of {largest} invocations is more than the {MAX_WORKGROUP_INVOCATIONS} every device allows"
+            ));
+        }
+        None
     }
 }
 
@@ -291,21 +317,17 @@ impl AttentionPlanOptions {
 
     fn validate(&self, name: &str) -> Result<(), AttentionError> {
         let invalid = |message: String| AttentionError::InvalidOptions { name: name.to_string(), message };
-        let r = self.rows_per_invocation;
-        if self.block_q == 0 || self.block_k == 0 || r == 0 {
+        if self.rows_per_invocation == 0 {
             return Err(invalid("block sizes and rows per invocation must be positive".into()));
         }
-        if !self.block_q.is_multiple_of(r) || !self.block_k.is_multiple_of(r) {
-            return Err(invalid(format!(
-                "{r} rows per invocation do not divide the blocks ({} x {})",
-                self.block_q, self.block_k
-            )));
-        }
-        let largest = self.block_q.max(self.block_k) / r;
-        if largest > MAX_WORKGROUP_INVOCATIONS {
-            return Err(invalid(format!(
-                "a workgroup of {largest} invocations is more than the {MAX_WORKGROUP_INVOCATIONS} every device allows"
-            )));
+        let tiles = AttentionTiles {
+            block_q: self.block_q,
+            block_k: self.block_k,
+            rows_per_invocation: self.rows_per_invocation,
+            rows_head_dim: None,
+        };
+        if let Some(problem) = tiles.problem() {
+            return Err(invalid(problem));
         }
         if self.saved_forward && !self.backward {
             return Err(invalid("a saved forward pass is only of use to a backward plan".into()));

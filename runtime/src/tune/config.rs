@@ -4,7 +4,6 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use weft_compiler::attention::MAX_WORKGROUP_INVOCATIONS;
 use weft_compiler::{AttentionPlanOptions, AttentionTiles};
 
 use crate::executor::ShaderChecks;
@@ -68,20 +67,7 @@ impl KernelConfig {
     /// sizes and rows must be positive, rows must divide both blocks, and a
     /// workgroup (`block / rows` invocations) must fit every device.
     pub fn invalid_reason(&self) -> Option<String> {
-        let (q, k, r) = (self.block_q, self.block_k, self.rows_per_invocation);
-        if q == 0 || k == 0 {
-            return Some(format!("block sizes {q}x{k} must be positive"));
-        }
-        if r != 0 && (!q.is_multiple_of(r) || !k.is_multiple_of(r)) {
-            return Some(format!("{r} rows per invocation do not divide the blocks {q}x{k}"));
-        }
-        let largest = q.max(k) / r.max(1);
-        if largest > MAX_WORKGROUP_INVOCATIONS {
-            return Some(format!(
-                "a workgroup of {largest} invocations is more than {MAX_WORKGROUP_INVOCATIONS}"
-            ));
-        }
-        None
+        self.tiles(None).problem()
     }
 }
 
@@ -137,8 +123,9 @@ impl KernelChoice {
     /// to the planner's automatic choice, and the note says so.
     pub fn config(&self, backward: bool, head_dim: usize) -> (KernelConfig, Option<String>) {
         let config = if backward { self.backward } else { self.forward };
+        let rows = config.tiles(self.head_dim).rows_at(head_dim);
         match self.head_dim {
-            Some(tuned) if tuned != head_dim && config.rows_per_invocation != 0 => {
+            Some(tuned) if rows != config.rows_per_invocation => {
                 let auto = KernelConfig { rows_per_invocation: 0, ..config }.resolved(head_dim);
                 let note = format!(
                     "rows per invocation were tuned at D = {tuned}; at D = {head_dim} the planner picks {}",
