@@ -23,8 +23,11 @@ mod llama;
 
 /// Largest allowed `|analytic - numeric|`, relative to the largest analytic magnitude.
 const TOLERANCE: f64 = 1e-6;
-/// The step of the five-point stencil; its error is O(STEP⁴), far below the tolerance.
-const STEP: f64 = 1e-4;
+/// The steps of the five-point stencil. Its truncation error grows as STEP⁴
+/// and its rounding error as 1/STEP; on the LLaMA layer each of 1e-3 and 1e-4
+/// alone exceeds 1e-6 for about 1% of seeds (measured over 300 seeds each),
+/// so an element passes when either step agrees. A wrong gradient differs at both.
+const STEPS: [f64; 2] = [1e-3, 1e-4];
 
 fn rng() -> (StdRng, u64) {
     let seed = std::env::var("WEFT_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
@@ -111,10 +114,13 @@ fn check_with(
                 x.insert(leaf.clone(), Tensor::new(base.shape().to_vec(), data).unwrap());
                 objective(&x)
             };
-            let near = nudged(STEP) - nudged(-STEP);
-            let far = nudged(2.0 * STEP) - nudged(-2.0 * STEP);
-            let numeric = (8.0 * near - far) / (12.0 * STEP);
-            worst = worst.max((got.data()[i] - numeric).abs() / scale);
+            let error = |step: f64| {
+                let near = nudged(step) - nudged(-step);
+                let far = nudged(2.0 * step) - nudged(-2.0 * step);
+                let numeric = (8.0 * near - far) / (12.0 * step);
+                (got.data()[i] - numeric).abs() / scale
+            };
+            worst = worst.max(STEPS.map(error).into_iter().fold(f64::INFINITY, f64::min));
         }
         eprintln!("{label}: d{leaf}: {worst:.1e}");
         assert!(

@@ -22,7 +22,7 @@ pub enum RuntimeError {
     InputType { name: String, expected: ElemType, found: &'static str },
     #[error("plan input `{name}`: value {value} at position {position} does not fit the i32 buffer")]
     InputOutOfRange { name: String, position: usize, value: i64 },
-    #[error("plan output `{name}` holds {found} values; read it with `Executor::download_values`")]
+    #[error("plan output `{name}` holds {found} values; download it as `HostValues`")]
     OutputType { name: String, found: ElemType },
     #[error("buffer `{name}` needs {bytes} bytes, more than the device allows for one buffer ({limit})")]
     BufferTooLarge { name: String, bytes: u64, limit: u64 },

@@ -9,7 +9,7 @@ use weft_compiler::{Access, BufferRole, ElemType, Kernel, KernelPlan};
 use crate::error::RuntimeError;
 use crate::fused::FusedPlan;
 use crate::gpu::Gpu;
-use crate::host::{HostSlice, HostValues};
+use crate::host::{HostInput, HostOutput, HostSlice, HostValues};
 
 /// Whether wgpu adds its runtime checks (buffer bounds, loop bounding,
 /// integer division guards) to a kernel's shader module.
@@ -122,20 +122,18 @@ impl Executor {
         self.pipelines.len()
     }
 
-    /// Compiles (or reuses) the plan's pipelines, with wgpu's runtime checks,
-    /// and allocates its buffers.
-    pub fn prepare(&mut self, plan: &KernelPlan) -> Result<Prepared, RuntimeError> {
-        self.prepare_with(plan, ShaderChecks::Checked)
-    }
-
-    /// Like [`Executor::prepare`] for a fused attention plan, with the plan's
-    /// own [`ShaderChecks`]: the one way to run kernels unchecked.
-    pub fn prepare_fused(&mut self, fused: &FusedPlan) -> Result<Prepared, RuntimeError> {
-        self.prepare_with(fused.plan(), fused.checks())
+    /// Compiles (or reuses) the plan's pipelines and allocates its buffers.
+    /// A compiler plan keeps wgpu's runtime checks; a [`FusedPlan`] runs with
+    /// its own [`ShaderChecks`], the one way to run kernels unchecked.
+    pub fn prepare<'p>(&mut self, plan: impl Into<Runnable<'p>>) -> Result<Prepared, RuntimeError> {
+        match plan.into() {
+            Runnable::Plan(plan) => self.prepare_with(plan, ShaderChecks::Checked),
+            Runnable::Fused(fused) => self.prepare_with(fused.plan(), fused.checks()),
+        }
     }
 
     /// Prepares `plan` with `checks`. `ShaderChecks::Unchecked` is passed only
-    /// by [`Executor::prepare_fused`], for plans [`FusedPlan`] guarantees.
+    /// by [`Executor::prepare`] for plans [`FusedPlan`] guarantees.
     fn prepare_with(&mut self, plan: &KernelPlan, checks: ShaderChecks) -> Result<Prepared, RuntimeError> {
         let limits = self.gpu.limits();
         let mut keys = Vec::with_capacity(plan.kernels.len());
@@ -303,25 +301,15 @@ impl Executor {
         Ok(index)
     }
 
-    /// Uploads the plan's inputs, all f32; every input must be given, with
-    /// its exact size. Plans with integer inputs take [`Executor::upload_values`].
-    pub fn upload(
+    /// Uploads the plan's inputs, `Vec<f32>`s or [`HostValues`] of each
+    /// buffer's element type (`I64` narrowed into `i32` buffers); every input
+    /// must be given, with its exact size.
+    pub fn upload<V: HostInput>(
         &self,
         prepared: &Prepared,
-        inputs: &HashMap<String, Vec<f32>>,
+        inputs: &HashMap<String, V>,
     ) -> Result<(), RuntimeError> {
-        self.upload_from(prepared, inputs.keys(), |name| inputs.get(name).map(|v| HostSlice::F32(v)))
-    }
-
-    /// Uploads the plan's inputs, each of its buffer's element type (`I64`
-    /// narrowed into `i32` buffers, see [`HostValues`]); every input must be
-    /// given, with its exact size.
-    pub fn upload_values(
-        &self,
-        prepared: &Prepared,
-        inputs: &HashMap<String, HostValues>,
-    ) -> Result<(), RuntimeError> {
-        self.upload_from(prepared, inputs.keys(), |name| inputs.get(name).map(HostSlice::from))
+        self.upload_from(prepared, inputs.keys(), |name| inputs.get(name).map(HostInput::as_slice))
     }
 
     /// Checks the given names, then writes every input `get` returns.
@@ -414,21 +402,9 @@ impl Executor {
         Ok(times)
     }
 
-    /// Reads every output buffer back as f32; an integer output is an error
-    /// (see [`Executor::download_values`]).
-    pub fn download(&self, prepared: &Prepared) -> Result<HashMap<String, Vec<f32>>, RuntimeError> {
-        let mut out = HashMap::with_capacity(prepared.outputs.len());
-        for (name, &(bytes, elem)) in &prepared.outputs {
-            if elem != ElemType::F32 {
-                return Err(RuntimeError::OutputType { name: name.clone(), found: elem });
-            }
-            out.insert(name.clone(), self.read(name, &prepared.buffers[name], bytes)?);
-        }
-        Ok(out)
-    }
-
-    /// Reads every output buffer back with its element type.
-    pub fn download_values(&self, prepared: &Prepared) -> Result<HashMap<String, HostValues>, RuntimeError> {
+    /// Reads every output buffer back: as `Vec<f32>` (an integer output is
+    /// then an error) or as [`HostValues`] of each buffer's type.
+    pub fn download<T: HostOutput>(&self, prepared: &Prepared) -> Result<HashMap<String, T>, RuntimeError> {
         let mut out = HashMap::with_capacity(prepared.outputs.len());
         for (name, &(bytes, elem)) in &prepared.outputs {
             let buffer = &prepared.buffers[name];
@@ -436,7 +412,7 @@ impl Executor {
                 ElemType::F32 => HostValues::F32(self.read(name, buffer, bytes)?),
                 ElemType::I32 => HostValues::I32(self.read(name, buffer, bytes)?),
             };
-            out.insert(name.clone(), values);
+            out.insert(name.clone(), T::from_values(name, values)?);
         }
         Ok(out)
     }
@@ -475,40 +451,36 @@ impl Executor {
         Ok(values)
     }
 
-    /// Prepares, uploads, executes and downloads in one call.
-    pub fn run(
+    /// Prepares, uploads, executes and downloads in one call; the outputs
+    /// are f32 (for integer outputs, download [`HostValues`] yourself).
+    pub fn run<'p, V: HostInput>(
         &mut self,
-        plan: &KernelPlan,
-        inputs: &HashMap<String, Vec<f32>>,
+        plan: impl Into<Runnable<'p>>,
+        inputs: &HashMap<String, V>,
     ) -> Result<HashMap<String, Vec<f32>>, RuntimeError> {
         let prepared = self.prepare(plan)?;
         self.upload(&prepared, inputs)?;
         self.execute(&prepared)?;
         self.download(&prepared)
     }
+}
 
-    /// [`Executor::run`] with typed inputs, for plans with integer inputs
-    /// (ids, targets); outputs are f32.
-    pub fn run_with(
-        &mut self,
-        plan: &KernelPlan,
-        inputs: &HashMap<String, HostValues>,
-    ) -> Result<HashMap<String, Vec<f32>>, RuntimeError> {
-        let prepared = self.prepare(plan)?;
-        self.upload_values(&prepared, inputs)?;
-        self.execute(&prepared)?;
-        self.download(&prepared)
+/// A plan the executor runs: the compiler's (with wgpu's runtime checks) or
+/// a sealed fused attention plan (with its own [`ShaderChecks`]).
+#[derive(Clone, Copy, Debug)]
+pub enum Runnable<'p> {
+    Plan(&'p KernelPlan),
+    Fused(&'p FusedPlan),
+}
+
+impl<'p> From<&'p KernelPlan> for Runnable<'p> {
+    fn from(plan: &'p KernelPlan) -> Self {
+        Runnable::Plan(plan)
     }
+}
 
-    /// [`Executor::run`] for a fused attention plan, with its [`ShaderChecks`].
-    pub fn run_fused(
-        &mut self,
-        fused: &FusedPlan,
-        inputs: &HashMap<String, Vec<f32>>,
-    ) -> Result<HashMap<String, Vec<f32>>, RuntimeError> {
-        let prepared = self.prepare_fused(fused)?;
-        self.upload(&prepared, inputs)?;
-        self.execute(&prepared)?;
-        self.download(&prepared)
+impl<'p> From<&'p FusedPlan> for Runnable<'p> {
+    fn from(plan: &'p FusedPlan) -> Self {
+        Runnable::Fused(plan)
     }
 }

@@ -1,6 +1,6 @@
 //! Tensor values on the host, typed as a plan's buffers are (see
 //! [`ElemType`]): what [`Executor::upload_values`](crate::Executor::upload_values)
-//! takes and [`Executor::download_values`](crate::Executor::download_values) returns.
+//! takes and [`Executor::download`](crate::Executor::download) returns.
 
 use std::borrow::Cow;
 
@@ -72,9 +72,49 @@ impl From<Vec<i64>> for HostValues {
     }
 }
 
+/// Host data an input buffer can be filled from: `Vec<f32>` or [`HostValues`].
+pub trait HostInput {
+    fn as_slice(&self) -> HostSlice<'_>;
+}
+
+impl HostInput for Vec<f32> {
+    fn as_slice(&self) -> HostSlice<'_> {
+        HostSlice::F32(self)
+    }
+}
+
+impl HostInput for HostValues {
+    fn as_slice(&self) -> HostSlice<'_> {
+        HostSlice::from(self)
+    }
+}
+
+/// What a download gives for each output: `Vec<f32>` (an integer output is
+/// then an error) or [`HostValues`] (any element type).
+pub trait HostOutput: Sized {
+    fn from_values(name: &str, values: HostValues) -> Result<Self, RuntimeError>;
+}
+
+impl HostOutput for Vec<f32> {
+    fn from_values(name: &str, values: HostValues) -> Result<Self, RuntimeError> {
+        match values {
+            HostValues::F32(v) => Ok(v),
+            HostValues::I32(_) | HostValues::I64(_) => {
+                Err(RuntimeError::OutputType { name: name.to_string(), found: ElemType::I32 })
+            }
+        }
+    }
+}
+
+impl HostOutput for HostValues {
+    fn from_values(_: &str, values: HostValues) -> Result<Self, RuntimeError> {
+        Ok(values)
+    }
+}
+
 /// Borrowed values on their way to a buffer.
-#[derive(Clone, Copy)]
-pub(crate) enum HostSlice<'a> {
+#[derive(Clone, Copy, Debug)]
+pub enum HostSlice<'a> {
     F32(&'a [f32]),
     I32(&'a [i32]),
     I64(&'a [i64]),
@@ -91,7 +131,7 @@ impl<'a> From<&'a HostValues> for HostSlice<'a> {
 }
 
 impl<'a> HostSlice<'a> {
-    pub(crate) fn len(self) -> usize {
+    pub fn len(self) -> usize {
         match self {
             HostSlice::F32(v) => v.len(),
             HostSlice::I32(v) => v.len(),

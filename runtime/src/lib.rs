@@ -21,8 +21,8 @@ pub mod io;
 pub mod tune;
 
 pub use error::RuntimeError;
-pub use executor::{Executor, Prepared, ShaderChecks};
+pub use executor::{Executor, Prepared, Runnable, ShaderChecks};
 pub use fused::FusedPlan;
 pub use gpu::{AdapterIdentity, Gpu};
-pub use host::HostValues;
+pub use host::{HostInput, HostOutput, HostSlice, HostValues};
 pub use weft_compiler::DeviceLimits;

@@ -95,7 +95,7 @@ fn runs_a_plan_and_reuses_its_pipeline() {
 fn bad_inputs_get_clear_errors() {
     let mut ex = executor();
     let plan = axpy_plan(128, false);
-    let err = ex.run(&plan, &HashMap::new()).unwrap_err();
+    let err = ex.run(&plan, &HashMap::<String, Vec<f32>>::new()).unwrap_err();
     assert!(matches!(err, RuntimeError::MissingInput { .. }));
     assert_eq!(err.to_string(), "plan input `x` was not given; the plan expects: x");
     let err = ex.run(&plan, &HashMap::from([("x".to_string(), vec![1.0; 127])])).unwrap_err();
@@ -142,22 +142,19 @@ fn integer_buffers_take_i32_or_narrowed_i64_and_check_types() {
     let prepared = ex.prepare(&plan).unwrap();
     let ids: Vec<i64> = (0..100).map(|i| i * 1000 - 50_000).collect();
     let inputs = HashMap::from([("ids".to_string(), HostValues::I64(ids.clone()))]);
-    ex.upload_values(&prepared, &inputs).unwrap();
+    ex.upload(&prepared, &inputs).unwrap();
     ex.execute(&prepared).unwrap();
-    let out = ex.download_values(&prepared).unwrap();
+    let out: HashMap<String, HostValues> = ex.download(&prepared).unwrap();
     let want: Vec<i32> = ids.iter().map(|&v| 2 * v as i32).collect();
     assert_eq!(out["out"], HostValues::I32(want));
-    // `download` reads f32 only, so it refuses an integer output.
-    let err = ex.download(&prepared).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "plan output `out` holds i32 values; read it with `Executor::download_values`"
-    );
+    // As f32, an integer output is an error.
+    let err = ex.download::<Vec<f32>>(&prepared).unwrap_err();
+    assert_eq!(err.to_string(), "plan output `out` holds i32 values; download it as `HostValues`");
 
     let mut wide = ids.clone();
     wide[7] = 1 << 31;
     let inputs = HashMap::from([("ids".to_string(), HostValues::I64(wide))]);
-    let err = ex.upload_values(&prepared, &inputs).unwrap_err();
+    let err = ex.upload(&prepared, &inputs).unwrap_err();
     assert!(matches!(err, RuntimeError::InputOutOfRange { position: 7, .. }), "{err}");
     assert_eq!(
         err.to_string(),
@@ -168,12 +165,12 @@ fn integer_buffers_take_i32_or_narrowed_i64_and_check_types() {
     assert_eq!(err.to_string(), "plan input `ids` holds i32 values, but f32 values were given");
     let f32_plan = ex.prepare(&axpy_plan(128, false)).unwrap();
     let inputs = HashMap::from([("x".to_string(), HostValues::I32(vec![1; 128]))]);
-    let err = ex.upload_values(&f32_plan, &inputs).unwrap_err();
+    let err = ex.upload(&f32_plan, &inputs).unwrap_err();
     assert!(matches!(err, RuntimeError::InputType { .. }), "{err}");
     assert_eq!(err.to_string(), "plan input `x` holds f32 values, but i32 values were given");
     // Sizes are still checked first, in values.
     let inputs = HashMap::from([("ids".to_string(), HostValues::I32(vec![1; 99]))]);
-    let err = ex.upload_values(&prepared, &inputs).unwrap_err();
+    let err = ex.upload(&prepared, &inputs).unwrap_err();
     assert_eq!(err.to_string(), "plan input `ids` has 99 values, expected 100 (shape [100])");
 }
 

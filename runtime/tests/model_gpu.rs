@@ -120,7 +120,7 @@ fn a_two_layer_llama_forward_and_backward_match_the_interpreter_on_the_gpu() {
     let gpu = gpu();
     let plan = plan_graph(&grads.graph, &gpu.plan_options()).unwrap();
     let (gpu_inputs, ref_inputs) = inputs(&grads.graph, &config, t, &mut rng);
-    let got = Executor::new(gpu).run_with(&plan, &gpu_inputs).unwrap();
+    let got = Executor::new(gpu).run(&plan, &gpu_inputs).unwrap();
     let want = run(&grads.graph, &ref_inputs).unwrap();
     let trainable = trainable_parameters(&forward).len();
     assert_eq!(want.len(), 2 + trainable, "logits, loss and one gradient per trainable parameter");
@@ -148,7 +148,7 @@ fn the_optimized_model_runs_fused_attention_without_t_squared_buffers() {
     let plan = plan_graph(&optimized.graph, &gpu.plan_options()).unwrap();
     assert_no_square_buffers(&plan, t);
     let (gpu_inputs, ref_inputs) = inputs(&reference, &config, t, &mut rng);
-    let got = Executor::new(gpu).run_with(&plan, &gpu_inputs).unwrap();
+    let got = Executor::new(gpu).run(&plan, &gpu_inputs).unwrap();
     let want = run(&reference, &ref_inputs).unwrap();
     assert_close(&got, &want);
 }
@@ -204,7 +204,7 @@ fn the_fused_training_graph_has_no_t_squared_buffers_and_matches() {
             "{:?}",
             plan.kernels.iter().map(|k| &k.name).collect::<Vec<_>>()
         );
-        let got = executor.run_with(&plan, &gpu_inputs).unwrap();
+        let got = executor.run(&plan, &gpu_inputs).unwrap();
         assert_close(&got, &want);
     }
 }

@@ -235,9 +235,9 @@ fn unchecked_modules_compute_what_checked_ones_do() {
     let checked = FusedPlan::new(&desc, &opts, ShaderChecks::Checked).unwrap();
     let unchecked = FusedPlan::new(&desc, &opts, ShaderChecks::Unchecked).unwrap();
     assert_eq!(checked.plan(), unchecked.plan(), "the checks change the modules, not the plan");
-    let a = ex.run_fused(&checked, &inputs).unwrap();
+    let a = ex.run(&checked, &inputs).unwrap();
     let pipelines = ex.cached_pipelines();
-    let u = ex.run_fused(&unchecked, &inputs).unwrap();
+    let u = ex.run(&unchecked, &inputs).unwrap();
     assert_eq!(ex.cached_pipelines(), 2 * pipelines, "checks are part of the pipeline cache key");
 
     // Same kernels, same arithmetic: any difference is the driver compiling

@@ -338,7 +338,7 @@ fn gpu_error(
 ) -> f64 {
     let plan = plan_graph(graph, opts).unwrap_or_else(|e| panic!("{label}: {e}"));
     let (gpu_inputs, ref_inputs) = inputs(graph, rng);
-    let got = ex.run_with(&plan, &gpu_inputs).unwrap_or_else(|e| panic!("{label}: {e}"));
+    let got = ex.run(&plan, &gpu_inputs).unwrap_or_else(|e| panic!("{label}: {e}"));
     let want = run(graph, &ref_inputs).unwrap_or_else(|e| panic!("{label}: {e}"));
     let mut worst = 0.0f64;
     for (name, expected) in &want {
@@ -560,7 +560,7 @@ fn ids_outside_the_table_give_nan_not_a_crash() {
     let run = |ex: &mut Executor, graph: &ValidGraph, inputs: Vec<(&str, HostValues)>| {
         let plan = plan_graph(graph, &device_options(ex)).unwrap();
         let inputs = inputs.into_iter().map(|(n, v)| (n.to_string(), v)).collect();
-        ex.run_with(&plan, &inputs).unwrap().remove("y").unwrap()
+        ex.run(&plan, &inputs).unwrap().remove("y").unwrap()
     };
 
     let graph = leaf_graph(Op::Embedding, &[("ids", I32, &[4]), ("table", DType::F32, &[3, 2])]);

@@ -87,7 +87,7 @@ pub fn run(args: &AttnArgs) -> anyhow::Result<()> {
         let base = AttentionPlanOptions { backward, limits, ..AttentionPlanOptions::default() };
         let fused = fuse_attention(reference, &OptimizeOptions::default())?;
         let plan = FusedPlan::new(&fused.desc, &config.plan_options(&base), config.checks)?;
-        Executor::new(gpu).run_fused(&plan, &inputs)
+        Executor::new(gpu).run(&plan, &inputs)
     }
     .context("running the plan on the GPU")?;
     let shape = vec![b, h, n, d];

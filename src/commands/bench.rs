@@ -94,7 +94,7 @@ fn attn(args: &BenchAttnArgs) -> anyhow::Result<()> {
             let fused = fused_plan(&reference(name, n, args)?, &choice, &base, true, args.head_dim)?;
             let flops = (fused.stats().flops_forward + fused.stats().flops_backward) as f64;
             let label = format!("fused {name} fwd+bwd");
-            let prepared = executor.prepare_fused(&fused).with_context(|| format!("preparing {label}"))?;
+            let prepared = executor.prepare(&fused).with_context(|| format!("preparing {label}"))?;
             let largest = fused.plan().largest_buffer();
             let t = time_plan(&executor, &prepared, largest, &inputs, args.repeats, &label, flops)?;
             times.insert(name, t);
@@ -125,8 +125,7 @@ fn attn(args: &BenchAttnArgs) -> anyhow::Result<()> {
             };
             let fused_fwd = {
                 let label = "fused s2attn-roll fwd";
-                let prepared =
-                    executor.prepare_fused(&fused).with_context(|| format!("preparing {label}"))?;
+                let prepared = executor.prepare(&fused).with_context(|| format!("preparing {label}"))?;
                 let largest = fused.plan().largest_buffer();
                 time_plan(&executor, &prepared, largest, &inputs, args.repeats, label, flops_fwd)?
             };

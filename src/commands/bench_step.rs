@@ -153,7 +153,7 @@ pub fn run(args: &BenchStepArgs) -> anyhow::Result<()> {
                     (name.to_string(), values)
                 })
                 .collect();
-            executor.upload_values(&prepared, &inputs)?;
+            executor.upload(&prepared, &inputs)?;
             executor.execute(&prepared)?;
             let mut runs: Vec<Duration> =
                 (0..args.repeats.max(1)).map(|_| executor.execute(&prepared)).collect::<Result<_, _>>()?;

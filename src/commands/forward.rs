@@ -114,7 +114,7 @@ pub fn run(args: &ForwardArgs) -> anyhow::Result<()> {
     }
     inputs.insert("input_ids".into(), HostValues::I64(ids.data));
     let mut executor = Executor::new(gpu);
-    let outputs = executor.run_with(plan, &inputs).context("running the model on the GPU")?;
+    let outputs = executor.run(plan, &inputs).context("running the model on the GPU")?;
 
     let mut tensors = BTreeMap::new();
     let logits = outputs.get("logits").context("the plan produced no logits")?;

@@ -526,28 +526,10 @@ fn declare_buffers(
     Ok(())
 }
 
-/// The RoPE table `[N, 2, D]`: per position `p`, the cosines of
-/// `(p / position_scale) · theta^(−2i/D)` at every column (`i = j mod D/2`),
-/// then the sines signed as rotate-half uses them (negative in the first half).
-/// Computed in f64 like the rope kernel's table: the angles reach thousands of
-/// radians at long context, where f32 sin/cos lose digits. Row 1 is the
+/// The RoPE table `[N, 2, D]` ([`RopeParams::table`]). Row 1 is the
 /// kernels' step from one position to the next, so there are at least 2 rows.
 fn rope_table(rope: RopeParams, n: usize, d: usize) -> Vec<u8> {
-    let half = d / 2;
-    let mut bytes = Vec::with_capacity(n.max(2) * 2 * d * 4);
-    for p in 0..n.max(2) {
-        let position = p as f64 / rope.position_scale;
-        let angle = |j: usize| position * rope.theta.powf(-2.0 * (j % half) as f64 / d as f64);
-        for j in 0..d {
-            bytes.extend_from_slice(&(angle(j).cos() as f32).to_le_bytes());
-        }
-        for j in 0..d {
-            let sin = angle(j).sin();
-            let signed = if j < half { -sin } else { sin };
-            bytes.extend_from_slice(&(signed as f32).to_le_bytes());
-        }
-    }
-    bytes
+    rope.table(n.max(2), d).iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
 /// The bindings of `source` for chunk `index` of `n_chunks`.

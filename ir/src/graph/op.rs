@@ -104,6 +104,34 @@ impl RopeParams {
         RopeParams { theta, position_scale }
     }
 
+    /// The rotation angle of column `j` (of `head_dim`) at sequence position
+    /// `position`, in the `rotate_half` layout: column `j` pairs with
+    /// `j ± D/2`, and both turn by `(p / position_scale) · theta^(−2 (j mod D/2) / D)`.
+    /// The one definition of RoPE's angles: the interpreter, the rope kernel's
+    /// table and the fused attention's table all use it.
+    pub fn angle(&self, position: usize, j: usize, head_dim: usize) -> f64 {
+        let pair = (j % (head_dim / 2)) as f64;
+        position as f64 / self.position_scale * self.theta.powf(-2.0 * pair / head_dim as f64)
+    }
+
+    /// The kernels' table `[rows, 2, D]`: per position, the cosines of every
+    /// column, then the sines signed as `rotate_half` uses them (negative in
+    /// the first half), so `y[j] = x[j]·cos[j] + x[j ± D/2]·signed_sin[j]`.
+    /// Computed in f64: the angles reach thousands of radians at long
+    /// context, where f32 sin/cos lose digits.
+    pub fn table(&self, rows: usize, head_dim: usize) -> Vec<f32> {
+        let half = head_dim / 2;
+        let mut table = Vec::with_capacity(rows * 2 * head_dim);
+        for p in 0..rows {
+            table.extend((0..head_dim).map(|j| self.angle(p, j, head_dim).cos() as f32));
+            table.extend((0..head_dim).map(|j| {
+                let sin = self.angle(p, j, head_dim).sin();
+                (if j < half { -sin } else { sin }) as f32
+            }));
+        }
+        table
+    }
+
     /// The transposed (inverse) rotation, as autodiff's rope rule spells it.
     pub fn transposed(self) -> Self {
         RopeParams { theta: self.theta, position_scale: -self.position_scale }

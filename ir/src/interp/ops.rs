@@ -4,7 +4,7 @@
 //! inputs were checked, so attributes (axes, ranges, permutations) fit them.
 
 use super::tensor::{Tensor, split_at_axis, strides};
-use crate::graph::HeadRange;
+use crate::graph::{HeadRange, RopeParams};
 
 pub(super) fn unary(x: &Tensor, f: impl Fn(f64) -> f64) -> Tensor {
     Tensor::from_parts(x.shape().to_vec(), x.data().iter().map(|&v| f(v)).collect())
@@ -253,12 +253,11 @@ pub(super) fn rms_norm_weight_grad(x: &Tensor, dy: &Tensor, eps: f64) -> Tensor 
 pub(super) fn rope(x: &Tensor, theta: f64, position_scale: f64) -> Tensor {
     let (n, d) = (x.shape()[2], x.shape()[3]);
     let half = d / 2;
+    let rope = RopeParams::new(theta, position_scale);
     let mut out = Vec::with_capacity(x.len());
     for (row_index, row) in x.data().chunks(d).enumerate() {
-        let position = (row_index % n) as f64 / position_scale;
         for j in 0..d {
-            let i = j % half;
-            let angle = position * theta.powf(-2.0 * i as f64 / d as f64);
+            let angle = rope.angle(row_index % n, j, d);
             let rotated = if j < half { -row[j + half] } else { row[j - half] };
             out.push(row[j] * angle.cos() + rotated * angle.sin());
         }

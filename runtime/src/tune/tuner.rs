@@ -240,7 +240,7 @@ fn measure(
 ) -> Result<(Timing, HashMap<String, Vec<f32>>), String> {
     let fused = FusedPlan::new(desc, plan_options, config.checks).map_err(|e| format!("planning: {e}"))?;
     let first_start = Instant::now();
-    let prepared = executor.prepare_fused(&fused).map_err(|e| format!("compiling: {e}"))?;
+    let prepared = executor.prepare(&fused).map_err(|e| format!("compiling: {e}"))?;
     executor.upload(&prepared, inputs).map_err(|e| e.to_string())?;
     executor.execute(&prepared).map_err(|e| format!("running: {e}"))?;
     let first_run = first_start.elapsed();
@@ -301,7 +301,7 @@ fn final_round(
         let config = results[i].config;
         let ready = FusedPlan::new(desc, &config.plan_options(base), config.checks)
             .map_err(|e| e.to_string())
-            .and_then(|f| executor.prepare_fused(&f).map_err(|e| e.to_string()))
+            .and_then(|f| executor.prepare(&f).map_err(|e| e.to_string()))
             .and_then(|p| executor.upload(&p, inputs).map(|()| p).map_err(|e| e.to_string()));
         // A finalist that cannot be prepared again keeps its sweep samples.
         if let Ok(p) = ready {

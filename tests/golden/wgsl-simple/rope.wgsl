@@ -1,4 +1,4 @@
-// n1_rope: rope(theta=10000.0, position_scale=4.0), table [N, D/2, (cos, sin)]
+// n1_rope: rope(theta=10000.0, position_scale=4.0), table [N, (cos, signed sin), D]
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 fn ld_x(i: u32) -> f32 { return x[i]; }
 @group(0) @binding(1) var<storage, read> t: array<f32>;
@@ -13,12 +13,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     let j = i % 8u;
     let p = (i / 8u) % 9u;
-    let t = (p * 4u + j % 4u) * 2u;
-    var rotated: f32;
+    let t = p * 16u + j;
+    var partner: f32;
     if (j < 4u) {
-        rotated = -ld_x(i + 4u);
+        partner = ld_x(i + 4u);
     } else {
-        rotated = ld_x(i - 4u);
+        partner = ld_x(i - 4u);
     }
-    st_y(i, ld_x(i) * ld_t(t) + rotated * ld_t(t + 1u));
+    st_y(i, ld_x(i) * ld_t(t) + partner * ld_t(t + 8u));
 }
