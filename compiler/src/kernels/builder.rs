@@ -336,3 +336,15 @@ pub(crate) fn split_at_axis(shape: &[usize], axis: usize) -> (u64, u64, u64) {
 pub(crate) fn elements(shape: &[usize]) -> u64 {
     shape.iter().map(|&d| d as u64).product()
 }
+
+impl Site {
+    /// `value` as a WGSL f32 literal, if it is one.
+    pub(crate) fn f32_lit(self, what: &'static str, value: f64) -> Result<String, CodegenError> {
+        let v = value as f32;
+        if v.is_finite() {
+            Ok(f32_literal(v))
+        } else {
+            Err(CodegenError::Constant { op: self.op, node: self.node, what, value })
+        }
+    }
+}

@@ -3,6 +3,7 @@
 //!
 //! Every generator takes the emitter context [`Ctx`] (`context.rs`: the node,
 //! the device limits, the matmul shape, fresh buffer names) and its operands,
+//! returns [`CodegenError`]s naming the node (`error.rs`),
 //! and returns kernels that passed naga. Every shape is baked into the shader
 //! text. The planner ([`crate::plan`]) decides which node gets which buffer;
 //! nothing here imports it.
@@ -25,6 +26,7 @@ mod cross_entropy;
 mod dense_attention;
 pub(crate) mod elementwise;
 mod embedding;
+mod error;
 mod masked_softmax;
 mod matmul;
 pub(crate) mod permute;
@@ -36,8 +38,9 @@ use weft_ir::graph::Op;
 
 use crate::kernel::Kernel;
 
-pub use context::CodegenError;
-pub(crate) use context::{Ctx, MAX_ELEMENTS, Names, Operand, Site};
+pub(crate) use context::{Ctx, MAX_ELEMENTS, Names, Operand};
+pub use error::CodegenError;
+pub(crate) use error::Site;
 pub use matmul::{MatmulConfig, MatmulKernel};
 
 /// Dispatches a node to its op family's generator.
