@@ -12,7 +12,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use weft_ir::autodiff::{AutodiffError, differentiate, grad_name, trainable_parameters};
 use weft_ir::expr::parse_mask;
-use weft_ir::graph::{DType, Graph, HeadMask, HeadRange, NodeId, Op, RopeParams, TensorType, ValidGraph};
+use weft_ir::graph::{
+    DType, Graph, HeadMask, HeadRange, NodeId, Op, RopeParams, TensorType, UnaryOp, ValidGraph,
+};
 use weft_ir::interp::{Tensor, run};
 use weft_ir::lower::{LowerOptions, lower_pattern};
 use weft_ir::model::{ModelGraphOptions, build_llama_graph};
@@ -145,89 +147,98 @@ fn every_op_with_a_rule_matches_finite_differences() {
     let (mut rng, seed) = rng();
     // Head 0 unshifted, head 1 shifted by half a group: S²-Attn with two heads.
     let s2 = "roll(2 * h, causal & groups(4))";
-    let cases: Vec<(&str, ValidGraph)> = vec![
-        (
-            "matmul",
-            op_graph(Op::MatMul { transpose_a: false, transpose_b: false }, &[&[2, 3, 4], &[2, 4, 5]]),
-        ),
-        (
-            "matmul-ta",
-            op_graph(Op::MatMul { transpose_a: true, transpose_b: false }, &[&[2, 4, 3], &[2, 4, 5]]),
-        ),
-        ("matmul-tb", op_graph(Op::MatMul { transpose_a: false, transpose_b: true }, &[&[3, 4], &[5, 4]])),
-        ("matmul-tab", op_graph(Op::MatMul { transpose_a: true, transpose_b: true }, &[&[4, 3], &[5, 4]])),
-        ("add", op_graph(Op::Add, &[&[3, 4], &[3, 4]])),
-        ("mul", op_graph(Op::Mul, &[&[3, 4], &[3, 4]])),
-        ("scale", op_graph(Op::Scale { factor: -0.75 }, &[&[5]])),
-        ("exp", op_graph(Op::Exp, &[&[2, 3]])),
-        ("log", op_graph(Op::Log, &[&[2, 3]])),
-        ("silu", op_graph(Op::Silu, &[&[2, 5]])),
-        ("sigmoid", op_graph(Op::Sigmoid, &[&[2, 5]])),
-        ("rms-norm", op_graph(Op::RmsNorm { eps: 1e-3 }, &[&[2, 3, 5], &[5]])),
-        ("rope", op_graph(Op::Rope { theta: 100.0, position_scale: 2.0 }, &[&[1, 2, 6, 4]])),
-        ("reshape", op_graph(Op::Reshape { shape: vec![6, 2] }, &[&[3, 4]])),
-        ("permute", op_graph(Op::Permute { perm: vec![2, 0, 1] }, &[&[2, 3, 4]])),
-        ("roll", op_graph(Op::Roll { axis: 1, shift: -3, heads: None }, &[&[2, 7]])),
-        (
-            "roll-heads",
-            op_graph(Op::Roll { axis: 2, shift: 2, heads: Some(HeadRange::new(1, 1, 3)) }, &[&[1, 3, 5, 2]]),
-        ),
-        ("slice", op_graph(Op::Slice { axis: 1, start: 1, end: 3 }, &[&[2, 5]])),
-        ("pad", op_graph(Op::Pad { axis: 0, before: 2, after: 1 }, &[&[2, 3]])),
-        ("concat", op_graph(Op::Concat { axis: 1 }, &[&[2, 1], &[2, 3], &[2, 2]])),
-        ("softmax", op_graph(Op::Softmax { axis: 0 }, &[&[4, 3]])),
-        ("broadcast", op_graph(Op::Broadcast { axis: 1, size: 3 }, &[&[2, 4]])),
-        ("reduce-sum", op_graph(Op::ReduceSum { axis: 1 }, &[&[2, 3, 4]])),
-        ("reduce-mean", op_graph(Op::ReduceMean { axis: 0 }, &[&[3, 4]])),
-        (
-            "masked-softmax",
-            op_graph(Op::MaskedSoftmax { mask: mask(s2), head_offset: 0, scale: 0.7 }, &[&[2, 2, 8, 8]]),
-        ),
-        (
-            "attention",
-            op_graph(
-                Op::Attention { mask: mask(s2), head_offset: 0, scale: 0.5 },
-                &[&[2, 2, 8, 3], &[2, 2, 8, 3], &[2, 2, 8, 5]],
+    // Every unary op of the table, so a new one is checked without a new line here.
+    let unary = UnaryOp::ALL.iter().map(|&op| (op.name(), op_graph(Op::Unary(op), &[&[2, 5]])));
+    let cases: Vec<(&str, ValidGraph)> = unary
+        .chain(vec![
+            (
+                "matmul",
+                op_graph(Op::MatMul { transpose_a: false, transpose_b: false }, &[&[2, 3, 4], &[2, 4, 5]]),
             ),
-        ),
-        (
-            // Heads 1 and 2 of the mask: queries 0 (and 1 on head 2) see no key.
-            "attention-offset-empty-row",
-            op_graph(
-                Op::Attention { mask: mask("causal & !window(h)"), head_offset: 1, scale: 0.4 },
-                &[&[1, 2, 6, 3], &[1, 2, 6, 3], &[1, 2, 6, 2]],
+            (
+                "matmul-ta",
+                op_graph(Op::MatMul { transpose_a: true, transpose_b: false }, &[&[2, 4, 3], &[2, 4, 5]]),
             ),
-        ),
-        (
-            "fused-attention",
-            op_graph(
-                Op::FusedAttention {
-                    heads: vec![
-                        HeadMask::new(0..1, mask("causal & groups(4)")),
-                        HeadMask::new(1..3, mask("roll(2, causal & groups(4))")),
-                    ],
-                    scale: 0.6,
-                    rope: None,
-                },
-                &[&[1, 3, 8, 2], &[1, 3, 8, 2], &[1, 3, 8, 2]],
+            (
+                "matmul-tb",
+                op_graph(Op::MatMul { transpose_a: false, transpose_b: true }, &[&[3, 4], &[5, 4]]),
             ),
-        ),
-        (
-            // RoPE on load: dq and dk come back through the transposed rotation.
-            "fused-attention-rope",
-            op_graph(
-                Op::FusedAttention {
-                    heads: vec![
-                        HeadMask::new(0..1, mask("causal")),
-                        HeadMask::new(1..2, mask("roll(2, causal & groups(4))")),
-                    ],
-                    scale: 0.6,
-                    rope: Some(RopeParams::new(100.0, 2.0)),
-                },
-                &[&[1, 2, 8, 4], &[1, 2, 8, 4], &[1, 2, 8, 3]],
+            (
+                "matmul-tab",
+                op_graph(Op::MatMul { transpose_a: true, transpose_b: true }, &[&[4, 3], &[5, 4]]),
             ),
-        ),
-    ];
+            ("add", op_graph(Op::Add, &[&[3, 4], &[3, 4]])),
+            ("mul", op_graph(Op::Mul, &[&[3, 4], &[3, 4]])),
+            ("scale", op_graph(Op::Scale { factor: -0.75 }, &[&[5]])),
+            ("rms-norm", op_graph(Op::RmsNorm { eps: 1e-3 }, &[&[2, 3, 5], &[5]])),
+            ("rope", op_graph(Op::Rope { theta: 100.0, position_scale: 2.0 }, &[&[1, 2, 6, 4]])),
+            ("reshape", op_graph(Op::Reshape { shape: vec![6, 2] }, &[&[3, 4]])),
+            ("permute", op_graph(Op::Permute { perm: vec![2, 0, 1] }, &[&[2, 3, 4]])),
+            ("roll", op_graph(Op::Roll { axis: 1, shift: -3, heads: None }, &[&[2, 7]])),
+            (
+                "roll-heads",
+                op_graph(
+                    Op::Roll { axis: 2, shift: 2, heads: Some(HeadRange::new(1, 1, 3)) },
+                    &[&[1, 3, 5, 2]],
+                ),
+            ),
+            ("slice", op_graph(Op::Slice { axis: 1, start: 1, end: 3 }, &[&[2, 5]])),
+            ("pad", op_graph(Op::Pad { axis: 0, before: 2, after: 1 }, &[&[2, 3]])),
+            ("concat", op_graph(Op::Concat { axis: 1 }, &[&[2, 1], &[2, 3], &[2, 2]])),
+            ("softmax", op_graph(Op::Softmax { axis: 0 }, &[&[4, 3]])),
+            ("broadcast", op_graph(Op::Broadcast { axis: 1, size: 3 }, &[&[2, 4]])),
+            ("reduce-sum", op_graph(Op::ReduceSum { axis: 1 }, &[&[2, 3, 4]])),
+            ("reduce-mean", op_graph(Op::ReduceMean { axis: 0 }, &[&[3, 4]])),
+            (
+                "masked-softmax",
+                op_graph(Op::MaskedSoftmax { mask: mask(s2), head_offset: 0, scale: 0.7 }, &[&[2, 2, 8, 8]]),
+            ),
+            (
+                "attention",
+                op_graph(
+                    Op::Attention { mask: mask(s2), head_offset: 0, scale: 0.5 },
+                    &[&[2, 2, 8, 3], &[2, 2, 8, 3], &[2, 2, 8, 5]],
+                ),
+            ),
+            (
+                // Heads 1 and 2 of the mask: queries 0 (and 1 on head 2) see no key.
+                "attention-offset-empty-row",
+                op_graph(
+                    Op::Attention { mask: mask("causal & !window(h)"), head_offset: 1, scale: 0.4 },
+                    &[&[1, 2, 6, 3], &[1, 2, 6, 3], &[1, 2, 6, 2]],
+                ),
+            ),
+            (
+                "fused-attention",
+                op_graph(
+                    Op::FusedAttention {
+                        heads: vec![
+                            HeadMask::new(0..1, mask("causal & groups(4)")),
+                            HeadMask::new(1..3, mask("roll(2, causal & groups(4))")),
+                        ],
+                        scale: 0.6,
+                        rope: None,
+                    },
+                    &[&[1, 3, 8, 2], &[1, 3, 8, 2], &[1, 3, 8, 2]],
+                ),
+            ),
+            (
+                // RoPE on load: dq and dk come back through the transposed rotation.
+                "fused-attention-rope",
+                op_graph(
+                    Op::FusedAttention {
+                        heads: vec![
+                            HeadMask::new(0..1, mask("causal")),
+                            HeadMask::new(1..2, mask("roll(2, causal & groups(4))")),
+                        ],
+                        scale: 0.6,
+                        rope: Some(RopeParams::new(100.0, 2.0)),
+                    },
+                    &[&[1, 2, 8, 4], &[1, 2, 8, 4], &[1, 2, 8, 3]],
+                ),
+            ),
+        ])
+        .collect();
     for (label, graph) in &cases {
         let positive: &[&str] = if *label == "log" { &["x0"] } else { &[] };
         check(label, graph, positive, &mut rng, seed);

@@ -18,7 +18,7 @@ use weft_compiler::{GraphPlanOptions, MatmulConfig, MatmulKernel, plan_graph};
 use weft_ir::autodiff::differentiate;
 use weft_ir::expr::parse_mask;
 use weft_ir::graph::{
-    AttentionGrad, DType, Graph, HeadMask, HeadRange, NodeId, Op, RopeParams, TensorType, ValidGraph,
+    AttentionGrad, DType, Graph, HeadMask, HeadRange, NodeId, Op, RopeParams, TensorType, UnaryOp, ValidGraph,
 };
 use weft_ir::interp::{Tensor, run};
 use weft_ir::lower::{LowerOptions, lower_pattern};
@@ -107,14 +107,12 @@ fn op_cases() -> Vec<(&'static str, ValidGraph)> {
     use DType::{F32, I32, I64};
     let bhnd: &[usize] = &[2, 4, 8, 6];
     let mm = |ta, tb| Op::MatMul { transpose_a: ta, transpose_b: tb };
-    vec![
+    // Every unary op of the table, so a new one is tested without a new line here.
+    let unary = UnaryOp::ALL.iter().map(|&op| (op.name(), op_graph(Op::Unary(op), &[&[4, 5]])));
+    let mut cases = vec![
         ("add", op_graph(Op::Add, &[&[2, 3, 5], &[2, 3, 5]])),
         ("mul", op_graph(Op::Mul, &[&[7, 5], &[7, 5]])),
         ("scale", op_graph(Op::Scale { factor: -0.75 }, &[&[3, 5]])),
-        ("exp", op_graph(Op::Exp, &[&[70]])),
-        ("log", op_graph(Op::Log, &[&[4, 5]])),
-        ("silu", op_graph(Op::Silu, &[&[4, 5]])),
-        ("sigmoid", op_graph(Op::Sigmoid, &[&[4, 5]])),
         ("rms-norm-grad", op_graph(Op::RmsNormGrad { eps: 1e-5 }, &[&[3, 10], &[10], &[3, 10]])),
         ("rms-norm-weight-grad", op_graph(Op::RmsNormWeightGrad { eps: 1e-5 }, &[&[2, 3, 10], &[2, 3, 10]])),
         // The transpose of a rotary embedding: it turns the other way.
@@ -259,7 +257,9 @@ fn op_cases() -> Vec<(&'static str, ValidGraph)> {
                 &[("logits", F32, &[4, 6]), ("ignored", I32, &[4]), ("dloss", F32, &[])],
             ),
         ),
-    ]
+    ];
+    cases.extend(unary);
+    cases
 }
 
 /// A fused attention (or one of its gradients) with RoPE on load: linear
@@ -295,7 +295,7 @@ fn id_limit(graph: &ValidGraph, leaf: NodeId) -> usize {
 /// Random inputs for every leaf of `graph`, typed for the GPU (f32, and i32 or
 /// i64 ids) and the same values as f64 tensors for the interpreter.
 fn inputs(graph: &ValidGraph, rng: &mut StdRng) -> (HashMap<String, HostValues>, HashMap<String, Tensor>) {
-    let positive = graph.node_ids().any(|id| matches!(graph.node(id).op, Op::Log));
+    let positive = graph.node_ids().any(|id| matches!(graph.node(id).op, Op::Unary(UnaryOp::Log)));
     let mut gpu = HashMap::new();
     let mut reference = HashMap::new();
     for (id, name) in graph.leaves() {
@@ -609,7 +609,7 @@ fn fused_chain_graph() -> ValidGraph {
     let resid = g.elementwise_add(h, proj).unwrap();
     let act = g.silu(gate).unwrap();
     let act = g.elementwise_mul(act, up).unwrap();
-    let sig = g.add(Op::Sigmoid, &[act]).unwrap();
+    let sig = g.add(Op::Unary(UnaryOp::Sigmoid), &[act]).unwrap();
     let side = g.exp(sig).unwrap();
     let side = g.log(side).unwrap();
     let out = g.elementwise_add(resid, act).unwrap();

@@ -1,7 +1,7 @@
 //! add, mul, scale, exp, log, silu, sigmoid: one thread per element. The
 //! per-op expressions live here; `fusion.rs` chains them into one kernel.
 
-use weft_ir::graph::Op;
+use weft_ir::graph::{Op, UnaryOp};
 
 use super::builder::KernelBuilder;
 use super::{CodegenError, Site};
@@ -11,7 +11,7 @@ use crate::kernel::Kernel;
 /// Whether `op` maps equal-shaped operands to a result of the same shape, one
 /// element at a time.
 pub(crate) fn is_elementwise(op: &Op) -> bool {
-    matches!(op, Op::Add | Op::Mul | Op::Scale { .. } | Op::Exp | Op::Log | Op::Silu | Op::Sigmoid)
+    matches!(op, Op::Add | Op::Mul | Op::Scale { .. } | Op::Unary(_))
 }
 
 /// The WGSL f32 expression of `op` on `args`, each a plain identifier or call
@@ -22,13 +22,21 @@ pub(crate) fn expr(site: Site, op: &Op, args: &[&str]) -> Result<String, Codegen
         (Op::Add, [a, b]) => format!("{a} + {b}"),
         (Op::Mul, [a, b]) => format!("{a} * {b}"),
         (Op::Scale { factor }, [x]) => format!("{x} * {}", site.f32_lit("factor", *factor)?),
-        (Op::Exp, [x]) => format!("exp({x})"),
-        (Op::Log, [x]) => format!("log({x})"),
-        // x / (1 + e^-x) rather than x * sigmoid(x): one division, and -0 instead of NaN when e^-x overflows.
-        (Op::Silu, [x]) => format!("{x} / (1.0 + exp(-{x}))"),
-        (Op::Sigmoid, [x]) => format!("1.0 / (1.0 + exp(-{x}))"),
+        (Op::Unary(op), [x]) => unary(*op, x),
         _ => return Err(unsupported()),
     })
+}
+
+/// The WGSL expression of a unary op (see `weft_ir::graph::UnaryOp`): the one
+/// place a new unary op needs code in the compiler.
+fn unary(op: UnaryOp, x: &str) -> String {
+    match op {
+        UnaryOp::Exp => format!("exp({x})"),
+        UnaryOp::Log => format!("log({x})"),
+        // x / (1 + e^-x) rather than x * sigmoid(x): one division, and -0 instead of NaN when e^-x overflows.
+        UnaryOp::Silu => format!("{x} / (1.0 + exp(-{x}))"),
+        UnaryOp::Sigmoid => format!("1.0 / (1.0 + exp(-{x}))"),
+    }
 }
 
 /// One op on its own (a node no fusion group took).

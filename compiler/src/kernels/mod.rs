@@ -53,9 +53,7 @@ pub(crate) fn emit(
     match op {
         // Leaves own buffers and have no kernel; the caller never gets here with one.
         Op::Input { .. } | Op::Parameter { .. } => Err(cx.unsupported()),
-        Op::Add | Op::Mul | Op::Scale { .. } | Op::Exp | Op::Log | Op::Silu | Op::Sigmoid => {
-            elementwise::emit(cx, op, inputs, out)
-        }
+        Op::Add | Op::Mul | Op::Scale { .. } | Op::Unary(_) => elementwise::emit(cx, op, inputs, out),
         Op::Reshape { .. }
         | Op::Permute { .. }
         | Op::Roll { .. }

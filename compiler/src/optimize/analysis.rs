@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use egg::{Analysis, DidMerge, EGraph, Id, Symbol};
 use weft_ir::expr::{SizeExpr, SizeKind, SizeOp};
-use weft_ir::graph::{AttentionGrad, DType, Graph, HeadMask, HeadRange, Op, RopeParams, TensorType};
+use weft_ir::graph::{AttentionGrad, DType, Graph, HeadMask, HeadRange, Op, RopeParams, TensorType, UnaryOp};
 use weft_ir::{Mask, MaskExpr};
 
 use super::lang::Weft;
@@ -360,10 +360,11 @@ pub fn to_op<'a>(node: &Weft, child: &impl Fn(Id) -> &'a Data) -> Result<(Op, Ve
         Weft::Add([a, b]) => (Op::Add, vec![*a, *b]),
         Weft::Mul([a, b]) => (Op::Mul, vec![*a, *b]),
         Weft::Scale([f, x]) => (Op::Scale { factor: float(*f)? }, vec![*x]),
-        Weft::Exp(x) => (Op::Exp, vec![*x]),
-        Weft::Log(x) => (Op::Log, vec![*x]),
-        Weft::Silu(x) => (Op::Silu, vec![*x]),
-        Weft::Sigmoid(x) => (Op::Sigmoid, vec![*x]),
+        Weft::Unary([op, x]) => {
+            let op = name(*op)?;
+            let unary = UnaryOp::from_name(&op).ok_or_else(|| format!("`{op}` is not a unary op"))?;
+            (Op::Unary(unary), vec![*x])
+        }
         Weft::Embedding([ids, table]) => (Op::Embedding, vec![*ids, *table]),
         Weft::EmbeddingGrad([v, ids, dy]) => (Op::EmbeddingGrad { vocab: uint(*v)? }, vec![*ids, *dy]),
         Weft::CrossEntropy([logits, targets]) => (Op::CrossEntropy, vec![*logits, *targets]),

@@ -94,10 +94,7 @@ fn add_node(
         Op::Add => Weft::Add(pair(xs)?),
         Op::Mul => Weft::Mul(pair(xs)?),
         Op::Scale { factor } => Weft::Scale([float(eg, *factor), unary(xs)?]),
-        Op::Exp => Weft::Exp(unary(xs)?),
-        Op::Log => Weft::Log(unary(xs)?),
-        Op::Silu => Weft::Silu(unary(xs)?),
-        Op::Sigmoid => Weft::Sigmoid(unary(xs)?),
+        Op::Unary(op) => Weft::Unary([eg.add(Weft::Name(Symbol::from(op.name()))), unary(xs)?]),
         Op::Embedding => Weft::Embedding(pair(xs)?),
         Op::EmbeddingGrad { vocab } => {
             let [ids, dy] = pair(xs)?;

@@ -136,7 +136,8 @@ impl CostModel {
         match op {
             Op::Input { .. } | Op::Parameter { .. } | Op::Reshape { .. } => Cost::default(),
             Op::Add | Op::Mul | Op::Scale { .. } => Cost::kernel(moved, n_out),
-            Op::Exp | Op::Log | Op::Silu | Op::Sigmoid => Cost::kernel(moved, 4.0 * n_out),
+            // A transcendental function: a few FLOPs per element.
+            Op::Unary(_) => Cost::kernel(moved, 4.0 * n_out),
             Op::Permute { .. } | Op::Roll { .. } | Op::Slice { .. } | Op::Concat { .. } => {
                 Cost::kernel(moved, 0.0)
             }

@@ -7,8 +7,8 @@
 //!
 //! ```text
 //! tensor := (input NAME DTYPE (list D...)) | (param NAME DTYPE (list D...) TRAINABLE)
-//!         | (matmul TA TB a b) | (add a b) | (mul a b) | (scale F x) | (exp x) | (log x) | (silu x)
-//!         | (sigmoid x) | (rms-norm-grad EPS x w dy) | (rms-norm-weight-grad EPS x dy)
+//!         | (matmul TA TB a b) | (add a b) | (mul a b) | (scale F x) | (unary NAME x)
+//!         | (rms-norm-grad EPS x w dy) | (rms-norm-weight-grad EPS x dy)
 //!         | (embedding ids table) | (embedding-grad VOCAB ids dy)
 //!         | (cross-entropy logits targets) | (cross-entropy-grad logits targets dloss)
 //!         | (reshape (list D...) x) | (permute (list P...) x)
@@ -49,10 +49,8 @@ define_language! {
         "add" = Add([Id; 2]),
         "mul" = Mul([Id; 2]),
         "scale" = Scale([Id; 2]),
-        "exp" = Exp(Id),
-        "log" = Log(Id),
-        "silu" = Silu(Id),
-        "sigmoid" = Sigmoid(Id),
+        // Every elementwise unary op (`weft_ir::graph::UnaryOp`), named by its first child.
+        "unary" = Unary([Id; 2]),
         "embedding" = Embedding([Id; 2]),
         "embedding-grad" = EmbeddingGrad([Id; 3]),
         "cross-entropy" = CrossEntropy([Id; 2]),
@@ -125,10 +123,7 @@ impl Weft {
                 | Add(_)
                 | Mul(_)
                 | Scale(_)
-                | Exp(_)
-                | Log(_)
-                | Silu(_)
-                | Sigmoid(_)
+                | Unary(_)
                 | Embedding(_)
                 | EmbeddingGrad(_)
                 | CrossEntropy(_)

@@ -2,7 +2,7 @@
 //! `g` of `y`, the cotangent each operand receives, as new graph nodes.
 
 use super::AutodiffError;
-use crate::graph::{AttentionGrad, Graph, GraphError, NodeId, Op, ValidGraph};
+use crate::graph::{AttentionGrad, Graph, GraphError, NodeId, Op, UnaryOp, ValidGraph};
 use crate::mask::Mask;
 
 /// The contributions of node `id` to its operands' cotangents, given its own
@@ -42,16 +42,16 @@ pub(super) fn vjp(
         Op::Mul => each(&mut |b, slot| b.elementwise_mul(g, x[1 - slot]))?,
         &Op::Scale { factor } => each(&mut |b, _| b.scale(g, factor))?,
         // d exp(x) = exp(x) dx: reuse the forward value.
-        Op::Exp => each(&mut |b, _| b.elementwise_mul(g, id))?,
+        Op::Unary(UnaryOp::Exp) => each(&mut |b, _| b.elementwise_mul(g, id))?,
         // d log(x) = dx / x, and 1 / x = exp(-log x) with log x the forward value.
-        Op::Log => each(&mut |b, _| {
+        Op::Unary(UnaryOp::Log) => each(&mut |b, _| {
             let neg = b.scale(id, -1.0)?;
             let recip = b.exp(neg)?;
             b.elementwise_mul(g, recip)
         })?,
         // silu'(x) = s + x s (1 - s) = s + y - y s, with s = sigmoid(x) and y = silu(x).
-        Op::Silu => each(&mut |b, _| {
-            let s = b.add(Op::Sigmoid, &[x[0]])?;
+        Op::Unary(UnaryOp::Silu) => each(&mut |b, _| {
+            let s = b.add(Op::Unary(UnaryOp::Sigmoid), &[x[0]])?;
             let ys = b.elementwise_mul(id, s)?;
             let minus_ys = b.scale(ys, -1.0)?;
             let s_plus_y = b.elementwise_add(s, id)?;
@@ -59,7 +59,7 @@ pub(super) fn vjp(
             b.elementwise_mul(g, slope)
         })?,
         // sigmoid'(x) = y (1 - y) = y - y².
-        Op::Sigmoid => each(&mut |b, _| {
+        Op::Unary(UnaryOp::Sigmoid) => each(&mut |b, _| {
             let yy = b.elementwise_mul(id, id)?;
             let minus_yy = b.scale(yy, -1.0)?;
             let slope = b.elementwise_add(id, minus_yy)?;

@@ -62,7 +62,7 @@ pub(crate) fn infer(op: &Op, xs: &[&TensorType]) -> Inferred {
             finite("factor", *factor)?;
             Ok(x.clone())
         }
-        (Op::Exp | Op::Log | Op::Silu | Op::Sigmoid, &[x]) => {
+        (Op::Unary(_), &[x]) => {
             float(x)?;
             Ok(x.clone())
         }

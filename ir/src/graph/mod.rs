@@ -18,6 +18,7 @@ mod infer;
 mod op;
 mod sexpr;
 mod types;
+mod unary;
 mod validate;
 
 #[cfg(test)]
@@ -32,6 +33,7 @@ pub use error::GraphError;
 pub use op::{Arity, AttentionGrad, HeadMask, HeadRange, Op, RopeParams};
 pub use sexpr::parse_sexpr;
 pub use types::{DType, TensorType};
+pub use unary::UnaryOp;
 
 use crate::mask::Mask;
 use infer::Problem;
@@ -290,15 +292,15 @@ impl Graph {
     }
 
     pub fn exp(&mut self, x: NodeId) -> Result<NodeId, GraphError> {
-        self.add(Op::Exp, &[x])
+        self.add(Op::Unary(UnaryOp::Exp), &[x])
     }
 
     pub fn log(&mut self, x: NodeId) -> Result<NodeId, GraphError> {
-        self.add(Op::Log, &[x])
+        self.add(Op::Unary(UnaryOp::Log), &[x])
     }
 
     pub fn silu(&mut self, x: NodeId) -> Result<NodeId, GraphError> {
-        self.add(Op::Silu, &[x])
+        self.add(Op::Unary(UnaryOp::Silu), &[x])
     }
 
     pub fn reshape(&mut self, x: NodeId, shape: &[usize]) -> Result<NodeId, GraphError> {

@@ -4,6 +4,7 @@ use std::fmt;
 use std::ops::Range;
 
 use super::types::Dims;
+use super::unary::UnaryOp;
 use crate::mask::Mask;
 
 /// The index range `[start, end)` of axis `axis` that a head-restricted roll touches.
@@ -169,13 +170,8 @@ pub enum Op {
     Scale {
         factor: f64,
     },
-    Exp,
-    /// Natural logarithm.
-    Log,
-    /// `x * sigmoid(x)`.
-    Silu,
-    /// `1 / (1 + exp(-x))`.
-    Sigmoid,
+    /// An elementwise unary op from the table in `unary.rs` (exp, log, silu, sigmoid).
+    Unary(UnaryOp),
     /// Row-major reinterpretation; the element count must match.
     Reshape {
         shape: Vec<usize>,
@@ -351,10 +347,7 @@ impl Op {
             Op::Add => "add",
             Op::Mul => "mul",
             Op::Scale { .. } => "scale",
-            Op::Exp => "exp",
-            Op::Log => "log",
-            Op::Silu => "silu",
-            Op::Sigmoid => "sigmoid",
+            Op::Unary(op) => op.name(),
             Op::Reshape { .. } => "reshape",
             Op::Permute { .. } => "permute",
             Op::Roll { .. } => "roll",
@@ -401,10 +394,7 @@ impl Op {
             Op::FusedAttentionGrad { .. } => Arity::Exactly(4),
             Op::Concat { .. } => Arity::AtLeast(1),
             Op::Scale { .. }
-            | Op::Exp
-            | Op::Log
-            | Op::Silu
-            | Op::Sigmoid
+            | Op::Unary(_)
             | Op::Reshape { .. }
             | Op::Permute { .. }
             | Op::Roll { .. }
@@ -446,15 +436,9 @@ impl fmt::Display for Op {
                     .collect();
                 if flags.is_empty() { f.write_str(name) } else { write!(f, "{name}({})", flags.join(", ")) }
             }
-            Op::Add
-            | Op::Mul
-            | Op::Exp
-            | Op::Log
-            | Op::Silu
-            | Op::Sigmoid
-            | Op::Embedding
-            | Op::CrossEntropy
-            | Op::CrossEntropyGrad => f.write_str(name),
+            Op::Add | Op::Mul | Op::Unary(_) | Op::Embedding | Op::CrossEntropy | Op::CrossEntropyGrad => {
+                f.write_str(name)
+            }
             Op::EmbeddingGrad { vocab } => write!(f, "{name}(vocab={vocab})"),
             Op::Scale { factor } => write!(f, "{name}({factor:?})"),
             Op::Reshape { shape } => write!(f, "{name}(shape={})", Dims(shape)),

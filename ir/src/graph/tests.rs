@@ -24,7 +24,7 @@ pub(crate) fn every_op_graph() -> Graph {
     let kn = g.rms_norm(kr, w, 1e-6).unwrap();
     let kn_grad = g.add(Op::RmsNormGrad { eps: 1e-6 }, &[kr, w, kn]).unwrap();
     let w_grad = g.add(Op::RmsNormWeightGrad { eps: 1e-6 }, &[kr, kn]).unwrap();
-    let gate = g.add(Op::Sigmoid, &[kn_grad]).unwrap();
+    let gate = g.add(Op::Unary(UnaryOp::Sigmoid), &[kn_grad]).unwrap();
     let k_rolled = g.roll(kn, 2, -2, Some(HeadRange::new(1, 2, 4))).unwrap();
     let v_rolled = g.roll(v, 2, 3, None).unwrap();
     let att = g.attention(qr, k_rolled, v_rolled, mask("roll(h * 2, causal & groups(4))"), 1, 0.5).unwrap();
@@ -416,7 +416,7 @@ fn validator_rechecks_what_mutation_can_break() {
     assert!(leaf_with_operand.replace_inputs(x, &[x]));
     check_err(leaf_with_operand.validate(), expect!["the graph has a cycle through %0"]);
 
-    assert!(!g.replace_op(NodeId(9), Op::Exp));
+    assert!(!g.replace_op(NodeId(9), Op::Unary(UnaryOp::Exp)));
     assert!(g.validate().is_ok());
 }
 

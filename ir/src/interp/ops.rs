@@ -14,15 +14,6 @@ pub(super) fn binary(a: &Tensor, b: &Tensor, f: impl Fn(f64, f64) -> f64) -> Ten
     Tensor::from_parts(a.shape().to_vec(), a.data().iter().zip(b.data()).map(|(&x, &y)| f(x, y)).collect())
 }
 
-pub(super) fn silu(x: f64) -> f64 {
-    x / (1.0 + (-x).exp())
-}
-
-/// Batched `a @ b` over the last two axes, optionally transposing either.
-pub(super) fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
-}
-
 pub(super) fn matmul(a: &Tensor, b: &Tensor, ta: bool, tb: bool) -> Tensor {
     let r = a.shape().len();
     let batch: usize = a.shape()[..r - 2].iter().product();

@@ -8,7 +8,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::*;
-use crate::graph::{AttentionGrad, DType, Graph, HeadRange, NodeId, Op, RopeParams, TensorType};
+use crate::graph::{AttentionGrad, DType, Graph, HeadRange, NodeId, Op, RopeParams, TensorType, UnaryOp};
 use crate::mask::{ConcreteMask, Mask};
 
 fn t(shape: &[usize], data: &[f64]) -> Tensor {
@@ -135,11 +135,17 @@ fn elementwise_ops() {
     assert_eq!(apply(Op::Mul, &[&a, &b]), t(&[2, 2], &[3.0, -8.0, -0.5, 0.0]));
     assert_eq!(apply(Op::Scale { factor: -2.0 }, &[&a]), t(&[2, 2], &[-2.0, 4.0, -1.0, -0.0]));
     let e = t(&[3], &[0.0, 1.0, 2.0f64.ln()]);
-    assert_close(&apply(Op::Exp, &[&e]), &t(&[3], &[1.0, std::f64::consts::E, 2.0]));
-    assert_close(&apply(Op::Log, &[&t(&[2], &[1.0, std::f64::consts::E])]), &t(&[2], &[0.0, 1.0]));
+    assert_close(&apply(Op::Unary(UnaryOp::Exp), &[&e]), &t(&[3], &[1.0, std::f64::consts::E, 2.0]));
+    assert_close(
+        &apply(Op::Unary(UnaryOp::Log), &[&t(&[2], &[1.0, std::f64::consts::E])]),
+        &t(&[2], &[0.0, 1.0]),
+    );
     // silu(0) = 0, silu(ln 3) = ln 3 * 3/4, silu(-ln 3) = -ln 3 / 4.
     let l3 = 3.0f64.ln();
-    assert_close(&apply(Op::Silu, &[&t(&[3], &[0.0, l3, -l3])]), &t(&[3], &[0.0, 0.75 * l3, -0.25 * l3]));
+    assert_close(
+        &apply(Op::Unary(UnaryOp::Silu), &[&t(&[3], &[0.0, l3, -l3])]),
+        &t(&[3], &[0.0, 0.75 * l3, -0.25 * l3]),
+    );
 }
 
 #[test]

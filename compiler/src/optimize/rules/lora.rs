@@ -130,7 +130,7 @@ mod tests {
         // x·Aᵀ; with x·Aᵀ read elsewhere (as a backward pass does) it does not.
         let (before, after) = terms(16, 64);
         check(&rules, LORA_FOLD, &before, &after);
-        let xa = "(exp (matmul 0 1 (input x f32 (list 16 64)) (param a f32 (list 4 64) 1)))";
+        let xa = "(unary exp (matmul 0 1 (input x f32 (list 16 64)) (param a f32 (list 4 64) 1)))";
         let shared = format!("(concat 1 {before} {xa})");
         let folded = format!("(concat 1 {after} {xa})");
         check_not(&rules, LORA_FOLD, &shared, &folded);

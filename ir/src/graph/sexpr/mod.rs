@@ -76,15 +76,7 @@ fn write_op(out: &mut String, node: &Node) {
             if *transpose_a { " :transpose-a" } else { "" },
             if *transpose_b { " :transpose-b" } else { "" }
         ),
-        Op::Add
-        | Op::Mul
-        | Op::Exp
-        | Op::Log
-        | Op::Silu
-        | Op::Sigmoid
-        | Op::Embedding
-        | Op::CrossEntropy
-        | Op::CrossEntropyGrad => Ok(()),
+        Op::Add | Op::Mul | Op::Unary(_) | Op::Embedding | Op::CrossEntropy | Op::CrossEntropyGrad => Ok(()),
         Op::EmbeddingGrad { vocab } => write!(out, " :vocab {vocab}"),
         Op::Scale { factor } => write!(out, " :factor {factor:?}"),
         Op::Reshape { shape } => write!(out, " :shape ({})", ints(shape)),

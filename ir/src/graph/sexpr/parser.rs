@@ -11,6 +11,7 @@ use crate::expr::parse_mask;
 use crate::graph::infer;
 use crate::graph::{
     AttentionGrad, DType, Graph, GraphError, HeadMask, HeadRange, Node, NodeId, Op, RopeParams, TensorType,
+    UnaryOp,
 };
 use crate::mask::Mask;
 use crate::source::{SourceFile, Span};
@@ -362,16 +363,15 @@ impl Parser<'_> {
             Some(Value::Uint(v)) => Ok(*v),
             _ => Err(missing(key)),
         };
+        if let Some(unary) = UnaryOp::from_name(op) {
+            return Ok(Op::Unary(unary));
+        }
         Ok(match op {
             "matmul" => {
                 Op::MatMul { transpose_a: attrs.flag("transpose-a"), transpose_b: attrs.flag("transpose-b") }
             }
             "add" => Op::Add,
             "mul" => Op::Mul,
-            "exp" => Op::Exp,
-            "log" => Op::Log,
-            "silu" => Op::Silu,
-            "sigmoid" => Op::Sigmoid,
             "embedding" => Op::Embedding,
             "embedding-grad" => Op::EmbeddingGrad { vocab: uint("vocab")? },
             "cross-entropy" => Op::CrossEntropy,
