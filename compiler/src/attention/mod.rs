@@ -233,6 +233,20 @@ impl Default for AttentionTiles {
 }
 
 impl AttentionTiles {
+    /// The tiles to use on a device before anything was measured on it. On
+    /// CPU adapters, 4 rows per invocation at head dimension 64: `weft tune`
+    /// chose 4 rows there in every run on lavapipe (BENCHMARKS.md), 1.56x
+    /// faster than the automatic 2 on forward + backward, at the price of a
+    /// longer first compile; other head dimensions keep the automatic choice,
+    /// which bounds the registers an invocation holds.
+    pub fn default_for(limits: &DeviceLimits) -> AttentionTiles {
+        if limits.cpu {
+            AttentionTiles { rows_per_invocation: 4, rows_head_dim: Some(64), ..AttentionTiles::default() }
+        } else {
+            AttentionTiles::default()
+        }
+    }
+
     /// `base` with these tiles, and these rows where `head_dim` is the one they were measured at.
     pub fn apply(&self, base: AttentionPlanOptions, head_dim: usize) -> AttentionPlanOptions {
         let rows = self.rows_at(head_dim);

@@ -70,8 +70,8 @@ impl GraphPlanOptions {
             share_scratch: true,
             matmul: MatmulConfig::default_for(&limits),
             fuse_elementwise: true,
-            attention_forward: AttentionTiles::default(),
-            attention_backward: AttentionTiles::default(),
+            attention_forward: AttentionTiles::default_for(&limits),
+            attention_backward: AttentionTiles::default_for(&limits),
         }
     }
 
