@@ -38,7 +38,7 @@ use crate::kernel::Kernel;
 
 pub use context::CodegenError;
 pub(crate) use context::{Ctx, MAX_ELEMENTS, Names, Operand, Site};
-pub use matmul::{MatmulConfig, MatmulKernel};
+pub use matmul::{MatmulClass, MatmulConfig, MatmulKernel, MatmulTable};
 
 /// Dispatches a node to its op family's generator.
 pub(crate) fn emit(
