@@ -17,9 +17,9 @@ pub enum TuneError {
     NoCandidates { problem: String },
     #[error(
         "the default configuration {config} failed on {problem}, so there is nothing to check the \
-         candidates against: {message}"
+         candidates against: {reason}"
     )]
-    Reference { config: String, problem: String, message: String },
+    Reference { config: String, problem: String, reason: CandidateError },
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
 }
@@ -40,6 +40,25 @@ pub enum CacheError {
     Serialize { path: PathBuf, message: String },
     #[error("no place for the tuning cache: set WEFT_TUNING_CACHE to a file path, or XDG_CACHE_HOME or HOME")]
     NoPath,
+}
+
+/// Why one fused attention candidate has no timing. The candidate is
+/// reported with it and never chosen; the run goes on. The device's errors
+/// are kept as text so that results can be compared and cloned.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum CandidateError {
+    #[error("planning: {0}")]
+    Plan(String),
+    #[error("compiling: {0}")]
+    Compile(String),
+    #[error("running: {0}")]
+    Run(String),
+    #[error("no output `{0}`")]
+    MissingOutput(&'static str),
+    #[error("`{output}` differs from {against} by {error:.1e} (tolerance {tolerance:.0e})")]
+    Inaccurate { output: &'static str, against: &'static str, error: f64, tolerance: f64 },
+    #[error("time budget of {seconds} s spent")]
+    OverBudget { seconds: u64 },
 }
 
 /// Why one matmul candidate was not timed. The candidate is reported with

@@ -236,3 +236,21 @@ fn time(
     times.sort();
     Ok(times[times.len() / 2])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_parse_or_say_why_not() {
+        assert_eq!("8x2048x1024".parse::<MatmulShape>(), Ok(MatmulShape::new(8, 2048, 1024)));
+        assert_eq!("8x0x4".parse::<MatmulShape>(), Err(ShapeParseError::NotThree("8x0x4".into())));
+        let err = "8xtwox4".parse::<MatmulShape>().unwrap_err();
+        assert!(matches!(&err, ShapeParseError::Number { text, .. } if text == "8xtwox4"), "{err:?}");
+        assert!(err.to_string().starts_with("`8xtwox4`: invalid digit"), "{err}");
+        for class in MatmulClass::ALL {
+            let s = MatmulShape::representative(class);
+            assert_eq!(MatmulClass::of(1, s.m as u64, s.n as u64, s.k as u64), class);
+        }
+    }
+}

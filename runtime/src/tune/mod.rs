@@ -33,7 +33,7 @@ pub use cache::{
 };
 pub use candidates::{BLOCKS, CandidateSpace, MAX_ROW_VALUES, QUICK_BLOCKS, ROWS};
 pub use config::{ChoiceSource, KernelChoice, KernelConfig};
-pub use error::{CacheError, MatmulError, ShapeParseError, TuneError};
+pub use error::{CacheError, CandidateError, MatmulError, ShapeParseError, TuneError};
 pub use matmul::{
     MATMUL_CHECK, MATMUL_TOLERANCE, MatmulOutcome, MatmulReport, MatmulResult, MatmulShape,
     matmul_candidates, tune_matmul,

@@ -11,7 +11,9 @@
 //!
 //! Which is faster depends on the device, so the choice is measured (`weft
 //! bench matmul`, BENCHMARKS.md): on lavapipe, where every storage load is a
-//! loop over the SIMD lanes, sharing the loads is 3-4x faster.
+//! loop over the SIMD lanes, sharing the loads is 3-4x faster. Which shape is
+//! best also depends on the problem, so each matmul looks its shape up by its
+//! [`MatmulClass`] in the plan's [`MatmulTable`] (`table.rs`).
 
 mod registers;
 mod subgroup;
