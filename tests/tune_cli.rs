@@ -43,20 +43,42 @@ fn tune_writes_the_cache_and_attn_uses_it() {
         "default",
         "forward (plans without backward):",
         "backward (plans with backward):",
+        "matmul narrow_n [2048x1024]x[1024x8]: ",
+        "matmul narrow_m [8x2048]x[2048x1024]: ",
+        "matmul small    [512x512]x[512x512]: ",
+        "matmul large    [1024x1024]x[1024x1024]: ",
         &format!("wrote {}", cache.display()),
     ] {
         assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
     }
     assert!(stderr(&o).contains("[1/"), "no progress in:\n{}", stderr(&o));
     let text = std::fs::read_to_string(&cache).unwrap();
-    assert!(text.contains("format = 1") && text.contains("[[adapter]]"), "{text}");
+    for needle in ["format = 2", "[[adapter]]", "[[adapter.attention]]", "head_dim = 16"] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    for class in ["narrow_n", "narrow_m", "small", "large"] {
+        assert!(text.contains(&format!("[adapter.matmul.{class}]")), "no {class} matmul in:\n{text}");
+    }
 
-    // A second run finds the result and leaves it alone.
-    let o = weft_with_cache(&["tune", "--quick"], &cache);
+    // A second run at the same head dimension finds the result and leaves it alone.
+    let o = weft_with_cache(&["tune", "--quick", "--head-dim", "16"], &cache);
     assert!(o.status.success());
     assert!(stdout(&o).contains("already tuned on causal B=1 H=2 N=64 D=16"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("matmul narrow_n "), "{}", stdout(&o));
     assert_eq!(std::fs::read_to_string(&cache).unwrap(), text);
 
+    // `weft compile` plans with the cached matmul shapes, and names each in its kernel table.
+    let graph = dir.join("lora.sexpr");
+    std::fs::write(&graph, LORA_GRAPH).unwrap();
+    let o = weft_with_cache(&["compile", graph.to_str().unwrap(), "--emit", "plan", "--out", "-"], &cache);
+    assert!(o.status.success(), "weft compile failed:\n{}", stderr(&o));
+    let plan = stdout(&o);
+    for (kernel, class) in [("n3_matmul", "narrow_n"), ("n4_matmul", "large")] {
+        let want = format!("{class} {}", cached_matmul(&text, class));
+        let row =
+            plan.lines().find(|l| l.starts_with(kernel)).unwrap_or_else(|| panic!("no {kernel} in:\n{plan}"));
+        assert!(row.trim_end().ends_with(&want), "{kernel} should run {want}:\n{row}");
+    }
     let err = attn_fixture(&dir, &cache);
     let said = format!("tuned for this adapter on causal B=1 H=2 N=64 D=16, from {})", cache.display());
     assert!(err.contains("kernel config: ") && err.contains(&said), "{err}");
@@ -108,4 +130,25 @@ fn bench_step_warns_once_about_a_corrupt_cache_and_runs_with_the_defaults() {
     assert_eq!(err.matches(&warning).count(), 1, "{err}");
     assert!(stdout(&o).contains("S2-Attn / causal (step):"), "{}", stdout(&o));
     assert_eq!(std::fs::read_to_string(&cache).unwrap(), "format = 1\n[[adapter\n", "the cache is only read");
+}
+
+/// A LoRA-shaped pair of matmuls: `x·Aᵀ` (rank 8, the narrow class) and a
+/// 512 × 1024 × 1024 projection (the large class). `--emit plan` does not optimize,
+/// so both stay matmuls.
+const LORA_GRAPH: &str = "(graph lora
+  (%0 (input x) f32[512, 1024])
+  (%1 (input a) f32[8, 1024])
+  (%2 (input w) f32[1024, 1024])
+  (%3 (matmul %0 %1 :transpose-b) f32[512, 8])
+  (%4 (matmul %0 %2 :transpose-b) f32[512, 1024])
+  (output xa %3)
+  (output y %4))
+";
+
+/// The `[adapter.matmul.<class>]` table of a cache file, as `sg4x64/wg8` or `8x8/wg64`.
+fn cached_matmul(text: &str, class: &str) -> String {
+    let table: toml::Table = toml::from_str(text).unwrap();
+    let m = &table["adapter"].as_array().unwrap()[0]["matmul"][class];
+    let prefix = if m["kernel"].as_str() == Some("subgroup") { "sg" } else { "" };
+    format!("{prefix}{}x{}/wg{}", m["rows"], m["cols"], m["workgroup"])
 }

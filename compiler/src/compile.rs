@@ -191,11 +191,12 @@ impl Compiled {
 pub enum CompileError {
     #[error(transparent)]
     Optimize(#[from] OptimizeError),
+    /// Boxed: autodiff's errors carry shapes and would make every `Result` of this stage large.
     #[error("differentiating graph `{graph}`: {source}")]
     Differentiate {
         graph: String,
         #[source]
-        source: AutodiffError,
+        source: Box<AutodiffError>,
     },
     #[error("graph `{graph}` has no trainable parameter to differentiate")]
     NothingToTrain { graph: String },
@@ -234,8 +235,10 @@ pub fn compile(reference: ValidGraph, opts: &CompileOptions) -> Result<Compiled,
                 return Err(CompileError::NothingToTrain { graph: name });
             }
             let wrt: Vec<&str> = wrt.iter().map(String::as_str).collect();
-            let step = differentiate(forward, &wrt)
-                .map_err(|source| CompileError::Differentiate { graph: name.clone(), source })?;
+            let step = differentiate(forward, &wrt).map_err(|source| CompileError::Differentiate {
+                graph: name.clone(),
+                source: Box::new(source),
+            })?;
             Some(step)
         }
     };

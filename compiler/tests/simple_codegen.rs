@@ -9,7 +9,7 @@ use expect_test::expect_file;
 use weft_compiler::mask::mask_functions;
 use weft_compiler::{Access, BufferRole, ElemType, KernelPlan, to_spirv, validate_wgsl};
 use weft_compiler::{CodegenError, DeviceLimits, GraphPlanOptions, plan_graph, render_plan};
-use weft_compiler::{MatmulConfig, MatmulKernel};
+use weft_compiler::{MatmulClass, MatmulConfig, MatmulKernel, MatmulTable};
 use weft_ir::autodiff::{differentiate, trainable_parameters};
 use weft_ir::expr::parse_mask;
 use weft_ir::graph::{
@@ -697,7 +697,7 @@ fn subgroup_options(matmul: MatmulConfig) -> GraphPlanOptions {
     {
         let base = GraphPlanOptions::default();
         GraphPlanOptions {
-            matmul,
+            matmul: MatmulTable::uniform(matmul),
             limits: DeviceLimits { subgroup_min_size: Some(8), ..base.limits },
             ..base
         }
@@ -784,6 +784,39 @@ fn bad_matmul_configs_are_errors_that_say_why() {
         let err = plan_graph(&graph, &subgroup_options(config)).unwrap_err().to_string();
         assert!(err.contains(want), "{config}: {err}");
     }
+}
+
+/// Each matmul looks up its own shape class: a LoRA's rank-8 matmuls get the
+/// narrow classes' shapes, a 1024³ projection the large class's, and the
+/// kernel's title says which ran.
+#[test]
+fn each_matmul_runs_the_shape_of_its_class() {
+    let cpu = DeviceLimits { cpu: true, subgroup_min_size: Some(8), ..DeviceLimits::default() };
+    let mut table = MatmulTable::default_for(&cpu);
+    let large = MatmulConfig { kernel: MatmulKernel::Subgroup, rows: 8, cols: 128, workgroup: 32 };
+    table.set(MatmulClass::Large, large);
+    let narrow_m = MatmulConfig { kernel: MatmulKernel::Registers, rows: 4, cols: 8, workgroup: 128 };
+    table.set(MatmulClass::NarrowM, narrow_m);
+    let opts = GraphPlanOptions { matmul: table, ..GraphPlanOptions::for_device(cpu) };
+    let title = |graph: ValidGraph| matmul_title(&graph, &opts);
+    let lora_down =
+        title(op_graph(Op::MatMul { transpose_a: false, transpose_b: true }, &[&[2048, 1024], &[8, 1024]]));
+    assert!(lora_down.contains(&format!("narrow_n {}", MatmulTable::CPU_NARROW_N)), "{lora_down}");
+    // dA = gᵀ·x: the rank is M.
+    let lora_grad =
+        title(op_graph(Op::MatMul { transpose_a: true, transpose_b: false }, &[&[2048, 8], &[2048, 1024]]));
+    assert!(lora_grad.contains("narrow_m 4x8/wg128 (loads"), "{lora_grad}");
+    // x_a·Bᵀ: narrow K only, so a wide output but small work.
+    let lora_up =
+        title(op_graph(Op::MatMul { transpose_a: false, transpose_b: true }, &[&[2048, 8], &[4096, 8]]));
+    assert!(lora_up.contains(&format!("small {}", table.small)), "{lora_up}");
+    let small = title(matmul_graph(64, 64, 64, false, false));
+    assert!(small.contains(&format!("small {}", table.small)), "{small}");
+    let projection = title(op_graph(
+        Op::MatMul { transpose_a: false, transpose_b: true },
+        &[&[1024, 1024], &[1024, 1024]],
+    ));
+    assert!(projection.contains("large sg8x128/wg32"), "{projection}");
 }
 
 #[test]

@@ -16,7 +16,7 @@ use crate::host::{HostInput, HostOutput, HostSlice, HostValues};
 ///
 /// [`Checked`](ShaderChecks::Checked) is wgpu's default and what every plan
 /// gets from [`Executor::prepare`]. [`Unchecked`](ShaderChecks::Unchecked) is
-/// only offered for [`FusedPlan`]s (see [`Executor::prepare_fused`]), whose
+/// only offered for [`FusedPlan`]s (see [`Executor::prepare`]), whose
 /// kernels are safe without the checks by construction. Which one is faster
 /// depends on the adapter: measure (`weft tune`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -253,7 +253,7 @@ impl Executor {
         };
         let module = match checks {
             ShaderChecks::Checked => device.create_shader_module(descriptor),
-            // SAFETY: `Unchecked` reaches here only from `prepare_fused`, so
+            // SAFETY: `Unchecked` reaches here only from `prepare` of a `Runnable::Fused`, so
             // `kernel` belongs to a `FusedPlan`: a plan that
             // `weft_compiler::plan_attention` made from a validated description
             // inside `FusedPlan::new` and that nobody can modify since (its

@@ -10,7 +10,7 @@ use crate::executor::ShaderChecks;
 /// The kernel plan of one fused attention node, planned here by
 /// [`weft_compiler::plan_attention`] and never modified afterwards: its fields
 /// are private and it hands out shared references only. That is what lets
-/// [`Executor::prepare_fused`](crate::Executor::prepare_fused) create its
+/// [`Executor::prepare`](crate::Executor::prepare) create its
 /// shader modules with [`ShaderChecks::Unchecked`] (see the `SAFETY` comment
 /// there). Plans from anywhere else run checked, through
 /// [`Executor::prepare`](crate::Executor::prepare).

@@ -1,5 +1,5 @@
 //! Tensor values on the host, typed as a plan's buffers are (see
-//! [`ElemType`]): what [`Executor::upload_values`](crate::Executor::upload_values)
+//! [`ElemType`]): what [`Executor::upload`](crate::Executor::upload)
 //! takes and [`Executor::download`](crate::Executor::download) returns.
 
 use std::borrow::Cow;
@@ -131,6 +131,10 @@ impl<'a> From<&'a HostValues> for HostSlice<'a> {
 }
 
 impl<'a> HostSlice<'a> {
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+
     pub fn len(self) -> usize {
         match self {
             HostSlice::F32(v) => v.len(),

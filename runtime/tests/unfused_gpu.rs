@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use weft_compiler::{AttentionTiles, DeviceLimits};
-use weft_compiler::{GraphPlanOptions, MatmulConfig, MatmulKernel, plan_graph};
+use weft_compiler::{GraphPlanOptions, MatmulConfig, MatmulKernel, MatmulTable, plan_graph};
 use weft_ir::autodiff::differentiate;
 use weft_ir::expr::parse_mask;
 use weft_ir::graph::{
@@ -58,7 +58,7 @@ fn tiny_options(ex: &Executor) -> GraphPlanOptions {
         },
         alias_reshapes: true,
         share_scratch: true,
-        matmul: MatmulConfig::default_for(&l),
+        matmul: MatmulTable::default_for(&l),
         fuse_elementwise: true,
         attention_forward: AttentionTiles::default(),
         attention_backward: AttentionTiles::default(),
@@ -409,7 +409,7 @@ fn every_matmul_candidate_config_matches_the_interpreter() {
     assert!(configs.contains(&MatmulConfig::default_for(&limits)));
     for matmul in configs {
         eprintln!("config {matmul}");
-        let opts = GraphPlanOptions { matmul, ..device_options(&ex) };
+        let opts = GraphPlanOptions { matmul: MatmulTable::uniform(matmul), ..device_options(&ex) };
         check_all(&mut ex, &cases, &opts, &mut rng);
     }
     // Operands split across 4 KiB bindings, read as vec4 through the split
@@ -425,7 +425,12 @@ fn every_matmul_candidate_config_matches_the_interpreter() {
     }
     for matmul in small {
         eprintln!("split bindings, config {matmul}");
-        check_all(&mut ex, &cases, &GraphPlanOptions { matmul, ..split.clone() }, &mut rng);
+        check_all(
+            &mut ex,
+            &cases,
+            &GraphPlanOptions { matmul: MatmulTable::uniform(matmul), ..split.clone() },
+            &mut rng,
+        );
     }
 }
 

@@ -81,7 +81,7 @@ pub fn run(args: &AttnArgs) -> anyhow::Result<()> {
     } else {
         // Tiles, rows per invocation and runtime checks: `weft tune`'s choice
         // for this adapter if there is one, else the defaults.
-        let choice = kernel_choice(&gpu);
+        let choice = kernel_choice(&gpu, d);
         eprintln!("{}", choice.describe(backward, d));
         let (config, _) = choice.config(backward, d);
         let base = AttentionPlanOptions { backward, limits, ..AttentionPlanOptions::default() };

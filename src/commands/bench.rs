@@ -77,7 +77,7 @@ fn attn(args: &BenchAttnArgs) -> anyhow::Result<()> {
     println!("adapter: {}", gpu.adapter_description());
     let limits = gpu.limits();
     // `weft tune`'s choice for this adapter if there is one, else the defaults.
-    let choice = kernel_choice(&gpu);
+    let choice = kernel_choice(&gpu, args.head_dim);
     println!("fwd+bwd {}", choice.describe(true, args.head_dim));
     println!("fwd     {}", choice.describe(false, args.head_dim));
     let mut executor = Executor::new(gpu);

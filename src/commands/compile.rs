@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use weft_compiler::{Compiled, render_plan, to_spirv};
+use weft_compiler::{Compiled, KernelKind, MatmulClass, render_plan, to_spirv};
 
 use super::source::SourceArgs;
 use crate::output::{write_atomically, write_text};
@@ -85,18 +85,30 @@ pub fn run(args: &CompileArgs) -> anyhow::Result<()> {
 }
 
 /// Every kernel of the plan, one line each: kind, workgroup, grid, bindings,
-/// estimated FLOPs and bytes; then the totals by kind.
+/// estimated FLOPs and bytes, and for a matmul the shape class and kernel
+/// shape it runs with (the tuned one when the cache has it); then the totals
+/// by kind.
 pub fn kernel_table(compiled: &Compiled) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<40} {:<18} {:>12} {:>20} {:>8} {:>12} {:>12}",
+        "{:<40} {:<18} {:>12} {:>20} {:>8} {:>12} {:>12}  config",
         "kernel", "kind", "workgroup", "grid", "bindings", "MFLOP", "MB"
     );
     for k in &compiled.kernels {
+        let config = match k.kind {
+            KernelKind::Matmul => compiled
+                .plan
+                .kernels
+                .iter()
+                .find(|p| p.name == k.name)
+                .and_then(|p| matmul_config(&p.wgsl))
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
         let _ = writeln!(
             out,
-            "{:<40} {:<18} {:>12} {:>20} {:>8} {:>12.3} {:>12.3}",
+            "{:<40} {:<18} {:>12} {:>20} {:>8} {:>12.3} {:>12.3}  {config}",
             k.name,
             k.kind.label(),
             format!("{:?}", k.workgroup_size),
@@ -124,4 +136,14 @@ pub fn kernel_table(compiled: &Compiled) -> String {
         );
     }
     out
+}
+
+/// `small sg4x64/wg8`: the shape class and kernel shape a matmul kernel's
+/// title comment names (`// n3_matmul: matmul, transpose_b, small sg4x64/wg8: ...`).
+fn matmul_config(wgsl: &str) -> Option<String> {
+    let title = wgsl.lines().next()?;
+    let words: Vec<&str> = title.split_whitespace().collect();
+    let at = words.iter().position(|w| MatmulClass::from_name(w).is_some())?;
+    let config = words.get(at + 1)?.trim_end_matches(':');
+    Some(format!("{} {config}", words[at]))
 }

@@ -7,9 +7,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use weft_compiler::GraphPlanOptions;
+use weft_compiler::{MatmulClass, MatmulTable};
 use weft_runtime::tune::{
-    CacheEntry, CacheKey, KernelChoice, MatmulOutcome, MatmulResult, MatmulShape, Outcome, TuneEvent,
-    TuneOptions, TuneReport, TuningCache, matmul_candidates, tune, tune_matmul,
+    AttentionEntry, CacheEntry, CacheKey, KernelChoice, MatmulOutcome, MatmulResult, MatmulShape, Outcome,
+    TuneEvent, TuneOptions, TuneReport, TuningCache, matmul_candidates, tune, tune_matmul,
 };
 use weft_runtime::{Executor, Gpu};
 
@@ -38,10 +39,11 @@ pub struct TuneArgs {
     pub budget: Option<u64>,
 }
 
-/// The kernel configurations for the current adapter: `weft tune`'s result if
-/// the cache has one for this adapter and driver, else the defaults. A cache
-/// file that cannot be used is a warning, never an error.
-pub fn kernel_choice(gpu: &Gpu) -> KernelChoice {
+/// The fused attention configurations for the current adapter at `head_dim`:
+/// `weft tune`'s result if the cache has one for this adapter and driver
+/// (at this head dimension if tuned at it), else the defaults. A cache file
+/// that cannot be used is a warning, never an error.
+pub fn kernel_choice(gpu: &Gpu, head_dim: usize) -> KernelChoice {
     let cache = match TuningCache::from_env() {
         Ok(cache) => cache,
         Err(e) => {
@@ -49,7 +51,7 @@ pub fn kernel_choice(gpu: &Gpu) -> KernelChoice {
             return KernelChoice::default();
         }
     };
-    let (choice, warning) = cache.choice(&CacheKey::new(gpu.identity()));
+    let (choice, warning) = cache.choice(&CacheKey::new(gpu.identity()), head_dim);
     if let Some(w) = warning {
         unusable_cache(&w, true);
     }
@@ -57,9 +59,11 @@ pub fn kernel_choice(gpu: &Gpu) -> KernelChoice {
 }
 
 /// Plan options for the op-by-op code generator on this device, with the
-/// matmul shape and fused attention tiles `weft tune` measured for it when the
-/// cache has them (else the device's defaults). A cache that cannot be used
-/// leaves the defaults and is a warning, never an error.
+/// matmul shapes (per shape class) and fused attention tiles `weft tune`
+/// measured for it when the cache has them (else the device's defaults; the
+/// attention tiles of the latest head dimension tuned, their rows applying at
+/// that head dimension only). A cache that cannot be used leaves the defaults
+/// and is a warning, never an error.
 pub fn plan_options(gpu: &Gpu) -> GraphPlanOptions {
     let mut opts = gpu.plan_options();
     let entry = match TuningCache::from_env() {
@@ -73,11 +77,13 @@ pub fn plan_options(gpu: &Gpu) -> GraphPlanOptions {
         }
     };
     if let Some(entry) = entry {
-        if let Some(matmul) = entry.matmul {
-            opts.matmul = matmul;
+        for (&class, &config) in &entry.matmul {
+            opts.matmul.set(class, config);
         }
-        opts.attention_forward = entry.forward.tiles(Some(entry.head_dim));
-        opts.attention_backward = entry.backward.tiles(Some(entry.head_dim));
+        if let Some(a) = entry.attention.last() {
+            opts.attention_forward = a.forward.tiles(Some(a.head_dim));
+            opts.attention_backward = a.backward.tiles(Some(a.head_dim));
+        }
     }
     opts
 }
@@ -119,23 +125,6 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<()> {
     println!("adapter: {}", gpu.adapter_description());
     let cache = TuningCache::from_env()?;
     let key = CacheKey::new(gpu.identity());
-    if !args.force {
-        match cache.lookup(&key) {
-            Ok(Some(entry)) => {
-                println!(
-                    "already tuned on {}: forward {}, backward {} (from {}); --force measures again",
-                    entry.problem,
-                    entry.forward,
-                    entry.backward,
-                    cache.path().display()
-                );
-                return Ok(());
-            }
-            Ok(None) => {}
-            Err(e) => eprintln!("warning: {e}; tuning anew"),
-        }
-    }
-
     let mut options = if args.quick { TuneOptions::quick() } else { TuneOptions::full() };
     let p = &mut options.problem;
     p.seq_len = args.seq_len.unwrap_or(p.seq_len);
@@ -143,6 +132,32 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<()> {
     p.head_dim = args.head_dim.unwrap_or(p.head_dim);
     options.repeats = args.repeats.unwrap_or(options.repeats).max(1);
     options.budget = args.budget.map_or(options.budget, Duration::from_secs);
+    let head_dim = options.problem.head_dim;
+
+    // Results at other head dimensions are kept; this run adds or replaces its own.
+    let previous = match cache.lookup(&key) {
+        Ok(entry) => entry,
+        Err(e) => {
+            eprintln!("warning: {e}; tuning anew");
+            None
+        }
+    };
+    if !args.force
+        && let Some(entry) = &previous
+        && let Some(a) = entry.attention.iter().find(|a| a.head_dim == head_dim)
+        && entry.matmul.len() == MatmulClass::ALL.len()
+    {
+        println!(
+            "already tuned on {}: forward {}, backward {}; matmul {} (from {}); --force measures again",
+            a.problem,
+            a.forward,
+            a.backward,
+            matmul_line(entry),
+            cache.path().display()
+        );
+        return Ok(());
+    }
+
     println!(
         "problem: {}, forward and backward; {} warm-up run (checked against the f64 interpreter and \
          the default configuration), then the median of {} timed runs; budget {} s",
@@ -157,36 +172,50 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<()> {
     let report = tune(&mut executor, &options, &mut show_progress)?;
     print_report(&report);
 
-    // The matmul kernel shape, on one square problem.
-    let size = if args.quick { 512 } else { 1024 };
-    let shape = MatmulShape::new(size, size, size);
+    // The matmul kernel shape of each shape class, on its representative problem.
     let candidates = matmul_candidates(&limits, args.quick);
+    let defaults = MatmulTable::default_for(&limits);
+    let base = weft_compiler::GraphPlanOptions::for_device(limits);
     println!(
-        "\nmatmul {shape}: {} candidates, each checked first, median of {} runs",
+        "\nmatmul: {} candidates per shape class, each checked first against a CPU matmul, median of {} runs",
         candidates.len(),
         options.repeats
     );
-    let mut show = |r: &MatmulResult| match &r.outcome {
-        MatmulOutcome::Timed(rates) => eprintln!("  {:<14} {:>7.2} GFLOP/s", r.config.to_string(), rates[0]),
-        MatmulOutcome::Failed(why) => eprintln!("  {:<14} failed: {why}", r.config.to_string()),
-    };
-    let base = weft_compiler::GraphPlanOptions::for_device(limits);
-    let matmul = tune_matmul(&mut executor, &base, &candidates, &[shape], options.repeats, &mut show)?;
-    println!(
-        "matmul: {} ({:.2} GFLOP/s; the default {} is the first choice without tuning)",
-        matmul.best,
-        matmul.best_rates.first().copied().unwrap_or(0.0),
-        weft_compiler::MatmulConfig::default_for(&limits)
-    );
+    let mut matmul = std::collections::BTreeMap::new();
+    for class in MatmulClass::ALL {
+        let shape = MatmulShape::representative(class);
+        eprintln!("{class} {shape}:");
+        let mut show = |r: &MatmulResult| match &r.outcome {
+            MatmulOutcome::Timed(rates) => {
+                eprintln!("  {:<14} {:>7.2} GFLOP/s", r.config.to_string(), rates[0])
+            }
+            MatmulOutcome::Failed(why) => eprintln!("  {:<14} failed: {why}", r.config.to_string()),
+        };
+        let found = tune_matmul(&mut executor, &base, &candidates, &[shape], options.repeats, &mut show)?;
+        let default = defaults.get(class);
+        let default_rate =
+            found.results.iter().find(|r| r.config == default).and_then(|r| match &r.outcome {
+                MatmulOutcome::Timed(rates) => rates.first().copied(),
+                MatmulOutcome::Failed(_) => None,
+            });
+        println!(
+            "matmul {class:<8} {shape}: {} ({:.2} GFLOP/s; untuned default {}{})",
+            found.best,
+            found.best_rates.first().copied().unwrap_or(0.0),
+            default,
+            default_rate.map(|r| format!(", {r:.2} GFLOP/s")).unwrap_or_default()
+        );
+        matmul.insert(class, found.best);
+    }
 
-    let entry = CacheEntry {
-        key,
+    let mut entry = previous.unwrap_or(CacheEntry { key, attention: Vec::new(), matmul: Default::default() });
+    entry.add_attention(AttentionEntry {
         problem: report.problem.to_string(),
-        head_dim: report.problem.head_dim,
+        head_dim,
         forward: report.forward,
         backward: report.backward,
-        matmul: Some(matmul.best),
-    };
+    });
+    entry.matmul = matmul;
     let stored = cache.store(entry).context("saving the tuning result")?;
     if let Some((aside, why)) = &stored.moved_aside {
         eprintln!("warning: {why}; it was kept as {}", aside.display());
@@ -197,6 +226,12 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<()> {
         cache.path().display()
     );
     Ok(())
+}
+
+/// `narrow_n 8x8/wg64, ...`: the cached shape of each class measured.
+fn matmul_line(entry: &CacheEntry) -> String {
+    let parts: Vec<String> = entry.matmul.iter().map(|(c, m)| format!("{c} {m}")).collect();
+    parts.join(", ")
 }
 
 fn ms(d: Duration) -> f64 {

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use super::builder::Region;
-use super::matmul::MatmulConfig;
+use super::matmul::MatmulTable;
 use super::{CodegenError, Site};
 use crate::device::DeviceLimits;
 use crate::kernel::{BufferDecl, BufferRole, ElemType};
@@ -23,8 +23,8 @@ pub(crate) struct Operand<'g> {
 pub(crate) struct Ctx<'a> {
     pub site: Site,
     pub limits: &'a DeviceLimits,
-    /// The matmul kernel's shape.
-    pub matmul: MatmulConfig,
+    /// The matmul kernel's shape per problem class.
+    pub matmul: MatmulTable,
     /// `n5`: the prefix of this node's kernel names.
     pub prefix: String,
     pub names: &'a mut Names,

@@ -41,7 +41,7 @@ use crate::kernel::Kernel;
 pub(crate) use context::{Ctx, MAX_ELEMENTS, Names, Operand};
 pub use error::CodegenError;
 pub(crate) use error::Site;
-pub use matmul::{MatmulConfig, MatmulKernel};
+pub use matmul::{MatmulClass, MatmulConfig, MatmulKernel, MatmulTable};
 
 /// Dispatches a node to its op family's generator.
 pub(crate) fn emit(

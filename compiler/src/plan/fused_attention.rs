@@ -46,6 +46,9 @@ pub(crate) struct SavedForward<'g> {
 /// delta, dK/dV and dQ kernels. They read the forward pass's `o` and
 /// log-sum-exp where it is `saved`; otherwise a forward pass runs first to
 /// recompute them.
+// The node's description (tiles, heads, scale, rope) and its bound operands,
+// as `emit` takes them, plus the gradients and the saved forward.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn emit_backward(
     cx: &mut Ctx,
     tiles: &AttentionTiles,

@@ -26,7 +26,7 @@ mod render;
 
 use crate::attention::AttentionTiles;
 use crate::device::DeviceLimits;
-use crate::kernels::{CodegenError, MatmulConfig};
+use crate::kernels::{CodegenError, MatmulTable};
 
 pub use graph::plan_graph;
 pub use render::render_plan;
@@ -41,8 +41,9 @@ pub struct GraphPlanOptions {
     pub alias_reshapes: bool,
     /// Scratch buffers whose lifetimes do not overlap share one allocation.
     pub share_scratch: bool,
-    /// The matmul kernel's tile shape and workgroup size.
-    pub matmul: MatmulConfig,
+    /// The matmul kernel's tile shape and workgroup size per problem class
+    /// (narrow, small, large): each matmul looks up its own.
+    pub matmul: MatmulTable,
     /// Connected elementwise ops of one shape run as one kernel, and their
     /// inner values get no buffers (see `fusion.rs`).
     pub fuse_elementwise: bool,
@@ -68,7 +69,7 @@ impl GraphPlanOptions {
             limits,
             alias_reshapes: true,
             share_scratch: true,
-            matmul: MatmulConfig::default_for(&limits),
+            matmul: MatmulTable::default_for(&limits),
             fuse_elementwise: true,
             attention_forward: AttentionTiles::default_for(&limits),
             attention_backward: AttentionTiles::default_for(&limits),

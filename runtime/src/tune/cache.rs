@@ -2,7 +2,7 @@
 //! driver, in a TOML file.
 //!
 //! ```toml
-//! format = 1
+//! format = 2
 //!
 //! [[adapter]]
 //! name = "llvmpipe (LLVM 15.0.6, 256 bits)"
@@ -10,37 +10,39 @@
 //! driver_info = "Mesa 22.3.6 (LLVM 15.0.6)"
 //! backend = "vulkan"
 //! weft_version = "0.1.0"
+//!
+//! [[adapter.attention]]  # one per head dimension tuned (`weft tune --head-dim`)
 //! problem = "causal B=1 H=4 N=512 D=64"
 //! head_dim = 64
+//! forward = { block_q = 32, block_k = 32, rows_per_invocation = 2, checks = "unchecked" }
+//! backward = { block_q = 32, block_k = 32, rows_per_invocation = 2, checks = "checked" }
 //!
-//! [adapter.forward]
-//! block_q = 32
-//! block_k = 32
-//! rows_per_invocation = 2
-//! checks = "unchecked"
-//!
-//! [adapter.backward]
-//! # the same keys
-//!
-//! [adapter.matmul]       # optional: files from before it lack it
-//! kernel = "subgroup"    # or "registers"
+//! [adapter.matmul.small]  # one per shape class measured: narrow_n, narrow_m, small, large
+//! kernel = "subgroup"     # or "registers"
 //! rows = 4
 //! cols = 64
 //! workgroup = 8
 //! ```
 //!
 //! An entry applies only when the adapter's name, driver, driver info and
-//! backend, the weft version and the file's format all match, so a driver
-//! update or a new weft means tuning again. The file lives at
-//! `$WEFT_TUNING_CACHE`, else `$XDG_CACHE_HOME/weft/tuning.toml`, else
-//! `$HOME/.cache/weft/tuning.toml`, and is replaced atomically.
+//! backend, and the weft version match, so a driver update or a new weft
+//! means tuning again. The file lives at `$WEFT_TUNING_CACHE`, else
+//! `$XDG_CACHE_HOME/weft/tuning.toml`, else `$HOME/.cache/weft/tuning.toml`,
+//! and is replaced atomically.
+//!
+//! Format 1 files (one attention result per adapter, and one optional
+//! `[adapter.matmul]` measured on a square problem) still load: the attention
+//! result is the entry for its head dimension, and the matmul shape the
+//! choice of the square classes (`small`, `large`), since no narrow problem
+//! was measured. The next `weft tune` writes the file as format 2.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use weft_compiler::{MatmulConfig, MatmulKernel};
+use weft_compiler::{MatmulClass, MatmulConfig, MatmulKernel};
 
 use crate::executor::ShaderChecks;
 use crate::gpu::AdapterIdentity;
@@ -49,8 +51,10 @@ use crate::io::write_atomically;
 use super::config::{ChoiceSource, KernelChoice, KernelConfig};
 use super::error::CacheError;
 
-/// The version of the file layout; a file with another one is not read.
-pub const CACHE_FORMAT: i64 = 1;
+/// The version of the file layout this weft writes.
+pub const CACHE_FORMAT: i64 = 2;
+/// The older layout it still reads (see the module docs).
+pub const CACHE_FORMAT_V1: i64 = 1;
 /// The environment variable that overrides the cache file's path.
 pub const CACHE_ENV: &str = "WEFT_TUNING_CACHE";
 
@@ -68,28 +72,52 @@ impl CacheKey {
     }
 }
 
-/// One adapter's tuning result.
+/// The fused attention configurations tuned at one head dimension.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CacheEntry {
-    pub key: CacheKey,
+pub struct AttentionEntry {
     /// What was timed, e.g. `causal B=1 H=4 N=512 D=64`.
     pub problem: String,
     /// The head dimension the rows per invocation were chosen at.
     pub head_dim: usize,
     pub forward: KernelConfig,
     pub backward: KernelConfig,
-    /// The fastest matmul kernel shape, where it was measured.
-    pub matmul: Option<MatmulConfig>,
+}
+
+/// One adapter's tuning results.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheEntry {
+    pub key: CacheKey,
+    /// One per head dimension tuned, at most one each, the latest last.
+    pub attention: Vec<AttentionEntry>,
+    /// The fastest matmul kernel shape of each shape class measured; the
+    /// other classes keep the device's default.
+    pub matmul: BTreeMap<MatmulClass, MatmulConfig>,
 }
 
 impl CacheEntry {
-    /// The choice this entry makes, read from the file at `path`.
-    pub fn choice(&self, path: &Path) -> KernelChoice {
-        KernelChoice {
-            forward: self.forward,
-            backward: self.backward,
-            head_dim: Some(self.head_dim),
-            source: ChoiceSource::Cached { path: path.to_path_buf(), problem: self.problem.clone() },
+    /// The attention result to use at `head_dim`: the one tuned at it, else
+    /// the latest (its tiles apply, its rows per invocation fall back to the
+    /// automatic choice, see [`KernelChoice::config`]).
+    pub fn attention_at(&self, head_dim: usize) -> Option<&AttentionEntry> {
+        self.attention.iter().find(|a| a.head_dim == head_dim).or(self.attention.last())
+    }
+
+    /// Adds `attention`, replacing the result at its head dimension.
+    pub fn add_attention(&mut self, attention: AttentionEntry) {
+        self.attention.retain(|a| a.head_dim != attention.head_dim);
+        self.attention.push(attention);
+    }
+
+    /// The choice this entry makes at `head_dim`, read from the file at `path`.
+    pub fn choice(&self, path: &Path, head_dim: usize) -> KernelChoice {
+        match self.attention_at(head_dim) {
+            Some(a) => KernelChoice {
+                forward: a.forward,
+                backward: a.backward,
+                head_dim: Some(a.head_dim),
+                source: ChoiceSource::Cached { path: path.to_path_buf(), problem: a.problem.clone() },
+            },
+            None => KernelChoice::default(),
         }
     }
 }
@@ -124,15 +152,73 @@ struct RawEntry {
     driver_info: String,
     backend: String,
     weft_version: String,
+    #[serde(default)]
+    attention: Vec<RawAttention>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    matmul: BTreeMap<String, RawMatmul>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RawAttention {
     problem: String,
     head_dim: usize,
     forward: RawConfig,
     backward: RawConfig,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+}
+
+/// A format 1 file: one attention result and one matmul shape per adapter.
+#[derive(Deserialize)]
+struct RawFileV1 {
+    #[serde(default, rename = "adapter")]
+    adapters: Vec<RawEntryV1>,
+}
+
+#[derive(Deserialize)]
+struct RawEntryV1 {
+    name: String,
+    driver: String,
+    driver_info: String,
+    backend: String,
+    weft_version: String,
+    problem: String,
+    head_dim: usize,
+    forward: RawConfig,
+    backward: RawConfig,
+    #[serde(default)]
     matmul: Option<RawMatmul>,
 }
 
-#[derive(Serialize, Deserialize)]
+impl RawEntryV1 {
+    /// The format 2 entry it means (see the module docs).
+    fn upgrade(self) -> RawEntry {
+        let attention = vec![RawAttention {
+            problem: self.problem,
+            head_dim: self.head_dim,
+            forward: self.forward,
+            backward: self.backward,
+        }];
+        let matmul = self
+            .matmul
+            .map(|m| {
+                [MatmulClass::Small, MatmulClass::Large]
+                    .into_iter()
+                    .map(|c| (c.name().to_string(), RawMatmul { kernel: m.kernel.clone(), ..m }))
+                    .collect()
+            })
+            .unwrap_or_default();
+        RawEntry {
+            name: self.name,
+            driver: self.driver,
+            driver_info: self.driver_info,
+            backend: self.backend,
+            weft_version: self.weft_version,
+            attention,
+            matmul,
+        }
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize)]
 struct RawMatmul {
     kernel: String,
     rows: u32,
@@ -207,17 +293,44 @@ impl RawEntry {
             driver_info: a.driver_info.clone(),
             backend: a.backend.clone(),
             weft_version: e.key.weft_version.clone(),
-            problem: e.problem.clone(),
-            head_dim: e.head_dim,
-            forward: RawConfig::from_config(&e.forward),
-            backward: RawConfig::from_config(&e.backward),
-            matmul: e.matmul.as_ref().map(RawMatmul::from_config),
+            attention: e
+                .attention
+                .iter()
+                .map(|a| RawAttention {
+                    problem: a.problem.clone(),
+                    head_dim: a.head_dim,
+                    forward: RawConfig::from_config(&a.forward),
+                    backward: RawConfig::from_config(&a.backward),
+                })
+                .collect(),
+            matmul: e.matmul.iter().map(|(c, m)| (c.name().to_string(), RawMatmul::from_config(m))).collect(),
         }
     }
 
     fn to_entry(&self) -> Result<CacheEntry, String> {
         let context = |which: &str, message: String| format!("adapter `{}`, {which}: {message}", self.name);
-        Ok(CacheEntry {
+        let mut attention = Vec::new();
+        for a in &self.attention {
+            let at = |pass: &str| format!("attention at head_dim {}, {pass}", a.head_dim);
+            let forward = a.forward.to_config().map_err(|m| context(&at("forward"), m))?;
+            let backward = a.backward.to_config().map_err(|m| context(&at("backward"), m))?;
+            attention.push(AttentionEntry {
+                problem: a.problem.clone(),
+                head_dim: a.head_dim,
+                forward,
+                backward,
+            });
+        }
+        let mut matmul = BTreeMap::new();
+        for (name, raw) in &self.matmul {
+            let class = MatmulClass::from_name(name).ok_or_else(|| {
+                let names: Vec<&str> = MatmulClass::ALL.iter().map(|c| c.name()).collect();
+                context("matmul", format!("no shape class `{name}` (the classes: {})", names.join(", ")))
+            })?;
+            let config = raw.to_config().map_err(|m| context(&format!("matmul.{name}"), m))?;
+            matmul.insert(class, config);
+        }
+        let mut entry = CacheEntry {
             key: CacheKey {
                 adapter: AdapterIdentity {
                     name: self.name.clone(),
@@ -227,17 +340,13 @@ impl RawEntry {
                 },
                 weft_version: self.weft_version.clone(),
             },
-            problem: self.problem.clone(),
-            head_dim: self.head_dim,
-            forward: self.forward.to_config().map_err(|m| context("forward", m))?,
-            backward: self.backward.to_config().map_err(|m| context("backward", m))?,
-            matmul: self
-                .matmul
-                .as_ref()
-                .map(RawMatmul::to_config)
-                .transpose()
-                .map_err(|m| context("matmul", m))?,
-        })
+            attention: Vec::new(),
+            matmul,
+        };
+        for a in attention {
+            entry.add_attention(a);
+        }
+        Ok(entry)
     }
 }
 
@@ -290,10 +399,15 @@ impl TuningCache {
         match table.get("format").map(toml::Value::as_integer) {
             None => return Err(corrupt("no `format` key".into())),
             Some(None) => return Err(corrupt("`format` is not an integer".into())),
-            Some(Some(found)) if found != CACHE_FORMAT => {
+            Some(Some(CACHE_FORMAT)) => {}
+            Some(Some(CACHE_FORMAT_V1)) => {
+                let old: RawFileV1 = toml::from_str(&text).map_err(parse_error)?;
+                let adapters = old.adapters.into_iter().map(RawEntryV1::upgrade);
+                return adapters.map(|e| e.to_entry().map_err(corrupt)).collect();
+            }
+            Some(Some(found)) => {
                 return Err(CacheError::Format { path: self.path.clone(), found, expected: CACHE_FORMAT });
             }
-            Some(Some(_)) => {}
         }
         let raw: RawFile = toml::from_str(&text).map_err(parse_error)?;
         raw.adapters.iter().map(|e| e.to_entry().map_err(corrupt)).collect()
@@ -304,12 +418,13 @@ impl TuningCache {
         Ok(self.entries()?.into_iter().find(|e| &e.key == key))
     }
 
-    /// The configurations to run with: the entry for `key`, or the defaults.
-    /// A file that cannot be read gives the defaults and the reason, for the
-    /// caller to show as a warning.
-    pub fn choice(&self, key: &CacheKey) -> (KernelChoice, Option<CacheError>) {
+    /// The fused attention configurations to run with at `head_dim`: the
+    /// entry for `key` (see [`CacheEntry::choice`]), or the defaults. A file
+    /// that cannot be read gives the defaults and the reason, for the caller
+    /// to show as a warning.
+    pub fn choice(&self, key: &CacheKey, head_dim: usize) -> (KernelChoice, Option<CacheError>) {
         match self.lookup(key) {
-            Ok(Some(entry)) => (entry.choice(&self.path), None),
+            Ok(Some(entry)) => (entry.choice(&self.path, head_dim), None),
             Ok(None) => (KernelChoice::default(), None),
             Err(e) => (KernelChoice::default(), Some(e)),
         }
@@ -351,7 +466,8 @@ impl TuningCache {
         write_atomically(&self.path, |w| {
             w.write_all(
                 b"# weft's kernel tuning cache, written by `weft tune`: the fastest fused attention\n\
-                  # configurations and matmul kernel shape measured per adapter and driver.\n\
+                  # configurations (per head dimension) and matmul kernel shapes (per shape class)\n\
+                  # measured per adapter and driver.\n\
                   # Safe to delete.\n",
             )?;
             w.write_all(text.as_bytes())

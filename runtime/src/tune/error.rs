@@ -2,6 +2,9 @@
 
 use std::path::PathBuf;
 
+use weft_compiler::CodegenError;
+
+use super::matmul::MatmulShape;
 use crate::error::RuntimeError;
 
 /// Why tuning could not produce a result. A candidate that fails is not an
@@ -14,9 +17,9 @@ pub enum TuneError {
     NoCandidates { problem: String },
     #[error(
         "the default configuration {config} failed on {problem}, so there is nothing to check the \
-         candidates against: {message}"
+         candidates against: {reason}"
     )]
-    Reference { config: String, problem: String, message: String },
+    Reference { config: String, problem: String, reason: CandidateError },
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
 }
@@ -37,4 +40,48 @@ pub enum CacheError {
     Serialize { path: PathBuf, message: String },
     #[error("no place for the tuning cache: set WEFT_TUNING_CACHE to a file path, or XDG_CACHE_HOME or HOME")]
     NoPath,
+}
+
+/// Why one fused attention candidate has no timing. The candidate is
+/// reported with it and never chosen; the run goes on. The device's errors
+/// are kept as text so that results can be compared and cloned.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum CandidateError {
+    #[error("planning: {0}")]
+    Plan(String),
+    #[error("compiling: {0}")]
+    Compile(String),
+    #[error("running: {0}")]
+    Run(String),
+    #[error("no output `{0}`")]
+    MissingOutput(&'static str),
+    #[error("`{output}` differs from {against} by {error:.1e} (tolerance {tolerance:.0e})")]
+    Inaccurate { output: &'static str, against: &'static str, error: f64, tolerance: f64 },
+    #[error("time budget of {seconds} s spent")]
+    OverBudget { seconds: u64 },
+}
+
+/// Why one matmul candidate was not timed. The candidate is reported with
+/// it and never chosen; the run goes on.
+#[derive(Debug, thiserror::Error)]
+pub enum MatmulError {
+    #[error("cannot build the {shape} matmul graph: {message}")]
+    Graph { shape: MatmulShape, message: String },
+    #[error("cannot plan {shape}: {source}")]
+    Plan { shape: MatmulShape, source: CodegenError },
+    #[error("running {shape} failed: {source}")]
+    Run { shape: MatmulShape, source: RuntimeError },
+    #[error("the plan of {shape} has no output `y`")]
+    NoOutput { shape: MatmulShape },
+    #[error("relative error {error:.2e} above {tolerance:e} at {shape}")]
+    Inaccurate { shape: MatmulShape, error: f64, tolerance: f64 },
+}
+
+/// A `MxKxN` matmul size that does not parse.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ShapeParseError {
+    #[error("`{text}`: {source}")]
+    Number { text: String, source: std::num::ParseIntError },
+    #[error("`{0}` is not MxKxN with three positive sizes")]
+    NotThree(String),
 }

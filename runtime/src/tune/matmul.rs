@@ -1,19 +1,21 @@
 //! Measuring the matmul kernel shapes ([`MatmulConfig`]) on the current
 //! adapter: each candidate is first checked against an f64 CPU matmul, then
 //! timed; the fastest by the geometric mean over the problem sizes wins.
-//! `weft tune` caches the winner and `weft bench matmul` prints the table.
+//! `weft tune` runs it once per shape class, on the class's representative
+//! problem ([`MatmulShape::representative`]), and caches each winner; `weft
+//! bench matmul` prints the table.
 
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
-use weft_compiler::{GraphPlanOptions, KernelPlan, MatmulConfig, plan_graph};
+use weft_compiler::{GraphPlanOptions, KernelPlan, MatmulClass, MatmulConfig, MatmulTable, plan_graph};
 use weft_ir::graph::{Graph, Op, TensorType, ValidGraph};
 
 use crate::executor::Executor;
 use weft_compiler::DeviceLimits;
 
-use super::error::TuneError;
+use super::error::{MatmulError, ShapeParseError, TuneError};
 use super::problem::rel_error;
 
 /// `[M, K] × [K, N]`, written `MxKxN`.
@@ -29,23 +31,29 @@ impl MatmulShape {
         MatmulShape { m, k, n }
     }
 
+    /// The problem `weft tune` times for `class`.
+    pub fn representative(class: MatmulClass) -> Self {
+        let (m, k, n) = class.representative();
+        MatmulShape { m, k, n }
+    }
+
     pub fn flops(&self) -> f64 {
         2.0 * self.m as f64 * self.n as f64 * self.k as f64
     }
 }
 
 impl FromStr for MatmulShape {
-    type Err = String;
+    type Err = ShapeParseError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let parts: Vec<usize> = s
             .split('x')
             .map(|p| p.trim().parse::<usize>())
             .collect::<Result<_, _>>()
-            .map_err(|e| format!("`{s}`: {e}"))?;
+            .map_err(|source| ShapeParseError::Number { text: s.to_string(), source })?;
         match parts[..] {
             [m, k, n] if m > 0 && k > 0 && n > 0 => Ok(MatmulShape { m, k, n }),
-            _ => Err(format!("`{s}` is not MxKxN with three positive sizes")),
+            _ => Err(ShapeParseError::NotThree(s.to_string())),
         }
     }
 }
@@ -66,33 +74,35 @@ pub const MATMUL_TOLERANCE: f64 = 1e-4;
 const NO_WARM_UP: f64 = 1e10;
 
 /// The configurations worth timing on a device with `limits`: every
-/// candidate, or (`quick`) the 64-thread register ones and the device's default.
+/// candidate, or (`quick`) the 64-thread register ones and the device's
+/// defaults of every shape class.
 pub fn matmul_candidates(limits: &DeviceLimits, quick: bool) -> Vec<MatmulConfig> {
     let subgroups = limits.subgroup_min_size.is_some_and(|size| size >= 8);
-    let default = MatmulConfig::default_for(limits);
+    let defaults = MatmulTable::default_for(limits);
+    let is_default = |c: &MatmulConfig| MatmulClass::ALL.iter().any(|&class| defaults.get(class) == *c);
     MatmulConfig::candidates(subgroups)
         .into_iter()
-        .filter(|c| !quick || c.workgroup == 64 || *c == default)
+        .filter(|c| !quick || c.workgroup == 64 || is_default(c))
         .collect()
 }
 
 /// One candidate's result.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Debug)]
 pub enum MatmulOutcome {
     /// GFLOP/s at each problem size, in order.
     Timed(Vec<f64>),
     /// It did not plan, run or pass its check: why.
-    Failed(String),
+    Failed(MatmulError),
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Debug)]
 pub struct MatmulResult {
     pub config: MatmulConfig,
     pub outcome: MatmulOutcome,
 }
 
 /// Every candidate's result, and the fastest.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Debug)]
 pub struct MatmulReport {
     pub shapes: Vec<MatmulShape>,
     pub results: Vec<MatmulResult>,
@@ -113,7 +123,8 @@ pub fn tune_matmul(
 ) -> Result<MatmulReport, TuneError> {
     let mut results = Vec::new();
     for &config in candidates {
-        let opts = GraphPlanOptions { matmul: config, ..base.clone() };
+        // Every class the candidate: the problems timed may be of any class.
+        let opts = GraphPlanOptions { matmul: MatmulTable::uniform(config), ..base.clone() };
         let outcome = match measure(executor, &opts, shapes, repeats.max(1)) {
             Ok(rates) => MatmulOutcome::Timed(rates),
             Err(why) => MatmulOutcome::Failed(why),
@@ -145,32 +156,34 @@ fn measure(
     opts: &GraphPlanOptions,
     shapes: &[MatmulShape],
     repeats: usize,
-) -> Result<Vec<f64>, String> {
+) -> Result<Vec<f64>, MatmulError> {
     let error = check(executor, opts)?;
     if error > MATMUL_TOLERANCE {
-        return Err(format!("relative error {error:.2e} above {MATMUL_TOLERANCE:e} at {MATMUL_CHECK}"));
+        return Err(MatmulError::Inaccurate { shape: MATMUL_CHECK, error, tolerance: MATMUL_TOLERANCE });
     }
     shapes
         .iter()
         .map(|&shape| {
-            let median = time(executor, opts, shape, repeats).map_err(|e| format!("at {shape}: {e}"))?;
+            let median = time(executor, opts, shape, repeats)?;
             Ok(shape.flops() / median.as_secs_f64().max(1e-9) / 1e9)
         })
         .collect()
 }
 
-fn matmul_graph(shape: MatmulShape) -> Result<ValidGraph, String> {
+fn matmul_graph(shape: MatmulShape) -> Result<ValidGraph, MatmulError> {
+    let failed = |message: String| MatmulError::Graph { shape, message };
     let mut g = Graph::new("matmul");
     let a = g.input("a", TensorType::f32(vec![shape.m, shape.k]));
     let b = g.input("b", TensorType::f32(vec![shape.k, shape.n]));
-    let y =
-        g.add(Op::MatMul { transpose_a: false, transpose_b: false }, &[a, b]).map_err(|e| e.to_string())?;
+    let y = g
+        .add(Op::MatMul { transpose_a: false, transpose_b: false }, &[a, b])
+        .map_err(|e| failed(e.to_string()))?;
     g.set_output("y", y);
-    g.validate().map_err(|e| e.to_string())
+    g.validate().map_err(|e| failed(e.to_string()))
 }
 
-fn plan(opts: &GraphPlanOptions, shape: MatmulShape) -> Result<KernelPlan, String> {
-    plan_graph(&matmul_graph(shape)?, opts).map_err(|e| e.to_string())
+fn plan(opts: &GraphPlanOptions, shape: MatmulShape) -> Result<KernelPlan, MatmulError> {
+    plan_graph(&matmul_graph(shape)?, opts).map_err(|source| MatmulError::Plan { shape, source })
 }
 
 /// `a` and `b` of `shape`: fixed pseudo-random values in [-1, 1).
@@ -190,11 +203,13 @@ fn inputs(shape: MatmulShape) -> HashMap<String, Vec<f32>> {
 }
 
 /// The relative error of the candidate at [`MATMUL_CHECK`] against an f64 CPU matmul.
-fn check(executor: &mut Executor, opts: &GraphPlanOptions) -> Result<f64, String> {
-    let MatmulShape { m, k, n } = MATMUL_CHECK;
-    let inputs = inputs(MATMUL_CHECK);
-    let got = executor.run(&plan(opts, MATMUL_CHECK)?, &inputs).map_err(|e| e.to_string())?;
-    let y = got.get("y").ok_or("the plan has no output `y`")?;
+fn check(executor: &mut Executor, opts: &GraphPlanOptions) -> Result<f64, MatmulError> {
+    let shape = MATMUL_CHECK;
+    let MatmulShape { m, k, n } = shape;
+    let inputs = inputs(shape);
+    let got =
+        executor.run(&plan(opts, shape)?, &inputs).map_err(|source| MatmulError::Run { shape, source })?;
+    let y = got.get("y").ok_or(MatmulError::NoOutput { shape })?;
     let (a, b) = (&inputs["a"], &inputs["b"]);
     let want = (0..m * n).map(|ij| {
         let (i, j) = (ij / n, ij % n);
@@ -209,16 +224,33 @@ fn time(
     opts: &GraphPlanOptions,
     shape: MatmulShape,
     repeats: usize,
-) -> Result<Duration, String> {
-    let prepared = executor.prepare(&plan(opts, shape)?).map_err(|e| e.to_string())?;
-    executor.upload(&prepared, &inputs(shape)).map_err(|e| e.to_string())?;
+) -> Result<Duration, MatmulError> {
+    let run = |source| MatmulError::Run { shape, source };
+    let prepared = executor.prepare(&plan(opts, shape)?).map_err(run)?;
+    executor.upload(&prepared, &inputs(shape)).map_err(run)?;
     if shape.flops() < NO_WARM_UP {
-        executor.execute(&prepared).map_err(|e| e.to_string())?;
+        executor.execute(&prepared).map_err(run)?;
     }
-    let mut times: Vec<Duration> = (0..repeats)
-        .map(|_| executor.execute(&prepared))
-        .collect::<Result<_, _>>()
-        .map_err(|e| e.to_string())?;
+    let mut times: Vec<Duration> =
+        (0..repeats).map(|_| executor.execute(&prepared)).collect::<Result<_, _>>().map_err(run)?;
     times.sort();
     Ok(times[times.len() / 2])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_parse_or_say_why_not() {
+        assert_eq!("8x2048x1024".parse::<MatmulShape>(), Ok(MatmulShape::new(8, 2048, 1024)));
+        assert_eq!("8x0x4".parse::<MatmulShape>(), Err(ShapeParseError::NotThree("8x0x4".into())));
+        let err = "8xtwox4".parse::<MatmulShape>().unwrap_err();
+        assert!(matches!(&err, ShapeParseError::Number { text, .. } if text == "8xtwox4"), "{err:?}");
+        assert!(err.to_string().starts_with("`8xtwox4`: invalid digit"), "{err}");
+        for class in MatmulClass::ALL {
+            let s = MatmulShape::representative(class);
+            assert_eq!(MatmulClass::of(1, s.m as u64, s.n as u64, s.k as u64), class);
+        }
+    }
 }

@@ -14,7 +14,8 @@
 //! - `candidates.rs`: the configurations tried.
 //! - `problem.rs`: the problem timed, its inputs and the correctness checks.
 //! - `tuner.rs`: timing and choosing.
-//! - `matmul.rs`: the same for the matmul kernel shape ([`tune_matmul`]).
+//! - `matmul.rs`: the same for the matmul kernel shapes ([`tune_matmul`]),
+//!   one problem per shape class ([`weft_compiler::MatmulClass`]).
 //! - `cache.rs`: the cache file.
 //! - `error.rs`: [`TuneError`] and [`CacheError`].
 
@@ -26,10 +27,13 @@ mod matmul;
 mod problem;
 mod tuner;
 
-pub use cache::{CACHE_ENV, CACHE_FORMAT, CacheEntry, CacheKey, Stored, TuningCache, cache_path_from};
+pub use cache::{
+    AttentionEntry, CACHE_ENV, CACHE_FORMAT, CACHE_FORMAT_V1, CacheEntry, CacheKey, Stored, TuningCache,
+    cache_path_from,
+};
 pub use candidates::{BLOCKS, CandidateSpace, MAX_ROW_VALUES, QUICK_BLOCKS, ROWS};
 pub use config::{ChoiceSource, KernelChoice, KernelConfig};
-pub use error::{CacheError, TuneError};
+pub use error::{CacheError, CandidateError, MatmulError, ShapeParseError, TuneError};
 pub use matmul::{
     MATMUL_CHECK, MATMUL_TOLERANCE, MatmulOutcome, MatmulReport, MatmulResult, MatmulShape,
     matmul_candidates, tune_matmul,

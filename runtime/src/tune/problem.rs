@@ -8,7 +8,7 @@ use weft_compiler::FusedAttentionDesc;
 use weft_ir::interp::{Tensor, masked_attention};
 use weft_ir::{Mask, MaskExpr};
 
-use super::error::TuneError;
+use super::error::{CandidateError, TuneError};
 
 /// The largest error of `o` allowed against the f64 interpreter, relative to
 /// the largest magnitude of the reference (the GPU tests' tolerance).
@@ -120,25 +120,31 @@ pub struct Expected {
 
 impl Expected {
     /// The worst relative error of `outputs`, or why they are wrong.
-    pub fn check(&self, outputs: &HashMap<String, Vec<f32>>) -> Result<f64, String> {
-        let o = outputs.get("o").ok_or("no output `o`")?;
+    pub fn check(&self, outputs: &HashMap<String, Vec<f32>>) -> Result<f64, CandidateError> {
+        let o = outputs.get("o").ok_or(CandidateError::MissingOutput("o"))?;
         let err_o = rel_error(o, self.o.iter().copied());
         if err_o.is_nan() || err_o > FORWARD_TOLERANCE {
-            return Err(format!(
-                "`o` differs from the f64 interpreter by {err_o:.1e} (tolerance {FORWARD_TOLERANCE:.0e})"
-            ));
+            return Err(CandidateError::Inaccurate {
+                output: "o",
+                against: "the f64 interpreter",
+                error: err_o,
+                tolerance: FORWARD_TOLERANCE,
+            });
         }
         let mut worst = err_o;
         if let Some(gradients) = &self.gradients {
             for name in ["dq", "dk", "dv"] {
                 let (Some(got), Some(want)) = (outputs.get(name), gradients.get(name)) else {
-                    return Err(format!("no output `{name}`"));
+                    return Err(CandidateError::MissingOutput(name));
                 };
                 let err = rel_error(got, want.iter().map(|&x| f64::from(x)));
                 if err.is_nan() || err > GRADIENT_TOLERANCE {
-                    return Err(format!(
-                        "`{name}` differs from the default configuration's by {err:.1e} (tolerance {GRADIENT_TOLERANCE:.0e})"
-                    ));
+                    return Err(CandidateError::Inaccurate {
+                        output: name,
+                        against: "the default configuration's",
+                        error: err,
+                        tolerance: GRADIENT_TOLERANCE,
+                    });
                 }
                 worst = worst.max(err);
             }
@@ -160,6 +166,20 @@ mod tests {
         assert!(a.values().flatten().all(|x| (-1.0..1.0).contains(x)));
         assert_ne!(a["q"], a["k"]);
         assert!(p.desc().is_ok());
+    }
+
+    #[test]
+    fn a_wrong_or_missing_output_is_a_typed_failure() {
+        let expected = Expected { o: vec![1.0, 2.0], gradients: None };
+        let outputs = |o: Vec<f32>| HashMap::from([("o".to_string(), o)]);
+        assert_eq!(expected.check(&outputs(vec![1.0, 2.0])), Ok(0.0));
+        let wrong = expected.check(&outputs(vec![1.0, 3.0])).unwrap_err();
+        assert!(
+            matches!(wrong, CandidateError::Inaccurate { output: "o", against: "the f64 interpreter", .. }),
+            "{wrong:?}"
+        );
+        assert!(wrong.to_string().starts_with("`o` differs from the f64 interpreter by 5.0e-1"), "{wrong}");
+        assert_eq!(expected.check(&HashMap::new()), Err(CandidateError::MissingOutput("o")));
     }
 
     #[test]

@@ -5,12 +5,13 @@ use std::time::{Duration, Instant};
 
 use weft_compiler::{AttentionPlanOptions, FusedAttentionDesc};
 
+use crate::error::RuntimeError;
 use crate::executor::{Executor, Prepared};
 use crate::fused::FusedPlan;
 
 use super::candidates::CandidateSpace;
 use super::config::KernelConfig;
-use super::error::TuneError;
+use super::error::{CandidateError, TuneError};
 use super::problem::{Expected, TuneProblem};
 
 /// How many of the fastest candidates, by each measure, are timed again at the end.
@@ -89,9 +90,9 @@ impl Timing {
 pub enum Outcome {
     Timed(Timing),
     /// Planning, compiling, running or the correctness check failed.
-    Failed(String),
-    /// Not run: the time budget was spent.
-    Skipped(String),
+    Failed(CandidateError),
+    /// Not run: the time budget was spent ([`CandidateError::OverBudget`]).
+    Skipped(CandidateError),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -185,7 +186,7 @@ pub fn tune(
     for (index, config) in candidates.iter().enumerate() {
         progress(TuneEvent::Start { index, total, config });
         let outcome = if index > 0 && started.elapsed() > options.budget {
-            Outcome::Skipped(format!("time budget of {} s spent", options.budget.as_secs()))
+            Outcome::Skipped(CandidateError::OverBudget { seconds: options.budget.as_secs() })
         } else {
             let measured =
                 measure(executor, &desc, &config.plan_options(&base), config, &inputs, &expected, options);
@@ -196,14 +197,14 @@ pub fn tune(
                     }
                     Outcome::Timed(timing)
                 }
-                Err(message) if index == 0 => {
+                Err(reason) if index == 0 => {
                     return Err(TuneError::Reference {
                         config: config.to_string(),
                         problem: problem.to_string(),
-                        message,
+                        reason,
                     });
                 }
-                Err(message) => Outcome::Failed(message),
+                Err(reason) => Outcome::Failed(reason),
             }
         };
         results.push(CandidateResult { config: *config, outcome });
@@ -237,17 +238,19 @@ fn measure(
     inputs: &HashMap<String, Vec<f32>>,
     expected: &Expected,
     options: &TuneOptions,
-) -> Result<(Timing, HashMap<String, Vec<f32>>), String> {
-    let fused = FusedPlan::new(desc, plan_options, config.checks).map_err(|e| format!("planning: {e}"))?;
+) -> Result<(Timing, HashMap<String, Vec<f32>>), CandidateError> {
+    let run = |e: RuntimeError| CandidateError::Run(e.to_string());
+    let fused =
+        FusedPlan::new(desc, plan_options, config.checks).map_err(|e| CandidateError::Plan(e.to_string()))?;
     let first_start = Instant::now();
-    let prepared = executor.prepare(&fused).map_err(|e| format!("compiling: {e}"))?;
-    executor.upload(&prepared, inputs).map_err(|e| e.to_string())?;
-    executor.execute(&prepared).map_err(|e| format!("running: {e}"))?;
+    let prepared = executor.prepare(&fused).map_err(|e| CandidateError::Compile(e.to_string()))?;
+    executor.upload(&prepared, inputs).map_err(run)?;
+    executor.execute(&prepared).map_err(run)?;
     let first_run = first_start.elapsed();
-    let outputs = executor.download(&prepared).map_err(|e| e.to_string())?;
+    let outputs = executor.download(&prepared).map_err(run)?;
     let error = expected.check(&outputs)?;
     for _ in 1..options.warmups {
-        executor.execute(&prepared).map_err(|e| format!("running: {e}"))?;
+        executor.execute(&prepared).map_err(run)?;
     }
     let samples = time_runs(executor, &prepared, options.repeats.max(1))?;
     Ok((Timing::from_samples(first_run, error, samples), outputs))
@@ -258,11 +261,11 @@ fn time_runs(
     executor: &Executor,
     prepared: &Prepared,
     runs: usize,
-) -> Result<Vec<(Duration, Duration)>, String> {
+) -> Result<Vec<(Duration, Duration)>, CandidateError> {
     let is_forward: Vec<bool> = prepared.kernel_names().iter().map(|n| n.starts_with("attn_fwd")).collect();
     (0..runs)
         .map(|_| {
-            let times = executor.execute_each(prepared).map_err(|e| format!("running: {e}"))?;
+            let times = executor.execute_each(prepared).map_err(|e| CandidateError::Run(e.to_string()))?;
             let forward = times.iter().zip(&is_forward).filter(|(_, f)| **f).map(|(t, _)| *t).sum();
             Ok((forward, times.iter().sum()))
         })
@@ -299,12 +302,12 @@ fn final_round(
     let mut prepared = Vec::new();
     for &i in &finalists {
         let config = results[i].config;
+        // A finalist that cannot be prepared again keeps its sweep samples: the error is dropped.
         let ready = FusedPlan::new(desc, &config.plan_options(base), config.checks)
-            .map_err(|e| e.to_string())
-            .and_then(|f| executor.prepare(&f).map_err(|e| e.to_string()))
-            .and_then(|p| executor.upload(&p, inputs).map(|()| p).map_err(|e| e.to_string()));
-        // A finalist that cannot be prepared again keeps its sweep samples.
-        if let Ok(p) = ready {
+            .ok()
+            .and_then(|f| executor.prepare(&f).ok())
+            .and_then(|p| executor.upload(&p, inputs).ok().map(|()| p));
+        if let Some(p) = ready {
             prepared.push((i, p));
         }
     }

@@ -11,15 +11,20 @@
 //!
 //! Which is faster depends on the device, so the choice is measured (`weft
 //! bench matmul`, BENCHMARKS.md): on lavapipe, where every storage load is a
-//! loop over the SIMD lanes, sharing the loads is 3-4x faster.
+//! loop over the SIMD lanes, sharing the loads is 3-4x faster. Which shape is
+//! best also depends on the problem, so each matmul looks its shape up by its
+//! [`MatmulClass`] in the plan's [`MatmulTable`] (`table.rs`).
 
 mod registers;
 mod subgroup;
+mod table;
 
 use super::CodegenError;
 use super::{Ctx, Operand};
 use crate::device::DeviceLimits;
 use crate::kernel::Kernel;
+
+pub use table::{MatmulClass, MatmulTable};
 
 /// Which matmul generator runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -138,6 +143,21 @@ impl std::fmt::Display for MatmulConfig {
     }
 }
 
+/// `(batch, M, N, K)` of a matmul whose operands have the ranks it needs
+/// (the generators report the ones that do not).
+fn shape(inputs: &[Operand], out: &Operand, ta: bool) -> Option<(u64, u64, u64, u64)> {
+    let [a, _] = inputs else { return None };
+    let r = out.shape.len();
+    if r < 2 || a.shape.len() != r {
+        return None;
+    }
+    let dim = |s: &[usize], i: usize| s[i] as u64;
+    let k = if ta { dim(a.shape, r - 2) } else { dim(a.shape, r - 1) };
+    let batch = out.shape[..r - 2].iter().map(|&d| d as u64).product();
+    Some((batch, dim(out.shape, r - 2), dim(out.shape, r - 1), k))
+}
+
+/// The kernels of one matmul node, in the shape its class gets from the table.
 pub(crate) fn emit(
     cx: &Ctx,
     ta: bool,
@@ -146,12 +166,15 @@ pub(crate) fn emit(
     out: &Operand,
 ) -> Result<Vec<Kernel>, CodegenError> {
     // `GraphPlanOptions::check` has ruled out configurations with a `problem()`.
-    let cfg = cx.matmul;
+    let (class, cfg) = match shape(inputs, out, ta) {
+        Some((batch, m, n, k)) => cx.matmul.lookup(batch, m, n, k),
+        None => (MatmulClass::Large, cx.matmul.large),
+    };
     match cfg.kernel {
-        MatmulKernel::Registers => registers::emit(cx, cfg, ta, tb, inputs, out),
-        MatmulKernel::Subgroup => match subgroup::emit(cx, cfg, ta, tb, inputs, out)? {
+        MatmulKernel::Registers => registers::emit(cx, class, cfg, ta, tb, inputs, out),
+        MatmulKernel::Subgroup => match subgroup::emit(cx, class, cfg, ta, tb, inputs, out)? {
             Some(kernels) => Ok(kernels),
-            None => registers::emit(cx, MatmulConfig::default(), ta, tb, inputs, out),
+            None => registers::emit(cx, class, MatmulConfig::default(), ta, tb, inputs, out),
         },
     }
 }

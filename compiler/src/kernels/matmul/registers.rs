@@ -19,7 +19,7 @@
 
 use std::fmt::Write;
 
-use super::MatmulConfig;
+use super::{MatmulClass, MatmulConfig};
 use crate::kernel::Kernel;
 use crate::kernels::CodegenError;
 use crate::kernels::builder::KernelBuilder;
@@ -38,6 +38,7 @@ enum Load {
 
 pub(super) fn emit(
     cx: &Ctx,
+    class: MatmulClass,
     cfg: MatmulConfig,
     ta: bool,
     tb: bool,
@@ -126,7 +127,7 @@ pub(super) fn emit(
         }
     }
     let title = format!(
-        "matmul{}{}, {cfg} (loads: a {}, b {})",
+        "matmul{}{}, {class} {cfg} (loads: a {}, b {})",
         if ta { ", transpose_a" } else { "" },
         if tb { ", transpose_b" } else { "" },
         describe(a_load),

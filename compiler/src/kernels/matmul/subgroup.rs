@@ -24,7 +24,7 @@
 
 use std::fmt::Write;
 
-use super::MatmulConfig;
+use super::{MatmulClass, MatmulConfig};
 use crate::kernel::Kernel;
 use crate::kernels::CodegenError;
 use crate::kernels::builder::KernelBuilder;
@@ -37,6 +37,7 @@ const SHARERS: u64 = 8;
 /// out (the caller then uses the register kernel).
 pub(super) fn emit(
     cx: &Ctx,
+    class: MatmulClass,
     cfg: MatmulConfig,
     ta: bool,
     tb: bool,
@@ -167,7 +168,7 @@ pub(super) fn emit(
         }
     }
     let title = format!(
-        "matmul{}{}, {cfg}: B shared across each subgroup",
+        "matmul{}{}, {class} {cfg}: B shared across each subgroup",
         if ta { ", transpose_a" } else { "" },
         if tb { ", transpose_b" } else { "" },
     );
