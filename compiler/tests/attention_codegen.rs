@@ -121,10 +121,11 @@ fn emitted_wgsl_matches_the_golden_snapshots() {
             // The delta kernel has no mask; the others hold it once.
             let uses = if source.kind == "bwd_delta" { 0 } else { 1 };
             assert_eq!(full_source.wgsl.matches(&full_masks).count(), uses, "{}", source.kind);
-            let want = full_source
-                .wgsl
-                .replacen(&full_masks, &pattern_masks, uses)
-                .replacen(&format!("fused attention `{FULL_SNAPSHOT}`"), &format!("fused attention `{label}`"), 1);
+            let want = full_source.wgsl.replacen(&full_masks, &pattern_masks, uses).replacen(
+                &format!("fused attention `{FULL_SNAPSHOT}`"),
+                &format!("fused attention `{label}`"),
+                1,
+            );
             assert!(
                 source.wgsl == want,
                 "`{label}` {}: the kernel differs from the `{FULL_SNAPSHOT}` snapshot by more than its mask \
