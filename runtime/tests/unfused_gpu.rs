@@ -408,22 +408,24 @@ fn matmul_graph(products: &[(bool, bool, usize, usize, usize)]) -> ValidGraph {
 /// sizes alternate: across the four, each of A, Aᵀ, B and Bᵀ is read both as
 /// scalars and as `vec4`. The subgroup kernel needs K, and the contiguous
 /// axis of A and B, to be multiples of 4 (else the default register kernel
-/// runs instead), so its sizes are odd only where that allows. N = 136/137
-/// spans several column tiles of every candidate, with a partial one; M =
-/// 36/37 leaves partial row tiles; K = 53 has a remainder after steps of 4.
-fn matmul_candidate_graph(kernel: MatmulKernel) -> ValidGraph {
+/// runs instead), so its sizes are odd only where that allows. `n` (even) and
+/// `n + 1` span several column tiles of a candidate, with a partial one; M =
+/// 36/37 leaves partial row tiles; K = 21 has a remainder after steps of 4.
+/// Sizes are baked into the kernels, and lavapipe compiles them unrolled:
+/// small K keeps compiling cheap.
+fn matmul_candidate_graph(kernel: MatmulKernel, n: usize) -> ValidGraph {
     match kernel {
         MatmulKernel::Registers => matmul_graph(&[
-            (false, false, 37, 137, 52), // A vec4 along k, B scalar
-            (false, true, 37, 136, 53),  // A scalar, Bᵀ scalar
-            (true, false, 36, 136, 53),  // Aᵀ vec4 along the tile (rows % 4 == 0), B vec4
-            (true, true, 37, 137, 52),   // Aᵀ scalar, Bᵀ vec4 along k
+            (false, false, 37, n + 1, 20), // A vec4 along k, B scalar
+            (false, true, 37, n, 21),      // A scalar, Bᵀ scalar
+            (true, false, 36, n, 21),      // Aᵀ vec4 along the tile (rows % 4 == 0), B vec4
+            (true, true, 37, n + 1, 20),   // Aᵀ scalar, Bᵀ vec4 along k
         ]),
         MatmulKernel::Subgroup => matmul_graph(&[
-            (false, false, 37, 136, 52),
-            (false, true, 37, 137, 52),
-            (true, false, 36, 136, 52),
-            (true, true, 36, 137, 52),
+            (false, false, 37, n, 20),
+            (false, true, 37, n + 1, 20),
+            (true, false, 36, n, 20),
+            (true, true, 36, n + 1, 20),
         ]),
     }
 }
@@ -456,7 +458,8 @@ fn every_matmul_candidate_config_matches_the_interpreter() {
     let Some(mut ex) = executor() else { return };
     for matmul in matmul_configs(&ex) {
         let opts = SimplePlanOptions { matmul, ..device_options(&ex) };
-        let graph = matmul_candidate_graph(matmul.kernel);
+        // N = 136/137: several column tiles of every candidate (up to 128 wide).
+        let graph = matmul_candidate_graph(matmul.kernel, 136);
         let plan = plan_graph(&graph, &opts).unwrap();
         let titles: Vec<&str> = plan.kernels.iter().map(|k| k.wgsl.lines().next().unwrap_or("")).collect();
         assert_eq!(titles.len(), 4, "{titles:?}");
@@ -514,7 +517,9 @@ fn default_matmul_configs_match_on_every_shape_and_with_split_bindings() {
     }
     for matmul in small {
         let opts = SimplePlanOptions { matmul, ..split.clone() };
-        let graph = matmul_candidate_graph(matmul.kernel);
+        // N = 28/29: operands of a few KiB cross binding boundaries; split
+        // accessors on wide operands take long to compile.
+        let graph = matmul_candidate_graph(matmul.kernel, 28);
         let cases = [(format!("split bindings, config {matmul}: four matmuls"), graph)];
         check_all(&mut ex, &cases, &opts, &mut rng);
     }
