@@ -2,10 +2,13 @@
 
 mod common;
 
-use common::ok;
+use common::{gpu, ok};
 
 #[test]
 fn bench_attn_prints_its_table() {
+    if !gpu() {
+        return;
+    }
     let out = ok(&["bench", "attn", "--seq-len", "64", "--heads", "2", "--head-dim", "16", "--repeats", "1"]);
     for needle in [
         "adapter:",
@@ -24,6 +27,9 @@ fn bench_attn_prints_its_table() {
 
 #[test]
 fn bench_step_prints_its_table() {
+    if !gpu() {
+        return;
+    }
     let args = ["bench", "step", "--seq-len", "48", "--hidden", "64", "--layers", "1", "--heads", "2"];
     let out = ok(&[&args[..], &["--vocab", "64", "--profile", "3"]].concat());
     for needle in [
@@ -46,6 +52,9 @@ fn bench_step_prints_its_table() {
 
 #[test]
 fn bench_matmul_checks_and_times_every_quick_candidate() {
+    if !gpu() {
+        return;
+    }
     let out = ok(&["bench", "matmul", "--quick", "--shape", "40x36x20,8x5x3"]);
     for needle in
         ["adapter:", "4x4/wg64", "8x8/wg64", "[40x36]x[36x20] GFLOP/s", "[8x5]x[5x3] GFLOP/s", "best: "]

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{example, ok, root, scratch, stderr, weft};
+use common::{example, gpu, ok, root, scratch, stderr, weft};
 use weft_runtime::io::TensorFile;
 
 #[test]
@@ -85,6 +85,9 @@ fn inspect_kernels_shows_graphs_rules_and_tiles() {
 /// Fused, and unfused with autodiff's backward pass: both agree with numpy.
 #[test]
 fn attn_matches_numpys_longlora_reference_forward_and_backward() {
+    if !gpu() {
+        return;
+    }
     let dir = scratch("attn");
     let spec = example("s2attn-roll.toml");
     let input = root().join("tests/data/s2attn-roll-input.safetensors");

@@ -8,7 +8,7 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use common::{example, ok, scratch, stderr, weft};
+use common::{example, gpu, ok, scratch, stderr, weft};
 use weft_ir::interp::Tensor;
 use weft_ir::model::{LlamaConfig, LoraConfig};
 use weft_ir::{Overrides, Schedule};
@@ -105,6 +105,9 @@ fn max_rel_error(got: &[f32], want: &[f64]) -> f64 {
 
 #[test]
 fn forward_matches_a_straightforward_llama() {
+    if !gpu() {
+        return;
+    }
     let dir = scratch("forward");
     let (batch, t) = (2, 16);
     let ids: Vec<i64> = (0..batch * t).map(|i| ((i * 5 + 3) % 11) as i64).collect();
@@ -158,6 +161,9 @@ fn forward_matches_a_straightforward_llama() {
 
 #[test]
 fn forward_reports_the_next_token_loss() {
+    if !gpu() {
+        return;
+    }
     let dir = scratch("forward_loss");
     let (config, mut weights) = write_model(&dir.join("model"), false);
     let t = 8;

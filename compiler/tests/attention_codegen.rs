@@ -10,6 +10,7 @@ use weft_compiler::attention::EMPTY_ROW_LSE;
 use weft_compiler::attention::{
     AttentionPlanOptions, AttentionTiles, BlockTables, FusedAttentionDesc, attention_sources,
 };
+use weft_compiler::mask::mask_functions;
 use weft_compiler::{Access, AttentionError, BufferRole, DeviceLimits, KernelPlan, plan_attention, to_spirv};
 use weft_ir::expr::parse_mask;
 use weft_ir::{Mask, Overrides, Schedule};
@@ -82,22 +83,58 @@ fn backward() -> AttentionPlanOptions {
     AttentionPlanOptions { backward: true, ..AttentionPlanOptions::default() }
 }
 
-/// Golden snapshots of every emitted module; bless with `UPDATE_EXPECT=1`.
+/// The pattern whose kernels are snapshotted in full.
+const FULL_SNAPSHOT: &str = "causal";
+
+/// Golden snapshots, bless with `UPDATE_EXPECT=1`: every kernel kind in full
+/// for one pattern (`tests/golden/wgsl/causal/<kind>.wgsl`), and every
+/// example pattern's mask functions (`tests/golden/masks/<pattern>.wgsl`).
+/// Kernels differ between patterns only in their mask functions and name, so
+/// every pattern's kernels must equal the full snapshot's with those swapped:
+/// an edit to a kernel body re-blesses four files, an edit to the mask
+/// emitter one file per pattern.
 #[test]
 fn emitted_wgsl_matches_the_golden_snapshots() {
     let descs = example_descs(1);
     assert!(descs.len() >= 7, "expected every example pattern, found {}", descs.len());
-    for (label, desc) in descs {
-        let sources = attention_sources(&desc, &backward()).unwrap();
+    let sources = |desc: &FusedAttentionDesc| {
+        let sources = attention_sources(desc, &backward()).unwrap();
         let kinds: Vec<&str> = sources.iter().map(|s| s.kind).collect();
-        assert_eq!(kinds, ["fwd", "bwd_delta", "bwd_dkdv", "bwd_dq"]);
-        if std::env::var_os("UPDATE_EXPECT").is_some() {
-            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/wgsl").join(&label);
-            std::fs::create_dir_all(dir).unwrap();
-        }
-        for source in sources {
-            expect_file![format!("../../tests/golden/wgsl/{label}/{}.wgsl", source.kind)]
-                .assert_eq(&source.wgsl);
+        assert_eq!(kinds, ["fwd", "bwd_delta", "bwd_dkdv", "bwd_dq"], "{}", desc.name);
+        sources
+    };
+    // The mask functions, from the emitter the kernels use, with the fused
+    // kernels' name for the signed sequence length.
+    let masks = |desc: &FusedAttentionDesc| mask_functions(&desc.heads, desc.seq_len, "NI").unwrap();
+    let (_, full) = descs.iter().find(|(label, _)| label == FULL_SNAPSHOT).expect("the causal example");
+    let full_sources = sources(full);
+    let full_masks = masks(full);
+    for source in &full_sources {
+        expect_file![format!("../../tests/golden/wgsl/{FULL_SNAPSHOT}/{}.wgsl", source.kind)]
+            .assert_eq(&source.wgsl);
+    }
+    if std::env::var_os("UPDATE_EXPECT").is_some() {
+        std::fs::create_dir_all(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/golden/masks")).unwrap();
+    }
+    for (label, desc) in &descs {
+        let pattern_masks = masks(desc);
+        expect_file![format!("../../tests/golden/masks/{label}.wgsl")].assert_eq(&pattern_masks);
+        for (source, full_source) in sources(desc).iter().zip(&full_sources) {
+            // The delta kernel has no mask; the others hold it once.
+            let uses = if source.kind == "bwd_delta" { 0 } else { 1 };
+            assert_eq!(full_source.wgsl.matches(&full_masks).count(), uses, "{}", source.kind);
+            let want = full_source.wgsl.replacen(&full_masks, &pattern_masks, uses).replacen(
+                &format!("fused attention `{FULL_SNAPSHOT}`"),
+                &format!("fused attention `{label}`"),
+                1,
+            );
+            assert!(
+                source.wgsl == want,
+                "`{label}` {}: the kernel differs from the `{FULL_SNAPSHOT}` snapshot by more than its mask \
+                 functions and name; first differing line: {:?}",
+                source.kind,
+                source.wgsl.lines().zip(want.lines()).find(|(a, b)| a != b)
+            );
         }
     }
 }

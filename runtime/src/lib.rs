@@ -11,6 +11,9 @@
 //! - [`tune`]: measures fused attention configurations (tiles, rows per
 //!   invocation, runtime checks) on the current adapter and caches the fastest
 //!   per adapter and driver.
+//! - [`testing`]: for tests, the one helper that opens the GPU or skips a
+//!   test when there is no adapter (`WEFT_REQUIRE_GPU=1` fails instead), and
+//!   the known driver quirks tests expect.
 
 pub mod error;
 pub mod executor;
@@ -18,6 +21,7 @@ pub mod fused;
 pub mod gpu;
 pub mod host;
 pub mod io;
+pub mod testing;
 pub mod tune;
 
 pub use error::RuntimeError;

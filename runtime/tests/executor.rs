@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use weft_compiler::{Access, Binding, BufferDecl, BufferRole, ElemType, Kernel, KernelPlan};
-use weft_runtime::{Executor, Gpu, HostValues, RuntimeError};
+use weft_runtime::testing::executor;
+use weft_runtime::{HostValues, RuntimeError};
 
 const AXPY: &str = "
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -55,12 +56,6 @@ fn axpy_plan(n: usize, half: bool) -> KernelPlan {
     }
 }
 
-fn executor() -> Executor {
-    let gpu = Gpu::new().expect("a GPU adapter (install mesa-vulkan-drivers on machines without a GPU)");
-    eprintln!("adapter: {}", gpu.adapter_description());
-    Executor::new(gpu)
-}
-
 fn seed() -> u64 {
     let seed = std::env::var("WEFT_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
     eprintln!("seed {seed} (rerun with WEFT_TEST_SEED={seed})");
@@ -70,7 +65,7 @@ fn seed() -> u64 {
 #[test]
 fn runs_a_plan_and_reuses_its_pipeline() {
     let mut rng = StdRng::seed_from_u64(seed());
-    let mut ex = executor();
+    let Some(mut ex) = executor() else { return };
     let n = 1000; // not a multiple of the workgroup size
     let x: Vec<f32> = (0..n).map(|_| rng.random_range(-4.0..4.0)).collect();
     let out = ex.run(&axpy_plan(n, false), &HashMap::from([("x".to_string(), x.clone())])).unwrap();
@@ -93,7 +88,7 @@ fn runs_a_plan_and_reuses_its_pipeline() {
 
 #[test]
 fn bad_inputs_get_clear_errors() {
-    let mut ex = executor();
+    let Some(mut ex) = executor() else { return };
     let plan = axpy_plan(128, false);
     let err = ex.run(&plan, &HashMap::<String, Vec<f32>>::new()).unwrap_err();
     assert!(matches!(err, RuntimeError::MissingInput { .. }));
@@ -137,7 +132,7 @@ fn double_ids_plan(n: usize) -> KernelPlan {
 
 #[test]
 fn integer_buffers_take_i32_or_narrowed_i64_and_check_types() {
-    let mut ex = executor();
+    let Some(mut ex) = executor() else { return };
     let plan = double_ids_plan(100);
     let prepared = ex.prepare(&plan).unwrap();
     let ids: Vec<i64> = (0..100).map(|i| i * 1000 - 50_000).collect();
@@ -176,7 +171,7 @@ fn integer_buffers_take_i32_or_narrowed_i64_and_check_types() {
 
 #[test]
 fn plans_that_exceed_device_limits_are_refused_before_dispatch() {
-    let mut ex = executor();
+    let Some(mut ex) = executor() else { return };
     let limit = ex.gpu().limits().max_workgroups_per_dimension;
     let mut plan = axpy_plan(64, false);
     plan.kernels[0].workgroups = [limit + 1, 1, 1];
@@ -190,7 +185,7 @@ fn plans_that_exceed_device_limits_are_refused_before_dispatch() {
 
 #[test]
 fn a_kernel_the_device_rejects_is_an_error_not_a_panic() {
-    let mut ex = executor();
+    let Some(mut ex) = executor() else { return };
     let mut plan = axpy_plan(64, false);
     plan.kernels[0].entry_point = "no_such_entry".into();
     let err = ex.prepare(&plan).map(|_| ()).unwrap_err();

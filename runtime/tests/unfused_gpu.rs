@@ -23,7 +23,8 @@ use weft_ir::graph::{
 use weft_ir::interp::{Tensor, run};
 use weft_ir::lower::{LowerOptions, lower_pattern};
 use weft_ir::{Mask, Overrides};
-use weft_runtime::{Executor, Gpu, HostValues};
+use weft_runtime::testing::{executor, expectations};
+use weft_runtime::{Executor, HostValues};
 
 const TOLERANCE: f64 = 1e-4;
 
@@ -31,12 +32,6 @@ fn rng() -> StdRng {
     let seed = std::env::var("WEFT_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
     eprintln!("seed {seed} (rerun with WEFT_TEST_SEED={seed})");
     StdRng::seed_from_u64(seed)
-}
-
-fn executor() -> Executor {
-    let gpu = Gpu::new().expect("a GPU adapter (install mesa-vulkan-drivers on machines without a GPU)");
-    eprintln!("adapter: {}", gpu.adapter_description());
-    Executor::new(gpu)
 }
 
 /// The device's own limits.
@@ -369,7 +364,7 @@ fn named(cases: Vec<(&'static str, ValidGraph)>) -> Vec<(String, ValidGraph)> {
 #[test]
 fn every_op_matches_the_interpreter_on_the_gpu() {
     let mut rng = rng();
-    let mut ex = executor();
+    let Some(mut ex) = executor() else { return };
     let opts = device_options(&ex);
     check_all(&mut ex, &named(op_cases()), &opts, &mut rng);
     // A reshape that copies rather than aliases.
@@ -386,58 +381,154 @@ fn matmul_cases() -> Vec<(String, ValidGraph)> {
     // (40, 136, 12): several column tiles of 64 and row tiles of 32, a partial one of each.
     for (m, n, k) in [(37, 29, 53), (36, 28, 52), (37, 28, 52), (36, 29, 53), (3, 5, 2), (40, 136, 12)] {
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-            let a = if ta { [2, k, m] } else { [2, m, k] };
-            let b = if tb { [2, n, k] } else { [2, k, n] };
-            let graph = op_graph(Op::MatMul { transpose_a: ta, transpose_b: tb }, &[&a, &b]);
-            cases.push((format!("matmul m{m} n{n} k{k} ta={ta} tb={tb}"), graph));
+            cases
+                .push((format!("matmul m{m} n{n} k{k} ta={ta} tb={tb}"), matmul_graph(&[(ta, tb, m, n, k)])));
         }
     }
     cases
 }
 
-#[test]
-fn every_matmul_candidate_config_matches_the_interpreter() {
-    let mut rng = rng();
-    let mut ex = executor();
-    let cases = matmul_cases();
+/// One graph of batched (B = 2) matmuls `y<i> = x<i> · w<i>`, each `(ta, tb, m, n, k)`.
+fn matmul_graph(products: &[(bool, bool, usize, usize, usize)]) -> ValidGraph {
+    let mut g = Graph::new("matmuls");
+    for (i, &(ta, tb, m, n, k)) in products.iter().enumerate() {
+        let a = if ta { [2, k, m] } else { [2, m, k] };
+        let b = if tb { [2, n, k] } else { [2, k, n] };
+        let x = g.input(&format!("x{i}"), TensorType::f32(a.to_vec()));
+        let w = g.input(&format!("w{i}"), TensorType::f32(b.to_vec()));
+        let y = g.add(Op::MatMul { transpose_a: ta, transpose_b: tb }, &[x, w]).unwrap();
+        g.set_output(&format!("y{i}"), y);
+    }
+    g.validate().unwrap()
+}
+
+/// For one candidate configuration, one graph of four matmuls, one per
+/// transpose combination, so that each of its kernels' load paths runs once
+/// (one plan, four kernels, one run). The register kernel reads an operand as
+/// `vec4` along its contiguous axis when that axis is a multiple of 4, so the
+/// sizes alternate: across the four, each of A, Aᵀ, B and Bᵀ is read both as
+/// scalars and as `vec4`. The subgroup kernel needs K, and the contiguous
+/// axis of A and B, to be multiples of 4 (else the default register kernel
+/// runs instead), so its sizes are odd only where that allows. `n` (even) and
+/// `n + 1` span several column tiles of a candidate, with a partial one; M =
+/// 36/37 leaves partial row tiles; K = 21 has a remainder after steps of 4.
+/// Sizes are baked into the kernels, and lavapipe compiles them unrolled:
+/// small K keeps compiling cheap.
+fn matmul_candidate_graph(kernel: MatmulKernel, n: usize) -> ValidGraph {
+    match kernel {
+        MatmulKernel::Registers => matmul_graph(&[
+            (false, false, 37, n + 1, 20), // A vec4 along k, B scalar
+            (false, true, 37, n, 21),      // A scalar, Bᵀ scalar
+            (true, false, 36, n, 21),      // Aᵀ vec4 along the tile (rows % 4 == 0), B vec4
+            (true, true, 37, n + 1, 20),   // Aᵀ scalar, Bᵀ vec4 along k
+        ]),
+        MatmulKernel::Subgroup => matmul_graph(&[
+            (false, false, 37, n, 20),
+            (false, true, 37, n + 1, 20),
+            (true, false, 36, n, 20),
+            (true, true, 36, n + 1, 20),
+        ]),
+    }
+}
+
+/// The configurations a test runs: every one `weft tune` may choose, and two
+/// odd ones (3 rows: the subgroup kernel then cannot read Aᵀ as `vec4`).
+fn matmul_configs(ex: &Executor) -> Vec<MatmulConfig> {
     let limits = ex.gpu().limits();
+    // Where the adapter is known to have 8-wide subgroups, they must be there:
+    // otherwise the subgroup kernels would silently go untested.
+    expectations::check_subgroups(&ex.gpu().identity(), &limits).unwrap_or_else(|e| panic!("{e}"));
     let subgroups = limits.subgroup_min_size.is_some_and(|size| size >= 8);
     let mut configs = MatmulConfig::candidates(subgroups);
     configs.push(MatmulConfig { kernel: MatmulKernel::Registers, rows: 3, cols: 12, workgroup: 32 });
-    configs.push(MatmulConfig { kernel: MatmulKernel::Subgroup, rows: 3, cols: 96, workgroup: 16 });
-    assert!(configs.contains(&MatmulConfig::default()));
-    assert!(configs.contains(&MatmulConfig::default_for(&limits)));
-    for matmul in configs {
-        eprintln!("config {matmul}");
+    if subgroups {
+        configs.push(MatmulConfig { kernel: MatmulKernel::Subgroup, rows: 3, cols: 96, workgroup: 16 });
+    }
+    let defaults = [MatmulConfig::default(), MatmulConfig::default_for(&limits)];
+    assert!(defaults.iter().all(|d| configs.contains(d)), "{defaults:?} among {configs:?}");
+    configs
+}
+
+/// Every configuration on one graph of four matmuls ([`matmul_candidate_graph`]):
+/// one plan, four kernels and one run each. The kernels are checked to be the
+/// configuration's own (each load path of the register kernel among them),
+/// or the default register kernel where the subgroup kernel cannot run.
+#[test]
+fn every_matmul_candidate_config_matches_the_interpreter() {
+    let mut rng = rng();
+    let Some(mut ex) = executor() else { return };
+    for matmul in matmul_configs(&ex) {
         let opts = GraphPlanOptions { matmul: MatmulTable::uniform(matmul), ..device_options(&ex) };
+        // N = 136/137: several column tiles of every candidate (up to 128 wide).
+        let graph = matmul_candidate_graph(matmul.kernel, 136);
+        let plan = plan_graph(&graph, &opts).unwrap();
+        let titles: Vec<&str> = plan.kernels.iter().map(|k| k.wgsl.lines().next().unwrap_or("")).collect();
+        assert_eq!(titles.len(), 4, "{titles:?}");
+        for title in &titles {
+            let fallback = matmul.kernel == MatmulKernel::Subgroup
+                && title.contains("transpose_a")
+                && matmul.rows % 4 != 0;
+            let runs = if fallback { MatmulConfig::default() } else { matmul };
+            assert!(title.contains(&format!(", {runs}")), "{matmul}: {titles:?}");
+        }
+        if matmul.kernel == MatmulKernel::Registers && matmul.rows % 4 == 0 {
+            let loads = titles.join("\n");
+            for path in [
+                "a vec4 along k",
+                "a scalar",
+                "a vec4 along the tile",
+                "b scalar",
+                "b vec4 along the tile",
+                "b vec4 along k",
+            ] {
+                assert!(loads.contains(path), "{matmul}: no `{path}` load in {titles:?}");
+            }
+        }
+        check_all(&mut ex, &[(format!("config {matmul}: four matmuls"), graph)], &opts, &mut rng);
+    }
+}
+
+/// The configurations that run untuned (the GPU default, and the device's
+/// own) on every shape of [`matmul_cases`]; then operands split across 4 KiB
+/// bindings, read as `vec4` through the split accessors, on a folded grid: 7
+/// workgroups per dimension leave surplus workgroups that redo the last.
+#[test]
+fn default_matmul_configs_match_on_every_shape_and_with_split_bindings() {
+    let mut rng = rng();
+    let Some(mut ex) = executor() else { return };
+    let limits = ex.gpu().limits();
+    let cases = matmul_cases();
+    // The GPU default on every class, then the device's own table (a shape
+    // per class on CPU adapters).
+    for table in [MatmulTable::uniform(MatmulConfig::default()), MatmulTable::default_for(&limits)] {
+        eprintln!("matmul table {table:?}, every shape");
+        let opts = GraphPlanOptions { matmul: table, ..device_options(&ex) };
         check_all(&mut ex, &cases, &opts, &mut rng);
     }
-    // Operands split across 4 KiB bindings, read as vec4 through the split
-    // accessors, on a folded grid: 7 workgroups per dimension leave surplus
-    // workgroups that redo the last. Small tiles: every store of a tile goes
-    // through the split accessor, and big kernels take minutes to compile.
+    // Small tiles: every store of a tile goes through the split accessor, and
+    // big kernels take minutes to compile. The four-matmul graph covers each
+    // kernel's load paths.
     let tiny = tiny_options(&ex);
     let limits = DeviceLimits { max_storage_binding: 4096, max_workgroups_per_dimension: 7, ..tiny.limits };
     let split = GraphPlanOptions { limits, ..tiny };
     let mut small = vec![MatmulConfig::default()];
-    if subgroups {
+    if limits.subgroup_min_size.is_some_and(|size| size >= 8) {
         small.push(MatmulConfig { kernel: MatmulKernel::Subgroup, rows: 2, cols: 32, workgroup: 8 });
     }
     for matmul in small {
-        eprintln!("split bindings, config {matmul}");
-        check_all(
-            &mut ex,
-            &cases,
-            &GraphPlanOptions { matmul: MatmulTable::uniform(matmul), ..split.clone() },
-            &mut rng,
-        );
+        let opts = GraphPlanOptions { matmul: MatmulTable::uniform(matmul), ..split.clone() };
+        // N = 28/29: operands of a few KiB cross binding boundaries; split
+        // accessors on wide operands take long to compile.
+        let graph = matmul_candidate_graph(matmul.kernel, 28);
+        let cases = [(format!("split bindings, config {matmul}: four matmuls"), graph)];
+        check_all(&mut ex, &cases, &opts, &mut rng);
     }
 }
 
 #[test]
 fn every_op_matches_with_split_bindings_and_folded_grids() {
     let mut rng = rng();
-    let mut ex = executor();
+    let Some(mut ex) = executor() else { return };
     let opts = tiny_options(&ex);
     // Fused attention chunks by (batch, head) pairs and never splits one; a
     // 512-byte binding holds none. Its chunked plans are tested in `attention_gpu.rs`.
@@ -449,7 +540,7 @@ fn every_op_matches_with_split_bindings_and_folded_grids() {
 #[test]
 fn attention_with_a_reused_score_scratch_matches() {
     let mut rng = rng();
-    let mut ex = executor();
+    let Some(mut ex) = executor() else { return };
     // 64 score rows of 32 bytes in 512-byte chunks; the scratch holds three.
     let tiny = tiny_options(&ex);
     let opts = GraphPlanOptions { limits: DeviceLimits { max_buffer_size: 1536, ..tiny.limits }, ..tiny };
@@ -473,7 +564,7 @@ fn example_files() -> Vec<PathBuf> {
 #[test]
 fn example_reference_graphs_match_the_interpreter_on_the_gpu() {
     let mut rng = rng();
-    let mut ex = executor();
+    let Some(mut ex) = executor() else { return };
     let opts = device_options(&ex);
     let overrides = Overrides { seq_len: Some(64), n_heads: Some(4), ..Overrides::default() };
     let mut cases = Vec::new();
@@ -496,7 +587,7 @@ fn example_reference_graphs_match_the_interpreter_on_the_gpu() {
 #[test]
 fn example_backward_graphs_match_the_interpreter_on_the_gpu() {
     let mut rng = rng();
-    let mut ex = executor();
+    let Some(mut ex) = executor() else { return };
     let opts = device_options(&ex);
     let overrides = Overrides { seq_len: Some(32), n_heads: Some(4), ..Overrides::default() };
     let mut cases = Vec::new();
@@ -537,7 +628,7 @@ fn lm_graph() -> ValidGraph {
 #[test]
 fn a_tiny_language_model_and_its_backward_match_the_interpreter_on_the_gpu() {
     let mut rng = rng();
-    let mut ex = executor();
+    let Some(mut ex) = executor() else { return };
     let forward = lm_graph();
     let grads = differentiate(&forward, &["embed", "lm_head"]).unwrap();
     let outputs: Vec<&str> = grads.graph.outputs().iter().map(|(n, _)| n.as_str()).collect();
@@ -561,7 +652,7 @@ fn t(values: &[f32]) -> HostValues {
 #[test]
 fn ids_outside_the_table_give_nan_not_a_crash() {
     use DType::I32;
-    let mut ex = executor();
+    let Some(mut ex) = executor() else { return };
     let run = |ex: &mut Executor, graph: &ValidGraph, inputs: Vec<(&str, HostValues)>| {
         let plan = plan_graph(graph, &device_options(ex)).unwrap();
         let inputs = inputs.into_iter().map(|(n, v)| (n.to_string(), v)).collect();
@@ -627,7 +718,7 @@ fn fused_chain_graph() -> ValidGraph {
 #[test]
 fn fused_elementwise_chains_match_the_interpreter_on_the_gpu() {
     let mut rng = rng();
-    let mut ex = executor();
+    let Some(mut ex) = executor() else { return };
     let forward = fused_chain_graph();
     let grads = differentiate(&forward, &["h", "y", "xab", "gate", "up"]).unwrap();
     let opts = device_options(&ex);

@@ -13,6 +13,15 @@ pub fn example(name: &str) -> PathBuf {
     root().join("examples/patterns").join(name)
 }
 
+/// Whether this test may run `weft` commands that need a GPU (`attn`,
+/// `forward`, `bench`, `tune`): the runtime's one GPU test helper decides, by
+/// opening the adapter the binary would. Without one the test should return:
+/// the skip is reported, and `WEFT_REQUIRE_GPU=1` makes it a failure instead.
+#[track_caller]
+pub fn gpu() -> bool {
+    weft_runtime::testing::gpu_available()
+}
+
 /// Runs `weft` with `args`; panics only if the process cannot start.
 ///
 /// The tuning cache points at a file that does not exist, so that the user's
