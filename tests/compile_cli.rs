@@ -280,13 +280,12 @@ fn compile_prints_a_models_training_step() {
     assert!(forward.contains("attn_fwd") && !forward.contains("attn_bwd"), "{forward}");
 }
 
-/// `weft inspect kernels` on a checkpoint directory as `save_pretrained`
-/// leaves it (config.json, generation_config.json, weights), with a pattern.
+/// `weft inspect kernels` on a checkpoint directory written the way
+/// transformers' `save_pretrained` writes one (`tests/data/llama-2layer`, made
+/// by `tests/data/make_llama_checkpoint.py` with transformers 5.25), with a pattern.
 #[test]
 fn inspect_kernels_shows_a_checkpoints_training_step() {
-    let dir = scratch("inspect-checkpoint");
-    std::fs::write(dir.join("config.json"), SAVED_CONFIG).unwrap();
-    std::fs::write(dir.join("generation_config.json"), r#"{"bos_token_id": 1, "eos_token_id": 2}"#).unwrap();
+    let dir = root().join("tests/data/llama-2layer");
     let spec = example("s2attn-roll.toml");
     let out = ok(&[
         "inspect",

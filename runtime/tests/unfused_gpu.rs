@@ -469,7 +469,7 @@ fn every_matmul_candidate_config_matches_the_interpreter() {
                 && title.contains("transpose_a")
                 && matmul.rows % 4 != 0;
             let runs = if fallback { MatmulConfig::default() } else { matmul };
-            assert!(title.contains(&format!(", {runs}")), "{matmul}: {titles:?}");
+            assert!(title.contains(&format!(" {runs}")), "{matmul}: {titles:?}");
         }
         if matmul.kernel == MatmulKernel::Registers && matmul.rows % 4 == 0 {
             let loads = titles.join("\n");
