@@ -9,8 +9,9 @@ use clap::Args;
 use weft_compiler::GraphPlanOptions;
 use weft_compiler::{MatmulClass, MatmulTable};
 use weft_runtime::tune::{
-    AttentionEntry, CacheEntry, CacheKey, KernelChoice, MatmulOutcome, MatmulResult, MatmulShape, Outcome,
-    TuneEvent, TuneOptions, TuneReport, TuningCache, matmul_candidates, tune, tune_matmul,
+    AttentionEntry, CacheEntry, CacheKey, ChoiceSource, KernelChoice, MatmulOutcome, MatmulResult,
+    MatmulShape, Outcome, TuneEvent, TuneOptions, TuneReport, TuningCache, matmul_candidates, tune,
+    tune_matmul,
 };
 use weft_runtime::{Executor, Gpu};
 
@@ -48,14 +49,17 @@ pub fn kernel_choice(gpu: &Gpu, head_dim: usize) -> KernelChoice {
         Ok(cache) => cache,
         Err(e) => {
             unusable_cache(&e, false);
-            return KernelChoice::default();
+            return KernelChoice::default_for(&gpu.limits());
         }
     };
     let (choice, warning) = cache.choice(&CacheKey::new(gpu.identity()), head_dim);
     if let Some(w) = warning {
         unusable_cache(&w, true);
     }
-    choice
+    match choice.source {
+        ChoiceSource::Default => KernelChoice::default_for(&gpu.limits()),
+        ChoiceSource::Cached { .. } => choice,
+    }
 }
 
 /// Plan options for the op-by-op code generator on this device, with the

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use weft_compiler::{AttentionPlanOptions, AttentionTiles};
+use weft_compiler::{AttentionPlanOptions, AttentionTiles, DeviceLimits};
 
 use crate::executor::ShaderChecks;
 
@@ -117,6 +117,24 @@ impl Default for KernelChoice {
 }
 
 impl KernelChoice {
+    /// What runs on a device nothing was measured on: the planner's tiles
+    /// for its kind ([`AttentionTiles::default_for`]) with wgpu's checks.
+    pub fn default_for(limits: &DeviceLimits) -> KernelChoice {
+        let tiles = AttentionTiles::default_for(limits);
+        let config = KernelConfig {
+            block_q: tiles.block_q,
+            block_k: tiles.block_k,
+            rows_per_invocation: tiles.rows_per_invocation,
+            checks: ShaderChecks::Checked,
+        };
+        KernelChoice {
+            forward: config,
+            backward: config,
+            head_dim: tiles.rows_head_dim,
+            source: ChoiceSource::Default,
+        }
+    }
+
     /// The configuration for a plan with (or without) the backward kernels at
     /// `head_dim`. Rows per invocation were measured at one head dimension and
     /// trade registers against loads: at another head dimension they fall back
@@ -127,6 +145,9 @@ impl KernelChoice {
         match self.head_dim {
             Some(tuned) if rows != config.rows_per_invocation => {
                 let auto = KernelConfig { rows_per_invocation: 0, ..config }.resolved(head_dim);
+                if self.source == ChoiceSource::Default {
+                    return (auto, None);
+                }
                 let note = format!(
                     "rows per invocation were tuned at D = {tuned}; at D = {head_dim} the planner picks {}",
                     auto.rows_per_invocation
@@ -186,6 +207,18 @@ mod tests {
         assert_eq!(other.rows_per_invocation, AttentionPlanOptions::default().auto_rows(128));
         assert_eq!((other.block_q, other.block_k, other.checks), (64, 32, ShaderChecks::Unchecked));
         assert!(note.is_some_and(|n| n.contains("tuned at D = 64")));
+    }
+
+    #[test]
+    fn cpu_defaults_take_four_rows_at_d64_only() {
+        let cpu = DeviceLimits { cpu: true, ..DeviceLimits::default() };
+        let choice = KernelChoice::default_for(&cpu);
+        assert_eq!(choice.config(true, 64).0.rows_per_invocation, 4);
+        let (other, note) = choice.config(false, 128);
+        assert_eq!(other.rows_per_invocation, AttentionPlanOptions::default().auto_rows(128));
+        assert_eq!(note, None, "defaults carry no tuning note");
+        let gpu = DeviceLimits { cpu: false, ..DeviceLimits::default() };
+        assert_eq!(KernelChoice::default_for(&gpu), KernelChoice::default());
     }
 
     #[test]
