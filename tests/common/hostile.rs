@@ -1,0 +1,258 @@
+//! The hostile-input harness: run `weft` on bad input, as a careless or
+//! hostile user would, and check that it refuses cleanly.
+//!
+//! A [`Case`] is a command line plus the files it needs, written into a fresh
+//! scratch directory that is also the working directory (`{dir}` in an
+//! argument is that directory). [`check_all`] runs every case and asserts, per
+//! case, all of:
+//! - the exit code (1 unless the case says otherwise) and a stderr that starts
+//!   with `error: ` and contains each expected fragment;
+//! - no panic, no hang (the process is killed after [`Case::time_limit`]) and
+//!   no more than [`MAX_RSS_BYTES`] of resident memory;
+//! - no file in the scratch directory created, changed or removed.
+//!
+//! Failures of all cases are reported together, so one run shows the whole table.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The most resident memory a refused input may cost (the 2 GB).
+pub const MAX_RSS_BYTES: u64 = 2 << 30;
+/// The longest a refusal may take by default (the 10 s).
+pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Debug)]
+pub struct Case {
+    pub name: String,
+    pub args: Vec<String>,
+    pub files: Vec<(String, Vec<u8>)>,
+    pub expect: Vec<String>,
+    pub exit_code: i32,
+    pub time_limit: Duration,
+    pub env: Vec<(String, String)>,
+}
+
+/// A case named `name` running `weft ARGS` (`{dir}` is the scratch directory).
+pub fn case(name: &str, args: &[&str]) -> Case {
+    Case {
+        name: name.to_string(),
+        args: args.iter().map(|a| a.to_string()).collect(),
+        files: Vec::new(),
+        expect: Vec::new(),
+        exit_code: 1,
+        time_limit: DEFAULT_TIME_LIMIT,
+        env: Vec::new(),
+    }
+}
+
+impl Case {
+    /// Writes `contents` to `path` (relative to the scratch directory) before the run.
+    pub fn file(mut self, path: &str, contents: impl AsRef<[u8]>) -> Case {
+        self.files.push((path.to_string(), contents.as_ref().to_vec()));
+        self
+    }
+
+    /// Copies the file or directory at `from` (relative to the repository root) to `to`.
+    pub fn copy(mut self, from: &str, to: &str) -> Case {
+        let src = super::root().join(from);
+        let mut add = |rel: String, path: &Path| {
+            self.files.push((rel, std::fs::read(path).expect("fixture readable")));
+        };
+        if src.is_dir() {
+            for entry in std::fs::read_dir(&src).expect("fixture dir readable") {
+                let p = entry.expect("fixture entry").path();
+                if p.is_file() {
+                    add(format!("{to}/{}", p.file_name().unwrap().to_string_lossy()), &p);
+                }
+            }
+        } else {
+            add(to.to_string(), &src);
+        }
+        self
+    }
+
+    /// stderr must contain `fragment` (after `{dir}` is replaced).
+    pub fn expect(mut self, fragment: &str) -> Case {
+        self.expect.push(fragment.to_string());
+        self
+    }
+
+    pub fn exit_code(mut self, code: i32) -> Case {
+        self.exit_code = code;
+        self
+    }
+
+    pub fn time_limit(mut self, limit: Duration) -> Case {
+        self.time_limit = limit;
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Case {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+}
+
+/// What one run did.
+#[derive(Debug)]
+pub struct Outcome {
+    pub code: Option<i32>,
+    pub stderr: String,
+    pub elapsed: Duration,
+    pub killed: bool,
+    pub max_rss_bytes: u64,
+    /// Files created, changed or removed in the scratch directory.
+    pub changed: Vec<String>,
+}
+
+/// Runs `case` in a fresh scratch directory named after it.
+pub fn run(case: &Case) -> Outcome {
+    let dir = super::scratch(&format!("hostile/{}", slug(&case.name)));
+    for (rel, contents) in &case.files {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("scratch subdir");
+        }
+        std::fs::write(&path, contents).expect("scratch file");
+    }
+    let before = snapshot(&dir);
+    let dir_text = dir.to_string_lossy().into_owned();
+    let args: Vec<String> = case.args.iter().map(|a| a.replace("{dir}", &dir_text)).collect();
+    let no_cache = dir.join("no-such-dir/tuning.toml");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft"));
+    cmd.args(&args)
+        .current_dir(&dir)
+        .env("WEFT_TUNING_CACHE", &no_cache)
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in &case.env {
+        cmd.env(k, v.replace("{dir}", &dir_text));
+    }
+    let start = Instant::now();
+    let mut child = cmd.spawn().expect("weft starts");
+    // Read stderr on a thread so a chatty child never blocks on a full pipe.
+    let mut err_pipe = child.stderr.take().expect("stderr piped");
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut err_pipe, &mut buf);
+        buf
+    });
+    let pid = child.id() as libc::pid_t;
+    let (status, rusage, killed) = wait_with_limit(pid, case.time_limit);
+    let elapsed = start.elapsed();
+    // The child is reaped by wait4; keep std from waiting on it again.
+    std::mem::forget(child);
+    let stderr = String::from_utf8_lossy(&reader.join().unwrap_or_default()).into_owned();
+    let code = if libc::WIFEXITED(status) { Some(libc::WEXITSTATUS(status)) } else { None };
+    let after = snapshot(&dir);
+    let mut changed = Vec::new();
+    for (path, bytes) in &before {
+        match after.get(path) {
+            None => changed.push(format!("removed {path}")),
+            Some(b) if b != bytes => changed.push(format!("changed {path}")),
+            _ => {}
+        }
+    }
+    for path in after.keys().filter(|p| !before.contains_key(*p)) {
+        changed.push(format!("created {path}"));
+    }
+    Outcome { code, stderr, elapsed, killed, max_rss_bytes: rusage.ru_maxrss as u64 * 1024, changed }
+}
+
+/// Waits for `pid`, killing it after `limit`; returns its status, resource use and whether it was killed.
+fn wait_with_limit(pid: libc::pid_t, limit: Duration) -> (i32, libc::rusage, bool) {
+    let start = Instant::now();
+    let mut killed = false;
+    loop {
+        let mut status = 0;
+        // SAFETY: a zeroed rusage is a valid value for wait4 to fill in.
+        let mut rusage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: pid is our own child; status and rusage are valid pointers.
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut rusage) };
+        if r == pid {
+            return (status, rusage, killed);
+        }
+        assert!(r == 0, "wait4 failed: {}", std::io::Error::last_os_error());
+        if !killed && start.elapsed() > limit {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            killed = true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Every file under `dir`, by relative path, with its bytes.
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut stack: Vec<PathBuf> = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for entry in entries.flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                let rel = p.strip_prefix(dir).unwrap_or(&p).to_string_lossy().into_owned();
+                files.insert(rel, bytes);
+            }
+        }
+    }
+    files
+}
+
+fn slug(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect()
+}
+
+/// Why `outcome` does not meet `case`'s expectations, if it does not.
+pub fn problems(case: &Case, outcome: &Outcome) -> Vec<String> {
+    let mut p = Vec::new();
+    if outcome.killed {
+        p.push(format!("hung: killed after {:.1} s", outcome.elapsed.as_secs_f64()));
+    }
+    if outcome.code != Some(case.exit_code) {
+        p.push(format!("exit code {:?}, expected {}", outcome.code, case.exit_code));
+    }
+    if outcome.stderr.contains("panicked") || outcome.stderr.contains("RUST_BACKTRACE") {
+        p.push("panicked".to_string());
+    }
+    if !outcome.stderr.starts_with("error: ") {
+        p.push("stderr does not start with `error: `".to_string());
+    }
+    for fragment in &case.expect {
+        let dir = super::scratch_path(&format!("hostile/{}", slug(&case.name)));
+        let fragment = fragment.replace("{dir}", &dir.to_string_lossy());
+        if !outcome.stderr.contains(&fragment) {
+            p.push(format!("stderr lacks {fragment:?}"));
+        }
+    }
+    if outcome.max_rss_bytes > MAX_RSS_BYTES {
+        p.push(format!("used {} MiB", outcome.max_rss_bytes >> 20));
+    }
+    p.extend(outcome.changed.iter().cloned());
+    p
+}
+
+/// Runs every case and fails with one report listing each case that misbehaved.
+pub fn check_all(cases: &[Case]) {
+    let mut report = String::new();
+    for case in cases {
+        let outcome = run(case);
+        let p = problems(case, &outcome);
+        if !p.is_empty() {
+            report.push_str(&format!(
+                "\n- {}: weft {}\n    {}\n    stderr: {}",
+                case.name,
+                case.args.join(" "),
+                p.join("; "),
+                outcome.stderr.trim_end().replace('\n', "\n            ")
+            ));
+        }
+    }
+    assert!(report.is_empty(), "hostile inputs misbehaved:{report}");
+}
