@@ -238,12 +238,18 @@ pub fn problems(case: &Case, outcome: &Outcome) -> Vec<String> {
     p
 }
 
+/// With this variable set to a file path, [`check_all`] appends one Markdown
+/// table row per case to it (`tests/make_hostile_matrix.sh` builds
+/// `docs/hostile-input.md` from them).
+pub const MATRIX_ENV: &str = "WEFT_HOSTILE_MATRIX";
+
 /// Runs every case and fails with one report listing each case that misbehaved.
 pub fn check_all(cases: &[Case]) {
     let mut report = String::new();
     for case in cases {
         let outcome = run(case);
         let p = problems(case, &outcome);
+        record(case, &outcome, &p);
         if !p.is_empty() {
             report.push_str(&format!(
                 "\n- {}: weft {}\n    {}\n    stderr: {}",
@@ -255,4 +261,40 @@ pub fn check_all(cases: &[Case]) {
         }
     }
     assert!(report.is_empty(), "hostile inputs misbehaved:{report}");
+}
+
+/// Appends `case`'s row to the matrix file, if [`MATRIX_ENV`] names one.
+fn record(case: &Case, outcome: &Outcome, problems: &[String]) {
+    let Some(path) = std::env::var_os(MATRIX_ENV) else { return };
+    let group = std::thread::current().name().unwrap_or("?").to_string();
+    let cell = |s: &str| s.replace('|', "\\|").replace('\n', " ");
+    let args: Vec<String> = case.args.iter().map(|a| shorten(a)).collect();
+    let dir = super::scratch_path(&format!("hostile/{}", slug(&case.name)));
+    let first_line = outcome.stderr.lines().next().unwrap_or("").trim_start_matches("error: ");
+    let first_line = first_line.replace(&*dir.to_string_lossy(), "{dir}");
+    let verdict = if problems.is_empty() { "ok".to_string() } else { problems.join("; ") };
+    let row = format!(
+        "| {} | {} | `weft {}` | {} | {:.2} | {} | {} | {} |\n",
+        cell(&group),
+        cell(&case.name),
+        cell(&args.join(" ")),
+        outcome.code.map_or("signal".to_string(), |c| c.to_string()),
+        outcome.elapsed.as_secs_f64(),
+        outcome.max_rss_bytes >> 20,
+        cell(&shorten(&first_line)),
+        cell(&verdict),
+    );
+    use std::io::Write;
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        let _ = f.write_all(row.as_bytes());
+    }
+}
+
+/// `text` cut to 120 characters, for table cells (generated inputs can be huge).
+fn shorten(text: &str) -> String {
+    if text.chars().count() <= 120 {
+        return text.to_string();
+    }
+    let head: String = text.chars().take(117).collect();
+    format!("{head}...")
 }

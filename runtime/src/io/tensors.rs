@@ -51,6 +51,11 @@ impl TensorFile {
     pub fn load(path: &Path) -> Result<TensorFile, TensorFileError> {
         let bytes =
             std::fs::read(path).map_err(|source| TensorFileError::Read { path: path.into(), source })?;
+        TensorFile::from_bytes(path, bytes)
+    }
+
+    /// A safetensors file already in memory; `path` names it in errors.
+    pub fn from_bytes(path: impl Into<PathBuf>, bytes: Vec<u8>) -> Result<TensorFile, TensorFileError> {
         let file = TensorFile { path: path.into(), bytes };
         file.parse()?;
         Ok(file)
