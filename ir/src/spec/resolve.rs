@@ -7,7 +7,7 @@ use super::Overrides;
 use super::error::{RangeOf, SpecError, SpecErrorKind};
 use super::parse::{Body, ParsedHeads, ParsedSpec, ParsedVar, Site, error_at, expr_error};
 use crate::expr::{ExprError, ExprErrorKind, SizeExpr};
-use crate::mask::{ConcreteMask, Mask, MaskExpr};
+use crate::mask::{ConcreteMask, Mask, MaskExpr, NewMaskError};
 use crate::pattern::{Dims, HeadGroup, LayerRange, Pattern, Schedule};
 use crate::source::{SourceFile, Span};
 
@@ -232,13 +232,14 @@ fn resolve_pattern(
         spans.push((range.clone(), entry.range_site.value));
         let resolved = entry.mask.try_map_sizes(&mut |s, _| env.substitute(s, &entry.mask_site))?;
         check_roll_form_divides(source, &entry.mask_site, &resolved, dims.seq_len)?;
-        let mask = Mask::new(resolved).map_err(|var| {
-            // Unreachable in practice: substitution leaves only `h`.
-            error_at(
-                source,
-                entry.mask_site.value,
-                SpecErrorKind::Expr(ExprErrorKind::UndefinedVar { name: var, available: String::new() }),
-            )
+        // Unreachable in practice: substitution leaves only `h` and turns
+        // variables into numbers, so the mask is no deeper than it parsed.
+        let mask = Mask::new(resolved).map_err(|e| {
+            let kind = match e {
+                NewMaskError::Unresolved(name) => ExprErrorKind::UndefinedVar { name, available: String::new() },
+                NewMaskError::TooComplex(kind) => kind,
+            };
+            error_at(source, entry.mask_site.value, SpecErrorKind::Expr(kind))
         })?;
         groups.push((range, mask, entry.mask_site));
     }

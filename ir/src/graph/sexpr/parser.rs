@@ -13,7 +13,7 @@ use crate::graph::{
     AttentionGrad, DType, Graph, GraphError, HeadMask, HeadRange, Node, NodeId, Op, RopeParams, TensorType,
     UnaryOp,
 };
-use crate::mask::Mask;
+use crate::mask::{Mask, NewMaskError};
 use crate::source::{SourceFile, Span};
 
 /// Parses a graph from its text. The result is not validated.
@@ -38,6 +38,18 @@ pub fn parse_sexpr(file: &SourceFile) -> Result<Graph, GraphError> {
     parser.file()?;
     Ok(parser.graph)
 }
+
+/// `text` quoted, cut after [`QUOTED_MASK_CHARS`] characters so a huge mask
+/// does not flood the error message.
+fn quoted_prefix(text: &str) -> String {
+    match text.char_indices().nth(QUOTED_MASK_CHARS) {
+        Some((cut, _)) => format!("{:?}…", &text[..cut]),
+        None => format!("{text:?}"),
+    }
+}
+
+/// How much of a mask an error message quotes.
+const QUOTED_MASK_CHARS: usize = 60;
 
 /// The kind of value an attribute takes.
 #[derive(Clone, Copy)]
@@ -469,10 +481,14 @@ impl Parser<'_> {
         let raw = self.file.text.get(span.start..span.end).unwrap_or("");
         let ast = parse_mask(text).map_err(|e| {
             let at = if raw.contains('\\') { span } else { e.span.offset(span.start + 1) };
-            self.error(at, format!("invalid mask {text:?}: {e}"))
+            self.error(at, format!("invalid mask {}: {e}", quoted_prefix(text)))
         })?;
-        Mask::new(ast).map_err(|var| {
-            self.error(span, format!("mask {text:?} mentions `{var}`; only `h`, the head index, may appear"))
+        Mask::new(ast).map_err(|e| match e {
+            NewMaskError::Unresolved(var) => {
+                let text = quoted_prefix(text);
+                self.error(span, format!("mask {text} mentions `{var}`; only `h`, the head index, may appear"))
+            }
+            NewMaskError::TooComplex(kind) => self.error(span, format!("invalid mask: {kind}")),
         })
     }
 
