@@ -69,7 +69,16 @@ fn every_spec_command(name: &str) -> Vec<Case> {
         ("attn", vec!["attn", "spec.toml", "--input", "in.safetensors", "--out", "out.safetensors"]),
         (
             "forward",
-            vec!["forward", "model", "--input", "ids.safetensors", "--out", "out.safetensors", "--pattern", "spec.toml"],
+            vec![
+                "forward",
+                "model",
+                "--input",
+                "ids.safetensors",
+                "--out",
+                "out.safetensors",
+                "--pattern",
+                "spec.toml",
+            ],
         ),
     ];
     runs.into_iter()
@@ -187,21 +196,25 @@ fn deeply_nested_toml_and_json_are_refused() {
     let tables = format!("name = \"deep\"\nx = {}1{}\n", "{ a = ".repeat(DEEP), " }".repeat(DEEP));
     let dotted = format!("name = \"deep\"\n{} = 1\n", join("a", ".", DEEP));
     let header = format!("name = \"deep\"\n[{}]\n", join("a", ".", DEEP));
-    let mut cases: Vec<Case> = [("arrays", arrays), ("inline tables", tables), ("dotted keys", dotted), ("a table header", header)]
-        .into_iter()
-        .map(|(name, text)| {
-            case(&format!("TOML spec with {DEEP} nested {name}"), &["check", "spec.toml"])
-                .file("spec.toml", text)
-                .expect("invalid TOML")
-                .expect("recursion")
-        })
-        .collect();
+    let mut cases: Vec<Case> =
+        [("arrays", arrays), ("inline tables", tables), ("dotted keys", dotted), ("a table header", header)]
+            .into_iter()
+            .map(|(name, text)| {
+                case(&format!("TOML spec with {DEEP} nested {name}"), &["check", "spec.toml"])
+                    .file("spec.toml", text)
+                    .expect("invalid TOML")
+                    .expect("recursion")
+            })
+            .collect();
     let json = format!("{{\"model_type\": {}{}}}", "[".repeat(DEEP), "]".repeat(DEEP));
     cases.push(
-        case("config.json with 100000 nested arrays", &["compile", "model/config.json", "--emit", "graph", "--out", "-"])
-            .file("model/config.json", json)
-            .expect("model/config.json:1:")
-            .expect("recursion limit exceeded"),
+        case(
+            "config.json with 100000 nested arrays",
+            &["compile", "model/config.json", "--emit", "graph", "--out", "-"],
+        )
+        .file("model/config.json", json)
+        .expect("model/config.json:1:")
+        .expect("recursion limit exceeded"),
     );
     check_all(&cases);
 }

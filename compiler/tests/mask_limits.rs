@@ -19,7 +19,7 @@ fn spec(mask: &str) -> String {
 }
 
 fn schedule(mask: &str) -> Result<Schedule, String> {
-    let spec = Spec::parse(SourceFile::new("limits.toml", &spec(mask))).map_err(|e| e.to_string())?;
+    let spec = Spec::parse(SourceFile::new("limits.toml", spec(mask))).map_err(|e| e.to_string())?;
     spec.resolve(&Overrides::default()).map_err(|e| e.to_string())
 }
 
@@ -30,7 +30,10 @@ fn deep_size(depth: usize) -> String {
 
 /// `n` causal terms chained with `op`, nested `n - 1` levels.
 fn chain(op: &str, first: &str, n: usize) -> String {
-    std::iter::once(first.to_string()).chain(std::iter::repeat_n("causal".to_string(), n - 1)).collect::<Vec<_>>().join(op)
+    std::iter::once(first.to_string())
+        .chain(std::iter::repeat_n("causal".to_string(), n - 1))
+        .collect::<Vec<_>>()
+        .join(op)
 }
 
 /// Masks exactly at the limits, each the deepest or widest of its kind.
@@ -74,7 +77,10 @@ fn one_level_or_term_more_is_refused_when_the_spec_is_read() {
     let cases = [
         (chain(" & ", "causal", d + 2), "mask nested deeper than 64 levels"),
         (format!("{}causal", "!".repeat(d + 1)), "mask nested deeper than 64 levels"),
-        (format!("window({})", deep_size(MAX_SIZE_DEPTH + 1)), "size expression nested deeper than 64 levels"),
+        (
+            format!("window({})", deep_size(MAX_SIZE_DEPTH + 1)),
+            "size expression nested deeper than 64 levels",
+        ),
         (format!("{groups} | sink(1)"), "mask has 129 terms; the kernels take at most 128"),
     ];
     for (mask, message) in cases {

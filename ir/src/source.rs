@@ -138,12 +138,8 @@ mod tests {
         let src = SourceFile::new("x", &text);
         let start = text.find("causl").unwrap();
         let got = src.excerpt(Span::new(start, start + 5));
-        let expected = format!(
-            "  |\n1 | …{}causl{}…\n  | {}^^^^^",
-            "x".repeat(25),
-            "y".repeat(70),
-            " ".repeat(26)
-        );
+        let expected =
+            format!("  |\n1 | …{}causl{}…\n  | {}^^^^^", "x".repeat(25), "y".repeat(70), " ".repeat(26));
         assert_eq!(got, expected);
     }
 }

@@ -167,7 +167,8 @@ pub fn run(case: &Case) -> Outcome {
 /// taken right after the build, where a target directory is shared and
 /// another build may relink cargo's while the tests run).
 fn weft_binary() -> PathBuf {
-    std::env::var_os("WEFT_HOSTILE_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_weft")), PathBuf::from)
+    std::env::var_os("WEFT_HOSTILE_BIN")
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_weft")), PathBuf::from)
 }
 
 /// Waits for `pid`, killing it after `limit`; returns its status, resource use and whether it was killed.

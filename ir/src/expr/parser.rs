@@ -463,8 +463,14 @@ mod tests {
     fn masks_nested_deeper_than_the_limit_are_refused_where_the_limit_is_crossed() {
         let n = MAX_MASK_DEPTH + 1;
         let deep = "mask nested deeper than 64 levels";
-        assert_eq!(error_of(parse_mask(&format!("{}causal{}", "(".repeat(n), ")".repeat(n)))), format!("error at 64..65: {deep}"));
-        assert_eq!(error_of(parse_mask(&format!("{}causal", "!".repeat(n)))), format!("error at 64..65: {deep}"));
+        assert_eq!(
+            error_of(parse_mask(&format!("{}causal{}", "(".repeat(n), ")".repeat(n)))),
+            format!("error at 64..65: {deep}")
+        );
+        assert_eq!(
+            error_of(parse_mask(&format!("{}causal", "!".repeat(n)))),
+            format!("error at 64..65: {deep}")
+        );
         let roll = format!("{}causal{}", "roll(1, ".repeat(n), ")".repeat(n));
         assert_eq!(error_of(parse_mask(&roll)), format!("error at 512..516: {deep}"));
         // Each operator of a chain is one level: the 65th `&` is refused.
@@ -487,7 +493,10 @@ mod tests {
         assert!(parse_size(&vec!["1"; n + 1].join(" + ")).is_ok());
         let parens = format!("{}1{}", "(".repeat(n + 1), ")".repeat(n + 1));
         assert_eq!(error_of(parse_size(&parens)), format!("error at 64..65: {deep}"));
-        assert_eq!(error_of(parse_size(&format!("{}1", "-".repeat(100_000)))), format!("error at 64..65: {deep}"));
+        assert_eq!(
+            error_of(parse_size(&format!("{}1", "-".repeat(100_000)))),
+            format!("error at 64..65: {deep}")
+        );
         let sum = vec!["N"; 100_000].join(" - ");
         assert_eq!(error_of(parse_size(&sum)), format!("error at 258..259: {deep}"));
         let product = vec!["N"; 100_000].join(" * ");

@@ -107,7 +107,11 @@ mod tests {
         assert_eq!(error.to_string(), "mask has 129 terms; the kernels take at most 128");
 
         let deep_size = (0..=MAX_SIZE_DEPTH).fold(SizeExpr::var("h"), |s, _| SizeExpr {
-            kind: crate::expr::SizeKind::Bin(crate::expr::SizeOp::Add, Box::new(s), Box::new(SizeExpr::lit(1))),
+            kind: crate::expr::SizeKind::Bin(
+                crate::expr::SizeOp::Add,
+                Box::new(s),
+                Box::new(SizeExpr::lit(1)),
+            ),
             span: Default::default(),
         });
         let error = Mask::new(MaskExpr::Window(deep_size)).unwrap_err();

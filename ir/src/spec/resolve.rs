@@ -236,7 +236,9 @@ fn resolve_pattern(
         // variables into numbers, so the mask is no deeper than it parsed.
         let mask = Mask::new(resolved).map_err(|e| {
             let kind = match e {
-                NewMaskError::Unresolved(name) => ExprErrorKind::UndefinedVar { name, available: String::new() },
+                NewMaskError::Unresolved(name) => {
+                    ExprErrorKind::UndefinedVar { name, available: String::new() }
+                }
                 NewMaskError::TooComplex(kind) => kind,
             };
             error_at(source, entry.mask_site.value, SpecErrorKind::Expr(kind))

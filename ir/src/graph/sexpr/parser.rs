@@ -486,7 +486,10 @@ impl Parser<'_> {
         Mask::new(ast).map_err(|e| match e {
             NewMaskError::Unresolved(var) => {
                 let text = quoted_prefix(text);
-                self.error(span, format!("mask {text} mentions `{var}`; only `h`, the head index, may appear"))
+                self.error(
+                    span,
+                    format!("mask {text} mentions `{var}`; only `h`, the head index, may appear"),
+                )
             }
             NewMaskError::TooComplex(kind) => self.error(span, format!("invalid mask: {kind}")),
         })
