@@ -174,6 +174,26 @@ fn deep_size_expressions_are_refused_where_they_are_written() {
 }
 
 #[test]
+fn long_chains_of_variables_are_refused() {
+    // `v0 = "v1 + 1"`, …: evaluating v0 walks the whole chain.
+    let chain: String = (0..DEEP).map(|i| format!("v{i} = \"v{} + 1\"\n", i + 1)).collect();
+    let vars = format!("{chain}v{DEEP} = \"1\"");
+    // A cycle through every variable is the longest chain there is.
+    let cycle: String = (0..DEEP).map(|i| format!("v{i} = \"v{} + 1\"\n", (i + 1) % DEEP)).collect();
+    let cases: Vec<Case> = [("chain", vars), ("cycle", cycle)]
+        .into_iter()
+        .map(|(name, vars)| {
+            case(&format!("[vars] {name} of {DEEP}"), &["check", "spec.toml"])
+                .file("spec.toml", spec_with(&vars, "0..H", "window(v0)"))
+                .expect("variable `v0` is defined through a chain of more than 64 variables")
+                .expect("spec.toml:72:7")
+                .time_limit(REFUSAL_TIME)
+        })
+        .collect();
+    check_all(&cases);
+}
+
+#[test]
 fn masks_with_more_terms_than_the_kernels_take_are_refused_at_check() {
     // Groups of 8 keep the nesting low: only the term count is over.
     let group = format!("({})", join("causal", " & ", 8));
