@@ -101,7 +101,7 @@ impl SourceFile {
 }
 
 /// The most characters of a line an excerpt shows.
-const EXCERPT_CHARS: usize = 100;
+const EXCERPT_CHARS: usize = 200;
 
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {
     while i > 0 && !s.is_char_boundary(i) {
@@ -139,7 +139,7 @@ mod tests {
         let start = text.find("causl").unwrap();
         let got = src.excerpt(Span::new(start, start + 5));
         let expected =
-            format!("  |\n1 | …{}causl{}…\n  | {}^^^^^", "x".repeat(25), "y".repeat(70), " ".repeat(26));
+            format!("  |\n1 | …{}causl{}…\n  | {}^^^^^", "x".repeat(50), "y".repeat(145), " ".repeat(51));
         assert_eq!(got, expected);
     }
 }

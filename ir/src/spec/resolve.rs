@@ -378,7 +378,8 @@ mod tests {
 
     /// A spec whose `[vars]` chain `v0 = "v1 + 1"`, …, `v{n-1} = "1"`.
     fn chained(n: usize) -> Result<Schedule, SpecError> {
-        let mut text = String::from("name = \"x\"\n[defaults]\nseq_len = 64\nn_heads = 2\nn_layers = 1\n[vars]\n");
+        let mut text =
+            String::from("name = \"x\"\n[defaults]\nseq_len = 64\nn_heads = 2\nn_layers = 1\n[vars]\n");
         for i in 0..n - 1 {
             text.push_str(&format!("v{i} = \"v{} + 1\"\n", i + 1));
         }

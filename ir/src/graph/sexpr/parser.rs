@@ -656,3 +656,53 @@ fn describe(tok: &Tok) -> String {
         Tok::Eof => "the end of the file".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(text: &str) -> String {
+        parse_sexpr(&SourceFile::new("g.sexpr", text)).expect_err("refused").to_string()
+    }
+
+    fn attention(mask: &str) -> String {
+        format!(
+            "(graph g\n  (%0 (input q) f32[1, 2, 8, 4])\n  (%1 (input k) f32[1, 2, 8, 4])\n  \
+             (%2 (input v) f32[1, 2, 8, 4])\n  \
+             (%3 (attention %0 %1 %2 :mask \"{mask}\" :head-offset 0 :scale 0.5) f32[1, 2, 8, 4])\n  \
+             (output o %3))\n"
+        )
+    }
+
+    #[test]
+    fn masks_past_the_limits_are_refused_with_their_place() {
+        assert!(
+            parse_sexpr(&SourceFile::new("g.sexpr", attention(&format!("{}causal", "!".repeat(64))))).is_ok()
+        );
+        let bangs = attention(&format!("{}causal", "!".repeat(100_000)));
+        let quoted = format!("{:?}…", "!".repeat(QUOTED_MASK_CHARS));
+        assert_eq!(
+            error(&bangs),
+            format!("g.sexpr:5:98: invalid mask {quoted}: mask nested deeper than 64 levels")
+        );
+        let sizes = attention(&format!("window({}1)", "-".repeat(100_000)));
+        assert!(
+            error(&sizes).ends_with(": size expression nested deeper than 64 levels"),
+            "{}",
+            error(&sizes)
+        );
+        let group = format!("({})", vec!["causal"; 8].join(" & "));
+        let wide = attention(&vec![group; 17].join(" | "));
+        assert!(
+            error(&wide).ends_with(": mask has 136 terms; the kernels take at most 128"),
+            "{}",
+            error(&wide)
+        );
+    }
+
+    #[test]
+    fn the_grammar_does_not_nest_so_deep_parentheses_are_a_syntax_error() {
+        let deep = format!("(graph g {}{})", "(".repeat(100_000), ")".repeat(100_000));
+        assert_eq!(error(&deep), "g.sexpr:1:11: expected a node id such as `%3` or `output`, found `(`");
+    }
+}
