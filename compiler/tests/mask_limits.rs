@@ -36,26 +36,42 @@ fn chain(op: &str, first: &str, n: usize) -> String {
         .join(op)
 }
 
-/// Masks exactly at the limits, each the deepest or widest of its kind.
-fn at_the_limits() -> Vec<(&'static str, String)> {
+/// Masks exactly at the limits, each the deepest or widest of its kind, and
+/// whether its WGSL nests parentheses as deep (chains do; `!` adds no
+/// parentheses, rolls become `let`s and the mask's own parentheses vanish).
+fn at_the_limits() -> Vec<(&'static str, String, bool)> {
     let d = MAX_MASK_DEPTH;
     let window = format!("window({})", deep_size(MAX_SIZE_DEPTH));
     // Groups of 8 terms joined by `|`, the whole under `!`s up to the depth limit.
     let groups = vec![format!("({})", chain(" & ", "causal", 8)); MAX_MASK_TERMS / 8].join(" | ");
     let group_height = 7 + MAX_MASK_TERMS / 8 - 1;
     vec![
-        ("and-chain with the deepest size first", chain(" & ", &window, d + 1)),
-        ("or-chain", chain(" | ", &window, d + 1)),
-        ("nots", format!("{}{window}", "!".repeat(d))),
-        ("rolls", format!("{}{window}{}", "roll(h + 1, ".repeat(d), ")".repeat(d))),
-        ("parentheses", format!("{}{window}{}", "(".repeat(d), ")".repeat(d))),
-        ("terms", format!("{}({groups})", "!".repeat(d - group_height))),
+        ("and-chain with the deepest size first", chain(" & ", &window, d + 1), true),
+        ("or-chain", chain(" | ", &window, d + 1), true),
+        ("nots", format!("{}{window}", "!".repeat(d)), false),
+        ("rolls", format!("{}{window}{}", "roll(h + 1, ".repeat(d), ")".repeat(d)), false),
+        ("parentheses", format!("{}{window}{}", "(".repeat(d), ")".repeat(d)), false),
+        ("terms", format!("{}({groups})", "!".repeat(d - group_height)), false),
     ]
+}
+
+/// The deepest nesting of parentheses in `wgsl`.
+fn paren_nesting(wgsl: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0);
+    for c in wgsl.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        deepest = deepest.max(depth);
+    }
+    deepest
 }
 
 #[test]
 fn masks_at_the_limits_compile_to_valid_wgsl_fused_and_unfused() {
-    for (name, mask) in at_the_limits() {
+    for (name, mask, deep_wgsl) in at_the_limits() {
         let schedule = schedule(&mask).unwrap_or_else(|e| panic!("{name}: {e}"));
         let graph = lower_pattern(&schedule.patterns[0], &LowerOptions::new(1, 64, 8)).unwrap();
         for optimize in [true, false] {
@@ -64,7 +80,10 @@ fn masks_at_the_limits_compile_to_valid_wgsl_fused_and_unfused() {
                 // Every kernel is validated by naga as it is planned.
                 let compiled = compile(graph.clone(), &opts)
                     .unwrap_or_else(|e| panic!("{name} (optimize {optimize}, {mode:?}): {e}"));
-                assert!(!compiled.plan.kernels.is_empty(), "{name}");
+                // Unoptimized, the mask reaches the WGSL as written (the optimizer may merge rolls).
+                let nesting = compiled.plan.kernels.iter().map(|k| paren_nesting(&k.wgsl)).max().unwrap_or(0);
+                let expected = if deep_wgsl && !optimize { MAX_MASK_DEPTH + MAX_SIZE_DEPTH } else { 0 };
+                assert!(nesting >= expected, "{name}: WGSL nests {nesting} deep");
             }
         }
     }
