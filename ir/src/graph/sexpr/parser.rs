@@ -691,7 +691,7 @@ mod tests {
             "{}",
             error(&sizes)
         );
-        let group = format!("({})", vec!["causal"; 8].join(" & "));
+        let group = format!("({})", ["causal"; 8].join(" & "));
         let wide = attention(&vec![group; 17].join(" | "));
         assert!(
             error(&wide).ends_with(": mask has 136 terms; the kernels take at most 128"),
