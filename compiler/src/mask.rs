@@ -14,6 +14,7 @@
 use std::ops::Range;
 
 use weft_ir::expr::{SizeExpr, SizeKind, SizeOp};
+use weft_ir::mask::check_complexity;
 use weft_ir::{Mask, MaskExpr};
 
 /// The largest magnitude of a sequence length, a head index, a size or any
@@ -50,6 +51,11 @@ fn fmod(a: i32, b: i32) -> i32 {
 /// what the reference computes), and sizes that must be positive are.
 pub fn check_sizes(mask: &Mask, heads: Range<usize>, seq_len: usize) -> Result<(), MaskError> {
     let fail = |head, reason| Err(MaskError { head, reason });
+    // `Mask::new` refuses these already; kept here because the emitted WGSL
+    // nests as the mask does and naga refuses deep nesting.
+    if let Err(kind) = check_complexity(mask.expr()) {
+        return fail(heads.start, kind.to_string());
+    }
     if seq_len as u64 > MAX_MAGNITUDE as u64 {
         return fail(heads.start, format!("sequence length {seq_len} is beyond 2^30"));
     }

@@ -19,7 +19,7 @@ pub mod mask;
 pub mod model;
 pub mod source;
 
-pub use mask::{ConcreteMask, Mask, MaskAst, MaskExpr, TileClass};
+pub use mask::{ConcreteMask, Mask, MaskAst, MaskExpr, NewMaskError, TileClass};
 pub use source::{SourceFile, Span};
 pub mod pattern;
 pub mod spec;

@@ -139,18 +139,18 @@ impl Lowering {
                 vec![s[0], s[1], n, s[3]]
             };
             let (qg, kg, vg) = (fold(self, q)?, fold(self, k)?, fold(self, v)?);
-            let causal = Mask::constant(&MaskExpr::Causal);
+            let causal = Mask::causal();
             let attn = self
                 .g
                 .add(Op::Attention { mask: causal, head_offset: 0, scale: self.scale }, &[qg, kg, vg])?;
             return self.g.add(Op::Reshape { shape: out_shape }, &[attn]);
         }
         // A pattern's masks are resolved, so only `h` can remain.
-        let mask = Mask::new(mask.clone()).map_err(|var| GraphError::Type {
+        let mask = Mask::new(mask.clone()).map_err(|e| GraphError::Type {
             node: None,
             op: "attention",
             operands: Vec::new(),
-            reason: format!("mask mentions unresolved variable `{var}`"),
+            reason: e.to_string(),
         })?;
         self.g.add(Op::Attention { mask, head_offset, scale: self.scale }, &[q, k, v])
     }

@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use crate::mask::{ConcreteMask, Mask};
+use crate::mask::{ConcreteMask, Mask, NewMaskError};
 
 /// The model sizes a spec is resolved at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,9 +39,9 @@ impl Pattern {
     }
 
     /// A pattern that uses one constant mask on every head.
-    pub fn uniform(name: &str, n_heads: usize, mask: &ConcreteMask) -> Self {
-        let groups = vec![HeadGroup { heads: 0..n_heads, mask: Mask::constant(mask) }];
-        Pattern { name: name.to_string(), groups, head_masks: vec![mask.clone(); n_heads] }
+    pub fn uniform(name: &str, n_heads: usize, mask: &ConcreteMask) -> Result<Self, NewMaskError> {
+        let groups = vec![HeadGroup { heads: 0..n_heads, mask: Mask::constant(mask)? }];
+        Ok(Pattern { name: name.to_string(), groups, head_masks: vec![mask.clone(); n_heads] })
     }
 
     pub fn n_heads(&self) -> usize {

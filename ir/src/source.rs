@@ -73,25 +73,35 @@ impl SourceFile {
     }
 
     /// A rustc-style excerpt: the line holding `span` with carets under it.
+    /// A line longer than [`EXCERPT_CHARS`] is cut to a window around the
+    /// span's start, with `…` where text is left out.
     pub fn excerpt(&self, span: Span) -> String {
         let start = self.line_col(span.start);
-        let text = self.line_text(start.line);
+        let line: Vec<char> = self.line_text(start.line).chars().collect();
         let end = self.line_col(span.end.max(span.start));
+        let first = start.column - 1;
         let width = if end.line == start.line {
             end.column.saturating_sub(start.column).max(1)
         } else {
-            text.chars().count().saturating_sub(start.column - 1).max(1)
+            line.len().saturating_sub(first).max(1)
         };
+        let from = first.saturating_sub(EXCERPT_CHARS / 4).min(line.len().saturating_sub(EXCERPT_CHARS));
+        let to = (from + EXCERPT_CHARS).min(line.len());
+        let (before, after) = (if from > 0 { "…" } else { "" }, if to < line.len() { "…" } else { "" });
+        let text: String = line[from..to].iter().collect();
         let gutter = start.line.to_string().len();
         format!(
-            "{pad} |\n{line} | {text}\n{pad} | {space}{carets}",
+            "{pad} |\n{line} | {before}{text}{after}\n{pad} | {space}{carets}",
             pad = " ".repeat(gutter),
             line = start.line,
-            space = " ".repeat(start.column - 1),
-            carets = "^".repeat(width),
+            space = " ".repeat(first - from + before.chars().count()),
+            carets = "^".repeat(width.min(to.saturating_sub(first).max(1))),
         )
     }
 }
+
+/// The most characters of a line an excerpt shows.
+const EXCERPT_CHARS: usize = 200;
 
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {
     while i > 0 && !s.is_char_boundary(i) {
@@ -120,5 +130,16 @@ mod tests {
         let start = src.text.find("causl").unwrap();
         let got = src.excerpt(Span::new(start, start + 5));
         assert_eq!(got, "  |\n2 | mask = \"causl\"\n  |         ^^^^^");
+    }
+
+    #[test]
+    fn excerpt_of_a_long_line_is_a_window_around_the_span() {
+        let text = format!("mask = \"{}causl{}\"", "x".repeat(500), "y".repeat(500));
+        let src = SourceFile::new("x", &text);
+        let start = text.find("causl").unwrap();
+        let got = src.excerpt(Span::new(start, start + 5));
+        let expected =
+            format!("  |\n1 | …{}causl{}…\n  | {}^^^^^", "x".repeat(50), "y".repeat(145), " ".repeat(51));
+        assert_eq!(got, expected);
     }
 }

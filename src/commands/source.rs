@@ -93,10 +93,12 @@ impl SourceArgs {
     }
 
     /// Builds the graph and runs the pipeline on it.
-    pub fn compile(&self, plan: GraphPlanOptions) -> anyhow::Result<Compiled> {
+    /// Reads the input, then asks `plan` for the plan options: a bad input is
+    /// refused before the adapter is opened (and before anything is printed).
+    pub fn compile(&self, plan: impl FnOnce() -> GraphPlanOptions) -> anyhow::Result<Compiled> {
         let graph = self.graph()?;
         let name = graph.name().to_string();
-        compile(graph, &self.options(plan)).with_context(|| format!("compiling `{name}`"))
+        compile(graph, &self.options(plan())).with_context(|| format!("compiling `{name}`"))
     }
 
     fn model_graph(&self) -> anyhow::Result<ValidGraph> {

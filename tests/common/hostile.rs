@@ -121,7 +121,7 @@ pub fn run(case: &Case) -> Outcome {
     let dir_text = dir.to_string_lossy().into_owned();
     let args: Vec<String> = case.args.iter().map(|a| a.replace("{dir}", &dir_text)).collect();
     let no_cache = dir.join("no-such-dir/tuning.toml");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft"));
+    let mut cmd = Command::new(weft_binary());
     cmd.args(&args)
         .current_dir(&dir)
         .env("WEFT_TUNING_CACHE", &no_cache)
@@ -161,6 +161,14 @@ pub fn run(case: &Case) -> Outcome {
         changed.push(format!("created {path}"));
     }
     Outcome { code, stderr, elapsed, killed, max_rss_bytes: rusage.ru_maxrss as u64 * 1024, changed }
+}
+
+/// The binary under test: cargo's, or `WEFT_HOSTILE_BIN` when set (a copy
+/// taken right after the build, where a target directory is shared and
+/// another build may relink cargo's while the tests run).
+fn weft_binary() -> PathBuf {
+    std::env::var_os("WEFT_HOSTILE_BIN")
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_weft")), PathBuf::from)
 }
 
 /// Waits for `pid`, killing it after `limit`; returns its status, resource use and whether it was killed.

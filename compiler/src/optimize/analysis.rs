@@ -301,7 +301,7 @@ fn size_op(op: SizeOp, a: SizeExpr, b: SizeExpr) -> Result<Data, String> {
 }
 
 fn mask_data(expr: MaskExpr<SizeExpr>, size: usize, translation_invariant: bool) -> Result<Data, String> {
-    let mask = Mask::new(expr).map_err(|var| format!("mask mentions `{var}`; only `h` may appear"))?;
+    let mask = Mask::new(expr).map_err(|e| e.to_string())?;
     let depends_on_h = mask.depends_on_head();
     Ok(Data::Mask(MaskInfo { mask, size, translation_invariant, depends_on_h }))
 }

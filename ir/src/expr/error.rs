@@ -1,3 +1,4 @@
+use super::limits::Nested;
 use crate::source::Span;
 
 /// An error inside one expression string, with a span relative to that string.
@@ -30,4 +31,8 @@ pub enum ExprErrorKind {
     DivisionByZero(String),
     #[error("integer overflow in `{0}`")]
     Overflow(String),
+    #[error("{} nested deeper than {} levels", .0.name(), .0.limit())]
+    TooDeep(Nested),
+    #[error("mask has {terms} terms; the kernels take at most {limit}")]
+    TooManyTerms { terms: usize, limit: usize },
 }

@@ -6,9 +6,11 @@
 
 mod error;
 mod lexer;
+mod limits;
 mod parser;
 mod size;
 
 pub use error::{ExprError, ExprErrorKind};
+pub use limits::{MAX_MASK_DEPTH, MAX_SIZE_DEPTH, Nested};
 pub use parser::{parse_mask, parse_range, parse_size};
 pub use size::{SizeExpr, SizeKind, SizeOp};

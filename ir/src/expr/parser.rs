@@ -10,11 +10,19 @@
 //! factor  := '-' factor | INT | NAME | '(' size ')'
 //! range   := size '..' size
 //! ```
+//!
+//! Nesting is bounded ([`super::limits`]): each `(`, `!`, `roll(` and unary
+//! `-` is one level of the parser's recursion, and each node built (an operator
+//! of a chain, too) may not make its tree deeper than the limit. Chains stay
+//! left-nested as written; a chain longer than the limit is refused rather
+//! than rebalanced, so every tree keeps the shape its text has.
 
 use super::error::{ExprError, ExprErrorKind};
 use super::lexer::{Tok, Token, lex};
+use super::limits::Nested;
 use super::size::{SizeExpr, SizeKind, SizeOp};
-use crate::mask::MaskExpr;
+use crate::mask::{MAX_MASK_TERMS, MaskExpr};
+use crate::source::Span;
 
 /// The primitives and what each takes, in the order error messages list them.
 const PRIMITIVES: &[(&str, &str)] = &[
@@ -33,6 +41,11 @@ pub fn parse_mask(src: &str) -> Result<MaskExpr<SizeExpr>, ExprError> {
     let mut p = Parser::new(src)?;
     let mask = p.mask()?;
     p.expect_end("`&`, `|` or the end of the mask")?;
+    let terms = mask.terms();
+    if terms > MAX_MASK_TERMS {
+        let kind = ExprErrorKind::TooManyTerms { terms, limit: MAX_MASK_TERMS };
+        return Err(ExprError::new(kind, Span::new(0, src.len())));
+    }
     Ok(mask)
 }
 
@@ -58,11 +71,32 @@ struct Parser<'s> {
     src: &'s str,
     tokens: Vec<Token>,
     pos: usize,
+    /// Open `(`, `!` and `roll(` of the mask being parsed.
+    mask_nesting: usize,
+    /// Open `(` and unary `-` of the size being parsed.
+    size_nesting: usize,
 }
 
 impl<'s> Parser<'s> {
     fn new(src: &'s str) -> Result<Self, ExprError> {
-        Ok(Parser { src, tokens: lex(src)?, pos: 0 })
+        Ok(Parser { src, tokens: lex(src)?, pos: 0, mask_nesting: 0, size_nesting: 0 })
+    }
+
+    /// Opens one level of `what` at `at`, refusing past its limit before recursing.
+    fn enter(&mut self, what: Nested, at: Span) -> Result<(), ExprError> {
+        let nesting = match what {
+            Nested::Mask => &mut self.mask_nesting,
+            Nested::Size => &mut self.size_nesting,
+        };
+        *nesting += 1;
+        if *nesting > what.limit() { Err(ExprError::new(ExprErrorKind::TooDeep(what), at)) } else { Ok(()) }
+    }
+
+    fn leave(&mut self, what: Nested) {
+        match what {
+            Nested::Mask => self.mask_nesting -= 1,
+            Nested::Size => self.size_nesting -= 1,
+        }
     }
 
     fn peek(&self) -> Token {
@@ -106,8 +140,8 @@ impl<'s> Parser<'s> {
     fn mask(&mut self) -> Result<MaskExpr<SizeExpr>, ExprError> {
         let mut lhs = self.mask_and()?;
         while self.peek().tok == Tok::Pipe {
-            self.bump();
-            lhs = lhs.or(self.mask_and()?);
+            let op = self.bump();
+            lhs = bounded_mask(lhs.or(self.mask_and()?), op.span)?;
         }
         Ok(lhs)
     }
@@ -115,8 +149,8 @@ impl<'s> Parser<'s> {
     fn mask_and(&mut self) -> Result<MaskExpr<SizeExpr>, ExprError> {
         let mut lhs = self.mask_unary()?;
         while self.peek().tok == Tok::Amp {
-            self.bump();
-            lhs = lhs.and(self.mask_unary()?);
+            let op = self.bump();
+            lhs = bounded_mask(lhs.and(self.mask_unary()?), op.span)?;
         }
         Ok(lhs)
     }
@@ -124,13 +158,18 @@ impl<'s> Parser<'s> {
     fn mask_unary(&mut self) -> Result<MaskExpr<SizeExpr>, ExprError> {
         match self.peek().tok {
             Tok::Bang => {
-                self.bump();
-                Ok(self.mask_unary()?.not())
+                let bang = self.bump();
+                self.enter(Nested::Mask, bang.span)?;
+                let inner = self.mask_unary()?;
+                self.leave(Nested::Mask);
+                bounded_mask(inner.not(), bang.span)
             }
             Tok::LParen => {
-                self.bump();
+                let open = self.bump();
+                self.enter(Nested::Mask, open.span)?;
                 let inner = self.mask()?;
                 self.expect(Tok::RParen, "`)`")?;
+                self.leave(Nested::Mask);
                 Ok(inner)
             }
             Tok::Ident => self.primitive(),
@@ -155,7 +194,10 @@ impl<'s> Parser<'s> {
                 loop {
                     // `roll` is the one primitive whose second argument is a mask.
                     let arg = if primitive == "roll" && args.len() == 1 {
-                        Arg::Mask(self.mask()?)
+                        self.enter(Nested::Mask, name_tok.span)?;
+                        let inner = self.mask()?;
+                        self.leave(Nested::Mask);
+                        Arg::Mask(inner)
                     } else {
                         Arg::Size(self.size()?)
                     };
@@ -201,7 +243,7 @@ impl<'s> Parser<'s> {
             ("roll", 2) => {
                 let offset = next().ok_or_else(|| arity_error(n_args))?;
                 let inner = inner.ok_or_else(|| arity_error(n_args))?;
-                MaskExpr::Roll { offset, inner: Box::new(inner) }
+                bounded_mask(MaskExpr::Roll { offset, inner: Box::new(inner) }, name_tok.span)?
             }
             _ => return Err(arity_error(n_args)),
         })
@@ -217,9 +259,9 @@ impl<'s> Parser<'s> {
                 Tok::Minus => SizeOp::Sub,
                 _ => return Ok(lhs),
             };
-            self.bump();
+            let op_tok = self.bump();
             let rhs = self.term()?;
-            lhs = binary(op, lhs, rhs);
+            lhs = bounded_size(binary(op, lhs, rhs), op_tok.span)?;
         }
     }
 
@@ -232,9 +274,9 @@ impl<'s> Parser<'s> {
                 Tok::Percent => SizeOp::Rem,
                 _ => return Ok(lhs),
             };
-            self.bump();
+            let op_tok = self.bump();
             let rhs = self.factor()?;
-            lhs = binary(op, lhs, rhs);
+            lhs = bounded_size(binary(op, lhs, rhs), op_tok.span)?;
         }
     }
 
@@ -243,9 +285,11 @@ impl<'s> Parser<'s> {
         match t.tok {
             Tok::Minus => {
                 self.bump();
+                self.enter(Nested::Size, t.span)?;
                 let inner = self.factor()?;
+                self.leave(Nested::Size);
                 let span = t.span.to(inner.span);
-                Ok(SizeExpr { kind: SizeKind::Neg(Box::new(inner)), span })
+                bounded_size(SizeExpr { kind: SizeKind::Neg(Box::new(inner)), span }, t.span)
             }
             Tok::Int => {
                 self.bump();
@@ -261,8 +305,10 @@ impl<'s> Parser<'s> {
             }
             Tok::LParen => {
                 self.bump();
+                self.enter(Nested::Size, t.span)?;
                 let inner = self.size()?;
                 let close = self.expect(Tok::RParen, "`)`")?;
+                self.leave(Nested::Size);
                 Ok(SizeExpr { kind: inner.kind, span: t.span.to(close.span) })
             }
             _ => Err(self.unexpected("a size (a number, a name such as `N`, `-` or `(`)")),
@@ -273,6 +319,22 @@ impl<'s> Parser<'s> {
 enum Arg {
     Size(SizeExpr),
     Mask(MaskExpr<SizeExpr>),
+}
+
+/// `mask`, unless building it at `at` made the tree deeper than the limit.
+fn bounded_mask(mask: MaskExpr<SizeExpr>, at: Span) -> Result<MaskExpr<SizeExpr>, ExprError> {
+    if mask.height() > Nested::Mask.limit() {
+        return Err(ExprError::new(ExprErrorKind::TooDeep(Nested::Mask), at));
+    }
+    Ok(mask)
+}
+
+/// `size`, unless building it at `at` made the tree deeper than the limit.
+fn bounded_size(size: SizeExpr, at: Span) -> Result<SizeExpr, ExprError> {
+    if size.height() > Nested::Size.limit() {
+        return Err(ExprError::new(ExprErrorKind::TooDeep(Nested::Size), at));
+    }
+    Ok(size)
 }
 
 fn binary(op: SizeOp, lhs: SizeExpr, rhs: SizeExpr) -> SizeExpr {
@@ -308,6 +370,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::expr::{MAX_MASK_DEPTH, MAX_SIZE_DEPTH};
     use expect_test::{Expect, expect};
 
     /// Parses `src` and prints it back, or prints the error with its span.
@@ -369,6 +432,91 @@ mod tests {
             "causal sink(3)",
             expect!["error at 7..11: expected `&`, `|` or the end of the mask, found `sink`"],
         );
+    }
+
+    /// `error at START..END: MESSAGE` for a parse that must fail.
+    fn error_of(result: Result<impl std::fmt::Debug, ExprError>) -> String {
+        let e = result.expect_err("the parse must fail");
+        format!("error at {}..{}: {}", e.span.start, e.span.end, e.kind)
+    }
+
+    fn chain(op: &str, n: usize) -> String {
+        vec!["causal"; n].join(op)
+    }
+
+    #[test]
+    fn masks_nest_up_to_the_limit() {
+        let n = MAX_MASK_DEPTH;
+        for src in [
+            format!("{}causal{}", "(".repeat(n), ")".repeat(n)),
+            format!("{}causal", "!".repeat(n)),
+            format!("{}causal{}", "roll(1, ".repeat(n), ")".repeat(n)),
+            chain(" & ", n + 1),
+            chain(" | ", n + 1),
+        ] {
+            let mask = parse_mask(&src).unwrap_or_else(|e| panic!("{src}: {e}"));
+            assert!(mask.height() <= n, "{src}");
+        }
+    }
+
+    #[test]
+    fn masks_nested_deeper_than_the_limit_are_refused_where_the_limit_is_crossed() {
+        let n = MAX_MASK_DEPTH + 1;
+        let deep = "mask nested deeper than 64 levels";
+        assert_eq!(
+            error_of(parse_mask(&format!("{}causal{}", "(".repeat(n), ")".repeat(n)))),
+            format!("error at 64..65: {deep}")
+        );
+        assert_eq!(
+            error_of(parse_mask(&format!("{}causal", "!".repeat(n)))),
+            format!("error at 64..65: {deep}")
+        );
+        let roll = format!("{}causal{}", "roll(1, ".repeat(n), ")".repeat(n));
+        assert_eq!(error_of(parse_mask(&roll)), format!("error at 512..516: {deep}"));
+        // Each operator of a chain is one level: the 65th `&` is refused.
+        let and = chain(" & ", 100_000);
+        assert_eq!(error_of(parse_mask(&and)), format!("error at 583..584: {deep}"));
+        assert_eq!(error_of(parse_mask(&chain(" | ", 100_000))), format!("error at 583..584: {deep}"));
+        // A chain under `!` counts both.
+        let not_chain = format!("!({})", chain(" & ", MAX_MASK_DEPTH + 1));
+        assert_eq!(error_of(parse_mask(&not_chain)), format!("error at 0..1: {deep}"));
+        let roll_chain = format!("roll(1, {})", chain(" & ", MAX_MASK_DEPTH + 1));
+        assert_eq!(error_of(parse_mask(&roll_chain)), format!("error at 0..4: {deep}"));
+    }
+
+    #[test]
+    fn sizes_nested_deeper_than_the_limit_are_refused() {
+        let n = MAX_SIZE_DEPTH;
+        let deep = "size expression nested deeper than 64 levels";
+        assert!(parse_size(&format!("{}1{}", "(".repeat(n), ")".repeat(n))).is_ok());
+        assert!(parse_size(&format!("{}1", "-".repeat(n))).is_ok());
+        assert!(parse_size(&vec!["1"; n + 1].join(" + ")).is_ok());
+        let parens = format!("{}1{}", "(".repeat(n + 1), ")".repeat(n + 1));
+        assert_eq!(error_of(parse_size(&parens)), format!("error at 64..65: {deep}"));
+        assert_eq!(
+            error_of(parse_size(&format!("{}1", "-".repeat(100_000)))),
+            format!("error at 64..65: {deep}")
+        );
+        let sum = vec!["N"; 100_000].join(" - ");
+        assert_eq!(error_of(parse_size(&sum)), format!("error at 258..259: {deep}"));
+        let product = vec!["N"; 100_000].join(" * ");
+        assert_eq!(error_of(parse_size(&product)), format!("error at 258..259: {deep}"));
+        // Inside a mask and in a range, too.
+        let window = format!("window({}1{})", "(".repeat(100_000), ")".repeat(100_000));
+        assert_eq!(error_of(parse_mask(&window)), format!("error at 71..72: {deep}"));
+        let range = format!("0..{}", vec!["H"; 100_000].join(" / "));
+        assert_eq!(error_of(parse_range(&range)), format!("error at 261..262: {deep}"));
+    }
+
+    #[test]
+    fn masks_with_more_terms_than_the_kernels_take_are_refused() {
+        // Groups of 8 keep the depth low, so only the term count is over.
+        let masks = |groups: usize| vec![format!("({})", chain(" & ", 8)); groups].join(" | ");
+        let at_limit = masks(MAX_MASK_TERMS / 8);
+        assert_eq!(parse_mask(&at_limit).map(|m| m.terms()), Ok(MAX_MASK_TERMS));
+        let over = format!("{at_limit} | sink(1)");
+        let message = format!("error at 0..{}: mask has 129 terms; the kernels take at most 128", over.len());
+        assert_eq!(error_of(parse_mask(&over)), message);
     }
 
     #[test]

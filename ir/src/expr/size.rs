@@ -176,6 +176,22 @@ impl SizeExpr {
         Ok(SizeExpr { kind, span: self.span })
     }
 
+    /// Operators on the longest path from the root to a leaf (a literal or a
+    /// name is 0). Iterative, so it is safe on a tree of any depth.
+    pub fn height(&self) -> usize {
+        let mut deepest = 0;
+        let mut stack = vec![(self, 0)];
+        while let Some((e, depth)) = stack.pop() {
+            deepest = deepest.max(depth);
+            match &e.kind {
+                SizeKind::Lit(_) | SizeKind::Var(_) => {}
+                SizeKind::Neg(a) => stack.push((a, depth + 1)),
+                SizeKind::Bin(_, a, b) => stack.extend([(&**a, depth + 1), (&**b, depth + 1)]),
+            }
+        }
+        deepest
+    }
+
     /// Whether the expression mentions variable `name`.
     pub fn mentions(&self, name: &str) -> bool {
         match &self.kind {

@@ -6,14 +6,16 @@
 //! - [`Mask`], resolved for a pattern: sizes mention at most `h`, the head index;
 //! - [`ConcreteMask`] (`MaskExpr<i64>`), one head's mask, ready to evaluate.
 
+mod complexity;
 mod dense;
 mod display;
 mod eval;
 mod stats;
 mod tiles;
 
-use crate::expr::{ExprError, SizeExpr};
+use crate::expr::{ExprError, ExprErrorKind, SizeExpr};
 
+pub use complexity::{MAX_MASK_TERMS, check_complexity};
 pub use stats::{HeadStats, TileCounts, causal_stats, head_stats};
 pub use tiles::{TileClass, Verdict, classify_interval, classify_tile, tile_table};
 
@@ -149,6 +151,15 @@ impl<S> MaskExpr<S> {
     }
 }
 
+/// Why [`Mask::new`] refuses an expression.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NewMaskError {
+    #[error("mask mentions `{0}`; only `h`, the head index, may appear")]
+    Unresolved(String),
+    #[error("{0}")]
+    TooComplex(ExprErrorKind),
+}
+
 /// A pattern's mask for a range of heads: sizes are numbers or expressions in `h`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Mask {
@@ -156,10 +167,10 @@ pub struct Mask {
 }
 
 impl Mask {
-    /// Wraps a mask whose sizes mention no variable but `h`.
-    ///
-    /// Returns the name of the first other variable if there is one.
-    pub fn new(expr: MaskExpr<SizeExpr>) -> Result<Self, String> {
+    /// Wraps a mask whose sizes mention no variable but `h`, and that is no
+    /// deeper or bigger than a parsed mask may be ([`check_complexity`]).
+    pub fn new(expr: MaskExpr<SizeExpr>) -> Result<Self, NewMaskError> {
+        check_complexity(&expr).map_err(NewMaskError::TooComplex)?;
         let mut bad = None;
         expr.for_each_size(&mut |s, _| {
             for (name, _) in s.variables() {
@@ -169,17 +180,23 @@ impl Mask {
             }
         });
         match bad {
-            Some(name) => Err(name),
+            Some(name) => Err(NewMaskError::Unresolved(name)),
             None => Ok(Mask { expr }),
         }
     }
 
-    /// A mask with constant sizes.
-    pub fn constant(expr: &ConcreteMask) -> Self {
+    /// A mask with constant sizes, no deeper or bigger than a parsed mask may be.
+    pub fn constant(expr: &ConcreteMask) -> Result<Self, NewMaskError> {
+        expr.check_shape().map_err(NewMaskError::TooComplex)?;
         let expr = expr
             .try_map_sizes(&mut |v, _| Ok::<_, std::convert::Infallible>(SizeExpr::lit(*v)))
             .unwrap_or_else(|never| match never {});
-        Mask { expr }
+        Ok(Mask { expr })
+    }
+
+    /// `causal` on every head.
+    pub fn causal() -> Self {
+        Mask { expr: MaskExpr::Causal }
     }
 
     pub fn expr(&self) -> &MaskExpr<SizeExpr> {

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use super::config::LlamaConfig;
 use super::error::ConfigErrorKind;
 use crate::graph::{DType, Graph, GraphError, HeadMask, NodeId, Op, TensorType, ValidGraph};
-use crate::mask::{Mask, MaskExpr};
+use crate::mask::Mask;
 use crate::pattern::Schedule;
 
 /// The projections LoRA may adapt, by their module names.
@@ -147,7 +147,7 @@ impl Builder<'_> {
     ) -> Result<Vec<HeadMask>, ModelGraphError> {
         let heads = self.config.num_attention_heads;
         let Some(schedule) = schedule else {
-            return Ok(vec![HeadMask::new(0..heads, Mask::constant(&MaskExpr::Causal))]);
+            return Ok(vec![HeadMask::new(0..heads, Mask::causal())]);
         };
         let layers = self.config.num_hidden_layers;
         let pattern =

@@ -91,6 +91,8 @@ pub enum SpecErrorKind {
     Gap { of: RangeOf, start: usize, end: usize },
     #[error("variable `{name}` depends on itself: {cycle}")]
     CyclicVar { name: String, cycle: String },
+    #[error("variable `{name}` is defined through a chain of more than {limit} variables")]
+    VarChainTooLong { name: String, limit: usize },
     #[error("`{name}` is built in and cannot be redefined in [vars]")]
     ReservedVar { name: String },
     #[error("`h` (the head index) can only be used inside a mask")]

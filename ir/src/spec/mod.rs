@@ -14,6 +14,7 @@ mod resolve;
 use std::path::Path;
 
 pub use error::{RangeOf, SpecError, SpecErrorKind};
+pub use resolve::MAX_VAR_CHAIN;
 
 use crate::pattern::Schedule;
 use crate::source::SourceFile;

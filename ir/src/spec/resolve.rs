@@ -7,7 +7,7 @@ use super::Overrides;
 use super::error::{RangeOf, SpecError, SpecErrorKind};
 use super::parse::{Body, ParsedHeads, ParsedSpec, ParsedVar, Site, error_at, expr_error};
 use crate::expr::{ExprError, ExprErrorKind, SizeExpr};
-use crate::mask::{ConcreteMask, Mask, MaskExpr};
+use crate::mask::{ConcreteMask, Mask, MaskExpr, NewMaskError};
 use crate::pattern::{Dims, HeadGroup, LayerRange, Pattern, Schedule};
 use crate::source::{SourceFile, Span};
 
@@ -90,6 +90,11 @@ fn resolve_dims(source: &SourceFile, spec: &ParsedSpec, overrides: &Overrides) -
     })
 }
 
+/// The longest chain of `[vars]` defined through one another (`a = "b + 1"`,
+/// `b = "c + 1"`, …). Evaluation recurses along the chain; real specs chain a
+/// few variables at most.
+pub const MAX_VAR_CHAIN: usize = 64;
+
 /// Variable values: the built-in sizes and `[vars]`, evaluated in dependency order.
 struct Env<'a> {
     source: &'a SourceFile,
@@ -112,8 +117,9 @@ impl<'a> Env<'a> {
                 ));
             }
         }
+        let by_name: HashMap<&str, &ParsedVar> = spec.vars.iter().map(|v| (v.name.as_str(), v)).collect();
         for var in &spec.vars {
-            env.define(spec, var, &mut Vec::new())?;
+            env.define(&by_name, var, &mut Vec::new())?;
         }
         Ok(env)
     }
@@ -121,7 +127,7 @@ impl<'a> Env<'a> {
     /// Evaluates `var` after the variables it uses; `stack` is the chain being evaluated.
     fn define<'s>(
         &mut self,
-        spec: &'s ParsedSpec,
+        by_name: &HashMap<&'s str, &'s ParsedVar>,
         var: &'s ParsedVar,
         stack: &mut Vec<&'s str>,
     ) -> Result<i64, SpecError> {
@@ -137,6 +143,11 @@ impl<'a> Env<'a> {
                 SpecErrorKind::CyclicVar { name: var.name.clone(), cycle: cycle.join(" -> ") },
             ));
         }
+        if stack.len() >= MAX_VAR_CHAIN {
+            // Named after where the chain starts, placed where it crosses the limit.
+            let kind = SpecErrorKind::VarChainTooLong { name: stack[0].to_string(), limit: MAX_VAR_CHAIN };
+            return Err(error_at(self.source, var.site.value, kind));
+        }
         stack.push(&var.name);
         for (name, span) in var.expr.variables() {
             if name == "h" {
@@ -146,8 +157,8 @@ impl<'a> Env<'a> {
                     SpecErrorKind::HeadIndexOutsideMask,
                 ));
             }
-            if let Some(dep) = spec.vars.iter().find(|v| v.name == name) {
-                self.define(spec, dep, stack)?;
+            if let Some(dep) = by_name.get(name) {
+                self.define(by_name, dep, stack)?;
             }
         }
         stack.pop();
@@ -232,13 +243,16 @@ fn resolve_pattern(
         spans.push((range.clone(), entry.range_site.value));
         let resolved = entry.mask.try_map_sizes(&mut |s, _| env.substitute(s, &entry.mask_site))?;
         check_roll_form_divides(source, &entry.mask_site, &resolved, dims.seq_len)?;
-        let mask = Mask::new(resolved).map_err(|var| {
-            // Unreachable in practice: substitution leaves only `h`.
-            error_at(
-                source,
-                entry.mask_site.value,
-                SpecErrorKind::Expr(ExprErrorKind::UndefinedVar { name: var, available: String::new() }),
-            )
+        // Unreachable in practice: substitution leaves only `h` and turns
+        // variables into numbers, so the mask is no deeper than it parsed.
+        let mask = Mask::new(resolved).map_err(|e| {
+            let kind = match e {
+                NewMaskError::Unresolved(name) => {
+                    ExprErrorKind::UndefinedVar { name, available: String::new() }
+                }
+                NewMaskError::TooComplex(kind) => kind,
+            };
+            error_at(source, entry.mask_site.value, SpecErrorKind::Expr(kind))
         })?;
         groups.push((range, mask, entry.mask_site));
     }
@@ -355,4 +369,34 @@ fn check_tiling(
         return Err(error_at(source, span, SpecErrorKind::Gap { of, start: covered, end: total }));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Spec;
+
+    /// A spec whose `[vars]` chain `v0 = "v1 + 1"`, …, `v{n-1} = "1"`.
+    fn chained(n: usize) -> Result<Schedule, SpecError> {
+        let mut text =
+            String::from("name = \"x\"\n[defaults]\nseq_len = 64\nn_heads = 2\nn_layers = 1\n[vars]\n");
+        for i in 0..n - 1 {
+            text.push_str(&format!("v{i} = \"v{} + 1\"\n", i + 1));
+        }
+        text.push_str(&format!("v{} = \"1\"\n[[heads]]\nrange = \"0..H\"\nmask = \"window(v0)\"\n", n - 1));
+        Spec::parse(SourceFile::new("chain.toml", text))?.resolve(&Overrides::default())
+    }
+
+    #[test]
+    fn variables_chain_up_to_the_limit() {
+        let schedule = chained(MAX_VAR_CHAIN).unwrap();
+        assert!(schedule.vars.contains(&("v0".to_string(), MAX_VAR_CHAIN as i64)));
+        let error = chained(MAX_VAR_CHAIN + 1).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "chain.toml:71:7: variable `v0` is defined through a chain of more than 64 variables"
+        );
+        // Far longer chains are refused as quickly, without exhausting the stack.
+        assert!(chained(100_000).unwrap_err().to_string().contains("more than 64 variables"));
+    }
 }

@@ -13,7 +13,7 @@ use crate::graph::{
     AttentionGrad, DType, Graph, GraphError, HeadMask, HeadRange, Node, NodeId, Op, RopeParams, TensorType,
     UnaryOp,
 };
-use crate::mask::Mask;
+use crate::mask::{Mask, NewMaskError};
 use crate::source::{SourceFile, Span};
 
 /// Parses a graph from its text. The result is not validated.
@@ -38,6 +38,18 @@ pub fn parse_sexpr(file: &SourceFile) -> Result<Graph, GraphError> {
     parser.file()?;
     Ok(parser.graph)
 }
+
+/// `text` quoted, cut after [`QUOTED_MASK_CHARS`] characters so a huge mask
+/// does not flood the error message.
+fn quoted_prefix(text: &str) -> String {
+    match text.char_indices().nth(QUOTED_MASK_CHARS) {
+        Some((cut, _)) => format!("{:?}…", &text[..cut]),
+        None => format!("{text:?}"),
+    }
+}
+
+/// How much of a mask an error message quotes.
+const QUOTED_MASK_CHARS: usize = 60;
 
 /// The kind of value an attribute takes.
 #[derive(Clone, Copy)]
@@ -469,10 +481,17 @@ impl Parser<'_> {
         let raw = self.file.text.get(span.start..span.end).unwrap_or("");
         let ast = parse_mask(text).map_err(|e| {
             let at = if raw.contains('\\') { span } else { e.span.offset(span.start + 1) };
-            self.error(at, format!("invalid mask {text:?}: {e}"))
+            self.error(at, format!("invalid mask {}: {e}", quoted_prefix(text)))
         })?;
-        Mask::new(ast).map_err(|var| {
-            self.error(span, format!("mask {text:?} mentions `{var}`; only `h`, the head index, may appear"))
+        Mask::new(ast).map_err(|e| match e {
+            NewMaskError::Unresolved(var) => {
+                let text = quoted_prefix(text);
+                self.error(
+                    span,
+                    format!("mask {text} mentions `{var}`; only `h`, the head index, may appear"),
+                )
+            }
+            NewMaskError::TooComplex(kind) => self.error(span, format!("invalid mask: {kind}")),
         })
     }
 
@@ -635,5 +654,55 @@ fn describe(tok: &Tok) -> String {
         Tok::Atom(s) => format!("`{s}`"),
         Tok::Str(s) => format!("the string {s:?}"),
         Tok::Eof => "the end of the file".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(text: &str) -> String {
+        parse_sexpr(&SourceFile::new("g.sexpr", text)).expect_err("refused").to_string()
+    }
+
+    fn attention(mask: &str) -> String {
+        format!(
+            "(graph g\n  (%0 (input q) f32[1, 2, 8, 4])\n  (%1 (input k) f32[1, 2, 8, 4])\n  \
+             (%2 (input v) f32[1, 2, 8, 4])\n  \
+             (%3 (attention %0 %1 %2 :mask \"{mask}\" :head-offset 0 :scale 0.5) f32[1, 2, 8, 4])\n  \
+             (output o %3))\n"
+        )
+    }
+
+    #[test]
+    fn masks_past_the_limits_are_refused_with_their_place() {
+        assert!(
+            parse_sexpr(&SourceFile::new("g.sexpr", attention(&format!("{}causal", "!".repeat(64))))).is_ok()
+        );
+        let bangs = attention(&format!("{}causal", "!".repeat(100_000)));
+        let quoted = format!("{:?}…", "!".repeat(QUOTED_MASK_CHARS));
+        assert_eq!(
+            error(&bangs),
+            format!("g.sexpr:5:98: invalid mask {quoted}: mask nested deeper than 64 levels")
+        );
+        let sizes = attention(&format!("window({}1)", "-".repeat(100_000)));
+        assert!(
+            error(&sizes).ends_with(": size expression nested deeper than 64 levels"),
+            "{}",
+            error(&sizes)
+        );
+        let group = format!("({})", ["causal"; 8].join(" & "));
+        let wide = attention(&vec![group; 17].join(" | "));
+        assert!(
+            error(&wide).ends_with(": mask has 136 terms; the kernels take at most 128"),
+            "{}",
+            error(&wide)
+        );
+    }
+
+    #[test]
+    fn the_grammar_does_not_nest_so_deep_parentheses_are_a_syntax_error() {
+        let deep = format!("(graph g {}{})", "(".repeat(100_000), ")".repeat(100_000));
+        assert_eq!(error(&deep), "g.sexpr:1:11: expected a node id such as `%3` or `output`, found `(`");
     }
 }
