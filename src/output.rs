@@ -16,7 +16,7 @@ pub fn guard(output: Output, inputs: &[Input]) -> anyhow::Result<()> {
 }
 
 /// The single file named by `--out`, holding `what`.
-pub fn out_file<'a>(path: &'a Path, what: &'a str) -> Output<'a> {
+pub fn out_file<'a>(path: &'a Path, what: &'static str) -> Output<'a> {
     Output { path, what, flag: "--out", kind: OutputKind::File }
 }
 

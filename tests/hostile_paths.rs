@@ -100,19 +100,29 @@ fn an_output_that_is_an_input_by_any_name_is_refused() {
             let is_dir = matches!(input, "models" | "adapter");
             // The cache's path comes from the environment, so it is named as set there.
             let shown = if (input, input_what) == CACHE { "{dir}/tuning.toml" } else { input };
-            let refused =
-                |out: &str| format!("refusing to write {} to {out}: it is the {input_what} {shown}", writer.what);
+            let refused = |out: &str| {
+                format!("refusing to write {} to {out}: it is the {input_what} {shown}", writer.what)
+            };
             let name = |how: &str| format!("{} {input} {how}", writer.args[..2].join(" "));
-            cases.push(with_inputs(case(&name("same path"), &args_with_out(writer, input))).expect(&refused(input)));
+            cases.push(
+                with_inputs(case(&name("same path"), &args_with_out(writer, input))).expect(&refused(input)),
+            );
             let dotted = format!("./{input}");
-            cases.push(with_inputs(case(&name("dot path"), &args_with_out(writer, &dotted))).expect(&refused(&dotted)));
+            cases.push(
+                with_inputs(case(&name("dot path"), &args_with_out(writer, &dotted)))
+                    .expect(&refused(&dotted)),
+            );
             cases.push(
                 with_inputs(case(&name("symlink"), &args_with_out(writer, "alias.out")))
                     .symlink("alias.out", input)
                     .expect(&refused("alias.out")),
             );
             if is_dir {
-                let inner = if input == "models" { "models/model.safetensors" } else { "adapter/adapter_model.safetensors" };
+                let inner = if input == "models" {
+                    "models/model.safetensors"
+                } else {
+                    "adapter/adapter_model.safetensors"
+                };
                 cases.push(
                     with_inputs(case(&name("hard link inside"), &args_with_out(writer, "alias.out")))
                         .hard_link("alias.out", inner)
@@ -141,8 +151,11 @@ fn an_output_inside_an_input_directory_is_refused() {
     };
     let out = "models/model.safetensors";
     let cases = vec![
-        with_inputs(case("forward over the weights", &forward(out)))
-            .expect(&inside(out, "logits", "input checkpoint models")),
+        with_inputs(case("forward over the weights", &forward(out))).expect(&inside(
+            out,
+            "logits",
+            "input checkpoint models",
+        )),
         with_inputs(case("forward new file in checkpoint", &forward("models/logits.safetensors")))
             .expect(&inside("models/logits.safetensors", "logits", "input checkpoint models")),
         with_inputs(case("forward new subdir in checkpoint", &forward("models/new/x.safetensors")))
@@ -154,9 +167,10 @@ fn an_output_inside_an_input_directory_is_refused() {
         with_inputs(case("forward through a linked dir", &forward("m2/x.safetensors")))
             .symlink("m2", "models")
             .expect(&inside("m2/x.safetensors", "logits", "input checkpoint models")),
-        with_inputs(case("compile plan into checkpoint", &[
-            "compile", "models", "--emit", "plan", "--out", "models/plan.txt",
-        ]))
+        with_inputs(case(
+            "compile plan into checkpoint",
+            &["compile", "models", "--emit", "plan", "--out", "models/plan.txt"],
+        ))
         .expect(&inside("models/plan.txt", "the plan", "input checkpoint models")),
         with_inputs(case("forward output is a directory", &forward("newdir")))
             .file("newdir/keep", "")
@@ -169,12 +183,17 @@ fn an_output_inside_an_input_directory_is_refused() {
 /// one that holds an input or files weft did not write.
 #[test]
 fn a_kernel_directory_that_would_lose_files_is_refused() {
-    let compile = |emit: &'static str, out: &'static str| vec!["compile", "p.toml", "--emit", emit, "--out", out];
+    let compile =
+        |emit: &'static str, out: &'static str| vec!["compile", "p.toml", "--emit", emit, "--out", out];
     let cases = vec![
-        with_inputs(case("spirv into the working dir", &compile("spirv", ".")))
-            .expect("refusing to replace . with kernels: it holds the spec p.toml, which would be lost (--out)"),
-        with_inputs(case("wgsl into the checkpoint", &["compile", "models", "--emit", "wgsl", "--out", "models"]))
-            .expect("refusing to write kernels to models: it is the input checkpoint models (--out)"),
+        with_inputs(case("spirv into the working dir", &compile("spirv", "."))).expect(
+            "refusing to replace . with kernels: it holds the spec p.toml, which would be lost (--out)",
+        ),
+        with_inputs(case(
+            "wgsl into the checkpoint",
+            &["compile", "models", "--emit", "wgsl", "--out", "models"],
+        ))
+        .expect("refusing to write kernels to models: it is the input checkpoint models (--out)"),
         with_inputs(case("wgsl over a dir with notes", &compile("wgsl", "k")))
             .file("k/old.wgsl", "old kernel")
             .file("k/notes.txt", "mine")
@@ -199,8 +218,11 @@ fn a_full_disk_is_an_error() {
         with_inputs(case("graph to dev full", &["graph", "p.toml", "--out", "/dev/full"]))
             .expect("cannot write /dev/full")
             .expect(full),
-        with_inputs(case("compile graph to dev full", &["compile", "p.toml", "--emit", "graph", "--out", "/dev/full"]))
-            .expect(full),
+        with_inputs(case(
+            "compile graph to dev full",
+            &["compile", "p.toml", "--emit", "graph", "--out", "/dev/full"],
+        ))
+        .expect(full),
         with_inputs(case("mask through a link to dev full", &["mask", "p.toml", "--out", "full.npy"]))
             .symlink("full.npy", "/dev/full")
             .expect("cannot write full.npy")
@@ -271,14 +293,15 @@ fn readers_warn_about_a_tuning_cache_that_is_not_utf8() {
     let cache = dir.join("tuning.toml");
     std::fs::write(&cache, NOT_UTF8).unwrap();
     let spec = common::example("s2attn-roll.toml");
-    let out = common::weft_with_cache(
-        &["compile", spec.to_str().unwrap(), "--emit", "plan", "--out", "-"],
-        &cache,
-    );
+    let out =
+        common::weft_with_cache(&["compile", spec.to_str().unwrap(), "--emit", "plan", "--out", "-"], &cache);
     let err = common::stderr(&out);
     assert!(out.status.success(), "{err}");
     if common::gpu() {
-        assert!(err.contains("is not valid: not UTF-8 text (byte 11); using the default kernel configuration"), "{err}");
+        assert!(
+            err.contains("is not valid: not UTF-8 text (byte 11); using the default kernel configuration"),
+            "{err}"
+        );
     }
     assert_eq!(std::fs::read(&cache).unwrap(), NOT_UTF8);
 }
@@ -295,14 +318,19 @@ fn compile_replaces_a_kernel_directory_whole() {
     std::fs::create_dir(&leftover).unwrap();
     std::fs::write(leftover.join("half.spv"), b"half").unwrap();
     let spec = common::example("s2attn-roll.toml");
-    let run = common::weft(&["compile", spec.to_str().unwrap(), "--emit", "spirv", "--out", out.to_str().unwrap()]);
+    let run =
+        common::weft(&["compile", spec.to_str().unwrap(), "--emit", "spirv", "--out", out.to_str().unwrap()]);
     assert!(run.status.success(), "{}", common::stderr(&run));
-    let mut names: Vec<String> =
-        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
     assert!(!names.is_empty() && names.iter().all(|n| n.ends_with(".spv")), "{names:?}");
     assert!(!names.contains(&"stale_kernel.spv".to_string()), "{names:?}");
-    let beside: Vec<String> =
-        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let beside: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     assert_eq!(beside, ["kernels"], "no temporary or leftover beside the output");
 }

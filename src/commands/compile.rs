@@ -4,9 +4,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use weft_runtime::io::write_dir_atomically;
 use clap::{Args, ValueEnum};
 use weft_compiler::{Compiled, KernelKind, MatmulClass, render_plan, to_spirv};
+use weft_runtime::io::write_dir_atomically;
 
 use super::source::SourceArgs;
 use crate::output::{Input, Output, OutputKind, guard, tuning_cache_path, write_text};
@@ -74,7 +74,10 @@ pub fn run(args: &CompileArgs) -> anyhow::Result<()> {
                     files.push((format!("{}.wgsl", kernel.name), kernel.wgsl.as_bytes().to_vec()));
                 } else {
                     let words = to_spirv(&kernel.name, &kernel.wgsl)?;
-                    files.push((format!("{}.spv", kernel.name), words.iter().flat_map(|w| w.to_le_bytes()).collect()));
+                    files.push((
+                        format!("{}.spv", kernel.name),
+                        words.iter().flat_map(|w| w.to_le_bytes()).collect(),
+                    ));
                 }
             }
             // The directory is replaced whole, or left as it was.

@@ -20,7 +20,7 @@ const MAX_FILES_PER_INPUT_DIR: usize = 10_000;
 pub struct Input<'a> {
     pub path: &'a Path,
     /// What it is to the user, e.g. `spec`, `input tensors`, `input checkpoint`.
-    pub what: &'a str,
+    pub what: &'static str,
 }
 
 /// What an output path names.
@@ -37,9 +37,9 @@ pub enum OutputKind {
 pub struct Output<'a> {
     pub path: &'a Path,
     /// What is written, e.g. `logits`, `the mask`, `kernels`.
-    pub what: &'a str,
+    pub what: &'static str,
     /// The flag that named the path, e.g. `--out`.
-    pub flag: &'a str,
+    pub flag: &'static str,
     pub kind: OutputKind,
 }
 
@@ -47,35 +47,53 @@ pub struct Output<'a> {
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
     #[error("refusing to write {what} to {output}: it is the {input_what} {input} ({flag})")]
-    IsInput { what: String, output: PathBuf, input_what: String, input: PathBuf, flag: String },
+    IsInput {
+        what: &'static str,
+        output: PathBuf,
+        input_what: &'static str,
+        input: PathBuf,
+        flag: &'static str,
+    },
     #[error("refusing to write {what} to {output}: it is inside the {input_what} {input} ({flag})")]
-    InsideInput { what: String, output: PathBuf, input_what: String, input: PathBuf, flag: String },
+    InsideInput {
+        what: &'static str,
+        output: PathBuf,
+        input_what: &'static str,
+        input: PathBuf,
+        flag: &'static str,
+    },
     #[error(
         "refusing to write {what} to {output}: it is the file {inner} of the {input_what} {input}, \
          under another name ({flag})"
     )]
     LinkIntoInput {
-        what: String,
+        what: &'static str,
         output: PathBuf,
         inner: PathBuf,
-        input_what: String,
+        input_what: &'static str,
         input: PathBuf,
-        flag: String,
+        flag: &'static str,
     },
     #[error(
         "refusing to replace {output} with {what}: it holds the {input_what} {input}, which would be \
          lost ({flag})"
     )]
-    HoldsInput { what: String, output: PathBuf, input_what: String, input: PathBuf, flag: String },
+    HoldsInput {
+        what: &'static str,
+        output: PathBuf,
+        input_what: &'static str,
+        input: PathBuf,
+        flag: &'static str,
+    },
     #[error(
         "refusing to replace {output} with {what}: it holds {found}, which weft did not write; give a \
          new or empty directory ({flag})"
     )]
-    HoldsOtherFiles { what: String, output: PathBuf, found: String, flag: String },
+    HoldsOtherFiles { what: &'static str, output: PathBuf, found: String, flag: &'static str },
     #[error("refusing to write {what} to {output}: it is a directory ({flag})")]
-    IsDirectory { what: String, output: PathBuf, flag: String },
+    IsDirectory { what: &'static str, output: PathBuf, flag: &'static str },
     #[error("refusing to write {what} to {output}: it is a file, not a directory ({flag})")]
-    NotDirectory { what: String, output: PathBuf, flag: String },
+    NotDirectory { what: &'static str, output: PathBuf, flag: &'static str },
 }
 
 /// Checks that writing `output` loses none of `inputs` (see the module docs).
@@ -88,38 +106,37 @@ pub fn check_output(output: &Output, inputs: &[Input]) -> Result<(), OutputError
     let out_path = resolve(output.path);
     let out_meta = std::fs::metadata(output.path).ok();
     let out_id = out_meta.as_ref().and_then(file_id);
-    let owned = |s: &str| s.to_string();
     for input in inputs {
         let Ok(in_path) = std::fs::canonicalize(input.path) else { continue };
         let Ok(in_meta) = std::fs::metadata(&in_path) else { continue };
         let same_file = out_id.is_some() && out_id == file_id(&in_meta);
         if out_path == in_path || same_file {
             return Err(OutputError::IsInput {
-                what: owned(output.what),
+                what: output.what,
                 output: output.path.to_path_buf(),
-                input_what: owned(input.what),
+                input_what: input.what,
                 input: input.path.to_path_buf(),
-                flag: owned(output.flag),
+                flag: output.flag,
             });
         }
         if in_meta.is_dir() && out_path.starts_with(&in_path) {
             return Err(OutputError::InsideInput {
-                what: owned(output.what),
+                what: output.what,
                 output: output.path.to_path_buf(),
-                input_what: owned(input.what),
+                input_what: input.what,
                 input: input.path.to_path_buf(),
-                flag: owned(output.flag),
+                flag: output.flag,
             });
         }
         if let OutputKind::Directory { .. } = output.kind
             && in_path.starts_with(&out_path)
         {
             return Err(OutputError::HoldsInput {
-                what: owned(output.what),
+                what: output.what,
                 output: output.path.to_path_buf(),
-                input_what: owned(input.what),
+                input_what: input.what,
                 input: input.path.to_path_buf(),
-                flag: owned(output.flag),
+                flag: output.flag,
             });
         }
         if in_meta.is_dir()
@@ -127,34 +144,34 @@ pub fn check_output(output: &Output, inputs: &[Input]) -> Result<(), OutputError
             && let Some(inner) = files_by_id(&in_path).remove(&id)
         {
             return Err(OutputError::LinkIntoInput {
-                what: owned(output.what),
+                what: output.what,
                 output: output.path.to_path_buf(),
                 inner,
-                input_what: owned(input.what),
+                input_what: input.what,
                 input: input.path.to_path_buf(),
-                flag: owned(output.flag),
+                flag: output.flag,
             });
         }
     }
     let Some(meta) = out_meta else { return Ok(()) };
     match output.kind {
         OutputKind::File if meta.is_dir() => Err(OutputError::IsDirectory {
-            what: owned(output.what),
+            what: output.what,
             output: output.path.to_path_buf(),
-            flag: owned(output.flag),
+            flag: output.flag,
         }),
         OutputKind::File => Ok(()),
         OutputKind::Directory { .. } if !meta.is_dir() => Err(OutputError::NotDirectory {
-            what: owned(output.what),
+            what: output.what,
             output: output.path.to_path_buf(),
-            flag: owned(output.flag),
+            flag: output.flag,
         }),
         OutputKind::Directory { extensions } => match foreign_entry(output.path, extensions) {
             Some(found) => Err(OutputError::HoldsOtherFiles {
-                what: owned(output.what),
+                what: output.what,
                 output: output.path.to_path_buf(),
                 found,
-                flag: owned(output.flag),
+                flag: output.flag,
             }),
             None => Ok(()),
         },

@@ -384,7 +384,9 @@ impl TuningCache {
         let bytes = match std::fs::read(&self.path) {
             Ok(bytes) => bytes,
             // No file there (nor any place for one, which `prepare_store` reports).
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => {
+            Err(e)
+                if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) =>
+            {
                 return Ok(Vec::new());
             }
             Err(source) => return Err(CacheError::Read { path: self.path.clone(), source }),
