@@ -184,6 +184,14 @@ fn resolve(path: &Path) -> PathBuf {
     if let Ok(canonical) = std::fs::canonicalize(path) {
         return canonical;
     }
+    // The usual case, a new file in an existing directory: that directory
+    // resolves `..` after a link the way the kernel will.
+    if let Some(name) = path.file_name() {
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if let Ok(canonical) = std::fs::canonicalize(parent) {
+            return canonical.join(name);
+        }
+    }
     let absolute = match std::env::current_dir() {
         Ok(cwd) if path.is_relative() => cwd.join(path),
         _ => path.to_path_buf(),
@@ -344,6 +352,14 @@ mod tests {
                 dir.join("model").display()
             )
         );
+        #[cfg(unix)]
+        {
+            // `link/..` is the link target's parent, not the link's.
+            std::fs::create_dir_all(dir.join("model/sub")).unwrap();
+            std::os::unix::fs::symlink(dir.join("model/sub"), dir.join("to-sub")).unwrap();
+            let via_link = dir.join("to-sub/../x.bin");
+            assert!(matches!(check(&file(&via_link), &dir), Err(OutputError::InsideInput { .. })));
+        }
         let deep = dir.join("model/new/sub/../x.bin");
         assert!(matches!(check(&file(&deep), &dir), Err(OutputError::InsideInput { .. })));
         assert!(check(&file(&dir.join("new/x.bin")), &dir).is_ok());
