@@ -1,10 +1,29 @@
-//! Writing result files so that a failure never leaves a half-written file behind.
+//! Writing result files: never over an input, never half-written.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+pub use weft_runtime::io::{Input, Output, OutputKind};
+use weft_runtime::tune::TuningCache;
+
+/// Refuses `output` before any work if writing it would lose one of
+/// `inputs`: the same file by any name, a file inside an input directory, or
+/// (a directory replaced whole) one holding an input or files weft did not write.
+pub fn guard(output: Output, inputs: &[Input]) -> anyhow::Result<()> {
+    Ok(weft_runtime::io::check_output(&output, inputs)?)
+}
+
+/// The single file named by `--out`, holding `what`.
+pub fn out_file<'a>(path: &'a Path, what: &'static str) -> Output<'a> {
+    Output { path, what, flag: "--out", kind: OutputKind::File }
+}
+
+/// Where the tuning cache is, for commands that read it (their outputs must not replace it).
+pub fn tuning_cache_path() -> Option<PathBuf> {
+    TuningCache::from_env().ok().map(|cache| cache.path().to_path_buf())
+}
 
 /// Writes `path` atomically (a temporary file renamed into place), naming the
 /// file in any error.

@@ -13,6 +13,7 @@ use weft_runtime::{Executor, FusedPlan, Gpu};
 use crate::args::{SizeArgs, SpecArgs};
 use crate::commands::source::pattern_graph;
 use crate::commands::tune::kernel_choice;
+use crate::output::{Input, guard, out_file, tuning_cache_path};
 
 #[derive(Args, Debug)]
 pub struct AttnArgs {
@@ -34,6 +35,11 @@ pub struct AttnArgs {
 }
 
 pub fn run(args: &AttnArgs) -> anyhow::Result<()> {
+    let cache = tuning_cache_path();
+    let mut inputs =
+        vec![Input { path: &args.spec, what: "spec" }, Input { path: &args.input, what: "input tensors" }];
+    inputs.extend(cache.as_deref().map(|path| Input { path, what: "tuning cache" }));
+    guard(out_file(&args.out, "the attention outputs"), &inputs)?;
     let file = TensorFile::load(&args.input)?;
     let q = file.f32("q")?;
     let [b, h, n, d] = q.shape[..] else {

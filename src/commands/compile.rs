@@ -6,9 +6,10 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use weft_compiler::{Compiled, KernelKind, MatmulClass, render_plan, to_spirv};
+use weft_runtime::io::write_dir_atomically;
 
 use super::source::SourceArgs;
-use crate::output::{write_atomically, write_text};
+use crate::output::{Input, Output, OutputKind, guard, tuning_cache_path, write_text};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Emit {
@@ -37,7 +38,11 @@ pub struct CompileArgs {
     pub out: std::path::PathBuf,
 }
 
+/// What an existing `--out` directory may hold to be replaced: kernels of an earlier run.
+const KERNEL_EXTENSIONS: &[&str] = &["wgsl", "spv"];
+
 pub fn run(args: &CompileArgs) -> anyhow::Result<()> {
+    guard_output(args)?;
     if args.emit == Emit::Graph {
         return write_text(Some(&args.out), &args.source.graph()?.to_sexpr());
     }
@@ -62,26 +67,50 @@ pub fn run(args: &CompileArgs) -> anyhow::Result<()> {
             write_text(Some(&args.out), &text)
         }
         Emit::Wgsl | Emit::Spirv => {
-            if args.out == Path::new("-") {
-                bail!("--emit {:?} writes one file per kernel: give a directory with --out", args.emit);
-            }
-            std::fs::create_dir_all(&args.out)
-                .with_context(|| format!("cannot create {}", args.out.display()))?;
+            // Every file is made before any is written, so that only the disk can fail midway.
+            let mut files = Vec::with_capacity(plan.kernels.len());
             for kernel in &plan.kernels {
                 if args.emit == Emit::Wgsl {
-                    let path = args.out.join(format!("{}.wgsl", kernel.name));
-                    write_atomically(&path, |w| Ok(std::io::Write::write_all(w, kernel.wgsl.as_bytes())?))?;
+                    files.push((format!("{}.wgsl", kernel.name), kernel.wgsl.as_bytes().to_vec()));
                 } else {
                     let words = to_spirv(&kernel.name, &kernel.wgsl)?;
-                    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-                    let path = args.out.join(format!("{}.spv", kernel.name));
-                    write_atomically(&path, |w| Ok(std::io::Write::write_all(w, &bytes)?))?;
+                    files.push((
+                        format!("{}.spv", kernel.name),
+                        words.iter().flat_map(|w| w.to_le_bytes()).collect(),
+                    ));
                 }
             }
+            // The directory is replaced whole, or left as it was.
+            write_dir_atomically(&args.out, |dir| -> anyhow::Result<()> {
+                for (name, bytes) in &files {
+                    dir.file::<std::io::Error>(name, |w| std::io::Write::write_all(w, bytes))?;
+                }
+                Ok(())
+            })
+            .with_context(|| format!("cannot write kernels to {}", args.out.display()))?;
             eprintln!("wrote {} kernels to {}", plan.kernels.len(), args.out.display());
             Ok(())
         }
     }
+}
+
+/// Refuses an `--out` that would replace one of the inputs (or, for a
+/// directory of kernels, hold one or hold files weft did not write).
+fn guard_output(args: &CompileArgs) -> anyhow::Result<()> {
+    let directory = matches!(args.emit, Emit::Wgsl | Emit::Spirv);
+    if directory && args.out == Path::new("-") {
+        bail!("--emit {:?} writes one file per kernel: give a directory with --out", args.emit);
+    }
+    let cache = if args.emit == Emit::Graph { None } else { tuning_cache_path() };
+    let mut inputs = args.source.inputs();
+    inputs.extend(cache.as_deref().map(|path| Input { path, what: "tuning cache" }));
+    let (what, kind) = match args.emit {
+        Emit::Graph => ("the graph", OutputKind::File),
+        Emit::Opt => ("the optimized graph", OutputKind::File),
+        Emit::Plan => ("the plan", OutputKind::File),
+        Emit::Wgsl | Emit::Spirv => ("kernels", OutputKind::Directory { extensions: KERNEL_EXTENSIONS }),
+    };
+    guard(Output { path: &args.out, what, flag: "--out", kind }, &inputs)
 }
 
 /// Every kernel of the plan, one line each: kind, workgroup, grid, bindings,

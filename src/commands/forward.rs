@@ -14,6 +14,8 @@ use weft_ir::model::{LlamaConfig, ModelGraphOptions, build_llama_graph};
 use weft_runtime::io::{HostTensor, TensorFile, load_adapter, load_checkpoint, save};
 use weft_runtime::{Executor, Gpu, HostValues};
 
+use crate::output::{Input, guard, out_file, tuning_cache_path};
+
 #[derive(Args, Debug)]
 pub struct ForwardArgs {
     /// A Hugging Face model directory: config.json and model.safetensors (or a sharded index).
@@ -43,6 +45,15 @@ pub struct ForwardArgs {
 
 pub fn run(args: &ForwardArgs) -> anyhow::Result<()> {
     let started = Instant::now();
+    let cache = tuning_cache_path();
+    let mut inputs = vec![
+        Input { path: &args.model_dir, what: "input checkpoint" },
+        Input { path: &args.input, what: "input tensors" },
+    ];
+    inputs.extend(args.pattern.as_deref().map(|path| Input { path, what: "pattern spec" }));
+    inputs.extend(args.adapter.as_deref().map(|path| Input { path, what: "adapter" }));
+    inputs.extend(cache.as_deref().map(|path| Input { path, what: "tuning cache" }));
+    guard(out_file(&args.out, "logits"), &inputs)?;
     let config_path = args.model_dir.join("config.json");
     let config = LlamaConfig::from_file(&config_path)?;
     let ids = TensorFile::load(&args.input)?.ints("input_ids")?;

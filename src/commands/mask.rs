@@ -7,6 +7,7 @@ use clap::Args;
 use weft_ir::ConcreteMask;
 
 use crate::args::{SpecArgs, pick_layer};
+use crate::output::{Input, guard, out_file};
 use crate::render;
 
 #[derive(Args, Debug)]
@@ -35,6 +36,7 @@ pub struct MaskSelection<'a> {
 }
 
 pub fn run(args: &MaskArgs) -> anyhow::Result<()> {
+    guard(out_file(&args.out, "the mask"), &[Input { path: &args.spec.spec, what: "spec" }])?;
     let schedule = args.spec.load()?;
     let layer = pick_layer(&schedule, args.layer)?;
     let Some(pattern) = schedule.pattern_for_layer(layer) else {

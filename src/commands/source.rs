@@ -15,6 +15,7 @@ use weft_ir::model::{LlamaConfig, LoraConfig, ModelGraphOptions, build_llama_gra
 use weft_ir::{Overrides, SourceFile};
 
 use crate::args::{SizeArgs, SpecArgs, pick_layer};
+use crate::output::Input;
 
 #[derive(Args, Debug, Clone)]
 pub struct SourceArgs {
@@ -63,6 +64,19 @@ impl SourceArgs {
             _ if path.is_dir() => SourceKind::Model,
             _ => SourceKind::Pattern,
         }
+    }
+
+    /// The files this source reads, for the output guard.
+    pub fn inputs(&self) -> Vec<Input<'_>> {
+        let what = match self.kind() {
+            SourceKind::Pattern => "spec",
+            SourceKind::Graph => "graph",
+            SourceKind::Model if self.input.is_dir() => "input checkpoint",
+            SourceKind::Model => "model config",
+        };
+        let mut inputs = vec![Input { path: &self.input, what }];
+        inputs.extend(self.pattern.as_deref().map(|path| Input { path, what: "pattern spec" }));
+        inputs
     }
 
     /// The graph to compile.

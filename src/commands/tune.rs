@@ -125,9 +125,14 @@ fn unusable_cache(e: &dyn std::fmt::Display, broken: bool) {
 }
 
 pub fn run(args: &TuneArgs) -> anyhow::Result<()> {
+    // Before minutes of measuring: a cache file that cannot be parsed is
+    // moved aside now, and a place where none can be written is an error.
+    let cache = TuningCache::from_env()?;
+    if let Some((aside, why)) = cache.prepare_store()? {
+        eprintln!("warning: {why}; moved it aside to {} and tuning anew", aside.display());
+    }
     let gpu = Gpu::new()?;
     println!("adapter: {}", gpu.adapter_description());
-    let cache = TuningCache::from_env()?;
     let key = CacheKey::new(gpu.identity());
     let mut options = if args.quick { TuneOptions::quick() } else { TuneOptions::full() };
     let p = &mut options.problem;

@@ -9,7 +9,9 @@
 //!   with `error: ` and contains each expected fragment;
 //! - no panic, no hang (the process is killed after [`Case::time_limit`]) and
 //!   no more than [`MAX_RSS_BYTES`] of resident memory;
-//! - no file in the scratch directory created, changed or removed.
+//! - no file in the scratch directory created, changed or removed (a
+//!   symbolic link counts as unchanged while it points where it did and its
+//!   target, if a regular file, is unchanged).
 //!
 //! Failures of all cases are reported together, so one run shows the whole table.
 
@@ -28,6 +30,8 @@ pub struct Case {
     pub name: String,
     pub args: Vec<String>,
     pub files: Vec<(String, Vec<u8>)>,
+    /// Links made after the files: (link, target, symbolic?).
+    pub links: Vec<(String, String, bool)>,
     pub expect: Vec<String>,
     pub exit_code: i32,
     pub time_limit: Duration,
@@ -40,6 +44,7 @@ pub fn case(name: &str, args: &[&str]) -> Case {
         name: name.to_string(),
         args: args.iter().map(|a| a.to_string()).collect(),
         files: Vec::new(),
+        links: Vec::new(),
         expect: Vec::new(),
         exit_code: 1,
         time_limit: DEFAULT_TIME_LIMIT,
@@ -70,6 +75,18 @@ impl Case {
         } else {
             add(to.to_string(), &src);
         }
+        self
+    }
+
+    /// Makes `link` a symbolic link to `target` (as written: relative to the link's directory, or absolute).
+    pub fn symlink(mut self, link: &str, target: &str) -> Case {
+        self.links.push((link.to_string(), target.to_string(), true));
+        self
+    }
+
+    /// Makes `link` a hard link to the file `target` (relative to the scratch directory).
+    pub fn hard_link(mut self, link: &str, target: &str) -> Case {
+        self.links.push((link.to_string(), target.to_string(), false));
         self
     }
 
@@ -116,6 +133,17 @@ pub fn run(case: &Case) -> Outcome {
             std::fs::create_dir_all(parent).expect("scratch subdir");
         }
         std::fs::write(&path, contents).expect("scratch file");
+    }
+    for (link, target, symbolic) in &case.links {
+        let path = dir.join(link);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("scratch subdir");
+        }
+        if *symbolic {
+            std::os::unix::fs::symlink(target, &path).expect("symbolic link");
+        } else {
+            std::fs::hard_link(dir.join(target), &path).expect("hard link");
+        }
     }
     let before = snapshot(&dir);
     let dir_text = dir.to_string_lossy().into_owned();
@@ -194,7 +222,10 @@ fn wait_with_limit(pid: libc::pid_t, limit: Duration) -> (i32, libc::rusage, boo
     }
 }
 
-/// Every file under `dir`, by relative path, with its bytes.
+/// Every file and directory under `dir`, by relative path, with its bytes (a
+/// directory's path ends in `/` and has none); a symbolic
+/// link as where it points, then its target's bytes if that is a regular
+/// file (never a device's endless stream), and not followed into directories.
 fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut files = BTreeMap::new();
     let mut stack: Vec<PathBuf> = vec![dir.to_path_buf()];
@@ -202,12 +233,22 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         let Ok(entries) = std::fs::read_dir(&d) else { continue };
         for entry in entries.flatten() {
             let p = entry.path();
-            if p.is_dir() {
+            let rel = p.strip_prefix(dir).unwrap_or(&p).to_string_lossy().into_owned();
+            let Ok(kind) = entry.file_type() else { continue };
+            let mut bytes = Vec::new();
+            if kind.is_symlink() {
+                let target = std::fs::read_link(&p).unwrap_or_default();
+                bytes.extend_from_slice(format!("-> {}\n", target.display()).as_bytes());
+            } else if kind.is_dir() {
+                // Directories count too, so that an empty one left behind shows.
+                files.insert(format!("{rel}/"), Vec::new());
                 stack.push(p);
-            } else if let Ok(bytes) = std::fs::read(&p) {
-                let rel = p.strip_prefix(dir).unwrap_or(&p).to_string_lossy().into_owned();
-                files.insert(rel, bytes);
+                continue;
             }
+            if std::fs::metadata(&p).is_ok_and(|m| m.is_file()) {
+                bytes.extend(std::fs::read(&p).unwrap_or_default());
+            }
+            files.insert(rel, bytes);
         }
     }
     files

@@ -2,12 +2,16 @@
 
 mod adapter;
 mod atomic;
+mod atomic_dir;
 mod checkpoint;
 mod float16;
+mod output_guard;
 mod tensors;
 
 pub use adapter::{ADAPTER_CONFIG, ADAPTER_WEIGHTS, Adapter, AdapterError, load_adapter};
-pub use atomic::write_atomically;
+pub use atomic::{TEMP_PREFIX, remove_leftovers, write_atomically};
+pub use atomic_dir::{DirWriter, write_dir_atomically};
 pub use checkpoint::{CheckpointError, INDEX_FILE, SINGLE_FILE, load_checkpoint};
 pub use float16::{bf16_to_f32, f16_to_f32};
+pub use output_guard::{Input, Output, OutputError, OutputKind, check_output};
 pub use tensors::{HostTensor, IntTensor, TensorFile, TensorFileError, save};

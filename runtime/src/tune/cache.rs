@@ -381,12 +381,19 @@ impl TuningCache {
 
     /// Every entry of the file; a missing file has none.
     pub fn entries(&self) -> Result<Vec<CacheEntry>, CacheError> {
-        let text = match std::fs::read_to_string(&self.path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        let bytes = match std::fs::read(&self.path) {
+            Ok(bytes) => bytes,
+            // No file there (nor any place for one, which `prepare_store` reports).
+            Err(e)
+                if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) =>
+            {
+                return Ok(Vec::new());
+            }
             Err(source) => return Err(CacheError::Read { path: self.path.clone(), source }),
         };
         let corrupt = |message: String| CacheError::Corrupt { path: self.path.clone(), message };
+        let text = String::from_utf8(bytes)
+            .map_err(|e| corrupt(format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to())))?;
         let parse_error = |e: toml::de::Error| {
             let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
             corrupt(match line {
@@ -430,6 +437,56 @@ impl TuningCache {
         }
     }
 
+    /// Makes sure a later [`TuningCache::store`] can save, before minutes of
+    /// measuring: a file that cannot be parsed (not UTF-8, not TOML, another
+    /// format) is moved aside to `<name>.bad-<unix seconds>` now, and the
+    /// returned pair says where and why; a file that cannot be read, a path
+    /// that is not a regular file, or a directory where no file can be
+    /// created is an error.
+    pub fn prepare_store(&self) -> Result<Option<(PathBuf, CacheError)>, CacheError> {
+        let write_error = |source| CacheError::Write { path: self.path.clone(), source };
+        if let Ok(meta) = std::fs::metadata(&self.path)
+            && !meta.is_file()
+        {
+            let what = if meta.is_dir() { "it is a directory" } else { "it is not a regular file" };
+            return Err(write_error(std::io::Error::other(what)));
+        }
+        let moved_aside = match self.entries() {
+            Ok(_) => None,
+            Err(e @ (CacheError::Corrupt { .. } | CacheError::Format { .. })) => {
+                Some((self.move_aside()?, e))
+            }
+            Err(e) => return Err(e),
+        };
+        // Create and remove a file where the cache's temporary will go.
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            // `create_dir_all` would only say "File exists" for a file on the way.
+            if let Some(file) = dir.ancestors().find(|a| a.exists()).filter(|a| !a.is_dir()) {
+                let message = format!("{} is not a directory", file.display());
+                return Err(write_error(std::io::Error::new(std::io::ErrorKind::NotADirectory, message)));
+            }
+            std::fs::create_dir_all(dir).map_err(write_error)?;
+        }
+        let probe = self.probe_path();
+        std::fs::File::create(&probe).map_err(write_error)?;
+        let _ = std::fs::remove_file(&probe);
+        Ok(moved_aside)
+    }
+
+    /// `.weft-tmp-<pid>-<name>`, beside the file: where its atomic write puts the new contents.
+    fn probe_path(&self) -> PathBuf {
+        let name = self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        self.path.with_file_name(format!("{}{}-{name}", crate::io::TEMP_PREFIX, std::process::id()))
+    }
+
+    /// Renames the file to `<name>.bad-<unix seconds>` and says where.
+    fn move_aside(&self) -> Result<PathBuf, CacheError> {
+        let aside = self.aside_path();
+        std::fs::rename(&self.path, &aside)
+            .map_err(|source| CacheError::Write { path: aside.clone(), source })?;
+        Ok(aside)
+    }
+
     /// Adds `entry`, replacing the entry with the same key, and writes the file
     /// atomically (creating its directory). Entries of other adapters are
     /// kept. A file that cannot be parsed is not overwritten: it is renamed to
@@ -438,10 +495,7 @@ impl TuningCache {
         let (mut entries, moved_aside) = match self.entries() {
             Ok(entries) => (entries, None),
             Err(e @ (CacheError::Corrupt { .. } | CacheError::Format { .. })) => {
-                let aside = self.aside_path();
-                std::fs::rename(&self.path, &aside)
-                    .map_err(|source| CacheError::Write { path: aside.clone(), source })?;
-                (Vec::new(), Some((aside, e)))
+                (Vec::new(), Some((self.move_aside()?, e)))
             }
             Err(e) => return Err(e),
         };
@@ -516,5 +570,40 @@ mod tests {
             Some(PathBuf::from("/h/.cache/weft/tuning.toml"))
         );
         assert_eq!(cache_path_from(env(&[])), None);
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("weft-cache-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_file_that_is_not_utf8_is_moved_aside_before_tuning() {
+        let dir = scratch("utf8");
+        let cache = TuningCache::at(dir.join("tuning.toml"));
+        std::fs::write(cache.path(), b"format = 2\n\xff\xfe").unwrap();
+        let err = cache.entries().unwrap_err();
+        assert!(err.to_string().ends_with("is not valid: not UTF-8 text (byte 11)"), "{err}");
+        let (aside, why) = cache.prepare_store().unwrap().expect("moved aside");
+        assert!(matches!(why, CacheError::Corrupt { .. }));
+        assert_eq!(std::fs::read(&aside).unwrap(), b"format = 2\n\xff\xfe");
+        assert!(!cache.path().exists());
+        assert!(cache.prepare_store().unwrap().is_none(), "nothing left to repair");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "only the file kept aside");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_place_no_file_can_be_written_is_an_error_up_front() {
+        let dir = scratch("unwritable");
+        std::fs::write(dir.join("a-file"), b"").unwrap();
+        let under_a_file = TuningCache::at(dir.join("a-file/tuning.toml"));
+        assert!(matches!(under_a_file.prepare_store(), Err(CacheError::Write { .. })));
+        let a_directory = TuningCache::at(dir.clone());
+        let err = a_directory.prepare_store().unwrap_err();
+        assert!(err.to_string().ends_with("it is a directory"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
