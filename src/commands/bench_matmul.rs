@@ -20,7 +20,7 @@ pub struct BenchMatmulArgs {
     pub shape: Vec<MatmulShape>,
     /// Timed runs after one warm-up run (none above 1e10 FLOP); the median is
     /// reported. Default 3 (1 with --quick).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::args::repeats)]
     pub repeats: Option<usize>,
     /// Fewer candidates (workgroup 64 only), one timed run, 1024x1024x1024 only.
     #[arg(long)]

@@ -32,14 +32,14 @@ pub struct SourceArgs {
     #[arg(long, value_name = "I")]
     pub layer: Option<usize>,
     /// Batch size the plan is made for.
-    #[arg(long, default_value_t = 1, value_name = "B", value_parser = clap::value_parser!(u32).range(1..))]
-    pub batch: u32,
+    #[arg(long, default_value_t = 1, value_name = "B", value_parser = crate::args::batch)]
+    pub batch: usize,
     /// Models: the attention pattern spec of every layer (or the spec's layer schedule);
     /// default: full causal attention.
     #[arg(long, value_name = "SPEC")]
     pub pattern: Option<PathBuf>,
     /// Models with --train: the LoRA rank (alpha is twice the rank, as in LongLoRA).
-    #[arg(long, default_value_t = 8, value_name = "R")]
+    #[arg(long, default_value_t = 8, value_name = "R", value_parser = crate::args::lora_rank)]
     pub lora_rank: usize,
 }
 
@@ -71,7 +71,7 @@ impl SourceArgs {
             SourceKind::Graph => read_sexpr(&self.input),
             SourceKind::Pattern => {
                 let spec = SpecArgs { spec: self.input.clone(), sizes: self.sizes.clone() };
-                pattern_graph(&spec, self.layer, self.batch as usize)
+                pattern_graph(&spec, self.layer, self.batch)
             }
             SourceKind::Model => self.model_graph(),
         }
@@ -92,11 +92,13 @@ impl SourceArgs {
         CompileOptions { mode, plan, ..CompileOptions::default() }
     }
 
-    /// Builds the graph and runs the pipeline on it.
-    pub fn compile(&self, plan: GraphPlanOptions) -> anyhow::Result<Compiled> {
+    /// Builds the graph and runs the pipeline on it with the plan options
+    /// `plan` gives; those are asked for only once the graph is built, so that
+    /// bad input is refused before a device is opened.
+    pub fn compile(&self, plan: impl FnOnce() -> GraphPlanOptions) -> anyhow::Result<Compiled> {
         let graph = self.graph()?;
         let name = graph.name().to_string();
-        compile(graph, &self.options(plan)).with_context(|| format!("compiling `{name}`"))
+        compile(graph, &self.options(plan())).with_context(|| format!("compiling `{name}`"))
     }
 
     fn model_graph(&self) -> anyhow::Result<ValidGraph> {
@@ -143,10 +145,10 @@ impl SourceArgs {
                 train_embed: true,
                 train_norm: true,
                 loss: true,
-                ..ModelGraphOptions::new(self.batch as usize, t)
+                ..ModelGraphOptions::new(self.batch, t)
             }
         } else {
-            ModelGraphOptions::new(self.batch as usize, t)
+            ModelGraphOptions::new(self.batch, t)
         };
         Ok(build_llama_graph(&config, schedule.as_ref(), &opts)?)
     }

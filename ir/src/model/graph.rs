@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use super::config::LlamaConfig;
 use super::error::ConfigErrorKind;
 use crate::graph::{DType, Graph, GraphError, HeadMask, NodeId, Op, TensorType, ValidGraph};
+use crate::limits::{self, Origin, SizeError};
 use crate::mask::{Mask, MaskExpr};
 use crate::pattern::Schedule;
 
@@ -68,6 +69,44 @@ pub enum ModelGraphError {
     Config(#[from] ConfigErrorKind),
     #[error("building the graph: {0}")]
     Graph(#[from] GraphError),
+    #[error("{0}")]
+    Size(#[from] SizeError),
+}
+
+/// Nodes one layer adds besides its attention nodes (norms, projections, RoPE,
+/// repeat_kv, SwiGLU, residuals, LoRA), a generous bound.
+const NODES_PER_LAYER: u64 = 96;
+
+/// Checks the sizes and their products before a node is added: the batch and
+/// length, the LoRA rank, the node count and the widest activations.
+fn check_sizes(
+    config: &LlamaConfig,
+    schedule: Option<&Schedule>,
+    opts: &ModelGraphOptions,
+) -> Result<(), SizeError> {
+    limits::check(opts.batch as u64, Origin::key("batch"), &limits::BATCH)?;
+    limits::check(opts.seq_len as u64, Origin::key("sequence length"), &limits::SEQ_LEN)?;
+    if let Some(lora) = &opts.lora {
+        limits::check(lora.rank as u64, Origin::key("LoRA rank"), &limits::LORA_RANK)?;
+    }
+    // One attention node per head range of the layer's pattern.
+    let attention_nodes =
+        schedule.map_or(1, |s| s.patterns.iter().map(|p| p.groups.len()).max().unwrap_or(1)) as u64;
+    limits::check_product(
+        &[config.num_hidden_layers as u64, NODES_PER_LAYER + attention_nodes],
+        "the model graph's nodes (layers × nodes per layer)",
+        &limits::GRAPH_NODES,
+    )?;
+    let tokens = [opts.batch as u64, opts.seq_len as u64];
+    let widest =
+        [config.hidden_size, config.intermediate_size, config.vocab_size].into_iter().max().unwrap_or(1)
+            as u64;
+    limits::check_product(
+        &[tokens[0], tokens[1], widest],
+        "the widest activation (batch × sequence × width)",
+        &limits::ACTIVATION_ELEMENTS,
+    )?;
+    Ok(())
 }
 
 /// The graph of `config`'s forward pass on `input_ids [B, T]` (i32), with
@@ -98,6 +137,7 @@ pub fn build_llama_graph(
         }
         None => BTreeSet::new(),
     };
+    check_sizes(config, schedule, opts)?;
     let mut b = Builder { g: Graph::new("llama"), config, opts, lora_modules };
     let (batch, t) = (opts.batch, opts.seq_len);
     let ids = b.g.input("input_ids", TensorType::new(DType::I32, [batch, t]));
