@@ -126,29 +126,23 @@ impl fmt::Display for Value {
 pub enum SizeError {
     #[error("{} is larger than the limit {} (the largest {} weft accepts){}",
         origin.with_value(value), limit.max, limit.quantity, escape(limit))]
-    TooLarge { origin: Origin, value: Value, limit: Limit },
+    TooLarge { origin: Box<Origin>, value: Value, limit: Limit },
     #[error("{} must be at least 1", origin.with_value(&Value::Exact(0)))]
-    Zero { origin: Origin },
+    Zero { origin: Box<Origin> },
 }
 
 fn escape(limit: &Limit) -> String {
     limit.escape.map(|e| format!("; {e}")).unwrap_or_default()
 }
 
-impl SizeError {
-    /// The same error with another origin (a check made before the origin was known).
-    pub fn with_origin(self, origin: Origin) -> SizeError {
-        match self {
-            SizeError::TooLarge { value, limit, .. } => SizeError::TooLarge { origin, value, limit },
-            SizeError::Zero { .. } => SizeError::Zero { origin },
-        }
-    }
-}
-
 /// `value` if it is at most `limit.max`.
 pub fn check(value: u64, origin: Origin, limit: &Limit) -> Result<u64, SizeError> {
     if value > limit.max {
-        return Err(SizeError::TooLarge { origin, value: Value::Exact(value), limit: *limit });
+        return Err(SizeError::TooLarge {
+            origin: Box::new(origin),
+            value: Value::Exact(value),
+            limit: *limit,
+        });
     }
     Ok(value)
 }
@@ -156,7 +150,7 @@ pub fn check(value: u64, origin: Origin, limit: &Limit) -> Result<u64, SizeError
 /// `value` if it is at least 1 and at most `limit.max`.
 pub fn check_positive(value: u64, origin: Origin, limit: &Limit) -> Result<u64, SizeError> {
     if value == 0 {
-        return Err(SizeError::Zero { origin });
+        return Err(SizeError::Zero { origin: Box::new(origin) });
     }
     check(value, origin, limit)
 }
@@ -174,7 +168,7 @@ pub fn check_product(factors: &[u64], what: &str, limit: &Limit) -> Result<u64, 
     let origin = Origin::Product { what: what.to_string(), factors: shown.join(" × ") };
     match product {
         Some(p) => check(p, origin, limit),
-        None => Err(SizeError::TooLarge { origin, value: Value::Overflow, limit: *limit }),
+        None => Err(SizeError::TooLarge { origin: Box::new(origin), value: Value::Overflow, limit: *limit }),
     }
 }
 

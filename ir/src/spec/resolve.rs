@@ -405,7 +405,7 @@ mod tests {
         let zero = Overrides { seq_len: Some(0), ..Overrides::default() };
         let e = resolve("n_heads = 8", zero).unwrap_err();
         assert!(
-            matches!(e, SpecError::Size(SizeError::Zero { origin: Origin::Flag(ref f) }) if f == "--seq-len")
+            matches!(e, SpecError::Size(SizeError::Zero { ref origin }) if **origin == Origin::flag("--seq-len"))
         );
         let huge = Overrides { seq_len: Some(1 << 31), ..Overrides::default() };
         let e = resolve("n_heads = 8", huge).unwrap_err();
