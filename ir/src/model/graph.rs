@@ -302,3 +302,30 @@ impl Builder<'_> {
         self.g.elementwise_add(x, down)
     }
 }
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    fn config() -> LlamaConfig {
+        let text = r#"{"hidden_size": 64, "intermediate_size": 176, "num_attention_heads": 4,
+            "num_hidden_layers": 2, "vocab_size": 1000000, "max_position_embeddings": 256, "rms_norm_eps": 1e-6}"#;
+        LlamaConfig::from_json_str(text, "c.json").expect("a valid config")
+    }
+
+    #[test]
+    fn activations_are_checked_before_a_node_is_added() {
+        let opts = ModelGraphOptions::new(65536, 1 << 20);
+        let e = build_llama_graph(&config(), None, &opts).unwrap_err();
+        assert!(matches!(e, ModelGraphError::Size(_)), "{e}");
+        assert!(e.to_string().contains("65536 × 1048576 × 1000000"), "{e}");
+    }
+
+    #[test]
+    fn a_huge_lora_rank_is_refused() {
+        let lora = LoraConfig { rank: 1 << 20, alpha: 1.0, target_modules: vec!["q_proj".into()] };
+        let opts = ModelGraphOptions { lora: Some(lora), ..ModelGraphOptions::new(1, 8) };
+        let e = build_llama_graph(&config(), None, &opts).unwrap_err();
+        assert!(e.to_string().contains("LoRA rank = 1048576 is larger than the limit 4096"), "{e}");
+    }
+}
