@@ -6,6 +6,7 @@
 //! - [`lower`] turns a pattern into its reference graph.
 //! - [`interp`] is the f64 reference interpreter every kernel is checked against.
 //! - [`autodiff`] appends a graph's backward pass to it, as more graph.
+//! - [`limits`] holds the largest sizes weft accepts and the checks that enforce them.
 //! - [`model`] reads a LLaMA `config.json` and lists the checkpoint's tensors.
 //!
 //! This crate knows nothing of the optimizer or the GPU.
@@ -14,6 +15,7 @@ pub mod autodiff;
 pub mod expr;
 pub mod graph;
 pub mod interp;
+pub mod limits;
 pub mod lower;
 pub mod mask;
 pub mod model;
@@ -24,5 +26,6 @@ pub use source::{SourceFile, Span};
 pub mod pattern;
 pub mod spec;
 
+pub use limits::{Limit, Origin, SizeError};
 pub use pattern::{Dims, HeadGroup, LayerRange, Pattern, Schedule};
 pub use spec::{Overrides, Spec, SpecError, SpecErrorKind};

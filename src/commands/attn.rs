@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Args;
 use weft_compiler::{AttentionPlanOptions, CompileOptions, Mode, OptimizeOptions, compile, fuse_attention};
+use weft_ir::limits::{self, Origin};
 use weft_runtime::io::{HostTensor, TensorFile, save};
 use weft_runtime::{Executor, FusedPlan, Gpu};
 
@@ -45,6 +46,17 @@ pub fn run(args: &AttnArgs) -> anyhow::Result<()> {
     let [b, h, n, d] = q.shape[..] else {
         bail!("tensor `q` in {} has shape {:?}; expected [B, H, N, D]", args.input.display(), q.shape);
     };
+    // The sizes come from the file: name it and the tensor, not the spec they are resolved into.
+    let file_name = args.input.display().to_string();
+    for (axis, size, limit) in [
+        ("B", b, &limits::BATCH),
+        ("H", h, &limits::HEADS),
+        ("N", n, &limits::SEQ_LEN),
+        ("D", d, &limits::HEAD_DIM),
+    ] {
+        limits::check_size(size, Origin::tensor(axis, "q", &file_name), limit)?;
+    }
+    crate::memory::attention_tensors([b, h, n, d], 16, "the attention's tensors")?;
     let mut inputs = HashMap::from([("q".to_string(), q.data)]);
     for name in ["k", "v"] {
         let t = file.f32(name)?;

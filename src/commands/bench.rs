@@ -48,16 +48,16 @@ pub enum BenchWhat {
 #[derive(Args, Debug)]
 pub struct BenchAttnArgs {
     /// Sequence lengths, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "1024,4096")]
+    #[arg(long, value_delimiter = ',', default_value = "1024,4096", value_parser = crate::args::seq_len)]
     pub seq_len: Vec<usize>,
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = crate::args::heads)]
     pub heads: usize,
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = crate::args::head_dim)]
     pub head_dim: usize,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = crate::args::batch)]
     pub batch: usize,
     /// Timed runs after one warm-up run (which also compiles the pipelines); the median is reported.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = crate::args::repeats)]
     pub repeats: usize,
     /// Skip the unfused baseline (it materializes N x N scores and is slow).
     #[arg(long)]
@@ -83,7 +83,10 @@ fn attn(args: &BenchAttnArgs) -> anyhow::Result<()> {
     let mut executor = Executor::new(gpu);
     let base = AttentionPlanOptions { limits, ..AttentionPlanOptions::default() };
     for &n in &args.seq_len {
-        let inputs = random_inputs(args.batch * args.heads * n * args.head_dim);
+        // q, k, v, do and the outputs, on the host and the device.
+        let shape = [args.batch, args.heads, n, args.head_dim];
+        let elements = crate::memory::attention_tensors(shape, 16, &format!("bench attn at N = {n}"))?;
+        let inputs = random_inputs(elements);
         println!("\nN = {n}, H = {}, D = {}, B = {}", args.heads, args.head_dim, args.batch);
         println!(
             "  {:<34} {:>11} {:>11} {:>14} {:>9}",

@@ -7,6 +7,7 @@
 
 use anyhow::bail;
 use clap::Args;
+use weft_ir::limits;
 use weft_runtime::tune::{
     MATMUL_CHECK, MatmulOutcome, MatmulResult, MatmulShape, matmul_candidates, tune_matmul,
 };
@@ -20,7 +21,7 @@ pub struct BenchMatmulArgs {
     pub shape: Vec<MatmulShape>,
     /// Timed runs after one warm-up run (none above 1e10 FLOP); the median is
     /// reported. Default 3 (1 with --quick).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::args::repeats)]
     pub repeats: Option<usize>,
     /// Fewer candidates (workgroup 64 only), one timed run, 1024x1024x1024 only.
     #[arg(long)]
@@ -30,8 +31,8 @@ pub struct BenchMatmulArgs {
 pub fn run(args: &BenchMatmulArgs) -> anyhow::Result<()> {
     let gpu = Gpu::new()?;
     println!("adapter: {}", gpu.adapter_description());
-    let limits = gpu.limits();
-    let base = weft_compiler::GraphPlanOptions::for_device(limits);
+    let device_limits = gpu.limits();
+    let base = weft_compiler::GraphPlanOptions::for_device(device_limits);
     let mut executor = Executor::new(gpu);
     let shapes = match (&args.shape[..], args.quick) {
         ([], false) => vec![MatmulShape::new(1024, 1024, 1024), MatmulShape::new(4096, 4096, 1024)],
@@ -39,7 +40,17 @@ pub fn run(args: &BenchMatmulArgs) -> anyhow::Result<()> {
         (given, _) => given.to_vec(),
     };
     let repeats = args.repeats.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
-    let candidates = matmul_candidates(&limits, args.quick);
+    for shape in &shapes {
+        // A [M, K], B [K, N] and C [M, N] in f32, on the host and the device.
+        let (m, k, n) = (shape.m as u64, shape.k as u64, shape.n as u64);
+        let what = "matmul elements (M × K + K × N + M × N)";
+        let elements = [[m, k], [k, n], [m, n]]
+            .iter()
+            .map(|f| limits::check_product(f, what, &limits::ACTIVATION_ELEMENTS))
+            .try_fold(0u64, |sum, e| e.map(|e| sum.saturating_add(e)))?;
+        crate::memory::check_fits(elements.saturating_mul(8), &format!("bench matmul at {shape}"))?;
+    }
+    let candidates = matmul_candidates(&device_limits, args.quick);
     println!(
         "f32 matmul, shader runtime checks on, median of {repeats} run(s) (after a warm-up below 1e10 FLOP); \
          each candidate first checked against a CPU reference at {MATMUL_CHECK}"
@@ -67,7 +78,7 @@ pub fn run(args: &BenchMatmulArgs) -> anyhow::Result<()> {
         "best: {} ({} GFLOP/s); the default here is {} (`weft tune` measures and keeps the best for this adapter)",
         report.best,
         rates.join(" / "),
-        weft_compiler::MatmulConfig::default_for(&limits)
+        weft_compiler::MatmulConfig::default_for(&device_limits)
     );
     Ok(())
 }

@@ -19,18 +19,18 @@ const S2ATTN: &str = include_str!("../../examples/patterns/s2attn-roll.toml");
 #[derive(Args, Debug)]
 pub struct BenchStepArgs {
     /// Sequence lengths, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "2048")]
+    #[arg(long, value_delimiter = ',', default_value = "2048", value_parser = crate::args::seq_len)]
     pub seq_len: Vec<usize>,
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = 512, value_parser = crate::args::hidden)]
     pub hidden: usize,
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = crate::args::layers)]
     pub layers: usize,
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = crate::args::heads)]
     pub heads: usize,
-    #[arg(long, default_value_t = 8192)]
+    #[arg(long, default_value_t = 8192, value_parser = crate::args::vocab)]
     pub vocab: usize,
     /// Timed steps after one warm-up step (which also compiles the pipelines); the median is reported.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = crate::args::repeats)]
     pub repeats: usize,
     /// Plan and report buffer bytes only; run nothing.
     #[arg(long)]
@@ -42,7 +42,7 @@ pub struct BenchStepArgs {
     #[arg(long)]
     pub rope_on_load: bool,
     /// After timing, run each kernel on its own and print the slowest ones.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = crate::args::repeats)]
     pub profile: Option<usize>,
 }
 
@@ -136,6 +136,7 @@ pub fn run(args: &BenchStepArgs) -> anyhow::Result<()> {
                 );
                 continue;
             }
+            crate::memory::check_fits(peak, &format!("the {pattern} step's buffers"))?;
             let prepared = executor.prepare(plan).with_context(|| format!("preparing the {pattern} step"))?;
             let mut rng = StdRng::seed_from_u64(0x5EED);
             let inputs: HashMap<String, HostValues> = step

@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use weft_compiler::{CompileOptions, compile};
 use weft_ir::Overrides;
+use weft_ir::limits::{self, Origin};
 use weft_ir::model::{LlamaConfig, ModelGraphOptions, build_llama_graph};
 use weft_runtime::io::{HostTensor, TensorFile, load_adapter, load_checkpoint, save};
 use weft_runtime::{Executor, Gpu, HostValues};
@@ -60,8 +61,15 @@ pub fn run(args: &ForwardArgs) -> anyhow::Result<()> {
     let [batch, t] = ids.shape[..] else {
         bail!("tensor `input_ids` in {} has shape {:?}; expected [B, T]", args.input.display(), ids.shape);
     };
-    if batch == 0 || t == 0 {
-        bail!("tensor `input_ids` in {} is empty (shape {:?})", args.input.display(), ids.shape);
+    let file_name = args.input.display().to_string();
+    limits::check_size(batch, Origin::tensor("B", "input_ids", &file_name), &limits::BATCH)?;
+    limits::check_size(t, Origin::tensor("T", "input_ids", &file_name), &limits::SEQ_LEN)?;
+    if args.loss && t < 2 {
+        bail!(
+            "--loss needs at least 2 tokens per sequence (each position predicts the next), but \
+             `input_ids` in {} has T = {t}",
+            args.input.display()
+        );
     }
     if let Some((position, id)) =
         ids.data.iter().enumerate().find(|(_, id)| !(0..config.vocab_size as i64).contains(id))
@@ -114,6 +122,7 @@ pub fn run(args: &ForwardArgs) -> anyhow::Result<()> {
         );
     }
     let plan = &compiled.plan;
+    crate::memory::check_fits(plan.total_bytes(), "the model's buffers")?;
     eprintln!("{} kernels over {} buffers", plan.kernels.len(), plan.buffers.len());
 
     let mut inputs: HashMap<String, HostValues> =

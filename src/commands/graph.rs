@@ -28,8 +28,8 @@ pub struct GraphArgs {
     #[arg(long, value_name = "I")]
     pub layer: Option<usize>,
     /// Batch size of the graph's q, k, v inputs.
-    #[arg(long, default_value_t = 1, value_name = "B", value_parser = clap::value_parser!(u32).range(1..))]
-    pub batch: u32,
+    #[arg(long, default_value_t = 1, value_name = "B", value_parser = crate::args::batch)]
+    pub batch: usize,
     /// Output file (default: standard output).
     #[arg(long, short, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -44,7 +44,7 @@ pub fn run(args: &GraphArgs) -> anyhow::Result<()> {
     let pattern =
         schedule.pattern_for_layer(layer).with_context(|| format!("layer {layer} has no pattern"))?;
     let d = &schedule.dims;
-    let opts = LowerOptions::new(args.batch as usize, d.seq_len, d.head_dim);
+    let opts = LowerOptions::new(args.batch, d.seq_len, d.head_dim);
     let graph = lower_pattern(pattern, &opts)
         .with_context(|| format!("cannot lower pattern {} to its reference graph", pattern.name))?;
     let text = match args.emit {

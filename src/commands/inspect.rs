@@ -1,6 +1,6 @@
 //! `weft inspect SPEC`: per head, how sparse the mask is and what a block-sparse kernel saves.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 
 use clap::Args;
@@ -18,8 +18,8 @@ pub struct InspectArgs {
     #[command(flatten)]
     pub sizes: SizeArgs,
     /// Tile edge in tokens: the kernel's query and key block size.
-    #[arg(long, default_value_t = 64, value_name = "B", value_parser = clap::value_parser!(u32).range(1..))]
-    pub block: u32,
+    #[arg(long, default_value_t = 64, value_name = "B", value_parser = crate::args::block)]
+    pub block: usize,
     /// Only the pattern of this layer (default: every pattern of the schedule).
     #[arg(long, value_name = "I")]
     pub layer: Option<usize>,
@@ -30,7 +30,7 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
         anyhow::bail!("weft inspect needs a SPEC, or `kernels SPEC` (see weft inspect --help)");
     };
     let schedule = weft_ir::spec::load_schedule(spec, &args.sizes.overrides())?;
-    let block = args.block as usize;
+    let block = args.block;
     let patterns: Vec<usize> = match args.layer {
         Some(layer) => {
             let index = crate::args::pick_layer(&schedule, Some(layer))?;
@@ -38,6 +38,16 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
         }
         None => (0..schedule.patterns.len()).collect(),
     };
+    // Full causal and every distinct mask shown are classified tile by tile:
+    // bound that work before starting.
+    let distinct: HashSet<&ConcreteMask> =
+        patterns.iter().flat_map(|&i| schedule.patterns[i].head_masks()).collect();
+    let n_blocks = schedule.dims.seq_len.div_ceil(block) as u64;
+    weft_ir::limits::check_product(
+        &[distinct.len() as u64 + 1, n_blocks, n_blocks],
+        "the tiles to classify (masks × (N / block)²)",
+        &weft_ir::limits::Limit { escape: Some("pass a larger --block"), ..weft_ir::limits::TILES },
+    )?;
     let causal = causal_stats(schedule.dims.seq_len, block);
     for index in patterns {
         print!("{}", report(&schedule, index, block, &causal));

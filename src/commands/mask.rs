@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::bail;
 use clap::Args;
 use weft_ir::ConcreteMask;
+use weft_ir::limits;
 
 use crate::args::{SpecArgs, pick_layer};
 use crate::output::{Input, guard, out_file};
@@ -23,6 +24,9 @@ pub struct MaskArgs {
     /// Output: FILE.npy (uint8 [heads, N, N], or [N, N] with --head), FILE.png (a picture), or - (ASCII on stdout).
     #[arg(long, short, value_name = "FILE")]
     pub out: PathBuf,
+    /// Write a dense output larger than 1 GiB (or a picture that counts that many pairs).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// What `weft mask` draws: one or more heads of one layer.
@@ -58,7 +62,27 @@ pub fn run(args: &MaskArgs) -> anyhow::Result<()> {
         heads,
         single_head: args.head.is_some(),
     };
+    if !args.force {
+        check_output_size(&selection, &args.out)?;
+    }
     write_mask(&selection, &args.out)
+}
+
+/// Refuses an output whose size (or, for a picture, whose pair-by-pair work)
+/// passes the dense-output bound, before a byte is computed.
+fn check_output_size(selection: &MaskSelection, out: &Path) -> anyhow::Result<()> {
+    let (h, n) = (selection.heads.len() as u64, selection.seq_len as u64);
+    let is_png = out.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("png"));
+    let (factors, what) = if out == Path::new("-") {
+        ([h, n, n + 1], "the ASCII mask (heads × N × (N + 1) bytes)")
+    } else if is_png {
+        let tokens = render::png::tokens_per_pixel(selection.seq_len, selection.heads.len()) as u64;
+        ([h, n, tokens], "the pairs the picture may count one by one (heads × N × N per pixel)")
+    } else {
+        ([h, n, n], "the dense mask (heads × N × N bytes)")
+    };
+    limits::check_product(&factors, what, &limits::DENSE_OUTPUT_BYTES)?;
+    Ok(())
 }
 
 fn write_mask(selection: &MaskSelection, out: &Path) -> anyhow::Result<()> {

@@ -33,14 +33,14 @@ pub struct SourceArgs {
     #[arg(long, value_name = "I")]
     pub layer: Option<usize>,
     /// Batch size the plan is made for.
-    #[arg(long, default_value_t = 1, value_name = "B", value_parser = clap::value_parser!(u32).range(1..))]
-    pub batch: u32,
+    #[arg(long, default_value_t = 1, value_name = "B", value_parser = crate::args::batch)]
+    pub batch: usize,
     /// Models: the attention pattern spec of every layer (or the spec's layer schedule);
     /// default: full causal attention.
     #[arg(long, value_name = "SPEC")]
     pub pattern: Option<PathBuf>,
     /// Models with --train: the LoRA rank (alpha is twice the rank, as in LongLoRA).
-    #[arg(long, default_value_t = 8, value_name = "R")]
+    #[arg(long, default_value_t = 8, value_name = "R", value_parser = crate::args::lora_rank)]
     pub lora_rank: usize,
 }
 
@@ -85,7 +85,7 @@ impl SourceArgs {
             SourceKind::Graph => read_sexpr(&self.input),
             SourceKind::Pattern => {
                 let spec = SpecArgs { spec: self.input.clone(), sizes: self.sizes.clone() };
-                pattern_graph(&spec, self.layer, self.batch as usize)
+                pattern_graph(&spec, self.layer, self.batch)
             }
             SourceKind::Model => self.model_graph(),
         }
@@ -159,10 +159,10 @@ impl SourceArgs {
                 train_embed: true,
                 train_norm: true,
                 loss: true,
-                ..ModelGraphOptions::new(self.batch as usize, t)
+                ..ModelGraphOptions::new(self.batch, t)
             }
         } else {
-            ModelGraphOptions::new(self.batch as usize, t)
+            ModelGraphOptions::new(self.batch, t)
         };
         Ok(build_llama_graph(&config, schedule.as_ref(), &opts)?)
     }

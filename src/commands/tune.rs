@@ -24,16 +24,16 @@ pub struct TuneArgs {
     #[arg(long)]
     pub force: bool,
     /// Sequence length of the causal attention timed (default 512).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = crate::args::seq_len)]
     pub seq_len: Option<usize>,
     /// Heads of the attention timed (default 4).
-    #[arg(long, value_name = "H")]
+    #[arg(long, value_name = "H", value_parser = crate::args::heads)]
     pub heads: Option<usize>,
     /// Head dimension of the attention timed (default 64); rows per invocation are tuned for it.
-    #[arg(long, value_name = "D")]
+    #[arg(long, value_name = "D", value_parser = crate::args::head_dim)]
     pub head_dim: Option<usize>,
     /// Timed runs per candidate, after one warm-up; the median counts (default 3, quick 2).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::args::repeats)]
     pub repeats: Option<usize>,
     /// Start no candidate after this many seconds (default 150, quick 60).
     #[arg(long, value_name = "SECONDS")]
@@ -140,6 +140,9 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<()> {
     p.heads = args.heads.unwrap_or(p.heads);
     p.head_dim = args.head_dim.unwrap_or(p.head_dim);
     options.repeats = args.repeats.unwrap_or(options.repeats).max(1);
+    // q, k, v, do, o and the gradients of the problem timed.
+    let p = &options.problem;
+    crate::memory::attention_tensors([p.batch, p.heads, p.seq_len, p.head_dim], 16, "the attention tuned")?;
     options.budget = args.budget.map_or(options.budget, Duration::from_secs);
     let head_dim = options.problem.head_dim;
 

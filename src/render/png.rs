@@ -52,12 +52,23 @@ impl Scale {
     }
 }
 
+/// Panel columns and the panel side aimed for, given the number of heads drawn.
+fn layout(n_heads: usize) -> (u32, u32) {
+    let cols = (n_heads.max(1) as f64).sqrt().ceil() as u32;
+    let target = if n_heads <= 1 { 768 } else { (1536 / cols).clamp(96, 384) };
+    (cols, target)
+}
+
+/// Query/key pairs one pixel side covers: a partially allowed pixel counts its pairs one by one.
+pub fn tokens_per_pixel(n: usize, n_heads: usize) -> usize {
+    Scale::new(n, layout(n_heads).1).tokens
+}
+
 pub fn draw(selection: &MaskSelection) -> RgbImage {
     let n = selection.seq_len;
     let n_heads = selection.heads.len().max(1);
-    let cols = (n_heads as f64).sqrt().ceil() as u32;
+    let (cols, target) = layout(n_heads);
     let rows = (n_heads as u32).div_ceil(cols);
-    let target = if n_heads == 1 { 768 } else { (1536 / cols).clamp(96, 384) };
     let scale = Scale::new(n, target);
 
     let legend = format!(

@@ -5,6 +5,7 @@ use std::path::Path;
 use super::error::{ConfigError, ConfigErrorKind};
 use super::json::Fields;
 use super::rope::{Rope, RopeScaling, read_rope};
+use crate::limits::{self, Limit, Origin};
 
 /// The sizes and settings of a LLaMA-family model, as transformers'
 /// `LlamaConfig` holds them.
@@ -85,6 +86,10 @@ impl LlamaConfig {
         if let Some((key, _)) = sizes.iter().find(|(_, size)| *size == 0) {
             return Err(ConfigErrorKind::Zero { key: (*key).into() });
         }
+        for (key, size) in sizes {
+            limits::check(size as u64, Origin::key(key), &size_limit(key))
+                .map_err(ConfigErrorKind::TooLargeSize)?;
+        }
         let mut numbers = vec![("rms_norm_eps", self.rms_norm_eps), ("rope_theta", self.rope.theta)];
         if let RopeScaling::Linear { factor } = self.rope.scaling {
             numbers.push(("rope_scaling.factor", factor));
@@ -105,6 +110,20 @@ impl LlamaConfig {
             return Err(ConfigErrorKind::TooLarge);
         }
         Ok(())
+    }
+}
+
+/// The limit on a size key of `config.json`.
+fn size_limit(key: &str) -> Limit {
+    match key {
+        "hidden_size" => limits::HIDDEN,
+        "intermediate_size" => limits::INTERMEDIATE,
+        "num_attention_heads" | "num_key_value_heads" => limits::HEADS,
+        "head_dim" => limits::HEAD_DIM,
+        "num_hidden_layers" => limits::LAYERS,
+        "vocab_size" => limits::VOCAB,
+        // Positions a model was trained for; longer contexts than weft runs are fine to state.
+        _ => Limit { max: u64::MAX, ..limits::SEQ_LEN },
     }
 }
 
@@ -136,4 +155,29 @@ fn read_config(value: &serde_json::Value) -> Result<LlamaConfig, ConfigErrorKind
     };
     config.check(head_dim_source)?;
     Ok(config)
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    fn config(layers: &str, vocab: &str) -> String {
+        format!(
+            r#"{{"hidden_size": 8192, "intermediate_size": 28672, "num_attention_heads": 32,
+                "num_key_value_heads": 8, "head_dim": 256, "num_hidden_layers": {layers},
+                "vocab_size": {vocab}, "max_position_embeddings": 131072, "rms_norm_eps": 1e-5}}"#
+        )
+    }
+
+    #[test]
+    fn real_sizes_pass_and_huge_ones_name_key_file_and_limit() {
+        assert!(LlamaConfig::from_json_str(&config("128", "256000"), "c.json").is_ok());
+        let e = LlamaConfig::from_json_str(&config("1000000000", "256000"), "m/config.json").unwrap_err();
+        assert!(matches!(e.kind(), Some(ConfigErrorKind::TooLargeSize(_))), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("m/config.json: num_hidden_layers = 1000000000 is larger than the limit 1024"),
+            "{e}"
+        );
+    }
 }

@@ -51,6 +51,8 @@ pub enum ConfigErrorKind {
     KvHeadsDoNotDivideHeads { heads: usize, kv_heads: usize },
     #[error("the head dimension ({head_dim}, from {source_of}) must be even: RoPE rotates pairs of channels")]
     OddHeadDim { head_dim: usize, source_of: &'static str },
+    #[error("{0}")]
+    TooLargeSize(crate::limits::SizeError),
     #[error("the model's parameter count does not fit in 64 bits; check the sizes")]
     TooLarge,
     #[error("`{key}` names no RoPE type; give `rope_type` (or `type`) as one of: {supported}")]

@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use super::config::LlamaConfig;
 use super::error::ConfigErrorKind;
 use crate::graph::{DType, Graph, GraphError, HeadMask, NodeId, Op, TensorType, ValidGraph};
+use crate::limits::{self, Origin, SizeError};
 use crate::mask::Mask;
 use crate::pattern::Schedule;
 
@@ -68,6 +69,44 @@ pub enum ModelGraphError {
     Config(#[from] ConfigErrorKind),
     #[error("building the graph: {0}")]
     Graph(#[from] GraphError),
+    #[error("{0}")]
+    Size(#[from] SizeError),
+}
+
+/// Nodes one layer adds besides its attention nodes (norms, projections, RoPE,
+/// repeat_kv, SwiGLU, residuals, LoRA), a generous bound.
+const NODES_PER_LAYER: u64 = 96;
+
+/// Checks the sizes and their products before a node is added: the batch and
+/// length, the LoRA rank, the node count and the widest activations.
+fn check_sizes(
+    config: &LlamaConfig,
+    schedule: Option<&Schedule>,
+    opts: &ModelGraphOptions,
+) -> Result<(), SizeError> {
+    limits::check(opts.batch as u64, Origin::key("batch"), &limits::BATCH)?;
+    limits::check(opts.seq_len as u64, Origin::key("sequence length"), &limits::SEQ_LEN)?;
+    if let Some(lora) = &opts.lora {
+        limits::check(lora.rank as u64, Origin::key("LoRA rank"), &limits::LORA_RANK)?;
+    }
+    // One attention node per head range of the layer's pattern.
+    let attention_nodes =
+        schedule.map_or(1, |s| s.patterns.iter().map(|p| p.groups.len()).max().unwrap_or(1)) as u64;
+    limits::check_product(
+        &[config.num_hidden_layers as u64, NODES_PER_LAYER + attention_nodes],
+        "the model graph's nodes (layers × nodes per layer)",
+        &limits::GRAPH_NODES,
+    )?;
+    let tokens = [opts.batch as u64, opts.seq_len as u64];
+    let widest =
+        [config.hidden_size, config.intermediate_size, config.vocab_size].into_iter().max().unwrap_or(1)
+            as u64;
+    limits::check_product(
+        &[tokens[0], tokens[1], widest],
+        "the widest activation (batch × sequence × width)",
+        &limits::ACTIVATION_ELEMENTS,
+    )?;
+    Ok(())
 }
 
 /// The graph of `config`'s forward pass on `input_ids [B, T]` (i32), with
@@ -98,6 +137,7 @@ pub fn build_llama_graph(
         }
         None => BTreeSet::new(),
     };
+    check_sizes(config, schedule, opts)?;
     let mut b = Builder { g: Graph::new("llama"), config, opts, lora_modules };
     let (batch, t) = (opts.batch, opts.seq_len);
     let ids = b.g.input("input_ids", TensorType::new(DType::I32, [batch, t]));
@@ -260,5 +300,32 @@ impl Builder<'_> {
         let act = self.g.elementwise_mul(gate, up)?;
         let down = self.project(layer, "down_proj", act, hidden)?;
         self.g.elementwise_add(x, down)
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    fn config() -> LlamaConfig {
+        let text = r#"{"hidden_size": 64, "intermediate_size": 176, "num_attention_heads": 4,
+            "num_hidden_layers": 2, "vocab_size": 1000000, "max_position_embeddings": 256, "rms_norm_eps": 1e-6}"#;
+        LlamaConfig::from_json_str(text, "c.json").expect("a valid config")
+    }
+
+    #[test]
+    fn activations_are_checked_before_a_node_is_added() {
+        let opts = ModelGraphOptions::new(65536, 1 << 20);
+        let e = build_llama_graph(&config(), None, &opts).unwrap_err();
+        assert!(matches!(e, ModelGraphError::Size(_)), "{e}");
+        assert!(e.to_string().contains("65536 × 1048576 × 1000000"), "{e}");
+    }
+
+    #[test]
+    fn a_huge_lora_rank_is_refused() {
+        let lora = LoraConfig { rank: 1 << 20, alpha: 1.0, target_modules: vec!["q_proj".into()] };
+        let opts = ModelGraphOptions { lora: Some(lora), ..ModelGraphOptions::new(1, 8) };
+        let e = build_llama_graph(&config(), None, &opts).unwrap_err();
+        assert!(e.to_string().contains("LoRA rank = 1048576 is larger than the limit 4096"), "{e}");
     }
 }

@@ -12,6 +12,9 @@ pub enum SpecError {
         #[source]
         source: std::io::Error,
     },
+    /// A size given on the command line that weft does not accept.
+    #[error("{0}")]
+    Size(#[from] crate::limits::SizeError),
     /// An error at a place in the file.
     #[error("{file}:{pos}: {kind}")]
     At { file: String, pos: LineCol, kind: Box<SpecErrorKind>, excerpt: String },
@@ -22,14 +25,14 @@ impl SpecError {
     pub fn kind(&self) -> Option<&SpecErrorKind> {
         match self {
             SpecError::At { kind, .. } => Some(kind),
-            SpecError::Io { .. } => None,
+            SpecError::Io { .. } | SpecError::Size(_) => None,
         }
     }
 
     /// A multi-line, rustc-style rendering with the offending line underlined.
     pub fn render(&self) -> String {
         match self {
-            SpecError::Io { .. } => self.to_string(),
+            SpecError::Io { .. } | SpecError::Size(_) => self.to_string(),
             SpecError::At { file, pos, kind, excerpt } => {
                 format!("{kind}\n  --> {file}:{pos}\n{excerpt}")
             }
@@ -76,6 +79,8 @@ pub enum SpecErrorKind {
     Expr(ExprErrorKind),
     #[error("`{key}` is not set: add it to [defaults] or pass {flag}")]
     MissingDim { key: &'static str, flag: &'static str },
+    #[error("{0}")]
+    TooLarge(crate::limits::SizeError),
     #[error("`{key}` must be at least 1, found {value}")]
     NonPositiveDim { key: &'static str, value: i64 },
     #[error("`{primitive}` parameter {param} must be at least 1, found {value}{}", head_note(*head))]

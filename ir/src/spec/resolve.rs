@@ -7,6 +7,7 @@ use super::Overrides;
 use super::error::{RangeOf, SpecError, SpecErrorKind};
 use super::parse::{Body, ParsedHeads, ParsedSpec, ParsedVar, Site, error_at, expr_error};
 use crate::expr::{ExprError, ExprErrorKind, SizeExpr};
+use crate::limits::{self, Limit, Origin};
 use crate::mask::{ConcreteMask, Mask, MaskExpr, NewMaskError};
 use crate::pattern::{Dims, HeadGroup, LayerRange, Pattern, Schedule};
 use crate::source::{SourceFile, Span};
@@ -62,31 +63,51 @@ fn resolve_dims(source: &SourceFile, spec: &ParsedSpec, overrides: &Overrides) -
     let table = d.table.unwrap_or_default();
     let pick = |key: &'static str,
                 flag: &'static str,
+                limit: &Limit,
                 cli: Option<usize>,
                 file: &Option<toml::Spanned<i64>>,
                 fallback: Option<i64>|
      -> Result<usize, SpecError> {
-        let (value, span) = match (cli, file, fallback) {
-            (Some(v), _, _) => (i64::try_from(v).unwrap_or(i64::MAX), Span::new(0, 0)),
-            (None, Some(v), _) => (*v.get_ref(), Span::from(v.span())),
-            (None, None, Some(v)) => (v, table),
-            (None, None, None) => {
+        // A size from the command line is the flag's fault, not the file's.
+        if let Some(v) = cli {
+            return Ok(limits::check_size(v, Origin::flag(flag), limit)?);
+        }
+        let (value, span) = match (file, fallback) {
+            (Some(v), _) => (*v.get_ref(), Span::from(v.span())),
+            (None, Some(v)) => (v, table),
+            (None, None) => {
                 return Err(error_at(source, table, SpecErrorKind::MissingDim { key, flag }));
             }
         };
         if value < 1 {
             return Err(error_at(source, span, SpecErrorKind::NonPositiveDim { key, value }));
         }
+        limits::check(value as u64, Origin::key(key), limit)
+            .map_err(|e| error_at(source, span, SpecErrorKind::TooLarge(e)))?;
         usize::try_from(value)
             .map_err(|_| error_at(source, span, SpecErrorKind::NonPositiveDim { key, value }))
     };
     // A file with one pattern for every layer need not say how many layers there are.
     let layers_fallback = matches!(spec.body, Body::Single(_)).then_some(1);
     Ok(Dims {
-        seq_len: pick("seq_len", "--seq-len", overrides.seq_len, &d.seq_len, None)?,
-        n_heads: pick("n_heads", "--heads", overrides.n_heads, &d.n_heads, None)?,
-        n_layers: pick("n_layers", "--layers", overrides.n_layers, &d.n_layers, layers_fallback)?,
-        head_dim: pick("head_dim", "--head-dim", overrides.head_dim, &d.head_dim, Some(DEFAULT_HEAD_DIM))?,
+        seq_len: pick("seq_len", "--seq-len", &limits::SEQ_LEN, overrides.seq_len, &d.seq_len, None)?,
+        n_heads: pick("n_heads", "--heads", &limits::HEADS, overrides.n_heads, &d.n_heads, None)?,
+        n_layers: pick(
+            "n_layers",
+            "--layers",
+            &limits::LAYERS,
+            overrides.n_layers,
+            &d.n_layers,
+            layers_fallback,
+        )?,
+        head_dim: pick(
+            "head_dim",
+            "--head-dim",
+            &limits::HEAD_DIM,
+            overrides.head_dim,
+            &d.head_dim,
+            Some(DEFAULT_HEAD_DIM),
+        )?,
     })
 }
 
@@ -374,6 +395,7 @@ fn check_tiling(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::{Origin, SizeError};
     use crate::spec::Spec;
 
     /// A spec whose `[vars]` chain `v0 = "v1 + 1"`, …, `v{n-1} = "1"`.
@@ -398,5 +420,43 @@ mod tests {
         );
         // Far longer chains are refused as quickly, without exhausting the stack.
         assert!(chained(100_000).unwrap_err().to_string().contains("more than 64 variables"));
+    }
+
+    fn resolve(defaults: &str, overrides: Overrides) -> Result<crate::Schedule, SpecError> {
+        let text =
+            format!("name = \"x\"\n[defaults]\n{defaults}\n[[heads]]\nrange = \"0..H\"\nmask = \"causal\"\n");
+        Spec::parse(SourceFile::new("x.toml", text)).and_then(|s| s.resolve(&overrides))
+    }
+
+    #[test]
+    fn a_huge_default_is_refused_at_its_place() {
+        let e = resolve("seq_len = 64\nn_heads = 1000000000", Overrides::default()).unwrap_err();
+        assert!(matches!(e.kind(), Some(SpecErrorKind::TooLarge(SizeError::TooLarge { .. }))), "{e}");
+        assert!(
+            e.to_string().starts_with("x.toml:4:11: n_heads = 1000000000 is larger than the limit 4096"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_bad_override_blames_the_flag_not_the_file() {
+        let zero = Overrides { seq_len: Some(0), ..Overrides::default() };
+        let e = resolve("n_heads = 8", zero).unwrap_err();
+        assert!(
+            matches!(e, SpecError::Size(SizeError::Zero { ref origin }) if **origin == Origin::flag("--seq-len"))
+        );
+        let huge = Overrides { seq_len: Some(1 << 31), ..Overrides::default() };
+        let e = resolve("n_heads = 8", huge).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "--seq-len 2147483648 is larger than the limit 1048576 (the largest sequence length weft accepts)"
+        );
+    }
+
+    #[test]
+    fn real_sizes_resolve() {
+        let real =
+            Overrides { seq_len: Some(131072), n_heads: Some(128), n_layers: Some(128), head_dim: Some(256) };
+        assert!(resolve("", real).is_ok());
     }
 }
