@@ -43,7 +43,7 @@ pub fn run(args: &CompileArgs) -> anyhow::Result<()> {
     }
     // The plan is made for the adapter this machine would run it on, with
     // `weft tune`'s choices for it when the cache has them.
-    let compiled = args.source.compile(super::tune::local_plan_options())?;
+    let compiled = args.source.compile(super::tune::local_plan_options)?;
     let plan = &compiled.plan;
     match args.emit {
         Emit::Graph => unreachable!("handled above"),

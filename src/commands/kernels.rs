@@ -16,7 +16,7 @@ pub struct KernelsArgs {
 }
 
 pub fn run(args: &KernelsArgs) -> anyhow::Result<()> {
-    let compiled = args.source.compile(super::tune::local_plan_options())?;
+    let compiled = args.source.compile(super::tune::local_plan_options)?;
     print!("{}", report(&compiled)?);
     Ok(())
 }
