@@ -130,16 +130,21 @@ fn forward_matches_a_straightforward_llama() {
     let input = dir.join("in.safetensors");
     write_ids(&input, &ids, &[batch, t]);
     let no_lora = LoraConfig { rank: 1, alpha: 1.0, target_modules: vec![], use_rslora: false };
-    // The last case: the tanh GELU and an rsLoRA adapter (scaling alpha / sqrt(r)).
+    // The last cases: the tanh GELU with an rsLoRA adapter (scaling alpha / sqrt(r)), the exact GELU.
     for (label, tied, pattern, adapter, unfused, gelu_rslora) in [
         ("untied, causal", false, None, false, false, false),
         ("tied, s2-attn", true, Some("s2attn-roll.toml"), false, false, false),
         ("untied, s2-attn, adapter", false, Some("s2attn-roll.toml"), true, false, false),
         ("tied, s2-attn, unfused", true, Some("s2attn-roll.toml"), false, true, false),
-        ("untied, causal, gelu, rslora", false, None, true, false, true),
+        ("untied, causal, gelu tanh, rslora", false, None, true, false, true),
+        ("tied, causal, gelu", true, None, false, false, false),
     ] {
         let model = dir.join(label.replace([',', ' '], "_"));
-        let act = if gelu_rslora { "gelu_pytorch_tanh" } else { "silu" };
+        let act = match label {
+            _ if gelu_rslora => "gelu_pytorch_tanh",
+            _ if label.ends_with("gelu") => "gelu",
+            _ => "silu",
+        };
         let (config, mut weights) = write_model_with(&model, tied, act);
         let out = dir.join(format!("{}.safetensors", label.replace([',', ' '], "_")));
         let mut args = vec!["forward".to_string(), model.display().to_string()];
@@ -251,7 +256,8 @@ fn forward_names_bad_inputs() {
     assert!(err.contains("has shape [4]; expected [B, T]"), "{err}");
     let err = run(&[1, 2], &[1, 2], &dir.join("nowhere"));
     assert!(err.contains("nowhere/config.json"), "{err}");
-    // A checkpoint missing a tensor names it and its shape.
+    // A checkpoint missing a tensor names it and its shape (both layers are there, so
+    // the layer count matches the config's).
     let broken = dir.join("broken");
     write_model(&broken, true);
     let mut tensors = BTreeMap::new();
@@ -259,6 +265,12 @@ fn forward_names_bad_inputs() {
         "model.embed_tokens.weight".to_string(),
         HostTensor { shape: vec![11, 16], data: values(176, 0) },
     );
+    for layer in 0..2 {
+        tensors.insert(
+            format!("model.layers.{layer}.post_attention_layernorm.weight"),
+            HostTensor { shape: vec![16], data: values(16, 1) },
+        );
+    }
     save(&broken.join("model.safetensors"), &tensors).unwrap();
     let err = run(&[1, 2], &[1, 2], &broken);
     assert!(

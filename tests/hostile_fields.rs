@@ -68,9 +68,9 @@ fn config_fields_that_change_the_math_are_refused() {
             &["model/config.json: `mlp_bias: true` is not supported"],
         ),
         (
-            "erf gelu",
-            edited_config("\"hidden_act\": \"silu\"", "\"hidden_act\": \"gelu\""),
-            &["model/config.json: `hidden_act: \"gelu\"` is not supported", "gelu_pytorch_tanh"],
+            "clipped gelu",
+            edited_config("\"hidden_act\": \"silu\"", "\"hidden_act\": \"gelu_10\""),
+            &["model/config.json: `hidden_act: \"gelu_10\"` is not supported", "gelu_pytorch_tanh"],
         ),
         (
             "relu",

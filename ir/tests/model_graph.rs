@@ -74,14 +74,20 @@ fn the_graph_computes_what_transformers_computes() {
     }
 }
 
-/// `hidden_act: "gelu_pytorch_tanh"` and an rsLoRA adapter (`alpha / √r`), against the
-/// same by-hand forward pass.
+/// `hidden_act: "gelu"` and `"gelu_pytorch_tanh"`, and an rsLoRA adapter (`alpha / √r`),
+/// against the same by-hand forward pass.
 #[test]
-fn gelu_tanh_and_rslora_compute_what_transformers_computes() {
+fn gelu_and_rslora_compute_what_transformers_computes() {
+    for act in [HiddenAct::Gelu, HiddenAct::GeluTanh] {
+        gelu_and_rslora(act);
+    }
+}
+
+fn gelu_and_rslora(act: HiddenAct) {
     let (mut rng, seed) = rng();
     let (batch, t) = (1, 8);
     let schedule = schedule(t);
-    let config = weft_ir::model::LlamaConfig { hidden_act: HiddenAct::GeluTanh, ..tiny_config(false) };
+    let config = weft_ir::model::LlamaConfig { hidden_act: act, ..tiny_config(false) };
     let lora = LoraConfig { rank: 4, use_rslora: true, ..lora() };
     // PEFT: alpha 8 at r 4 scales by 8 / 2 = 4 with rsLoRA, by 8 / 4 = 2 without.
     assert_eq!(lora.scaling(), 4.0);
@@ -93,7 +99,7 @@ fn gelu_tanh_and_rslora_compute_what_transformers_computes() {
     let want = reference_logits(&config, &schedule, &lora, &inputs, batch, t);
     let want = Tensor::new(vec![batch, t, config.vocab_size], want).unwrap();
     let err = logits.max_rel_error(&want);
-    assert!(err <= 1e-12, "relative error {err:e} (seed {seed})");
+    assert!(err <= 1e-12, "{act}: relative error {err:e} (seed {seed})");
     // The plain-LoRA scaling gives other logits: the flag is not ignored.
     let plain = ModelGraphOptions {
         lora: Some(LoraConfig { use_rslora: false, ..lora }),

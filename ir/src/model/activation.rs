@@ -14,6 +14,8 @@ pub enum HiddenAct {
     /// `x * sigmoid(x)` (`"silu"`, `"swish"`): LLaMA's SwiGLU.
     #[default]
     Silu,
+    /// The exact GELU, `x Φ(x) = 0.5 x (1 + erf(x / √2))` (`"gelu"`, `"gelu_python"`).
+    Gelu,
     /// The tanh approximation of GELU, `0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))`
     /// (`"gelu_new"`, `"gelu_pytorch_tanh"`, `"gelu_fast"`; the last rounds
     /// √(2/π) to 10 digits, 3e-12 away).
@@ -21,14 +23,15 @@ pub enum HiddenAct {
 }
 
 /// The `hidden_act` names weft implements, for error messages.
-const SUPPORTED: &str = "\"silu\" (or \"swish\"), and the tanh GELU \"gelu_pytorch_tanh\" \
-                         (or \"gelu_new\", \"gelu_fast\")";
+const SUPPORTED: &str = "\"silu\" (or \"swish\"), \"gelu\" (or \"gelu_python\"), and the tanh GELU \
+                         \"gelu_pytorch_tanh\" (or \"gelu_new\", \"gelu_fast\")";
 
 impl HiddenAct {
     /// The activation transformers calls `name`, if weft implements it.
     pub fn from_name(name: &str) -> Option<HiddenAct> {
         match name {
             "silu" | "swish" => Some(HiddenAct::Silu),
+            "gelu" | "gelu_python" => Some(HiddenAct::Gelu),
             "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Some(HiddenAct::GeluTanh),
             _ => None,
         }
@@ -38,6 +41,7 @@ impl HiddenAct {
     pub fn eval(self, x: f64) -> f64 {
         match self {
             HiddenAct::Silu => x / (1.0 + (-x).exp()),
+            HiddenAct::Gelu => 0.5 * x * (1.0 + libm::erf(x * std::f64::consts::FRAC_1_SQRT_2)),
             HiddenAct::GeluTanh => {
                 let inner = GELU_TANH_SCALE * (x + GELU_TANH_CUBIC * x * x * x);
                 0.5 * x * (1.0 + inner.tanh())
@@ -55,6 +59,7 @@ impl fmt::Display for HiddenAct {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             HiddenAct::Silu => "silu",
+            HiddenAct::Gelu => "gelu",
             HiddenAct::GeluTanh => "gelu_pytorch_tanh",
         })
     }
@@ -63,16 +68,10 @@ impl fmt::Display for HiddenAct {
 /// Reads `hidden_act` (default `"silu"`, as `LlamaConfig`'s).
 pub(super) fn read_hidden_act(fields: &Fields) -> Result<HiddenAct, ConfigErrorKind> {
     let Some(name) = fields.optional_str("hidden_act")? else { return Ok(HiddenAct::Silu) };
-    HiddenAct::from_name(name).ok_or_else(|| {
-        let why = if name == "gelu" || name == "gelu_python" {
-            format!(
-                "the exact (erf) GELU is not implemented; weft supports {SUPPORTED}, \
-                 which differ from it by up to 5e-4"
-            )
-        } else {
-            format!("weft supports {SUPPORTED}")
-        };
-        ConfigErrorKind::Unsupported { key: "hidden_act".into(), value: format!("\"{name}\""), why }
+    HiddenAct::from_name(name).ok_or_else(|| ConfigErrorKind::Unsupported {
+        key: "hidden_act".into(),
+        value: format!("\"{name}\""),
+        why: format!("weft supports {SUPPORTED}"),
     })
 }
 
@@ -85,13 +84,15 @@ mod tests {
         for (name, act) in [
             ("silu", HiddenAct::Silu),
             ("swish", HiddenAct::Silu),
+            ("gelu", HiddenAct::Gelu),
+            ("gelu_python", HiddenAct::Gelu),
             ("gelu_new", HiddenAct::GeluTanh),
             ("gelu_pytorch_tanh", HiddenAct::GeluTanh),
             ("gelu_fast", HiddenAct::GeluTanh),
         ] {
             assert_eq!(HiddenAct::from_name(name), Some(act), "{name}");
         }
-        for name in ["gelu", "relu", "tanh", "SiLU", ""] {
+        for name in ["quick_gelu", "gelu_10", "relu", "tanh", "SiLU", ""] {
             assert_eq!(HiddenAct::from_name(name), None, "{name}");
         }
     }
@@ -103,6 +104,9 @@ mod tests {
         let y = HiddenAct::GeluTanh.eval(1.0);
         assert!((y - 0.841_191_990_608_276_8).abs() < 1e-12, "{y}");
         assert_eq!(HiddenAct::GeluTanh.eval(0.0), 0.0);
+        // The exact GELU: 1 · Φ(1) = 0.8413447460685429 (the normal CDF at 1).
+        let y = HiddenAct::Gelu.eval(1.0);
+        assert!((y - 0.841_344_746_068_542_9).abs() < 1e-12, "{y}");
         // Odd part: gelu(x) - gelu(-x) = x.
         let x = 1.7;
         assert!((HiddenAct::GeluTanh.eval(x) - HiddenAct::GeluTanh.eval(-x) - x).abs() < 1e-12);

@@ -198,6 +198,14 @@ impl Builder<'_> {
     fn activation(&mut self, x: NodeId) -> Result<NodeId, GraphError> {
         match self.config.hidden_act {
             HiddenAct::Silu => self.g.silu(x),
+            // x Φ(x) = 0.5 (x + x erf(x / √2)).
+            HiddenAct::Gelu => {
+                let scaled = self.g.scale(x, std::f64::consts::FRAC_1_SQRT_2)?;
+                let erf = self.g.add(Op::Unary(UnaryOp::Erf), &[scaled])?;
+                let x_erf = self.g.elementwise_mul(x, erf)?;
+                let sum = self.g.elementwise_add(x, x_erf)?;
+                self.g.scale(sum, 0.5)
+            }
             // 0.5 (1 + tanh z) = sigmoid(2z), so gelu_tanh(x) = x · sigmoid(2√(2/π) (x + 0.044715 x³)):
             // existing ops (and their gradients), no tanh needed.
             HiddenAct::GeluTanh => {

@@ -13,7 +13,7 @@
 //!   and no projection has a bias (`attention_bias` and `mlp_bias` must be
 //!   false).
 //! - The MLP is `down(act(gate(x)) * up(x))` with `act` from `hidden_act`
-//!   ([`HiddenAct`]: SiLU or the tanh GELU).
+//!   ([`HiddenAct`]: SiLU, GELU or its tanh approximation).
 //! - Every `config.json` key that changes the math is read or refused
 //!   (`fields.rs`, docs/model-fields.md); unknown keys are ignored and
 //!   listed by [`unknown_keys`].

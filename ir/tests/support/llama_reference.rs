@@ -130,6 +130,7 @@ pub fn reference_logits(
         // transformers' SiLU, and its tanh GELU (`gelu_pytorch_tanh`) spelled with tanh.
         let act_fn = |g: f64| match config.hidden_act {
             HiddenAct::Silu => g / (1.0 + (-g).exp()),
+            HiddenAct::Gelu => 0.5 * g * (1.0 + libm::erf(g / 2f64.sqrt())),
             HiddenAct::GeluTanh => {
                 0.5 * g * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (g + 0.044715 * g.powi(3))).tanh())
             }
