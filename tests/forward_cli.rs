@@ -20,12 +20,13 @@ mod llama_reference;
 /// GPU f32 against the f64 reference, relative to the largest logit.
 const TOLERANCE: f64 = 1e-4;
 
-fn config_json(tied: bool) -> String {
+fn config_json(tied: bool, hidden_act: &str) -> String {
     format!(
         r#"{{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 16,
             "intermediate_size": 24, "num_attention_heads": 4, "num_key_value_heads": 2,
             "num_hidden_layers": 2, "rms_norm_eps": 1e-5, "vocab_size": 11,
             "max_position_embeddings": 64, "tie_word_embeddings": {tied}, "torch_dtype": "float32",
+            "hidden_act": "{hidden_act}",
             "rope_theta": 500.0, "rope_scaling": {{"type": "linear", "factor": 2.0}}}}"#
     )
 }
@@ -37,8 +38,12 @@ fn values(len: usize, salt: usize) -> Vec<f32> {
 
 /// Writes config.json and model.safetensors; returns the weights as f64 tensors.
 fn write_model(dir: &Path, tied: bool) -> (LlamaConfig, HashMap<String, Tensor>) {
+    write_model_with(dir, tied, "silu")
+}
+
+fn write_model_with(dir: &Path, tied: bool, hidden_act: &str) -> (LlamaConfig, HashMap<String, Tensor>) {
     std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("config.json"), config_json(tied)).unwrap();
+    std::fs::write(dir.join("config.json"), config_json(tied, hidden_act)).unwrap();
     let config = LlamaConfig::from_file(&dir.join("config.json")).unwrap();
     let mut tensors = BTreeMap::new();
     for (salt, p) in config.parameter_shapes().into_iter().enumerate() {
@@ -48,11 +53,17 @@ fn write_model(dir: &Path, tied: bool) -> (LlamaConfig, HashMap<String, Tensor>)
     (config, as_f64(&tensors))
 }
 
-/// A PEFT adapter on q_proj and v_proj, rank 2, alpha 8.
-fn write_adapter(dir: &Path, config: &LlamaConfig) -> (LoraConfig, HashMap<String, Tensor>) {
+/// A PEFT adapter on q_proj and v_proj, rank 2, alpha 8 (rank-stabilized with `use_rslora`).
+fn write_adapter(
+    dir: &Path,
+    config: &LlamaConfig,
+    use_rslora: bool,
+) -> (LoraConfig, HashMap<String, Tensor>) {
     std::fs::create_dir_all(dir).unwrap();
-    let config_text =
-        r#"{"peft_type": "LORA", "r": 2, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]}"#;
+    let config_text = format!(
+        r#"{{"peft_type": "LORA", "r": 2, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"],
+            "use_rslora": {use_rslora}}}"#
+    );
     std::fs::write(dir.join("adapter_config.json"), config_text).unwrap();
     let (hidden, q, kv) = (config.hidden_size, 4 * config.head_dim, 2 * config.head_dim);
     let mut tensors = BTreeMap::new();
@@ -68,7 +79,12 @@ fn write_adapter(dir: &Path, config: &LlamaConfig) -> (LoraConfig, HashMap<Strin
     let peft: BTreeMap<String, HostTensor> =
         tensors.iter().map(|(n, t)| (format!("base_model.model.{n}"), t.clone())).collect();
     save(&dir.join("adapter_model.safetensors"), &peft).unwrap();
-    let lora = LoraConfig { rank: 2, alpha: 8.0, target_modules: vec!["q_proj".into(), "v_proj".into()] };
+    let lora = LoraConfig {
+        rank: 2,
+        alpha: 8.0,
+        target_modules: vec!["q_proj".into(), "v_proj".into()],
+        use_rslora,
+    };
     (lora, as_f64(&tensors))
 }
 
@@ -113,15 +129,23 @@ fn forward_matches_a_straightforward_llama() {
     let ids: Vec<i64> = (0..batch * t).map(|i| ((i * 5 + 3) % 11) as i64).collect();
     let input = dir.join("in.safetensors");
     write_ids(&input, &ids, &[batch, t]);
-    let no_lora = LoraConfig { rank: 1, alpha: 1.0, target_modules: vec![] };
-    for (label, tied, pattern, adapter, unfused) in [
-        ("untied, causal", false, None, false, false),
-        ("tied, s2-attn", true, Some("s2attn-roll.toml"), false, false),
-        ("untied, s2-attn, adapter", false, Some("s2attn-roll.toml"), true, false),
-        ("tied, s2-attn, unfused", true, Some("s2attn-roll.toml"), false, true),
+    let no_lora = LoraConfig { rank: 1, alpha: 1.0, target_modules: vec![], use_rslora: false };
+    // The last cases: the tanh GELU with an rsLoRA adapter (scaling alpha / sqrt(r)), the exact GELU.
+    for (label, tied, pattern, adapter, unfused, gelu_rslora) in [
+        ("untied, causal", false, None, false, false, false),
+        ("tied, s2-attn", true, Some("s2attn-roll.toml"), false, false, false),
+        ("untied, s2-attn, adapter", false, Some("s2attn-roll.toml"), true, false, false),
+        ("tied, s2-attn, unfused", true, Some("s2attn-roll.toml"), false, true, false),
+        ("untied, causal, gelu tanh, rslora", false, None, true, false, true),
+        ("tied, causal, gelu", true, None, false, false, false),
     ] {
         let model = dir.join(label.replace([',', ' '], "_"));
-        let (config, mut weights) = write_model(&model, tied);
+        let act = match label {
+            _ if gelu_rslora => "gelu_pytorch_tanh",
+            _ if label.ends_with("gelu") => "gelu",
+            _ => "silu",
+        };
+        let (config, mut weights) = write_model_with(&model, tied, act);
         let out = dir.join(format!("{}.safetensors", label.replace([',', ' '], "_")));
         let mut args = vec!["forward".to_string(), model.display().to_string()];
         args.extend([
@@ -137,7 +161,7 @@ fn forward_matches_a_straightforward_llama() {
             args.push("--unfused".into());
         }
         let lora = if adapter {
-            let (lora, factors) = write_adapter(&model.join("adapter"), &config);
+            let (lora, factors) = write_adapter(&model.join("adapter"), &config, gelu_rslora);
             weights.extend(factors);
             args.extend(["--adapter".into(), model.join("adapter").display().to_string()]);
             lora
@@ -188,7 +212,7 @@ fn forward_reports_the_next_token_loss() {
         "input_ids".into(),
         Tensor::new(vec![1, t], ids.iter().map(|&v| v as f64).collect()).unwrap(),
     );
-    let no_lora = LoraConfig { rank: 1, alpha: 1.0, target_modules: vec![] };
+    let no_lora = LoraConfig { rank: 1, alpha: 1.0, target_modules: vec![], use_rslora: false };
     let logits = llama_reference::reference_logits(&config, &causal_schedule(t), &no_lora, &weights, 1, t);
     let v = config.vocab_size;
     let want: f64 = (0..t - 1)
@@ -232,7 +256,8 @@ fn forward_names_bad_inputs() {
     assert!(err.contains("has shape [4]; expected [B, T]"), "{err}");
     let err = run(&[1, 2], &[1, 2], &dir.join("nowhere"));
     assert!(err.contains("nowhere/config.json"), "{err}");
-    // A checkpoint missing a tensor names it and its shape.
+    // A checkpoint missing a tensor names it and its shape (both layers are there, so
+    // the layer count matches the config's).
     let broken = dir.join("broken");
     write_model(&broken, true);
     let mut tensors = BTreeMap::new();
@@ -240,6 +265,12 @@ fn forward_names_bad_inputs() {
         "model.embed_tokens.weight".to_string(),
         HostTensor { shape: vec![11, 16], data: values(176, 0) },
     );
+    for layer in 0..2 {
+        tensors.insert(
+            format!("model.layers.{layer}.post_attention_layernorm.weight"),
+            HostTensor { shape: vec![16], data: values(16, 1) },
+        );
+    }
     save(&broken.join("model.safetensors"), &tensors).unwrap();
     let err = run(&[1, 2], &[1, 2], &broken);
     assert!(

@@ -1,7 +1,9 @@
 //! Hugging Face `config.json` files, in both RoPE forms, and every error.
 
 use serde_json::{Value, json};
-use weft_ir::model::{ConfigError, ConfigErrorKind, LlamaConfig, ParameterShape, Rope, RopeScaling};
+use weft_ir::model::{
+    ConfigError, ConfigErrorKind, HiddenAct, LlamaConfig, ParameterShape, Rope, RopeScaling,
+};
 
 /// A Llama-2-style config as transformers 4.3x wrote it, extra keys included.
 const LLAMA2_LONGLORA: &str = r#"{
@@ -109,6 +111,7 @@ fn reads_a_llama2_config_with_linear_rope_scaling() {
             tie_word_embeddings: false,
             max_position_embeddings: 4096,
             rope: Rope { theta: 10000.0, scaling: RopeScaling::Linear { factor: 8.0 } },
+            hidden_act: HiddenAct::Silu,
         }
     );
     assert_eq!(config.rope.position_scale(), 8.0);

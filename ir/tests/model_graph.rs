@@ -10,7 +10,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use weft_ir::Overrides;
 use weft_ir::interp::{Tensor, run};
-use weft_ir::model::{LoraConfig, ModelGraphError, ModelGraphOptions, build_llama_graph};
+use weft_ir::model::{HiddenAct, LoraConfig, ModelGraphError, ModelGraphOptions, build_llama_graph};
 
 #[path = "support/llama.rs"]
 mod llama;
@@ -72,6 +72,42 @@ fn the_graph_computes_what_transformers_computes() {
         leaves.sort();
         assert_eq!(leaves, names);
     }
+}
+
+/// `hidden_act: "gelu"` and `"gelu_pytorch_tanh"`, and an rsLoRA adapter (`alpha / √r`),
+/// against the same by-hand forward pass.
+#[test]
+fn gelu_and_rslora_compute_what_transformers_computes() {
+    for act in [HiddenAct::Gelu, HiddenAct::GeluTanh] {
+        gelu_and_rslora(act);
+    }
+}
+
+fn gelu_and_rslora(act: HiddenAct) {
+    let (mut rng, seed) = rng();
+    let (batch, t) = (1, 8);
+    let schedule = schedule(t);
+    let config = weft_ir::model::LlamaConfig { hidden_act: act, ..tiny_config(false) };
+    let lora = LoraConfig { rank: 4, use_rslora: true, ..lora() };
+    // PEFT: alpha 8 at r 4 scales by 8 / 2 = 4 with rsLoRA, by 8 / 4 = 2 without.
+    assert_eq!(lora.scaling(), 4.0);
+    assert_eq!(LoraConfig { use_rslora: false, ..lora.clone() }.scaling(), 2.0);
+    let opts = ModelGraphOptions { lora: Some(lora.clone()), ..ModelGraphOptions::new(batch, t) };
+    let graph = build_llama_graph(&config, Some(&schedule), &opts).unwrap();
+    let inputs = feeds(&graph, config.vocab_size, &mut rng);
+    let logits = run(&graph, &inputs).unwrap().remove("logits").unwrap();
+    let want = reference_logits(&config, &schedule, &lora, &inputs, batch, t);
+    let want = Tensor::new(vec![batch, t, config.vocab_size], want).unwrap();
+    let err = logits.max_rel_error(&want);
+    assert!(err <= 1e-12, "{act}: relative error {err:e} (seed {seed})");
+    // The plain-LoRA scaling gives other logits: the flag is not ignored.
+    let plain = ModelGraphOptions {
+        lora: Some(LoraConfig { use_rslora: false, ..lora }),
+        ..ModelGraphOptions::new(batch, t)
+    };
+    let graph = build_llama_graph(&config, Some(&schedule), &plain).unwrap();
+    let other = run(&graph, &inputs).unwrap().remove("logits").unwrap();
+    assert!(other.max_rel_error(&want) > 1e-6);
 }
 
 #[test]

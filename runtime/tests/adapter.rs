@@ -80,7 +80,7 @@ fn bad_adapters_name_the_problem() {
     let err = load_adapter(&dir, &config).unwrap_err();
     assert!(
         err.to_string().ends_with(
-            "target module \"gate_proj\" is not supported; weft adapts q_proj, k_proj, v_proj, o_proj"
+            "`target_modules: \"gate_proj\"` is not supported (weft adapts q_proj, k_proj, v_proj, o_proj)"
         ),
         "{err}"
     );

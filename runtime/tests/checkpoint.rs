@@ -10,7 +10,9 @@ use safetensors::Dtype;
 use safetensors::tensor::TensorView;
 use serde_json::{Value, json};
 use weft_ir::model::LlamaConfig;
-use weft_runtime::io::{CheckpointError, HostTensor, TensorFile, TensorFileError, load_checkpoint, save};
+use weft_runtime::io::{
+    CheckpointError, HostTensor, TensorFile, TensorFileError, check_layer_count, load_checkpoint, save,
+};
 
 const SHARD_1: &str = "model-00001-of-00002.safetensors";
 const SHARD_2: &str = "model-00002-of-00002.safetensors";
@@ -221,22 +223,41 @@ fn a_directory_without_weights_says_what_it_looked_for() {
     );
 }
 
+/// A config whose `num_hidden_layers` is not the checkpoint's is refused
+/// naming both numbers, from the safetensors header or the index alone.
 #[test]
-fn a_missing_tensor_names_the_file_searched() {
-    let mut written = write_model("one-layer-short", &tiny_config(false), |_| Dtype::F32, false);
-    // The checkpoint has one layer fewer than the config asks for.
-    written.config.num_hidden_layers = 3;
-    let err = load_err(&written);
-    assert!(
-        matches!(err, CheckpointError::MissingTensor { ref name, .. } if name == "model.layers.2.input_layernorm.weight")
-    );
-    assert_eq!(
-        err.to_string(),
-        format!(
-            "checkpoint tensor `model.layers.2.input_layernorm.weight` (expected shape [16]) is missing; searched {}",
-            written.dir.join("model.safetensors").display()
-        )
-    );
+fn a_layer_count_other_than_the_checkpoints_names_both() {
+    for sharded in [false, true] {
+        let name = if sharded { "layers-sharded" } else { "layers-single" };
+        let mut written = write_model(name, &tiny_config(false), |_| Dtype::F32, sharded);
+        let checkpoint =
+            written.dir.join(if sharded { "model.safetensors.index.json" } else { "model.safetensors" });
+        for (configured, consequence) in [
+            (3, "layers 2..3 would have no weights; set `num_hidden_layers` to 2"),
+            (1, "weft would silently drop layers 1..2; set `num_hidden_layers` to 2"),
+            (1_000_000_000, "layers 2..1000000000 would have no weights"),
+        ] {
+            written.config.num_hidden_layers = configured;
+            assert!(check_layer_count(&written.dir, &written.config).is_err());
+            let err = load_err(&written);
+            assert!(matches!(err, CheckpointError::LayerCount { found: 2, .. }), "{err:?}");
+            let message = err.to_string();
+            assert!(
+                message.starts_with(&format!(
+                    "{}: `num_hidden_layers` is {configured}, but the checkpoint {} holds 2 layers",
+                    written.dir.join("config.json").display(),
+                    checkpoint.display()
+                )),
+                "{message}"
+            );
+            assert!(message.contains(consequence), "{message}");
+        }
+        written.config.num_hidden_layers = 2;
+        assert!(check_layer_count(&written.dir, &written.config).is_ok());
+    }
+    // No checkpoint: nothing to check against (load_checkpoint says what is missing).
+    let config = LlamaConfig::from_json_str(&tiny_config(false).to_string(), "config.json").unwrap();
+    assert!(check_layer_count(&fresh_dir("layers-none"), &config).is_ok());
 }
 
 #[test]

@@ -99,6 +99,7 @@ pub fn run(args: &BenchStepArgs) -> anyhow::Result<()> {
                 rank: 8,
                 alpha: 16.0,
                 target_modules: ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec(),
+                use_rslora: false,
             };
             let opts = ModelGraphOptions {
                 lora: Some(lora),

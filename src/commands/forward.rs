@@ -12,7 +12,10 @@ use weft_compiler::{CompileOptions, compile};
 use weft_ir::Overrides;
 use weft_ir::limits::{self, Origin};
 use weft_ir::model::{LlamaConfig, ModelGraphOptions, build_llama_graph};
-use weft_runtime::io::{HostTensor, TensorFile, load_adapter, load_checkpoint, save};
+use weft_runtime::io::{
+    ADAPTER_CONFIG, HostTensor, TensorFile, check_layer_count, load_adapter, load_checkpoint,
+    read_adapter_config, save,
+};
 use weft_runtime::{Executor, Gpu, HostValues};
 
 use crate::output::{Input, guard, out_file, tuning_cache_path};
@@ -56,7 +59,14 @@ pub fn run(args: &ForwardArgs) -> anyhow::Result<()> {
     inputs.extend(cache.as_deref().map(|path| Input { path, what: "tuning cache" }));
     guard(out_file(&args.out, "logits"), &inputs)?;
     let config_path = args.model_dir.join("config.json");
-    let config = LlamaConfig::from_file(&config_path)?;
+    let (config, unknown) = LlamaConfig::from_file_with_unknown_keys(&config_path)?;
+    super::source::warn_unknown_keys(&config_path, &unknown);
+    // Before anything is sized by the config: its layer count must be the checkpoint's.
+    check_layer_count(&args.model_dir, &config)?;
+    if let Some(dir) = &args.adapter {
+        // Refuse a bad adapter_config.json before the weights are read.
+        read_adapter_config(dir)?;
+    }
     let ids = TensorFile::load(&args.input)?.ints("input_ids")?;
     let [batch, t] = ids.shape[..] else {
         bail!("tensor `input_ids` in {} has shape {:?}; expected [B, T]", args.input.display(), ids.shape);
@@ -97,6 +107,7 @@ pub fn run(args: &ForwardArgs) -> anyhow::Result<()> {
     let lora = match &args.adapter {
         Some(dir) => {
             let adapter = load_adapter(dir, &config)?;
+            super::source::warn_unknown_keys(&dir.join(ADAPTER_CONFIG), &adapter.unknown_keys);
             weights.extend(adapter.tensors);
             Some(adapter.lora)
         }

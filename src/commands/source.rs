@@ -118,7 +118,12 @@ impl SourceArgs {
     fn model_graph(&self) -> anyhow::Result<ValidGraph> {
         let config_path =
             if self.input.is_dir() { self.input.join("config.json") } else { self.input.clone() };
-        let config = LlamaConfig::from_file(&config_path)?;
+        let (config, unknown) = LlamaConfig::from_file_with_unknown_keys(&config_path)?;
+        warn_unknown_keys(&config_path, &unknown);
+        if self.input.is_dir() {
+            // Before the graph is built: the config's layer count must be the checkpoint's.
+            weft_runtime::io::check_layer_count(&self.input, &config)?;
+        }
         if self.layer.is_some() {
             bail!("--layer picks a layer of a pattern spec; a model compiles every layer");
         }
@@ -155,6 +160,7 @@ impl SourceArgs {
                     rank: self.lora_rank,
                     alpha: 2.0 * self.lora_rank as f64,
                     target_modules: ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec(),
+                    use_rslora: false,
                 }),
                 train_embed: true,
                 train_norm: true,
@@ -165,6 +171,18 @@ impl SourceArgs {
             ModelGraphOptions::new(self.batch, t)
         };
         Ok(build_llama_graph(&config, schedule.as_ref(), &opts)?)
+    }
+}
+
+/// Lists the keys of a model or adapter config that weft does not know and
+/// ignored (docs/model-fields.md says which keys weft reads or refuses).
+pub fn warn_unknown_keys(file: &Path, keys: &[String]) {
+    if !keys.is_empty() {
+        eprintln!(
+            "warning: {}: ignoring keys weft does not know: {} (see docs/model-fields.md)",
+            file.display(),
+            keys.join(", ")
+        );
     }
 }
 

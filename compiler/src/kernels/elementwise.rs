@@ -1,4 +1,4 @@
-//! add, mul, scale, exp, log, silu, sigmoid: one thread per element. The
+//! add, mul, scale, exp, log, silu, sigmoid, erf: one thread per element. The
 //! per-op expressions live here; `fusion.rs` chains them into one kernel.
 
 use weft_ir::graph::{Op, UnaryOp};
@@ -36,6 +36,15 @@ fn unary(op: UnaryOp, x: &str) -> String {
         // x / (1 + e^-x) rather than x * sigmoid(x): one division, and -0 instead of NaN when e^-x overflows.
         UnaryOp::Silu => format!("{x} / (1.0 + exp(-{x}))"),
         UnaryOp::Sigmoid => format!("1.0 / (1.0 + exp(-{x}))"),
+        // WGSL has no erf: Abramowitz & Stegun 7.1.26, |error| <= 1.5e-7 for every x,
+        // erf(|x|) = 1 - t (a1 + t (a2 + t (a3 + t (a4 + t a5)))) e^(-x²), t = 1 / (1 + p |x|).
+        UnaryOp::Erf => {
+            let t = format!("(1.0 / (1.0 + 0.3275911 * abs({x})))");
+            format!(
+                "sign({x}) * (1.0 - {t} * (0.254829592 + {t} * (-0.284496736 + {t} * (1.421413741 \
+                 + {t} * (-1.453152027 + {t} * 1.061405429)))) * exp(-{x} * {x}))"
+            )
+        }
     }
 }
 

@@ -65,6 +65,14 @@ pub(super) fn vjp(
             let slope = b.elementwise_add(id, minus_yy)?;
             b.elementwise_mul(g, slope)
         })?,
+        // erf'(x) = 2/√π e^(-x²).
+        Op::Unary(UnaryOp::Erf) => each(&mut |b, _| {
+            let xx = b.elementwise_mul(x[0], x[0])?;
+            let minus_xx = b.scale(xx, -1.0)?;
+            let gauss = b.exp(minus_xx)?;
+            let slope = b.scale(gauss, std::f64::consts::FRAC_2_SQRT_PI)?;
+            b.elementwise_mul(g, slope)
+        })?,
         &Op::RmsNorm { eps } => each(&mut |b, slot| match slot {
             0 => b.add(Op::RmsNormGrad { eps }, &[x[0], x[1], g]),
             _ => b.add(Op::RmsNormWeightGrad { eps }, &[x[0], g]),

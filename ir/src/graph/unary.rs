@@ -55,6 +55,8 @@ unary_ops! {
     Silu = "silu", |x: f64| x / (1.0 + (-x).exp());
     /// `1 / (1 + exp(-x))`.
     Sigmoid = "sigmoid", |x: f64| 1.0 / (1.0 + (-x).exp());
+    /// The error function `2/√π ∫₀ˣ e^(-t²) dt` (for the exact GELU).
+    Erf = "erf", libm::erf;
 }
 
 impl std::fmt::Display for UnaryOp {
@@ -77,5 +79,8 @@ mod tests {
         assert_eq!(UnaryOp::Log.eval(std::f64::consts::E), 1.0);
         assert!((UnaryOp::Sigmoid.eval(0.0) - 0.5).abs() < 1e-15);
         assert!((UnaryOp::Silu.eval(2.0) - 2.0 / (1.0 + (-2.0f64).exp())).abs() < 1e-15);
+        // erf(1) = 0.8427007929497149 (Abramowitz & Stegun, table 7.1); odd.
+        assert!((UnaryOp::Erf.eval(1.0) - 0.842_700_792_949_714_9).abs() < 1e-15);
+        assert_eq!(UnaryOp::Erf.eval(-0.5), -UnaryOp::Erf.eval(0.5));
     }
 }

@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
+use super::activation::{HiddenAct, read_hidden_act};
 use super::error::{ConfigError, ConfigErrorKind};
+use super::fields::{check_keys, unknown_keys};
 use super::json::Fields;
 use super::rope::{Rope, RopeScaling, read_rope};
 use crate::limits::{self, Limit, Origin};
@@ -10,7 +12,9 @@ use crate::limits::{self, Limit, Origin};
 /// The sizes and settings of a LLaMA-family model, as transformers'
 /// `LlamaConfig` holds them.
 ///
-/// Keys read from `config.json` (all others are ignored):
+/// Keys read from `config.json` (keys that change the math in ways weft does
+/// not implement, such as `attention_bias: true`, are refused, see
+/// `fields.rs`; unknown keys are ignored):
 ///
 /// | key | required | default |
 /// |---|---|---|
@@ -19,6 +23,7 @@ use crate::limits::{self, Limit, Origin};
 /// | `head_dim` | no | `hidden_size / num_attention_heads` |
 /// | `tie_word_embeddings` | no | `false` |
 /// | `rope_theta`, `rope_scaling`, `rope_parameters` | no | theta 10000, no scaling ([`Rope`]) |
+/// | `hidden_act` | no | `"silu"` ([`HiddenAct`]) |
 ///
 /// transformers has defaults for the required keys too (a 7B model's), but a
 /// file without them almost surely is not the file meant, so weft asks for
@@ -43,19 +48,35 @@ pub struct LlamaConfig {
     pub tie_word_embeddings: bool,
     pub max_position_embeddings: usize,
     pub rope: Rope,
+    /// The MLP gate's activation.
+    pub hidden_act: HiddenAct,
 }
 
 impl LlamaConfig {
     /// Reads and checks a `config.json`.
     pub fn from_file(path: &Path) -> Result<LlamaConfig, ConfigError> {
+        Ok(LlamaConfig::from_file_with_unknown_keys(path)?.0)
+    }
+
+    /// Reads and checks a `config.json`, also returning the keys weft does
+    /// not know and therefore ignored (for the user to see).
+    pub fn from_file_with_unknown_keys(path: &Path) -> Result<(LlamaConfig, Vec<String>), ConfigError> {
         let file = path.display().to_string();
         let text =
             std::fs::read_to_string(path).map_err(|source| ConfigError::Io { file: file.clone(), source })?;
-        LlamaConfig::from_json_str(&text, &file)
+        LlamaConfig::from_json_str_with_unknown_keys(&text, &file)
     }
 
     /// Parses and checks `config.json` text; `source_name` names it in errors.
     pub fn from_json_str(text: &str, source_name: &str) -> Result<LlamaConfig, ConfigError> {
+        Ok(LlamaConfig::from_json_str_with_unknown_keys(text, source_name)?.0)
+    }
+
+    /// [`LlamaConfig::from_json_str`], also returning the ignored unknown keys.
+    pub fn from_json_str_with_unknown_keys(
+        text: &str,
+        source_name: &str,
+    ) -> Result<(LlamaConfig, Vec<String>), ConfigError> {
         let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
             // serde_json appends " at line L column C"; the position goes up front instead.
             let full = e.to_string();
@@ -63,7 +84,9 @@ impl LlamaConfig {
             let message = full.strip_suffix(&suffix).unwrap_or(&full).to_string();
             ConfigError::Json { file: source_name.into(), line: e.line(), column: e.column(), message }
         })?;
-        read_config(&value).map_err(|kind| ConfigError::Invalid { file: source_name.into(), kind })
+        let config =
+            read_config(&value).map_err(|kind| ConfigError::Invalid { file: source_name.into(), kind })?;
+        Ok((config, unknown_keys(&value)))
     }
 
     /// Checks the relations between the sizes; [`LlamaConfig::from_json_str`]
@@ -129,6 +152,7 @@ fn size_limit(key: &str) -> Limit {
 
 fn read_config(value: &serde_json::Value) -> Result<LlamaConfig, ConfigErrorKind> {
     let fields = Fields::top(value)?;
+    check_keys(&fields)?;
     let hidden_size = fields.size("hidden_size")?;
     let num_attention_heads = fields.size("num_attention_heads")?;
     let (head_dim, head_dim_source) = match fields.optional_size("head_dim")? {
@@ -152,6 +176,7 @@ fn read_config(value: &serde_json::Value) -> Result<LlamaConfig, ConfigErrorKind
         tie_word_embeddings: fields.optional_bool("tie_word_embeddings")?.unwrap_or(false),
         max_position_embeddings: fields.size("max_position_embeddings")?,
         rope: read_rope(&fields)?,
+        hidden_act: read_hidden_act(&fields)?,
     };
     config.check(head_dim_source)?;
     Ok(config)

@@ -59,6 +59,9 @@ pub enum ConfigErrorKind {
     MissingRopeType { key: String, supported: &'static str },
     #[error("`{key}` is \"{rope_type}\", a RoPE type weft does not support; supported: {supported}")]
     UnsupportedRope { key: String, rope_type: String, supported: &'static str },
+    /// A key whose value would change the math in a way weft does not implement.
+    #[error("`{key}: {value}` is not supported ({why})")]
+    Unsupported { key: String, value: String, why: String },
     #[error("`{first}` says {first_value} but `{second}` says {second_value}; remove one of them")]
     Conflict { first: String, first_value: String, second: String, second_value: String },
 }

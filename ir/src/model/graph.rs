@@ -9,9 +9,10 @@
 
 use std::collections::BTreeSet;
 
+use super::activation::{GELU_TANH_CUBIC, GELU_TANH_SCALE, HiddenAct};
 use super::config::LlamaConfig;
 use super::error::ConfigErrorKind;
-use crate::graph::{DType, Graph, GraphError, HeadMask, NodeId, Op, TensorType, ValidGraph};
+use crate::graph::{DType, Graph, GraphError, HeadMask, NodeId, Op, TensorType, UnaryOp, ValidGraph};
 use crate::limits::{self, Origin, SizeError};
 use crate::mask::Mask;
 use crate::pattern::Schedule;
@@ -19,15 +20,26 @@ use crate::pattern::Schedule;
 /// The projections LoRA may adapt, by their module names.
 pub const LORA_MODULES: [&str; 4] = ["q_proj", "k_proj", "v_proj", "o_proj"];
 
-/// LoRA on some attention projections: `y = x Wᵀ + (alpha / rank) · (x Aᵀ) Bᵀ`,
-/// `A [rank, in]`, `B [out, rank]` (B starts at zero, so training starts from
-/// the base model).
+/// LoRA on some attention projections: `y = x Wᵀ + s · (x Aᵀ) Bᵀ` with
+/// `s = alpha / rank` (or `alpha / √rank` with `use_rslora`), `A [rank, in]`,
+/// `B [out, rank]` (B starts at zero, so training starts from the base model).
 #[derive(Clone, Debug, PartialEq)]
 pub struct LoraConfig {
     pub rank: usize,
     pub alpha: f64,
     /// A subset of [`LORA_MODULES`], like PEFT's `target_modules`.
     pub target_modules: Vec<String>,
+    /// Rank-stabilized LoRA (Kalajdzievski 2023, PEFT's `use_rslora`): scale
+    /// by `alpha / √rank` instead of `alpha / rank`.
+    pub use_rslora: bool,
+}
+
+impl LoraConfig {
+    /// The factor `s` of the low-rank update, as PEFT computes it.
+    pub fn scaling(&self) -> f64 {
+        let rank = self.rank as f64;
+        if self.use_rslora { self.alpha / rank.sqrt() } else { self.alpha / rank }
+    }
 }
 
 /// What the graph computes and which parameters train.
@@ -218,8 +230,34 @@ impl Builder<'_> {
         let b = self.param(&format!("{prefix}.lora_B.weight"), &[out, lora.rank], true);
         let xa = self.g.matmul(x, a, false, true)?;
         let xab = self.g.matmul(xa, b, false, true)?;
-        let scaled = self.g.scale(xab, lora.alpha / lora.rank as f64)?;
+        let scaled = self.g.scale(xab, lora.scaling())?;
         self.g.elementwise_add(y, scaled)
+    }
+
+    /// `hidden_act` applied to the MLP gate.
+    fn activation(&mut self, x: NodeId) -> Result<NodeId, GraphError> {
+        match self.config.hidden_act {
+            HiddenAct::Silu => self.g.silu(x),
+            // x Φ(x) = 0.5 (x + x erf(x / √2)).
+            HiddenAct::Gelu => {
+                let scaled = self.g.scale(x, std::f64::consts::FRAC_1_SQRT_2)?;
+                let erf = self.g.add(Op::Unary(UnaryOp::Erf), &[scaled])?;
+                let x_erf = self.g.elementwise_mul(x, erf)?;
+                let sum = self.g.elementwise_add(x, x_erf)?;
+                self.g.scale(sum, 0.5)
+            }
+            // 0.5 (1 + tanh z) = sigmoid(2z), so gelu_tanh(x) = x · sigmoid(2√(2/π) (x + 0.044715 x³)):
+            // existing ops (and their gradients), no tanh needed.
+            HiddenAct::GeluTanh => {
+                let x2 = self.g.elementwise_mul(x, x)?;
+                let x3 = self.g.elementwise_mul(x2, x)?;
+                let cubic = self.g.scale(x3, GELU_TANH_CUBIC)?;
+                let inner = self.g.elementwise_add(x, cubic)?;
+                let z = self.g.scale(inner, 2.0 * GELU_TANH_SCALE)?;
+                let gate = self.g.add(Op::Unary(UnaryOp::Sigmoid), &[z])?;
+                self.g.elementwise_mul(x, gate)
+            }
+        }
     }
 
     /// `[B·T, n·D]` → `[B, n, T, D]`.
@@ -295,7 +333,7 @@ impl Builder<'_> {
             self.param(&format!("{prefix}.post_attention_layernorm.weight"), &[hidden], self.opts.train_norm);
         let h = self.g.rms_norm(x, norm, c.rms_norm_eps)?;
         let gate = self.project(layer, "gate_proj", h, c.intermediate_size)?;
-        let gate = self.g.silu(gate)?;
+        let gate = self.activation(gate)?;
         let up = self.project(layer, "up_proj", h, c.intermediate_size)?;
         let act = self.g.elementwise_mul(gate, up)?;
         let down = self.project(layer, "down_proj", act, hidden)?;

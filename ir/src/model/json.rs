@@ -33,6 +33,11 @@ impl<'a> Fields<'a> {
         format!("{}{key}", self.prefix)
     }
 
+    /// The value of `key` as written, `null` included.
+    pub(super) fn raw(&self, key: &str) -> Option<&'a Value> {
+        self.object.get(key)
+    }
+
     /// The value of `key`, treating `null` as absent.
     fn get(&self, key: &str) -> Option<&'a Value> {
         self.object.get(key).filter(|v| !v.is_null())

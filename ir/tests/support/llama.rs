@@ -47,5 +47,6 @@ pub fn lora() -> LoraConfig {
         rank: 2,
         alpha: 8.0,
         target_modules: vec!["q_proj".into(), "v_proj".into(), "o_proj".into()],
+        use_rslora: false,
     }
 }

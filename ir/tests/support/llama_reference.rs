@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use weft_ir::Schedule;
 use weft_ir::interp::Tensor;
-use weft_ir::model::{LlamaConfig, LoraConfig};
+use weft_ir::model::{HiddenAct, LlamaConfig, LoraConfig};
 
 /// `x [rows, in] · Wᵀ` with `W [out, in]`.
 fn linear(x: &[f64], w: &Tensor) -> Vec<f64> {
@@ -60,8 +60,11 @@ pub fn reference_logits(
                 &linear(h, &w[&format!("{prefix}.lora_A.weight")]),
                 &w[&format!("{prefix}.lora_B.weight")],
             );
+            // PEFT: scaling = alpha / r, or alpha / sqrt(r) with use_rslora.
+            let rank = lora.rank as f64;
+            let scaling = if lora.use_rslora { lora.alpha / rank.sqrt() } else { lora.alpha / rank };
             for (y, ab) in y.iter_mut().zip(ab) {
-                *y += lora.alpha / lora.rank as f64 * ab;
+                *y += scaling * ab;
             }
         }
         y
@@ -124,7 +127,15 @@ pub fn reference_logits(
         let h = rms_norm(&x, &w[&format!("model.layers.{layer}.post_attention_layernorm.weight")], eps);
         let gate = adapted(layer, "gate_proj", &h);
         let up = adapted(layer, "up_proj", &h);
-        let act: Vec<f64> = gate.iter().zip(&up).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect();
+        // transformers' SiLU, and its tanh GELU (`gelu_pytorch_tanh`) spelled with tanh.
+        let act_fn = |g: f64| match config.hidden_act {
+            HiddenAct::Silu => g / (1.0 + (-g).exp()),
+            HiddenAct::Gelu => 0.5 * g * (1.0 + libm::erf(g / 2f64.sqrt())),
+            HiddenAct::GeluTanh => {
+                0.5 * g * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (g + 0.044715 * g.powi(3))).tanh())
+            }
+        };
+        let act: Vec<f64> = gate.iter().zip(&up).map(|(&g, u)| act_fn(g) * u).collect();
         let down = adapted(layer, "down_proj", &act);
         for (x, o) in x.iter_mut().zip(down) {
             *x += o;

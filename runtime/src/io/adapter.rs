@@ -2,15 +2,17 @@
 //!
 //! PEFT saves `base_model.model.<module>.lora_A.weight` (`[r, in]`) and
 //! `lora_B.weight` (`[out, r]`) for each adapted module, and `r`,
-//! `lora_alpha` and `target_modules` in the config. weft names the factors
+//! `lora_alpha`, `target_modules` (and `use_rslora`) in the config, whose
+//! other keys `adapter_config.rs` accepts or refuses. weft names the factors
 //! without the `base_model.model.` prefix, so they sit beside the weights they
 //! adapt (`model.layers.0.self_attn.q_proj.lora_A.weight`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use weft_ir::model::{LORA_MODULES, LlamaConfig, LoraConfig};
+use weft_ir::model::{LlamaConfig, LoraConfig};
 
+use super::adapter_config::{ConfigProblem, read_lora_config};
 use super::tensors::{HostTensor, TensorFile, TensorFileError};
 
 pub const ADAPTER_CONFIG: &str = "adapter_config.json";
@@ -30,6 +32,9 @@ pub enum AdapterError {
     Json { path: PathBuf, line: usize, column: usize, message: String },
     #[error("{path}: {message}")]
     Config { path: PathBuf, message: String },
+    /// A key whose value changes the adapter's math in a way weft does not implement.
+    #[error("{path}: `{key}: {value}` is not supported ({why})")]
+    Unsupported { path: PathBuf, key: &'static str, value: String, why: String },
     #[error("adapter tensor `{name}` (expected shape {expected:?}) is missing from {path}")]
     Missing { name: String, path: PathBuf, expected: Vec<usize> },
     #[error("adapter tensor `{name}` in {path} has shape {found:?}; expected {expected:?}")]
@@ -43,13 +48,14 @@ pub enum AdapterError {
 pub struct Adapter {
     pub lora: LoraConfig,
     pub tensors: BTreeMap<String, HostTensor>,
+    /// Keys of `adapter_config.json` weft does not know, and so ignored.
+    pub unknown_keys: Vec<String>,
 }
 
 /// Reads the PEFT adapter in `dir` for a model of `config`, checking that every
 /// adapted projection of every layer has both factors at the right shapes.
 pub fn load_adapter(dir: &Path, config: &LlamaConfig) -> Result<Adapter, AdapterError> {
-    let config_path = dir.join(ADAPTER_CONFIG);
-    let lora = read_config(&config_path)?;
+    let (lora, unknown_keys) = read_adapter_config(dir)?;
     let weights_path = dir.join(ADAPTER_WEIGHTS);
     let file = TensorFile::load(&weights_path)?;
     let mut tensors = BTreeMap::new();
@@ -82,7 +88,7 @@ pub fn load_adapter(dir: &Path, config: &LlamaConfig) -> Result<Adapter, Adapter
             }
         }
     }
-    Ok(Adapter { lora, tensors })
+    Ok(Adapter { lora, tensors, unknown_keys })
 }
 
 /// `(in, out)` features of an attention projection.
@@ -96,7 +102,10 @@ fn projection_dims(config: &LlamaConfig, module: &str) -> (usize, usize) {
     }
 }
 
-fn read_config(path: &Path) -> Result<LoraConfig, AdapterError> {
+/// Reads and checks only `dir`'s `adapter_config.json` (cheap: callers check
+/// it before loading anything large); also returns the keys it ignored.
+pub fn read_adapter_config(dir: &Path) -> Result<(LoraConfig, Vec<String>), AdapterError> {
+    let path = &dir.join(ADAPTER_CONFIG);
     let text =
         std::fs::read_to_string(path).map_err(|source| AdapterError::Read { path: path.into(), source })?;
     let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| AdapterError::Json {
@@ -105,31 +114,10 @@ fn read_config(path: &Path) -> Result<LoraConfig, AdapterError> {
         column: e.column(),
         message: e.to_string(),
     })?;
-    let bad = |message: String| AdapterError::Config { path: path.into(), message };
-    let rank = json
-        .get("r")
-        .and_then(serde_json::Value::as_u64)
-        .filter(|&r| r > 0)
-        .ok_or_else(|| bad("`r` must be a positive integer".into()))?;
-    let alpha = json
-        .get("lora_alpha")
-        .and_then(serde_json::Value::as_f64)
-        .filter(|a| a.is_finite())
-        .ok_or_else(|| bad("`lora_alpha` must be a number".into()))?;
-    let modules = json
-        .get("target_modules")
-        .and_then(serde_json::Value::as_array)
-        .ok_or_else(|| bad("`target_modules` must be a list of module names".into()))?;
-    let mut target_modules = Vec::with_capacity(modules.len());
-    for m in modules {
-        let Some(name) = m.as_str().filter(|n| LORA_MODULES.contains(n)) else {
-            return Err(bad(format!(
-                "target module {m} is not supported; weft adapts {}",
-                LORA_MODULES.join(", ")
-            )));
-        };
-        target_modules.push(name.to_string());
-    }
-    let rank = usize::try_from(rank).map_err(|_| bad(format!("`r` = {rank} is too large")))?;
-    Ok(LoraConfig { rank, alpha, target_modules })
+    read_lora_config(&json).map_err(|problem| match problem {
+        ConfigProblem::Invalid(message) => AdapterError::Config { path: path.into(), message },
+        ConfigProblem::Refused(r) => {
+            AdapterError::Unsupported { path: path.into(), key: r.key, value: r.value, why: r.why }
+        }
+    })
 }

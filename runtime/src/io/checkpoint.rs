@@ -1,7 +1,8 @@
 //! Hugging Face checkpoints: `model.safetensors`, or its sharded form
 //! `model.safetensors.index.json` + shards, in `LlamaForCausalLM` names.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
 use weft_ir::model::{LlamaConfig, ParameterShape};
@@ -33,8 +34,78 @@ pub enum CheckpointError {
     MissingTensor { name: String, expected: Vec<usize>, searched: String, hint: &'static str },
     #[error("checkpoint tensor `{name}` in {path} has shape {found:?}; the config expects {expected:?}")]
     Shape { name: String, path: PathBuf, expected: Vec<usize>, found: Vec<usize> },
+    #[error(
+        "{config}: `num_hidden_layers` is {configured}, but the checkpoint {checkpoint} holds {found} layers \
+         (model.layers.N); {consequence}"
+    )]
+    LayerCount { config: PathBuf, configured: usize, found: usize, checkpoint: PathBuf, consequence: String },
     #[error(transparent)]
     File(#[from] TensorFileError),
+}
+
+/// Checks `config.num_hidden_layers` against the layers `model_dir`'s
+/// checkpoint holds (the distinct `i` of its `model.layers.{i}.` names),
+/// reading only the safetensors header or the index, so a config that
+/// disagrees with its weights fails before anything is built for it. Fewer
+/// layers than the weights would silently drop layers; more have no weights.
+/// A directory with no checkpoint passes: there is nothing to check against.
+pub fn check_layer_count(model_dir: &Path, config: &LlamaConfig) -> Result<(), CheckpointError> {
+    let (checkpoint, names) = match Layout::find(model_dir) {
+        Err(CheckpointError::NoWeights { .. }) => return Ok(()),
+        Err(e) => return Err(e),
+        Ok(Layout::Single(path)) => {
+            let names = header_names(&path)?;
+            (path, names)
+        }
+        Ok(Layout::Sharded { index, weight_map }) => (index, weight_map.into_keys().collect()),
+    };
+    let layers: BTreeSet<usize> = names
+        .iter()
+        .filter_map(|n| n.strip_prefix("model.layers.")?.split('.').next()?.parse().ok())
+        .collect();
+    let (configured, found) = (config.num_hidden_layers, layers.len());
+    if configured == found {
+        return Ok(());
+    }
+    let consequence = if configured < found {
+        format!("weft would silently drop layers {configured}..{found}; set `num_hidden_layers` to {found}")
+    } else {
+        format!("layers {found}..{configured} would have no weights; set `num_hidden_layers` to {found}")
+    };
+    Err(CheckpointError::LayerCount {
+        config: model_dir.join("config.json"),
+        configured,
+        found,
+        checkpoint,
+        consequence,
+    })
+}
+
+/// The largest header the safetensors crate accepts.
+const MAX_HEADER_BYTES: u64 = 100_000_000;
+
+/// The tensor names in a safetensors file's header, without reading the tensors.
+fn header_names(path: &Path) -> Result<Vec<String>, CheckpointError> {
+    let read_error = |source| TensorFileError::Read { path: path.into(), source };
+    let format_error = |message: String| TensorFileError::Format { path: path.into(), message };
+    let mut file = std::fs::File::open(path).map_err(read_error)?;
+    let file_len = file.metadata().map_err(read_error)?.len();
+    let mut len_bytes = [0u8; 8];
+    file.read_exact(&mut len_bytes)
+        .map_err(|_| format_error("shorter than its 8-byte header length".into()))?;
+    let header_len = u64::from_le_bytes(len_bytes);
+    if header_len > MAX_HEADER_BYTES || header_len > file_len.saturating_sub(8) {
+        return Err(format_error(format!(
+            "its header length {header_len} exceeds the file ({file_len} bytes) or 100 MB"
+        ))
+        .into());
+    }
+    // Bounded above, so the cast and the allocation are safe.
+    let mut header = vec![0u8; header_len as usize];
+    file.read_exact(&mut header).map_err(read_error)?;
+    let metadata: safetensors::tensor::Metadata =
+        serde_json::from_slice(&header).map_err(|e| format_error(format!("invalid header: {e}")))?;
+    Ok(metadata.offset_keys())
 }
 
 /// Loads every tensor of `config.parameter_shapes()` from `model_dir`, as f32
@@ -47,6 +118,7 @@ pub fn load_checkpoint(
     model_dir: &Path,
     config: &LlamaConfig,
 ) -> Result<BTreeMap<String, HostTensor>, CheckpointError> {
+    check_layer_count(model_dir, config)?;
     let wanted = config.parameter_shapes();
     let mut by_file: BTreeMap<PathBuf, Vec<ParameterShape>> = BTreeMap::new();
     match Layout::find(model_dir)? {
