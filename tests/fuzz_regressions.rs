@@ -51,3 +51,8 @@ fn model_config_inputs() {
 fn safetensors_inputs() {
     assert!(replay("safetensors", targets::safetensors) >= 3);
 }
+
+#[test]
+fn adapter_config_inputs() {
+    assert!(replay("adapter_config", targets::adapter_config) >= 1);
+}

@@ -10,7 +10,7 @@
 use weft_ir::graph::parse_sexpr;
 use weft_ir::model::LlamaConfig;
 use weft_ir::{Overrides, SourceFile, Spec};
-use weft_runtime::io::TensorFile;
+use weft_runtime::io::{TensorFile, parse_adapter_config};
 
 /// Sizes small enough that evaluating a dense mask is cheap, whatever the spec says.
 const SEQ_LEN: usize = 64;
@@ -44,6 +44,12 @@ pub fn model_config(data: &[u8]) {
     if let Ok(config) = LlamaConfig::from_json_str(text, "config.json") {
         let _ = config.validate();
     }
+}
+
+/// A PEFT `adapter_config.json`.
+pub fn adapter_config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let _ = parse_adapter_config(text, std::path::Path::new("adapter_config.json"));
 }
 
 /// A safetensors file: header, then every tensor decoded as a command would.

@@ -108,7 +108,12 @@ pub fn read_adapter_config(dir: &Path) -> Result<(LoraConfig, Vec<String>), Adap
     let path = &dir.join(ADAPTER_CONFIG);
     let text =
         std::fs::read_to_string(path).map_err(|source| AdapterError::Read { path: path.into(), source })?;
-    let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| AdapterError::Json {
+    parse_adapter_config(&text, path)
+}
+
+/// Parses and checks `adapter_config.json` text; `path` names it in errors.
+pub fn parse_adapter_config(text: &str, path: &Path) -> Result<(LoraConfig, Vec<String>), AdapterError> {
+    let json: serde_json::Value = serde_json::from_str(text).map_err(|e| AdapterError::Json {
         path: path.into(),
         line: e.line(),
         column: e.column(),

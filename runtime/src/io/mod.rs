@@ -10,7 +10,8 @@ mod output_guard;
 mod tensors;
 
 pub use adapter::{
-    ADAPTER_CONFIG, ADAPTER_WEIGHTS, Adapter, AdapterError, load_adapter, read_adapter_config,
+    ADAPTER_CONFIG, ADAPTER_WEIGHTS, Adapter, AdapterError, load_adapter, parse_adapter_config,
+    read_adapter_config,
 };
 pub use atomic::{TEMP_PREFIX, remove_leftovers, write_atomically};
 pub use atomic_dir::{DirWriter, write_dir_atomically};
