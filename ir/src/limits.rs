@@ -197,11 +197,14 @@ mod tests {
     #[test]
     fn limits_admit_real_models() {
         // 128k context, 128 layers, a 256k vocabulary, head dim 256, 16k wide.
-        assert!(SEQ_LEN.max >= 1 << 20);
-        assert!(LAYERS.max >= 1024);
-        assert!(VOCAB.max >= 1 << 20);
-        assert!(HEAD_DIM.max >= 1024);
-        assert!(HIDDEN.max >= 16384);
+        let real = [(131072, &SEQ_LEN), (128, &LAYERS), (256000, &VOCAB), (256, &HEAD_DIM), (16384, &HIDDEN)];
+        for (value, limit) in real {
+            assert!(
+                check(value, Origin::flag("--x"), limit).is_ok(),
+                "{value} refused as {}",
+                limit.quantity
+            );
+        }
         assert!(check_product(&[1, 131072, 256000], "logits", &ACTIVATION_ELEMENTS).is_ok());
     }
 

@@ -361,7 +361,12 @@ mod size_tests {
 
     #[test]
     fn a_huge_lora_rank_is_refused() {
-        let lora = LoraConfig { rank: 1 << 20, alpha: 1.0, target_modules: vec!["q_proj".into()] };
+        let lora = LoraConfig {
+            rank: 1 << 20,
+            alpha: 1.0,
+            target_modules: vec!["q_proj".into()],
+            use_rslora: false,
+        };
         let opts = ModelGraphOptions { lora: Some(lora), ..ModelGraphOptions::new(1, 8) };
         let e = build_llama_graph(&config(), None, &opts).unwrap_err();
         assert!(e.to_string().contains("LoRA rank = 1048576 is larger than the limit 4096"), "{e}");
