@@ -46,6 +46,8 @@ pub struct Output<'a> {
 /// Why an output path is refused.
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
+    #[error("cannot write {what} to {output}: the directory {parent} does not exist ({flag})")]
+    NoParent { what: &'static str, output: PathBuf, parent: PathBuf, flag: &'static str },
     #[error("refusing to write {what} to {output}: it is the {input_what} {input} ({flag})")]
     IsInput {
         what: &'static str,
@@ -152,6 +154,19 @@ pub fn check_output(output: &Output, inputs: &[Input]) -> Result<(), OutputError
                 flag: output.flag,
             });
         }
+    }
+    // Found now, not after the work: the directory the output goes into must exist.
+    let parent = match output.path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(OutputError::NoParent {
+            what: output.what,
+            output: output.path.to_path_buf(),
+            parent: parent.to_path_buf(),
+            flag: output.flag,
+        });
     }
     let Some(meta) = out_meta else { return Ok(()) };
     match output.kind {
@@ -315,6 +330,16 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_directory_is_refused_before_the_work() {
+        let dir = scratch("parent");
+        let err = check(&file(&dir.join("missing/logits.safetensors")), &dir).unwrap_err();
+        assert!(matches!(err, OutputError::NoParent { .. }), "{err}");
+        assert!(err.to_string().ends_with("missing does not exist (--out)"), "{err}");
+        assert!(check(&file(&dir.join("logits.safetensors")), &dir).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn an_input_by_any_name_is_refused() {
         let dir = scratch("names");
         let spec = dir.join("spec.toml");
@@ -362,7 +387,8 @@ mod tests {
         }
         let deep = dir.join("model/new/sub/../x.bin");
         assert!(matches!(check(&file(&deep), &dir), Err(OutputError::InsideInput { .. })));
-        assert!(check(&file(&dir.join("new/x.bin")), &dir).is_ok());
+        assert!(matches!(check(&file(&dir.join("new/x.bin")), &dir), Err(OutputError::NoParent { .. })));
+        assert!(check(&file(&dir.join("x.bin")), &dir).is_ok());
         assert!(check(&file(Path::new("-")), &dir).is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
     }
