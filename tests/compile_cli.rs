@@ -307,3 +307,20 @@ fn inspect_kernels_shows_a_checkpoints_training_step() {
     let err = stderr(&weft(&["inspect", "kernels", dir.to_str().unwrap(), "--heads", "8"]));
     assert!(err.contains("--heads comes from the model's config"), "{err}");
 }
+
+/// A `config.json` key weft does not know is ignored with a warning naming it
+/// (known keys, even ones weft does not use, pass silently).
+#[test]
+fn unknown_config_keys_are_named_in_a_warning() {
+    let dir = scratch("unknown-keys");
+    let config = dir.join("config.json");
+    let text = SAVED_CONFIG.replace("\"vocab_size\": 128", "\"vocab_size\": 128,\n  \"frobnicate_heads\": 3");
+    std::fs::write(&config, text).unwrap();
+    let o = weft(&["compile", config.to_str().unwrap(), "--emit", "plan", "--seq-len", "64", "--out", "-"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("ignoring keys weft does not know: frobnicate_heads"), "{err}");
+    std::fs::write(&config, SAVED_CONFIG).unwrap();
+    let o = weft(&["compile", config.to_str().unwrap(), "--emit", "plan", "--seq-len", "64", "--out", "-"]);
+    assert!(!stderr(&o).contains("ignoring keys"), "{}", stderr(&o));
+}
