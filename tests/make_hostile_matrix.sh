@@ -21,6 +21,9 @@ WEFT_HOSTILE_BIN="$PWD/target/release/weft" WEFT_HOSTILE_MATRIX="$rows" cargo te
   echo "expected, no panic, under 10 s, under 2 GiB, no file created, changed or removed)."
   echo
   echo "Cases: $(wc -l < "$rows"); not ok: $(grep -vc '| ok |$' "$rows" || true)."
+  awk -F' \\| ' '{ if ($5+0 > s) s = $5+0; if ($6+0 > m) m = $6+0; e[$4]++ }
+    END { printf "Slowest case: %.2f s. Largest peak: %d MiB (an upper bound: it can include the test process at the fork). Exit codes:", s, m;
+          for (k in e) printf " %s: %d;", k, e[k]; print "" }' "$rows"
   echo
   echo "| table | case | command | exit | s | MiB | error | verdict |"
   echo "|---|---|---|---|---|---|---|---|"
