@@ -298,6 +298,13 @@ pub fn problems(case: &Case, outcome: &Outcome) -> Vec<String> {
     if outcome.max_rss_bytes > MAX_RSS_BYTES {
         p.push(format!("used {} MiB", outcome.max_rss_bytes >> 20));
     }
+    // Running as root, a rename onto a device replaces the device node itself
+    // (it happened once on the development machine: /dev/null became a file).
+    for device in ["/dev/null", "/dev/full"] {
+        if !is_char_device(device) {
+            p.push(format!("{device} is no longer a character device"));
+        }
+    }
     // A successful sweep case may create its outputs; nothing may change or vanish.
     p.extend(outcome.changed.iter().filter(|c| !(succeeded && c.starts_with("created "))).cloned());
     p
@@ -362,4 +369,9 @@ fn shorten(text: &str) -> String {
     }
     let head: String = text.chars().take(117).collect();
     format!("{head}...")
+}
+
+fn is_char_device(path: &str) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_char_device())
 }
