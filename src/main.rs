@@ -36,6 +36,9 @@ enum Command {
     Attn(commands::attn::AttnArgs),
     /// Run a Hugging Face LLaMA checkpoint's forward pass (logits, and the loss with --loss).
     Forward(commands::forward::ForwardArgs),
+    /// Fine-tune a LLaMA (LongLoRA: S2-Attn and LoRA+ by default) or train one from scratch;
+    /// writes a PEFT adapter (or a model), metrics.jsonl, loss.png and checkpoints.
+    Train(Box<commands::train::TrainArgs>),
     /// Measure fused attention configurations on the current adapter and cache the fastest
     /// (`attn` and `bench attn` use it).
     Tune(commands::tune::TuneArgs),
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         Command::Attn(a) => commands::attn::run(&a),
         Command::Tune(a) => commands::tune::run(&a),
         Command::Forward(a) => commands::forward::run(&a),
+        Command::Train(a) => commands::train::run(&a),
         Command::Bench(w) => commands::bench::run(&w),
         Command::Graph(a) => commands::graph::run(&a),
     };

@@ -19,3 +19,15 @@ pub fn rows(rows: u64, n: u64, what: &str) -> ProgressBar {
     bar.set_message(what.to_string());
     bar
 }
+
+/// A bar over optimizer updates, starting at `done` of `total`.
+pub fn steps(total: u64, done: u64) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    let style =
+        ProgressStyle::with_template("step {pos}/{len} [{bar:30}] {msg}, {elapsed} elapsed, eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_position(done);
+    bar
+}

@@ -19,7 +19,7 @@ use crate::attention::{AttentionError, AttentionPlanOptions, FusedAttentionDesc,
 use crate::kernel::{Kernel, KernelPlan};
 use crate::kernels::CodegenError;
 use crate::optimize::{OptimizeError, OptimizeOptions, Optimized, optimize};
-use crate::plan::{GraphPlanOptions, plan_graph};
+use crate::plan::{GraphPlanOptions, UpdateOptions, UpdatePlan, plan_graph, plan_update};
 
 /// What the compiled graph is for.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -44,6 +44,9 @@ pub struct CompileOptions {
     pub optimizer: OptimizeOptions,
     /// The device and the kernel shapes (tuned or default) the plan is made for.
     pub plan: GraphPlanOptions,
+    /// In training mode, append the optimizer step (gradient norm, clipping,
+    /// AdamW) to the plan: `weft train`'s plan. `weft bench step` leaves it off.
+    pub update: Option<UpdateOptions>,
 }
 
 impl Default for CompileOptions {
@@ -53,6 +56,7 @@ impl Default for CompileOptions {
             optimize: true,
             optimizer: OptimizeOptions::default(),
             plan: GraphPlanOptions::default(),
+            update: None,
         }
     }
 }
@@ -139,6 +143,9 @@ pub struct Compiled {
     pub plan: KernelPlan,
     /// One entry per kernel of `plan`, in order.
     pub kernels: Vec<KernelStats>,
+    /// With [`CompileOptions::update`]: where the micro-step and the
+    /// optimizer update are in `plan`.
+    pub update: Option<UpdatePlan>,
     /// The options it was compiled with.
     pub options: CompileOptions,
 }
@@ -200,6 +207,8 @@ pub enum CompileError {
     },
     #[error("graph `{graph}` has no trainable parameter to differentiate")]
     NothingToTrain { graph: String },
+    #[error("graph `{graph}`: an optimizer update needs training mode")]
+    UpdateWithoutTraining { graph: String },
     #[error("planning graph `{graph}`: {source}")]
     Plan {
         graph: String,
@@ -243,10 +252,18 @@ pub fn compile(reference: ValidGraph, opts: &CompileOptions) -> Result<Compiled,
         }
     };
     let planned = gradients.as_ref().map_or(forward, |g| &g.graph);
-    let plan =
-        plan_graph(planned, &opts.plan).map_err(|source| CompileError::Plan { graph: name, source })?;
+    let mut plan = plan_graph(planned, &opts.plan)
+        .map_err(|source| CompileError::Plan { graph: name.clone(), source })?;
+    let update = match (&opts.update, &gradients) {
+        (Some(update), Some(g)) => Some(
+            plan_update(&mut plan, &g.graph, &g.grads, update, &opts.plan)
+                .map_err(|source| CompileError::Plan { graph: name, source })?,
+        ),
+        (Some(_), None) => return Err(CompileError::UpdateWithoutTraining { graph: name }),
+        (None, _) => None,
+    };
     let kernels = plan.kernels.iter().map(KernelStats::of).collect();
-    Ok(Compiled { reference, optimized, gradients, plan, kernels, options: opts.clone() })
+    Ok(Compiled { reference, optimized, gradients, plan, kernels, update, options: opts.clone() })
 }
 
 /// The fused attention nodes of `graph` and their planning descriptions.

@@ -58,6 +58,10 @@ pub enum BufferRole {
     Scratch,
     /// Contents fixed by the compiler (block tables, uniforms), uploaded once.
     Const(Vec<u8>),
+    /// Kept across runs of the plan and never shared: zero when allocated,
+    /// then written by kernels (optimizer moments, gradient accumulators)
+    /// and read or restored by the host only explicitly (checkpoints).
+    State,
 }
 
 /// The element type a buffer holds on the device, as kernels read it and as

@@ -39,7 +39,9 @@ pub use compile::{
 };
 pub use device::DeviceLimits;
 pub use kernel::{Access, Binding, BufferDecl, BufferRole, ElemType, Kernel, KernelPlan};
-pub use kernels::{CodegenError, MatmulClass, MatmulConfig, MatmulKernel, MatmulTable};
+pub use kernels::{CodegenError, Hyper, MatmulClass, MatmulConfig, MatmulKernel, MatmulTable};
 pub use optimize::{Cost, OptimizeError, OptimizeOptions, OptimizeReport, Optimized};
-pub use plan::{GraphPlanOptions, plan_graph, render_plan};
+pub use plan::{
+    GraphPlanOptions, TrainedParam, UpdateOptions, UpdatePlan, plan_graph, plan_update, render_plan,
+};
 pub use shader::{ShaderError, to_spirv, validate_wgsl};

@@ -42,6 +42,10 @@ pub enum RuntimeError {
     DispatchTooLarge { kernel: String, workgroups: [u32; 3], limit: u32 },
     #[error("kernel `{kernel}` was rejected by the device: {message}")]
     Pipeline { kernel: String, message: String },
+    #[error("`{name}` is not an f32 input, output or state buffer of the plan")]
+    UnknownHostBuffer { name: String },
+    #[error("kernels {range:?} are not a part of the plan, which has {kernels} kernels")]
+    NoSuchKernels { range: std::ops::Range<usize>, kernels: usize },
     #[error("the device failed while running the plan: {message}")]
     Device { message: String },
     #[error("reading `{buffer}` back from the device failed: {message}")]

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU64;
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use weft_compiler::{Access, BufferRole, ElemType, Kernel, KernelPlan};
@@ -79,6 +80,8 @@ pub struct Prepared {
     inputs: BTreeMap<String, (u64, Vec<usize>, ElemType)>,
     /// Bytes and element type of each output.
     outputs: BTreeMap<String, (u64, ElemType)>,
+    /// Bytes of each state buffer (kept across runs, read and restored by name).
+    states: BTreeMap<String, u64>,
     total_bytes: u64,
 }
 
@@ -91,6 +94,17 @@ impl Prepared {
     /// The names of the plan's inputs.
     pub fn input_names(&self) -> Vec<&str> {
         self.inputs.keys().map(String::as_str).collect()
+    }
+
+    /// The bytes of an f32 input, output or state buffer called `name`.
+    fn f32_bytes(&self, name: &str) -> Result<u64, RuntimeError> {
+        let input = self.inputs.get(name).map(|(bytes, _, elem)| (*bytes, *elem));
+        let output = self.outputs.get(name).copied();
+        let state = self.states.get(name).map(|&bytes| (bytes, ElemType::F32));
+        match input.or(output).or(state) {
+            Some((bytes, ElemType::F32)) => Ok(bytes),
+            _ => Err(RuntimeError::UnknownHostBuffer { name: name.to_string() }),
+        }
     }
 
     /// The names of the plan's kernels, in dispatch order.
@@ -151,6 +165,7 @@ impl Executor {
         let mut buffers = BTreeMap::new();
         let mut inputs = BTreeMap::new();
         let mut outputs = BTreeMap::new();
+        let mut states = BTreeMap::new();
         let mut total_bytes = 0;
         for (name, decl) in &plan.buffers {
             // wgpu rejects empty bindings; copies need 4-byte multiples.
@@ -182,6 +197,10 @@ impl Executor {
                 }
                 BufferRole::Output => {
                     outputs.insert(name.clone(), (decl.bytes, decl.elem));
+                }
+                // wgpu zeroes new buffers: moments and accumulators start at 0.
+                BufferRole::State => {
+                    states.insert(name.clone(), decl.bytes);
                 }
                 BufferRole::Scratch => {}
             }
@@ -235,7 +254,7 @@ impl Executor {
             }
             steps.push((kernel.name.clone(), key, bind_group, kernel.workgroups));
         }
-        Ok(Prepared { buffers, steps, inputs, outputs, total_bytes })
+        Ok(Prepared { buffers, steps, inputs, outputs, states, total_bytes })
     }
 
     /// Compiles a kernel's pipeline unless an identical kernel was compiled
@@ -312,6 +331,57 @@ impl Executor {
         self.upload_from(prepared, inputs.keys(), |name| inputs.get(name).map(HostInput::as_slice))
     }
 
+    /// Uploads only the given inputs (each checked for name, size and type):
+    /// what changes between runs (token ids), while the rest (weights) stays.
+    pub fn upload_some<V: HostInput>(
+        &self,
+        prepared: &Prepared,
+        inputs: &HashMap<String, V>,
+    ) -> Result<(), RuntimeError> {
+        let expected = || prepared.inputs.keys().cloned().collect::<Vec<_>>().join(", ");
+        for (name, values) in inputs {
+            let Some((bytes, shape, elem)) = prepared.inputs.get(name) else {
+                return Err(RuntimeError::UnexpectedInput { name: name.clone(), expected: expected() });
+            };
+            let data = values.as_slice();
+            let want = (*bytes / 4) as usize;
+            if data.len() != want {
+                return Err(RuntimeError::InputSize {
+                    name: name.clone(),
+                    expected: want,
+                    found: data.len(),
+                    shape: shape.clone(),
+                });
+            }
+            let data = data.bytes(name, *elem)?;
+            self.gpu.queue.write_buffer(&prepared.buffers[name], 0, &data);
+        }
+        Ok(())
+    }
+
+    /// Reads an input, output or state buffer back by name, as f32 values:
+    /// the weights and optimizer state a checkpoint saves.
+    pub fn read_f32(&self, prepared: &Prepared, name: &str) -> Result<Vec<f32>, RuntimeError> {
+        let bytes = prepared.f32_bytes(name)?;
+        self.read(name, &prepared.buffers[name], bytes)
+    }
+
+    /// Overwrites an input or state buffer by name with f32 values of its
+    /// exact size: restoring weights and optimizer state from a checkpoint.
+    pub fn write_f32(&self, prepared: &Prepared, name: &str, values: &[f32]) -> Result<(), RuntimeError> {
+        let bytes = prepared.f32_bytes(name)?;
+        if values.len() as u64 * 4 != bytes {
+            return Err(RuntimeError::InputSize {
+                name: name.to_string(),
+                expected: (bytes / 4) as usize,
+                found: values.len(),
+                shape: vec![(bytes / 4) as usize],
+            });
+        }
+        self.gpu.queue.write_buffer(&prepared.buffers[name], 0, bytemuck::cast_slice(values));
+        Ok(())
+    }
+
     /// Checks the given names, then writes every input `get` returns.
     fn upload_from<'a>(
         &self,
@@ -345,12 +415,23 @@ impl Executor {
 
     /// Dispatches every kernel in order and waits for the device; returns the wall time.
     pub fn execute(&self, prepared: &Prepared) -> Result<Duration, RuntimeError> {
+        self.execute_range(prepared, 0..prepared.steps.len())
+    }
+
+    /// Dispatches the kernels `range` of the plan (in plan order) and waits:
+    /// one part of a plan that runs in parts, such as a training step's
+    /// micro-batch and its optimizer update.
+    pub fn execute_range(&self, prepared: &Prepared, range: Range<usize>) -> Result<Duration, RuntimeError> {
         let device = &self.gpu.device;
         let start = Instant::now();
+        let steps = prepared
+            .steps
+            .get(range.clone())
+            .ok_or(RuntimeError::NoSuchKernels { range, kernels: prepared.steps.len() })?;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let mut encoder =
             device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("weft plan") });
-        for (name, key, bind_group, [x, y, z]) in &prepared.steps {
+        for (name, key, bind_group, [x, y, z]) in steps {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some(name),
                 timestamp_writes: None,

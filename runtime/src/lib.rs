@@ -11,6 +11,8 @@
 //! - [`tune`]: measures fused attention configurations (tiles, rows per
 //!   invocation, runtime checks) on the current adapter and caches the fastest
 //!   per adapter and driver.
+//! - [`train`]: fine-tuning on the device: the training plan driven step by
+//!   step, AdamW's schedule, initialisation, PEFT adapters and checkpoints.
 //! - [`testing`]: for tests, the one helper that opens the GPU or skips a
 //!   test when there is no adapter (`WEFT_REQUIRE_GPU=1` fails instead), and
 //!   the known driver quirks tests expect.
@@ -22,6 +24,7 @@ pub mod gpu;
 pub mod host;
 pub mod io;
 pub mod testing;
+pub mod train;
 pub mod tune;
 
 pub use error::RuntimeError;

@@ -12,4 +12,5 @@ pub mod inspect;
 pub mod kernels;
 pub mod mask;
 pub mod source;
+pub mod train;
 pub mod tune;

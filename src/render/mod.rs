@@ -2,4 +2,5 @@
 
 pub mod ascii;
 pub mod npy;
+pub mod plot;
 pub mod png;

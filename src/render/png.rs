@@ -165,7 +165,7 @@ fn truncate(text: &str, max_chars: usize) -> String {
 }
 
 /// Draws ASCII text with the public-domain 8x8 bitmap font, magnified `scale` times.
-fn draw_text(image: &mut RgbImage, x: u32, y: u32, text: &str, scale: u32, colour: Rgb<u8>) {
+pub(crate) fn draw_text(image: &mut RgbImage, x: u32, y: u32, text: &str, scale: u32, colour: Rgb<u8>) {
     for (i, ch) in text.chars().enumerate() {
         let glyph = font8x8::legacy::BASIC_LEGACY.get(ch as usize).copied().unwrap_or([0; 8]);
         for (row, bits) in glyph.iter().enumerate() {

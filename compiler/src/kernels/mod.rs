@@ -18,7 +18,9 @@
 //!   [`crate::mask`], shared with the fused kernels of [`crate::attention`]);
 //! - `embedding.rs` (lookup and its scatter-free gradient) and
 //!   `cross_entropy.rs` (the loss and its gradient), the two families that
-//!   read integer (`i32`) buffers.
+//!   read integer (`i32`) buffers;
+//! - `optimizer.rs`: the optimizer step's kernels (gradient accumulation,
+//!   the global norm and clipping, AdamW), appended by `plan/update.rs`.
 
 pub(crate) mod builder;
 mod context;
@@ -29,6 +31,7 @@ mod embedding;
 mod error;
 mod masked_softmax;
 mod matmul;
+pub(crate) mod optimizer;
 pub(crate) mod permute;
 mod reduce;
 mod rms_norm;
@@ -42,6 +45,7 @@ pub(crate) use context::{Ctx, MAX_ELEMENTS, Names, Operand};
 pub use error::CodegenError;
 pub(crate) use error::Site;
 pub use matmul::{MatmulClass, MatmulConfig, MatmulKernel, MatmulTable};
+pub use optimizer::Hyper;
 
 /// Dispatches a node to its op family's generator.
 pub(crate) fn emit(

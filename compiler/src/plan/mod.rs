@@ -16,13 +16,15 @@
 //! - `fused_attention.rs`: a fused attention node's forward kernels, and its
 //!   gradient nodes' one backward pass, bound to the node's operands;
 //! - `memory.rs`: scratch buffers with disjoint lifetimes share memory;
-//! - `render.rs`: a plan as text, for golden files and inspection.
+//! - `render.rs`: a plan as text, for golden files and inspection;
+//! - `update.rs`: the optimizer step appended to a training step's plan.
 
 mod fused_attention;
 mod fusion;
 mod graph;
 mod memory;
 mod render;
+mod update;
 
 use crate::attention::AttentionTiles;
 use crate::device::DeviceLimits;
@@ -30,6 +32,7 @@ use crate::kernels::{CodegenError, MatmulTable};
 
 pub use graph::plan_graph;
 pub use render::render_plan;
+pub use update::{TrainedParam, UpdateOptions, UpdatePlan, plan_update};
 
 /// The device a graph is planned for, and the planner's choices.
 #[derive(Clone, Debug, PartialEq, Eq)]

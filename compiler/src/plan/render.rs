@@ -20,6 +20,7 @@ pub fn render_plan(plan: &KernelPlan) -> String {
             BufferRole::Input => "input".to_string(),
             BufferRole::Output => "output".to_string(),
             BufferRole::Scratch => "scratch".to_string(),
+            BufferRole::State => "state".to_string(),
             BufferRole::Const(bytes) => format!("const ({} bytes of data)", bytes.len()),
         };
         // f32 goes without saying.

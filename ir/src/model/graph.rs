@@ -52,6 +52,9 @@ pub struct ModelGraphOptions {
     /// untied LM head stays frozen) and every RMSNorm weight also train.
     pub train_embed: bool,
     pub train_norm: bool,
+    /// Full fine-tuning: every weight of the model trains (the LM head, the
+    /// projections, the MLP, the embedding and the norms).
+    pub train_all: bool,
     /// Also compute the mean next-token cross-entropy `loss` against the
     /// integer input `targets [B, T]` (negative targets are ignored).
     pub loss: bool,
@@ -59,7 +62,15 @@ pub struct ModelGraphOptions {
 
 impl ModelGraphOptions {
     pub fn new(batch: usize, seq_len: usize) -> Self {
-        ModelGraphOptions { batch, seq_len, lora: None, train_embed: false, train_norm: false, loss: false }
+        ModelGraphOptions {
+            batch,
+            seq_len,
+            lora: None,
+            train_embed: false,
+            train_norm: false,
+            train_all: false,
+            loss: false,
+        }
     }
 }
 
@@ -187,7 +198,9 @@ struct Builder<'a> {
 }
 
 impl Builder<'_> {
+    /// A weight of the model; with `train_all` every weight trains.
     fn param(&mut self, name: &str, shape: &[usize], trainable: bool) -> NodeId {
+        let trainable = trainable || self.opts.train_all;
         self.g.parameter(name, TensorType::f32(shape.to_vec()), trainable)
     }
 

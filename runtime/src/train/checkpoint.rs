@@ -1,0 +1,218 @@
+//! Checkpoints: everything a run needs to continue bit for bit.
+//!
+//! `checkpoint-{step}/` holds the trained weights (a PEFT adapter, or a
+//! Hugging Face checkpoint under full fine-tuning, so every checkpoint is
+//! usable as it is), `optimizer.safetensors` (AdamW's moments per trained
+//! tensor) and `trainer_state.json` (the step, the tokens seen, the seed and
+//! the run's fingerprint). The data order is a function of the seed and the
+//! step, and LoRA dropout is 0, so no other random state exists.
+//!
+//! A checkpoint is written whole into a temporary directory, each file
+//! fsynced, then renamed into place (`io::write_dir_atomically`): a
+//! directory named `checkpoint-N` is complete, whatever happened during the
+//! write, and a crash leaves the previous checkpoint as it was.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::TrainError;
+use crate::io::{DirWriter, HostTensor, TensorFile, write_dir_atomically};
+
+/// The file of AdamW's moments, `<name>.exp_avg` and `<name>.exp_avg_sq`.
+pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
+pub const STATE_FILE: &str = "trainer_state.json";
+const PREFIX: &str = "checkpoint-";
+
+/// `trainer_state.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointState {
+    pub format: u32,
+    /// Optimizer updates done.
+    pub step: u64,
+    /// Training tokens seen.
+    pub tokens: u64,
+    pub seed: u64,
+    /// What must be equal for a run to continue from this checkpoint.
+    pub fingerprint: String,
+}
+
+/// A checkpoint read back.
+#[derive(Clone, Debug)]
+pub struct Checkpoint {
+    pub dir: PathBuf,
+    pub state: CheckpointState,
+    /// Trained tensors under weft's names.
+    pub trained: BTreeMap<String, HostTensor>,
+    /// `(exp_avg, exp_avg_sq)` per trained tensor.
+    pub moments: BTreeMap<String, (Vec<f32>, Vec<f32>)>,
+}
+
+/// The checkpoint directories under `out`, oldest first, by step.
+pub fn checkpoint_dirs(out: &Path) -> Result<Vec<(u64, PathBuf)>, TrainError> {
+    let mut found = Vec::new();
+    let entries = match std::fs::read_dir(out) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+        Err(e) => return Err(TrainError::io(out)(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(TrainError::io(out))?;
+        let name = entry.file_name();
+        let Some(step) =
+            name.to_str().and_then(|n| n.strip_prefix(PREFIX)).and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        if entry.path().is_dir() {
+            found.push((step, entry.path()));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Writes `checkpoint-{state.step}` under `out`: `weights` writes the
+/// trained weights' files, then the moments and the state are added.
+pub fn write_checkpoint(
+    out: &Path,
+    state: &CheckpointState,
+    moments: &BTreeMap<String, (Vec<f32>, Vec<f32>)>,
+    weights: impl FnOnce(&mut DirWriter) -> Result<(), TrainError>,
+) -> Result<PathBuf, TrainError> {
+    let dir = out.join(format!("{PREFIX}{}", state.step));
+    let mut tensors = BTreeMap::new();
+    for (name, (m, v)) in moments {
+        tensors.insert(format!("{name}.exp_avg"), HostTensor { shape: vec![m.len()], data: m.clone() });
+        tensors.insert(format!("{name}.exp_avg_sq"), HostTensor { shape: vec![v.len()], data: v.clone() });
+    }
+    let optimizer = super::encode_safetensors(&tensors, &dir.join(OPTIMIZER_FILE))?;
+    let state_json = serde_json::to_string_pretty(state).map_err(|e| TrainError::Plan(e.to_string()))?;
+    write_dir_atomically(&dir, |w: &mut DirWriter| -> Result<(), TrainError> {
+        weights(w)?;
+        w.file(OPTIMIZER_FILE, |f| std::io::Write::write_all(f, &optimizer)).map_err(TrainError::io(&dir))?;
+        w.file(STATE_FILE, |f| std::io::Write::write_all(f, state_json.as_bytes()))
+            .map_err(TrainError::io(&dir))
+    })?;
+    Ok(dir)
+}
+
+/// Reads the checkpoint in `dir`: its state, the trained tensors from
+/// `weights_file` (keys with `strip_prefix` removed), and the moments of
+/// every tensor in `trained_names`. Anything missing or malformed is a
+/// [`TrainError::DamagedCheckpoint`] naming the file.
+pub fn load_checkpoint_dir(
+    dir: &Path,
+    weights_file: &str,
+    strip_prefix: &str,
+    trained_names: &[String],
+) -> Result<Checkpoint, TrainError> {
+    let damaged = |file: &str, reason: String| TrainError::DamagedCheckpoint { path: dir.join(file), reason };
+    let state_path = dir.join(STATE_FILE);
+    let text = std::fs::read_to_string(&state_path).map_err(|e| damaged(STATE_FILE, e.to_string()))?;
+    let state: CheckpointState =
+        serde_json::from_str(&text).map_err(|e| damaged(STATE_FILE, e.to_string()))?;
+    let weights =
+        TensorFile::load(&dir.join(weights_file)).map_err(|e| damaged(weights_file, e.to_string()))?;
+    let optimizer =
+        TensorFile::load(&dir.join(OPTIMIZER_FILE)).map_err(|e| damaged(OPTIMIZER_FILE, e.to_string()))?;
+    let mut trained = BTreeMap::new();
+    let mut moments = BTreeMap::new();
+    for name in trained_names {
+        let key = format!("{strip_prefix}{name}");
+        let tensor = weights.f32(&key).map_err(|e| damaged(weights_file, e.to_string()))?;
+        let moment = |suffix: &str| {
+            let t = optimizer
+                .f32(&format!("{name}.{suffix}"))
+                .map_err(|e| damaged(OPTIMIZER_FILE, e.to_string()))?;
+            if t.data.len() != tensor.data.len() {
+                return Err(damaged(
+                    OPTIMIZER_FILE,
+                    format!(
+                        "`{name}.{suffix}` has {} values, the tensor {}",
+                        t.data.len(),
+                        tensor.data.len()
+                    ),
+                ));
+            }
+            Ok(t.data)
+        };
+        moments.insert(name.clone(), (moment("exp_avg")?, moment("exp_avg_sq")?));
+        trained.insert(name.clone(), tensor);
+    }
+    Ok(Checkpoint { dir: dir.to_path_buf(), state, trained, moments })
+}
+
+/// Removes all but the newest `keep` checkpoints under `out`.
+pub fn prune_checkpoints(out: &Path, keep: usize) -> Result<(), TrainError> {
+    let dirs = checkpoint_dirs(out)?;
+    let surplus = dirs.len().saturating_sub(keep.max(1));
+    for (_, dir) in dirs.into_iter().take(surplus) {
+        std::fs::remove_dir_all(&dir).map_err(TrainError::io(&dir))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("weft-ckpt-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn state(step: u64) -> CheckpointState {
+        CheckpointState { format: 1, step, tokens: step * 64, seed: 3, fingerprint: "abc".into() }
+    }
+
+    fn write(out: &Path, step: u64) -> PathBuf {
+        let moments = BTreeMap::from([("w".to_string(), (vec![0.5, -1.0], vec![0.25, 1.0]))]);
+        let weights = BTreeMap::from([(
+            "p.w".to_string(),
+            HostTensor { shape: vec![2], data: vec![1.5, step as f32] },
+        )]);
+        write_checkpoint(out, &state(step), &moments, |w| {
+            let bytes = super::super::encode_safetensors(&weights, Path::new("w.safetensors"))?;
+            w.file("w.safetensors", |f| std::io::Write::write_all(f, &bytes)).map_err(TrainError::io("w"))
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn checkpoints_round_trip_and_prune_oldest_first() {
+        let out = scratch("round-trip");
+        for step in [2, 10, 4] {
+            write(&out, step);
+        }
+        let dirs: Vec<u64> = checkpoint_dirs(&out).unwrap().into_iter().map(|(s, _)| s).collect();
+        assert_eq!(dirs, [2, 4, 10]);
+        let loaded =
+            load_checkpoint_dir(&out.join("checkpoint-10"), "w.safetensors", "p.", &["w".into()]).unwrap();
+        assert_eq!(loaded.state, state(10));
+        assert_eq!(loaded.trained["w"].data, [1.5, 10.0]);
+        assert_eq!(loaded.moments["w"], (vec![0.5, -1.0], vec![0.25, 1.0]));
+        prune_checkpoints(&out, 2).unwrap();
+        let dirs: Vec<u64> = checkpoint_dirs(&out).unwrap().into_iter().map(|(s, _)| s).collect();
+        assert_eq!(dirs, [4, 10]);
+        let _ = std::fs::remove_dir_all(&out);
+    }
+
+    #[test]
+    fn a_damaged_checkpoint_names_its_file() {
+        let out = scratch("damaged");
+        let dir = write(&out, 1);
+        std::fs::write(dir.join(OPTIMIZER_FILE), b"\x08\0\0\0\0\0\0\0{}").unwrap();
+        let err = load_checkpoint_dir(&dir, "w.safetensors", "p.", &["w".into()]).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, TrainError::DamagedCheckpoint { .. }), "{text}");
+        assert!(text.contains("optimizer.safetensors") && text.contains("w.exp_avg"), "{text}");
+        std::fs::write(dir.join(STATE_FILE), b"{").unwrap();
+        let err = load_checkpoint_dir(&dir, "w.safetensors", "p.", &["w".into()]).unwrap_err();
+        assert!(err.to_string().contains("trainer_state.json"), "{err}");
+        let _ = std::fs::remove_dir_all(&out);
+    }
+}

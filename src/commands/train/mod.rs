@@ -1,0 +1,234 @@
+//! `weft train`: LongLoRA's fine-tuning loop on the GPU.
+//!
+//! Settings come from flags over a TOML file over defaults (`settings.rs`);
+//! the model from a checkpoint or sizes, its context extended (`model.rs`);
+//! the sequences and their order per epoch from `data.rs`. The training step
+//! and its AdamW update are one compiled plan (`weft_runtime::train`), so
+//! weights and optimizer state stay on the device; the loop here feeds it
+//! token ids, logs each update, checkpoints and resumes.
+
+mod data;
+mod model;
+mod run_dir;
+mod settings;
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use weft_compiler::{CompileOptions, Mode, UpdateOptions, compile};
+use weft_ir::Overrides;
+use weft_ir::model::{ModelGraphOptions, build_llama_graph};
+use weft_runtime::io::HostTensor;
+use weft_runtime::train::{Checkpoint, CheckpointState, TrainError, TrainingStep, load_checkpoint_dir};
+use weft_runtime::{Executor, Gpu};
+
+pub use settings::TrainArgs;
+use settings::{Settings, TrainMode};
+
+/// LongLoRA's roll-form S2-Attn, the default pattern.
+const S2ATTN: &str = include_str!("../../../examples/patterns/s2attn-roll.toml");
+
+pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let settings = Settings::resolve(args)?;
+    let out = run_dir::RunDir::open(&settings, args.resume, args.overwrite)?;
+    let base = model::base_model(&settings)?;
+    let config = &base.config;
+    eprintln!(
+        "model: {} layers, hidden {}, vocab {}; context C = {}, T = {}, RoPE factor {}",
+        config.num_hidden_layers,
+        config.hidden_size,
+        config.vocab_size,
+        base.context,
+        settings.seq_len,
+        base.rope_factor
+    );
+    let data = data::Sequences::load(&settings, config.vocab_size)?;
+    eprintln!(
+        "data: {} training and {} held-out sequences of {} tokens from {}",
+        data.train_rows(),
+        data.heldout_rows(),
+        settings.seq_len,
+        settings.data.display()
+    );
+
+    let schedule = match settings.pattern.as_str() {
+        "causal" => None,
+        pattern => {
+            let overrides = Overrides {
+                seq_len: Some(settings.seq_len),
+                n_heads: Some(config.num_attention_heads),
+                n_layers: Some(config.num_hidden_layers),
+                head_dim: Some(config.head_dim),
+            };
+            let spec = if pattern == "s2attn" {
+                weft_ir::Spec::parse(weft_ir::SourceFile::new("s2attn-roll.toml", S2ATTN))?
+            } else {
+                weft_ir::Spec::load(std::path::Path::new(pattern))?
+            };
+            Some(
+                spec.resolve(&overrides)
+                    .with_context(|| format!("the pattern `{pattern}` at --seq-len {}", settings.seq_len))?,
+            )
+        }
+    };
+    let opts = ModelGraphOptions {
+        lora: base.lora.clone(),
+        train_embed: settings.mode == TrainMode::LoraPlus,
+        train_norm: settings.mode == TrainMode::LoraPlus,
+        train_all: settings.mode == TrainMode::Full,
+        loss: true,
+        ..ModelGraphOptions::new(settings.batch_size, settings.seq_len)
+    };
+    let graph = build_llama_graph(config, schedule.as_ref(), &opts)?;
+    let gpu = Gpu::new()?;
+    eprintln!("adapter: {}", gpu.adapter_description());
+    let compile_opts = CompileOptions {
+        mode: Mode::Training { wrt: Vec::new() },
+        plan: crate::commands::tune::plan_options(&gpu),
+        update: Some(UpdateOptions { accumulate: settings.grad_accum > 1 }),
+        ..CompileOptions::default()
+    };
+    let compiled = compile(graph, &compile_opts).context("compiling the training step")?;
+    crate::memory::check_fits(compiled.plan.total_bytes(), "the training step's buffers")?;
+    let mut executor = Executor::new(gpu);
+    let step = TrainingStep::new(&mut executor, &compiled, settings.batch_size, settings.seq_len)?;
+    let trained: Vec<String> = step.update_plan().params.iter().map(|p| p.name.clone()).collect();
+    let trained_elems: u64 = step.update_plan().params.iter().map(|p| p.elems).sum();
+    eprintln!(
+        "plan: {} kernels, {:.1} MiB of device buffers; training {} tensors ({:.2}M values, mode {})",
+        compiled.plan.kernels.len(),
+        step.device_bytes() as f64 / (1 << 20) as f64,
+        trained.len(),
+        trained_elems as f64 / 1e6,
+        settings.mode.as_str()
+    );
+    step.upload_weights(&executor, base.weights.clone(), settings.grad_accum)?;
+
+    // Resume: the newest complete checkpoint's trained tensors and moments.
+    let mut first = 0;
+    let mut last_good = None;
+    if args.resume
+        && let Some(dir) = out.newest_checkpoint()?
+    {
+        let (file, prefix) = out.weights_file(&settings);
+        let checkpoint = load_checkpoint_dir(&dir, file, prefix, &trained)?;
+        if checkpoint.state.fingerprint != settings.fingerprint() {
+            bail!(
+                "{} was written by a run with other settings; resume with the same settings, or start afresh with \
+                 --overwrite",
+                dir.display()
+            );
+        }
+        restore(&step, &executor, &checkpoint)?;
+        first = checkpoint.state.step;
+        eprintln!("resuming from {} (step {first})", dir.display());
+        last_good = Some(dir);
+    }
+    if first >= settings.steps {
+        eprintln!("nothing to do: the run is at step {first} of {}", settings.steps);
+    }
+    let mut metrics = out.metrics(first)?;
+
+    let tokens_per_update = (settings.batch_size * settings.grad_accum * settings.seq_len) as u64;
+    let bar = crate::progress::steps(settings.steps, first);
+    for s in first..settings.steps {
+        let micro: Vec<Vec<i64>> =
+            (0..settings.grad_accum).map(|j| data.micro_batch(&settings, s, j)).collect();
+        let stats = step.step(&executor, &micro, |keep| settings.optimizer.hyper(s, keep))?;
+        let done = s + 1;
+        for (what, value) in [("loss", stats.loss), ("gradient norm", stats.grad_norm)] {
+            if !value.is_finite() {
+                return Err(TrainError::NotFinite { step: done, what, value, last_good }.into());
+            }
+        }
+        let lr = settings.optimizer.lr_at(s);
+        metrics.train(done, stats.loss, lr, stats.grad_norm, done * tokens_per_update, stats.elapsed)?;
+        bar.set_position(done);
+        bar.set_message(format!(
+            "loss {:.4}, lr {lr:.2e}, {:.0} tokens/s",
+            stats.loss,
+            tokens_per_update as f64 / stats.elapsed.as_secs_f64().max(1e-9)
+        ));
+        if done % settings.save_every == 0 || done == settings.steps {
+            if data.heldout_rows() > 0 {
+                let eval_loss = evaluate(&step, &executor, &data, &settings)?;
+                metrics.eval(done, eval_loss)?;
+            }
+            let state = CheckpointState {
+                format: 1,
+                step: done,
+                tokens: done * tokens_per_update,
+                seed: settings.seed,
+                fingerprint: settings.fingerprint(),
+            };
+            let dir = out.checkpoint(&settings, &base, &step, &executor, &state)?;
+            metrics.plot(&out.path().join("loss.png"))?;
+            last_good = Some(dir);
+        }
+    }
+    bar.finish_and_clear();
+    let final_dir = out.finish(&settings, &base, &step, &executor)?;
+    let summary = metrics.summary();
+    println!("{summary}");
+    println!("trained in {:.1} s; wrote {}", started.elapsed().as_secs_f64(), final_dir.display());
+    println!(
+        "metrics: {}, plot: {}",
+        out.path().join("metrics.jsonl").display(),
+        out.path().join("loss.png").display()
+    );
+    Ok(())
+}
+
+/// Restores a checkpoint's trained tensors and AdamW moments on the device.
+fn restore(step: &TrainingStep, executor: &Executor, checkpoint: &Checkpoint) -> anyhow::Result<()> {
+    for param in &step.update_plan().params {
+        let tensor = &checkpoint.trained[&param.name];
+        let (m, v) = &checkpoint.moments[&param.name];
+        step.write(executor, &param.name, &tensor.data)?;
+        step.write(executor, &param.moments[0], m)?;
+        step.write(executor, &param.moments[1], v)?;
+    }
+    Ok(())
+}
+
+/// The mean loss over the held-out sequences (whole micro-batches of them):
+/// the training plan's forward pass, whose gradients are then dropped (the
+/// next update restarts its accumulators and overwrites its gradients).
+fn evaluate(
+    step: &TrainingStep,
+    executor: &Executor,
+    data: &data::Sequences,
+    settings: &Settings,
+) -> anyhow::Result<f64> {
+    let batches = data.heldout_batches(settings.batch_size);
+    let mut total = 0.0;
+    for ids in &batches {
+        let (loss, _) = step.micro_step(executor, ids, settings.optimizer.hyper(0, false))?;
+        total += loss;
+    }
+    Ok(total / batches.len().max(1) as f64)
+}
+
+/// AdamW's `(exp_avg, exp_avg_sq)` per trained tensor.
+pub(crate) type Moments = BTreeMap<String, (Vec<f32>, Vec<f32>)>;
+
+/// The trained tensors and their moments, read back from the device.
+pub(crate) fn read_trained(
+    step: &TrainingStep,
+    executor: &Executor,
+    shapes: &BTreeMap<String, Vec<usize>>,
+) -> anyhow::Result<(BTreeMap<String, HostTensor>, Moments)> {
+    let mut trained = BTreeMap::new();
+    let mut moments = BTreeMap::new();
+    for param in &step.update_plan().params {
+        let data = step.read(executor, &param.name)?;
+        let shape = shapes.get(&param.name).cloned().unwrap_or_else(|| vec![data.len()]);
+        trained.insert(param.name.clone(), HostTensor { shape, data });
+        let m = step.read(executor, &param.moments[0])?;
+        let v = step.read(executor, &param.moments[1])?;
+        moments.insert(param.name.clone(), (m, v));
+    }
+    Ok((trained, moments))
+}

@@ -1,0 +1,285 @@
+//! The run directory (`--out`): which run it holds, its metrics log and
+//! plot, its checkpoints, and the final adapter or model.
+//!
+//! `run.json` records the settings a run started with. Without `--resume`
+//! or `--overwrite`, an `--out` holding one is refused, so no command line
+//! can mix two runs' checkpoints or silently restart one.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde_json::json;
+use weft_runtime::Executor;
+use weft_runtime::io::{DirWriter, HostTensor, write_dir_atomically};
+use weft_runtime::train::{
+    CheckpointState, PeftAdapter, TrainError, TrainingStep, checkpoint_dirs, encode_safetensors,
+    prune_checkpoints, write_checkpoint,
+};
+
+use super::model::BaseModel;
+use super::settings::{Settings, TrainMode};
+use crate::output::{Input, Output, OutputKind, guard};
+
+const RUN_FILE: &str = "run.json";
+const METRICS_FILE: &str = "metrics.jsonl";
+
+pub struct RunDir {
+    path: PathBuf,
+}
+
+impl RunDir {
+    /// Checks `--out` against the inputs and against the run it may hold,
+    /// then records this run's settings.
+    pub fn open(settings: &Settings, resume: bool, overwrite: bool) -> anyhow::Result<RunDir> {
+        let path = settings.out.clone();
+        let mut inputs = vec![Input { path: &settings.data, what: "training data" }];
+        inputs.extend(settings.model.as_deref().map(|path| Input { path, what: "base model" }));
+        inputs.extend(settings.init_adapter.as_deref().map(|path| Input { path, what: "initial adapter" }));
+        // Any file of the run directory must not be an input or inside one ...
+        let probe = path.join(RUN_FILE);
+        guard(Output { path: &probe, what: "the run", flag: "--out", kind: OutputKind::File }, &inputs)
+            .or_else(|e| if path.exists() { Err(e) } else { Ok(()) })?;
+        // ... and no input may lie inside the run directory, which --overwrite clears.
+        if let Ok(out) = std::fs::canonicalize(&path) {
+            for input in &inputs {
+                if let Ok(inside) = std::fs::canonicalize(input.path)
+                    && inside.starts_with(&out)
+                {
+                    bail!(
+                        "refusing to use {} as --out: the {} {} is inside it",
+                        path.display(),
+                        input.what,
+                        input.path.display()
+                    );
+                }
+            }
+        }
+        std::fs::create_dir_all(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        let run_file = path.join(RUN_FILE);
+        let recorded = std::fs::read_to_string(&run_file).ok();
+        let this = serde_json::to_string_pretty(settings)?;
+        match (recorded, resume, overwrite) {
+            (Some(_), false, false) => bail!(
+                "{} already holds a run ({}); continue it with --resume, or start afresh with --overwrite \
+                 (which removes its checkpoints)",
+                path.display(),
+                run_file.display()
+            ),
+            (Some(_), _, true) => {
+                for (_, dir) in checkpoint_dirs(&path)? {
+                    std::fs::remove_dir_all(&dir)
+                        .with_context(|| format!("cannot remove {}", dir.display()))?;
+                }
+                for file in [METRICS_FILE, "loss.png"] {
+                    let _ = std::fs::remove_file(path.join(file));
+                }
+            }
+            (None, true, _) => bail!("--resume: {} holds no run to resume", path.display()),
+            _ => {}
+        }
+        crate::output::write_atomically(&run_file, |w| Ok(w.write_all(this.as_bytes())?))?;
+        Ok(RunDir { path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn newest_checkpoint(&self) -> anyhow::Result<Option<PathBuf>> {
+        Ok(checkpoint_dirs(&self.path)?.pop().map(|(_, dir)| dir))
+    }
+
+    /// The file a checkpoint keeps the trained weights in, and the prefix of their keys.
+    pub fn weights_file(&self, settings: &Settings) -> (&'static str, &'static str) {
+        match settings.mode {
+            TrainMode::Full => ("model.safetensors", ""),
+            _ => (weft_runtime::io::ADAPTER_WEIGHTS, "base_model.model."),
+        }
+    }
+
+    /// The metrics log, truncated to the records of steps up to `done`.
+    pub fn metrics(&self, done: u64) -> anyhow::Result<Metrics> {
+        let path = self.path.join(METRICS_FILE);
+        let mut records = Vec::new();
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            for line in text.lines() {
+                let Ok(record) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+                if record["step"].as_u64().is_some_and(|s| s <= done) {
+                    records.push(record);
+                }
+            }
+        }
+        let text: String = records.iter().map(|r| format!("{r}\n")).collect();
+        crate::output::write_atomically(&path, |w| Ok(w.write_all(text.as_bytes())?))?;
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        Ok(Metrics { file, path, records })
+    }
+
+    /// Writes `checkpoint-{step}` and prunes old ones.
+    pub fn checkpoint(
+        &self,
+        settings: &Settings,
+        base: &BaseModel,
+        step: &TrainingStep,
+        executor: &Executor,
+        state: &CheckpointState,
+    ) -> anyhow::Result<PathBuf> {
+        let (trained, moments) = super::read_trained(step, executor, &base.shapes)?;
+        let dir =
+            write_checkpoint(&self.path, state, &moments, |w| write_weights(w, settings, base, &trained))?;
+        prune_checkpoints(&self.path, settings.keep)?;
+        Ok(dir)
+    }
+
+    /// Writes the final `adapter/` (or `model/` under full fine-tuning).
+    pub fn finish(
+        &self,
+        settings: &Settings,
+        base: &BaseModel,
+        step: &TrainingStep,
+        executor: &Executor,
+    ) -> anyhow::Result<PathBuf> {
+        let (trained, _) = super::read_trained(step, executor, &base.shapes)?;
+        let name = if settings.mode == TrainMode::Full { "model" } else { "adapter" };
+        let dir = self.path.join(name);
+        write_dir_atomically(&dir, |w: &mut DirWriter| write_weights(w, settings, base, &trained))?;
+        Ok(dir)
+    }
+}
+
+/// The trained weights' files: a PEFT adapter, or under full fine-tuning a
+/// Hugging Face checkpoint (every weight, with the base's frozen ones).
+fn write_weights(
+    w: &mut DirWriter,
+    settings: &Settings,
+    base: &BaseModel,
+    trained: &BTreeMap<String, HostTensor>,
+) -> Result<(), TrainError> {
+    let base_name =
+        settings.model.as_ref().map_or_else(|| "weft-from-scratch".to_string(), |p| p.display().to_string());
+    match (&base.lora, settings.mode) {
+        (Some(lora), mode) => {
+            let modules_to_save = if mode == TrainMode::LoraPlus {
+                vec!["embed_tokens".to_string(), "norm".to_string()]
+            } else {
+                Vec::new()
+            };
+            PeftAdapter { lora, modules_to_save, base_model: base_name }.write(w, trained)?;
+        }
+        (None, _) => {
+            let mut all: BTreeMap<String, HostTensor> = base
+                .shapes
+                .iter()
+                .map(|(name, shape)| {
+                    let data = base.weights.get(name).cloned().unwrap_or_default();
+                    (name.clone(), HostTensor { shape: shape.clone(), data })
+                })
+                .collect();
+            all.extend(trained.clone());
+            if base.config.tie_word_embeddings {
+                all.remove("lm_head.weight");
+            }
+            let bytes = encode_safetensors(&all, Path::new("model.safetensors"))?;
+            w.file("model.safetensors", |f| f.write_all(&bytes))?;
+            let config = model_config_json(base);
+            w.file("config.json", |f| f.write_all(config.as_bytes()))?;
+        }
+    }
+    Ok(())
+}
+
+/// `config.json` of a fully fine-tuned model, with the run's RoPE factor.
+fn model_config_json(base: &BaseModel) -> String {
+    let c = &base.config;
+    let mut rope = json!({"rope_type": "default", "rope_theta": c.rope.theta});
+    if base.rope_factor != 1.0 {
+        rope = json!({"rope_type": "linear", "factor": base.rope_factor, "rope_theta": c.rope.theta});
+    }
+    let config = json!({
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_size": c.hidden_size,
+        "intermediate_size": c.intermediate_size,
+        "num_hidden_layers": c.num_hidden_layers,
+        "num_attention_heads": c.num_attention_heads,
+        "num_key_value_heads": c.num_key_value_heads,
+        "head_dim": c.head_dim,
+        "vocab_size": c.vocab_size,
+        "max_position_embeddings": c.max_position_embeddings,
+        "rms_norm_eps": c.rms_norm_eps,
+        "hidden_act": "silu",
+        "tie_word_embeddings": c.tie_word_embeddings,
+        "rope_parameters": rope,
+        "attention_bias": false,
+        "mlp_bias": false,
+        "torch_dtype": "float32",
+    });
+    serde_json::to_string_pretty(&config).unwrap_or_default()
+}
+
+/// `metrics.jsonl`: one JSON object per update and per evaluation, flushed as written.
+pub struct Metrics {
+    file: File,
+    path: PathBuf,
+    records: Vec<serde_json::Value>,
+}
+
+impl Metrics {
+    fn append(&mut self, record: serde_json::Value) -> anyhow::Result<()> {
+        writeln!(self.file, "{record}").with_context(|| format!("cannot write {}", self.path.display()))?;
+        self.records.push(record);
+        Ok(())
+    }
+
+    pub fn train(
+        &mut self,
+        step: u64,
+        loss: f64,
+        lr: f64,
+        grad_norm: f64,
+        tokens: u64,
+        elapsed: Duration,
+    ) -> anyhow::Result<()> {
+        let seconds = elapsed.as_secs_f64();
+        self.append(json!({"step": step, "loss": loss, "lr": lr, "grad_norm": grad_norm, "tokens": tokens, "seconds": seconds}))
+    }
+
+    pub fn eval(&mut self, step: u64, loss: f64) -> anyhow::Result<()> {
+        self.append(json!({"step": step, "eval_loss": loss, "eval_perplexity": loss.exp()}))
+    }
+
+    fn series(&self, key: &str) -> Vec<(f64, f64)> {
+        self.records.iter().filter_map(|r| Some((r["step"].as_f64()?, r.get(key)?.as_f64()?))).collect()
+    }
+
+    /// Redraws `loss.png`: train and eval loss against the step.
+    pub fn plot(&self, path: &Path) -> anyhow::Result<()> {
+        use crate::render::plot::{Series, write};
+        let (train, eval) = (self.series("loss"), self.series("eval_loss"));
+        let series = [Series { name: "train", points: &train }, Series { name: "eval", points: &eval }];
+        write(path, "loss", "step", &series)
+    }
+
+    /// One line: the first and last train loss, the last eval loss.
+    pub fn summary(&self) -> String {
+        let train = self.series("loss");
+        let eval = self.series("eval_loss");
+        let mut text = match (train.first(), train.last()) {
+            (Some(a), Some(b)) => {
+                format!("train loss {:.4} (step {}) -> {:.4} (step {})", a.1, a.0, b.1, b.0)
+            }
+            _ => "no training steps".to_string(),
+        };
+        if let Some((step, loss)) = eval.last() {
+            text.push_str(&format!("; eval loss {loss:.4} (perplexity {:.2}) at step {step}", loss.exp()));
+        }
+        text
+    }
+}

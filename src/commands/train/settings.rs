@@ -1,0 +1,313 @@
+//! `weft train`'s settings: flags, a TOML config file with the same keys
+//! (kebab-case, as the flags are spelled), and defaults, in that order of
+//! precedence.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use serde::{Deserialize, Serialize};
+use weft_runtime::train::AdamW;
+
+/// What trains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+pub enum TrainMode {
+    /// LongLoRA's LoRA+: LoRA factors, the embedding and every RMSNorm weight.
+    #[value(name = "lora+")]
+    #[serde(rename = "lora+")]
+    LoraPlus,
+    /// The LoRA factors only.
+    #[value(name = "lora")]
+    #[serde(rename = "lora")]
+    Lora,
+    /// Every parameter of the model.
+    #[value(name = "full")]
+    #[serde(rename = "full")]
+    Full,
+}
+
+impl TrainMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrainMode::LoraPlus => "lora+",
+            TrainMode::Lora => "lora",
+            TrainMode::Full => "full",
+        }
+    }
+}
+
+/// A model trained from scratch: the `[model]` table of a config file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSizes {
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub num_key_value_heads: Option<usize>,
+    pub vocab_size: usize,
+    pub max_position_embeddings: usize,
+    #[serde(default = "default_init_range")]
+    pub initializer_range: f64,
+    #[serde(default = "default_theta")]
+    pub rope_theta: f64,
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+}
+
+fn default_init_range() -> f64 {
+    0.02
+}
+fn default_theta() -> f64 {
+    10000.0
+}
+
+/// Every flag of `weft train`. Each is optional here so that a config file
+/// can supply it; [`Settings::resolve`] applies the defaults.
+#[derive(Args, Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TrainArgs {
+    /// A TOML file of settings: any flag below as `key = value` (e.g. `seq-len = 1024`), and a
+    /// `[model]` table of sizes to train from scratch. Flags win over the file.
+    #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// The base model: a Hugging Face LLaMA checkpoint directory.
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// Training data: a .safetensors file with `input_ids` [S, T] (int32/int64).
+    #[arg(long, value_name = "PATH")]
+    pub data: Option<PathBuf>,
+    /// The run directory: metrics.jsonl, loss.png, checkpoints, and the adapter (or model).
+    #[arg(long, short, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Tokens per sequence T. Above the base model's context C (max_position_embeddings × its
+    /// linear RoPE factor), linear position interpolation multiplies the factor by ceil(T / C).
+    #[arg(long, value_name = "T", value_parser = crate::args::seq_len)]
+    pub seq_len: Option<usize>,
+    /// The attention pattern of every layer (or the spec's layer schedule): a spec file, or
+    /// `causal`, or `s2attn` (LongLoRA's S2-Attn roll form, groups of T/4; the default).
+    #[arg(long, value_name = "SPEC")]
+    pub pattern: Option<String>,
+    /// What trains: lora+ (LoRA, embedding and norms; default), lora, or full.
+    #[arg(long, value_enum)]
+    pub mode: Option<TrainMode>,
+    /// LoRA rank (default 8).
+    #[arg(long, value_name = "R", value_parser = crate::args::lora_rank)]
+    pub lora_r: Option<usize>,
+    /// LoRA alpha (default 16).
+    #[arg(long, value_name = "ALPHA")]
+    pub lora_alpha: Option<f64>,
+    /// Projections LoRA adapts, comma-separated (default q_proj,k_proj,v_proj,o_proj).
+    #[arg(long, value_delimiter = ',', value_name = "MODULES")]
+    pub lora_targets: Option<Vec<String>>,
+    /// Start from this PEFT adapter (its factors and modules_to_save tensors) instead of
+    /// PEFT's initialisation (A kaiming-uniform, B = 0).
+    #[arg(long, value_name = "DIR")]
+    pub init_adapter: Option<PathBuf>,
+    /// Peak learning rate (default 2e-5).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Updates of linear warm-up from 0 (transformers' constant_with_warmup; default 20).
+    #[arg(long, value_name = "N")]
+    pub warmup_steps: Option<u64>,
+    #[arg(long, value_name = "B1")]
+    pub adam_beta1: Option<f64>,
+    /// Default 0.95, as LongLoRA.
+    #[arg(long, value_name = "B2")]
+    pub adam_beta2: Option<f64>,
+    #[arg(long, value_name = "EPS")]
+    pub adam_eps: Option<f64>,
+    /// Decoupled weight decay (default 0).
+    #[arg(long, value_name = "WD")]
+    pub weight_decay: Option<f64>,
+    /// Clip the global gradient norm to this (default 1; 0 disables).
+    #[arg(long, value_name = "NORM")]
+    pub max_grad_norm: Option<f64>,
+    /// Sequences per micro-batch (default 1).
+    #[arg(long, value_name = "B", value_parser = crate::args::batch)]
+    pub batch_size: Option<usize>,
+    /// Micro-batches per optimizer update (default 1).
+    #[arg(long, value_name = "A", value_parser = crate::args::batch)]
+    pub grad_accum: Option<usize>,
+    /// Optimizer updates (default 100).
+    #[arg(long, value_name = "N")]
+    pub steps: Option<u64>,
+    /// Seed of the initialisation and the data order (default 0).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Take sequences in file order every epoch instead of shuffling them with the seed.
+    #[arg(long)]
+    #[serde(default)]
+    pub no_shuffle: bool,
+    /// Fraction of the sequences held out for evaluation (default 0.05; 0 for none).
+    #[arg(long, value_name = "F")]
+    pub heldout: Option<f64>,
+    /// Write a checkpoint every K updates (default 50), and always at the end.
+    #[arg(long, value_name = "K")]
+    pub save_every: Option<u64>,
+    /// Keep the newest M checkpoints (default 2).
+    #[arg(long, value_name = "M")]
+    pub keep: Option<usize>,
+    /// Continue from the newest complete checkpoint in --out.
+    #[arg(long)]
+    #[serde(skip)]
+    pub resume: bool,
+    /// Start afresh in an --out that holds another run (its checkpoints are removed).
+    #[arg(long, conflicts_with = "resume")]
+    #[serde(skip)]
+    pub overwrite: bool,
+    /// `[model]` in a config file only.
+    #[arg(skip)]
+    #[serde(skip)]
+    pub model_sizes: Option<ModelSizes>,
+}
+
+/// Everything a run is, resolved.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    pub model: Option<PathBuf>,
+    pub model_sizes: Option<ModelSizes>,
+    pub data: PathBuf,
+    pub out: PathBuf,
+    pub seq_len: usize,
+    pub pattern: String,
+    pub mode: TrainMode,
+    pub lora_r: usize,
+    pub lora_alpha: f64,
+    pub lora_targets: Vec<String>,
+    pub init_adapter: Option<PathBuf>,
+    pub optimizer: AdamW,
+    pub batch_size: usize,
+    pub grad_accum: usize,
+    pub steps: u64,
+    pub seed: u64,
+    pub shuffle: bool,
+    pub heldout: f64,
+    pub save_every: u64,
+    pub keep: usize,
+}
+
+impl Settings {
+    /// Flags over the config file over the defaults.
+    pub fn resolve(flags: &TrainArgs) -> anyhow::Result<Settings> {
+        let file = match &flags.config {
+            Some(path) => read_config(path)?,
+            None => TrainArgs::default(),
+        };
+        macro_rules! pick {
+            ($field:ident) => {
+                flags.$field.clone().or(file.$field.clone())
+            };
+        }
+        let defaults = AdamW::default();
+        let optimizer = AdamW {
+            lr: pick!(lr).unwrap_or(defaults.lr),
+            beta1: pick!(adam_beta1).unwrap_or(defaults.beta1),
+            beta2: pick!(adam_beta2).unwrap_or(defaults.beta2),
+            eps: pick!(adam_eps).unwrap_or(defaults.eps),
+            weight_decay: pick!(weight_decay).unwrap_or(defaults.weight_decay),
+            warmup_steps: pick!(warmup_steps).unwrap_or(defaults.warmup_steps),
+            max_grad_norm: pick!(max_grad_norm).unwrap_or(defaults.max_grad_norm),
+        };
+        optimizer.validate().map_err(anyhow::Error::msg)?;
+        let model = pick!(model);
+        let model_sizes = file.model_sizes.clone();
+        if model.is_some() && model_sizes.is_some() {
+            bail!(
+                "give either --model (a checkpoint to fine-tune) or a [model] table (to train from scratch), not both"
+            );
+        }
+        if model.is_none() && model_sizes.is_none() {
+            bail!(
+                "no base model: give --model DIR (a Hugging Face LLaMA checkpoint) or a [model] table in --config"
+            );
+        }
+        let Some(data) = pick!(data) else { bail!("no training data: give --data PATH") };
+        let Some(out) = pick!(out) else { bail!("no run directory: give --out DIR") };
+        let Some(seq_len) = pick!(seq_len) else { bail!("no sequence length: give --seq-len T") };
+        if seq_len < 2 {
+            bail!(
+                "--seq-len {seq_len}: each sequence needs at least 2 tokens (a token and the one it predicts)"
+            );
+        }
+        let heldout = pick!(heldout).unwrap_or(0.05);
+        if !(0.0..1.0).contains(&heldout) {
+            bail!("--heldout {heldout} must be in [0, 1)");
+        }
+        let steps = pick!(steps).unwrap_or(100);
+        if steps == 0 {
+            bail!("--steps 0: nothing to train");
+        }
+        let mode = pick!(mode).unwrap_or(TrainMode::LoraPlus);
+        let init_adapter = pick!(init_adapter);
+        if mode == TrainMode::Full && init_adapter.is_some() {
+            bail!("--init-adapter is for LoRA training (--mode lora or lora+), not --mode full");
+        }
+        let save_every = pick!(save_every).unwrap_or(50);
+        if save_every == 0 {
+            bail!("--save-every 0: give a number of updates of at least 1");
+        }
+        Ok(Settings {
+            model,
+            model_sizes,
+            data,
+            out,
+            seq_len,
+            pattern: pick!(pattern).unwrap_or_else(|| "s2attn".to_string()),
+            mode,
+            lora_r: pick!(lora_r).unwrap_or(8),
+            lora_alpha: pick!(lora_alpha).unwrap_or(16.0),
+            lora_targets: pick!(lora_targets)
+                .unwrap_or_else(|| ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec()),
+            init_adapter,
+            optimizer,
+            batch_size: pick!(batch_size).unwrap_or(1),
+            grad_accum: pick!(grad_accum).unwrap_or(1),
+            steps,
+            seed: pick!(seed).unwrap_or(0),
+            shuffle: !(flags.no_shuffle || file.no_shuffle),
+            heldout,
+            save_every,
+            keep: pick!(keep).unwrap_or(2).max(1),
+        })
+    }
+
+    /// What must not change for a run to resume: everything but the
+    /// number of steps, the checkpoint cadence and the output directory.
+    pub fn fingerprint(&self) -> String {
+        let same = Settings { steps: 0, save_every: 0, keep: 0, out: PathBuf::new(), ..self.clone() };
+        serde_json::to_string(&same).unwrap_or_default()
+    }
+}
+
+fn read_config(path: &Path) -> anyhow::Result<TrainArgs> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let source = weft_ir::SourceFile::new(path.display().to_string(), text.as_str());
+    let located = |e: toml::de::Error| match e.span() {
+        Some(span) => {
+            let at = source.line_col(span.start);
+            anyhow::anyhow!("{}:{}:{}: {}", path.display(), at.line, at.column, e.message())
+        }
+        None => anyhow::anyhow!("{}: {}", path.display(), e.message()),
+    };
+    let mut table: toml::Table = toml::from_str(&text).map_err(located)?;
+    // `model` is a path (like --model) or a `[model]` table of sizes.
+    let sizes = match table.remove("model") {
+        Some(toml::Value::Table(sizes)) => {
+            let sizes: ModelSizes = sizes.try_into().map_err(|e: toml::de::Error| {
+                anyhow::anyhow!("{}: [model]: {}", path.display(), e.message())
+            })?;
+            Some(sizes)
+        }
+        Some(other) => {
+            table.insert("model".into(), other);
+            None
+        }
+        None => None,
+    };
+    let args: TrainArgs = table
+        .try_into()
+        .map_err(|e: toml::de::Error| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
+    Ok(TrainArgs { model_sizes: sizes, ..args })
+}

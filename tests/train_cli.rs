@@ -1,0 +1,281 @@
+//! `weft train` against an independent reference trainer, and its resume.
+//!
+//! `tests/data/make_train_fixture.py` trains the same tiny GQA LLaMA with
+//! transformers + PEFT + torch's AdamW (f64), three updates per case, and
+//! records each update's loss and gradient norm and every trained tensor
+//! after the third. weft's run must give the same numbers.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{gpu, root, scratch, stderr, weft};
+use weft_runtime::io::TensorFile;
+
+/// Relative tolerance on the loss and the gradient norm.
+const LOSS_TOLERANCE: f64 = 1e-4;
+/// On each trained tensor: max |Δweft − Δref| ≤ this · max |Δref|, Δ the change from the start.
+const UPDATE_TOLERANCE: f64 = 1e-3;
+
+fn fixture() -> PathBuf {
+    root().join("tests/data/train")
+}
+
+/// The case's flags, as `weft train` takes them.
+fn case_flags(case: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(fixture().join("cases").join(case).join("case.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut flags = Vec::new();
+    for (key, value) in json.as_object().unwrap() {
+        let value = match (key.as_str(), value) {
+            ("pattern", serde_json::Value::Null) => "causal".to_string(),
+            ("pattern", _) => "s2attn".to_string(),
+            ("init-adapter", v) => root().join(v.as_str().unwrap()).display().to_string(),
+            (_, serde_json::Value::String(s)) => s.clone(),
+            (_, v) => v.to_string(),
+        };
+        flags.push(format!("--{key}"));
+        flags.push(value);
+    }
+    flags
+}
+
+fn train(out: &Path, flags: &[String], extra: &[&str]) -> std::process::Output {
+    let base = fixture().join("base");
+    let data = fixture().join("data.safetensors");
+    let mut args: Vec<String> =
+        ["train", "--model", base.to_str().unwrap(), "--data", data.to_str().unwrap()]
+            .map(String::from)
+            .to_vec();
+    args.extend([
+        "--out".to_string(),
+        out.display().to_string(),
+        "--no-shuffle".into(),
+        "--heldout".into(),
+        "0".into(),
+    ]);
+    args.extend(flags.iter().cloned());
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    weft(&refs)
+}
+
+/// Each update's record from metrics.jsonl.
+fn metrics(out: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|r: &serde_json::Value| r.get("loss").is_some())
+        .collect()
+}
+
+fn close(found: f64, expected: f64, tolerance: f64) -> bool {
+    (found - expected).abs() <= tolerance * expected.abs().max(1e-12)
+}
+
+/// Runs `case` and compares it with the reference.
+fn check_case(case: &str) {
+    if !gpu() {
+        return;
+    }
+    let out = scratch(&format!("train-{case}"));
+    let flags = case_flags(case);
+    let output = train(&out, &flags, &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let expected =
+        TensorFile::load(&fixture().join("cases").join(case).join("expected.safetensors")).unwrap();
+
+    let records = metrics(&out);
+    let losses = expected.f32("loss").unwrap().data;
+    let norms = expected.f32("grad_norm").unwrap().data;
+    assert_eq!(records.len(), losses.len());
+    for (i, record) in records.iter().enumerate() {
+        let (loss, norm) = (record["loss"].as_f64().unwrap(), record["grad_norm"].as_f64().unwrap());
+        assert!(
+            close(loss, losses[i] as f64, LOSS_TOLERANCE),
+            "{case} step {}: loss {loss} vs {}",
+            i + 1,
+            losses[i]
+        );
+        assert!(
+            close(norm, norms[i] as f64, LOSS_TOLERANCE),
+            "{case} step {}: norm {norm} vs {}",
+            i + 1,
+            norms[i]
+        );
+    }
+
+    // The trained tensors, against the reference's, as changes from where both started.
+    let full = flags.iter().any(|f| f == "full");
+    let (weights, start) = if full {
+        (TensorFile::load(&out.join("model/model.safetensors")).unwrap(), base_start())
+    } else {
+        (TensorFile::load(&out.join("adapter/adapter_model.safetensors")).unwrap(), adapter_start())
+    };
+    let mut names = expected.names();
+    names.retain(|n| n != "loss" && n != "grad_norm");
+    let mut written = weights.names();
+    written.sort();
+    names.sort();
+    assert_eq!(written, names, "{case}: weft wrote other tensors than the reference trained");
+    for name in &names {
+        let reference = expected.f32(name).unwrap().data;
+        let found = weights.f32(name).unwrap().data;
+        let before = start.get(name).unwrap_or_else(|| panic!("{case}: no starting value of {name}"));
+        let largest = reference.iter().zip(before).map(|(r, b)| (r - b).abs() as f64).fold(0.0, f64::max);
+        let error = found
+            .iter()
+            .zip(&reference)
+            .zip(before)
+            .map(|((f, r), b)| ((f - b) as f64 - (r - b) as f64).abs())
+            .fold(0.0, f64::max);
+        assert!(largest > 0.0, "{case}: the reference did not change {name}");
+        assert!(
+            error <= UPDATE_TOLERANCE * largest,
+            "{case}: {name}: update error {error:e}, largest update {largest:e}"
+        );
+    }
+}
+
+/// Every base tensor, by its Hugging Face name (and its PEFT name for LoRA+).
+fn base_start() -> BTreeMap<String, Vec<f32>> {
+    let file = TensorFile::load(&fixture().join("base/model.safetensors")).unwrap();
+    let mut out = BTreeMap::new();
+    for name in file.names() {
+        let data = file.f32(&name).unwrap().data;
+        out.insert(format!("base_model.model.{name}"), data.clone());
+        out.insert(name, data);
+    }
+    out
+}
+
+/// The initial adapter's factors and the base's embedding and norms, by PEFT name.
+fn adapter_start() -> BTreeMap<String, Vec<f32>> {
+    let mut out = base_start();
+    let file = TensorFile::load(&fixture().join("init-adapter/adapter_model.safetensors")).unwrap();
+    for name in file.names() {
+        out.insert(name.clone(), file.f32(&name).unwrap().data);
+    }
+    out
+}
+
+#[test]
+fn lora_plus_causal_matches_the_reference_trainer() {
+    check_case("lora-plus-causal");
+}
+
+#[test]
+fn lora_plus_s2attn_with_accumulation_matches_the_reference_trainer() {
+    check_case("lora-plus-s2");
+}
+
+#[test]
+fn lora_causal_matches_the_reference_trainer() {
+    check_case("lora-causal");
+}
+
+#[test]
+fn full_causal_matches_the_reference_trainer() {
+    check_case("full-causal");
+}
+
+#[test]
+fn full_s2attn_matches_the_reference_trainer() {
+    check_case("full-s2");
+}
+
+/// SIGKILL while training, then `--resume`: the losses and the final adapter
+/// are bit for bit those of a run that was never interrupted.
+#[test]
+fn a_killed_run_resumes_bit_for_bit() {
+    if !gpu() {
+        return;
+    }
+    let flags: Vec<String> = [
+        "--seq-len",
+        "32",
+        "--steps",
+        "8",
+        "--save-every",
+        "2",
+        "--keep",
+        "2",
+        "--lr",
+        "1e-3",
+        "--warmup-steps",
+        "2",
+        "--lora-r",
+        "4",
+    ]
+    .map(String::from)
+    .to_vec();
+    let whole = scratch("train-resume-whole");
+    let output = train(&whole, &flags, &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    let killed = scratch("train-resume-killed");
+    let base = fixture().join("base");
+    let data = fixture().join("data.safetensors");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(["train", "--model", base.to_str().unwrap(), "--data", data.to_str().unwrap()])
+        .args(["--out", killed.to_str().unwrap(), "--no-shuffle", "--heldout", "0"])
+        .args(&flags)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once the first checkpoint is there, somewhere in the steps that follow.
+    let started = Instant::now();
+    while !killed.join("checkpoint-2").exists() && started.elapsed() < Duration::from_secs(600) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!killed.join("adapter").exists(), "the run finished before it was killed");
+
+    let refused = train(&killed, &flags, &[]);
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("already holds a run"), "{}", stderr(&refused));
+    let resumed = train(&killed, &flags, &["--resume"]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(stderr(&resumed).contains("resuming from"), "{}", stderr(&resumed));
+
+    let losses = |out: &Path| -> Vec<(u64, u64)> {
+        metrics(out)
+            .iter()
+            .map(|r| (r["step"].as_u64().unwrap(), r["loss"].as_f64().unwrap().to_bits()))
+            .collect()
+    };
+    assert_eq!(losses(&killed), losses(&whole));
+    for file in ["adapter_model.safetensors", "adapter_config.json"] {
+        let a = std::fs::read(whole.join("adapter").join(file)).unwrap();
+        let b = std::fs::read(killed.join("adapter").join(file)).unwrap();
+        assert!(a == b, "adapter/{file} differs after resuming");
+    }
+    let kept: Vec<String> = std::fs::read_dir(&killed)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("checkpoint-"))
+        .collect();
+    assert_eq!(kept.len(), 2, "--keep 2 left {kept:?}");
+}
+
+/// A damaged checkpoint is an error naming the file, never a silent restart.
+#[test]
+fn a_damaged_checkpoint_is_named() {
+    if !gpu() {
+        return;
+    }
+    let out = scratch("train-damaged");
+    let flags: Vec<String> =
+        ["--seq-len", "32", "--save-every", "1", "--lora-r", "4"].map(String::from).to_vec();
+    let output = train(&out, &flags, &["--steps", "2"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    std::fs::write(out.join("checkpoint-2/optimizer.safetensors"), b"garbage").unwrap();
+    let output = train(&out, &flags, &["--resume", "--steps", "3"]);
+    assert!(!output.status.success());
+    let text = stderr(&output);
+    assert!(text.contains("checkpoint-2/optimizer.safetensors"), "{text}");
+}
