@@ -36,6 +36,9 @@ enum Command {
     Attn(commands::attn::AttnArgs),
     /// Run a Hugging Face LLaMA checkpoint's forward pass (logits, and the loss with --loss).
     Forward(commands::forward::ForwardArgs),
+    /// Merge a PEFT LoRA adapter (and the RoPE factor weft trained it with) into its base model:
+    /// a Hugging Face checkpoint transformers loads as is.
+    Export(commands::export::ExportArgs),
     /// Measure fused attention configurations on the current adapter and cache the fastest
     /// (`attn` and `bench attn` use it).
     Tune(commands::tune::TuneArgs),
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         Command::Attn(a) => commands::attn::run(&a),
         Command::Tune(a) => commands::tune::run(&a),
         Command::Forward(a) => commands::forward::run(&a),
+        Command::Export(a) => commands::export::run(&a),
         Command::Bench(w) => commands::bench::run(&w),
         Command::Graph(a) => commands::graph::run(&a),
     };
