@@ -147,7 +147,9 @@ fn saved_modules_load_under_the_names_they_replace() {
 #[test]
 fn tensors_the_config_does_not_account_for_are_errors() {
     let config = config();
-    let cases: Vec<(&str, &str, Vec<(&str, HostTensor)>, &str)> = vec![
+    // (label, modules_to_save, tensors added to the file, expected message fragment)
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, HostTensor)>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "not listed",
             r#"["norm"]"#,
