@@ -39,6 +39,9 @@ enum Command {
     /// Fine-tune a LLaMA (LongLoRA: S2-Attn and LoRA+ by default) or train one from scratch;
     /// writes a PEFT adapter (or a model), metrics.jsonl, loss.png and checkpoints.
     Train(Box<commands::train::TrainArgs>),
+    /// Merge a PEFT LoRA adapter (and the RoPE factor weft trained it with) into its base model:
+    /// a Hugging Face checkpoint transformers loads as is.
+    Export(commands::export::ExportArgs),
     /// Measure fused attention configurations on the current adapter and cache the fastest
     /// (`attn` and `bench attn` use it).
     Tune(commands::tune::TuneArgs),
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
         Command::Tune(a) => commands::tune::run(&a),
         Command::Forward(a) => commands::forward::run(&a),
         Command::Train(a) => commands::train::run(&a),
+        Command::Export(a) => commands::export::run(&a),
         Command::Bench(w) => commands::bench::run(&w),
         Command::Graph(a) => commands::graph::run(&a),
     };

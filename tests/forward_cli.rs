@@ -281,3 +281,98 @@ fn forward_names_bad_inputs() {
     );
     assert!(!out.exists(), "no output after a failure");
 }
+
+/// `--adapter` applies the adapter's `modules_to_save` tensors and its run
+/// record's RoPE factor: the logits are those of a checkpoint whose tensors
+/// and config were changed by hand, with the same LoRA factors.
+#[test]
+fn an_adapter_replaces_saved_modules_and_applies_its_runs_factor() {
+    if !gpu() {
+        return;
+    }
+    let dir = scratch("forward_saved_modules");
+    let model = dir.join("model");
+    let (config, _) = write_model(&model, false);
+    // The LoRA factors alone, and the same factors with saved modules and a run record.
+    let lora_only = dir.join("lora-only");
+    write_adapter(&lora_only, &config, false);
+    let adapter = dir.join("adapter");
+    write_adapter(&adapter, &config, false);
+    let adapter_config = std::fs::read_to_string(adapter.join("adapter_config.json")).unwrap();
+    let adapter_config = adapter_config
+        .replace("\"use_rslora\"", "\"modules_to_save\": [\"embed_tokens\", \"norm\"], \"use_rslora\"");
+    std::fs::write(adapter.join("adapter_config.json"), adapter_config).unwrap();
+    std::fs::write(
+        adapter.join("weft_run.json"),
+        r#"{"format": 1, "rope_linear_factor": 4.0, "base_max_position_embeddings": 64, "seq_len": 256,
+            "pattern": null, "mode": "lora+"}"#,
+    )
+    .unwrap();
+    let factors = TensorFile::load(&adapter.join("adapter_model.safetensors")).unwrap();
+    let mut peft: BTreeMap<String, HostTensor> =
+        factors.names().into_iter().map(|n| (n.clone(), factors.f32(&n).unwrap())).collect();
+    let mut saved = BTreeMap::new();
+    saved.insert(
+        "model.embed_tokens.weight".to_string(),
+        HostTensor { shape: vec![11, 16], data: values(176, 501) },
+    );
+    for (i, name) in [
+        "model.norm.weight",
+        "model.layers.0.input_layernorm.weight",
+        "model.layers.1.post_attention_layernorm.weight",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let data = values(16, 600 + i).into_iter().map(|v| v + 1.0).collect();
+        saved.insert(name.to_string(), HostTensor { shape: vec![16], data });
+    }
+    peft.extend(saved.iter().map(|(n, t)| (format!("base_model.model.{n}"), t.clone())));
+    save(&adapter.join("adapter_model.safetensors"), &peft).unwrap();
+
+    // By hand: the tensors replaced in the checkpoint, the factor in config.json.
+    let by_hand = dir.join("by-hand");
+    write_model(&by_hand, false);
+    let config_text = config_json(false, "silu");
+    assert!(config_text.contains("\"factor\": 2.0"));
+    std::fs::write(by_hand.join("config.json"), config_text.replace("\"factor\": 2.0", "\"factor\": 4.0"))
+        .unwrap();
+    let weights = TensorFile::load(&by_hand.join("model.safetensors")).unwrap();
+    let mut tensors: BTreeMap<String, HostTensor> =
+        weights.names().into_iter().map(|n| (n.clone(), weights.f32(&n).unwrap())).collect();
+    tensors.extend(saved);
+    save(&by_hand.join("model.safetensors"), &tensors).unwrap();
+
+    let input = dir.join("in.safetensors");
+    let ids: Vec<i64> = (0..32).map(|i| ((i * 7 + 2) % 11) as i64).collect();
+    write_ids(&input, &ids, &[2, 16]);
+    let run = |model: &Path, adapter: &Path, out: &str| {
+        let out = dir.join(out);
+        let o = weft(&[
+            "forward",
+            model.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--adapter",
+            adapter.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        (TensorFile::load(&out).unwrap().f32("logits").unwrap().data, stderr(&o))
+    };
+    let (got, err) = run(&model, &adapter, "adapter.safetensors");
+    assert!(err.contains("RoPE: linear factor 4 from"), "{err}");
+    assert!(err.contains("base config has linear factor 2"), "{err}");
+    assert!(
+        err.contains("modules_to_save (embed_tokens, norm): 4 base tensors replaced by the adapter's"),
+        "{err}"
+    );
+    let (want, _) = run(&by_hand, &lora_only, "by-hand.safetensors");
+    let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let worst = got.iter().zip(&want).fold(0f32, |m, (g, w)| m.max((g - w).abs())) / scale;
+    assert!(worst <= 1e-6, "relative difference {worst:e}");
+    let (plain, _) = run(&model, &lora_only, "plain.safetensors");
+    let moved = plain.iter().zip(&want).fold(0f32, |m, (p, w)| m.max((p - w).abs())) / scale;
+    assert!(moved > 1e-3, "the saved modules changed nothing ({moved:e})");
+}

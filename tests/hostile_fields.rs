@@ -179,9 +179,15 @@ fn adapter_fields_that_change_the_math_are_refused() {
             "`target_modules: \"gate_proj\"` is not supported",
         ),
         (
-            "modules to save",
-            adapter_config(r#", "modules_to_save": ["lm_head"]"#),
-            "`modules_to_save: [\"lm_head\"]` is not supported",
+            "modules to save an mlp",
+            adapter_config(r#", "modules_to_save": ["norm", "gate_proj"]"#),
+            "`modules_to_save: \"gate_proj\"` is not supported (weft replaces whole modules among embed_tokens, \
+             norm, input_layernorm, post_attention_layernorm, lm_head)",
+        ),
+        (
+            "modules to save by path",
+            adapter_config(r#", "modules_to_save": ["model.layers.0.mlp"]"#),
+            "`modules_to_save: \"model.layers.0.mlp\"` is not supported",
         ),
         ("bias", adapter_config(r#", "bias": "lora_only""#), "`bias: \"lora_only\"` is not supported"),
         ("lora bias", adapter_config(r#", "lora_bias": true"#), "`lora_bias: true` is not supported"),
@@ -201,16 +207,164 @@ fn adapter_fields_that_change_the_math_are_refused() {
             "`exclude_modules: [\"v_proj\"]` is not supported",
         ),
     ];
-    let mut args = FORWARD.to_vec();
-    args.extend(["--adapter", "{dir}/adapter"]);
     let cases: Vec<Case> = refusals
         .iter()
-        .map(|(name, config, fragment)| {
-            case(name, &args)
-                .copy(FIXTURE, "model")
-                .file("in.safetensors", input_ids())
-                .file("adapter/adapter_config.json", config)
-                .expect(&format!("adapter/adapter_config.json: {fragment}"))
+        .flat_map(|(name, config, fragment)| {
+            with_adapter_commands(name, |c| {
+                c.file("adapter/adapter_config.json", config)
+                    .expect(&format!("adapter/adapter_config.json: {fragment}"))
+            })
+        })
+        .collect();
+    check_all(&cases);
+}
+
+const EXPORT: &[&str] = &["export", "{dir}/model", "--adapter", "{dir}/adapter", "--out", "{dir}/merged"];
+
+/// `make` applied to a case of `forward --adapter` and one of `export`, both on the fixture.
+fn with_adapter_commands(name: &str, make: impl Fn(Case) -> Case) -> Vec<Case> {
+    let mut forward = FORWARD.to_vec();
+    forward.extend(["--adapter", "{dir}/adapter"]);
+    [("forward", forward.as_slice()), ("export", EXPORT)]
+        .into_iter()
+        .map(|(command, args)| {
+            make(
+                case(&format!("{name} ({command})"), args)
+                    .copy(FIXTURE, "model")
+                    .file("in.safetensors", input_ids()),
+            )
+        })
+        .collect()
+}
+
+/// `adapter_model.safetensors` for the fixture: rank-2 factors of q_proj and
+/// v_proj in both layers, as PEFT names them, with `edit` applied to the map.
+fn adapter_weights(edit: impl Fn(&mut Vec<(String, Vec<usize>)>)) -> Vec<u8> {
+    let mut tensors = Vec::new();
+    for layer in 0..2 {
+        for (module, out) in [("q_proj", 64), ("v_proj", 32)] {
+            let base = format!("base_model.model.model.layers.{layer}.self_attn.{module}");
+            tensors.push((format!("{base}.lora_A.weight"), vec![2, 64]));
+            tensors.push((format!("{base}.lora_B.weight"), vec![out, 2]));
+        }
+    }
+    edit(&mut tensors);
+    let data: Vec<Vec<u8>> =
+        tensors.iter().map(|(_, shape)| vec![0u8; 4 * shape.iter().product::<usize>()]).collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+        .iter()
+        .zip(&data)
+        .map(|((name, shape), bytes)| {
+            (
+                name.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes).unwrap(),
+            )
+        })
+        .collect();
+    safetensors::serialize(views, None).unwrap()
+}
+
+/// An adapter made for another model or configuration: its tensors do not
+/// match the base or its own config (issue 12's "an adapter whose r, targets or
+/// shapes don't match the base"), refused naming the tensor, by `forward` and
+/// `export` alike, before anything is written.
+#[test]
+fn adapter_tensors_that_do_not_fit_the_base_are_refused() {
+    let q_a = "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight";
+    let v_b = "base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight";
+    let norm = "base_model.model.model.norm.weight";
+    type Edit = Box<dyn Fn(&mut Vec<(String, Vec<usize>)>)>;
+    let refusals: Vec<(&str, String, Edit, String)> = vec![
+        (
+            "rank",
+            adapter_config(r#", "r": 4"#).replacen(r#""r": 2, "#, "", 1),
+            Box::new(|_| {}),
+            format!("adapter tensor `{q_a}` in {{dir}}/adapter/adapter_model.safetensors has rank 2 (shape [2, 64]), but {{dir}}/adapter/adapter_config.json says `r: 4`"),
+        ),
+        (
+            "missing target",
+            adapter_config("").replace(r#"["q_proj", "v_proj"]"#, r#"["q_proj", "k_proj", "v_proj"]"#),
+            Box::new(|_| {}),
+            "adapter tensor `base_model.model.model.layers.0.self_attn.k_proj.lora_A.weight` (expected shape [2, 64]) is missing".into(),
+        ),
+        (
+            "wider model",
+            adapter_config(""),
+            Box::new(move |t| t.iter_mut().filter(|(n, _)| n == v_b).for_each(|(_, s)| *s = vec![64, 2])),
+            format!("adapter tensor `{v_b}` in {{dir}}/adapter/adapter_model.safetensors has shape [64, 2]; expected [32, 2]"),
+        ),
+        (
+            "unlisted target",
+            adapter_config("").replace(r#"["q_proj", "v_proj"]"#, r#"["q_proj"]"#),
+            Box::new(|_| {}),
+            "is a LoRA factor of `model.layers.0.self_attn.v_proj`, which `target_modules` in {dir}/adapter/adapter_config.json does not list".into(),
+        ),
+        (
+            "unlisted saved module",
+            adapter_config(""),
+            Box::new(move |t| t.push((norm.into(), vec![64]))),
+            format!("adapter tensor `{norm}` in {{dir}}/adapter/adapter_model.safetensors replaces the module `model.norm`, which `modules_to_save` in {{dir}}/adapter/adapter_config.json does not list"),
+        ),
+        (
+            "saved module shape",
+            adapter_config(r#", "modules_to_save": ["norm"]"#),
+            Box::new(move |t| t.push((norm.into(), vec![32]))),
+            format!("adapter tensor `{norm}` in {{dir}}/adapter/adapter_model.safetensors has shape [32]; expected [64]"),
+        ),
+        (
+            "unknown tensor",
+            adapter_config(""),
+            Box::new(|t| t.push(("base_model.model.model.layers.0.mlp.up_proj.weight".into(), vec![176, 64]))),
+            "is neither a LoRA factor nor a weight of a module weft replaces".into(),
+        ),
+        (
+            "layer beyond the base",
+            adapter_config(""),
+            Box::new(|t| t.push(("base_model.model.model.layers.2.self_attn.q_proj.lora_A.weight".into(), vec![2, 64]))),
+            "is for layer 2, but the base model has 2 layers".into(),
+        ),
+    ];
+    let cases: Vec<Case> = refusals
+        .iter()
+        .flat_map(|(name, config, edit, fragment)| {
+            with_adapter_commands(name, |c| {
+                c.file("adapter/adapter_config.json", config)
+                    .file("adapter/adapter_model.safetensors", adapter_weights(edit))
+                    .expect(fragment)
+            })
+        })
+        .collect();
+    check_all(&cases);
+}
+
+/// A `weft_run.json` that is not a record weft wrote is refused naming it,
+/// before any weights are read.
+#[test]
+fn a_bad_run_record_is_refused() {
+    let good = r#"{"format": 1, "rope_linear_factor": 2.0, "base_max_position_embeddings": 256, "seq_len": 512, "pattern": null, "mode": "lora"}"#;
+    let refusals = [
+        (
+            "record format",
+            good.replace("\"format\": 1", "\"format\": 7"),
+            "adapter/weft_run.json: `format` is 7, but this weft reads format 1",
+        ),
+        (
+            "record factor",
+            good.replace("2.0", "0.0"),
+            "adapter/weft_run.json: `rope_linear_factor` must be a positive number, found 0",
+        ),
+        ("record json", good.replace("}", ""), "adapter/weft_run.json:1:"),
+        ("record key", good.replace("\"mode\"", "\"steps\": 3, \"mode\""), "unknown field `steps`"),
+    ];
+    let cases: Vec<Case> = refusals
+        .iter()
+        .flat_map(|(name, record, fragment)| {
+            with_adapter_commands(name, |c| {
+                c.file("adapter/adapter_config.json", adapter_config(""))
+                    .file("adapter/adapter_model.safetensors", adapter_weights(|_| {}))
+                    .file("adapter/weft_run.json", record)
+                    .expect(fragment)
+            })
         })
         .collect();
     check_all(&cases);

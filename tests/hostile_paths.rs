@@ -83,6 +83,11 @@ const WRITERS: &[Writer] = &[
             CACHE,
         ],
     },
+    Writer {
+        args: &["export", "models", "--adapter", "adapter", "--out", "OUT"],
+        what: "the merged checkpoint",
+        inputs: &[("models", "input checkpoint"), ("adapter", "adapter")],
+    },
 ];
 
 fn args_with_out<'a>(writer: &'a Writer, out: &'a str) -> Vec<&'a str> {
@@ -146,6 +151,9 @@ fn an_output_inside_an_input_directory_is_refused() {
     fn forward(out: &str) -> Vec<&str> {
         vec!["forward", "models", "--input", "in.safetensors", "--adapter", "adapter", "--out", out]
     }
+    fn export(out: &str) -> Vec<&str> {
+        vec!["export", "models", "--adapter", "adapter", "--out", out]
+    }
     let inside = |out: &str, what: &str, dir: &str| {
         format!("refusing to write {what} to {out}: it is inside the {dir} (--out)")
     };
@@ -175,6 +183,21 @@ fn an_output_inside_an_input_directory_is_refused() {
         with_inputs(case("forward output is a directory", &forward("newdir")))
             .file("newdir/keep", "")
             .expect("refusing to write logits to newdir: it is a directory (--out)"),
+        with_inputs(case("export into the adapter", &export("adapter/merged")))
+            .expect(&inside("adapter/merged", "the merged checkpoint", "adapter adapter")),
+        with_inputs(case("export into the checkpoint", &export("models/merged")))
+            .expect(&inside("models/merged", "the merged checkpoint", "input checkpoint models")),
+        with_inputs(case("export over the working dir", &export(".")))
+            .expect("refusing to replace . with the merged checkpoint: it holds the input checkpoint models"),
+        with_inputs(case("export over a dir with notes", &export("merged")))
+            .file("merged/config.json", "{}")
+            .file("merged/notes.txt", "mine")
+            .expect("refusing to replace merged with the merged checkpoint: it holds notes.txt, which weft did not write"),
+        with_inputs(case("export onto a file", &export("merged")))
+            .file("merged", "a file")
+            .expect("refusing to write the merged checkpoint to merged: it is a file, not a directory (--out)"),
+        with_inputs(case("export to stdout", &export("-")))
+            .expect("export writes a checkpoint directory, not a stream: give a directory with --out"),
     ];
     check_all(&cases);
 }

@@ -22,7 +22,8 @@ const BAD_PATHS: &[&str] = &["{dir}/missing/x", "{dir}", "/dev/null", ""];
 /// Values for options that take anything else (`--emit`, `--shape`).
 const BAD_WORDS: &[&str] = &["", "abc", "0x0x0", "99999999x99999999x99999999", "1x1x1,"];
 
-/// A valid, quick invocation of each command (files from [`with_files`]).
+/// A valid, quick invocation of each command (files from [`with_files`]);
+/// the first [`HOST_COMMANDS`] need no GPU.
 /// The sweep replaces one option's value, or one positional, at a time.
 /// `tune` is not swept: any valid value starts minutes of measuring (its bad
 /// sizes and counts are cases of `hostile_sizes.rs`, its cache `hostile_paths.rs`).
@@ -34,6 +35,7 @@ const COMMANDS: &[&[&str]] = &[
     &["inspect", "kernels", "p.toml", "--seq-len", "64", "--heads", "2", "--head-dim", "8"],
     &["compile", "p.toml", "--seq-len", "64", "--heads", "2", "--head-dim", "8", "--emit", "plan", "--out", "plan.txt"],
     &["graph", "p.toml", "--seq-len", "64", "--heads", "2", "--out", "g.txt"],
+    &["export", "model", "--adapter", "adapter", "--out", "merged"],
     &["attn", "p.toml", "--input", "in.safetensors", "--out", "out.safetensors"],
     &["forward", "model", "--input", "ids.safetensors", "--out", "logits.safetensors"],
     &["bench", "attn", "--seq-len", "64", "--heads", "1", "--head-dim", "8", "--repeats", "1", "--no-unfused"],
@@ -41,6 +43,9 @@ const COMMANDS: &[&[&str]] = &[
       "--repeats", "1", "--plan-only"],
     &["bench", "matmul", "--shape", "16x16x16", "--repeats", "1", "--quick"],
 ];
+
+/// How many of [`COMMANDS`], from the first, run without a GPU.
+const HOST_COMMANDS: usize = 7;
 
 /// One value-taking argument from `--help`: `--seq-len <N>`, or a positional `<SPEC>`.
 #[derive(Debug)]
@@ -98,6 +103,29 @@ fn with_files(c: Case) -> Case {
         .copy("tests/data/s2attn-roll-input.safetensors", "in.safetensors")
         .copy("tests/data/llama-2layer", "model")
         .file("ids.safetensors", token_ids())
+        .file("adapter/adapter_config.json", ADAPTER_CONFIG)
+        .file("adapter/adapter_model.safetensors", adapter_weights())
+}
+
+/// A PEFT adapter for the fixture model: rank 1 on q_proj, zero factors.
+const ADAPTER_CONFIG: &str =
+    r#"{"peft_type": "LORA", "r": 1, "lora_alpha": 2, "target_modules": ["q_proj"]}"#;
+
+fn adapter_weights() -> Vec<u8> {
+    let shapes: Vec<(String, Vec<usize>)> = (0..2)
+        .flat_map(|layer| {
+            let base = format!("base_model.model.model.layers.{layer}.self_attn.q_proj");
+            [(format!("{base}.lora_A.weight"), vec![1, 64]), (format!("{base}.lora_B.weight"), vec![64, 1])]
+        })
+        .collect();
+    let zeros = vec![0u8; 4 * 64];
+    let views = shapes.iter().map(|(name, shape)| {
+        (
+            name.clone(),
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), &zeros).unwrap(),
+        )
+    });
+    safetensors::serialize(views, None).unwrap()
 }
 
 /// A safetensors file with `input_ids` [1, 4] (I64) for `forward`.
@@ -162,7 +190,7 @@ fn the_help_parser_finds_flags_and_positionals() {
 
 #[test]
 fn spec_commands_refuse_every_bad_value() {
-    let cases: Vec<Case> = COMMANDS[..6].iter().flat_map(|base| sweep(base)).collect();
+    let cases: Vec<Case> = COMMANDS[..HOST_COMMANDS].iter().flat_map(|base| sweep(base)).collect();
     check_all(&cases);
 }
 
@@ -171,6 +199,6 @@ fn gpu_commands_refuse_every_bad_value() {
     if !common::gpu() {
         return;
     }
-    let cases: Vec<Case> = COMMANDS[6..].iter().flat_map(|base| sweep(base)).collect();
+    let cases: Vec<Case> = COMMANDS[HOST_COMMANDS..].iter().flat_map(|base| sweep(base)).collect();
     check_all(&cases);
 }

@@ -1,6 +1,7 @@
 //! `weft forward MODEL_DIR --input IN.safetensors --out OUT.safetensors
 //! [--pattern SPEC] [--adapter DIR] [--loss]`: a Hugging Face LLaMA checkpoint's
-//! forward pass on the GPU.
+//! forward pass on the GPU, with a PEFT adapter's LoRA factors, saved modules
+//! and (from weft's run record) RoPE factor.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -13,8 +14,7 @@ use weft_ir::Overrides;
 use weft_ir::limits::{self, Origin};
 use weft_ir::model::{LlamaConfig, ModelGraphOptions, build_llama_graph};
 use weft_runtime::io::{
-    ADAPTER_CONFIG, HostTensor, TensorFile, check_layer_count, load_adapter, load_checkpoint,
-    read_adapter_config, save,
+    HostTensor, TensorFile, apply_saved_modules, check_layer_count, load_checkpoint, save,
 };
 use weft_runtime::{Executor, Gpu, HostValues};
 
@@ -34,7 +34,9 @@ pub struct ForwardArgs {
     /// default: full causal attention.
     #[arg(long, value_name = "SPEC")]
     pub pattern: Option<PathBuf>,
-    /// A PEFT LoRA adapter directory (adapter_config.json, adapter_model.safetensors).
+    /// A PEFT LoRA adapter directory (adapter_config.json, adapter_model.safetensors): its LoRA
+    /// factors, the tensors of its modules_to_save in place of the base's, and the RoPE factor
+    /// of weft_run.json when weft trained it.
     #[arg(long, value_name = "DIR")]
     pub adapter: Option<PathBuf>,
     /// Run the model graph op by op as written, attention through N x N scores, instead of
@@ -59,14 +61,14 @@ pub fn run(args: &ForwardArgs) -> anyhow::Result<()> {
     inputs.extend(cache.as_deref().map(|path| Input { path, what: "tuning cache" }));
     guard(out_file(&args.out, "logits"), &inputs)?;
     let config_path = args.model_dir.join("config.json");
-    let (config, unknown) = LlamaConfig::from_file_with_unknown_keys(&config_path)?;
+    let (mut config, unknown) = LlamaConfig::from_file_with_unknown_keys(&config_path)?;
     super::source::warn_unknown_keys(&config_path, &unknown);
     // Before anything is sized by the config: its layer count must be the checkpoint's.
     check_layer_count(&args.model_dir, &config)?;
-    if let Some(dir) = &args.adapter {
-        // Refuse a bad adapter_config.json before the weights are read.
-        read_adapter_config(dir)?;
-    }
+    let record = match &args.adapter {
+        Some(dir) => super::adapter::check(dir)?,
+        None => None,
+    };
     let ids = TensorFile::load(&args.input)?.ints("input_ids")?;
     let [batch, t] = ids.shape[..] else {
         bail!("tensor `input_ids` in {} has shape {:?}; expected [B, T]", args.input.display(), ids.shape);
@@ -102,12 +104,27 @@ pub fn run(args: &ForwardArgs) -> anyhow::Result<()> {
         None => None,
     };
 
+    // The adapter is small and checked whole before the checkpoint is read.
+    let adapter = match &args.adapter {
+        Some(dir) => Some(super::adapter::load(dir, &config)?),
+        None => None,
+    };
+    if let (Some(dir), Some(record)) = (&args.adapter, &record) {
+        config = super::adapter::apply_run_factor(&config, record, dir)?;
+    }
     eprintln!("loading {} ...", args.model_dir.display());
     let mut weights = load_checkpoint(&args.model_dir, &config)?;
-    let lora = match &args.adapter {
-        Some(dir) => {
-            let adapter = load_adapter(dir, &config)?;
-            super::source::warn_unknown_keys(&dir.join(ADAPTER_CONFIG), &adapter.unknown_keys);
+    let lora = match adapter {
+        Some(adapter) => {
+            // The saved modules override the base tensors by name before upload.
+            let adapted = apply_saved_modules(
+                &config,
+                &mut weights,
+                &adapter.replacements,
+                adapter.ensure_weight_tying,
+            );
+            super::adapter::note_untied(&config, &adapted, &adapter.replacements);
+            config = adapted;
             weights.extend(adapter.tensors);
             Some(adapter.lora)
         }

@@ -1,11 +1,13 @@
 //! One file per `weft` subcommand.
 
+pub mod adapter;
 pub mod attn;
 pub mod bench;
 pub mod bench_matmul;
 pub mod bench_step;
 pub mod check;
 pub mod compile;
+pub mod export;
 pub mod forward;
 pub mod graph;
 pub mod inspect;

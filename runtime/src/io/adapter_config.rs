@@ -1,13 +1,16 @@
 //! `adapter_config.json`: PEFT's `LoraConfig`, read into weft's [`LoraConfig`].
 //!
 //! Every key that changes what the adapter computes is either implemented
-//! (`r`, `lora_alpha`, `target_modules`, `use_rslora`) or refused with its
-//! value; keys that only matter for training from scratch or bookkeeping are
-//! accepted; unknown keys are ignored and returned, so the binary can list
-//! them. docs/model-fields.md has the same table for users.
+//! (`r`, `lora_alpha`, `target_modules`, `use_rslora`, `modules_to_save`,
+//! `ensure_weight_tying`) or refused with its value; keys that only matter for
+//! training from scratch or bookkeeping are accepted; unknown keys are ignored
+//! and returned, so the binary can list them. docs/model-fields.md has the
+//! same table for users.
 
 use serde_json::{Map, Value};
 use weft_ir::model::{LORA_MODULES, LoraConfig};
+
+use super::saved_modules::SAVABLE_MODULES;
 
 /// Keys that do not change an adapter's forward math: dropout (weft applies
 /// none), initialization (the factors are loaded), bookkeeping.
@@ -26,7 +29,6 @@ const HARMLESS: &[&str] = &[
     "runtime_config",
     "layers_pattern",
     "megatron_core",
-    "ensure_weight_tying",
 ];
 
 /// Keys read here, or refused unless at their harmless value.
@@ -36,10 +38,11 @@ const READ: &[&str] = &[
     "lora_alpha",
     "target_modules",
     "use_rslora",
+    "modules_to_save",
+    "ensure_weight_tying",
     "use_dora",
     "rank_pattern",
     "alpha_pattern",
-    "modules_to_save",
     "bias",
     "fan_in_fan_out",
     "layers_to_transform",
@@ -68,8 +71,23 @@ pub(super) enum ConfigProblem {
     Invalid(String),
 }
 
-/// The adapter's LoRA settings and the keys it ignored.
-pub(super) fn read_lora_config(json: &Value) -> Result<(LoraConfig, Vec<String>), ConfigProblem> {
+/// What `adapter_config.json` says, as weft applies it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AdapterConfig {
+    pub lora: LoraConfig,
+    /// PEFT's `modules_to_save`: modules the adapter replaces whole, among
+    /// [`SAVABLE_MODULES`], matched as PEFT matches them (by suffix).
+    pub modules_to_save: Vec<String>,
+    /// PEFT's `ensure_weight_tying`: with tied embeddings, a saved
+    /// `embed_tokens` (or `lm_head`) stays tied to the other; without it each
+    /// is its own copy and replacing one unties them.
+    pub ensure_weight_tying: bool,
+    /// Keys weft does not know, and so ignored.
+    pub unknown_keys: Vec<String>,
+}
+
+/// The adapter's settings and the keys it ignored.
+pub(super) fn read_lora_config(json: &Value) -> Result<AdapterConfig, ConfigProblem> {
     let Some(object) = json.as_object() else {
         return Err(ConfigProblem::Invalid("the top level must be a JSON object".into()));
     };
@@ -86,16 +104,57 @@ pub(super) fn read_lora_config(json: &Value) -> Result<(LoraConfig, Vec<String>)
         .and_then(Value::as_f64)
         .filter(|a| a.is_finite())
         .ok_or_else(|| invalid("`lora_alpha` must be a number"))?;
-    let use_rslora = match object.get("use_rslora") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
+    let use_rslora = read_bool(object, "use_rslora")?;
+    let ensure_weight_tying = read_bool(object, "ensure_weight_tying")?;
+    let target_modules = read_target_modules(object.get("target_modules"))?;
+    let modules_to_save = read_modules_to_save(object.get("modules_to_save"))?;
+    let unknown = object.keys().filter(|k| !READ.contains(&k.as_str()) && !HARMLESS.contains(&k.as_str()));
+    Ok(AdapterConfig {
+        lora: LoraConfig { rank, alpha, target_modules, use_rslora },
+        modules_to_save,
+        ensure_weight_tying,
+        unknown_keys: unknown.cloned().collect(),
+    })
+}
+
+/// A flag that is false when absent or null.
+fn read_bool(object: &Map<String, Value>, key: &str) -> Result<bool, ConfigProblem> {
+    match object.get(key) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(other) => Err(ConfigProblem::Invalid(format!("`{key}` must be true or false, found {other}"))),
+    }
+}
+
+/// `modules_to_save`: null or a list of names among [`SAVABLE_MODULES`]. PEFT
+/// would wrap any module whose name ends in an entry; weft replaces the
+/// embedding, the RMSNorm weights and the LM head, and refuses the rest (an
+/// MLP or attention projection replaced whole is not implemented).
+fn read_modules_to_save(value: Option<&Value>) -> Result<Vec<String>, ConfigProblem> {
+    let modules = match value {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(modules)) => modules,
         Some(other) => {
-            return Err(ConfigProblem::Invalid(format!("`use_rslora` must be true or false, found {other}")));
+            return Err(ConfigProblem::Invalid(format!(
+                "`modules_to_save` must be a list of module names or null, found {other}"
+            )));
         }
     };
-    let target_modules = read_target_modules(object.get("target_modules"))?;
-    let unknown = object.keys().filter(|k| !READ.contains(&k.as_str()) && !HARMLESS.contains(&k.as_str()));
-    Ok((LoraConfig { rank, alpha, target_modules, use_rslora }, unknown.cloned().collect()))
+    let mut names = Vec::new();
+    for m in modules {
+        match m.as_str().filter(|n| SAVABLE_MODULES.contains(n)) {
+            Some(name) if !names.iter().any(|n| n == name) => names.push(name.to_string()),
+            Some(_) => {}
+            None => {
+                return Err(ConfigProblem::Refused(Refusal {
+                    key: "modules_to_save",
+                    value: m.to_string(),
+                    why: format!("weft replaces whole modules among {}", SAVABLE_MODULES.join(", ")),
+                }));
+            }
+        }
+    }
+    Ok(names)
 }
 
 fn read_target_modules(value: Option<&Value>) -> Result<Vec<String>, ConfigProblem> {
@@ -155,11 +214,6 @@ fn refuse_changes(object: &Map<String, Value>) -> Result<(), ConfigProblem> {
             "alpha_pattern" if !off => {
                 refuse("alpha_pattern", value, "weft uses one `lora_alpha` for every module")?
             }
-            "modules_to_save" if !off => refuse(
-                "modules_to_save",
-                value,
-                "the adapter replaces whole modules, which weft does not load",
-            )?,
             "bias" if !(off || value == "none") => {
                 refuse("bias", value, "weft's projections have no biases to train")?
             }
@@ -200,7 +254,7 @@ fn refuse_changes(object: &Map<String, Value>) -> Result<(), ConfigProblem> {
 mod tests {
     use super::*;
 
-    fn read(json: &str) -> Result<(LoraConfig, Vec<String>), ConfigProblem> {
+    fn read(json: &str) -> Result<AdapterConfig, ConfigProblem> {
         read_lora_config(&serde_json::from_str(json).unwrap())
     }
 
@@ -214,16 +268,22 @@ mod tests {
                 "bias": "none", "modules_to_save": null, "fan_in_fan_out": false, "layers_to_transform": null,
                 "use_rslora": false, "zz_new_key": 1}}"#
         );
-        let Ok((lora, unknown)) = read(&json) else { panic!("refused") };
+        let Ok(AdapterConfig { lora, modules_to_save, ensure_weight_tying, unknown_keys }) = read(&json)
+        else {
+            panic!("refused")
+        };
         assert_eq!((lora.rank, lora.alpha, lora.use_rslora), (4, 8.0, false));
         assert_eq!(lora.target_modules, ["q_proj", "v_proj"]);
         assert_eq!(lora.scaling(), 2.0);
-        assert_eq!(unknown, ["zz_new_key"]);
+        assert!(modules_to_save.is_empty() && !ensure_weight_tying);
+        assert_eq!(unknown_keys, ["zz_new_key"]);
     }
 
     #[test]
     fn rslora_scales_by_alpha_over_root_rank() {
-        let Ok((lora, _)) = read(&format!(r#"{{{BASE}, "use_rslora": true}}"#)) else { panic!("refused") };
+        let Ok(AdapterConfig { lora, .. }) = read(&format!(r#"{{{BASE}, "use_rslora": true}}"#)) else {
+            panic!("refused")
+        };
         assert!(lora.use_rslora);
         // alpha 8, r 4: 8 / √4 = 4.
         assert_eq!(lora.scaling(), 4.0);
@@ -235,7 +295,8 @@ mod tests {
             (r#""use_dora": true"#, "use_dora", "true"),
             (r#""rank_pattern": {"q_proj": 8}"#, "rank_pattern", r#"{"q_proj":8}"#),
             (r#""alpha_pattern": {"q_proj": 8}"#, "alpha_pattern", r#"{"q_proj":8}"#),
-            (r#""modules_to_save": ["lm_head"]"#, "modules_to_save", r#"["lm_head"]"#),
+            (r#""modules_to_save": ["norm", "gate_proj"]"#, "modules_to_save", r#""gate_proj""#),
+            (r#""modules_to_save": ["model.norm"]"#, "modules_to_save", r#""model.norm""#),
             (r#""bias": "all""#, "bias", r#""all""#),
             (r#""lora_bias": true"#, "lora_bias", "true"),
             (r#""fan_in_fan_out": true"#, "fan_in_fan_out", "true"),
@@ -264,6 +325,26 @@ mod tests {
                     assert_eq!((r.key, r.value.as_str()), (key, value), "{json}")
                 }
                 _ => panic!("{json} was not refused"),
+            }
+        }
+    }
+
+    #[test]
+    fn modules_to_save_reads_the_replaceable_modules() {
+        let json = format!(
+            r#"{{{BASE}, "modules_to_save": ["embed_tokens", "norm", "lm_head", "norm"],
+                "ensure_weight_tying": true}}"#
+        );
+        let Ok(config) = read(&json) else { panic!("refused") };
+        assert_eq!(config.modules_to_save, ["embed_tokens", "norm", "lm_head"]);
+        assert!(config.ensure_weight_tying);
+        for (extra, fragment) in [
+            (r#""modules_to_save": "norm""#, "`modules_to_save` must be a list"),
+            (r#""ensure_weight_tying": "yes""#, "`ensure_weight_tying` must be true or false"),
+        ] {
+            match read(&format!("{{{BASE}, {extra}}}")) {
+                Err(ConfigProblem::Invalid(message)) => assert!(message.starts_with(fragment), "{message}"),
+                _ => panic!("{extra} was not invalid"),
             }
         }
     }

@@ -179,3 +179,67 @@ pub fn save(path: &Path, tensors: &BTreeMap<String, HostTensor>) -> Result<(), T
     write_atomically(path, |w| w.write_all(&encoded))
         .map_err(|source| TensorFileError::Write { path: path.into(), source })
 }
+
+/// Writes f32 tensors to `w` in the safetensors format, one tensor at a time
+/// (never the whole file in memory), with `metadata` as the header's
+/// `__metadata__` (transformers wants `{"format": "pt"}` in a checkpoint).
+pub fn write_safetensors(
+    w: &mut impl Write,
+    tensors: &BTreeMap<String, HostTensor>,
+    metadata: &BTreeMap<String, String>,
+) -> std::io::Result<()> {
+    let mut header = serde_json::Map::new();
+    if !metadata.is_empty() {
+        header.insert("__metadata__".into(), serde_json::json!(metadata));
+    }
+    let mut offset = 0usize;
+    for (name, tensor) in tensors {
+        let end = offset + tensor.data.len() * 4;
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": "F32", "shape": tensor.shape, "data_offsets": [offset, end]}),
+        );
+        offset = end;
+    }
+    let mut header = serde_json::Value::Object(header).to_string().into_bytes();
+    // The format pads the header with spaces to a multiple of 8 bytes, so the data is aligned.
+    header.resize(header.len().next_multiple_of(8), b' ');
+    w.write_all(&(header.len() as u64).to_le_bytes())?;
+    w.write_all(&header)?;
+    let mut bytes = Vec::with_capacity(1 << 16);
+    for tensor in tensors.values() {
+        for chunk in tensor.data.chunks(1 << 14) {
+            bytes.clear();
+            bytes.extend(chunk.iter().flat_map(|v| v.to_le_bytes()));
+            w.write_all(&bytes)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_tensors_read_back_with_their_metadata() {
+        let mut tensors = BTreeMap::new();
+        tensors.insert(
+            "b".to_string(),
+            HostTensor { shape: vec![2, 3], data: vec![1.0, -2.0, 3.5, 0.0, 5.0, 6.0] },
+        );
+        tensors.insert("a".to_string(), HostTensor { shape: vec![], data: vec![7.0] });
+        tensors.insert("c".to_string(), HostTensor { shape: vec![0], data: vec![] });
+        let metadata = BTreeMap::from([("format".to_string(), "pt".to_string())]);
+        let mut bytes = Vec::new();
+        write_safetensors(&mut bytes, &tensors, &metadata).unwrap();
+        let (_, read_metadata) = SafeTensors::read_metadata(&bytes).unwrap();
+        let read_metadata = read_metadata.metadata().clone().unwrap();
+        assert_eq!(read_metadata.get("format").map(String::as_str), Some("pt"));
+        let file = TensorFile::from_bytes("x.safetensors", bytes).unwrap();
+        assert_eq!(file.names(), ["a", "b", "c"]);
+        for (name, tensor) in &tensors {
+            assert_eq!(&file.f32(name).unwrap(), tensor, "{name}");
+        }
+    }
+}

@@ -33,6 +33,9 @@ pub struct PeftAdapter<'a> {
     pub modules_to_save: Vec<String>,
     /// The base model's path or hub name, as PEFT records it.
     pub base_model: String,
+    /// PEFT's `ensure_weight_tying`: a trained embedding of a tied model
+    /// stays the LM head too.
+    pub ensure_weight_tying: bool,
 }
 
 impl PeftAdapter<'_> {
@@ -53,6 +56,7 @@ impl PeftAdapter<'_> {
             "use_rslora": self.lora.use_rslora,
             "use_dora": false,
             "inference_mode": true,
+            "ensure_weight_tying": self.ensure_weight_tying,
             "init_lora_weights": true,
             "rank_pattern": {},
             "alpha_pattern": {},

@@ -32,26 +32,11 @@ const S2ATTN: &str = include_str!("../../../examples/patterns/s2attn-roll.toml")
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let settings = Settings::resolve(args)?;
-    let out = run_dir::RunDir::open(&settings, args.resume, args.overwrite)?;
-    let base = model::base_model(&settings)?;
-    let config = &base.config;
-    eprintln!(
-        "model: {} layers, hidden {}, vocab {}; context C = {}, T = {}, RoPE factor {}",
-        config.num_hidden_layers,
-        config.hidden_size,
-        config.vocab_size,
-        base.context,
-        settings.seq_len,
-        base.rope_factor
-    );
+    run_dir::RunDir::check(&settings, args.resume, args.overwrite)?;
+    // Every small input is checked before anything large is read or written.
+    let model_config = model::model_config(&settings)?;
+    let config = &model_config.0;
     let data = data::Sequences::load(&settings, config.vocab_size)?;
-    eprintln!(
-        "data: {} training and {} held-out sequences of {} tokens from {}",
-        data.train_rows(),
-        data.heldout_rows(),
-        settings.seq_len,
-        settings.data.display()
-    );
 
     let schedule = match settings.pattern.as_str() {
         "causal" => None,
@@ -73,6 +58,25 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
             )
         }
     };
+    model::check_init_adapter(&settings)?;
+    let base = model::base_model(&settings, model_config.clone())?;
+    let config = &base.config;
+    eprintln!(
+        "model: {} layers, hidden {}, vocab {}; context C = {}, T = {}, RoPE factor {}",
+        config.num_hidden_layers,
+        config.hidden_size,
+        config.vocab_size,
+        base.context,
+        settings.seq_len,
+        base.rope_factor
+    );
+    eprintln!(
+        "data: {} training and {} held-out sequences of {} tokens from {}",
+        data.train_rows(),
+        data.heldout_rows(),
+        settings.seq_len,
+        settings.data.display()
+    );
     let opts = ModelGraphOptions {
         lora: base.lora.clone(),
         train_embed: settings.mode == TrainMode::LoraPlus,
@@ -82,6 +86,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         ..ModelGraphOptions::new(settings.batch_size, settings.seq_len)
     };
     let graph = build_llama_graph(config, schedule.as_ref(), &opts)?;
+    // Every input checked: now the run directory may be written.
+    let out = run_dir::RunDir::create(&settings, args.overwrite)?;
     let gpu = Gpu::new()?;
     eprintln!("adapter: {}", gpu.adapter_description());
     let compile_opts = CompileOptions {

@@ -6,9 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{Context, bail};
 use weft_ir::model::{LlamaConfig, LoraConfig, RopeScaling};
-use weft_runtime::io::{
-    ADAPTER_CONFIG, check_layer_count, load_adapter, load_checkpoint, read_adapter_config,
-};
+use weft_runtime::io::{check_layer_count, load_checkpoint};
 use weft_runtime::train::{init_lora, init_model};
 
 use super::settings::{ModelSizes, Settings, TrainMode};
@@ -47,28 +45,20 @@ fn config_of(sizes: &ModelSizes) -> anyhow::Result<LlamaConfig> {
     Ok(LlamaConfig::from_json_str(&json.to_string(), "the [model] table")?)
 }
 
-/// Loads (or initialises) the model for `settings`, extends its context to
-/// the run's sequence length, and starts the LoRA factors.
-pub fn base_model(settings: &Settings) -> anyhow::Result<BaseModel> {
-    let (mut config, mut weights) = match (&settings.model, &settings.model_sizes) {
+/// The model's config with the run's context extension: read (or built
+/// from the `[model]` table) and checked, before any weight is read.
+pub fn model_config(settings: &Settings) -> anyhow::Result<(LlamaConfig, usize, f64)> {
+    let mut config = match (&settings.model, &settings.model_sizes) {
         (Some(dir), _) => {
             let config_path = dir.join("config.json");
             let (config, unknown) = LlamaConfig::from_file_with_unknown_keys(&config_path)?;
-            crate::commands::source::warn_unknown_keys(&config_path, &unknown);
             check_layer_count(dir, &config)?;
-            eprintln!("loading {} ...", dir.display());
-            let weights = load_checkpoint(dir, &config)?;
-            (config, weights)
+            crate::commands::source::warn_unknown_keys(&config_path, &unknown);
+            config
         }
-        (None, Some(sizes)) => {
-            let config = config_of(sizes)?;
-            let weights =
-                init_model(&config, sizes.initializer_range, settings.seed).map_err(anyhow::Error::msg)?;
-            (config, weights)
-        }
+        (None, Some(sizes)) => config_of(sizes)?,
         (None, None) => bail!("no base model"),
     };
-
     // Linear position interpolation past the base's context (LongLoRA).
     let base_factor = match config.rope.scaling {
         RopeScaling::None => 1.0,
@@ -81,22 +71,54 @@ pub fn base_model(settings: &Settings) -> anyhow::Result<BaseModel> {
         base_factor
     };
     if rope_factor != base_factor {
-        eprintln!(
-            "context: T = {} > C = {context}: linear RoPE factor {base_factor} -> {rope_factor}",
-            settings.seq_len
-        );
         config.rope.scaling = RopeScaling::Linear { factor: rope_factor };
+    }
+    Ok((config, context, rope_factor))
+}
+
+/// Checks the initial adapter's small files (before the weights are read).
+pub fn check_init_adapter(settings: &Settings) -> anyhow::Result<()> {
+    if let Some(dir) = &settings.init_adapter {
+        crate::commands::adapter::check(dir)?;
+    }
+    Ok(())
+}
+
+/// Loads (or initialises) the weights of the model `model_config` made,
+/// and starts the LoRA factors.
+pub fn base_model(
+    settings: &Settings,
+    (config, context, rope_factor): (LlamaConfig, usize, f64),
+) -> anyhow::Result<BaseModel> {
+    // The initial adapter's tensors first: a mismatch is refused before the base is read.
+    let init = match (&settings.init_adapter, settings.mode) {
+        (Some(dir), TrainMode::Lora | TrainMode::LoraPlus) => Some(
+            crate::commands::adapter::load(dir, &config)
+                .with_context(|| format!("loading the initial adapter {}", dir.display()))?,
+        ),
+        _ => None,
+    };
+    let mut weights = match (&settings.model, &settings.model_sizes) {
+        (Some(dir), _) => {
+            eprintln!("loading {} ...", dir.display());
+            load_checkpoint(dir, &config)?
+        }
+        (None, Some(sizes)) => {
+            init_model(&config, sizes.initializer_range, settings.seed).map_err(anyhow::Error::msg)?
+        }
+        (None, None) => bail!("no base model"),
+    };
+    if rope_factor != 1.0 {
+        eprintln!("context: T = {} over C = {context}: linear RoPE factor {rope_factor}", settings.seq_len);
     }
 
     let lora = match settings.mode {
         TrainMode::Full => None,
-        TrainMode::Lora | TrainMode::LoraPlus => Some(match &settings.init_adapter {
-            Some(dir) => {
-                read_adapter_config(dir)?;
-                let adapter = load_adapter(dir, &config)
-                    .with_context(|| format!("loading the initial adapter {}", dir.display()))?;
-                crate::commands::source::warn_unknown_keys(&dir.join(ADAPTER_CONFIG), &adapter.unknown_keys);
+        TrainMode::Lora | TrainMode::LoraPlus => Some(match init {
+            Some(adapter) => {
                 weights.extend(adapter.tensors);
+                // Its modules_to_save tensors (embedding, norms) start where it left them.
+                weights.extend(adapter.replacements);
                 adapter.lora
             }
             None => {

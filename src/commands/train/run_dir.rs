@@ -14,7 +14,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde_json::json;
 use weft_runtime::Executor;
-use weft_runtime::io::{DirWriter, HostTensor, write_dir_atomically};
+use weft_runtime::io::{
+    DirWriter, HostTensor, RUN_RECORD, RUN_RECORD_FORMAT, RunRecord, write_dir_atomically,
+};
 use weft_runtime::train::{
     CheckpointState, PeftAdapter, TrainError, TrainingStep, checkpoint_dirs, encode_safetensors,
     prune_checkpoints, write_checkpoint,
@@ -33,18 +35,30 @@ pub struct RunDir {
 
 impl RunDir {
     /// Checks `--out` against the inputs and against the run it may hold,
-    /// then records this run's settings.
-    pub fn open(settings: &Settings, resume: bool, overwrite: bool) -> anyhow::Result<RunDir> {
-        let path = settings.out.clone();
+    /// before any work: nothing is created yet.
+    pub fn check(settings: &Settings, resume: bool, overwrite: bool) -> anyhow::Result<()> {
+        let path = &settings.out;
         let mut inputs = vec![Input { path: &settings.data, what: "training data" }];
         inputs.extend(settings.model.as_deref().map(|path| Input { path, what: "base model" }));
         inputs.extend(settings.init_adapter.as_deref().map(|path| Input { path, what: "initial adapter" }));
-        // Any file of the run directory must not be an input or inside one ...
+        if let Some(config) = &settings.config {
+            inputs.push(Input { path: config, what: "config file" });
+        }
+        // No file of the run directory may be an input or inside one ...
         let probe = path.join(RUN_FILE);
-        guard(Output { path: &probe, what: "the run", flag: "--out", kind: OutputKind::File }, &inputs)
-            .or_else(|e| if path.exists() { Err(e) } else { Ok(()) })?;
+        let output = Output { path: &probe, what: "the run", flag: "--out", kind: OutputKind::File };
+        if path.exists() {
+            guard(output, &inputs)?;
+        } else if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            guard(Output { path: &parent.join(RUN_FILE), ..output }, &inputs).map_err(|_| {
+                anyhow::anyhow!(
+                    "refusing to write the run to {}: it would be inside an input (--out)",
+                    path.display()
+                )
+            })?;
+        }
         // ... and no input may lie inside the run directory, which --overwrite clears.
-        if let Ok(out) = std::fs::canonicalize(&path) {
+        if let Ok(out) = std::fs::canonicalize(path) {
             for input in &inputs {
                 if let Ok(inside) = std::fs::canonicalize(input.path)
                     && inside.starts_with(&out)
@@ -58,30 +72,34 @@ impl RunDir {
                 }
             }
         }
-        std::fs::create_dir_all(&path).with_context(|| format!("cannot create {}", path.display()))?;
         let run_file = path.join(RUN_FILE);
-        let recorded = std::fs::read_to_string(&run_file).ok();
-        let this = serde_json::to_string_pretty(settings)?;
-        match (recorded, resume, overwrite) {
-            (Some(_), false, false) => bail!(
+        match (run_file.exists(), resume, overwrite) {
+            (true, false, false) => bail!(
                 "{} already holds a run ({}); continue it with --resume, or start afresh with --overwrite \
                  (which removes its checkpoints)",
                 path.display(),
                 run_file.display()
             ),
-            (Some(_), _, true) => {
-                for (_, dir) in checkpoint_dirs(&path)? {
-                    std::fs::remove_dir_all(&dir)
-                        .with_context(|| format!("cannot remove {}", dir.display()))?;
-                }
-                for file in [METRICS_FILE, "loss.png"] {
-                    let _ = std::fs::remove_file(path.join(file));
-                }
-            }
-            (None, true, _) => bail!("--resume: {} holds no run to resume", path.display()),
-            _ => {}
+            (false, true, _) => bail!("--resume: {} holds no run to resume", path.display()),
+            _ => Ok(()),
         }
-        crate::output::write_atomically(&run_file, |w| Ok(w.write_all(this.as_bytes())?))?;
+    }
+
+    /// Creates the run directory (clearing another run's checkpoints and
+    /// logs under `--overwrite`) and records this run's settings.
+    pub fn create(settings: &Settings, overwrite: bool) -> anyhow::Result<RunDir> {
+        let path = settings.out.clone();
+        std::fs::create_dir_all(&path).with_context(|| format!("cannot create {}", path.display()))?;
+        if overwrite {
+            for (_, dir) in checkpoint_dirs(&path)? {
+                std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+            }
+            for file in [METRICS_FILE, "loss.png"] {
+                let _ = std::fs::remove_file(path.join(file));
+            }
+        }
+        let this = serde_json::to_string_pretty(settings)?;
+        crate::output::write_atomically(&path.join(RUN_FILE), |w| Ok(w.write_all(this.as_bytes())?))?;
         Ok(RunDir { path })
     }
 
@@ -164,6 +182,15 @@ fn write_weights(
 ) -> Result<(), TrainError> {
     let base_name =
         settings.model.as_ref().map_or_else(|| "weft-from-scratch".to_string(), |p| p.display().to_string());
+    let record = RunRecord {
+        format: RUN_RECORD_FORMAT,
+        rope_linear_factor: base.rope_factor,
+        base_max_position_embeddings: base.config.max_position_embeddings,
+        seq_len: settings.seq_len,
+        pattern: Some(settings.pattern.clone()),
+        mode: settings.mode.as_str().to_string(),
+    };
+    w.file(RUN_RECORD, |f| f.write_all(record.to_json().as_bytes()))?;
     match (&base.lora, settings.mode) {
         (Some(lora), mode) => {
             let modules_to_save = if mode == TrainMode::LoraPlus {
@@ -171,7 +198,10 @@ fn write_weights(
             } else {
                 Vec::new()
             };
-            PeftAdapter { lora, modules_to_save, base_model: base_name }.write(w, trained)?;
+            // A tied model's one embedding trains under LoRA+: PEFT must keep the head tied to it.
+            let ensure_weight_tying = mode == TrainMode::LoraPlus && base.config.tie_word_embeddings;
+            PeftAdapter { lora, modules_to_save, base_model: base_name, ensure_weight_tying }
+                .write(w, trained)?;
         }
         (None, _) => {
             let mut all: BTreeMap<String, HostTensor> = base

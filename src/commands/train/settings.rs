@@ -166,6 +166,8 @@ pub struct TrainArgs {
 /// Everything a run is, resolved.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Settings {
+    /// The config file the settings came from, if any.
+    pub config: Option<PathBuf>,
     pub model: Option<PathBuf>,
     pub model_sizes: Option<ModelSizes>,
     pub data: PathBuf,
@@ -249,6 +251,7 @@ impl Settings {
             bail!("--save-every 0: give a number of updates of at least 1");
         }
         Ok(Settings {
+            config: flags.config.clone(),
             model,
             model_sizes,
             data,

@@ -1,0 +1,95 @@
+//! `weft export MODEL_DIR --adapter DIR --out MERGED`: a PEFT adapter merged
+//! into its base checkpoint, written as a Hugging Face checkpoint directory
+//! that `LlamaForCausalLM.from_pretrained` loads as is, RoPE factor included.
+//! Host only: no GPU is opened.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use weft_ir::model::LlamaConfig;
+use weft_runtime::io::{
+    RUN_RECORD, check_layer_count, load_checkpoint, merge_adapter, merged_config_json,
+    write_merged_checkpoint,
+};
+
+use crate::output::{Input, Output, OutputKind, guard};
+
+/// What an existing --out directory may hold to be replaced: what export writes.
+const CHECKPOINT_EXTENSIONS: &[&str] = &["json", "safetensors", "model"];
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// The base model: a Hugging Face checkpoint directory (config.json and model.safetensors or
+    /// a sharded index; F32, F16 or BF16).
+    pub model_dir: PathBuf,
+    /// The PEFT LoRA adapter directory to merge (adapter_config.json, adapter_model.safetensors,
+    /// and weft_run.json when weft trained it, whose RoPE factor goes into the merged config).
+    #[arg(long, value_name = "DIR")]
+    pub adapter: PathBuf,
+    /// The merged checkpoint directory to write: config.json, model.safetensors (f32: each
+    /// adapted weight W + s·B·A, the adapter's modules_to_save tensors in place of the base's),
+    /// the base's generation config and tokenizer files, and weft_run.json. It is written beside
+    /// and renamed in whole; an existing directory is replaced only if it holds nothing but
+    /// .json, .safetensors and .model files.
+    #[arg(long, short, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    if args.out.as_os_str() == "-" {
+        bail!("export writes a checkpoint directory, not a stream: give a directory with --out");
+    }
+    let inputs = [
+        Input { path: &args.model_dir, what: "input checkpoint" },
+        Input { path: &args.adapter, what: "adapter" },
+    ];
+    let kind = OutputKind::Directory { extensions: CHECKPOINT_EXTENSIONS };
+    guard(Output { path: &args.out, what: "the merged checkpoint", flag: "--out", kind }, &inputs)?;
+    let config_path = args.model_dir.join("config.json");
+    let config_text = std::fs::read_to_string(&config_path)
+        .with_context(|| format!("cannot read {}", config_path.display()))?;
+    let (config, unknown) =
+        LlamaConfig::from_json_str_with_unknown_keys(&config_text, &config_path.display().to_string())?;
+    super::source::warn_unknown_keys(&config_path, &unknown);
+    check_layer_count(&args.model_dir, &config)?;
+    let record = super::adapter::check(&args.adapter)?;
+
+    // The adapter is small and checked whole before the checkpoint is read.
+    let adapter = super::adapter::load(&args.adapter, &config)?;
+    eprintln!("loading {} ...", args.model_dir.display());
+    let weights = load_checkpoint(&args.model_dir, &config)?;
+    let (merged_config, tensors) = merge_adapter(&config, weights, &adapter)?;
+    super::adapter::note_untied(&config, &merged_config, &adapter.replacements);
+    let factor = record.as_ref().map(|r| r.rope_linear_factor);
+    let merged_config = match &record {
+        Some(record) => super::adapter::apply_run_factor(&merged_config, record, &args.adapter)?,
+        None => {
+            eprintln!(
+                "RoPE: {} has no {RUN_RECORD}; the merged config keeps the base's RoPE settings",
+                args.adapter.display()
+            );
+            merged_config
+        }
+    };
+    let config_json = merged_config_json(&config_text, &config_path, &merged_config, factor)?;
+    let written =
+        write_merged_checkpoint(&args.out, &config_json, &tensors, &args.model_dir, record.as_ref())?;
+    let merged_modules = adapter.lora.target_modules.len() * config.num_hidden_layers;
+    eprintln!(
+        "merged {merged_modules} LoRA projections (r = {}, scaling {}) and {} saved tensors into {} tensors",
+        adapter.lora.rank,
+        adapter.lora.scaling(),
+        adapter.replacements.len(),
+        tensors.len()
+    );
+    eprintln!(
+        "wrote {} ({}) in {:.1} s",
+        args.out.display(),
+        written.join(", "),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
