@@ -13,11 +13,16 @@
 //!   per adapter and driver.
 //! - [`train`]: fine-tuning on the device: the training plan driven step by
 //!   step, AdamW's schedule, initialisation, PEFT adapters and checkpoints.
+//! - [`data`]: training and evaluation data on the host: `--data` read and
+//!   tokenized, packed into sequences with a held-out part, and ordered per epoch.
+//! - [`eval`]: perplexity windows and passkey retrieval prompts, host side.
 //! - [`testing`]: for tests, the one helper that opens the GPU or skips a
 //!   test when there is no adapter (`WEFT_REQUIRE_GPU=1` fails instead), and
 //!   the known driver quirks tests expect.
 
+pub mod data;
 pub mod error;
+pub mod eval;
 pub mod executor;
 pub mod fused;
 pub mod gpu;
