@@ -18,6 +18,17 @@ fn ids(shape: [usize; 2], fill: i64, bad: Option<(usize, i64)>) -> Vec<u8> {
 }
 
 /// The fixture's tiny GQA LLaMA (vocab 64, max_position_embeddings 64) and its adapter.
+/// A word-level `tokenizer.json` of `size` tokens (`w0`, `w1`, …).
+fn word_level_tokenizer(size: usize) -> String {
+    let vocab: Vec<String> = (0..size).map(|i| format!("\"w{i}\": {i}")).collect();
+    format!(
+        r#"{{"version": "1.0", "truncation": null, "padding": null, "added_tokens": [], "normalizer": null,
+            "pre_tokenizer": {{"type": "Whitespace"}}, "post_processor": null, "decoder": null,
+            "model": {{"type": "WordLevel", "vocab": {{{}}}, "unk_token": "w0"}}}}"#,
+        vocab.join(", ")
+    )
+}
+
 fn with_model(c: Case) -> Case {
     c.copy("tests/data/train/base/config.json", "base/config.json")
         .copy("tests/data/train/base/model.safetensors", "base/model.safetensors")
@@ -45,21 +56,36 @@ fn train_refuses_bad_data() {
     check_all(&[
         train("id beyond the vocabulary", &["--data", "bad.safetensors"])
             .file("bad.safetensors", ids([4, 32], 3, Some((37, 64))))
-            .expect("input_ids[1, 5] = 64")
+            .expect("row 1, position 5: id 64 is not a token id")
             .expect("vocab_size 64"),
         train("negative id", &["--data", "bad.safetensors"])
             .file("bad.safetensors", ids([4, 32], 3, Some((0, -1))))
-            .expect("input_ids[0, 0] = -1"),
+            .expect("row 0, position 0: id -1"),
         train("no sequences", &["--data", "empty.safetensors"])
             .file("empty.safetensors", ids([0, 32], 0, None))
-            .expect("holds no sequences"),
+            .expect("no tokens in empty.safetensors"),
         train("sequences shorter than --seq-len", &["--data", "short.safetensors"])
             .file("short.safetensors", ids([4, 16], 1, None))
-            .expect("T = 16 tokens, but --seq-len is 32"),
+            .expect("have T = 16 tokens, but the sequence length is 32"),
         train("data is not a tensor file", &["--data", "text.safetensors"])
             .file("text.safetensors", "hello")
             .expect("text.safetensors"),
         train("missing data", &["--data", "nowhere.safetensors"]).expect("nowhere.safetensors"),
+        train("text for a model too small for bytes", &["--data", "notes.txt"])
+            .file("notes.txt", "some text to train on")
+            .expect("no tokenizer"),
+        train("a tokenizer larger than the vocabulary", &["--data", "notes.txt", "--tokenizer", "tok.json"])
+            .file("notes.txt", "some text to train on")
+            .file("tok.json", word_level_tokenizer(100))
+            .expect("tok.json")
+            .expect("64"),
+        train(
+            "text shorter than one sequence",
+            &["--data", "notes.txt", "--tokenizer", "tok.json", "--heldout", "0"],
+        )
+        .file("notes.txt", "w1 w2 w3")
+        .file("tok.json", word_level_tokenizer(64))
+        .expect("notes.txt"),
     ]);
 }
 

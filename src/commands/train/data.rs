@@ -1,102 +1,99 @@
-//! The training sequences and their order: pre-tokenized `[S, T]` rows from
-//! a safetensors file, a held-out tail for evaluation, and a permutation per
-//! epoch drawn from the seed.
+//! The run's sequences and their order, from `weft_runtime::data`: `--data`
+//! read (pre-tokenized rows, or text through a tokenizer), packed into
+//! sequences of `--seq-len` with a held-out fraction of documents, and the
+//! sequences each micro-batch reads, in the seed's order per epoch.
 
 use std::cell::RefCell;
+use std::path::Path;
 
-use anyhow::bail;
-use rand::SeedableRng;
-use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
-use weft_runtime::io::TensorFile;
+use anyhow::{Context, bail};
+use weft_runtime::data::{
+    BYTE_VOCAB, Corpus, Glob, Order, PackOptions, Packed, SpecialIds, Tokenizer, micro_positions,
+    pack_documents, pack_rows, tokenize_documents,
+};
 
 use super::settings::Settings;
 
 pub struct Sequences {
-    /// Training rows, each `seq_len` ids, in file order.
-    train: Vec<Vec<i64>>,
-    heldout: Vec<Vec<i64>>,
-    /// The last epoch's order, drawn once per epoch.
-    order: RefCell<(u64, Vec<usize>)>,
+    packed: Packed,
+    /// Interior mutability: the order caches the current epoch's permutation.
+    order: RefCell<Order>,
+    /// Where the ids came from: a tokenizer's name, or the tensor file.
+    pub source: String,
+}
+
+/// The tokenizer for text data: `--tokenizer`, else the model directory's
+/// `tokenizer.json`, else the byte-level tokenizer when the vocabulary holds it.
+pub fn tokenizer(settings: &Settings, vocab: usize) -> anyhow::Result<Tokenizer> {
+    let special = |dir: Option<&Path>| -> anyhow::Result<SpecialIds> {
+        Ok(match dir {
+            Some(dir) => SpecialIds::from_model_dir(dir)?,
+            None => SpecialIds::default(),
+        })
+    };
+    let model_dir = settings.model.as_deref();
+    let from_model = model_dir.map(|d| d.join("tokenizer.json")).filter(|p| p.exists());
+    let tokenizer = match (&settings.tokenizer, from_model) {
+        (Some(path), _) => Tokenizer::from_file(path, special(model_dir)?)?,
+        (None, Some(path)) => Tokenizer::from_file(&path, special(model_dir)?)?,
+        (None, None) if vocab >= BYTE_VOCAB => Tokenizer::bytes(),
+        (None, None) => bail!(
+            "{} is text, but there is no tokenizer: give --tokenizer tokenizer.json (the model's vocabulary of \
+             {vocab} is too small for the byte-level tokenizer's {BYTE_VOCAB})",
+            settings.data.display()
+        ),
+    };
+    tokenizer.check_fits(vocab)?;
+    Ok(tokenizer)
 }
 
 impl Sequences {
-    /// Reads `settings.data` and checks every id against the vocabulary.
+    /// Reads and packs `settings.data`, checking every id against `vocab`.
     pub fn load(settings: &Settings, vocab: usize) -> anyhow::Result<Sequences> {
-        let path = &settings.data;
-        let ids = TensorFile::load(path)?.ints("input_ids")?;
-        let [rows, t] = ids.shape[..] else {
-            bail!("`input_ids` in {} has shape {:?}; expected [S, T]", path.display(), ids.shape);
+        let glob = settings.data_glob.as_deref().map(Glob::new).transpose()?;
+        let corpus = Corpus::load(&settings.data, glob.as_ref())?;
+        let opts = PackOptions { seq_len: settings.seq_len, heldout: settings.heldout, seed: settings.seed };
+        let (packed, source) = match corpus {
+            Corpus::Rows(rows) => (pack_rows(&rows, vocab, &opts)?, settings.data.display().to_string()),
+            Corpus::Documents(docs) => {
+                if let Some(warning) = docs.warning() {
+                    eprintln!("warning: {warning}");
+                }
+                let tokenizer = tokenizer(settings, vocab)?;
+                let ids = tokenize_documents(&docs, &tokenizer, vocab)?;
+                let what = settings.data.display().to_string();
+                let packed = pack_documents(&ids, tokenizer.eos_id(), &tokenizer.name(), &what, &opts)?;
+                (packed, tokenizer.name())
+            }
         };
-        if t != settings.seq_len {
-            bail!(
-                "`input_ids` in {} holds sequences of T = {t} tokens, but --seq-len is {}",
-                path.display(),
-                settings.seq_len
-            );
-        }
-        if rows == 0 {
-            bail!("{} holds no sequences (`input_ids` has shape [0, {t}])", path.display());
-        }
-        if let Some((position, id)) =
-            ids.data.iter().enumerate().find(|(_, id)| !(0..vocab as i64).contains(id))
-        {
-            bail!(
-                "input_ids[{}, {}] = {id} in {} is not a token id of this model (vocab_size {vocab})",
-                position / t,
-                position % t,
-                path.display()
-            );
-        }
-        let mut all: Vec<Vec<i64>> = ids.data.chunks(t).map(<[i64]>::to_vec).collect();
-        // The last rows, a `heldout` fraction of them (at least one when there are two or more).
-        let held = if settings.heldout > 0.0 && rows >= 2 {
-            ((rows as f64 * settings.heldout).floor() as usize).clamp(1, rows - 1)
-        } else {
-            0
-        };
-        let heldout = all.split_off(rows - held);
-        Ok(Sequences { train: all, heldout, order: RefCell::new((u64::MAX, Vec::new())) })
+        let order = Order::new(packed.sequences(), settings.shuffle, settings.seed)
+            .with_context(|| format!("{} gives no training sequence", settings.data.display()))?;
+        Ok(Sequences { packed, order: RefCell::new(order), source })
     }
 
     pub fn train_rows(&self) -> usize {
-        self.train.len()
+        self.packed.sequences()
     }
 
     pub fn heldout_rows(&self) -> usize {
-        self.heldout.len()
+        self.packed.heldout_sequences().count()
     }
 
-    /// The row at position `p` of the concatenated epoch orders.
-    fn row_at(&self, settings: &Settings, p: u64) -> &[i64] {
-        let rows = self.train.len() as u64;
-        let (epoch, index) = (p / rows, (p % rows) as usize);
-        if !settings.shuffle {
-            return &self.train[index];
-        }
+    /// The ids of micro-batch `j` of update `s`.
+    pub fn micro_batch(&self, settings: &Settings, s: u64, j: usize) -> anyhow::Result<Vec<i64>> {
+        let positions = micro_positions(s, settings.batch_size, settings.grad_accum, j)?;
         let mut order = self.order.borrow_mut();
-        if order.0 != epoch {
-            let mut fresh: Vec<usize> = (0..self.train.len()).collect();
-            // Epoch e's order depends on the seed and e only, so a resumed run draws the same.
-            let mut rng =
-                ChaCha8Rng::seed_from_u64(settings.seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            fresh.shuffle(&mut rng);
-            *order = (epoch, fresh);
-        }
-        &self.train[order.1[index]]
+        Ok(positions
+            .flat_map(|p| self.packed.sequence(order.at(p)).iter().map(|&id| id as i64).collect::<Vec<_>>())
+            .collect())
     }
 
-    /// The ids of micro-batch `j` of update `s`: positions
-    /// `s·B·A + j·B .. + B` of the epoch orders.
-    pub fn micro_batch(&self, settings: &Settings, s: u64, j: usize) -> Vec<i64> {
-        let b = settings.batch_size as u64;
-        let start = s * b * settings.grad_accum as u64 + j as u64 * b;
-        (start..start + b).flat_map(|p| self.row_at(settings, p).to_vec()).collect()
-    }
-
-    /// The held-out rows in whole micro-batches of `batch` (the tail that
-    /// does not fill one is left out).
+    /// The held-out sequences in whole micro-batches of `batch` (the tail
+    /// that does not fill one is left out).
     pub fn heldout_batches(&self, batch: usize) -> Vec<Vec<i64>> {
-        self.heldout.chunks_exact(batch.max(1)).map(|rows| rows.concat()).collect()
+        let rows: Vec<&[u32]> = self.packed.heldout_sequences().collect();
+        rows.chunks_exact(batch.max(1))
+            .map(|chunk| chunk.iter().flat_map(|r| r.iter().map(|&id| id as i64)).collect())
+            .collect()
     }
 }

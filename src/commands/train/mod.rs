@@ -71,11 +71,12 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         base.rope_factor
     );
     eprintln!(
-        "data: {} training and {} held-out sequences of {} tokens from {}",
+        "data: {} training and {} held-out sequences of {} tokens from {} ({})",
         data.train_rows(),
         data.heldout_rows(),
         settings.seq_len,
-        settings.data.display()
+        settings.data.display(),
+        data.source
     );
     let opts = ModelGraphOptions {
         lora: base.lora.clone(),
@@ -140,8 +141,9 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let tokens_per_update = (settings.batch_size * settings.grad_accum * settings.seq_len) as u64;
     let bar = crate::progress::steps(settings.steps, first);
     for s in first..settings.steps {
-        let micro: Vec<Vec<i64>> =
-            (0..settings.grad_accum).map(|j| data.micro_batch(&settings, s, j)).collect();
+        let micro: Vec<Vec<i64>> = (0..settings.grad_accum)
+            .map(|j| data.micro_batch(&settings, s, j))
+            .collect::<anyhow::Result<_>>()?;
         let stats = step.step(&executor, &micro, |keep| settings.optimizer.hyper(s, keep))?;
         let done = s + 1;
         for (what, value) in [("loss", stats.loss), ("gradient norm", stats.grad_norm)] {

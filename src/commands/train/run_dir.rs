@@ -41,6 +41,7 @@ impl RunDir {
         let mut inputs = vec![Input { path: &settings.data, what: "training data" }];
         inputs.extend(settings.model.as_deref().map(|path| Input { path, what: "base model" }));
         inputs.extend(settings.init_adapter.as_deref().map(|path| Input { path, what: "initial adapter" }));
+        inputs.extend(settings.tokenizer.as_deref().map(|path| Input { path, what: "tokenizer" }));
         if let Some(config) = &settings.config {
             inputs.push(Input { path: config, what: "config file" });
         }

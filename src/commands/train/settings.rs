@@ -75,9 +75,18 @@ pub struct TrainArgs {
     /// The base model: a Hugging Face LLaMA checkpoint directory.
     #[arg(long, value_name = "DIR")]
     pub model: Option<PathBuf>,
-    /// Training data: a .safetensors file with `input_ids` [S, T] (int32/int64).
+    /// Training data: a .safetensors file with `input_ids` [S, T] (int32/int64, T = --seq-len), a
+    /// text file, a JSONL file (`text` fields), or a directory of text files (see --data-glob).
+    /// Text is tokenized, documents joined with EOS and packed into sequences of --seq-len.
     #[arg(long, value_name = "PATH")]
     pub data: Option<PathBuf>,
+    /// Which files of a --data directory to read, e.g. `*.rs` (default: every file).
+    #[arg(long, value_name = "GLOB")]
+    pub data_glob: Option<String>,
+    /// tokenizer.json for text data (default: the model directory's; for a model whose
+    /// vocabulary holds 258 ids, the byte-level tokenizer).
+    #[arg(long, value_name = "FILE")]
+    pub tokenizer: Option<PathBuf>,
     /// The run directory: metrics.jsonl, loss.png, checkpoints, and the adapter (or model).
     #[arg(long, short, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -140,7 +149,8 @@ pub struct TrainArgs {
     #[arg(long)]
     #[serde(default)]
     pub no_shuffle: bool,
-    /// Fraction of the sequences held out for evaluation (default 0.05; 0 for none).
+    /// Fraction of the documents (or rows) held out for evaluation, drawn with the seed
+    /// (default 0.05; 0 for none).
     #[arg(long, value_name = "F")]
     pub heldout: Option<f64>,
     /// Write a checkpoint every K updates (default 50), and always at the end.
@@ -171,6 +181,8 @@ pub struct Settings {
     pub model: Option<PathBuf>,
     pub model_sizes: Option<ModelSizes>,
     pub data: PathBuf,
+    pub data_glob: Option<String>,
+    pub tokenizer: Option<PathBuf>,
     pub out: PathBuf,
     pub seq_len: usize,
     pub pattern: String,
@@ -255,6 +267,8 @@ impl Settings {
             model,
             model_sizes,
             data,
+            data_glob: pick!(data_glob),
+            tokenizer: pick!(tokenizer),
             out,
             seq_len,
             pattern: pick!(pattern).unwrap_or_else(|| "s2attn".to_string()),
