@@ -36,6 +36,8 @@ enum Command {
     Attn(commands::attn::AttnArgs),
     /// Run a Hugging Face LLaMA checkpoint's forward pass (logits, and the loss with --loss).
     Forward(commands::forward::ForwardArgs),
+    /// Evaluate a LLaMA checkpoint per length: sliding-window perplexity and passkey retrieval.
+    Eval(commands::eval::EvalArgs),
     /// Measure fused attention configurations on the current adapter and cache the fastest
     /// (`attn` and `bench attn` use it).
     Tune(commands::tune::TuneArgs),
@@ -75,6 +77,7 @@ fn main() -> ExitCode {
         Command::Attn(a) => commands::attn::run(&a),
         Command::Tune(a) => commands::tune::run(&a),
         Command::Forward(a) => commands::forward::run(&a),
+        Command::Eval(a) => commands::eval::run(&a),
         Command::Bench(w) => commands::bench::run(&w),
         Command::Graph(a) => commands::graph::run(&a),
     };

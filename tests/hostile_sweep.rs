@@ -36,6 +36,7 @@ const COMMANDS: &[&[&str]] = &[
     &["graph", "p.toml", "--seq-len", "64", "--heads", "2", "--out", "g.txt"],
     &["attn", "p.toml", "--input", "in.safetensors", "--out", "out.safetensors"],
     &["forward", "model", "--input", "ids.safetensors", "--out", "logits.safetensors"],
+    &["eval", "model", "--data", "ids.safetensors", "--seq-len", "4", "--json", "eval.json"],
     &["bench", "attn", "--seq-len", "64", "--heads", "1", "--head-dim", "8", "--repeats", "1", "--no-unfused"],
     &["bench", "step", "--seq-len", "64", "--hidden", "64", "--layers", "1", "--heads", "2", "--vocab", "128",
       "--repeats", "1", "--plan-only"],
@@ -100,7 +101,7 @@ fn with_files(c: Case) -> Case {
         .file("ids.safetensors", token_ids())
 }
 
-/// A safetensors file with `input_ids` [1, 4] (I64) for `forward`.
+/// A safetensors file with `input_ids` [1, 4] (I64) for `forward` and `eval`.
 fn token_ids() -> Vec<u8> {
     let header = r#"{"input_ids":{"dtype":"I64","shape":[1,4],"data_offsets":[0,32]}}"#;
     let mut bytes = (header.len() as u64).to_le_bytes().to_vec();

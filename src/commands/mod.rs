@@ -6,6 +6,7 @@ pub mod bench_matmul;
 pub mod bench_step;
 pub mod check;
 pub mod compile;
+pub mod eval;
 pub mod forward;
 pub mod graph;
 pub mod inspect;
