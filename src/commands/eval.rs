@@ -358,7 +358,7 @@ fn print_table(scores: &[Scores], passkey: bool) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     write!(out, "{:>8} {:>8} {:>12}", "T", "windows", "perplexity")?;
     if passkey {
-        write!(out, "  {:<14}", "passkey")?;
+        write!(out, "  passkey")?;
     }
     writeln!(out)?;
     for s in scores {
@@ -369,7 +369,7 @@ fn print_table(scores: &[Scores], passkey: bool) -> anyhow::Result<()> {
                 Some((k, n)) => format!("{k}/{n} ({:.2})", k as f64 / n as f64),
                 None => "-".to_string(),
             };
-            write!(out, "  {cell:<14}")?;
+            write!(out, "  {cell}")?;
         }
         writeln!(out)?;
     }
