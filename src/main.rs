@@ -39,9 +39,14 @@ enum Command {
     /// Fine-tune a LLaMA (LongLoRA: S2-Attn and LoRA+ by default) or train one from scratch;
     /// writes a PEFT adapter (or a model), metrics.jsonl, loss.png and checkpoints.
     Train(Box<commands::train::TrainArgs>),
+    /// The whole LongLoRA loop on a built-in corpus, no download: pretrain a tiny LLaMA at a short
+    /// context, extend it 4x with S2-Attn and LoRA+, merge, and evaluate perplexity and passkey.
+    Demo(commands::demo::DemoArgs),
     /// Merge a PEFT LoRA adapter (and the RoPE factor weft trained it with) into its base model:
     /// a Hugging Face checkpoint transformers loads as is.
     Export(commands::export::ExportArgs),
+    /// Evaluate a LLaMA checkpoint per length: sliding-window perplexity and passkey retrieval.
+    Eval(commands::eval::EvalArgs),
     /// Measure fused attention configurations on the current adapter and cache the fastest
     /// (`attn` and `bench attn` use it).
     Tune(commands::tune::TuneArgs),
@@ -82,7 +87,9 @@ fn main() -> ExitCode {
         Command::Tune(a) => commands::tune::run(&a),
         Command::Forward(a) => commands::forward::run(&a),
         Command::Train(a) => commands::train::run(&a),
+        Command::Demo(a) => commands::demo::run(&a),
         Command::Export(a) => commands::export::run(&a),
+        Command::Eval(a) => commands::eval::run(&a),
         Command::Bench(w) => commands::bench::run(&w),
         Command::Graph(a) => commands::graph::run(&a),
     };

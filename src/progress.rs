@@ -31,3 +31,15 @@ pub fn steps(total: u64, done: u64) -> ProgressBar {
     bar.set_position(done);
     bar
 }
+
+/// A bar over the `total` forward passes `weft eval` runs at length `t`.
+pub fn passes(total: u64, t: usize) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    let style =
+        ProgressStyle::with_template("T = {msg} [{bar:40}] {pos}/{len} passes, {elapsed} elapsed, eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_message(t.to_string());
+    bar
+}

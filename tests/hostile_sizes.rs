@@ -64,7 +64,7 @@ fn config_with(key: &str, value: &str) -> String {
 /// `--seq-len 2147483648` on every command that takes it: clap refuses it (exit 2) at parse time.
 #[test]
 fn a_huge_seq_len_flag_is_refused_by_every_command() {
-    let commands: [(&str, &[&str]); 12] = [
+    let commands: [(&str, &[&str]); 13] = [
         ("check", &["check", "spec.toml"]),
         ("mask", &["mask", "spec.toml", "--out", "m.npy"]),
         ("inspect", &["inspect", "spec.toml"]),
@@ -77,6 +77,7 @@ fn a_huge_seq_len_flag_is_refused_by_every_command() {
         ("bench step", &["bench", "step"]),
         ("bench step plan-only", &["bench", "step", "--plan-only"]),
         ("tune", &["tune", "--quick"]),
+        ("eval list", &["eval", "model", "--data", "x.txt", "--seq-len=16,2147483648"]),
     ];
     let cases: Vec<Case> = commands
         .iter()
@@ -236,6 +237,86 @@ fn bad_sizes_in_input_files_name_the_file_and_tensor() {
         forward("forward T 0", &[1, 0], false).expect("T = 0 (tensor `input_ids` in ids.safetensors)"),
         forward("forward B 0", &[0, 4], false).expect("B = 0 (tensor `input_ids` in ids.safetensors)"),
         forward("forward loss T 1", &[1, 1], true).expect("--loss needs at least 2 tokens").expect("T = 1"),
+    ]);
+}
+
+/// `input_ids` (I64) of `shape` holding `ids`.
+fn id_file(shape: &[usize], ids: &[i64]) -> Vec<u8> {
+    let mut bytes = safetensors(&[("input_ids", "I64", shape)]);
+    let data_at = bytes.len() - ids.len() * 8;
+    for (i, id) in ids.iter().enumerate() {
+        bytes[data_at + i * 8..data_at + i * 8 + 8].copy_from_slice(&id.to_le_bytes());
+    }
+    bytes
+}
+
+/// A word-level tokenizer.json with `words` words (`w0` … ), `w0` unknown.
+fn word_tokenizer(words: usize) -> String {
+    let vocab: Vec<String> = (0..words).map(|i| format!("\"w{i}\": {i}")).collect();
+    format!(
+        r#"{{"version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+            "normalizer": null, "pre_tokenizer": {{"type": "Whitespace"}}, "post_processor": null,
+            "decoder": null, "model": {{"type": "WordLevel", "vocab": {{{}}}, "unk_token": "w0"}}}}"#,
+        vocab.join(", ")
+    )
+}
+
+/// `eval`'s data, lengths and tokenizer: each refused before the weights are
+/// read or the device opened, naming the file, the value and what it had to fit.
+#[test]
+fn eval_refuses_bad_data_lengths_and_tokenizers() {
+    let eval = |name: &str, data: &str, extra: &[&str]| {
+        let mut args = vec!["eval", "model", "--data", data];
+        args.extend_from_slice(extra);
+        case(name, &args).copy("tests/data/llama-2layer", "model")
+    };
+    let four = id_file(&[1, 4], &[1, 2, 3, 4]);
+    check_all(&[
+        eval("eval id past vocab", "ids.safetensors", &["--seq-len", "4"])
+            .file("ids.safetensors", id_file(&[2, 4], &[1, 2, 3, 4, 5, 6, 128, 7]))
+            .expect(
+                "ids.safetensors (`input_ids`), row 1, position 2: id 128 is not a token id of this \
+                 model (vocab_size 128)",
+            ),
+        eval("eval negative id", "ids.safetensors", &["--seq-len", "4"])
+            .file("ids.safetensors", id_file(&[1, 4], &[1, -1, 3, 4]))
+            .expect("row 0, position 1: id -1 is not a token id"),
+        eval("eval no rows", "ids.safetensors", &["--seq-len", "4"])
+            .file("ids.safetensors", id_file(&[0, 4], &[]))
+            .expect("no tokens in ids.safetensors"),
+        eval("eval empty text", "empty.txt", &["--seq-len", "4"])
+            .file("empty.txt", "")
+            .file("model/tokenizer.json", word_tokenizer(3))
+            .expect("no tokens in empty.txt"),
+        eval("eval data shorter than every T", "ids.safetensors", &["--seq-len", "8,16"])
+            .file("ids.safetensors", &four)
+            .expect("ids.safetensors has 4 tokens, fewer than the shortest --seq-len 8"),
+        eval("eval stride 0", "ids.safetensors", &["--seq-len", "4", "--stride", "0"])
+            .file("ids.safetensors", &four)
+            .exit_code(2)
+            .expect("the stride must be at least 1"),
+        eval("eval T 1", "ids.safetensors", &["--seq-len", "1"])
+            .file("ids.safetensors", &four)
+            .expect("a window of 1 token(s) has no next-token prediction to score"),
+        eval("eval T not divisible", "ids.safetensors", &["--seq-len", "18", "--pattern", "spec.toml"])
+            .file("ids.safetensors", id_file(&[1, 24], &[1; 24]))
+            .copy(SPEC, "spec.toml")
+            .expect("seq_len N = 18 is not divisible by 4"),
+        eval("eval passkey without tokenizer", "ids.safetensors", &["--seq-len", "4", "--passkey", "2"])
+            .file("ids.safetensors", &four)
+            .expect("passkey retrieval needs a tokenizer")
+            .expect("vocab_size 128 is smaller than the byte-level tokenizer's 258"),
+        eval("eval tokenizer too large", "ids.safetensors", &["--seq-len", "4", "--tokenizer", "tok.json"])
+            .file("ids.safetensors", &four)
+            .file("tok.json", word_tokenizer(200))
+            .expect("tok.json has ids up to 199 (vocabulary 200), more than the model's vocab_size 128"),
+        eval("eval text without tokenizer", "doc.txt", &["--seq-len", "4"])
+            .file("doc.txt", "some text")
+            .expect("the data is text, but there is no tokenizer"),
+        eval("eval bad jsonl", "d.jsonl", &["--seq-len", "4"])
+            .file("d.jsonl", "{\"text\": \"w1 w2\"}\n{\"txt\": 3}\n")
+            .file("model/tokenizer.json", word_tokenizer(3))
+            .expect("d.jsonl:2: the object has no `text` field"),
     ]);
 }
 

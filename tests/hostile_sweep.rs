@@ -27,6 +27,8 @@ const BAD_WORDS: &[&str] = &["", "abc", "0x0x0", "99999999x99999999x99999999", "
 /// The sweep replaces one option's value, or one positional, at a time.
 /// `tune` is not swept: any valid value starts minutes of measuring (its bad
 /// sizes and counts are cases of `hostile_sizes.rs`, its cache `hostile_paths.rs`).
+/// Nor are `train` and `demo`, for the same reason (a valid seed or step count
+/// is a training run); their bad input is `hostile_train.rs`.
 #[rustfmt::skip]
 const COMMANDS: &[&[&str]] = &[
     &["check", "p.toml"],
@@ -38,6 +40,7 @@ const COMMANDS: &[&[&str]] = &[
     &["export", "model", "--adapter", "adapter", "--out", "merged"],
     &["attn", "p.toml", "--input", "in.safetensors", "--out", "out.safetensors"],
     &["forward", "model", "--input", "ids.safetensors", "--out", "logits.safetensors"],
+    &["eval", "model", "--data", "ids.safetensors", "--seq-len", "4", "--json", "eval.json"],
     &["bench", "attn", "--seq-len", "64", "--heads", "1", "--head-dim", "8", "--repeats", "1", "--no-unfused"],
     &["bench", "step", "--seq-len", "64", "--hidden", "64", "--layers", "1", "--heads", "2", "--vocab", "128",
       "--repeats", "1", "--plan-only"],
@@ -128,7 +131,7 @@ fn adapter_weights() -> Vec<u8> {
     safetensors::serialize(views, None).unwrap()
 }
 
-/// A safetensors file with `input_ids` [1, 4] (I64) for `forward`.
+/// A safetensors file with `input_ids` [1, 4] (I64) for `forward` and `eval`.
 fn token_ids() -> Vec<u8> {
     let header = r#"{"input_ids":{"dtype":"I64","shape":[1,4],"data_offsets":[0,32]}}"#;
     let mut bytes = (header.len() as u64).to_le_bytes().to_vec();

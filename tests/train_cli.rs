@@ -279,3 +279,38 @@ fn a_damaged_checkpoint_is_named() {
     let text = stderr(&output);
     assert!(text.contains("checkpoint-2/optimizer.safetensors"), "{text}");
 }
+
+/// The README's main command, at a small scale: every stage runs and leaves
+/// its outputs (the adapter, the merged model, both evaluations, the plots).
+#[test]
+fn the_demo_runs_the_whole_loop() {
+    if !gpu() {
+        return;
+    }
+    let out = scratch("demo");
+    let output = weft(&["demo", "--out", out.to_str().unwrap(), "--scale", "0.004"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    for expected in
+        ["1/4 pretraining", "2/4 extending", "3/4 merging", "4/4 evaluating", "perplexity", "merged model:"]
+    {
+        assert!(text.contains(expected), "no `{expected}` in:\n{text}");
+    }
+    for file in [
+        "extend/adapter/adapter_model.safetensors",
+        "extend/adapter/weft_run.json",
+        "merged/model.safetensors",
+        "pretrain/loss.png",
+        "extend/loss.png",
+        "eval-base.json",
+        "eval-extended.json",
+    ] {
+        assert!(out.join(file).exists(), "the demo wrote no {file}");
+    }
+    let eval: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("eval-extended.json")).unwrap()).unwrap();
+    let ppl = eval["perplexity"]["512"].as_f64().unwrap();
+    assert!(ppl.is_finite() && ppl > 1.0, "perplexity at 512: {ppl}");
+    let again = weft(&["demo", "--out", out.to_str().unwrap(), "--scale", "0.004"]);
+    assert!(!again.status.success() && stderr(&again).contains("--overwrite"), "{}", stderr(&again));
+}

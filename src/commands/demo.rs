@@ -27,15 +27,17 @@ const LOCK: &str = include_str!("../../Cargo.lock");
 const CONTEXT: usize = 128;
 /// Corpus size: enough text for the step counts below, read in well under a second.
 const TRAIN_BYTES: usize = 3 << 20;
-/// Every this-many-th source file is held out for evaluation.
+/// Every this-many-th source file is held out for evaluation, up to this many bytes.
 const HELDOUT_EVERY: usize = 16;
+const HELDOUT_BYTES: usize = 96 << 10;
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
     /// Directory for everything the demo writes.
     #[arg(long, short, value_name = "DIR", default_value = "weft-demo")]
     pub out: PathBuf,
-    /// Multiply the step counts by this (e.g. 0.1 for a quick look).
+    /// Multiply the step counts by this (e.g. 0.1 for a quick look); below 0.25 the held-out
+    /// text shrinks too.
     #[arg(long, value_name = "X", default_value_t = 1.0)]
     pub scale: f64,
     /// Start afresh in an --out that holds an earlier demo.
@@ -45,8 +47,8 @@ pub struct DemoArgs {
 
 /// Pretraining and extension updates at scale 1, chosen to fit about ten
 /// minutes on a 2-core machine with a software GPU (BENCHMARKS.md).
-const PRETRAIN_STEPS: f64 = 600.0;
-const EXTEND_STEPS: f64 = 150.0;
+const PRETRAIN_STEPS: f64 = 1500.0;
+const EXTEND_STEPS: f64 = 400.0;
 
 pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -58,10 +60,13 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         bail!("{} holds an earlier demo; give --overwrite to run it afresh, or another --out", out.display());
     }
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let (train_data, heldout_data) = write_corpus(out)?;
+    let heldout_bytes = (HELDOUT_BYTES as f64 * (4.0 * args.scale).min(1.0)) as usize;
+    let (train_data, heldout_data) = write_corpus(out, heldout_bytes.max(4096))?;
     let steps = |n: f64| ((n * args.scale).round() as u64).max(1);
 
-    println!("1/4 pretraining a tiny LLaMA from scratch at C = {CONTEXT} tokens (causal attention, full training)");
+    println!(
+        "1/4 pretraining a tiny LLaMA from scratch at C = {CONTEXT} tokens (causal attention, full training)"
+    );
     let pretrain = TrainArgs {
         model_sizes: Some(ModelSizes {
             hidden_size: 128,
@@ -93,7 +98,10 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     super::train::run(&pretrain)?;
     let base = out.join("pretrain/model");
 
-    println!("\n2/4 extending it to 4C = {} tokens: S2-Attn, LoRA+, linear position interpolation", 4 * CONTEXT);
+    println!(
+        "\n2/4 extending it to 4C = {} tokens: S2-Attn, LoRA+, linear position interpolation",
+        4 * CONTEXT
+    );
     let extend = TrainArgs {
         model: Some(base.clone()),
         data: Some(train_data),
@@ -116,7 +124,11 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
 
     println!("\n3/4 merging the adapter into a Hugging Face checkpoint");
     let merged = out.join("merged");
-    super::export::run(&ExportArgs { model_dir: base.clone(), adapter: adapter.clone(), out: merged.clone() })?;
+    super::export::run(&ExportArgs {
+        model_dir: base.clone(),
+        adapter: adapter.clone(),
+        out: merged.clone(),
+    })?;
 
     println!("\n4/4 evaluating on held-out files: perplexity and passkey retrieval at C and 4C");
     let eval = |model_dir: &Path, json: &str| {
@@ -142,13 +154,17 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     println!("\ndone in {:.1} min", started.elapsed().as_secs_f64() / 60.0);
     println!("adapter:      {}", adapter.display());
     println!("merged model: {}", merged.display());
-    println!("loss curves:  {} and {}", out.join("pretrain/loss.png").display(), out.join("extend/loss.png").display());
+    println!(
+        "loss curves:  {} and {}",
+        out.join("pretrain/loss.png").display(),
+        out.join("extend/loss.png").display()
+    );
     Ok(())
 }
 
 /// Writes `corpus/train.jsonl` and `corpus/heldout.jsonl` (one JSON object
 /// per source file) from the registry's sources of the locked crates.
-fn write_corpus(out: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
+fn write_corpus(out: &Path, heldout_limit: usize) -> anyhow::Result<(PathBuf, PathBuf)> {
     let registry = cargo_home()?.join("registry/src");
     let indexes: Vec<PathBuf> = match std::fs::read_dir(&registry) {
         Ok(entries) => {
@@ -164,7 +180,8 @@ fn write_corpus(out: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
     };
     let mut files = Vec::new();
     for (name, version) in locked_crates() {
-        let Some(dir) = indexes.iter().map(|i| i.join(format!("{name}-{version}"))).find(|d| d.is_dir()) else {
+        let Some(dir) = indexes.iter().map(|i| i.join(format!("{name}-{version}"))).find(|d| d.is_dir())
+        else {
             continue;
         };
         let mut crate_files = Vec::new();
@@ -175,17 +192,20 @@ fn write_corpus(out: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
     let corpus = out.join("corpus");
     std::fs::create_dir_all(&corpus)?;
     let (mut train, mut heldout) = (Vec::new(), Vec::new());
-    let mut train_bytes = 0;
+    let (mut train_bytes, mut heldout_bytes) = (0, 0);
     for (i, file) in files.iter().enumerate() {
         let Ok(text) = std::fs::read_to_string(file) else { continue };
         let line = serde_json::json!({ "text": text }).to_string();
         if i % HELDOUT_EVERY == HELDOUT_EVERY - 1 {
-            heldout.push(line);
+            if heldout_bytes < heldout_limit {
+                heldout_bytes += text.len();
+                heldout.push(line);
+            }
         } else if train_bytes < TRAIN_BYTES {
             train_bytes += text.len();
             train.push(line);
         }
-        if train_bytes >= TRAIN_BYTES && heldout.len() * HELDOUT_EVERY >= train.len() {
+        if train_bytes >= TRAIN_BYTES && heldout_bytes >= heldout_limit {
             break;
         }
     }
@@ -207,10 +227,11 @@ fn write_corpus(out: &Path) -> anyhow::Result<(PathBuf, PathBuf)> {
         Ok(path)
     };
     println!(
-        "corpus: {} files ({:.1} MB) of Rust source from Cargo's registry for training, {} held out",
+        "corpus: {} files ({:.1} MB) of Rust source from Cargo's registry for training, {} held out ({:.0} kB)",
         train.len(),
         train_bytes as f64 / 1e6,
-        heldout.len()
+        heldout.len(),
+        heldout_bytes as f64 / 1e3
     );
     Ok((write("train.jsonl", &train)?, write("heldout.jsonl", &heldout)?))
 }

@@ -7,6 +7,8 @@ pub mod bench_matmul;
 pub mod bench_step;
 pub mod check;
 pub mod compile;
+pub mod demo;
+pub mod eval;
 pub mod export;
 pub mod forward;
 pub mod graph;

@@ -67,17 +67,29 @@ pub(crate) fn accumulate(
     k.finish(acc.elems, &body)
 }
 
-/// `sumsq[slot] = Σ grad²`: one workgroup, each thread a strided partial sum,
-/// then a tree in workgroup memory. Deterministic: the same order every run.
+/// Elements each workgroup of [`sum_squares`] sums, about: enough work per
+/// workgroup to amortize its tree, enough workgroups to fill a device.
+const ELEMS_PER_GROUP: u64 = 1 << 14;
+/// At most this many partial sums per gradient.
+const MAX_GROUPS: u64 = 1024;
+
+/// How many workgroups (and partial sums) [`sum_squares`] uses for `elems` values.
+pub(crate) fn sum_groups(elems: u64) -> u64 {
+    elems.div_ceil(ELEMS_PER_GROUP).clamp(1, MAX_GROUPS)
+}
+
+/// `sumsq[first + w] = Σ grad²` over workgroup `w`'s share, for the
+/// [`sum_groups`] workgroups: each thread a strided partial sum, then a tree
+/// in workgroup memory. Deterministic: the same order every run.
 pub(crate) fn sum_squares(
     site: Site,
     limits: &DeviceLimits,
     name: &str,
     grad: &Region,
     sumsq: &Region,
-    slot: usize,
+    first: u64,
 ) -> Result<Kernel, CodegenError> {
-    let mut k = KernelBuilder::new(site, limits, name, "sum of squares of a gradient");
+    let mut k = KernelBuilder::new(site, limits, name, "sum of squares of a gradient, per workgroup");
     k.read("grad", grad)?;
     k.read_write("sumsq", sumsq)?;
     k.workgroup_size(SUM_THREADS);
@@ -85,9 +97,12 @@ pub(crate) fn sum_squares(
     k.without_early_return();
     k.helper(&format!("var<workgroup> partial: array<f32, {SUM_THREADS}>;"));
     let n = grad.elems;
+    let groups = sum_groups(n);
+    let stride = groups * u64::from(SUM_THREADS);
     let body = format!(
-        "var sum = 0.0;\n\
-         for (var j = lid; j < {n}u; j += {SUM_THREADS}u) {{\n\
+        "let group = i / {SUM_THREADS}u;\n\
+         var sum = 0.0;\n\
+         for (var j = i; j < {n}u; j += {stride}u) {{\n\
          \x20   let g = ld_grad(j);\n\
          \x20   sum += g * g;\n\
          }}\n\
@@ -99,16 +114,16 @@ pub(crate) fn sum_squares(
          \x20   }}\n\
          }}\n\
          if (lid == 0u) {{\n\
-         \x20   st_sumsq({slot}u, partial[0]);\n\
+         \x20   st_sumsq({first}u + group, partial[0]);\n\
          }}\n",
         half = SUM_THREADS / 2
     );
-    k.finish(u64::from(SUM_THREADS), &body)
+    k.finish(stride, &body)
 }
 
-/// `stats = [‖g‖, clip]` from the per-tensor sums of squares: the global norm
+/// `stats = [‖g‖, clip]` from the partial sums of squares: the global norm
 /// and torch's `clip_grad_norm_` factor `min(1, max / (‖g‖ + 1e-6))` (1 when
-/// clipping is off). One thread; the sums are few.
+/// clipping is off). One thread; the partial sums are at most a few thousand.
 pub(crate) fn grad_norm(
     site: Site,
     limits: &DeviceLimits,

@@ -83,10 +83,8 @@ pub fn plan_update(
         };
     declare(plan, HYPER, Hyper::COUNT as u64, BufferRole::Input)?;
     declare(plan, STATS, 2, BufferRole::Output)?;
-    declare(plan, SUMSQ, grads.len().max(1) as u64, BufferRole::State)?;
     let hyper = Region::whole(HYPER, Hyper::COUNT as u64);
     let stats = Region::whole(STATS, 2);
-    let sumsq = Region::whole(SUMSQ, grads.len().max(1) as u64);
 
     let mut params = Vec::with_capacity(grads.len());
     let mut sites = Vec::with_capacity(grads.len());
@@ -126,11 +124,16 @@ pub fn plan_update(
     let micro_step = 0..plan.kernels.len();
 
     let update_start = plan.kernels.len();
+    // Each gradient's partial sums of squares get their own slots.
+    let slots: u64 = params.iter().map(|p| optimizer::sum_groups(p.elems)).sum();
+    declare(plan, SUMSQ, slots.max(1), BufferRole::State)?;
+    let sumsq = Region::whole(SUMSQ, slots.max(1));
+    let mut first = 0;
     for (index, (param, &site)) in params.iter().zip(&sites).enumerate() {
         let grad = Region::whole(&param.grad, param.elems);
-        let kernel =
-            optimizer::sum_squares(site, limits, &format!("grad_sumsq_{index}"), &grad, &sumsq, index)?;
-        plan.kernels.push(kernel);
+        let name = format!("grad_sumsq_{index}");
+        plan.kernels.push(optimizer::sum_squares(site, limits, &name, &grad, &sumsq, first)?);
+        first += optimizer::sum_groups(param.elems);
     }
     let Some(&norm_site) = sites.first() else {
         return Err(CodegenError::Options("a training plan needs at least one trained parameter".into()));

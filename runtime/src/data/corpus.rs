@@ -220,10 +220,10 @@ fn walk(
         let kind = entry.file_type().map_err(|source| DataError::Read { path: path.clone(), source })?;
         if kind.is_dir() {
             walk(&path, &relative, glob, files)?;
-        } else if kind.is_file() || (kind.is_symlink() && path.is_file()) {
-            if glob.is_none_or(|g| g.matches(&relative)) {
-                files.push((relative, path));
-            }
+        } else if (kind.is_file() || (kind.is_symlink() && path.is_file()))
+            && glob.is_none_or(|g| g.matches(&relative))
+        {
+            files.push((relative, path));
         }
     }
     Ok(())

@@ -23,8 +23,8 @@ use weft_runtime::io::HostTensor;
 use weft_runtime::train::{Checkpoint, CheckpointState, TrainError, TrainingStep, load_checkpoint_dir};
 use weft_runtime::{Executor, Gpu};
 
-pub use settings::TrainArgs;
-use settings::{Settings, TrainMode};
+use settings::Settings;
+pub use settings::{ModelSizes, TrainArgs, TrainMode};
 
 /// LongLoRA's roll-form S2-Attn, the default pattern.
 const S2ATTN: &str = include_str!("../../../examples/patterns/s2attn-roll.toml");
@@ -171,7 +171,10 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
                 seed: settings.seed,
                 fingerprint: settings.fingerprint(),
             };
+            let written = Instant::now();
             let dir = out.checkpoint(&settings, &base, &step, &executor, &state)?;
+            let seconds = written.elapsed().as_secs_f64();
+            bar.suspend(|| eprintln!("wrote {} in {seconds:.2} s", dir.display()));
             metrics.plot(&out.path().join("loss.png"))?;
             last_good = Some(dir);
         }

@@ -226,7 +226,7 @@ impl Settings {
         };
         optimizer.validate().map_err(anyhow::Error::msg)?;
         let model = pick!(model);
-        let model_sizes = file.model_sizes.clone();
+        let model_sizes = flags.model_sizes.clone().or(file.model_sizes.clone());
         if model.is_some() && model_sizes.is_some() {
             bail!(
                 "give either --model (a checkpoint to fine-tune) or a [model] table (to train from scratch), not both"
