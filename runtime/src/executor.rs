@@ -340,21 +340,10 @@ impl Executor {
     ) -> Result<(), RuntimeError> {
         let expected = || prepared.inputs.keys().cloned().collect::<Vec<_>>().join(", ");
         for (name, values) in inputs {
-            let Some((bytes, shape, elem)) = prepared.inputs.get(name) else {
+            if !prepared.inputs.contains_key(name) {
                 return Err(RuntimeError::UnexpectedInput { name: name.clone(), expected: expected() });
-            };
-            let data = values.as_slice();
-            let want = (*bytes / 4) as usize;
-            if data.len() != want {
-                return Err(RuntimeError::InputSize {
-                    name: name.clone(),
-                    expected: want,
-                    found: data.len(),
-                    shape: shape.clone(),
-                });
             }
-            let data = data.bytes(name, *elem)?;
-            self.gpu.queue.write_buffer(&prepared.buffers[name], 0, &data);
+            self.write_input(prepared, name, values.as_slice())?;
         }
         Ok(())
     }
@@ -395,21 +384,30 @@ impl Executor {
                 return Err(RuntimeError::UnexpectedInput { name: name.clone(), expected: expected() });
             }
         }
-        for (name, (bytes, shape, elem)) in &prepared.inputs {
+        for name in prepared.inputs.keys() {
             let data = get(name)
                 .ok_or_else(|| RuntimeError::MissingInput { name: name.clone(), expected: expected() })?;
-            let want = (*bytes / 4) as usize;
-            if data.len() != want {
-                return Err(RuntimeError::InputSize {
-                    name: name.clone(),
-                    expected: want,
-                    found: data.len(),
-                    shape: shape.clone(),
-                });
-            }
-            let data = data.bytes(name, *elem)?;
-            self.gpu.queue.write_buffer(&prepared.buffers[name], 0, &data);
+            self.write_input(prepared, name, data)?;
         }
+        Ok(())
+    }
+
+    /// Writes input `name` (which the plan has) after checking its size and type.
+    fn write_input(&self, prepared: &Prepared, name: &str, data: HostSlice) -> Result<(), RuntimeError> {
+        let Some((bytes, shape, elem)) = prepared.inputs.get(name) else {
+            return Err(RuntimeError::UnknownHostBuffer { name: name.to_string() });
+        };
+        let want = (*bytes / 4) as usize;
+        if data.len() != want {
+            return Err(RuntimeError::InputSize {
+                name: name.to_string(),
+                expected: want,
+                found: data.len(),
+                shape: shape.clone(),
+            });
+        }
+        let data = data.bytes(name, *elem)?;
+        self.gpu.queue.write_buffer(&prepared.buffers[name], 0, &data);
         Ok(())
     }
 

@@ -16,8 +16,8 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use clap::Args;
 use weft_compiler::{CompileOptions, compile};
+use weft_ir::Schedule;
 use weft_ir::model::{LlamaConfig, ModelGraphOptions, build_llama_graph};
-use weft_ir::{Overrides, Schedule};
 use weft_runtime::data::{
     BYTE_VOCAB, Corpus, DataError, Glob, SpecialIds, Tokenizer, join_documents, rows_stream,
     tokenize_documents,
@@ -342,18 +342,7 @@ fn plan_lengths(
         if windows.is_empty() && trials.is_empty() {
             continue;
         }
-        let schedule = match &args.pattern {
-            Some(spec) => {
-                let overrides = Overrides {
-                    seq_len: Some(t),
-                    n_heads: Some(config.num_attention_heads),
-                    n_layers: Some(config.num_hidden_layers),
-                    head_dim: Some(config.head_dim),
-                };
-                Some(weft_ir::spec::load_schedule(spec, &overrides)?)
-            }
-            None => None,
-        };
+        let schedule = super::source::model_schedule(args.pattern.as_deref(), t, config)?;
         out.push(Length { t, windows, trials, schedule });
     }
     Ok(out)

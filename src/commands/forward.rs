@@ -10,7 +10,6 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use clap::Args;
 use weft_compiler::{CompileOptions, compile};
-use weft_ir::Overrides;
 use weft_ir::limits::{self, Origin};
 use weft_ir::model::{LlamaConfig, ModelGraphOptions, build_llama_graph};
 use weft_runtime::io::{
@@ -91,18 +90,7 @@ pub fn run(args: &ForwardArgs) -> anyhow::Result<()> {
             config.vocab_size
         );
     }
-    let schedule = match &args.pattern {
-        Some(spec) => {
-            let overrides = Overrides {
-                seq_len: Some(t),
-                n_heads: Some(config.num_attention_heads),
-                n_layers: Some(config.num_hidden_layers),
-                head_dim: Some(config.head_dim),
-            };
-            Some(weft_ir::spec::load_schedule(spec, &overrides)?)
-        }
-        None => None,
-    };
+    let schedule = super::source::model_schedule(args.pattern.as_deref(), t, &config)?;
 
     // The adapter is small and checked whole before the checkpoint is read.
     let adapter = match &args.adapter {

@@ -12,7 +12,7 @@ use weft_compiler::{CompileOptions, Compiled, GraphPlanOptions, Mode, compile};
 use weft_ir::graph::ValidGraph;
 use weft_ir::lower::{LowerOptions, lower_pattern};
 use weft_ir::model::{LlamaConfig, LoraConfig, ModelGraphOptions, build_llama_graph};
-use weft_ir::{Overrides, SourceFile};
+use weft_ir::{Overrides, Schedule, SourceFile};
 
 use crate::args::{SizeArgs, SpecArgs, pick_layer};
 use crate::output::Input;
@@ -139,18 +139,7 @@ impl SourceArgs {
             bail!("--head-dim comes from the model's config ({})", config_path.display());
         }
         let t = self.sizes.seq_len.unwrap_or(MODEL_SEQ_LEN);
-        let schedule = match &self.pattern {
-            Some(spec) => {
-                let overrides = Overrides {
-                    seq_len: Some(t),
-                    n_heads: Some(config.num_attention_heads),
-                    n_layers: Some(config.num_hidden_layers),
-                    head_dim: Some(config.head_dim),
-                };
-                Some(weft_ir::spec::load_schedule(spec, &overrides)?)
-            }
-            None => None,
-        };
+        let schedule = model_schedule(self.pattern.as_deref(), t, &config)?;
         let opts = if self.train {
             if self.lora_rank == 0 {
                 bail!("--lora-rank must be at least 1");
@@ -209,4 +198,22 @@ pub fn pattern_graph(spec: &SpecArgs, layer: Option<usize>, batch: usize) -> any
         schedule.pattern_for_layer(layer).with_context(|| format!("layer {layer} has no pattern"))?;
     let d = &schedule.dims;
     Ok(lower_pattern(pattern, &LowerOptions::new(batch, d.seq_len, d.head_dim))?)
+}
+
+/// The layer schedule of the pattern spec `spec` for a model of `config` at
+/// sequence length `t` (its heads, layers and head dim); `None` without a
+/// spec (every layer causal).
+pub fn model_schedule(
+    spec: Option<&Path>,
+    t: usize,
+    config: &LlamaConfig,
+) -> anyhow::Result<Option<Schedule>> {
+    let Some(spec) = spec else { return Ok(None) };
+    let overrides = Overrides {
+        seq_len: Some(t),
+        n_heads: Some(config.num_attention_heads),
+        n_layers: Some(config.num_hidden_layers),
+        head_dim: Some(config.head_dim),
+    };
+    Ok(Some(weft_ir::spec::load_schedule(spec, &overrides)?))
 }
