@@ -116,9 +116,11 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     // Resume: the newest complete checkpoint's trained tensors and moments.
     let mut first = 0;
     let mut last_good = None;
-    if args.resume
-        && let Some(dir) = out.newest_checkpoint()?
-    {
+    let newest = if args.resume { out.newest_checkpoint()? } else { None };
+    if args.resume && newest.is_none() {
+        eprintln!("--resume: {} holds no checkpoint yet; starting from step 0", out.path().display());
+    }
+    if let Some(dir) = newest {
         let (file, prefix) = out.weights_file(&settings);
         let checkpoint = load_checkpoint_dir(&dir, file, prefix, &trained)?;
         if checkpoint.state.fingerprint != settings.fingerprint() {
