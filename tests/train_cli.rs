@@ -314,3 +314,63 @@ fn the_demo_runs_the_whole_loop() {
     let again = weft(&["demo", "--out", out.to_str().unwrap(), "--scale", "0.004"]);
     assert!(!again.status.success() && stderr(&again).contains("--overwrite"), "{}", stderr(&again));
 }
+
+/// A full disk while checkpointing: the write fails with a clear error and a
+/// non-zero exit, and the previous checkpoint stays whole. The disk is made
+/// "full" for files over 12 KiB with `RLIMIT_FSIZE` (writes past it fail with
+/// EFBIG once SIGXFSZ is ignored), which every checkpoint's weights exceed.
+#[test]
+fn a_full_disk_while_checkpointing_keeps_the_previous_checkpoint() {
+    use std::os::unix::process::CommandExt;
+    if !gpu() {
+        return;
+    }
+    let out = scratch("train-full-disk");
+    let flags: Vec<String> =
+        ["--seq-len", "32", "--save-every", "1", "--lora-r", "4"].map(String::from).to_vec();
+    let output = train(&out, &flags, &["--steps", "1"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let before: Vec<(PathBuf, Vec<u8>)> = std::fs::read_dir(out.join("checkpoint-1"))
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap();
+            (path, bytes)
+        })
+        .collect();
+
+    let base = fixture().join("base");
+    let data = fixture().join("data.safetensors");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_weft"));
+    command
+        .args(["train", "--model", base.to_str().unwrap(), "--data", data.to_str().unwrap()])
+        .args(["--out", out.to_str().unwrap(), "--no-shuffle", "--heldout", "0", "--resume", "--steps", "2"])
+        .args(&flags);
+    // SAFETY: between fork and exec the closure only makes two async-signal-safe calls.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit { rlim_cur: 12 << 10, rlim_max: 12 << 10 };
+            libc::setrlimit(libc::RLIMIT_FSIZE, &limit);
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let full = command.output().unwrap();
+    let text = stderr(&full);
+    assert_eq!(full.status.code(), Some(1), "{text}");
+    assert!(text.contains("error: writing checkpoint-2") && text.contains("File too large"), "{text}");
+    assert!(!out.join("checkpoint-2").exists(), "a half-written checkpoint-2 is in place");
+    for (path, bytes) in &before {
+        assert!(std::fs::read(path).unwrap() == *bytes, "{} changed", path.display());
+    }
+    let leftovers: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".weft-tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "staging left behind: {leftovers:?}");
+    // With room again, the run resumes from the checkpoint that stayed whole.
+    let resumed = train(&out, &flags, &["--resume", "--steps", "2"]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(stderr(&resumed).contains("checkpoint-1"), "{}", stderr(&resumed));
+}

@@ -152,7 +152,14 @@ impl RunDir {
     ) -> anyhow::Result<PathBuf> {
         let (trained, moments) = super::read_trained(step, executor, &base.shapes)?;
         let dir =
-            write_checkpoint(&self.path, state, &moments, |w| write_weights(w, settings, base, &trained))?;
+            write_checkpoint(&self.path, state, &moments, |w| write_weights(w, settings, base, &trained))
+                .with_context(|| {
+                    format!(
+                        "writing checkpoint-{} in {} (earlier checkpoints are kept as they were)",
+                        state.step,
+                        self.path.display()
+                    )
+                })?;
         prune_checkpoints(&self.path, settings.keep)?;
         Ok(dir)
     }
@@ -168,7 +175,8 @@ impl RunDir {
         let (trained, _) = super::read_trained(step, executor, &base.shapes)?;
         let name = if settings.mode == TrainMode::Full { "model" } else { "adapter" };
         let dir = self.path.join(name);
-        write_dir_atomically(&dir, |w: &mut DirWriter| write_weights(w, settings, base, &trained))?;
+        write_dir_atomically(&dir, |w: &mut DirWriter| write_weights(w, settings, base, &trained))
+            .with_context(|| format!("writing {}", dir.display()))?;
         Ok(dir)
     }
 }
