@@ -205,11 +205,15 @@ mod tests {
     fn a_damaged_checkpoint_names_its_file() {
         let out = scratch("damaged");
         let dir = write(&out, 1);
-        std::fs::write(dir.join(OPTIMIZER_FILE), b"\x08\0\0\0\0\0\0\0{}").unwrap();
+        // A valid file without the moments, then one that is not a tensor file at all.
+        std::fs::write(dir.join(OPTIMIZER_FILE), b"\x02\0\0\0\0\0\0\0{}").unwrap();
         let err = load_checkpoint_dir(&dir, "w.safetensors", "p.", &["w".into()]).unwrap_err();
         let text = err.to_string();
         assert!(matches!(err, TrainError::DamagedCheckpoint { .. }), "{text}");
         assert!(text.contains("optimizer.safetensors") && text.contains("w.exp_avg"), "{text}");
+        std::fs::write(dir.join(OPTIMIZER_FILE), b"\x08\0\0\0\0\0\0\0{}").unwrap();
+        let err = load_checkpoint_dir(&dir, "w.safetensors", "p.", &["w".into()]).unwrap_err();
+        assert!(err.to_string().contains("optimizer.safetensors"), "{err}");
         std::fs::write(dir.join(STATE_FILE), b"{").unwrap();
         let err = load_checkpoint_dir(&dir, "w.safetensors", "p.", &["w".into()]).unwrap_err();
         assert!(err.to_string().contains("trainer_state.json"), "{err}");

@@ -84,7 +84,8 @@ mod tests {
 
     fn config() -> LlamaConfig {
         let json = r#"{"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 4,
-            "num_key_value_heads": 2, "num_hidden_layers": 2, "vocab_size": 64, "rms_norm_eps": 1e-6}"#;
+            "num_key_value_heads": 2, "num_hidden_layers": 2, "vocab_size": 64, "rms_norm_eps": 1e-6,
+            "max_position_embeddings": 64}"#;
         LlamaConfig::from_json_str(json, "test").unwrap()
     }
 
