@@ -30,8 +30,8 @@ pub mod plan;
 pub mod shader;
 
 pub use attention::{
-    AttentionError, AttentionPlanOptions, AttentionTiles, FusedAttentionDesc, PlanStats, attention_sources,
-    plan_attention,
+    AttentionError, AttentionKernel, AttentionPlanOptions, AttentionTiles, FusedAttentionDesc, PlanStats,
+    attention_sources, plan_attention,
 };
 pub use compile::{
     CompileError, CompileOptions, Compiled, CompiledAttention, FusedGraph, FusedKernel, KernelKind,

@@ -8,11 +8,12 @@ use std::process::Command;
 use expect_test::expect_file;
 use weft_compiler::attention::EMPTY_ROW_LSE;
 use weft_compiler::attention::{
-    AttentionPlanOptions, AttentionTiles, BlockTables, FusedAttentionDesc, attention_sources,
+    AttentionKernel, AttentionPlanOptions, AttentionTiles, BlockTables, FusedAttentionDesc, attention_sources,
 };
 use weft_compiler::mask::mask_functions;
 use weft_compiler::{Access, AttentionError, BufferRole, DeviceLimits, KernelPlan, plan_attention, to_spirv};
 use weft_ir::expr::parse_mask;
+use weft_ir::graph::RopeParams;
 use weft_ir::{Mask, Overrides, Schedule};
 
 fn examples_dir() -> PathBuf {
@@ -81,6 +82,67 @@ fn desc(
 
 fn backward() -> AttentionPlanOptions {
     AttentionPlanOptions { backward: true, ..AttentionPlanOptions::default() }
+}
+
+/// [`backward`] with the subgroup kernels, on a device with 8-lane subgroups.
+fn subgroup_backward() -> AttentionPlanOptions {
+    let base = backward();
+    AttentionPlanOptions {
+        kernel: AttentionKernel::Subgroup,
+        limits: DeviceLimits { subgroup_min_size: Some(8), ..base.limits },
+        ..base
+    }
+}
+
+/// The subgroup kernels in full, for the causal example without and with
+/// RoPE on load (`tests/golden/wgsl/causal-subgroup{,-rope}/<kind>.wgsl`; the
+/// delta kernel is the lane kernels' and is not repeated). Bless with `UPDATE_EXPECT=1`.
+#[test]
+fn subgroup_kernels_match_the_golden_snapshots() {
+    let (_, causal) =
+        example_descs(1).into_iter().find(|(label, _)| label == FULL_SNAPSHOT).expect("the causal example");
+    let rope = FusedAttentionDesc { rope: Some(RopeParams::new(10000.0, 2.0)), ..causal.clone() };
+    for (dir, desc) in [("causal-subgroup", &causal), ("causal-subgroup-rope", &rope)] {
+        let opts = subgroup_backward();
+        assert_eq!(opts.resolved(desc.head_dim).kernel_for(desc), AttentionKernel::Subgroup);
+        let sources = attention_sources(desc, &opts).unwrap();
+        for source in sources.iter().filter(|s| s.kind != "bwd_delta") {
+            assert!(source.wgsl.contains("subgroupBroadcast"), "{dir} {}", source.kind);
+            expect_file![format!("../../tests/golden/wgsl/{dir}/{}.wgsl", source.kind)]
+                .assert_eq(&source.wgsl);
+        }
+    }
+}
+
+/// The planner runs the subgroup kernels only where they are correct: 8-lane
+/// subgroups, workgroups of whole multiples of 8, and with RoPE a head
+/// dimension that is a multiple of 64; elsewhere the lane kernels.
+#[test]
+fn subgroup_kernels_fall_back_to_lane_kernels_where_they_cannot_run() {
+    let d64 = desc("c", vec![(0..2, "causal")], 100, 1, 64);
+    let d32 = desc("c", vec![(0..2, "causal")], 100, 1, 32);
+    let with_rope =
+        |d: &FusedAttentionDesc| FusedAttentionDesc { rope: Some(RopeParams::new(500.0, 1.0)), ..d.clone() };
+    let sg = subgroup_backward().resolved(64);
+    assert_eq!(sg.kernel_for(&d64), AttentionKernel::Subgroup);
+    assert_eq!(sg.kernel_for(&d32), AttentionKernel::Subgroup);
+    assert_eq!(sg.kernel_for(&with_rope(&d64)), AttentionKernel::Subgroup);
+    assert_eq!(sg.kernel_for(&with_rope(&d32)), AttentionKernel::Lanes, "RoPE partners in other lanes");
+    let no_subgroups = AttentionPlanOptions {
+        limits: DeviceLimits { subgroup_min_size: Some(4), ..sg.limits },
+        ..sg.clone()
+    };
+    assert_eq!(no_subgroups.kernel_for(&d64), AttentionKernel::Lanes, "4-lane subgroups");
+    let small = AttentionPlanOptions { block_q: 16, block_k: 16, rows_per_invocation: 4, ..sg.clone() };
+    assert_eq!(small.kernel_for(&d64), AttentionKernel::Lanes, "workgroups of 4");
+    let lanes = AttentionPlanOptions { kernel: AttentionKernel::Lanes, ..sg.clone() };
+    assert_eq!(lanes.kernel_for(&d64), AttentionKernel::Lanes);
+    let (_, stats) = plan_attention(&d64, &sg).unwrap();
+    assert_eq!(stats.kernel, AttentionKernel::Subgroup);
+    assert!(stats.to_string().contains("subgroup kernels"), "{stats}");
+    assert_eq!("subgroup".parse::<AttentionKernel>(), Ok(AttentionKernel::Subgroup));
+    let err = "warp".parse::<AttentionKernel>().unwrap_err();
+    assert!(err.contains("`warp` is neither `lanes` nor `subgroup`"), "{err}");
 }
 
 /// The pattern whose kernels are snapshotted in full.
@@ -183,6 +245,7 @@ fn every_emitted_module_passes_spirv_val() {
                 ..base
             }
         },
+        subgroup_backward(),
     ];
     let mut failures = Vec::new();
     let mut checked = 0;
@@ -278,7 +341,13 @@ fn a_saved_forward_pass_leaves_the_backward_kernels_alone() {
 
 #[test]
 fn attention_tiles_keep_their_rows_only_at_the_head_dim_they_were_measured_at() {
-    let tiles = AttentionTiles { block_q: 64, block_k: 16, rows_per_invocation: 4, rows_head_dim: Some(64) };
+    let tiles = AttentionTiles {
+        block_q: 64,
+        block_k: 16,
+        rows_per_invocation: 4,
+        rows_head_dim: Some(64),
+        kernel: AttentionKernel::Lanes,
+    };
     let at64 = tiles.apply(backward(), 64);
     assert_eq!((at64.block_q, at64.block_k, at64.rows_per_invocation, at64.backward), (64, 16, 4, true));
     let at128 = tiles.apply(backward(), 128);

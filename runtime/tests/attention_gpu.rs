@@ -18,7 +18,7 @@ use mask_strategy::mask_strategy;
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use weft_compiler::attention::{AttentionPlanOptions, FusedAttentionDesc};
+use weft_compiler::attention::{AttentionKernel, AttentionPlanOptions, FusedAttentionDesc};
 use weft_compiler::{DeviceLimits, KernelPlan, plan_attention};
 use weft_ir::expr::{SizeExpr, SizeKind, SizeOp, parse_mask};
 use weft_ir::graph::RopeParams;
@@ -43,6 +43,29 @@ fn rng(test: &str) -> (StdRng, u64) {
 fn device_options(ex: &Executor) -> AttentionPlanOptions {
     let limits = ex.gpu().limits();
     AttentionPlanOptions { limits, backward: true, ..AttentionPlanOptions::default() }
+}
+
+/// The kernels this device runs: the lane kernels everywhere, and the
+/// subgroup-shared ones where subgroups have at least 8 lanes.
+fn kernels(ex: &Executor) -> Vec<AttentionKernel> {
+    let shared = ex.gpu().limits().subgroup_min_size.is_some_and(|s| s >= 8);
+    AttentionKernel::ALL.into_iter().filter(|k| *k == AttentionKernel::Lanes || shared).collect()
+}
+
+/// [`check`] with each of the device's kernels, asserting that the planner
+/// ran the one asked for (the shapes here all allow the subgroup kernels).
+fn check_each_kernel(
+    ex: &mut Executor,
+    desc: &FusedAttentionDesc,
+    opts: &AttentionPlanOptions,
+    rng: &mut StdRng,
+    seed: u64,
+) {
+    for kernel in kernels(ex) {
+        let opts = AttentionPlanOptions { kernel, ..opts.clone() };
+        assert_eq!(opts.resolved(desc.head_dim).kernel_for(desc), kernel, "{}", desc.name);
+        check(ex, desc, &opts, rng, seed);
+    }
 }
 
 /// Random values in ±[0.05, 2): never zero.
@@ -217,7 +240,7 @@ fn try_check(
         want.dk = rope_rows(&want.dk, n, d, rope, true);
     }
     let what = format!(
-        "`{}` (B={} H={} N={} D={}, blocks {}x{}, {} rows/invocation, {} chunks; seed {seed})",
+        "`{}` (B={} H={} N={} D={}, blocks {}x{}, {} rows/invocation, {} kernels, {} chunks; seed {seed})",
         desc.name,
         desc.batch,
         desc.n_heads,
@@ -226,6 +249,7 @@ fn try_check(
         stats.block_q,
         stats.block_k,
         stats.rows_per_invocation,
+        stats.kernel,
         stats.chunks
     );
 
@@ -346,7 +370,7 @@ fn example_patterns_match_the_f64_reference() {
         // seconds to compile on lavapipe, so D = 64 runs at one length.)
         for (n, d, batch) in [(64, 16, 2), (100, 16, 1), (100, 64, 2)] {
             for desc in example_descs(file, n, 4, batch, d) {
-                check(&mut ex, &desc, &opts, &mut rng, seed);
+                check_each_kernel(&mut ex, &desc, &opts, &mut rng, seed);
             }
         }
     }
@@ -406,6 +430,7 @@ proptest! {
         r in prop::sample::select(vec![1usize, 2, 4]),
         block_q in prop::sample::select(vec![8usize, 16, 32]),
         block_k in prop::sample::select(vec![8usize, 16, 32, 64]),
+        kernel in prop::sample::select(AttentionKernel::ALL.to_vec()),
         input_seed in any::<u64>(),
     ) {
         let [first, second] = masks;
@@ -425,7 +450,9 @@ proptest! {
             rope: None,
         };
         let Some(mut ex) = shared_executor() else { return Ok(()) };
-        let opts = AttentionPlanOptions { block_q, block_k, rows_per_invocation: r, ..device_options(&ex) };
+        // Where the workgroups are not multiples of 8 (or the device has no
+        // subgroups) the planner runs the lane kernels for `Subgroup`.
+        let opts = AttentionPlanOptions { block_q, block_k, rows_per_invocation: r, kernel, ..device_options(&ex) };
         let mut rng = StdRng::seed_from_u64(input_seed);
         try_check(&mut ex, &desc, &opts, &mut rng, input_seed)
             .map_err(|e| TestCaseError::fail(format!("{e}\nmasks {listing:?}")))?;
@@ -439,6 +466,8 @@ fn each_sample_of_a_batch_is_independent_of_the_others() {
     let opts = device_options(&ex);
     let heads = [(0..2, "causal & groups(25)"), (2..4, "roll(12, causal & groups(25))")];
     let pair = custom("s2-batch", &heads, 100, 2, 16);
+    let opts =
+        AttentionPlanOptions { kernel: *kernels(&ex).last().unwrap_or(&AttentionKernel::Lanes), ..opts };
     let (both, _, inputs) = check(&mut ex, &pair, &opts, &mut rng, seed);
     // The second sample alone, through a batch-1 plan.
     let single = custom("s2-batch", &heads, 100, 1, 16);
@@ -461,33 +490,36 @@ fn queries_that_see_no_key_output_zeros_and_get_zero_gradients() {
     let heads = [(0..1, "causal & !sink(1)"), (1..2, "window(3) & !causal"), (2..3, "causal & !causal")];
     for n in [64, 100] {
         let desc = custom("empty", &heads, n, 2, 16);
-        let (out, want, _) = check(&mut ex, &desc, &opts, &mut rng, seed);
-        let d = 16;
-        let expected_empty: Vec<usize> = (0..2)
-            .flat_map(|b| {
-                [(b * 3) * n, (b * 3 + 1) * n + n - 1]
-                    .into_iter()
-                    .chain((0..n).map(move |i| (b * 3 + 2) * n + i))
-            })
-            .collect();
-        let mut expected_empty = expected_empty;
-        expected_empty.sort_unstable();
-        assert_eq!(want.empty_rows, expected_empty);
-        for &row in &want.empty_rows {
-            for name in ["o", "dq"] {
-                let values = &out[name][row * d..][..d];
-                assert!(
-                    values.iter().all(|&x| x == 0.0),
-                    "`{name}` of empty row {row}: {values:?} (seed {seed})"
-                );
+        for kernel in kernels(&ex) {
+            let opts = AttentionPlanOptions { kernel, ..opts.clone() };
+            let (out, want, _) = check(&mut ex, &desc, &opts, &mut rng, seed);
+            let d = 16;
+            let expected_empty: Vec<usize> = (0..2)
+                .flat_map(|b| {
+                    [(b * 3) * n, (b * 3 + 1) * n + n - 1]
+                        .into_iter()
+                        .chain((0..n).map(move |i| (b * 3 + 2) * n + i))
+                })
+                .collect();
+            let mut expected_empty = expected_empty;
+            expected_empty.sort_unstable();
+            assert_eq!(want.empty_rows, expected_empty);
+            for &row in &want.empty_rows {
+                for name in ["o", "dq"] {
+                    let values = &out[name][row * d..][..d];
+                    assert!(
+                        values.iter().all(|&x| x == 0.0),
+                        "`{name}` of empty row {row}: {values:?} (seed {seed})"
+                    );
+                }
+                assert!(out["lse"][row].is_finite());
             }
-            assert!(out["lse"][row].is_finite());
-        }
-        // Head 2 sees nothing: every gradient of it is zero.
-        for b in 0..2 {
-            let head = (b * 3 + 2) * n * d..(b * 3 + 3) * n * d;
-            for name in ["dk", "dv", "dq", "o"] {
-                assert!(out[name][head.clone()].iter().all(|&x| x == 0.0), "`{name}` of the empty head");
+            // Head 2 sees nothing: every gradient of it is zero.
+            for b in 0..2 {
+                let head = (b * 3 + 2) * n * d..(b * 3 + 3) * n * d;
+                for name in ["dk", "dv", "dq", "o"] {
+                    assert!(out[name][head.clone()].iter().all(|&x| x == 0.0), "`{name}` of the empty head");
+                }
             }
         }
     }
@@ -511,17 +543,27 @@ fn chunked_plans_with_folded_grids_match_the_reference() {
             max_workgroups_per_dimension: max_workgroups,
             ..device.limits
         };
-        let opts = AttentionPlanOptions { limits, block_q: block, block_k: block, ..device.clone() };
+        // Workgroups of 8 invocations, which the subgroup kernels need.
+        let rows = block / 8;
+        let opts = AttentionPlanOptions {
+            limits,
+            block_q: block,
+            block_k: block,
+            rows_per_invocation: rows,
+            ..device.clone()
+        };
         let (plan, stats) = plan_attention(&desc, &opts).unwrap();
         assert!(stats.chunks > 1, "expected chunks: {stats}");
         assert!(plan.kernels.iter().any(|k| k.workgroups[1] > 1), "expected a folded grid");
-        check(&mut ex, &desc, &opts, &mut rng, seed);
+        check_each_kernel(&mut ex, &desc, &opts, &mut rng, seed);
     }
 }
 
 /// RoPE on load (linear interpolation by 2): whole-vec4 partners (D = 8, 16)
 /// and mixed components (D = 12), sequences that are not a multiple of the
-/// block, long ones, and a chunked plan on a folded grid (the table is bound whole).
+/// block, long ones, and a chunked plan on a folded grid (the table is bound
+/// whole); at D = 64 also through the subgroup kernels, whose lanes rotate the
+/// columns they load.
 #[test]
 fn rope_on_load_matches_the_reference() {
     let (mut rng, seed) = rng("rope");
@@ -539,6 +581,8 @@ fn rope_on_load_matches_the_reference() {
         ..custom("rope", &heads, 2048, 1, 8)
     };
     check(&mut ex, &desc, &device, &mut rng, seed);
+    let desc = FusedAttentionDesc { rope, ..custom("rope", &heads, 100, 1, 64) };
+    check_each_kernel(&mut ex, &desc, &device, &mut rng, seed);
     let desc = FusedAttentionDesc { rope, ..custom("rope-chunked", &heads, 100, 8, 8) };
     let limits = DeviceLimits {
         max_storage_binding: (17 * 100 * 8 * 4) as u64,

@@ -11,8 +11,8 @@ use std::collections::HashMap;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use weft_compiler::AttentionTiles;
 use weft_compiler::optimize::{OptimizeOptions, optimize};
+use weft_compiler::{AttentionKernel, AttentionTiles};
 use weft_compiler::{GraphPlanOptions, plan_graph};
 use weft_ir::autodiff::{Gradients, differentiate, trainable_parameters};
 use weft_ir::graph::{Op, ValidGraph};
@@ -174,17 +174,19 @@ fn the_fused_training_graph_has_no_t_squared_buffers_and_matches() {
 
     let Some(gpu) = gpu() else { return };
     let opts = gpu.plan_options();
-    // Other tiles and rows for the forward and the backward kernels than the
-    // defaults, as `weft tune` may choose them.
-    let tiles = |block_q, block_k, rows_per_invocation| AttentionTiles {
+    // Other tiles, rows and kernels for the forward and the backward than the
+    // defaults, as `weft tune` may choose them (the subgroup kernels run where
+    // the device has them).
+    let tiles = |block_q, block_k, rows_per_invocation, kernel| AttentionTiles {
         block_q,
         block_k,
         rows_per_invocation,
         rows_head_dim: None,
+        kernel,
     };
     let tuned = GraphPlanOptions {
-        attention_forward: tiles(16, 32, 1),
-        attention_backward: tiles(32, 16, 2),
+        attention_forward: tiles(16, 32, 1, AttentionKernel::Lanes),
+        attention_backward: tiles(32, 16, 2, AttentionKernel::Subgroup),
         ..opts.clone()
     };
     let (gpu_inputs, ref_inputs) = inputs(&unfused_step.graph, &config, t, &mut rng);

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use weft_compiler::attention::{AttentionPlanOptions, FusedAttentionDesc};
+use weft_compiler::attention::{AttentionKernel, AttentionPlanOptions, FusedAttentionDesc};
 use weft_compiler::{MatmulClass, MatmulConfig, MatmulKernel, MatmulTable};
 use weft_ir::expr::parse_mask;
 use weft_ir::interp::{Tensor, masked_attention};
@@ -39,12 +39,19 @@ fn adapter(name: &str, driver_info: &str) -> AdapterIdentity {
 }
 
 fn attention(block: usize, checks: ShaderChecks, head_dim: usize) -> AttentionEntry {
-    let config = KernelConfig { block_q: block, block_k: block, rows_per_invocation: 2, checks };
+    // The subgroup kernels forward, the lane kernels backward: both round-trip.
+    let config = KernelConfig {
+        block_q: block,
+        block_k: block,
+        rows_per_invocation: 2,
+        checks,
+        kernel: AttentionKernel::Subgroup,
+    };
     AttentionEntry {
         problem: format!("causal B=1 H=4 N=512 D={head_dim}"),
         head_dim,
         forward: config,
-        backward: KernelConfig { rows_per_invocation: 1, ..config },
+        backward: KernelConfig { rows_per_invocation: 1, kernel: AttentionKernel::Lanes, ..config },
     }
 }
 
@@ -148,10 +155,21 @@ workgroup = 32
     let loaded = cache.lookup(&key).unwrap().expect("the old entry");
     let tuned = MatmulConfig { kernel: MatmulKernel::Subgroup, rows: 8, cols: 64, workgroup: 32 };
     assert_eq!(loaded.matmul, BTreeMap::from([(MatmulClass::Small, tuned), (MatmulClass::Large, tuned)]));
-    let forward =
-        KernelConfig { block_q: 64, block_k: 32, rows_per_invocation: 4, checks: ShaderChecks::Unchecked };
-    let backward =
-        KernelConfig { block_q: 32, block_k: 32, rows_per_invocation: 2, checks: ShaderChecks::Checked };
+    // Entries from before the subgroup kernels name no kernel: the lane kernels.
+    let forward = KernelConfig {
+        block_q: 64,
+        block_k: 32,
+        rows_per_invocation: 4,
+        checks: ShaderChecks::Unchecked,
+        kernel: AttentionKernel::Lanes,
+    };
+    let backward = KernelConfig {
+        block_q: 32,
+        block_k: 32,
+        rows_per_invocation: 2,
+        checks: ShaderChecks::Checked,
+        kernel: AttentionKernel::Lanes,
+    };
     assert_eq!(
         loaded.attention,
         vec![AttentionEntry { problem: "causal B=1 H=4 N=512 D=64".into(), head_dim: 64, forward, backward }]
@@ -375,6 +393,8 @@ fn unchecked_modules_compute_what_checked_ones_do() {
         backward: true,
         limits,
         saved_forward: false,
+        // The subgroup kernels where the device has them: what CPU adapters run unchecked.
+        kernel: AttentionKernel::Subgroup,
     };
     let inputs = inputs(b * h * n * d);
     let checked = FusedPlan::new(&desc, &opts, ShaderChecks::Checked).unwrap();

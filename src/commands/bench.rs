@@ -7,8 +7,11 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use weft_compiler::{AttentionPlanOptions, CompileOptions, Mode, OptimizeOptions, compile, fuse_attention};
-use weft_runtime::tune::KernelChoice;
+use weft_compiler::{
+    AttentionPlanOptions, CompileOptions, FusedAttentionDesc, Mode, OptimizeOptions, compile, fuse_attention,
+};
+use weft_ir::mask::head_stats;
+use weft_runtime::tune::{KernelChoice, MatmulShape, matmul_rate};
 use weft_runtime::{Executor, FusedPlan, Gpu, Prepared};
 
 use crate::commands::tune::kernel_choice;
@@ -37,7 +40,8 @@ fn reference(name: &str, n: usize, args: &BenchAttnArgs) -> anyhow::Result<Valid
 
 #[derive(Subcommand, Debug)]
 pub enum BenchWhat {
-    /// Attention: fused S2-Attn and full causal forward+backward, and the unfused roll graph.
+    /// Attention: fused causal and S2-Attn, forward and forward+backward, against
+    /// the matmul rate of the same run; and the unfused roll graph.
     Attn(BenchAttnArgs),
     /// One fine-tuning step (forward, loss, backward) of a ~20M-parameter LLaMA, causal vs S2-Attn.
     Step(super::bench_step::BenchStepArgs),
@@ -48,7 +52,7 @@ pub enum BenchWhat {
 #[derive(Args, Debug)]
 pub struct BenchAttnArgs {
     /// Sequence lengths, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "1024,4096", value_parser = crate::args::seq_len)]
+    #[arg(long, value_delimiter = ',', default_value = "1024,4096,8192", value_parser = crate::args::seq_len)]
     pub seq_len: Vec<usize>,
     #[arg(long, default_value_t = 8, value_parser = crate::args::heads)]
     pub heads: usize,
@@ -59,7 +63,8 @@ pub struct BenchAttnArgs {
     /// Timed runs after one warm-up run (which also compiles the pipelines); the median is reported.
     #[arg(long, default_value_t = 3, value_parser = crate::args::repeats)]
     pub repeats: usize,
-    /// Skip the unfused baseline (it materializes N x N scores and is slow).
+    /// Skip the unfused baseline (it materializes N x N scores and is slow; it
+    /// never runs above N = 4096).
     #[arg(long)]
     pub no_unfused: bool,
 }
@@ -76,10 +81,16 @@ fn attn(args: &BenchAttnArgs) -> anyhow::Result<()> {
     let gpu = Gpu::new()?;
     println!("adapter: {}", gpu.adapter_description());
     let limits = gpu.limits();
-    // `weft tune`'s choice for this adapter if there is one, else the defaults.
+    // `weft tune`'s choices for this adapter if there are some, else the defaults.
     let choice = kernel_choice(&gpu, args.head_dim);
+    let plan_opts = super::tune::plan_options(&gpu);
     println!("fwd+bwd {}", choice.describe(true, args.head_dim));
     println!("fwd     {}", choice.describe(false, args.head_dim));
+    println!(
+        "GFLOP/s counts the multiply-adds of the tiles the kernels visit; useful GFLOP/s counts \
+         4·D per allowed (query, key) pair forward, 3.5x that forward + backward; \
+         ÷ matmul is useful GFLOP/s over the matmul's, at the FLOPs of causal forward + backward"
+    );
     let mut executor = Executor::new(gpu);
     let base = AttentionPlanOptions { limits, ..AttentionPlanOptions::default() };
     for &n in &args.seq_len {
@@ -88,63 +99,113 @@ fn attn(args: &BenchAttnArgs) -> anyhow::Result<()> {
         let elements = crate::memory::attention_tensors(shape, 16, &format!("bench attn at N = {n}"))?;
         let inputs = random_inputs(elements);
         println!("\nN = {n}, H = {}, D = {}, B = {}", args.heads, args.head_dim, args.batch);
+        let mut patterns = Vec::new();
+        for name in ["causal", "s2attn-roll"] {
+            let reference = reference(name, n, args)?;
+            let fused = fuse_attention(reference.clone(), &OptimizeOptions::default())?;
+            let useful = useful_forward_flops(&fused.desc, base.block_q)?;
+            patterns.push((name, reference, useful));
+        }
+        // The matmul the attention is held against: the kernel this adapter's
+        // plans use at that size, with the FLOPs of causal forward + backward.
+        let causal_all = 3.5 * patterns[0].2;
+        let side = matmul_side(causal_all);
+        let (config, matmul) =
+            matmul_rate(&mut executor, &plan_opts, MatmulShape::new(side, side, side), args.repeats)
+                .with_context(|| format!("timing the {side}x{side}x{side} matmul"))?;
         println!(
-            "  {:<34} {:>11} {:>11} {:>14} {:>9}",
-            "run", "median ms", "GFLOP/s", "peak buffers", "largest"
+            "  matmul {side}x{side}x{side} ({config}, {:.1} GFLOP; causal fwd+bwd is {:.1}): {matmul:.2} GFLOP/s",
+            2.0 * (side as f64).powi(3) / 1e9,
+            causal_all / 1e9
+        );
+        println!(
+            "  {:<34} {:>11} {:>9} {:>9} {:>9} {:>14} {:>9}",
+            "run", "median ms", "GFLOP/s", "useful", "÷ matmul", "peak buffers", "largest"
         );
         let mut times = HashMap::new();
-        for name in ["s2attn-roll", "causal"] {
-            let fused = fused_plan(&reference(name, n, args)?, &choice, &base, true, args.head_dim)?;
-            let flops = (fused.stats().flops_forward + fused.stats().flops_backward) as f64;
-            let label = format!("fused {name} fwd+bwd");
-            let prepared = executor.prepare(&fused).with_context(|| format!("preparing {label}"))?;
-            let largest = fused.plan().largest_buffer();
-            let t = time_plan(&executor, &prepared, largest, &inputs, args.repeats, &label, flops)?;
-            times.insert(name, t);
-        }
-        let ratio = times["s2attn-roll"].as_secs_f64() / times["causal"].as_secs_f64();
-        println!("  S2-Attn / causal (fwd+bwd): {ratio:.3}x");
-        if !args.no_unfused {
-            let reference = reference("s2attn-roll", n, args)?;
-            let opts = super::tune::plan_options(executor.gpu());
-            // The backward pass as autodiff spells it: scores and probabilities
-            // materialized, as an eager framework computes it.
-            let as_written = |mode: Mode| CompileOptions {
-                mode,
-                optimize: false,
-                plan: opts.clone(),
-                ..Default::default()
-            };
-            let backward = Mode::Training { wrt: ["q", "k", "v"].map(String::from).to_vec() };
-            let fused = fused_plan(&reference, &choice, &base, false, args.head_dim)?;
-            let flops_fwd = fused.stats().flops_forward as f64;
-            let flops_all = flops_fwd + fused.stats().flops_backward as f64;
-            let unfused_fwd = {
-                let plan = compile(reference.clone(), &as_written(Mode::Inference))?.plan;
-                let label = "unfused s2attn-roll fwd";
-                let prepared = executor.prepare(&plan).with_context(|| format!("preparing {label}"))?;
-                let largest = plan.largest_buffer();
-                time_plan(&executor, &prepared, largest, &inputs, args.repeats, label, flops_fwd)?
-            };
-            let fused_fwd = {
-                let label = "fused s2attn-roll fwd";
+        for (name, reference, useful) in &patterns {
+            for backward in [false, true] {
+                let fused = fused_plan(reference, &choice, &base, backward, args.head_dim)?;
+                let stats = fused.stats();
+                let visited = (stats.flops_forward + stats.flops_backward) as f64;
+                let pass = if backward { "fwd+bwd" } else { "fwd" };
+                let label = format!("fused {name} {pass}");
                 let prepared = executor.prepare(&fused).with_context(|| format!("preparing {label}"))?;
+                let rate = Rate { visited, useful: useful * if backward { 3.5 } else { 1.0 }, matmul };
                 let largest = fused.plan().largest_buffer();
-                time_plan(&executor, &prepared, largest, &inputs, args.repeats, label, flops_fwd)?
-            };
-            let unfused_all = {
-                let plan = compile(reference.clone(), &as_written(backward))?.plan;
-                let label = "unfused s2attn-roll fwd+bwd";
-                let prepared = executor.prepare(&plan).with_context(|| format!("preparing {label}"))?;
-                let largest = plan.largest_buffer();
-                time_plan(&executor, &prepared, largest, &inputs, args.repeats, label, flops_all)?
-            };
-            let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
-            println!("  unfused / fused (forward): {:.2}x", ratio(unfused_fwd, fused_fwd));
-            println!("  unfused / fused (fwd+bwd): {:.2}x", ratio(unfused_all, times["s2attn-roll"]));
+                let t = time_plan(&executor, &prepared, largest, &inputs, args.repeats, &label, rate)?;
+                times.insert((*name, backward), t);
+            }
         }
+        let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+        for (backward, pass) in [(false, "fwd"), (true, "fwd+bwd")] {
+            let r = ratio(times[&("s2attn-roll", backward)], times[&("causal", backward)]);
+            println!("  S2-Attn / causal time ({pass}): {r:.3}x");
+        }
+        if args.no_unfused {
+            continue;
+        }
+        if n > MAX_UNFUSED_SEQ_LEN {
+            println!("  unfused baseline skipped above N = {MAX_UNFUSED_SEQ_LEN} (its N×N scores alone outgrow memory)");
+            continue;
+        }
+        let (_, reference, useful) = &patterns[1];
+        let opts = plan_opts.clone();
+        // The backward pass as autodiff spells it: scores and probabilities
+        // materialized, as an eager framework computes it.
+        let as_written =
+            |mode: Mode| CompileOptions { mode, optimize: false, plan: opts.clone(), ..Default::default() };
+        let backward = Mode::Training { wrt: ["q", "k", "v"].map(String::from).to_vec() };
+        let fused = fused_plan(reference, &choice, &base, false, args.head_dim)?;
+        let flops_fwd = fused.stats().flops_forward as f64;
+        let fused_all = fused_plan(reference, &choice, &base, true, args.head_dim)?;
+        let flops_all = (fused_all.stats().flops_forward + fused_all.stats().flops_backward) as f64;
+        let unfused_fwd = {
+            let plan = compile(reference.clone(), &as_written(Mode::Inference))?.plan;
+            let label = "unfused s2attn-roll fwd";
+            let prepared = executor.prepare(&plan).with_context(|| format!("preparing {label}"))?;
+            let rate = Rate { visited: flops_fwd, useful: *useful, matmul };
+            time_plan(&executor, &prepared, plan.largest_buffer(), &inputs, args.repeats, label, rate)?
+        };
+        let unfused_all = {
+            let plan = compile(reference.clone(), &as_written(backward))?.plan;
+            let label = "unfused s2attn-roll fwd+bwd";
+            let prepared = executor.prepare(&plan).with_context(|| format!("preparing {label}"))?;
+            let rate = Rate { visited: flops_all, useful: 3.5 * useful, matmul };
+            time_plan(&executor, &prepared, plan.largest_buffer(), &inputs, args.repeats, label, rate)?
+        };
+        println!("  unfused / fused (forward): {:.2}x", ratio(unfused_fwd, times[&("s2attn-roll", false)]));
+        println!("  unfused / fused (fwd+bwd): {:.2}x", ratio(unfused_all, times[&("s2attn-roll", true)]));
     }
     Ok(())
+}
+
+/// The longest sequence the unfused baseline runs at: at 8192 its score
+/// matrices alone would take 2 GiB per head.
+const MAX_UNFUSED_SEQ_LEN: usize = 4096;
+
+/// Useful forward FLOPs of a fused attention node: 4·D per pair its masks
+/// allow (two multiply-adds per pair and head dimension: QKᵀ and PV), over
+/// every head and batch entry.
+fn useful_forward_flops(desc: &FusedAttentionDesc, block: usize) -> anyhow::Result<f64> {
+    let pairs: u64 =
+        desc.head_masks()?.iter().map(|mask| head_stats(mask, desc.seq_len, block).allowed_pairs).sum();
+    Ok(4.0 * desc.head_dim as f64 * pairs as f64 * desc.batch as f64)
+}
+
+/// The side of a square matmul with about `flops` FLOPs (2·side³), a multiple of 64.
+fn matmul_side(flops: f64) -> usize {
+    let side = (flops / 2.0).cbrt();
+    ((side / 64.0).round() as usize).max(1) * 64
+}
+
+/// What a timed run's FLOPs are: visited-tile FLOPs, useful FLOPs, and the
+/// matmul rate of the same run.
+#[derive(Clone, Copy)]
+struct Rate {
+    visited: f64,
+    useful: f64,
+    matmul: f64,
 }
 
 /// The fused plan of `reference` with the adapter's kernel configuration.
@@ -179,7 +240,7 @@ fn time_plan(
     inputs: &HashMap<String, Vec<f32>>,
     repeats: usize,
     label: &str,
-    flops: f64,
+    rate: Rate,
 ) -> anyhow::Result<Duration> {
     let wanted: HashMap<String, Vec<f32>> = prepared
         .input_names()
@@ -192,11 +253,15 @@ fn time_plan(
         (0..repeats.max(1)).map(|_| executor.execute(prepared)).collect::<Result<_, _>>()?;
     times.sort();
     let median = times[times.len() / 2];
+    let seconds = median.as_secs_f64();
+    let useful = rate.useful / seconds / 1e9;
     println!(
-        "  {:<34} {:>11.1} {:>11.2} {:>11.1} MiB {:>5.1} MiB",
+        "  {:<34} {:>11.1} {:>9.2} {:>9.2} {:>8.2}x {:>10.1} MiB {:>5.1} MiB",
         label,
-        median.as_secs_f64() * 1e3,
-        flops / median.as_secs_f64() / 1e9,
+        seconds * 1e3,
+        rate.visited / seconds / 1e9,
+        useful,
+        useful / rate.matmul,
         prepared.total_bytes() as f64 / (1 << 20) as f64,
         largest as f64 / (1 << 20) as f64
     );

@@ -12,17 +12,17 @@
 use super::AttentionShape;
 
 /// A WGSL writer with indentation.
-struct Code {
+pub(super) struct Code {
     out: String,
     depth: usize,
 }
 
 impl Code {
-    fn new() -> Code {
+    pub(super) fn new() -> Code {
         Code { out: String::new(), depth: 0 }
     }
 
-    fn line(&mut self, text: impl AsRef<str>) {
+    pub(super) fn line(&mut self, text: impl AsRef<str>) {
         for _ in 0..self.depth {
             self.out.push_str("    ");
         }
@@ -31,32 +31,37 @@ impl Code {
     }
 
     /// A line ending in `{`, then one level deeper.
-    fn open(&mut self, text: impl AsRef<str>) {
+    pub(super) fn open(&mut self, text: impl AsRef<str>) {
         self.line(text);
         self.depth += 1;
     }
 
-    fn close(&mut self) {
+    pub(super) fn close(&mut self) {
         self.depth = self.depth.saturating_sub(1);
         self.line("}");
     }
 
-    fn finish(self) -> String {
+    pub(super) fn finish(self) -> String {
         self.out
     }
 }
 
-fn entry(c: &mut Code) {
+/// The entry point's signature; with `subgroup`, the invocation's index in
+/// its subgroup as `sl`.
+pub(super) fn entry(c: &mut Code, subgroup: bool) {
     c.line("@compute @workgroup_size(WG)");
     c.line("fn main(");
     c.line("    @builtin(workgroup_id) wid: vec3<u32>,");
     c.line("    @builtin(num_workgroups) nwg: vec3<u32>,");
     c.line("    @builtin(local_invocation_index) lid: u32,");
+    if subgroup {
+        c.line("    @builtin(subgroup_invocation_id) sl: u32,");
+    }
     c.open(") {");
 }
 
 /// Workgroup -> (block, chunk-local batch x head), for a grid of `blocks` blocks per pair.
-fn locate(c: &mut Code, blocks: &str, block: &str) {
+pub(super) fn locate(c: &mut Code, blocks: &str, block: &str) {
     c.line("let tile = wid.y * nwg.x + wid.x;");
     c.open(format!("if (tile >= {blocks} * params.bh_count) {{"));
     c.line("return;");
@@ -70,7 +75,7 @@ fn locate(c: &mut Code, blocks: &str, block: &str) {
 
 /// `ok<r>`: whether the mask allows the pair of owned row `r` and the visited
 /// position; evaluated in partial tiles only.
-fn allowed(c: &mut Code, rows: usize, pair: impl Fn(usize) -> (String, String)) {
+pub(super) fn allowed(c: &mut Code, rows: usize, pair: impl Fn(usize) -> (String, String)) {
     for r in 0..rows {
         let (q, k) = pair(r);
         c.line(format!("let ok{r} = !partial || mask_allows(hi, i32({q}), i32({k}));"));
@@ -79,7 +84,7 @@ fn allowed(c: &mut Code, rows: usize, pair: impl Fn(usize) -> (String, String)) 
 
 /// The rows `<block> * B + r * WG + lid` an invocation owns: clamped to the
 /// sequence for loading (`<name><r>`), and their offsets `<at><r>`.
-fn own_rows(c: &mut Code, rows: usize, block: &str, size: &str, name: &str, at: &str) {
+pub(super) fn own_rows(c: &mut Code, rows: usize, block: &str, size: &str, name: &str, at: &str) {
     for r in 0..rows {
         c.line(format!("let {name}{r} = min({block} * {size} + {r}u * WG + lid, N - 1u);"));
         c.line(format!("let {at}{r} = (base + {name}{r}) * D4;"));
@@ -87,10 +92,10 @@ fn own_rows(c: &mut Code, rows: usize, block: &str, size: &str, name: &str, at: 
 }
 
 /// The value of every vec4 column of an owned row, for one output buffer.
-type Column<'a> = (&'a str, &'a dyn Fn(usize, usize) -> String);
+pub(super) type Column<'a> = (&'a str, &'a dyn Fn(usize, usize) -> String);
 
 /// Stores every owned row inside the sequence to each buffer of `columns`, then runs `extra`.
-fn store_rows(
+pub(super) fn store_rows(
     c: &mut Code,
     (rows, d4): (usize, usize),
     (block, size): (&str, &str),
@@ -113,7 +118,7 @@ fn store_rows(
 
 /// Opens the loop over the tiles of block row `block` of the table, binding
 /// `<first_pos>` (first position of the other block), `partial` and `count`.
-fn tiles(c: &mut Code, rows_per_table: &str, block: &str, other_size: &str, first_pos: &str) {
+pub(super) fn tiles(c: &mut Code, rows_per_table: &str, block: &str, other_size: &str, first_pos: &str) {
     c.line(format!("let ptr = TABLE + blocks[head] * ({rows_per_table} + 1u) + {block};"));
     c.line("let last = blocks[ptr + 1u];");
     c.open("for (var e = blocks[ptr]; e < last; e++) {");
@@ -154,7 +159,7 @@ fn rotated(d4: usize, d: usize, col: &dyn Fn(usize) -> String, pos: &str, transp
 /// Lets `<name><d>` (`d < d4`) be the columns of the row at offset `at`
 /// (position `pos`) of buffer `buffer`, times `factor`; rotated by RoPE on load
 /// when the kernel has it.
-fn load_row(
+pub(super) fn load_row(
     c: &mut Code,
     shape: &AttentionShape,
     buffer: &str,
@@ -182,7 +187,7 @@ fn load_row(
 /// The stored value of column `d` of accumulator `acc<r>_<d>` at position
 /// `out<r>`, times SCALE: with RoPE on load, turned back by the transposed
 /// rotation, so that the gradient is the one of the unrotated input.
-fn store_grad(shape: &AttentionShape, acc: &str, r: usize, d: usize) -> String {
+pub(super) fn store_grad(shape: &AttentionShape, acc: &str, r: usize, d: usize) -> String {
     if !shape.rope {
         return format!("{acc}{r}_{d} * SCALE");
     }
@@ -193,7 +198,7 @@ fn store_grad(shape: &AttentionShape, acc: &str, r: usize, d: usize) -> String {
 /// The table columns the visited rows' rotation steps: with `D/2` a multiple
 /// of 4, the second half's cosines repeat the first half's and its sines
 /// negate them, so the first half is enough.
-fn running_columns(shape: &AttentionShape) -> usize {
+pub(super) fn running_columns(shape: &AttentionShape) -> usize {
     let d4 = shape.head_dim / 4;
     if d4.is_multiple_of(2) { d4 / 2 } else { d4 }
 }
@@ -264,7 +269,7 @@ fn load_visited(c: &mut Code, shape: &AttentionShape, buffer: &str, at: &str) {
 pub(super) fn forward(shape: &AttentionShape) -> String {
     let (rows, d4) = (shape.rows_per_invocation, shape.head_dim / 4);
     let mut c = Code::new();
-    entry(&mut c);
+    entry(&mut c, false);
     locate(&mut c, "NQB", "qb");
     c.line("// This invocation's query rows (clamped for loading; rows past N are never stored),");
     c.line("// pre-scaled, and their running max m, sum l and output accumulator o.");
@@ -339,7 +344,7 @@ pub(super) fn forward(shape: &AttentionShape) -> String {
 pub(super) fn delta(shape: &AttentionShape) -> String {
     let d4 = shape.head_dim / 4;
     let mut c = Code::new();
-    entry(&mut c);
+    entry(&mut c, false);
     c.line("let idx = (wid.y * nwg.x + wid.x) * WG + lid;");
     c.open("if (idx >= params.bh_count * N) {");
     c.line("return;");
@@ -356,7 +361,7 @@ pub(super) fn delta(shape: &AttentionShape) -> String {
 pub(super) fn dkdv(shape: &AttentionShape) -> String {
     let (rows, d4) = (shape.rows_per_invocation, shape.head_dim / 4);
     let mut c = Code::new();
-    entry(&mut c);
+    entry(&mut c, false);
     locate(&mut c, "NKB", "kb");
     c.line("// This invocation's key rows (clamped for loading; rows past N are never stored),");
     c.line("// k pre-scaled, and their gradient accumulators.");
@@ -437,7 +442,7 @@ pub(super) fn dkdv(shape: &AttentionShape) -> String {
 pub(super) fn dq(shape: &AttentionShape) -> String {
     let (rows, d4) = (shape.rows_per_invocation, shape.head_dim / 4);
     let mut c = Code::new();
-    entry(&mut c);
+    entry(&mut c, false);
     locate(&mut c, "NQB", "qb");
     c.line("// This invocation's query rows (clamped for loading; rows past N are never stored),");
     c.line("// q pre-scaled, dO, (L, delta), and the dQ accumulator.");

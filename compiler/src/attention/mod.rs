@@ -15,6 +15,7 @@ mod error;
 mod kernels;
 mod shape;
 mod stats;
+mod subgroup;
 mod tables;
 
 use std::ops::Range;
@@ -32,6 +33,7 @@ pub use error::AttentionError;
 pub use kernels::{BindingSpec, KernelSource, delta_kernel, dkdv_kernel, dq_kernel, forward_kernel};
 pub use shape::{AttentionShape, EMPTY_ROW_LSE};
 pub use stats::{PlanStats, TableStats};
+pub use subgroup::SHARERS;
 pub use tables::{BlockTable, BlockTables, TileRef, pack};
 
 /// One fused attention node: `softmax(scale * q k^T, masked) v` for every
@@ -169,6 +171,50 @@ impl FusedAttentionDesc {
     }
 }
 
+/// How the attention kernels load the rows a workgroup visits (the keys and
+/// values of the forward and dQ kernels, the queries and output gradients of
+/// dK/dV).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum AttentionKernel {
+    /// Every invocation loads each visited row itself: runs on any device.
+    #[default]
+    Lanes,
+    /// The lanes of a subgroup load each visited row between them and
+    /// broadcast it (`subgroup.rs`). Where the device's subgroups, the
+    /// workgroup size or RoPE's layout rule it out, the planner runs the lane
+    /// kernels instead ([`AttentionPlanOptions::kernel_for`]).
+    Subgroup,
+}
+
+impl AttentionKernel {
+    pub const ALL: [AttentionKernel; 2] = [AttentionKernel::Lanes, AttentionKernel::Subgroup];
+
+    /// `lanes` or `subgroup`: the name in tuning caches and tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            AttentionKernel::Lanes => "lanes",
+            AttentionKernel::Subgroup => "subgroup",
+        }
+    }
+}
+
+impl std::fmt::Display for AttentionKernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+impl std::str::FromStr for AttentionKernel {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        AttentionKernel::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| format!("attention kernel `{s}` is neither `lanes` nor `subgroup`"))
+    }
+}
+
 /// How to plan: tile sizes, invocation shape and device limits.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AttentionPlanOptions {
@@ -189,6 +235,8 @@ pub struct AttentionPlanOptions {
     /// so they are inputs and the plan is the backward kernels alone. Without
     /// it the plan runs the forward first to recompute them.
     pub saved_forward: bool,
+    /// How visited rows are loaded.
+    pub kernel: AttentionKernel,
 }
 
 impl Default for AttentionPlanOptions {
@@ -200,6 +248,7 @@ impl Default for AttentionPlanOptions {
             backward: false,
             rows_per_invocation: 0,
             saved_forward: false,
+            kernel: AttentionKernel::Lanes,
         }
     }
 }
@@ -217,6 +266,7 @@ pub struct AttentionTiles {
     /// registers against loads, so at another head dimension the automatic
     /// choice applies. `None`: at every head dimension.
     pub rows_head_dim: Option<usize>,
+    pub kernel: AttentionKernel,
 }
 
 impl Default for AttentionTiles {
@@ -228,20 +278,27 @@ impl Default for AttentionTiles {
             block_k: d.block_k,
             rows_per_invocation: d.rows_per_invocation,
             rows_head_dim: None,
+            kernel: d.kernel,
         }
     }
 }
 
 impl AttentionTiles {
     /// The tiles to use on a device before anything was measured on it. On
-    /// CPU adapters, 4 rows per invocation at head dimension 64: `weft tune`
-    /// chose 4 rows there in every run on lavapipe (BENCHMARKS.md), 1.56x
-    /// faster than the automatic 2 on forward + backward, at the price of a
-    /// longer first compile; other head dimensions keep the automatic choice,
-    /// which bounds the registers an invocation holds.
+    /// CPU adapters, the subgroup kernels with 4 rows per invocation at head
+    /// dimension 64: on lavapipe they run causal forward + backward at
+    /// N = 4096 2.3x faster than the lane kernels, and compile no slower
+    /// (BENCHMARKS.md); other head dimensions keep the automatic rows, which
+    /// bound the registers an invocation holds. Other devices keep the lane
+    /// kernels until `weft tune` measures them.
     pub fn default_for(limits: &DeviceLimits) -> AttentionTiles {
         if limits.cpu {
-            AttentionTiles { rows_per_invocation: 4, rows_head_dim: Some(64), ..AttentionTiles::default() }
+            AttentionTiles {
+                rows_per_invocation: 4,
+                rows_head_dim: Some(64),
+                kernel: AttentionKernel::Subgroup,
+                ..AttentionTiles::default()
+            }
         } else {
             AttentionTiles::default()
         }
@@ -254,6 +311,7 @@ impl AttentionTiles {
             block_q: self.block_q,
             block_k: self.block_k,
             rows_per_invocation: rows,
+            kernel: self.kernel,
             ..base
         }
     }
@@ -329,6 +387,19 @@ impl AttentionPlanOptions {
         opts
     }
 
+    /// The kernel that runs for `desc` under these (resolved) options: the
+    /// subgroup kernels where asked for and possible, else the lane kernels.
+    pub fn kernel_for(&self, desc: &FusedAttentionDesc) -> AttentionKernel {
+        let rows = self.rows_per_invocation.max(1);
+        let workgroups = [self.block_q / rows, self.block_k / rows];
+        let possible =
+            subgroup::applies(desc.head_dim, desc.rope.is_some(), &workgroups, self.limits.subgroup_min_size);
+        match self.kernel {
+            AttentionKernel::Subgroup if possible => AttentionKernel::Subgroup,
+            _ => AttentionKernel::Lanes,
+        }
+    }
+
     fn validate(&self, name: &str) -> Result<(), AttentionError> {
         let invalid = |message: String| AttentionError::InvalidOptions { name: name.to_string(), message };
         if self.rows_per_invocation == 0 {
@@ -339,6 +410,7 @@ impl AttentionPlanOptions {
             block_k: self.block_k,
             rows_per_invocation: self.rows_per_invocation,
             rows_head_dim: None,
+            kernel: self.kernel,
         };
         if let Some(problem) = tiles.problem() {
             return Err(invalid(problem));
@@ -440,6 +512,7 @@ fn emit(
         delta_workgroup: DELTA_WORKGROUP,
         scale: desc.scale,
         rope: desc.rope.is_some(),
+        kernel: opts.kernel_for(desc),
     };
     let masks = mask_functions(&desc.heads, desc.seq_len, "NI").map_err(|e| desc.mask_error(e))?;
     let mut sources = Vec::new();

@@ -17,6 +17,8 @@
 //! dimensions. Tensors are bound per chunk of (batch, head) pairs: `params.bh0`
 //! is the chunk's first pair, `params.bh_count` its size.
 
+use super::AttentionKernel;
+
 /// Everything the attention kernels are specialized on.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AttentionShape {
@@ -35,6 +37,8 @@ pub struct AttentionShape {
     pub scale: f32,
     /// RoPE on load, from the `[N, 2, D]` table the planner binds as `rope`.
     pub rope: bool,
+    /// How visited rows are loaded: by every lane, or once per subgroup.
+    pub kernel: AttentionKernel,
 }
 
 impl AttentionShape {

@@ -4,7 +4,7 @@ use std::fmt;
 
 use weft_ir::mask::TileCounts;
 
-use super::{AttentionPlanOptions, BlockTables, FusedAttentionDesc};
+use super::{AttentionKernel, AttentionPlanOptions, BlockTables, FusedAttentionDesc};
 
 /// One block table: its heads, its mask and its tiles (for one (batch, head)).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,6 +32,8 @@ pub struct PlanStats {
     pub block_q: usize,
     pub block_k: usize,
     pub rows_per_invocation: usize,
+    /// The kernels that run: lane or subgroup loads.
+    pub kernel: AttentionKernel,
     pub q_blocks: usize,
     pub k_blocks: usize,
     pub tables: Vec<TableStats>,
@@ -88,6 +90,7 @@ impl PlanStats {
             block_q: tables.block_q,
             block_k: tables.block_k,
             rows_per_invocation: opts.rows_per_invocation,
+            kernel: opts.kernel_for(desc),
             q_blocks: tables.q_blocks(),
             k_blocks: tables.k_blocks(),
             tables: Vec::new(),
@@ -211,7 +214,7 @@ impl fmt::Display for PlanStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "fused attention `{}`: B={} H={} N={} D={}, blocks {}x{} ({} x {} tiles), {} row{} per invocation",
+            "fused attention `{}`: B={} H={} N={} D={}, blocks {}x{} ({} x {} tiles), {} row{} per invocation, {} kernels",
             self.name,
             self.batch,
             self.n_heads,
@@ -222,7 +225,8 @@ impl fmt::Display for PlanStats {
             self.q_blocks,
             self.k_blocks,
             self.rows_per_invocation,
-            if self.rows_per_invocation == 1 { "" } else { "s" }
+            if self.rows_per_invocation == 1 { "" } else { "s" },
+            self.kernel
         )?;
         for (i, t) in self.tables.iter().enumerate() {
             writeln!(

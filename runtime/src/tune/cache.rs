@@ -42,7 +42,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use weft_compiler::{MatmulClass, MatmulConfig, MatmulKernel};
+use weft_compiler::{AttentionKernel, MatmulClass, MatmulConfig, MatmulKernel};
 
 use crate::executor::ShaderChecks;
 use crate::gpu::AdapterIdentity;
@@ -255,6 +255,10 @@ struct RawConfig {
     block_k: usize,
     rows_per_invocation: usize,
     checks: String,
+    /// `lanes` or `subgroup`; entries written before the subgroup kernels
+    /// existed have none and mean `lanes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kernel: Option<String>,
 }
 
 impl RawConfig {
@@ -264,6 +268,7 @@ impl RawConfig {
             block_k: c.block_k,
             rows_per_invocation: c.rows_per_invocation,
             checks: c.checks.as_str().to_string(),
+            kernel: Some(c.kernel.name().to_string()),
         }
     }
 
@@ -271,11 +276,16 @@ impl RawConfig {
         let checks = ShaderChecks::parse(&self.checks).ok_or_else(|| {
             format!("checks = \"{}\" is neither \"checked\" nor \"unchecked\"", self.checks)
         })?;
+        let kernel = match &self.kernel {
+            None => AttentionKernel::Lanes,
+            Some(name) => name.parse()?,
+        };
         let config = KernelConfig {
             block_q: self.block_q,
             block_k: self.block_k,
             rows_per_invocation: self.rows_per_invocation,
             checks,
+            kernel,
         };
         match config.invalid_reason() {
             Some(problem) => Err(problem),

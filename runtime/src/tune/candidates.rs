@@ -3,9 +3,9 @@
 use weft_compiler::attention::MAX_WORKGROUP_INVOCATIONS;
 
 use crate::executor::ShaderChecks;
-use weft_compiler::DeviceLimits;
+use weft_compiler::{AttentionKernel, DeviceLimits};
 
-use super::config::KernelConfig;
+use super::config::{KernelChoice, KernelConfig};
 
 /// Tile sizes tried (square tiles: `block_q = block_k`).
 pub const BLOCKS: [usize; 3] = [32, 64, 16];
@@ -26,6 +26,10 @@ pub struct CandidateSpace {
     pub blocks: Vec<usize>,
     pub rows: Vec<usize>,
     pub checks: Vec<ShaderChecks>,
+    /// Kernels tried; the subgroup ones only where the device has subgroups
+    /// of at least [`weft_compiler::attention::SHARERS`] lanes and the
+    /// workgroup (`block / rows`) is a multiple of that.
+    pub kernels: Vec<AttentionKernel>,
 }
 
 impl CandidateSpace {
@@ -34,6 +38,7 @@ impl CandidateSpace {
             blocks: BLOCKS.to_vec(),
             rows: ROWS.to_vec(),
             checks: vec![ShaderChecks::Checked, ShaderChecks::Unchecked],
+            kernels: AttentionKernel::ALL.to_vec(),
         }
     }
 
@@ -43,11 +48,12 @@ impl CandidateSpace {
             blocks: QUICK_BLOCKS.to_vec(),
             rows: vec![2, 4],
             checks: vec![ShaderChecks::Checked, ShaderChecks::Unchecked],
+            kernels: AttentionKernel::ALL.to_vec(),
         }
     }
 
-    /// The candidates for `head_dim` on a device with `limits`: the untuned
-    /// default first (the tuner checks the others against it), then those
+    /// The candidates for `head_dim` on a device with `limits`: the device's
+    /// untuned default ([`KernelChoice::default_for`]) first (the tuner checks the others against it), then those
     /// that differ from it in one knob (tiles, rows or checks), then in two,
     /// then in three; in the order of the space's lists within each. Where
     /// compiling is slow and the time budget runs out (lavapipe compiles a
@@ -56,19 +62,33 @@ impl CandidateSpace {
     pub fn candidates(&self, head_dim: usize, limits: &DeviceLimits) -> Vec<KernelConfig> {
         let max_wg = (limits.max_invocations_per_workgroup.min(limits.max_workgroup_size_x) as usize)
             .min(MAX_WORKGROUP_INVOCATIONS);
-        let mut out = vec![KernelConfig::default().resolved(head_dim)];
-        for &block in &self.blocks {
-            for &rows in &self.rows {
-                for &checks in &self.checks {
-                    let c =
-                        KernelConfig { block_q: block, block_k: block, rows_per_invocation: rows, checks };
-                    let fits = rows > 0
-                        && block.is_multiple_of(rows)
-                        && block / rows <= max_wg
-                        && rows * head_dim <= MAX_ROW_VALUES
-                        && c.invalid_reason().is_none();
-                    if fits && !out.contains(&c) {
-                        out.push(c);
+        let sharers = weft_compiler::attention::SHARERS;
+        let subgroups = limits.subgroup_min_size.is_some_and(|s| s as usize >= sharers);
+        // What runs on this device untuned, at this head dimension.
+        let (untuned, _) = KernelChoice::default_for(limits).config(true, head_dim);
+        let mut out = vec![untuned];
+        for &kernel in &self.kernels {
+            for &block in &self.blocks {
+                for &rows in &self.rows {
+                    for &checks in &self.checks {
+                        let c = KernelConfig {
+                            block_q: block,
+                            block_k: block,
+                            rows_per_invocation: rows,
+                            checks,
+                            kernel,
+                        };
+                        let fits = rows > 0
+                            && block.is_multiple_of(rows)
+                            && block / rows <= max_wg
+                            && rows * head_dim <= MAX_ROW_VALUES
+                            && c.invalid_reason().is_none();
+                        // A subgroup candidate the planner would run as the lane kernels is a duplicate.
+                        let shared = kernel != AttentionKernel::Subgroup
+                            || (subgroups && (block / rows.max(1)).is_multiple_of(sharers));
+                        if fits && shared && !out.contains(&c) {
+                            out.push(c);
+                        }
                     }
                 }
             }
@@ -80,11 +100,12 @@ impl CandidateSpace {
     }
 }
 
-/// In how many knobs (tiles, rows per invocation, checks) `a` and `b` differ.
+/// In how many knobs (tiles, rows per invocation, checks, kernel) `a` and `b` differ.
 fn distance(a: &KernelConfig, b: &KernelConfig) -> usize {
     usize::from((a.block_q, a.block_k) != (b.block_q, b.block_k))
         + usize::from(a.rows_per_invocation != b.rows_per_invocation)
         + usize::from(a.checks != b.checks)
+        + usize::from(a.kernel != b.kernel)
 }
 
 #[cfg(test)]
@@ -117,6 +138,24 @@ mod tests {
         // One knob: checks, two other row counts, two other tile sizes.
         assert_eq!(distances.iter().filter(|&&d| d == 1).count(), 5);
         assert_eq!(c[1], KernelConfig { checks: ShaderChecks::Unchecked, ..default });
+    }
+
+    #[test]
+    fn subgroup_candidates_only_where_they_would_run() {
+        let without = CandidateSpace::full().candidates(64, &limits(256));
+        assert!(without.iter().all(|c| c.kernel == AttentionKernel::Lanes), "no subgroups: {without:?}");
+        let with = DeviceLimits { subgroup_min_size: Some(8), ..limits(256) };
+        let c = CandidateSpace::full().candidates(64, &with);
+        let shared: Vec<_> = c.iter().filter(|c| c.kernel == AttentionKernel::Subgroup).collect();
+        // Workgroups of 8, 16, 32 invocations: every tile/rows pair but 16-row tiles with 4 rows.
+        assert_eq!(shared.len(), 16, "{shared:?}");
+        assert!(shared.iter().all(|c| (c.block_q / c.rows_per_invocation).is_multiple_of(8)));
+        assert_eq!(c.len(), 18 + 16);
+        // On a CPU adapter the untuned default, the subgroup kernels, comes first.
+        let cpu = DeviceLimits { cpu: true, ..with };
+        let first = CandidateSpace::full().candidates(64, &cpu)[0];
+        assert_eq!(first, KernelChoice::default_for(&cpu).config(true, 64).0);
+        assert_eq!(first.kernel, AttentionKernel::Subgroup);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use weft_compiler::{AttentionPlanOptions, AttentionTiles, DeviceLimits};
+use weft_compiler::{AttentionKernel, AttentionPlanOptions, AttentionTiles, DeviceLimits};
 
 use crate::executor::ShaderChecks;
 
@@ -19,6 +19,9 @@ pub struct KernelConfig {
     /// head dimension ([`AttentionPlanOptions::auto_rows`]).
     pub rows_per_invocation: usize,
     pub checks: ShaderChecks,
+    /// How visited rows are loaded; the planner falls back to the lane
+    /// kernels where the subgroup ones cannot run.
+    pub kernel: AttentionKernel,
 }
 
 impl Default for KernelConfig {
@@ -30,6 +33,7 @@ impl Default for KernelConfig {
             block_k: d.block_k,
             rows_per_invocation: d.rows_per_invocation,
             checks: ShaderChecks::Checked,
+            kernel: d.kernel,
         }
     }
 }
@@ -41,6 +45,7 @@ impl KernelConfig {
             block_q: self.block_q,
             block_k: self.block_k,
             rows_per_invocation: self.rows_per_invocation,
+            kernel: self.kernel,
             ..base.clone()
         }
     }
@@ -54,6 +59,7 @@ impl KernelConfig {
             block_k: self.block_k,
             rows_per_invocation: self.rows_per_invocation,
             rows_head_dim: head_dim,
+            kernel: self.kernel,
         }
     }
 
@@ -72,12 +78,15 @@ impl KernelConfig {
 }
 
 impl fmt::Display for KernelConfig {
-    /// `32x32 r2 checked` (block_q x block_k, rows per invocation, checks); `r auto` for 0.
+    /// `32x32 r2 checked` (block_q x block_k, rows per invocation, checks);
+    /// `r auto` for 0; `32x32 r4 sg checked` for the subgroup kernels.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let text = match self.rows_per_invocation {
-            0 => format!("{}x{} r auto {}", self.block_q, self.block_k, self.checks),
-            r => format!("{}x{} r{r} {}", self.block_q, self.block_k, self.checks),
+        let rows = match self.rows_per_invocation {
+            0 => "r auto".to_string(),
+            r => format!("r{r}"),
         };
+        let shared = if self.kernel == AttentionKernel::Subgroup { " sg" } else { "" };
+        let text = format!("{}x{} {rows}{shared} {}", self.block_q, self.block_k, self.checks);
         // Honour width and alignment, so the configuration lines up in tables.
         f.pad(&text)
     }
@@ -126,6 +135,7 @@ impl KernelChoice {
             block_k: tiles.block_k,
             rows_per_invocation: tiles.rows_per_invocation,
             checks: ShaderChecks::Checked,
+            kernel: tiles.kernel,
         };
         KernelChoice {
             forward: config,
@@ -195,6 +205,7 @@ mod tests {
             block_k: 32,
             rows_per_invocation: 4,
             checks: ShaderChecks::Unchecked,
+            kernel: AttentionKernel::Lanes,
         };
         let choice = KernelChoice {
             forward: tuned,
@@ -210,10 +221,12 @@ mod tests {
     }
 
     #[test]
-    fn cpu_defaults_take_four_rows_at_d64_only() {
+    fn cpu_defaults_take_four_rows_at_d64_only_and_the_subgroup_kernels() {
         let cpu = DeviceLimits { cpu: true, ..DeviceLimits::default() };
         let choice = KernelChoice::default_for(&cpu);
         assert_eq!(choice.config(true, 64).0.rows_per_invocation, 4);
+        assert_eq!(choice.config(true, 64).0.kernel, AttentionKernel::Subgroup);
+        assert_eq!(choice.config(true, 64).0.to_string(), "32x32 r4 sg checked");
         let (other, note) = choice.config(false, 128);
         assert_eq!(other.rows_per_invocation, AttentionPlanOptions::default().auto_rows(128));
         assert_eq!(note, None, "defaults carry no tuning note");

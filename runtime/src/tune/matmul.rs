@@ -150,6 +150,24 @@ fn describe(shapes: &[MatmulShape]) -> String {
     names.join(", ")
 }
 
+/// The configuration `opts` runs a `shape` matmul with (its shape class's,
+/// tuned or default) and its GFLOP/s there: checked first against an f64 CPU
+/// matmul, then the median of `repeats` runs. What `weft bench attn` holds the
+/// attention kernels against.
+pub fn matmul_rate(
+    executor: &mut Executor,
+    opts: &GraphPlanOptions,
+    shape: MatmulShape,
+    repeats: usize,
+) -> Result<(MatmulConfig, f64), MatmulError> {
+    let (m, k, n) = (shape.m as u64, shape.k as u64, shape.n as u64);
+    let (_, config) = opts.matmul.lookup(1, m, n, k);
+    // The check runs at its own small size: with this configuration for every class.
+    let opts = GraphPlanOptions { matmul: MatmulTable::uniform(config), ..opts.clone() };
+    let rates = measure(executor, &opts, &[shape], repeats.max(1))?;
+    Ok((config, rates[0]))
+}
+
 /// GFLOP/s at each shape, after the check; a failure says why.
 fn measure(
     executor: &mut Executor,

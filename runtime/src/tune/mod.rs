@@ -36,7 +36,7 @@ pub use config::{ChoiceSource, KernelChoice, KernelConfig};
 pub use error::{CacheError, CandidateError, MatmulError, ShapeParseError, TuneError};
 pub use matmul::{
     MATMUL_CHECK, MATMUL_TOLERANCE, MatmulOutcome, MatmulReport, MatmulResult, MatmulShape,
-    matmul_candidates, tune_matmul,
+    matmul_candidates, matmul_rate, tune_matmul,
 };
 pub use problem::{FORWARD_TOLERANCE, GRADIENT_TOLERANCE, TuneProblem, rel_error};
 pub use tuner::{CandidateResult, Outcome, Timing, TuneEvent, TuneOptions, TuneReport, tune};
