@@ -186,6 +186,158 @@ fn hand_written_s2attn_graph_fuses_like_the_spec() {
     assert!(err <= 1e-12, "relative error {err:e}");
 }
 
+/// The roll example's fused node: the kernel every S2-Attn roll-form graph at
+/// these sizes must fuse into.
+fn roll_kernel() -> weft_ir::graph::Node {
+    let roll = load_graph(&root().join("examples/graphs/s2attn-roll.sexpr"));
+    let opt = optimize(&roll, &OptimizeOptions::default()).unwrap();
+    fused_node(&opt.graph)
+}
+
+fn fused_node(g: &ValidGraph) -> weft_ir::graph::Node {
+    let mut fused =
+        g.node_ids().map(|id| g.node(id).clone()).filter(|n| matches!(n.op, Op::FusedAttention { .. }));
+    let node = fused.next().expect("a fused attention node");
+    assert!(fused.next().is_none(), "more than one fused attention node:\n{}", g.to_sexpr());
+    node
+}
+
+/// Every hand-written graph in examples/graphs/ prints and parses back to
+/// itself, and fuses into one kernel that computes what it computes.
+#[test]
+fn every_hand_written_graph_round_trips_and_fuses_into_one_kernel() {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(root().join("examples/graphs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sexpr"))
+        .collect();
+    paths.sort();
+    let names: Vec<String> =
+        paths.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, ["s2attn-longlora.sexpr", "s2attn-roll.sexpr"]);
+    let mut rng = StdRng::seed_from_u64(seed());
+    for path in &paths {
+        let name = path.display().to_string();
+        let graph = load_graph(path);
+        let text = graph.to_sexpr();
+        let again = parse_sexpr(&SourceFile::new("printed", text.clone())).unwrap().validate().unwrap();
+        assert_eq!(again, graph, "{name}");
+        assert_eq!(again.to_sexpr(), text, "{name}");
+        let opt = optimize(&graph, &OptimizeOptions::default()).unwrap();
+        assert_one_kernel(&name, &opt);
+        assert_eq!(opt.report.stop_reason, "saturated", "{name}: {}", opt.report);
+        assert!(opt.report.cost_after.total() < opt.report.cost_before.total(), "{name}: {}", opt.report);
+        let err = max_error(&graph, &opt.graph, &mut rng);
+        assert!(err <= 1e-12, "{name}: relative error {err:e}");
+        // Differentiated, the forward half still fuses and the gradients stay what they were.
+        let grads = differentiate(&graph, &["q", "k", "v"]).unwrap().graph;
+        let opt = optimize(&grads, &OptimizeOptions::default()).unwrap();
+        let report = &opt.report;
+        assert!(report.cost_after.total() <= report.cost_before.total(), "{name}: {report}");
+        assert_eq!(count(&opt.graph, |op| matches!(op, Op::FusedAttention { .. })), 1, "{name}: {report}");
+        let err = max_error(&grads, &opt.graph, &mut rng);
+        assert!(err <= 1e-12, "{name} backward: relative error {err:e}");
+    }
+}
+
+/// The printed LongLoRA graph; bless with `UPDATE_EXPECT=1`.
+#[test]
+fn the_longlora_graph_matches_its_golden_file() {
+    let graph = load_graph(&root().join("examples/graphs/s2attn-longlora.sexpr"));
+    expect_file!["../../tests/golden/graphs/s2attn-longlora.sexpr"].assert_eq(&graph.to_sexpr());
+}
+
+/// LongLoRA's own code folds the groups into the batch axis, with transposes
+/// around the grouping: it computes what the roll example (groups folded into
+/// the heads) computes, and fuses into the very same kernel.
+#[test]
+fn the_longlora_graph_fuses_into_the_roll_graphs_kernel() {
+    let longlora = load_graph(&root().join("examples/graphs/s2attn-longlora.sexpr"));
+    let roll = load_graph(&root().join("examples/graphs/s2attn-roll.sexpr"));
+    // As written, before any rule: the two graphs agree.
+    let mut rng = StdRng::seed_from_u64(seed());
+    let feeds = inputs(&roll, &mut rng);
+    let (a, b) = (run(&longlora, &feeds).unwrap(), run(&roll, &feeds).unwrap());
+    let err = a["o"].max_rel_error(&b["o"]);
+    assert!(err <= 1e-12, "the two forms differ: relative error {err:e}");
+
+    let opt = optimize(&longlora, &OptimizeOptions::default()).unwrap();
+    assert_one_kernel("examples/graphs/s2attn-longlora.sexpr", &opt);
+    let leftover = count(&opt.graph, |op| matches!(op, Op::Permute { .. }));
+    assert_eq!(leftover, 0, "{}", opt.graph.to_sexpr());
+    // One node in all: q, k, v and the kernel.
+    assert_eq!(opt.graph.len(), 4, "{}", opt.graph.to_sexpr());
+    assert_eq!(opt.report.cost_after.launches, 1, "{}", opt.report);
+    for rule in
+        ["fuse-batch-grouped", "roll-through-permute", "permute-compose", "permute-identity", "fuse-roll"]
+    {
+        assert!(opt.report.fired(rule) > 0, "{rule} did not fire:\n{}", opt.report);
+    }
+    // The roll graph's kernel: same masks, scale, operands and type.
+    assert_eq!(fused_node(&opt.graph), roll_kernel());
+    let roll_opt = optimize(&roll, &OptimizeOptions::default()).unwrap();
+    assert_eq!(fused_head_masks(&opt.graph), fused_head_masks(&roll_opt.graph));
+    assert_eq!(
+        opt.graph.to_sexpr().replace("s2attn-longlora-pytorch", "s2attn-roll-pytorch"),
+        roll_opt.graph.to_sexpr()
+    );
+    // And the spec's masks, head by head.
+    let overrides = Overrides { seq_len: Some(64), n_heads: Some(4), ..Overrides::default() };
+    let spec =
+        weft_ir::spec::load_schedule(&root().join("examples/patterns/s2attn-roll.toml"), &overrides).unwrap();
+    let want: Vec<ConcreteMask> = spec.patterns[0].head_masks().iter().map(|m| m.canonical(64)).collect();
+    assert_eq!(fused_head_masks(&opt.graph).0, want);
+
+    let err = max_error(&longlora, &opt.graph, &mut rng);
+    assert!(err <= 1e-12, "relative error {err:e}");
+}
+
+/// The LongLoRA graph with q, k, v transposed to [B, N, H, D] before their
+/// shift (as one might write it: roll the tokens, axis 1, of heads 2..4, axis 2),
+/// and sizes where the groups are not a quarter of the sequence: the same
+/// rules fuse it into one kernel.
+#[test]
+fn the_batch_folded_form_fuses_with_the_shift_after_the_transpose() {
+    // B = 1, H = 6, N = 48, D = 4, G = 12: heads 3..6 shifted by G/2 = 6.
+    let mut text = String::from("(graph shift-after-transpose\n");
+    for (i, name) in ["q", "k", "v"].iter().enumerate() {
+        text.push_str(&format!("  (%{i} (input {name}) f32[1, 6, 48, 4])\n"));
+    }
+    for i in 0..3 {
+        text.push_str(&format!("  (%{} (permute %{i} :perm (0 2 1 3)) f32[1, 48, 6, 4])\n", 3 + i));
+        text.push_str(&format!(
+            "  (%{} (roll %{} :axis 1 :shift -6 :heads (2 3 6)) f32[1, 48, 6, 4])\n",
+            6 + i,
+            3 + i
+        ));
+        text.push_str(&format!("  (%{} (reshape %{} :shape (4 12 6 4)) f32[4, 12, 6, 4])\n", 9 + i, 6 + i));
+        text.push_str(&format!("  (%{} (permute %{} :perm (0 2 1 3)) f32[4, 6, 12, 4])\n", 12 + i, 9 + i));
+    }
+    text.push_str(
+        "  (%15 (attention %12 %13 %14 :mask \"causal\" :head-offset 0 :scale 0.5) f32[4, 6, 12, 4])
+  (%16 (permute %15 :perm (0 2 1 3)) f32[4, 12, 6, 4])
+  (%17 (reshape %16 :shape (1 48 6 4)) f32[1, 48, 6, 4])
+  (%18 (roll %17 :axis 1 :shift 6 :heads (2 3 6)) f32[1, 48, 6, 4])
+  (%19 (permute %18 :perm (0 2 1 3)) f32[1, 6, 48, 4])
+  (output o %19))",
+    );
+    let graph =
+        parse_sexpr(&SourceFile::new("shift-after-transpose.sexpr", text)).unwrap().validate().unwrap();
+    let opt = optimize(&graph, &OptimizeOptions::default()).unwrap();
+    assert_one_kernel("shift after transpose", &opt);
+    assert_eq!(count(&opt.graph, |op| matches!(op, Op::Permute { .. })), 0, "{}", opt.graph.to_sexpr());
+    let pattern = pattern_from(
+        "[defaults]\nseq_len = 48\nn_heads = 6\n[vars]\nG = \"N / 4\"\n\
+         [[heads]]\nrange = \"0..3\"\nmask = \"causal & groups(G)\"\n\
+         [[heads]]\nrange = \"3..6\"\nmask = \"roll(G/2, causal & groups(G))\"\n",
+    );
+    let want: Vec<ConcreteMask> = pattern.head_masks().iter().map(|m| m.canonical(48)).collect();
+    assert_eq!(fused_head_masks(&opt.graph), (want, 0.5));
+    let mut rng = StdRng::seed_from_u64(seed());
+    let err = max_error(&graph, &opt.graph, &mut rng);
+    assert!(err <= 1e-12, "relative error {err:e}");
+}
+
 #[test]
 fn the_report_says_why_it_stopped_and_which_rules_fired() {
     let hand = load_graph(&root().join("examples/graphs/s2attn-roll.sexpr"));

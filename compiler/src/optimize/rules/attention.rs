@@ -10,7 +10,7 @@ use std::ops::Range;
 
 use egg::{Id, Subst};
 use weft_ir::expr::SizeExpr;
-use weft_ir::graph::{HeadMask, Op};
+use weft_ir::graph::{HeadMask, Op, TensorType};
 use weft_ir::{Mask, MaskExpr};
 
 use super::{WeftRewrite, bind_int, bound, custom, data, guarded, int, shape, wrap};
@@ -46,6 +46,14 @@ pub fn rules() -> Result<Vec<WeftRewrite>, String> {
             "(reshape ?back (attention ?s ?m (reshape ?g ?q) (reshape ?g ?k) (reshape ?gv ?v)))",
             "(fused-attention ?s (head-masks (entry 0 ?H (m-and ?m (m-groups ?G 0)))) ?q ?k ?v)",
             grouped,
+        )?,
+        // reshape_back(T(attention(T(reshape_G(q)), T(reshape_G(k)), T(reshape_G(v)), M))) = T(fused(T(q), T(k), T(v); heads 0..H: M & groups(G)))
+        // when M depends on q - k only; q [B, N, H, D], reshape_G: [B, N, H, D] -> [B·N/G, G, H, D], T swaps axes 1 and 2.
+        guarded(
+            "fuse-batch-grouped",
+            "(reshape ?back (permute ?t (attention ?s ?m (permute ?t (reshape ?g ?q)) (permute ?t (reshape ?g ?k)) (permute ?t (reshape ?gv ?v)))))",
+            "(permute ?t (fused-attention ?s (head-masks (entry 0 ?H (m-and ?m (m-groups ?G 0)))) (permute ?t ?q) (permute ?t ?k) (permute ?t ?v)))",
+            batch_grouped,
         )?,
         // concat_heads(fused(slice_R1(q), ...; M1), fused(slice_R2(q), ...; M2), ...) = fused(q, k, v; M1 ∪ M2 ∪ ...)
         // for adjacent ranges, each Mi moved to the global head index.
@@ -135,28 +143,89 @@ fn grouped(egraph: &mut WeftGraph, subst: &Subst) -> Option<Subst> {
     if !mask.translation_invariant || mask.depends_on_h {
         return None;
     }
-    // Fused attention computes a subset of the tiles the grouped dense attention
-    // computes (it skips tiles outside the groups) in fewer launches, so this
-    // check passes under the tile cost model; it keeps the rule's promise never
-    // to make a graph worse should the model change.
     let (q_ty, v_ty) = (data(egraph, subst, "?q")?.tensor()?, data(egraph, subst, "?v")?.tensor()?);
     let scale = data(egraph, subst, "?s")?.float()?;
+    let dense = [q_ty.with_shape(g), v_ty.with_shape(vec![b, folded, group, dv])];
+    if !fused_no_dearer(&mask.mask, group, scale, &dense, &[q_ty.clone(), v_ty.clone()])? {
+        return None;
+    }
+    let mut subst = subst.clone();
+    bind_int(egraph, &mut subst, "?G", lit(group)?);
+    bind_int(egraph, &mut subst, "?H", lit(h)?);
+    Some(subst)
+}
+
+/// Whether fused attention with `mask & groups(group)` on `fused` (q and v
+/// types; k is q's) costs no more than the dense attention with `mask` on
+/// `dense` it replaces. Fused attention computes a subset of the tiles the
+/// grouped dense attention computes (it skips tiles outside the groups) in
+/// fewer launches, so this holds under the tile cost model; the check keeps
+/// the grouping rules' promise never to make a graph worse should the model
+/// change. `None` when the grouped mask cannot be built.
+fn fused_no_dearer(
+    mask: &Mask,
+    group: usize,
+    scale: f64,
+    dense: &[TensorType; 2],
+    fused: &[TensorType; 2],
+) -> Option<bool> {
     let grouped_mask = mask
-        .mask
         .expr()
         .clone()
         .and(MaskExpr::Groups { size: SizeExpr::lit(lit(group)?), offset: SizeExpr::lit(0) });
     let grouped_mask = Mask::new(grouped_mask).ok()?;
-    let (qg, vg) = (q_ty.with_shape(g), v_ty.with_shape(vec![b, folded, group, dv]));
     let model = CostModel::new();
-    let dense = model.op_cost(
-        &Op::Attention { mask: mask.mask.clone(), head_offset: 0, scale },
-        &[&qg, &qg, &vg],
-        &vg,
-    );
-    let heads = vec![HeadMask::new(0..h, grouped_mask)];
-    let fused = model.op_cost(&Op::FusedAttention { heads, scale, rope: None }, &[q_ty, q_ty, v_ty], v_ty);
-    if fused.total() > dense.total() {
+    let [qd, vd] = dense;
+    let dense =
+        model.op_cost(&Op::Attention { mask: mask.clone(), head_offset: 0, scale }, &[qd, qd, vd], vd);
+    let [qf, vf] = fused;
+    let heads = vec![HeadMask::new(0..*qf.shape.get(1)?, grouped_mask)];
+    let fused = model.op_cost(&Op::FusedAttention { heads, scale, rope: None }, &[qf, qf, vf], vf);
+    Some(fused.total() <= dense.total())
+}
+
+/// `(0 2 1 3)`: the transpose of axes 1 and 2 of a rank-4 tensor
+/// (`[B, N, H, D]` to `[B, H, N, D]` and back).
+const SWAP_1_2: [i64; 4] = [0, 2, 1, 3];
+
+fn batch_grouped(egraph: &mut WeftGraph, subst: &Subst) -> Option<Subst> {
+    if data(egraph, subst, "?t")?.list()? != SWAP_1_2 {
+        return None;
+    }
+    // q, k, v in token-major layout, [B, N, H, D].
+    let &[b, n, h, d] = shape(egraph, subst, "?q")? else { return None };
+    let &[vb, vn, vh, dv] = shape(egraph, subst, "?v")? else { return None };
+    if shape(egraph, subst, "?k")? != [b, n, h, d] || [vb, vn, vh] != [b, n, h] {
+        return None;
+    }
+    let list = |name: &str| -> Option<Vec<usize>> {
+        data(egraph, subst, name)?.list()?.iter().map(|&x| usize::try_from(x).ok()).collect()
+    };
+    let g = list("?g")?;
+    let group = *g.get(1)?;
+    if group == 0 || !n.is_multiple_of(group) {
+        return None;
+    }
+    // The groups of every sample folded into the batch axis: [B·N/G, G, H, D].
+    let folded = b.checked_mul(n / group)?;
+    if g != [folded, group, h, d] || list("?gv")? != [folded, group, h, dv] || list("?back")? != [b, n, h, dv]
+    {
+        return None;
+    }
+    // Inside a group the mask reads group-local positions; that equals reading
+    // global ones only if it depends on q - k alone. The head axis is the
+    // model's own on both sides, so a mask in h keeps its meaning.
+    let mask = data(egraph, subst, "?m")?.mask()?;
+    if !mask.translation_invariant {
+        return None;
+    }
+    let (q_ty, v_ty) = (data(egraph, subst, "?q")?.tensor()?, data(egraph, subst, "?v")?.tensor()?);
+    let scale = data(egraph, subst, "?s")?.float()?;
+    let dense = [q_ty.with_shape(vec![folded, h, group, d]), v_ty.with_shape(vec![folded, h, group, dv])];
+    let fused = [q_ty.with_shape(vec![b, h, n, d]), v_ty.with_shape(vec![b, h, n, dv])];
+    // Both sides transpose q, k, v and the output once each, on tensors of the
+    // same sizes (reshapes are free), so the attention nodes decide the cost.
+    if !fused_no_dearer(&mask.mask, group, scale, &dense, &fused)? {
         return None;
     }
     let mut subst = subst.clone();
@@ -452,6 +521,64 @@ mod tests {
             "fuse-grouped-reshape",
             &grouped("(m-window (+ h 1))"),
             &fused("(m-and (m-window (+ h 1)) (m-groups 16 0))"),
+        );
+    }
+
+    #[test]
+    fn fuse_batch_grouped() {
+        let rules = rules().unwrap();
+        // LongLoRA's plain PyTorch path: q, k, v token-major ([B, N, H, D] = [2, 64, 4, 8]),
+        // grouped into the batch ([B·N/G, G, H, D]) and transposed to [B·N/G, H, G, D].
+        let t = |x: &str| format!("(permute (list 0 2 1 3) {x})");
+        let leaf = |name: &str| format!("(input {name} f32 (list 2 64 4 8))");
+        let grouped = |mask: &str| {
+            let fold = |x: &str| t(&format!("(reshape (list 8 16 4 8) {})", leaf(x)));
+            format!(
+                "(reshape (list 2 64 4 8) {})",
+                t(&format!("(attention 0.25 {mask} {} {} {})", fold("q"), fold("k"), fold("v")))
+            )
+        };
+        let fused = |mask: &str| {
+            t(&format!(
+                "(fused-attention 0.25 (head-masks (entry 0 4 {mask})) {} {} {})",
+                t(&leaf("q")),
+                t(&leaf("k")),
+                t(&leaf("v"))
+            ))
+        };
+        check(&rules, "fuse-batch-grouped", &grouped("m-causal"), &fused(CG16));
+        // The head axis is the model's on both sides, so a mask in h may stay.
+        let windows = "(m-and m-causal (m-window (+ h 1)))";
+        check(
+            &rules,
+            "fuse-batch-grouped",
+            &grouped(windows),
+            &fused(&format!("(m-and {windows} (m-groups 16 0))")),
+        );
+        // A sink reads absolute positions, so it differs from group to group.
+        check_not(
+            &rules,
+            "fuse-batch-grouped",
+            &grouped("(m-and m-causal (m-sink 2))"),
+            &fused("(m-and (m-and m-causal (m-sink 2)) (m-groups 16 0))"),
+        );
+        // q, k, v in [B, H, N, D] layout: the same reshape cuts across heads, not into
+        // groups of tokens.
+        let heads_first = |name: &str| format!("(input {name} f32 (list 2 4 64 8))");
+        let fold = |x: &str| t(&format!("(reshape (list 8 16 4 8) {})", heads_first(x)));
+        check_not(
+            &rules,
+            "fuse-batch-grouped",
+            &format!(
+                "(reshape (list 2 64 4 8) {})",
+                t(&format!("(attention 0.25 m-causal {} {} {})", fold("q"), fold("k"), fold("v")))
+            ),
+            &t(&format!(
+                "(fused-attention 0.25 (head-masks (entry 0 64 {CG16})) {} {} {})",
+                t(&heads_first("q")),
+                t(&heads_first("k")),
+                t(&heads_first("v"))
+            )),
         );
     }
 

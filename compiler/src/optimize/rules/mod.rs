@@ -4,8 +4,10 @@
 //!
 //! - [`shift`]: rolls compose, cancel and commute on disjoint heads;
 //! - [`reshape`]: reshapes collapse, identities vanish, full slices vanish;
+//! - [`permute`]: permutations compose and vanish, rolls pass through them;
 //! - [`attention`]: the fusions into [`Weft::FusedAttention`] (rolls, grouped
-//!   reshapes, head-range splits) and the merging of its per-head masks;
+//!   reshapes into heads or into the batch, head-range splits) and the merging
+//!   of its per-head masks;
 //! - [`mask`]: the algebra of `m-roll`;
 //! - [`lora`]: a LoRA update folded into the weight it adapts, where cheaper.
 //! - [`rope`]: RoPE folded into the load of a fused attention (and its gradients).
@@ -13,6 +15,7 @@
 pub mod attention;
 pub mod lora;
 pub mod mask;
+pub mod permute;
 pub mod reshape;
 pub mod rope;
 pub mod shift;
@@ -28,6 +31,7 @@ pub type WeftRewrite = Rewrite<Weft, WeftAnalysis>;
 pub fn all() -> Result<Vec<WeftRewrite>, String> {
     let mut rules = shift::rules()?;
     rules.extend(reshape::rules()?);
+    rules.extend(permute::rules()?);
     rules.extend(attention::rules()?);
     rules.extend(mask::rules()?);
     rules.extend(lora::rules()?);
