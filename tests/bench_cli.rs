@@ -12,9 +12,14 @@ fn bench_attn_prints_its_table() {
     let out = ok(&["bench", "attn", "--seq-len", "64", "--heads", "2", "--head-dim", "16", "--repeats", "1"]);
     for needle in [
         "adapter:",
-        "fused s2attn-roll fwd+bwd",
+        "useful GFLOP/s counts",
+        "matmul 64x64x64 (",
+        "fused causal fwd ",
         "fused causal fwd+bwd",
-        "S2-Attn / causal (fwd+bwd):",
+        "fused s2attn-roll fwd ",
+        "fused s2attn-roll fwd+bwd",
+        "S2-Attn / causal time (fwd):",
+        "S2-Attn / causal time (fwd+bwd):",
         "unfused s2attn-roll fwd",
         "unfused / fused (forward):",
         "unfused s2attn-roll fwd+bwd",
@@ -22,6 +27,19 @@ fn bench_attn_prints_its_table() {
         "MiB",
     ] {
         assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
+    // Every fused row: visited GFLOP/s, useful GFLOP/s (no more than visited)
+    // and their ratio to the matmul, all positive.
+    let rows: Vec<&str> = out.lines().filter(|l| l.trim_start().starts_with("fused ")).collect();
+    assert_eq!(rows.len(), 4, "{out}");
+    for row in rows {
+        let fields: Vec<&str> = row.split_whitespace().collect();
+        let number = |i: usize| -> f64 {
+            fields[i].trim_end_matches('x').parse().unwrap_or_else(|e| panic!("{row}: field {i}: {e}"))
+        };
+        let (visited, useful, vs_matmul) = (number(4), number(5), number(6));
+        assert!(fields[6].ends_with('x'), "{row}");
+        assert!(useful > 0.0 && useful <= visited * 1.001 && vs_matmul > 0.0, "{row}");
     }
 }
 

@@ -105,10 +105,9 @@ fn attn_warns_about_a_corrupt_cache_and_runs_with_the_defaults() {
     let warning = format!("warning: the tuning cache {} is not valid: ", cache.display());
     assert!(err.contains(&warning), "{err}");
     assert!(err.contains("using the default kernel configuration"), "{err}");
-    assert!(
-        err.contains("kernel config: 32x32 r4 checked (defaults; `weft tune` measures this adapter)"),
-        "{err}"
-    );
+    // The device's defaults (on lavapipe `32x32 r4 sg checked`), whatever the adapter.
+    let line = err.lines().find(|l| l.starts_with("kernel config: 32x32 r")).unwrap_or_default();
+    assert!(line.ends_with(" checked (defaults; `weft tune` measures this adapter)"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
     // `attn` only reads the cache.
     assert_eq!(std::fs::read_to_string(&cache).unwrap(), garbage);

@@ -146,7 +146,9 @@ fn attn(args: &BenchAttnArgs) -> anyhow::Result<()> {
             continue;
         }
         if n > MAX_UNFUSED_SEQ_LEN {
-            println!("  unfused baseline skipped above N = {MAX_UNFUSED_SEQ_LEN} (its N×N scores alone outgrow memory)");
+            println!(
+                "  unfused baseline skipped above N = {MAX_UNFUSED_SEQ_LEN} (its N×N scores alone outgrow memory)"
+            );
             continue;
         }
         let (_, reference, useful) = &patterns[1];
@@ -266,4 +268,36 @@ fn time_plan(
         largest as f64 / (1 << 20) as f64
     );
     Ok(median)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_ir::Mask;
+
+    #[test]
+    fn useful_flops_count_allowed_pairs_only() {
+        // Causal at N = 8: 36 pairs per head; 4·D FLOPs each, 2 heads, batch 3.
+        let desc = FusedAttentionDesc {
+            name: "causal".into(),
+            batch: 3,
+            n_heads: 2,
+            seq_len: 8,
+            head_dim: 4,
+            heads: vec![(0..2, Mask::causal())],
+            scale: 0.5,
+            rope: None,
+        };
+        let flops = useful_forward_flops(&desc, 4).unwrap();
+        assert_eq!(flops, (4 * 4 * 36 * 2 * 3) as f64);
+        // The block size changes the tiles visited, not the pairs allowed.
+        assert_eq!(useful_forward_flops(&desc, 32).unwrap(), flops);
+    }
+
+    #[test]
+    fn the_matmul_side_matches_the_flops_to_a_multiple_of_64() {
+        assert_eq!(matmul_side(2.0 * 1024f64.powi(3)), 1024);
+        assert_eq!(matmul_side(2.0 * 1000f64.powi(3)), 1024);
+        assert_eq!(matmul_side(10.0), 64, "never below 64");
+    }
 }
