@@ -9,7 +9,7 @@
 //! per-lane gather on lavapipe and each load site costs compile time, so the
 //! kernels load each visited row once and use it for every owned row.
 
-use super::AttentionShape;
+use super::{AttentionKernel, AttentionShape, subgroup};
 
 /// A WGSL writer with indentation.
 pub(super) struct Code {
@@ -203,11 +203,25 @@ pub(super) fn running_columns(shape: &AttentionShape) -> usize {
     if d4.is_multiple_of(2) { d4 / 2 } else { d4 }
 }
 
+/// The entry point, then the workgroup's block and (batch, head) pair, and
+/// with the subgroup kernels the lane's share of each visited row.
+fn begin(c: &mut Code, shape: &AttentionShape, blocks: &str, block: &str) {
+    let shared = shape.kernel == AttentionKernel::Subgroup;
+    entry(c, shared);
+    locate(c, blocks, block);
+    if shared {
+        subgroup::lane_setup(c, shape);
+    }
+}
+
 /// Before the tile loop: the table's row 1, the rotation by one position, for
 /// stepping the visited rows' cos/sin from one position to the next.
 fn rope_step(c: &mut Code, shape: &AttentionShape) {
     if !shape.rope {
         return;
+    }
+    if shape.kernel == AttentionKernel::Subgroup {
+        return subgroup::rope_step(c, shape);
     }
     c.line("// RoPE of the visited rows: the tile's first position from the table, then");
     c.line("// one step (row 1 of the table) per row, in registers rather than loads.");
@@ -222,55 +236,69 @@ fn rope_tile_start(c: &mut Code, shape: &AttentionShape, first: &str) {
     if !shape.rope {
         return;
     }
+    if shape.kernel == AttentionKernel::Subgroup {
+        return subgroup::rope_tile_start(c, shape, first);
+    }
     for d in 0..running_columns(shape) {
         c.line(format!("var rope_c{d} = rope[{first} * RS + {d}u];"));
         c.line(format!("var rope_s{d} = rope[{first} * RS + D4 + {d}u];"));
     }
 }
 
-/// Lets `x<d>` be the visited row at `at` of `buffer`, rotated by the running
-/// cos/sin, which then step to the next position. The angle-addition formulas
-/// hold for the table's signed sines too (the sign squares away in cos and
-/// carries through sin); in f32 they drift by ~1e-7 per step, over at most one
-/// block of steps, since every tile restarts from the f64 table.
-fn load_visited(c: &mut Code, shape: &AttentionShape, buffer: &str, at: &str) {
+/// Lets `<name><d>` (`d < D4`) be the visited row at offset `at` of `buffer`,
+/// with `rotate` turned by the running cos/sin (which then step to the next
+/// position) when the kernel has RoPE. The lane kernels load the row in every
+/// invocation; the subgroup kernels load it once per subgroup and broadcast it.
+///
+/// The angle-addition formulas hold for the table's signed sines too (the
+/// sign squares away in cos and carries through sin); in f32 they drift by
+/// ~1e-7 per step, over at most one block of steps, since every tile restarts
+/// from the f64 table.
+fn load_visited(c: &mut Code, shape: &AttentionShape, buffer: &str, at: &str, name: &str, rotate: bool) {
+    if shape.kernel == AttentionKernel::Subgroup {
+        return subgroup::load_shared(c, shape, buffer, at, name, rotate);
+    }
     let d4 = shape.head_dim / 4;
-    if !shape.rope {
+    if !(rotate && shape.rope) {
         for d in 0..d4 {
-            c.line(format!("let x{d} = {buffer}[{at} + {d}u];"));
+            c.line(format!("let {name}{d} = {buffer}[{at} + {d}u];"));
         }
         return;
     }
     for d in 0..d4 {
-        c.line(format!("let xraw{d} = {buffer}[{at} + {d}u];"));
+        c.line(format!("let {name}raw{d} = {buffer}[{at} + {d}u];"));
     }
-    let raw = |d: usize| format!("xraw{d}");
+    let raw = |d: usize| format!("{name}raw{d}");
     let running = running_columns(shape);
     if running < d4 {
         // Column d and its partner d + D4/2 share a cosine; the sines are opposite.
         for d in 0..running {
             let h = d + running;
-            c.line(format!("let x{d} = xraw{d} * rope_c{d} + xraw{h} * rope_s{d};"));
-            c.line(format!("let x{h} = xraw{h} * rope_c{d} - xraw{d} * rope_s{d};"));
+            c.line(format!("let {name}{d} = {name}raw{d} * rope_c{d} + {name}raw{h} * rope_s{d};"));
+            c.line(format!("let {name}{h} = {name}raw{h} * rope_c{d} - {name}raw{d} * rope_s{d};"));
         }
     } else {
         for d in 0..d4 {
-            c.line(format!("let x{d} = {} * rope_c{d} + {} * rope_s{d};", raw(d), partner(d4, d, &raw)));
+            c.line(format!("let {name}{d} = {} * rope_c{d} + {} * rope_s{d};", raw(d), partner(d4, d, &raw)));
         }
     }
     for d in 0..running {
-        c.line(format!("let next_c{d} = rope_c{d} * step_c{d} - rope_s{d} * step_s{d};"));
+        c.line(format!("let {name}next{d} = rope_c{d} * step_c{d} - rope_s{d} * step_s{d};"));
         c.line(format!("rope_s{d} = rope_s{d} * step_c{d} + rope_c{d} * step_s{d};"));
-        c.line(format!("rope_c{d} = next_c{d};"));
+        c.line(format!("rope_c{d} = {name}next{d};"));
     }
+}
+
+/// `a + b + …` of `term(d)` over the head dimension's vec4 columns.
+fn sum_columns(d4: usize, term: impl Fn(usize) -> String) -> String {
+    (0..d4).map(term).collect::<Vec<_>>().join(" + ")
 }
 
 /// The forward kernel: online softmax over the key tiles of each query block.
 pub(super) fn forward(shape: &AttentionShape) -> String {
     let (rows, d4) = (shape.rows_per_invocation, shape.head_dim / 4);
     let mut c = Code::new();
-    entry(&mut c, false);
-    locate(&mut c, "NQB", "qb");
+    begin(&mut c, shape, "NQB", "qb");
     c.line("// This invocation's query rows (clamped for loading; rows past N are never stored),");
     c.line("// pre-scaled, and their running max m, sum l and output accumulator o.");
     own_rows(&mut c, rows, "qb", "BQ", "row", "qa");
@@ -290,25 +318,9 @@ pub(super) fn forward(shape: &AttentionShape) -> String {
     c.open("for (var j = 0u; j < count; j++) {");
     c.line("let key = k0 + j;");
     c.line("let ka = (base + key) * D4;");
+    load_visited(&mut c, shape, "k", "ka", "x", true);
     for r in 0..rows {
-        c.line(format!("var s{r} = 0.0;"));
-    }
-    if shape.rope {
-        // Rotation mixes columns, so the whole key row is loaded first.
-        load_visited(&mut c, shape, "k", "ka");
-        for d in 0..d4 {
-            for r in 0..rows {
-                c.line(format!("s{r} += dot(q{r}_{d}, x{d});"));
-            }
-        }
-    }
-    for d in (0..d4).filter(|_| !shape.rope) {
-        c.open("{");
-        c.line(format!("let x = k[ka + {d}u];"));
-        for r in 0..rows {
-            c.line(format!("s{r} += dot(q{r}_{d}, x);"));
-        }
-        c.close();
+        c.line(format!("let s{r} = {};", sum_columns(d4, |d| format!("dot(q{r}_{d}, x{d})"))));
     }
     c.line("// Online softmax; a masked pair scores NEG and weighs 0.");
     allowed(&mut c, rows, |r| (format!("row{r}"), "key".to_string()));
@@ -319,13 +331,11 @@ pub(super) fn forward(shape: &AttentionShape) -> String {
         c.line(format!("l{r} = l{r} * alpha{r} + p{r};"));
         c.line(format!("m{r} = mn{r};"));
     }
+    load_visited(&mut c, shape, "v", "ka", "y", false);
     for d in 0..d4 {
-        c.open("{");
-        c.line(format!("let x = v[ka + {d}u];"));
         for r in 0..rows {
-            c.line(format!("o{r}_{d} = o{r}_{d} * alpha{r} + p{r} * x;"));
+            c.line(format!("o{r}_{d} = o{r}_{d} * alpha{r} + p{r} * y{d};"));
         }
-        c.close();
     }
     c.close(); // keys
     c.close(); // tiles
@@ -361,29 +371,13 @@ pub(super) fn delta(shape: &AttentionShape) -> String {
 pub(super) fn dkdv(shape: &AttentionShape) -> String {
     let (rows, d4) = (shape.rows_per_invocation, shape.head_dim / 4);
     let mut c = Code::new();
-    entry(&mut c, false);
-    locate(&mut c, "NKB", "kb");
+    begin(&mut c, shape, "NKB", "kb");
     c.line("// This invocation's key rows (clamped for loading; rows past N are never stored),");
     c.line("// k pre-scaled, and their gradient accumulators.");
     own_rows(&mut c, rows, "kb", "BK", "col", "ca");
     for r in 0..rows {
-        if shape.rope {
-            load_row(
-                &mut c,
-                shape,
-                "k",
-                &format!("ca{r}"),
-                &format!("col{r}"),
-                &format!("k{r}_"),
-                " * SCALE",
-            );
-            for d in 0..d4 {
-                c.line(format!("let v{r}_{d} = v[ca{r} + {d}u];"));
-            }
-            continue;
-        }
+        load_row(&mut c, shape, "k", &format!("ca{r}"), &format!("col{r}"), &format!("k{r}_"), " * SCALE");
         for d in 0..d4 {
-            c.line(format!("let k{r}_{d} = k[ca{r} + {d}u] * SCALE;"));
             c.line(format!("let v{r}_{d} = v[ca{r} + {d}u];"));
         }
     }
@@ -401,20 +395,11 @@ pub(super) fn dkdv(shape: &AttentionShape) -> String {
     c.line("let query = q0 + i;");
     c.line("let qa = (base + query) * D4;");
     c.line("let st = stats[base + query];");
-    if shape.rope {
-        load_visited(&mut c, shape, "q", "qa");
-    }
-    for d in 0..d4 {
-        if !shape.rope {
-            c.line(format!("let x{d} = q[qa + {d}u];"));
-        }
-        c.line(format!("let g{d} = dout[qa + {d}u];"));
-    }
+    load_visited(&mut c, shape, "q", "qa", "x", true);
+    load_visited(&mut c, shape, "dout", "qa", "g", false);
     for r in 0..rows {
-        let s: Vec<String> = (0..d4).map(|d| format!("dot(x{d}, k{r}_{d})")).collect();
-        let dp: Vec<String> = (0..d4).map(|d| format!("dot(g{d}, v{r}_{d})")).collect();
-        c.line(format!("let s{r} = {};", s.join(" + ")));
-        c.line(format!("let dp{r} = {};", dp.join(" + ")));
+        c.line(format!("let s{r} = {};", sum_columns(d4, |d| format!("dot(x{d}, k{r}_{d})"))));
+        c.line(format!("let dp{r} = {};", sum_columns(d4, |d| format!("dot(g{d}, v{r}_{d})"))));
     }
     allowed(&mut c, rows, |r| ("query".to_string(), format!("col{r}")));
     for r in 0..rows {
@@ -442,27 +427,13 @@ pub(super) fn dkdv(shape: &AttentionShape) -> String {
 pub(super) fn dq(shape: &AttentionShape) -> String {
     let (rows, d4) = (shape.rows_per_invocation, shape.head_dim / 4);
     let mut c = Code::new();
-    entry(&mut c, false);
-    locate(&mut c, "NQB", "qb");
+    begin(&mut c, shape, "NQB", "qb");
     c.line("// This invocation's query rows (clamped for loading; rows past N are never stored),");
     c.line("// q pre-scaled, dO, (L, delta), and the dQ accumulator.");
     own_rows(&mut c, rows, "qb", "BQ", "row", "qa");
     for r in 0..rows {
-        if shape.rope {
-            load_row(
-                &mut c,
-                shape,
-                "q",
-                &format!("qa{r}"),
-                &format!("row{r}"),
-                &format!("q{r}_"),
-                " * SCALE",
-            );
-        }
+        load_row(&mut c, shape, "q", &format!("qa{r}"), &format!("row{r}"), &format!("q{r}_"), " * SCALE");
         for d in 0..d4 {
-            if !shape.rope {
-                c.line(format!("let q{r}_{d} = q[qa{r} + {d}u] * SCALE;"));
-            }
             c.line(format!("let g{r}_{d} = dout[qa{r} + {d}u];"));
         }
         c.line(format!("let st{r} = stats[base + row{r}];"));
@@ -477,20 +448,11 @@ pub(super) fn dq(shape: &AttentionShape) -> String {
     c.line("// One key: P = exp(S - L) and dS = P * (dP - delta) for every owned query.");
     c.line("let key = k0 + j;");
     c.line("let ka = (base + key) * D4;");
-    if shape.rope {
-        load_visited(&mut c, shape, "k", "ka");
-    }
-    for d in 0..d4 {
-        if !shape.rope {
-            c.line(format!("let x{d} = k[ka + {d}u];"));
-        }
-        c.line(format!("let y{d} = v[ka + {d}u];"));
-    }
+    load_visited(&mut c, shape, "k", "ka", "x", true);
+    load_visited(&mut c, shape, "v", "ka", "y", false);
     for r in 0..rows {
-        let s: Vec<String> = (0..d4).map(|d| format!("dot(q{r}_{d}, x{d})")).collect();
-        let dp: Vec<String> = (0..d4).map(|d| format!("dot(g{r}_{d}, y{d})")).collect();
-        c.line(format!("let s{r} = {};", s.join(" + ")));
-        c.line(format!("let dp{r} = {};", dp.join(" + ")));
+        c.line(format!("let s{r} = {};", sum_columns(d4, |d| format!("dot(q{r}_{d}, x{d})"))));
+        c.line(format!("let dp{r} = {};", sum_columns(d4, |d| format!("dot(g{r}_{d}, y{d})"))));
     }
     allowed(&mut c, rows, |r| (format!("row{r}"), "key".to_string()));
     for r in 0..rows {

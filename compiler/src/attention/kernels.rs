@@ -4,7 +4,7 @@
 //! `Params` uniform, the bindings), the mask functions, and an entry point
 //! written out for the shape (`bodies.rs`).
 
-use super::{AttentionKernel, AttentionShape, EMPTY_ROW_LSE, bodies, subgroup};
+use super::{AttentionKernel, AttentionShape, EMPTY_ROW_LSE, bodies};
 use crate::kernel::Access;
 
 /// One binding of a kernel: the WGSL variable, the plan buffer behind it and how it is used.
@@ -64,10 +64,7 @@ pub fn forward_kernel(shape: &AttentionShape, masks: &str) -> KernelSource {
     let wg = shape.forward_workgroup();
     let about = "forward: per query block, online softmax (FlashAttention-2) over the\n\
         // non-empty key blocks of the forward block table; writes O and the row log-sum-exp L.";
-    let body = match shape.kernel {
-        AttentionKernel::Lanes => bodies::forward(shape),
-        AttentionKernel::Subgroup => subgroup::forward(shape),
-    };
+    let body = bodies::forward(shape);
     assemble("fwd", shape, about, wg, bindings, masks, &body)
 }
 
@@ -101,10 +98,7 @@ pub fn dkdv_kernel(shape: &AttentionShape, masks: &str) -> KernelSource {
     let bindings = with_rope(shape, bindings);
     let about = "backward dK/dV: per key block, over the non-empty query blocks of the\n\
         // transposed block table, recomputing P = exp(S - L) (FlashAttention-2).";
-    let body = match shape.kernel {
-        AttentionKernel::Lanes => bodies::dkdv(shape),
-        AttentionKernel::Subgroup => subgroup::dkdv(shape),
-    };
+    let body = bodies::dkdv(shape);
     assemble("bwd_dkdv", shape, about, shape.dkdv_workgroup(), bindings, masks, &body)
 }
 
@@ -123,10 +117,7 @@ pub fn dq_kernel(shape: &AttentionShape, masks: &str) -> KernelSource {
     let bindings = with_rope(shape, bindings);
     let about = "backward dQ: per query block, over the non-empty key blocks of the\n\
         // forward block table, recomputing P = exp(S - L) (FlashAttention-2).";
-    let body = match shape.kernel {
-        AttentionKernel::Lanes => bodies::dq(shape),
-        AttentionKernel::Subgroup => subgroup::dq(shape),
-    };
+    let body = bodies::dq(shape);
     assemble("bwd_dq", shape, about, shape.forward_workgroup(), bindings, masks, &body)
 }
 

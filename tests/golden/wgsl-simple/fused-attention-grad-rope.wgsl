@@ -131,25 +131,17 @@ fn main(
         for (var j = 0u; j < count; j++) {
             let key = k0 + j;
             let ka = (base + key) * D4;
-            var s0 = 0.0;
-            var s1 = 0.0;
-            var s2 = 0.0;
-            var s3 = 0.0;
             let xraw0 = k[ka + 0u];
             let xraw1 = k[ka + 1u];
             let x0 = xraw0 * rope_c0 + xraw1 * rope_s0;
             let x1 = xraw1 * rope_c0 - xraw0 * rope_s0;
-            let next_c0 = rope_c0 * step_c0 - rope_s0 * step_s0;
+            let xnext0 = rope_c0 * step_c0 - rope_s0 * step_s0;
             rope_s0 = rope_s0 * step_c0 + rope_c0 * step_s0;
-            rope_c0 = next_c0;
-            s0 += dot(q0_0, x0);
-            s1 += dot(q1_0, x0);
-            s2 += dot(q2_0, x0);
-            s3 += dot(q3_0, x0);
-            s0 += dot(q0_1, x1);
-            s1 += dot(q1_1, x1);
-            s2 += dot(q2_1, x1);
-            s3 += dot(q3_1, x1);
+            rope_c0 = xnext0;
+            let s0 = dot(q0_0, x0) + dot(q0_1, x1);
+            let s1 = dot(q1_0, x0) + dot(q1_1, x1);
+            let s2 = dot(q2_0, x0) + dot(q2_1, x1);
+            let s3 = dot(q3_0, x0) + dot(q3_1, x1);
             // Online softmax; a masked pair scores NEG and weighs 0.
             let ok0 = !partial || mask_allows(hi, i32(row0), i32(key));
             let ok1 = !partial || mask_allows(hi, i32(row1), i32(key));
@@ -175,20 +167,16 @@ fn main(
             let p3 = select(0.0, exp(s3 - mn3), ok3);
             l3 = l3 * alpha3 + p3;
             m3 = mn3;
-            {
-                let x = v[ka + 0u];
-                o0_0 = o0_0 * alpha0 + p0 * x;
-                o1_0 = o1_0 * alpha1 + p1 * x;
-                o2_0 = o2_0 * alpha2 + p2 * x;
-                o3_0 = o3_0 * alpha3 + p3 * x;
-            }
-            {
-                let x = v[ka + 1u];
-                o0_1 = o0_1 * alpha0 + p0 * x;
-                o1_1 = o1_1 * alpha1 + p1 * x;
-                o2_1 = o2_1 * alpha2 + p2 * x;
-                o3_1 = o3_1 * alpha3 + p3 * x;
-            }
+            let y0 = v[ka + 0u];
+            let y1 = v[ka + 1u];
+            o0_0 = o0_0 * alpha0 + p0 * y0;
+            o1_0 = o1_0 * alpha1 + p1 * y0;
+            o2_0 = o2_0 * alpha2 + p2 * y0;
+            o3_0 = o3_0 * alpha3 + p3 * y0;
+            o0_1 = o0_1 * alpha0 + p0 * y1;
+            o1_1 = o1_1 * alpha1 + p1 * y1;
+            o2_1 = o2_1 * alpha2 + p2 * y1;
+            o3_1 = o3_1 * alpha3 + p3 * y1;
         }
     }
     // A query that saw no key writes zeros and EMPTY_LSE.
@@ -426,9 +414,9 @@ fn main(
             let xraw1 = q[qa + 1u];
             let x0 = xraw0 * rope_c0 + xraw1 * rope_s0;
             let x1 = xraw1 * rope_c0 - xraw0 * rope_s0;
-            let next_c0 = rope_c0 * step_c0 - rope_s0 * step_s0;
+            let xnext0 = rope_c0 * step_c0 - rope_s0 * step_s0;
             rope_s0 = rope_s0 * step_c0 + rope_c0 * step_s0;
-            rope_c0 = next_c0;
+            rope_c0 = xnext0;
             let g0 = dout[qa + 0u];
             let g1 = dout[qa + 1u];
             let s0 = dot(x0, k0_0) + dot(x1, k0_1);
@@ -646,9 +634,9 @@ fn main(
             let xraw1 = k[ka + 1u];
             let x0 = xraw0 * rope_c0 + xraw1 * rope_s0;
             let x1 = xraw1 * rope_c0 - xraw0 * rope_s0;
-            let next_c0 = rope_c0 * step_c0 - rope_s0 * step_s0;
+            let xnext0 = rope_c0 * step_c0 - rope_s0 * step_s0;
             rope_s0 = rope_s0 * step_c0 + rope_c0 * step_s0;
-            rope_c0 = next_c0;
+            rope_c0 = xnext0;
             let y0 = v[ka + 0u];
             let y1 = v[ka + 1u];
             let s0 = dot(q0_0, x0) + dot(q0_1, x1);

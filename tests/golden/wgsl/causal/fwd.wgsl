@@ -155,88 +155,24 @@ fn main(
         for (var j = 0u; j < count; j++) {
             let key = k0 + j;
             let ka = (base + key) * D4;
-            var s0 = 0.0;
-            var s1 = 0.0;
-            {
-                let x = k[ka + 0u];
-                s0 += dot(q0_0, x);
-                s1 += dot(q1_0, x);
-            }
-            {
-                let x = k[ka + 1u];
-                s0 += dot(q0_1, x);
-                s1 += dot(q1_1, x);
-            }
-            {
-                let x = k[ka + 2u];
-                s0 += dot(q0_2, x);
-                s1 += dot(q1_2, x);
-            }
-            {
-                let x = k[ka + 3u];
-                s0 += dot(q0_3, x);
-                s1 += dot(q1_3, x);
-            }
-            {
-                let x = k[ka + 4u];
-                s0 += dot(q0_4, x);
-                s1 += dot(q1_4, x);
-            }
-            {
-                let x = k[ka + 5u];
-                s0 += dot(q0_5, x);
-                s1 += dot(q1_5, x);
-            }
-            {
-                let x = k[ka + 6u];
-                s0 += dot(q0_6, x);
-                s1 += dot(q1_6, x);
-            }
-            {
-                let x = k[ka + 7u];
-                s0 += dot(q0_7, x);
-                s1 += dot(q1_7, x);
-            }
-            {
-                let x = k[ka + 8u];
-                s0 += dot(q0_8, x);
-                s1 += dot(q1_8, x);
-            }
-            {
-                let x = k[ka + 9u];
-                s0 += dot(q0_9, x);
-                s1 += dot(q1_9, x);
-            }
-            {
-                let x = k[ka + 10u];
-                s0 += dot(q0_10, x);
-                s1 += dot(q1_10, x);
-            }
-            {
-                let x = k[ka + 11u];
-                s0 += dot(q0_11, x);
-                s1 += dot(q1_11, x);
-            }
-            {
-                let x = k[ka + 12u];
-                s0 += dot(q0_12, x);
-                s1 += dot(q1_12, x);
-            }
-            {
-                let x = k[ka + 13u];
-                s0 += dot(q0_13, x);
-                s1 += dot(q1_13, x);
-            }
-            {
-                let x = k[ka + 14u];
-                s0 += dot(q0_14, x);
-                s1 += dot(q1_14, x);
-            }
-            {
-                let x = k[ka + 15u];
-                s0 += dot(q0_15, x);
-                s1 += dot(q1_15, x);
-            }
+            let x0 = k[ka + 0u];
+            let x1 = k[ka + 1u];
+            let x2 = k[ka + 2u];
+            let x3 = k[ka + 3u];
+            let x4 = k[ka + 4u];
+            let x5 = k[ka + 5u];
+            let x6 = k[ka + 6u];
+            let x7 = k[ka + 7u];
+            let x8 = k[ka + 8u];
+            let x9 = k[ka + 9u];
+            let x10 = k[ka + 10u];
+            let x11 = k[ka + 11u];
+            let x12 = k[ka + 12u];
+            let x13 = k[ka + 13u];
+            let x14 = k[ka + 14u];
+            let x15 = k[ka + 15u];
+            let s0 = dot(q0_0, x0) + dot(q0_1, x1) + dot(q0_2, x2) + dot(q0_3, x3) + dot(q0_4, x4) + dot(q0_5, x5) + dot(q0_6, x6) + dot(q0_7, x7) + dot(q0_8, x8) + dot(q0_9, x9) + dot(q0_10, x10) + dot(q0_11, x11) + dot(q0_12, x12) + dot(q0_13, x13) + dot(q0_14, x14) + dot(q0_15, x15);
+            let s1 = dot(q1_0, x0) + dot(q1_1, x1) + dot(q1_2, x2) + dot(q1_3, x3) + dot(q1_4, x4) + dot(q1_5, x5) + dot(q1_6, x6) + dot(q1_7, x7) + dot(q1_8, x8) + dot(q1_9, x9) + dot(q1_10, x10) + dot(q1_11, x11) + dot(q1_12, x12) + dot(q1_13, x13) + dot(q1_14, x14) + dot(q1_15, x15);
             // Online softmax; a masked pair scores NEG and weighs 0.
             let ok0 = !partial || mask_allows(hi, i32(row0), i32(key));
             let ok1 = !partial || mask_allows(hi, i32(row1), i32(key));
@@ -250,86 +186,54 @@ fn main(
             let p1 = select(0.0, exp(s1 - mn1), ok1);
             l1 = l1 * alpha1 + p1;
             m1 = mn1;
-            {
-                let x = v[ka + 0u];
-                o0_0 = o0_0 * alpha0 + p0 * x;
-                o1_0 = o1_0 * alpha1 + p1 * x;
-            }
-            {
-                let x = v[ka + 1u];
-                o0_1 = o0_1 * alpha0 + p0 * x;
-                o1_1 = o1_1 * alpha1 + p1 * x;
-            }
-            {
-                let x = v[ka + 2u];
-                o0_2 = o0_2 * alpha0 + p0 * x;
-                o1_2 = o1_2 * alpha1 + p1 * x;
-            }
-            {
-                let x = v[ka + 3u];
-                o0_3 = o0_3 * alpha0 + p0 * x;
-                o1_3 = o1_3 * alpha1 + p1 * x;
-            }
-            {
-                let x = v[ka + 4u];
-                o0_4 = o0_4 * alpha0 + p0 * x;
-                o1_4 = o1_4 * alpha1 + p1 * x;
-            }
-            {
-                let x = v[ka + 5u];
-                o0_5 = o0_5 * alpha0 + p0 * x;
-                o1_5 = o1_5 * alpha1 + p1 * x;
-            }
-            {
-                let x = v[ka + 6u];
-                o0_6 = o0_6 * alpha0 + p0 * x;
-                o1_6 = o1_6 * alpha1 + p1 * x;
-            }
-            {
-                let x = v[ka + 7u];
-                o0_7 = o0_7 * alpha0 + p0 * x;
-                o1_7 = o1_7 * alpha1 + p1 * x;
-            }
-            {
-                let x = v[ka + 8u];
-                o0_8 = o0_8 * alpha0 + p0 * x;
-                o1_8 = o1_8 * alpha1 + p1 * x;
-            }
-            {
-                let x = v[ka + 9u];
-                o0_9 = o0_9 * alpha0 + p0 * x;
-                o1_9 = o1_9 * alpha1 + p1 * x;
-            }
-            {
-                let x = v[ka + 10u];
-                o0_10 = o0_10 * alpha0 + p0 * x;
-                o1_10 = o1_10 * alpha1 + p1 * x;
-            }
-            {
-                let x = v[ka + 11u];
-                o0_11 = o0_11 * alpha0 + p0 * x;
-                o1_11 = o1_11 * alpha1 + p1 * x;
-            }
-            {
-                let x = v[ka + 12u];
-                o0_12 = o0_12 * alpha0 + p0 * x;
-                o1_12 = o1_12 * alpha1 + p1 * x;
-            }
-            {
-                let x = v[ka + 13u];
-                o0_13 = o0_13 * alpha0 + p0 * x;
-                o1_13 = o1_13 * alpha1 + p1 * x;
-            }
-            {
-                let x = v[ka + 14u];
-                o0_14 = o0_14 * alpha0 + p0 * x;
-                o1_14 = o1_14 * alpha1 + p1 * x;
-            }
-            {
-                let x = v[ka + 15u];
-                o0_15 = o0_15 * alpha0 + p0 * x;
-                o1_15 = o1_15 * alpha1 + p1 * x;
-            }
+            let y0 = v[ka + 0u];
+            let y1 = v[ka + 1u];
+            let y2 = v[ka + 2u];
+            let y3 = v[ka + 3u];
+            let y4 = v[ka + 4u];
+            let y5 = v[ka + 5u];
+            let y6 = v[ka + 6u];
+            let y7 = v[ka + 7u];
+            let y8 = v[ka + 8u];
+            let y9 = v[ka + 9u];
+            let y10 = v[ka + 10u];
+            let y11 = v[ka + 11u];
+            let y12 = v[ka + 12u];
+            let y13 = v[ka + 13u];
+            let y14 = v[ka + 14u];
+            let y15 = v[ka + 15u];
+            o0_0 = o0_0 * alpha0 + p0 * y0;
+            o1_0 = o1_0 * alpha1 + p1 * y0;
+            o0_1 = o0_1 * alpha0 + p0 * y1;
+            o1_1 = o1_1 * alpha1 + p1 * y1;
+            o0_2 = o0_2 * alpha0 + p0 * y2;
+            o1_2 = o1_2 * alpha1 + p1 * y2;
+            o0_3 = o0_3 * alpha0 + p0 * y3;
+            o1_3 = o1_3 * alpha1 + p1 * y3;
+            o0_4 = o0_4 * alpha0 + p0 * y4;
+            o1_4 = o1_4 * alpha1 + p1 * y4;
+            o0_5 = o0_5 * alpha0 + p0 * y5;
+            o1_5 = o1_5 * alpha1 + p1 * y5;
+            o0_6 = o0_6 * alpha0 + p0 * y6;
+            o1_6 = o1_6 * alpha1 + p1 * y6;
+            o0_7 = o0_7 * alpha0 + p0 * y7;
+            o1_7 = o1_7 * alpha1 + p1 * y7;
+            o0_8 = o0_8 * alpha0 + p0 * y8;
+            o1_8 = o1_8 * alpha1 + p1 * y8;
+            o0_9 = o0_9 * alpha0 + p0 * y9;
+            o1_9 = o1_9 * alpha1 + p1 * y9;
+            o0_10 = o0_10 * alpha0 + p0 * y10;
+            o1_10 = o1_10 * alpha1 + p1 * y10;
+            o0_11 = o0_11 * alpha0 + p0 * y11;
+            o1_11 = o1_11 * alpha1 + p1 * y11;
+            o0_12 = o0_12 * alpha0 + p0 * y12;
+            o1_12 = o1_12 * alpha1 + p1 * y12;
+            o0_13 = o0_13 * alpha0 + p0 * y13;
+            o1_13 = o1_13 * alpha1 + p1 * y13;
+            o0_14 = o0_14 * alpha0 + p0 * y14;
+            o1_14 = o1_14 * alpha1 + p1 * y14;
+            o0_15 = o0_15 * alpha0 + p0 * y15;
+            o1_15 = o1_15 * alpha1 + p1 * y15;
         }
     }
     // A query that saw no key writes zeros and EMPTY_LSE.
