@@ -33,6 +33,19 @@ pub struct DeviceLimits {
     pub cpu: bool,
 }
 
+/// Lanes the subgroup kernels (matmul and attention) share loads between:
+/// the first 8 lanes of a subgroup load a row together and broadcast it, so
+/// those kernels need subgroups of at least this many lanes.
+pub const SUBGROUP_SHARERS: usize = 8;
+
+impl DeviceLimits {
+    /// Whether the device's subgroups are wide enough for the subgroup
+    /// kernels ([`SUBGROUP_SHARERS`] lanes or more).
+    pub fn shares_subgroups(&self) -> bool {
+        self.subgroup_min_size.is_some_and(|size| size as usize >= SUBGROUP_SHARERS)
+    }
+}
+
 impl Default for DeviceLimits {
     /// WebGPU's default limits, without subgroups.
     fn default() -> Self {

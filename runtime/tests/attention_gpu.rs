@@ -48,7 +48,7 @@ fn device_options(ex: &Executor) -> AttentionPlanOptions {
 /// The kernels this device runs: the lane kernels everywhere, and the
 /// subgroup-shared ones where subgroups have at least 8 lanes.
 fn kernels(ex: &Executor) -> Vec<AttentionKernel> {
-    let shared = ex.gpu().limits().subgroup_min_size.is_some_and(|s| s >= 8);
+    let shared = ex.gpu().limits().shares_subgroups();
     AttentionKernel::ALL.into_iter().filter(|k| *k == AttentionKernel::Lanes || shared).collect()
 }
 

@@ -33,7 +33,6 @@ pub use error::AttentionError;
 pub use kernels::{BindingSpec, KernelSource, delta_kernel, dkdv_kernel, dq_kernel, forward_kernel};
 pub use shape::{AttentionShape, EMPTY_ROW_LSE};
 pub use stats::{PlanStats, TableStats};
-pub use subgroup::SHARERS;
 pub use tables::{BlockTable, BlockTables, TileRef, pack};
 
 /// One fused attention node: `softmax(scale * q k^T, masked) v` for every
@@ -392,8 +391,7 @@ impl AttentionPlanOptions {
     pub fn kernel_for(&self, desc: &FusedAttentionDesc) -> AttentionKernel {
         let rows = self.rows_per_invocation.max(1);
         let workgroups = [self.block_q / rows, self.block_k / rows];
-        let possible =
-            subgroup::applies(desc.head_dim, desc.rope.is_some(), &workgroups, self.limits.subgroup_min_size);
+        let possible = subgroup::applies(desc.head_dim, desc.rope.is_some(), &workgroups, &self.limits);
         match self.kernel {
             AttentionKernel::Subgroup if possible => AttentionKernel::Subgroup,
             _ => AttentionKernel::Lanes,

@@ -31,18 +31,18 @@
 
 use super::AttentionShape;
 use super::bodies::Code;
+use crate::device::DeviceLimits;
 
 /// Lanes that load a visited row between them; subgroups must have at least
 /// this many, and workgroups must be multiples of it.
-pub const SHARERS: usize = 8;
+const SHARERS: usize = crate::device::SUBGROUP_SHARERS;
 
-/// Whether the subgroup kernels can run `shape`'s problem with workgroups of
-/// `workgroups` invocations on a device whose subgroups have at least
-/// `subgroup_min_size` lanes.
-pub fn applies(head_dim: usize, rope: bool, workgroups: &[usize], subgroup_min_size: Option<u32>) -> bool {
-    let lanes = subgroup_min_size.is_some_and(|s| s as usize >= SHARERS);
+/// Whether the subgroup kernels can run a problem with this head dimension
+/// (and RoPE) in workgroups of `workgroups` invocations on a device with
+/// `limits`.
+pub fn applies(head_dim: usize, rope: bool, workgroups: &[usize], limits: &DeviceLimits) -> bool {
     let whole = workgroups.iter().all(|w| *w > 0 && w.is_multiple_of(SHARERS));
-    lanes && whole && (!rope || head_dim.is_multiple_of(64))
+    limits.shares_subgroups() && whole && (!rope || head_dim.is_multiple_of(64))
 }
 
 /// `vec4` columns each sharing lane loads of a visited row.

@@ -27,7 +27,7 @@ pub struct CandidateSpace {
     pub rows: Vec<usize>,
     pub checks: Vec<ShaderChecks>,
     /// Kernels tried; the subgroup ones only where the device has subgroups
-    /// of at least [`weft_compiler::attention::SHARERS`] lanes and the
+    /// of at least [`weft_compiler::device::SUBGROUP_SHARERS`] lanes and the
     /// workgroup (`block / rows`) is a multiple of that.
     pub kernels: Vec<AttentionKernel>,
 }
@@ -62,8 +62,8 @@ impl CandidateSpace {
     pub fn candidates(&self, head_dim: usize, limits: &DeviceLimits) -> Vec<KernelConfig> {
         let max_wg = (limits.max_invocations_per_workgroup.min(limits.max_workgroup_size_x) as usize)
             .min(MAX_WORKGROUP_INVOCATIONS);
-        let sharers = weft_compiler::attention::SHARERS;
-        let subgroups = limits.subgroup_min_size.is_some_and(|s| s as usize >= sharers);
+        let sharers = weft_compiler::device::SUBGROUP_SHARERS;
+        let subgroups = limits.shares_subgroups();
         // What runs on this device untuned, at this head dimension.
         let (untuned, _) = KernelChoice::default_for(limits).config(true, head_dim);
         let mut out = vec![untuned];

@@ -77,7 +77,7 @@ const NO_WARM_UP: f64 = 1e10;
 /// candidate, or (`quick`) the 64-thread register ones and the device's
 /// defaults of every shape class.
 pub fn matmul_candidates(limits: &DeviceLimits, quick: bool) -> Vec<MatmulConfig> {
-    let subgroups = limits.subgroup_min_size.is_some_and(|size| size >= 8);
+    let subgroups = limits.shares_subgroups();
     let defaults = MatmulTable::default_for(limits);
     let is_default = |c: &MatmulConfig| MatmulClass::ALL.iter().any(|&class| defaults.get(class) == *c);
     MatmulConfig::candidates(subgroups)

@@ -68,9 +68,10 @@ impl MatmulConfig {
     /// with subgroups of 8 or more, the subgroup kernel (3-4x faster on
     /// lavapipe, BENCHMARKS.md); elsewhere the register kernel that suits GPUs.
     pub fn default_for(limits: &DeviceLimits) -> MatmulConfig {
-        match limits.subgroup_min_size {
-            Some(size) if limits.cpu && size >= 8 => MatmulConfig::CPU_DEFAULT,
-            _ => MatmulConfig::default(),
+        if limits.cpu && limits.shares_subgroups() {
+            MatmulConfig::CPU_DEFAULT
+        } else {
+            MatmulConfig::default()
         }
     }
 

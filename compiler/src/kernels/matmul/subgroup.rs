@@ -31,7 +31,7 @@ use crate::kernels::builder::KernelBuilder;
 use crate::kernels::{Ctx, Operand};
 
 /// Lanes that load B between them; subgroups must have at least this many.
-const SHARERS: u64 = 8;
+const SHARERS: u64 = crate::device::SUBGROUP_SHARERS as u64;
 
 /// The kernel, or `None` where the device or the operands' layout rule it
 /// out (the caller then uses the register kernel).
@@ -45,7 +45,7 @@ pub(super) fn emit(
     out: &Operand,
 ) -> Result<Option<Vec<Kernel>>, CodegenError> {
     let [a, b] = inputs else { return Err(cx.unsupported()) };
-    if cx.limits.subgroup_min_size.is_none_or(|size| u64::from(size) < SHARERS) {
+    if !cx.limits.shares_subgroups() {
         return Ok(None);
     }
     let r = a.shape.len();
