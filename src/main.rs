@@ -2,6 +2,7 @@
 
 mod args;
 mod commands;
+mod gpu;
 mod memory;
 mod output;
 mod progress;

@@ -57,6 +57,8 @@ fn bench_step_prints_its_table() {
         "s2attn",
         "S2-Attn / causal (step):",
         "slowest kernels",
+        // Each of the slowest kernels with its rate and its title.
+        " GFLOP/s  ",
         "none",
         "by kind (kernels): ",
         "fused attention ",

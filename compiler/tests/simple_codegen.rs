@@ -820,10 +820,13 @@ fn each_matmul_runs_the_shape_of_its_class() {
 }
 
 #[test]
-fn golden_wgsl_of_a_subgroup_matmul() {
+fn golden_wgsl_of_the_subgroup_matmuls() {
     let sg = MatmulConfig { kernel: MatmulKernel::Subgroup, rows: 2, cols: 32, workgroup: 8 };
     let plan = plan_graph(&matmul_graph(20, 36, 8, false, true), &subgroup_options(sg)).unwrap();
     expect_file!["../../tests/golden/wgsl-simple/matmul-subgroup-tb.wgsl"].assert_eq(&plan.kernels[0].wgsl);
+    // B as stored: each accumulator takes its four steps of K in a row.
+    let plan = plan_graph(&matmul_graph(20, 36, 8, false, false), &subgroup_options(sg)).unwrap();
+    expect_file!["../../tests/golden/wgsl-simple/matmul-subgroup.wgsl"].assert_eq(&plan.kernels[0].wgsl);
 }
 
 fn unfused() -> GraphPlanOptions {

@@ -110,6 +110,24 @@ impl Gpu {
         }
     }
 
+    /// A caution about the adapter the user got, if one is due: on a machine
+    /// without a Vulkan driver, wgpu falls back to Mesa's OpenGL rasteriser,
+    /// which offers no subgroup operations to compute shaders, so the
+    /// shared-load kernels cannot run (measured on lavapipe's host: a
+    /// training step 2.5x slower than on its Vulkan driver).
+    pub fn advice(&self) -> Option<String> {
+        let explicit_gl = std::env::var("WGPU_BACKEND").is_ok_and(|b| b.to_lowercase().contains("gl"));
+        (self.info.backend == wgpu::Backend::Gl && !explicit_gl).then(|| {
+            format!(
+                "running on OpenGL ({}), which wgpu chose because no Vulkan, Metal or DirectX 12 driver \
+                 answered; its compute shaders have no subgroup operations and weft's kernels run several \
+                 times slower there. Install a Vulkan driver (Debian/Ubuntu without a GPU: `apt-get install \
+                 mesa-vulkan-drivers libvulkan1`), or set WGPU_BACKEND=gl to silence this",
+                self.info.name
+            )
+        })
+    }
+
     /// The device's limits, as the compiler plans against them.
     pub fn limits(&self) -> DeviceLimits {
         self.limits

@@ -9,7 +9,7 @@ use clap::Args;
 use weft_compiler::{AttentionPlanOptions, CompileOptions, Mode, OptimizeOptions, compile, fuse_attention};
 use weft_ir::limits::{self, Origin};
 use weft_runtime::io::{HostTensor, TensorFile, save};
-use weft_runtime::{Executor, FusedPlan, Gpu};
+use weft_runtime::{Executor, FusedPlan};
 
 use crate::args::{SizeArgs, SpecArgs};
 use crate::commands::source::pattern_graph;
@@ -78,7 +78,7 @@ pub fn run(args: &AttnArgs) -> anyhow::Result<()> {
     let sizes = SizeArgs { seq_len: Some(n), heads: Some(h), layers: None, head_dim: Some(d) };
     let spec = SpecArgs { spec: args.spec.clone(), sizes };
     let reference = pattern_graph(&spec, args.layer, b)?;
-    let gpu = Gpu::new()?;
+    let gpu = crate::gpu::open()?;
     eprintln!("adapter: {}", gpu.adapter_description());
     let limits = gpu.limits();
     let outputs = if args.unfused {

@@ -12,7 +12,7 @@ use weft_compiler::{
 };
 use weft_ir::mask::head_stats;
 use weft_runtime::tune::{KernelChoice, MatmulShape, matmul_rate};
-use weft_runtime::{Executor, FusedPlan, Gpu, Prepared};
+use weft_runtime::{Executor, FusedPlan, Prepared};
 
 use crate::commands::tune::kernel_choice;
 
@@ -78,7 +78,7 @@ pub fn run(what: &BenchWhat) -> anyhow::Result<()> {
 }
 
 fn attn(args: &BenchAttnArgs) -> anyhow::Result<()> {
-    let gpu = Gpu::new()?;
+    let gpu = crate::gpu::open()?;
     println!("adapter: {}", gpu.adapter_description());
     let limits = gpu.limits();
     // `weft tune`'s choices for this adapter if there are some, else the defaults.

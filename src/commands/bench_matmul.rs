@@ -8,10 +8,10 @@
 use anyhow::bail;
 use clap::Args;
 use weft_ir::limits;
+use weft_runtime::Executor;
 use weft_runtime::tune::{
     MATMUL_CHECK, MatmulOutcome, MatmulResult, MatmulShape, matmul_candidates, tune_matmul,
 };
-use weft_runtime::{Executor, Gpu};
 
 #[derive(Args, Debug)]
 pub struct BenchMatmulArgs {
@@ -29,7 +29,7 @@ pub struct BenchMatmulArgs {
 }
 
 pub fn run(args: &BenchMatmulArgs) -> anyhow::Result<()> {
-    let gpu = Gpu::new()?;
+    let gpu = crate::gpu::open()?;
     println!("adapter: {}", gpu.adapter_description());
     let device_limits = gpu.limits();
     let base = weft_compiler::GraphPlanOptions::for_device(device_limits);

@@ -11,7 +11,7 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 use weft_compiler::{CompileOptions, GraphPlanOptions, KernelKind, Mode, OptimizeOptions, compile};
 use weft_ir::model::{LlamaConfig, LoraConfig, ModelGraphOptions, build_llama_graph};
 use weft_ir::{Overrides, SourceFile, Spec};
-use weft_runtime::{Executor, Gpu, HostValues};
+use weft_runtime::{Executor, HostValues};
 
 /// LongLoRA's roll-form S2-Attn, built in so the benchmark runs from anywhere.
 const S2ATTN: &str = include_str!("../../examples/patterns/s2attn-roll.toml");
@@ -61,7 +61,7 @@ fn config(args: &BenchStepArgs) -> anyhow::Result<LlamaConfig> {
 pub fn run(args: &BenchStepArgs) -> anyhow::Result<()> {
     let config = config(args)?;
     let params: usize = config.parameter_shapes().iter().map(|p| p.len()).sum();
-    let gpu = Gpu::new()?;
+    let gpu = crate::gpu::open()?;
     println!("adapter: {}", gpu.adapter_description());
     println!(
         "model: {:.1}M parameters (hidden {}, {} layers, {} heads of {}, vocab {}); LoRA r = 8 on q, k, v, o; \
@@ -172,7 +172,16 @@ pub fn run(args: &BenchStepArgs) -> anyhow::Result<()> {
                     total.as_secs_f64() * 1e3
                 );
                 for (name, d) in named.iter().take(top) {
-                    println!("    {:>9.1} ms  {name}", d.as_secs_f64() * 1e3);
+                    let kernel = plan.kernels.iter().find(|k| k.name == *name);
+                    let rate = kernel
+                        .filter(|k| k.flops > 0)
+                        .map(|k| format!("{:>7.2} GFLOP/s", k.flops as f64 / d.as_secs_f64().max(1e-9) / 1e9))
+                        .unwrap_or_default();
+                    println!(
+                        "    {:>9.1} ms {rate:>15}  {}",
+                        d.as_secs_f64() * 1e3,
+                        kernel.map_or(*name, title)
+                    );
                 }
                 let mut by_kind: Vec<(&str, Duration, usize)> = Vec::new();
                 for (name, d) in &named {
@@ -208,4 +217,10 @@ pub fn run(args: &BenchStepArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A kernel's first comment line (`// name: what it does`), which says
+/// which generator made it and with what shape; its name if it has none.
+fn title(kernel: &weft_compiler::Kernel) -> &str {
+    kernel.wgsl.lines().next().and_then(|line| line.strip_prefix("// ")).unwrap_or(&kernel.name)
 }

@@ -26,7 +26,7 @@ use weft_runtime::eval::{
     EvalError, MeanLoss, PasskeyTrial, next_token_targets, passkey_trial, window_starts,
 };
 use weft_runtime::io::{Output, OutputKind, check_layer_count, load_checkpoint};
-use weft_runtime::{Executor, Gpu, HostValues};
+use weft_runtime::{Executor, HostValues};
 
 use crate::output::{Input, guard, tuning_cache_path, write_atomically};
 
@@ -159,7 +159,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     };
     let mut values: HashMap<String, HostValues> =
         weights.into_iter().map(|(name, t)| (name, HostValues::F32(t.data))).collect();
-    let gpu = Gpu::new()?;
+    let gpu = crate::gpu::open()?;
     eprintln!("adapter: {}", gpu.adapter_description());
     let plan_options = super::tune::plan_options(&gpu);
     let mut executor = Executor::new(gpu);

@@ -15,7 +15,7 @@ use weft_ir::model::{LlamaConfig, ModelGraphOptions, build_llama_graph};
 use weft_runtime::io::{
     HostTensor, TensorFile, apply_saved_modules, check_layer_count, load_checkpoint, save,
 };
-use weft_runtime::{Executor, Gpu, HostValues};
+use weft_runtime::{Executor, HostValues};
 
 use crate::output::{Input, guard, out_file, tuning_cache_path};
 
@@ -120,7 +120,7 @@ pub fn run(args: &ForwardArgs) -> anyhow::Result<()> {
     };
     let opts = ModelGraphOptions { lora, loss: args.loss, ..ModelGraphOptions::new(batch, t) };
     let graph = build_llama_graph(&config, schedule.as_ref(), &opts)?;
-    let gpu = Gpu::new()?;
+    let gpu = crate::gpu::open()?;
     eprintln!("adapter: {}", gpu.adapter_description());
     // Optimized (every layer's attention fused) unless --unfused; planned
     // with the matmul shape and attention tiles `weft tune` measured here.

@@ -96,7 +96,7 @@ pub fn plan_options(gpu: &Gpu) -> GraphPlanOptions {
 /// [`plan_options`] makes them, for commands that only show a plan; WebGPU's
 /// default limits and kernel shapes when there is no adapter.
 pub fn local_plan_options() -> GraphPlanOptions {
-    match Gpu::new() {
+    match crate::gpu::open() {
         Ok(gpu) => {
             eprintln!("planning for {}", gpu.adapter_description());
             plan_options(&gpu)
@@ -131,7 +131,7 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<()> {
     if let Some((aside, why)) = cache.prepare_store()? {
         eprintln!("warning: {why}; moved it aside to {} and tuning anew", aside.display());
     }
-    let gpu = Gpu::new()?;
+    let gpu = crate::gpu::open()?;
     println!("adapter: {}", gpu.adapter_description());
     let key = CacheKey::new(gpu.identity());
     let mut options = if args.quick { TuneOptions::quick() } else { TuneOptions::full() };

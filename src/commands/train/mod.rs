@@ -19,9 +19,9 @@ use anyhow::{Context, bail};
 use weft_compiler::{CompileOptions, Mode, UpdateOptions, compile};
 use weft_ir::Overrides;
 use weft_ir::model::{ModelGraphOptions, build_llama_graph};
+use weft_runtime::Executor;
 use weft_runtime::io::HostTensor;
 use weft_runtime::train::{Checkpoint, CheckpointState, TrainError, TrainingStep, load_checkpoint_dir};
-use weft_runtime::{Executor, Gpu};
 
 use settings::Settings;
 pub use settings::{ModelSizes, TrainArgs, TrainMode};
@@ -89,7 +89,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let graph = build_llama_graph(config, schedule.as_ref(), &opts)?;
     // Every input checked: now the run directory may be written.
     let out = run_dir::RunDir::create(&settings, args.overwrite)?;
-    let gpu = Gpu::new()?;
+    let gpu = crate::gpu::open()?;
     eprintln!("adapter: {}", gpu.adapter_description());
     let compile_opts = CompileOptions {
         mode: Mode::Training { wrt: Vec::new() },

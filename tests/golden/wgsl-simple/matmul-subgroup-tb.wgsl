@@ -1,4 +1,4 @@
-// n2_matmul: matmul, transpose_b, small sg2x32/wg8: B shared across each subgroup
+// n2_matmul: matmul, transpose_b 2·20×8×36, small sg2x32/wg8: B shared across each subgroup
 @group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
 fn ld_a(i: u32) -> vec4<f32> { return a[i]; }
 @group(0) @binding(1) var<storage, read> b: array<vec4<f32>>;

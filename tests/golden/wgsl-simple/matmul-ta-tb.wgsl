@@ -1,4 +1,4 @@
-// n2_matmul: matmul, transpose_a, transpose_b, narrow_n 8x8/wg64 (loads: a scalar, b scalar)
+// n2_matmul: matmul, transpose_a, transpose_b 6·5×7×6, narrow_n 8x8/wg64 (loads: a scalar, b scalar)
 @group(0) @binding(0) var<storage, read> a: array<f32>;
 fn ld_a(i: u32) -> f32 { return a[i]; }
 @group(0) @binding(1) var<storage, read> b: array<f32>;

@@ -144,6 +144,13 @@ impl std::fmt::Display for MatmulConfig {
     }
 }
 
+/// The problem in a kernel's title, `M×K×N` (`4·M×K×N` when batched): it is
+/// what a profile needs to tell one matmul of a model from another.
+fn problem_name(batch: u64, m: u64, k: u64, n: u64) -> String {
+    let batch = if batch == 1 { String::new() } else { format!("{batch}·") };
+    format!("{batch}{m}×{k}×{n}")
+}
+
 /// `(batch, M, N, K)` of a matmul whose operands have the ranks it needs
 /// (the generators report the ones that do not).
 fn shape(inputs: &[Operand], out: &Operand, ta: bool) -> Option<(u64, u64, u64, u64)> {

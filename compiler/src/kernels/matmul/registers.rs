@@ -127,9 +127,10 @@ pub(super) fn emit(
         }
     }
     let title = format!(
-        "matmul{}{}, {class} {cfg} (loads: a {}, b {})",
+        "matmul{}{} {}, {class} {cfg} (loads: a {}, b {})",
         if ta { ", transpose_a" } else { "" },
         if tb { ", transpose_b" } else { "" },
+        super::problem_name(batch, m, k, n),
         describe(a_load),
         describe(b_load)
     );
