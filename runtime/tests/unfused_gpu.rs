@@ -488,6 +488,37 @@ fn every_matmul_candidate_config_matches_the_interpreter() {
     }
 }
 
+/// The subgroup kernel walks its tiles in bands of 8 rows of tiles. With
+/// 32-row tiles (4 rows per thread, 8 threads), M = 348 makes 11 rows of
+/// tiles: a full band, then a band of 3 whose last tile is partial; N = 36
+/// makes two columns of tiles, one partial; and each of the 2 batch entries
+/// starts its bands afresh. Every transpose combination, as each has its own
+/// load path.
+#[test]
+fn subgroup_matmul_tile_bands_cover_every_output() {
+    let mut rng = rng();
+    let Some(mut ex) = executor() else { return };
+    let limits = ex.gpu().limits();
+    expectations::check_subgroups(&ex.gpu().identity(), &limits).unwrap_or_else(|e| panic!("{e}"));
+    if !limits.shares_subgroups() {
+        return;
+    }
+    let matmul = MatmulConfig { kernel: MatmulKernel::Subgroup, rows: 4, cols: 32, workgroup: 8 };
+    let opts = GraphPlanOptions { matmul: MatmulTable::uniform(matmul), ..device_options(&ex) };
+    let graph = matmul_graph(&[
+        (false, false, 348, 36, 8),
+        (false, true, 348, 36, 8),
+        (true, false, 348, 36, 8),
+        (true, true, 348, 36, 8),
+    ]);
+    let plan = plan_graph(&graph, &opts).unwrap();
+    for kernel in &plan.kernels {
+        let title = kernel.wgsl.lines().next().unwrap_or("");
+        assert!(title.contains(" sg4x32/wg8"), "{title}");
+    }
+    check_all(&mut ex, &[("tile bands, four matmuls".to_string(), graph)], &opts, &mut rng);
+}
+
 /// The configurations that run untuned (the GPU default, and the device's
 /// own) on every shape of [`matmul_cases`]; then operands split across 4 KiB
 /// bindings, read as `vec4` through the split accessors, on a folded grid: 7

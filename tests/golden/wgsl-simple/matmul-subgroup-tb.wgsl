@@ -9,9 +9,13 @@ fn st_y(i: u32, value: f32) { y[i] = value; }
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_id) sg_lane: u32) {
     let i = min(wid.y * 8u + wid.x, 7u) * 8u + lid;
     let tile = i / 8u;
-    let col0 = (tile % 2u) * 32u;
-    let row0 = ((tile / 2u) % 2u) * 16u + (i % 8u) * 2u;
     let batch = tile / 4u;
+    let in_batch = tile % 4u;
+    let band = in_batch / 16u;
+    let band_rows = min(2u - band * 8u, 8u);
+    let in_band = in_batch % 16u;
+    let col0 = (in_band / band_rows) * 32u;
+    let row0 = (band * 8u + in_band % band_rows) * 16u + (i % 8u) * 2u;
     let sharer = sg_lane % 8u;
     let abase = batch * 40u;
     let bbase = batch * 72u;
