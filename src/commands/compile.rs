@@ -168,11 +168,26 @@ pub fn kernel_table(compiled: &Compiled) -> String {
 }
 
 /// `small sg4x64/wg8`: the shape class and kernel shape a matmul kernel's
-/// title comment names (`// n3_matmul: matmul, transpose_b, small sg4x64/wg8: ...`).
+/// title comment names (`// n3_matmul: matmul, transpose_b 64×32×64, small sg4x64/wg8: ...`).
 fn matmul_config(wgsl: &str) -> Option<String> {
     let title = wgsl.lines().next()?;
     let words: Vec<&str> = title.split_whitespace().collect();
     let at = words.iter().position(|w| MatmulClass::from_name(w).is_some())?;
     let config = words.get(at + 1)?.trim_end_matches(':');
     Some(format!("{} {config}", words[at]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matmul_config;
+
+    #[test]
+    fn matmul_config_is_read_from_either_generators_title() {
+        let subgroup = "// n3_matmul: matmul, transpose_b 2·2048×512×8192, large sg4x64/wg8: B shared across each subgroup\n";
+        assert_eq!(matmul_config(subgroup).as_deref(), Some("large sg4x64/wg8"));
+        let registers =
+            "// n2_matmul: matmul, transpose_a 6·5×7×6, narrow_n 8x8/wg64 (loads: a scalar, b scalar)\n";
+        assert_eq!(matmul_config(registers).as_deref(), Some("narrow_n 8x8/wg64"));
+        assert_eq!(matmul_config("// n1_add: add\n"), None);
+    }
 }
