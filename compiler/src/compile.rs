@@ -12,7 +12,7 @@
 //! must fuse into one attention node, planned on its own (the sealed plans of
 //! `weft attn` and `weft tune`).
 
-use weft_ir::autodiff::{AutodiffError, Gradients, differentiate, trainable_parameters};
+use weft_ir::autodiff::{AutodiffError, Gradients, differentiate_outputs, trainable_parameters};
 use weft_ir::graph::{NodeId, Op, ValidGraph};
 
 use crate::attention::{AttentionError, AttentionPlanOptions, FusedAttentionDesc, PlanStats, plan_attention};
@@ -28,10 +28,11 @@ pub enum Mode {
     #[default]
     Inference,
     /// The forward pass, then the backward pass for the leaves in `wrt`
-    /// (empty: every trainable parameter of the optimized graph). The
-    /// optimizer keeps trainable parameters unfolded (see
+    /// (empty: every trainable parameter of the optimized graph), seeded at
+    /// the outputs in `seeds` (empty: every output; a model's step seeds its
+    /// `loss` alone). The optimizer keeps trainable parameters unfolded (see
     /// [`OptimizeOptions::training`]).
-    Training { wrt: Vec<String> },
+    Training { wrt: Vec<String>, seeds: Vec<String> },
 }
 
 /// How to compile a graph.
@@ -238,15 +239,16 @@ pub fn compile(reference: ValidGraph, opts: &CompileOptions) -> Result<Compiled,
     let forward = optimized.as_ref().map_or(&reference, |o| &o.graph);
     let gradients = match &opts.mode {
         Mode::Inference => None,
-        Mode::Training { wrt } => {
+        Mode::Training { wrt, seeds } => {
             let wrt: Vec<String> = if wrt.is_empty() { trainable_parameters(forward) } else { wrt.clone() };
             if wrt.is_empty() {
                 return Err(CompileError::NothingToTrain { graph: name });
             }
             let wrt: Vec<&str> = wrt.iter().map(String::as_str).collect();
-            let step = differentiate(forward, &wrt).map_err(|source| CompileError::Differentiate {
-                graph: name.clone(),
-                source: Box::new(source),
+            let seeds: Vec<&str> = seeds.iter().map(String::as_str).collect();
+            let seeded = (!seeds.is_empty()).then_some(seeds.as_slice());
+            let step = differentiate_outputs(forward, seeded, &wrt).map_err(|source| {
+                CompileError::Differentiate { graph: name.clone(), source: Box::new(source) }
             })?;
             Some(step)
         }

@@ -75,7 +75,10 @@ fn masks_at_the_limits_compile_to_valid_wgsl_fused_and_unfused() {
         let schedule = schedule(&mask).unwrap_or_else(|e| panic!("{name}: {e}"));
         let graph = lower_pattern(&schedule.patterns[0], &LowerOptions::new(1, 64, 8)).unwrap();
         for optimize in [true, false] {
-            for mode in [Mode::Inference, Mode::Training { wrt: vec!["q".into(), "k".into(), "v".into()] }] {
+            for mode in [
+                Mode::Inference,
+                Mode::Training { wrt: vec!["q".into(), "k".into(), "v".into()], seeds: Vec::new() },
+            ] {
                 let opts = CompileOptions { optimize, mode: mode.clone(), ..CompileOptions::default() };
                 // Every kernel is validated by naga as it is planned.
                 let compiled = compile(graph.clone(), &opts)

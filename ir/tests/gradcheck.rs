@@ -10,7 +10,9 @@ use std::collections::HashMap;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use weft_ir::autodiff::{AutodiffError, differentiate, grad_name, trainable_parameters};
+use weft_ir::autodiff::{
+    AutodiffError, differentiate, differentiate_outputs, grad_name, trainable_parameters,
+};
 use weft_ir::expr::parse_mask;
 use weft_ir::graph::{
     DType, Graph, HeadMask, HeadRange, NodeId, Op, RopeParams, TensorType, UnaryOp, ValidGraph,
@@ -431,6 +433,36 @@ fn the_backward_graph_names_its_seeds_and_gradients() {
         |g: &ValidGraph| g.node_ids().filter(|&id| matches!(g.node(id).op, Op::MatMul { .. })).count();
     assert_eq!(matmuls(&all.graph), matmuls(&grads.graph) + 1);
     assert_eq!(grad_name("o"), "do");
+}
+
+/// A training step seeds its loss alone: the other output (here `y`, as a
+/// model's `logits`) gets no cotangent input and no add into the loss's
+/// gradient. Naming an output the graph lacks is an error.
+#[test]
+fn seeding_only_some_outputs_leaves_the_others_out_of_the_backward_pass() {
+    let mut g = Graph::new("two outputs");
+    let x = g.input("x", f32s(&[2, 3]));
+    let w = g.parameter("w", f32s(&[3, 3]), true);
+    let y = g.matmul(x, w, false, false).unwrap();
+    let loss = g.add(Op::Unary(UnaryOp::Exp), &[y]).unwrap();
+    g.set_output("y", y);
+    g.set_output("loss", loss);
+    let graph = g.validate().unwrap();
+    let adds = |g: &ValidGraph| g.node_ids().filter(|&id| matches!(g.node(id).op, Op::Add)).count();
+
+    let all = differentiate(&graph, &["w"]).unwrap();
+    assert_eq!(all.seeds, vec![("y".into(), "dy".into()), ("loss".into(), "dloss".into())]);
+    let seeded = differentiate_outputs(&graph, Some(&["loss"]), &["w"]).unwrap();
+    assert_eq!(seeded.seeds, vec![("loss".to_string(), "dloss".to_string())]);
+    assert!(!seeded.graph.leaves().any(|(_, name)| name == "dy"));
+    assert_eq!(adds(&all.graph), adds(&seeded.graph) + 1);
+
+    let err = differentiate_outputs(&graph, Some(&["logits"]), &["w"]).unwrap_err();
+    assert!(matches!(err, AutodiffError::UnknownOutput { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "cannot seed the backward pass at `logits`: the graph has no output of that name (the outputs are y, loss)"
+    );
 }
 
 #[test]

@@ -569,6 +569,24 @@ fn chunked_plans_with_folded_grids_match_the_reference() {
     }
 }
 
+/// Tiles of 64 positions: each owned row's mask bits for a partial tile take
+/// two 32-bit words, in the forward and dQ kernels (over keys) and in dK/dV
+/// (over queries). The masks put allowed and masked pairs in both halves of
+/// partial tiles; N = 150 leaves a last tile of 22.
+#[test]
+fn tiles_longer_than_a_mask_word_match_the_reference() {
+    let (mut rng, seed) = rng("two-word tiles");
+    let Some(mut ex) = executor() else { return };
+    let device = device_options(&ex);
+    let heads = [(0..2, "causal & (sink(5) | window(37))"), (2..3, "roll(45, causal & groups(70))")];
+    for (rows, d) in [(2, 8), (4, 16)] {
+        let desc = custom("two-word", &heads, 150, 1, d);
+        let opts =
+            AttentionPlanOptions { block_q: 64, block_k: 64, rows_per_invocation: rows, ..device.clone() };
+        check_each_kernel(&mut ex, &desc, &opts, &mut rng, seed);
+    }
+}
+
 /// RoPE on load (linear interpolation by 2): whole-vec4 partners (D = 8, 16)
 /// and mixed components (D = 12), sequences that are not a multiple of the
 /// block, long ones, and a chunked plan on a folded grid (the table is bound

@@ -84,7 +84,7 @@ pub fn run(args: &AttnArgs) -> anyhow::Result<()> {
     let outputs = if args.unfused {
         // As written, op by op; with `do`, autodiff's backward pass.
         let mode = if backward {
-            Mode::Training { wrt: ["q", "k", "v"].map(String::from).to_vec() }
+            Mode::Training { wrt: ["q", "k", "v"].map(String::from).to_vec(), seeds: Vec::new() }
         } else {
             Mode::Inference
         };

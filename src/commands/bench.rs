@@ -157,7 +157,7 @@ fn attn(args: &BenchAttnArgs) -> anyhow::Result<()> {
         // materialized, as an eager framework computes it.
         let as_written =
             |mode: Mode| CompileOptions { mode, optimize: false, plan: opts.clone(), ..Default::default() };
-        let backward = Mode::Training { wrt: ["q", "k", "v"].map(String::from).to_vec() };
+        let backward = Mode::Training { wrt: ["q", "k", "v"].map(String::from).to_vec(), seeds: Vec::new() };
         let fused = fused_plan(reference, &choice, &base, false, args.head_dim)?;
         let flops_fwd = fused.stats().flops_forward as f64;
         let fused_all = fused_plan(reference, &choice, &base, true, args.head_dim)?;

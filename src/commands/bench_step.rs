@@ -113,7 +113,7 @@ pub fn run(args: &BenchStepArgs) -> anyhow::Result<()> {
             // A training step: LoRA stays unfolded (its gradients stay
             // rank-sized), every trainable parameter gets its gradient.
             let opts = CompileOptions {
-                mode: Mode::Training { wrt: Vec::new() },
+                mode: Mode::Training { wrt: Vec::new(), seeds: vec!["loss".to_string()] },
                 optimizer: OptimizeOptions { rope_on_load: args.rope_on_load, ..OptimizeOptions::default() },
                 plan: plan_opts.clone(),
                 ..CompileOptions::default()

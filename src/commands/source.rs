@@ -98,10 +98,10 @@ impl SourceArgs {
             (false, _) => Mode::Inference,
             // An attention graph's step: the gradients of its inputs.
             (true, SourceKind::Pattern | SourceKind::Graph) => {
-                Mode::Training { wrt: ["q", "k", "v"].map(String::from).to_vec() }
+                Mode::Training { wrt: ["q", "k", "v"].map(String::from).to_vec(), seeds: Vec::new() }
             }
             // A model's step: every trainable parameter.
-            (true, SourceKind::Model) => Mode::Training { wrt: Vec::new() },
+            (true, SourceKind::Model) => Mode::Training { wrt: Vec::new(), seeds: Vec::new() },
         };
         CompileOptions { mode, plan, ..CompileOptions::default() }
     }

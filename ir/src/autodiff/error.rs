@@ -13,6 +13,9 @@ pub enum AutodiffError {
     #[error("`{leaf}` has type {ty}; only floating-point leaves have gradients")]
     NotFloat { leaf: String, ty: String },
 
+    #[error("cannot seed the backward pass at `{output}`: the graph has no output of that name (the outputs are {})", .outputs.join(", "))]
+    UnknownOutput { output: String, outputs: Vec<String> },
+
     #[error("`{leaf}` is asked for twice")]
     Duplicate { leaf: String },
 

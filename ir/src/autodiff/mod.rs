@@ -1,7 +1,8 @@
 //! Reverse-mode differentiation of a graph into another graph.
 //!
 //! [`differentiate`] appends the backward pass to a copy of the forward graph:
-//! one cotangent input per output, one gradient output per requested leaf. The
+//! one cotangent input per seeded output (every output, unless the caller
+//! names some), one gradient output per requested leaf. The
 //! result is an ordinary [`ValidGraph`], so the interpreter, the optimizer and
 //! the code generators take it like any other.
 //!
@@ -63,6 +64,28 @@ pub fn trainable_parameters(graph: &Graph) -> Vec<String> {
 /// parameter, an unknown name or a leaf no output depends on is an error, as is
 /// an op on the path that has no gradient rule.
 pub fn differentiate(graph: &ValidGraph, wrt: &[&str]) -> Result<Gradients, AutodiffError> {
+    differentiate_outputs(graph, None, wrt)
+}
+
+/// [`differentiate`], seeding only the outputs named in `seeded` (`None`:
+/// every output). A training step seeds its `loss` alone: a cotangent input
+/// for its `logits` output would be a `[T, V]` buffer of zeros, read and added
+/// to the loss's gradient every step.
+pub fn differentiate_outputs(
+    graph: &ValidGraph,
+    seeded: Option<&[&str]>,
+    wrt: &[&str],
+) -> Result<Gradients, AutodiffError> {
+    if let Some(names) = seeded {
+        for &name in names {
+            if !graph.outputs().iter().any(|(output, _)| output == name) {
+                return Err(AutodiffError::UnknownOutput {
+                    output: name.to_string(),
+                    outputs: graph.outputs().iter().map(|(n, _)| n.clone()).collect(),
+                });
+            }
+        }
+    }
     let targets = resolve_leaves(graph, wrt)?;
     check_names(graph, wrt)?;
 
@@ -80,7 +103,8 @@ pub fn differentiate(graph: &ValidGraph, wrt: &[&str]) -> Result<Gradients, Auto
     let mut cotangent: Vec<Option<NodeId>> = vec![None; graph.len()];
     let mut seeds = Vec::new();
     for (name, id) in graph.outputs() {
-        if !needs[id.index()] {
+        let wanted = seeded.is_none_or(|names| names.contains(&name.as_str()));
+        if !needs[id.index()] || !wanted {
             continue;
         }
         let seed_name = grad_name(name);

@@ -92,7 +92,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let gpu = crate::gpu::open()?;
     eprintln!("adapter: {}", gpu.adapter_description());
     let compile_opts = CompileOptions {
-        mode: Mode::Training { wrt: Vec::new() },
+        mode: Mode::Training { wrt: Vec::new(), seeds: vec!["loss".to_string()] },
         plan: crate::commands::tune::plan_options(&gpu),
         update: Some(UpdateOptions { accumulate: settings.grad_accum > 1 }),
         ..CompileOptions::default()

@@ -128,6 +128,28 @@ fn main(
         let count = min(BK, N - k0);
         var rope_c0 = rope[k0 * RS + 0u];
         var rope_s0 = rope[k0 * RS + D4 + 0u];
+        var bits0 = 0xffffffffu;
+        var bits1 = 0xffffffffu;
+        var bits2 = 0xffffffffu;
+        var bits3 = 0xffffffffu;
+        if (partial) {
+            bits0 = 0u;
+            bits1 = 0u;
+            bits2 = 0u;
+            bits3 = 0u;
+            for (var t = 0u; t < count; t++) {
+                let pos = k0 + t;
+                let bit = 1u << (t % 32u);
+                let on0 = select(0u, bit, mask_allows(hi, i32(row0), i32(pos)));
+                bits0 |= on0;
+                let on1 = select(0u, bit, mask_allows(hi, i32(row1), i32(pos)));
+                bits1 |= on1;
+                let on2 = select(0u, bit, mask_allows(hi, i32(row2), i32(pos)));
+                bits2 |= on2;
+                let on3 = select(0u, bit, mask_allows(hi, i32(row3), i32(pos)));
+                bits3 |= on3;
+            }
+        }
         for (var j = 0u; j < count; j++) {
             let key = k0 + j;
             let ka = (base + key) * D4;
@@ -143,10 +165,10 @@ fn main(
             let s2 = dot(q2_0, x0) + dot(q2_1, x1);
             let s3 = dot(q3_0, x0) + dot(q3_1, x1);
             // Online softmax; a masked pair scores NEG and weighs 0.
-            let ok0 = !partial || mask_allows(hi, i32(row0), i32(key));
-            let ok1 = !partial || mask_allows(hi, i32(row1), i32(key));
-            let ok2 = !partial || mask_allows(hi, i32(row2), i32(key));
-            let ok3 = !partial || mask_allows(hi, i32(row3), i32(key));
+            let ok0 = ((bits0 >> (j % 32u)) & 1u) != 0u;
+            let ok1 = ((bits1 >> (j % 32u)) & 1u) != 0u;
+            let ok2 = ((bits2 >> (j % 32u)) & 1u) != 0u;
+            let ok3 = ((bits3 >> (j % 32u)) & 1u) != 0u;
             let mn0 = select(m0, max(m0, s0), ok0);
             let alpha0 = exp(m0 - mn0);
             let p0 = select(0.0, exp(s0 - mn0), ok0);
@@ -405,6 +427,28 @@ fn main(
         let count = min(BQ, N - q0);
         var rope_c0 = rope[q0 * RS + 0u];
         var rope_s0 = rope[q0 * RS + D4 + 0u];
+        var bits0 = 0xffffffffu;
+        var bits1 = 0xffffffffu;
+        var bits2 = 0xffffffffu;
+        var bits3 = 0xffffffffu;
+        if (partial) {
+            bits0 = 0u;
+            bits1 = 0u;
+            bits2 = 0u;
+            bits3 = 0u;
+            for (var t = 0u; t < count; t++) {
+                let pos = q0 + t;
+                let bit = 1u << (t % 32u);
+                let on0 = select(0u, bit, mask_allows(hi, i32(pos), i32(col0)));
+                bits0 |= on0;
+                let on1 = select(0u, bit, mask_allows(hi, i32(pos), i32(col1)));
+                bits1 |= on1;
+                let on2 = select(0u, bit, mask_allows(hi, i32(pos), i32(col2)));
+                bits2 |= on2;
+                let on3 = select(0u, bit, mask_allows(hi, i32(pos), i32(col3)));
+                bits3 |= on3;
+            }
+        }
         for (var i = 0u; i < count; i++) {
             // One query: P = exp(S - L) and dS = P * (dP - delta) against every owned key.
             let query = q0 + i;
@@ -427,10 +471,10 @@ fn main(
             let dp2 = dot(g0, v2_0) + dot(g1, v2_1);
             let s3 = dot(x0, k3_0) + dot(x1, k3_1);
             let dp3 = dot(g0, v3_0) + dot(g1, v3_1);
-            let ok0 = !partial || mask_allows(hi, i32(query), i32(col0));
-            let ok1 = !partial || mask_allows(hi, i32(query), i32(col1));
-            let ok2 = !partial || mask_allows(hi, i32(query), i32(col2));
-            let ok3 = !partial || mask_allows(hi, i32(query), i32(col3));
+            let ok0 = ((bits0 >> (i % 32u)) & 1u) != 0u;
+            let ok1 = ((bits1 >> (i % 32u)) & 1u) != 0u;
+            let ok2 = ((bits2 >> (i % 32u)) & 1u) != 0u;
+            let ok3 = ((bits3 >> (i % 32u)) & 1u) != 0u;
             let p0 = select(0.0, exp(s0 - st.x), ok0);
             let ds0 = p0 * (dp0 - st.y);
             dv0_0 += p0 * g0;
@@ -626,6 +670,28 @@ fn main(
         let count = min(BK, N - k0);
         var rope_c0 = rope[k0 * RS + 0u];
         var rope_s0 = rope[k0 * RS + D4 + 0u];
+        var bits0 = 0xffffffffu;
+        var bits1 = 0xffffffffu;
+        var bits2 = 0xffffffffu;
+        var bits3 = 0xffffffffu;
+        if (partial) {
+            bits0 = 0u;
+            bits1 = 0u;
+            bits2 = 0u;
+            bits3 = 0u;
+            for (var t = 0u; t < count; t++) {
+                let pos = k0 + t;
+                let bit = 1u << (t % 32u);
+                let on0 = select(0u, bit, mask_allows(hi, i32(row0), i32(pos)));
+                bits0 |= on0;
+                let on1 = select(0u, bit, mask_allows(hi, i32(row1), i32(pos)));
+                bits1 |= on1;
+                let on2 = select(0u, bit, mask_allows(hi, i32(row2), i32(pos)));
+                bits2 |= on2;
+                let on3 = select(0u, bit, mask_allows(hi, i32(row3), i32(pos)));
+                bits3 |= on3;
+            }
+        }
         for (var j = 0u; j < count; j++) {
             // One key: P = exp(S - L) and dS = P * (dP - delta) for every owned query.
             let key = k0 + j;
@@ -647,10 +713,10 @@ fn main(
             let dp2 = dot(g2_0, y0) + dot(g2_1, y1);
             let s3 = dot(q3_0, x0) + dot(q3_1, x1);
             let dp3 = dot(g3_0, y0) + dot(g3_1, y1);
-            let ok0 = !partial || mask_allows(hi, i32(row0), i32(key));
-            let ok1 = !partial || mask_allows(hi, i32(row1), i32(key));
-            let ok2 = !partial || mask_allows(hi, i32(row2), i32(key));
-            let ok3 = !partial || mask_allows(hi, i32(row3), i32(key));
+            let ok0 = ((bits0 >> (j % 32u)) & 1u) != 0u;
+            let ok1 = ((bits1 >> (j % 32u)) & 1u) != 0u;
+            let ok2 = ((bits2 >> (j % 32u)) & 1u) != 0u;
+            let ok3 = ((bits3 >> (j % 32u)) & 1u) != 0u;
             let p0 = select(0.0, exp(s0 - st0.x), ok0);
             let ds0 = p0 * (dp0 - st0.y);
             dq0_0 += ds0 * x0;

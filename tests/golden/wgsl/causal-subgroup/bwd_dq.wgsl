@@ -188,6 +188,20 @@ fn main(
         let k0 = (entry >> 1u) * BK;
         let partial = (entry & ENTRY_PARTIAL) != 0u;
         let count = min(BK, N - k0);
+        var bits0 = 0xffffffffu;
+        var bits1 = 0xffffffffu;
+        if (partial) {
+            bits0 = 0u;
+            bits1 = 0u;
+            for (var t = 0u; t < count; t++) {
+                let pos = k0 + t;
+                let bit = 1u << (t % 32u);
+                let on0 = select(0u, bit, mask_allows(hi, i32(row0), i32(pos)));
+                bits0 |= on0;
+                let on1 = select(0u, bit, mask_allows(hi, i32(row1), i32(pos)));
+                bits1 |= on1;
+            }
+        }
         for (var j = 0u; j < count; j++) {
             // One key: P = exp(S - L) and dS = P * (dP - delta) for every owned query.
             let key = k0 + j;
@@ -232,8 +246,8 @@ fn main(
             let dp0 = dot(g0_0, y0) + dot(g0_1, y1) + dot(g0_2, y2) + dot(g0_3, y3) + dot(g0_4, y4) + dot(g0_5, y5) + dot(g0_6, y6) + dot(g0_7, y7) + dot(g0_8, y8) + dot(g0_9, y9) + dot(g0_10, y10) + dot(g0_11, y11) + dot(g0_12, y12) + dot(g0_13, y13) + dot(g0_14, y14) + dot(g0_15, y15);
             let s1 = dot(q1_0, x0) + dot(q1_1, x1) + dot(q1_2, x2) + dot(q1_3, x3) + dot(q1_4, x4) + dot(q1_5, x5) + dot(q1_6, x6) + dot(q1_7, x7) + dot(q1_8, x8) + dot(q1_9, x9) + dot(q1_10, x10) + dot(q1_11, x11) + dot(q1_12, x12) + dot(q1_13, x13) + dot(q1_14, x14) + dot(q1_15, x15);
             let dp1 = dot(g1_0, y0) + dot(g1_1, y1) + dot(g1_2, y2) + dot(g1_3, y3) + dot(g1_4, y4) + dot(g1_5, y5) + dot(g1_6, y6) + dot(g1_7, y7) + dot(g1_8, y8) + dot(g1_9, y9) + dot(g1_10, y10) + dot(g1_11, y11) + dot(g1_12, y12) + dot(g1_13, y13) + dot(g1_14, y14) + dot(g1_15, y15);
-            let ok0 = !partial || mask_allows(hi, i32(row0), i32(key));
-            let ok1 = !partial || mask_allows(hi, i32(row1), i32(key));
+            let ok0 = ((bits0 >> (j % 32u)) & 1u) != 0u;
+            let ok1 = ((bits1 >> (j % 32u)) & 1u) != 0u;
             let p0 = select(0.0, exp(s0 - st0.x), ok0);
             let ds0 = p0 * (dp0 - st0.y);
             dq0_0 += ds0 * x0;

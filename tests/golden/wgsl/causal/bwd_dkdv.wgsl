@@ -214,6 +214,20 @@ fn main(
         let q0 = (entry >> 1u) * BQ;
         let partial = (entry & ENTRY_PARTIAL) != 0u;
         let count = min(BQ, N - q0);
+        var bits0 = 0xffffffffu;
+        var bits1 = 0xffffffffu;
+        if (partial) {
+            bits0 = 0u;
+            bits1 = 0u;
+            for (var t = 0u; t < count; t++) {
+                let pos = q0 + t;
+                let bit = 1u << (t % 32u);
+                let on0 = select(0u, bit, mask_allows(hi, i32(pos), i32(col0)));
+                bits0 |= on0;
+                let on1 = select(0u, bit, mask_allows(hi, i32(pos), i32(col1)));
+                bits1 |= on1;
+            }
+        }
         for (var i = 0u; i < count; i++) {
             // One query: P = exp(S - L) and dS = P * (dP - delta) against every owned key.
             let query = q0 + i;
@@ -255,8 +269,8 @@ fn main(
             let dp0 = dot(g0, v0_0) + dot(g1, v0_1) + dot(g2, v0_2) + dot(g3, v0_3) + dot(g4, v0_4) + dot(g5, v0_5) + dot(g6, v0_6) + dot(g7, v0_7) + dot(g8, v0_8) + dot(g9, v0_9) + dot(g10, v0_10) + dot(g11, v0_11) + dot(g12, v0_12) + dot(g13, v0_13) + dot(g14, v0_14) + dot(g15, v0_15);
             let s1 = dot(x0, k1_0) + dot(x1, k1_1) + dot(x2, k1_2) + dot(x3, k1_3) + dot(x4, k1_4) + dot(x5, k1_5) + dot(x6, k1_6) + dot(x7, k1_7) + dot(x8, k1_8) + dot(x9, k1_9) + dot(x10, k1_10) + dot(x11, k1_11) + dot(x12, k1_12) + dot(x13, k1_13) + dot(x14, k1_14) + dot(x15, k1_15);
             let dp1 = dot(g0, v1_0) + dot(g1, v1_1) + dot(g2, v1_2) + dot(g3, v1_3) + dot(g4, v1_4) + dot(g5, v1_5) + dot(g6, v1_6) + dot(g7, v1_7) + dot(g8, v1_8) + dot(g9, v1_9) + dot(g10, v1_10) + dot(g11, v1_11) + dot(g12, v1_12) + dot(g13, v1_13) + dot(g14, v1_14) + dot(g15, v1_15);
-            let ok0 = !partial || mask_allows(hi, i32(query), i32(col0));
-            let ok1 = !partial || mask_allows(hi, i32(query), i32(col1));
+            let ok0 = ((bits0 >> (i % 32u)) & 1u) != 0u;
+            let ok1 = ((bits1 >> (i % 32u)) & 1u) != 0u;
             let p0 = select(0.0, exp(s0 - st.x), ok0);
             let ds0 = p0 * (dp0 - st.y);
             dv0_0 += p0 * g0;

@@ -152,6 +152,20 @@ fn main(
         let k0 = (entry >> 1u) * BK;
         let partial = (entry & ENTRY_PARTIAL) != 0u;
         let count = min(BK, N - k0);
+        var bits0 = 0xffffffffu;
+        var bits1 = 0xffffffffu;
+        if (partial) {
+            bits0 = 0u;
+            bits1 = 0u;
+            for (var t = 0u; t < count; t++) {
+                let pos = k0 + t;
+                let bit = 1u << (t % 32u);
+                let on0 = select(0u, bit, mask_allows(hi, i32(row0), i32(pos)));
+                bits0 |= on0;
+                let on1 = select(0u, bit, mask_allows(hi, i32(row1), i32(pos)));
+                bits1 |= on1;
+            }
+        }
         for (var j = 0u; j < count; j++) {
             let key = k0 + j;
             let ka = (base + key) * D4;
@@ -174,8 +188,8 @@ fn main(
             let s0 = dot(q0_0, x0) + dot(q0_1, x1) + dot(q0_2, x2) + dot(q0_3, x3) + dot(q0_4, x4) + dot(q0_5, x5) + dot(q0_6, x6) + dot(q0_7, x7) + dot(q0_8, x8) + dot(q0_9, x9) + dot(q0_10, x10) + dot(q0_11, x11) + dot(q0_12, x12) + dot(q0_13, x13) + dot(q0_14, x14) + dot(q0_15, x15);
             let s1 = dot(q1_0, x0) + dot(q1_1, x1) + dot(q1_2, x2) + dot(q1_3, x3) + dot(q1_4, x4) + dot(q1_5, x5) + dot(q1_6, x6) + dot(q1_7, x7) + dot(q1_8, x8) + dot(q1_9, x9) + dot(q1_10, x10) + dot(q1_11, x11) + dot(q1_12, x12) + dot(q1_13, x13) + dot(q1_14, x14) + dot(q1_15, x15);
             // Online softmax; a masked pair scores NEG and weighs 0.
-            let ok0 = !partial || mask_allows(hi, i32(row0), i32(key));
-            let ok1 = !partial || mask_allows(hi, i32(row1), i32(key));
+            let ok0 = ((bits0 >> (j % 32u)) & 1u) != 0u;
+            let ok1 = ((bits1 >> (j % 32u)) & 1u) != 0u;
             let mn0 = select(m0, max(m0, s0), ok0);
             let alpha0 = exp(m0 - mn0);
             let p0 = select(0.0, exp(s0 - mn0), ok0);
