@@ -43,6 +43,12 @@ enum Command {
     /// The whole LongLoRA loop on a built-in corpus, no download: pretrain a tiny LLaMA at a short
     /// context, extend it 4x with S2-Attn and LoRA+, merge, and evaluate perplexity and passkey.
     Demo(commands::demo::DemoArgs),
+    /// Write real text for training and evaluation, with nothing to download: the Rust sources of
+    /// weft's dependencies in Cargo's registry, as train.jsonl and heldout.jsonl.
+    Corpus(commands::corpus::CorpusArgs),
+    /// Training runs and their evaluations side by side: results.json, a markdown table, the loss
+    /// curves on one figure and perplexity against the evaluation length.
+    Compare(commands::compare::CompareArgs),
     /// Merge a PEFT LoRA adapter (and the RoPE factor weft trained it with) into its base model:
     /// a Hugging Face checkpoint transformers loads as is.
     Export(commands::export::ExportArgs),
@@ -89,6 +95,8 @@ fn main() -> ExitCode {
         Command::Forward(a) => commands::forward::run(&a),
         Command::Train(a) => commands::train::run(&a),
         Command::Demo(a) => commands::demo::run(&a),
+        Command::Corpus(a) => commands::corpus::run(&a),
+        Command::Compare(a) => commands::compare::run(&a),
         Command::Export(a) => commands::export::run(&a),
         Command::Eval(a) => commands::eval::run(&a),
         Command::Bench(w) => commands::bench::run(&w),

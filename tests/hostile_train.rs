@@ -100,6 +100,12 @@ fn train_refuses_bad_settings() {
         train("beta2 of one", &["--adam-beta2", "1"]).expect("adam-beta2 = 1 must be in [0, 1)"),
         train("negative learning rate", &["--lr=-1"]).expect("lr = -1 must not be negative"),
         train("held-out fraction of one", &["--heldout", "1"]).expect("--heldout 1 must be in [0, 1)"),
+        train("passkey fraction of one", &["--passkey-fraction", "1"])
+            .expect("--passkey-fraction 1 must be in [0, 1)"),
+        train("passkey documents longer than a sequence", &["--passkey-fraction", "0.5", "--tokenizer", "tok.json"])
+            .file("tok.json", word_level_tokenizer(64))
+            .expect("--passkey-fraction at --seq-len 32")
+            .expect("the passkey prompt needs at least"),
         train("no model at all", &["--model", "nowhere"]).expect("nowhere"),
         train("init adapter under full training", &["--mode", "full", "--init-adapter", "adapter"])
             .expect("--init-adapter is for LoRA training"),
@@ -144,6 +150,7 @@ fn train_refuses_run_directories_it_would_damage() {
             .file("run/notes.txt", "mine")
             .expect("holds no run to resume"),
         train("--out inside the model", &["--out", "base/run"]).expect("inside"),
+        train("--out two new levels inside the model", &["--out", "base/runs/first"]).expect("inside"),
         train("--out is the data file", &["--out", "data.safetensors"]).expect("data.safetensors"),
         train("data inside --out", &["--out", ".", "--data", "data.safetensors"]).expect("inside it"),
         train("--out under a file", &["--out", "data.safetensors/run"]).expect("data.safetensors"),

@@ -81,7 +81,8 @@ fn check_case(case: &str) {
     if !gpu() {
         return;
     }
-    let out = scratch(&format!("train-{case}"));
+    // Directories that do not exist yet: the run makes them.
+    let out = scratch(&format!("train-{case}")).join("runs/new");
     let flags = case_flags(case);
     let output = train(&out, &flags, &[]);
     assert!(output.status.success(), "{}", stderr(&output));

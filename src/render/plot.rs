@@ -17,8 +17,15 @@ const BOTTOM: u32 = 40;
 const INK: Rgb<u8> = Rgb([20, 20, 20]);
 const GRID: Rgb<u8> = Rgb([225, 225, 225]);
 /// One colour per series, in order.
-const COLOURS: [Rgb<u8>; 4] =
-    [Rgb([16, 38, 92]), Rgb([200, 80, 20]), Rgb([30, 140, 60]), Rgb([150, 30, 150])];
+const COLOURS: [Rgb<u8>; 7] = [
+    Rgb([16, 38, 92]),
+    Rgb([200, 80, 20]),
+    Rgb([30, 140, 60]),
+    Rgb([150, 30, 150]),
+    Rgb([0, 150, 170]),
+    Rgb([190, 30, 40]),
+    Rgb([120, 120, 120]),
+];
 
 /// A named series of (x, y) points.
 pub struct Series<'a> {
@@ -66,16 +73,27 @@ pub fn draw(title: &str, x_label: &str, series: &[Series]) -> RgbImage {
     draw_text(&mut image, WIDTH - RIGHT - 8 * end.len() as u32, HEIGHT - BOTTOM + 8, &end, 1, INK);
     draw_text(&mut image, WIDTH / 2 - 4 * x_label.len() as u32, HEIGHT - BOTTOM + 20, x_label, 1, INK);
     draw_text(&mut image, LEFT, 8, title, 2, INK);
+    // The legend: one row at the top right while it clears the title, else
+    // a column inside the plot's top right corner.
+    let row_width: u32 = series.iter().map(|s| 8 * s.name.len() as u32 + 24).sum();
+    let title_end = LEFT + 16 * title.len() as u32 + 16;
+    let in_row = WIDTH - RIGHT >= title_end + row_width;
+    let widest = series.iter().map(|s| 8 * s.name.len() as u32 + 24).max().unwrap_or(0);
     let mut legend_x = WIDTH - RIGHT;
     for (i, s) in series.iter().enumerate().rev() {
         let colour = &COLOURS[i % COLOURS.len()];
-        legend_x = legend_x.saturating_sub(8 * s.name.len() as u32 + 24);
+        let (x, y) = if in_row {
+            legend_x = legend_x.saturating_sub(8 * s.name.len() as u32 + 24);
+            (legend_x, 10)
+        } else {
+            (WIDTH - RIGHT - widest, TOP + 6 + 14 * i as u32)
+        };
         for dx in 0..12 {
             for dy in 0..3 {
-                image.put_pixel(legend_x + dx, 13 + dy, *colour);
+                image.put_pixel(x + dx, y + 3 + dy, *colour);
             }
         }
-        draw_text(&mut image, legend_x + 16, 10, s.name, 1, *colour);
+        draw_text(&mut image, x + 16, y, s.name, 1, *colour);
     }
     for (i, s) in series.iter().enumerate() {
         let colour = &COLOURS[i % COLOURS.len()];

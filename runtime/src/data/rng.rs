@@ -17,6 +17,8 @@ pub enum Purpose {
     HeldOut,
     Order,
     Passkey,
+    /// Passkey documents mixed into training data: never an evaluation trial.
+    PasskeyTraining,
 }
 
 impl Purpose {
@@ -25,6 +27,7 @@ impl Purpose {
             Purpose::HeldOut => *b"heldout\0",
             Purpose::Order => *b"order\0\0\0",
             Purpose::Passkey => *b"passkey\0",
+            Purpose::PasskeyTraining => *b"pktrain\0",
         }
     }
 }

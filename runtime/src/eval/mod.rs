@@ -11,7 +11,7 @@
 pub mod passkey;
 pub mod windows;
 
-pub use passkey::{PasskeyTrial, passkey_trial};
+pub use passkey::{PasskeyTrial, passkey_trial, training_trial};
 pub use windows::{MeanLoss, next_token_targets, window_starts};
 
 use crate::data::DataError;

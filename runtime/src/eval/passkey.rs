@@ -80,7 +80,26 @@ pub fn passkey_trial(
     seed: u64,
     trial: u64,
 ) -> Result<PasskeyTrial, EvalError> {
-    let mut rng = rng::stream(seed, Purpose::Passkey, seq_len as u64, trial);
+    trial_from(tokenizer, seq_len, rng::stream(seed, Purpose::Passkey, seq_len as u64, trial))
+}
+
+/// Passkey document `index` for training (`weft train --passkey-fraction`):
+/// a trial as [`passkey_trial`] makes one, from a stream evaluation never
+/// draws from, so no seed makes a training document an evaluation trial.
+pub fn training_trial(
+    tokenizer: &Tokenizer,
+    seq_len: usize,
+    seed: u64,
+    index: u64,
+) -> Result<PasskeyTrial, EvalError> {
+    trial_from(tokenizer, seq_len, rng::stream(seed, Purpose::PasskeyTraining, seq_len as u64, index))
+}
+
+fn trial_from(
+    tokenizer: &Tokenizer,
+    seq_len: usize,
+    mut rng: rand_chacha::ChaCha8Rng,
+) -> Result<PasskeyTrial, EvalError> {
     let key = 1 + rng::below(&mut rng, u64::from(MAX_KEY)) as u32;
     // The information line's place as a fraction of the filler, so it stays
     // uniform whatever filler length fits: `p = floor(u · (n + 1))`.
@@ -211,6 +230,22 @@ mod tests {
         let err = passkey_trial(&tokenizer, 100, 0, 0).unwrap_err().to_string();
         assert!(err.starts_with("the passkey prompt needs at least"), "{err}");
         assert!(err.contains("more than the length 100"), "{err}");
+    }
+
+    #[test]
+    fn training_documents_are_trials_that_evaluation_never_draws() {
+        let tokenizer = Tokenizer::bytes();
+        for index in 0..4 {
+            let doc = training_trial(&tokenizer, 512, 0, index).unwrap();
+            assert_eq!(doc.ids.len(), 512);
+            assert_eq!(tokenizer.decode(&doc.ids[doc.answer.clone()]), format!(" {}", doc.key));
+            // Same seed, length and counter as an evaluation trial, another stream.
+            assert_ne!(doc, passkey_trial(&tokenizer, 512, 0, index).unwrap());
+        }
+        assert_eq!(
+            training_trial(&tokenizer, 512, 3, 1).unwrap(),
+            training_trial(&tokenizer, 512, 3, 1).unwrap()
+        );
     }
 
     #[test]

@@ -12,6 +12,8 @@ use weft_runtime::data::{
     pack_documents, pack_rows, tokenize_documents,
 };
 
+use weft_runtime::eval::training_trial;
+
 use super::settings::Settings;
 
 pub struct Sequences {
@@ -66,6 +68,16 @@ impl Sequences {
                 (packed, tokenizer.name())
             }
         };
+        let mut packed = packed;
+        if settings.passkey_fraction > 0.0 {
+            let tokenizer = tokenizer(settings, vocab)?;
+            let added = add_passkey_documents(&mut packed, &tokenizer, settings)?;
+            eprintln!(
+                "passkey documents: {added} of {} training sequences (--passkey-fraction {})",
+                packed.sequences(),
+                settings.passkey_fraction
+            );
+        }
         let order = Order::new(packed.sequences(), settings.shuffle, settings.seed)
             .with_context(|| format!("{} gives no training sequence", settings.data.display()))?;
         Ok(Sequences { packed, order: RefCell::new(order), source })
@@ -95,5 +107,68 @@ impl Sequences {
         rows.chunks_exact(batch.max(1))
             .map(|chunk| chunk.iter().flat_map(|r| r.iter().map(|&id| id as i64)).collect())
             .collect()
+    }
+}
+
+/// Appends passkey documents to the training sequences, so that they make
+/// `--passkey-fraction` of them (at least one); returns how many. The
+/// held-out stream stays the data's own.
+fn add_passkey_documents(
+    packed: &mut Packed,
+    tokenizer: &Tokenizer,
+    settings: &Settings,
+) -> anyhow::Result<usize> {
+    let fraction = settings.passkey_fraction;
+    let text = packed.sequences() as f64;
+    let count = ((fraction * text / (1.0 - fraction)).round() as usize).max(1);
+    packed.tokens.reserve(count * settings.seq_len);
+    for index in 0..count {
+        let doc = training_trial(tokenizer, settings.seq_len, settings.seed, index as u64)
+            .with_context(|| format!("--passkey-fraction at --seq-len {}", settings.seq_len))?;
+        packed.tokens.extend_from_slice(&doc.ids);
+    }
+    Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use weft_runtime::data::BYTE_BOS;
+
+    use super::*;
+    use crate::commands::train::TrainArgs;
+
+    #[test]
+    fn passkey_documents_make_the_fraction_asked_for() {
+        let args = TrainArgs {
+            model: Some("base".into()),
+            data: Some("data.txt".into()),
+            out: Some("run".into()),
+            seq_len: Some(512),
+            passkey_fraction: Some(0.25),
+            ..TrainArgs::default()
+        };
+        let settings = Settings::resolve(&args).unwrap();
+        let text: Vec<u32> = (0..6 * 512).map(|i| 32 + (i % 90) as u32).collect();
+        let mut packed = Packed {
+            seq_len: 512,
+            tokens: text.clone(),
+            heldout: vec![1, 2, 3],
+            train_units: 6,
+            heldout_units: 1,
+            dropped: 0,
+        };
+        let added = add_passkey_documents(&mut packed, &Tokenizer::bytes(), &settings).unwrap();
+        // 2 of 8 sequences: a quarter.
+        assert_eq!(added, 2);
+        assert_eq!(packed.sequences(), 8);
+        assert_eq!(&packed.tokens[..text.len()], text.as_slice());
+        assert_eq!(packed.heldout, [1, 2, 3]);
+        for row in 6..8 {
+            let doc = packed.sequence(row);
+            assert_eq!(doc[0], BYTE_BOS);
+            let text = Tokenizer::bytes().decode(&doc[1..]);
+            assert!(text.contains("The pass key is "), "{text}");
+        }
+        assert_ne!(packed.sequence(6), packed.sequence(7));
     }
 }

@@ -33,6 +33,16 @@ pub struct RunDir {
     path: PathBuf,
 }
 
+/// The closest ancestor of `path` that exists (`.` standing for a relative
+/// path's empty parent). It may be a file, which the guard then names.
+fn nearest_existing_ancestor(path: &Path) -> Option<PathBuf> {
+    path.ancestors()
+        .skip(1)
+        .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+        .find(|p| p.exists())
+        .map(Path::to_path_buf)
+}
+
 impl RunDir {
     /// Checks `--out` against the inputs and against the run it may hold,
     /// before any work: nothing is created yet.
@@ -50,7 +60,8 @@ impl RunDir {
         let output = Output { path: &probe, what: "the run", flag: "--out", kind: OutputKind::File };
         if path.exists() {
             guard(output, &inputs)?;
-        } else if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        } else if let Some(parent) = nearest_existing_ancestor(path) {
+            // `create` makes the missing directories: the nearest one that exists decides.
             guard(Output { path: &parent.join(RUN_FILE), ..output }, &inputs).map_err(|_| {
                 anyhow::anyhow!(
                     "refusing to write the run to {}: it would be inside an input (--out)",

@@ -153,6 +153,12 @@ pub struct TrainArgs {
     /// (default 0.05; 0 for none).
     #[arg(long, value_name = "F")]
     pub heldout: Option<f64>,
+    /// Mix passkey-retrieval documents into the training sequences, this fraction of them
+    /// (default 0). Each fills one sequence: LongLoRA's passkey prompt with its answer, the key
+    /// placed at random in the filler, drawn with the seed from a stream `weft eval --passkey`
+    /// never uses. Needs a tokenizer (text data, or --tokenizer)
+    #[arg(long, value_name = "F")]
+    pub passkey_fraction: Option<f64>,
     /// Write a checkpoint every K updates (default 50), and always at the end.
     #[arg(long, value_name = "K")]
     pub save_every: Option<u64>,
@@ -198,8 +204,15 @@ pub struct Settings {
     pub seed: u64,
     pub shuffle: bool,
     pub heldout: f64,
+    /// Not written when 0, so runs from before the setting existed resume.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub passkey_fraction: f64,
     pub save_every: u64,
     pub keep: usize,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 impl Settings {
@@ -249,6 +262,10 @@ impl Settings {
         if !(0.0..1.0).contains(&heldout) {
             bail!("--heldout {heldout} must be in [0, 1)");
         }
+        let passkey_fraction = pick!(passkey_fraction).unwrap_or(0.0);
+        if !(0.0..1.0).contains(&passkey_fraction) {
+            bail!("--passkey-fraction {passkey_fraction} must be in [0, 1)");
+        }
         let steps = pick!(steps).unwrap_or(100);
         if steps == 0 {
             bail!("--steps 0: nothing to train");
@@ -285,6 +302,7 @@ impl Settings {
             seed: pick!(seed).unwrap_or(0),
             shuffle: !(flags.no_shuffle || file.no_shuffle),
             heldout,
+            passkey_fraction,
             save_every,
             keep: pick!(keep).unwrap_or(2).max(1),
         })
