@@ -38,6 +38,8 @@ const COMMANDS: &[&[&str]] = &[
     &["compile", "p.toml", "--seq-len", "64", "--heads", "2", "--head-dim", "8", "--emit", "plan", "--out", "plan.txt"],
     &["graph", "p.toml", "--seq-len", "64", "--heads", "2", "--out", "g.txt"],
     &["export", "model", "--adapter", "adapter", "--out", "merged"],
+    &["compare", "--out", "report", "--smooth", "2", "a=e.json"],
+    &["corpus", "--out", "corpus", "--train-mb", "0.01", "--heldout-kb", "1"],
     &["attn", "p.toml", "--input", "in.safetensors", "--out", "out.safetensors"],
     &["forward", "model", "--input", "ids.safetensors", "--out", "logits.safetensors"],
     &["eval", "model", "--data", "ids.safetensors", "--seq-len", "4", "--json", "eval.json"],
@@ -48,7 +50,7 @@ const COMMANDS: &[&[&str]] = &[
 ];
 
 /// How many of [`COMMANDS`], from the first, run without a GPU.
-const HOST_COMMANDS: usize = 7;
+const HOST_COMMANDS: usize = 9;
 
 /// One value-taking argument from `--help`: `--seq-len <N>`, or a positional `<SPEC>`.
 #[derive(Debug)]
@@ -106,6 +108,7 @@ fn with_files(c: Case) -> Case {
         .copy("tests/data/s2attn-roll-input.safetensors", "in.safetensors")
         .copy("tests/data/llama-2layer", "model")
         .file("ids.safetensors", token_ids())
+        .file("e.json", r#"{"perplexity": {"4": 2.5}, "passkey": {"4": 0.5}}"#)
         .file("adapter/adapter_config.json", ADAPTER_CONFIG)
         .file("adapter/adapter_model.safetensors", adapter_weights())
 }

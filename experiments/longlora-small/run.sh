@@ -9,7 +9,8 @@
 #
 # Interrupted, it resumes where it stopped: finished stages are skipped, a
 # training run continues from its newest checkpoint. The table, results.json
-# and the plots land in OUT/report (EXPERIMENTS.md quotes them).
+# and the plots land in OUT/report and experiments/longlora-small/results
+# (EXPERIMENTS.md quotes them).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -124,4 +125,7 @@ done
 runs+=("base=$out/arms/base/eval.json")
 "$weft" compare --out "$out/report" "${runs[@]}" | tee -a "$log"
 cp "$out/times.tsv" "$out/report/times.tsv"
-say "done: $out/report"
+# The committed copy EXPERIMENTS.md shows (git diff tells a re-run's changes).
+mkdir -p "$here/results"
+cp "$out/report/"* "$here/results/"
+say "done: $out/report, copied to $here/results"

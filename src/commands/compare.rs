@@ -15,7 +15,9 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
-use crate::output::write_atomically;
+use weft_runtime::io::{OutputError, check_output};
+
+use crate::output::{Input, Output, OutputKind, write_atomically};
 use crate::render::plot::{self, Series};
 
 /// What `weft eval --json` writes beside a run, by the name this reads.
@@ -71,16 +73,37 @@ struct EvalFile {
     passkey: BTreeMap<String, f64>,
 }
 
+/// The files `compare` writes under `--out`.
+const OUTPUTS: [&str; 4] = ["results.json", "results.md", "loss.png", "perplexity.png"];
+
 pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
-    let mut results = Vec::with_capacity(args.runs.len());
+    if args.out.as_os_str().is_empty() {
+        bail!("--out is empty: give the directory to write the comparison to");
+    }
+    let mut named = Vec::with_capacity(args.runs.len());
     for spec in &args.runs {
         let Some((name, path)) = spec.split_once('=').filter(|(n, p)| !n.is_empty() && !p.is_empty()) else {
             bail!("`{spec}`: give each run as NAME=PATH (a run directory or an eval JSON file)");
         };
-        if results.iter().any(|r: &RunResult| r.name == name) {
+        if named.iter().any(|(n, _): &(&str, &Path)| *n == name) {
             bail!("two runs are named `{name}`");
         }
-        results.push(load(name, Path::new(path))?);
+        named.push((name, Path::new(path)));
+    }
+    // No output may land on or inside a run (a run directory's own loss.png, say).
+    let inputs: Vec<Input> = named.iter().map(|(_, path)| Input { path, what: "run" }).collect();
+    for file in OUTPUTS {
+        let path = args.out.join(file);
+        let output = Output { path: &path, what: "the comparison", flag: "--out", kind: OutputKind::File };
+        match check_output(&output, &inputs) {
+            // --out is created below.
+            Ok(()) | Err(OutputError::NoParent { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mut results = Vec::with_capacity(named.len());
+    for (name, path) in named {
+        results.push(load(name, path)?);
     }
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
     let json = serde_json::to_string_pretty(&serde_json::json!({ "runs": results }))?;
@@ -314,6 +337,19 @@ mod tests {
         let bad = dir.path().join("bad.json");
         std::fs::write(&bad, "[1, 2]").unwrap();
         assert!(err(vec![format!("a={}", bad.display())]).contains("not the JSON `weft eval --json` writes"));
+        let run = dir.path().join("run");
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::write(run.join("metrics.jsonl"), r#"{"loss":1.0,"seconds":1.0,"step":1,"tokens":8}"#)
+            .unwrap();
+        let refused = super::run(&CompareArgs {
+            runs: vec![format!("a={}", run.display())],
+            out: run.clone(),
+            smooth: 1,
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(refused.contains("run"), "{refused}");
+        assert!(!run.join("results.json").exists());
         let good = dir.path().join("good.json");
         std::fs::write(&good, r#"{"perplexity": {"512": 7.0}}"#).unwrap();
         assert!(
