@@ -5,7 +5,7 @@
 #
 #   bash experiments/longlora-small/run.sh [OUT]   (default OUT: experiments/longlora-small/out)
 #
-# About an hour on a 2-core machine with a software GPU (EXPERIMENTS.md).
+# About two hours on a 2-core machine with a software GPU (EXPERIMENTS.md).
 #
 # Interrupted, it resumes where it stopped: finished stages are skipped, a
 # training run continues from its newest checkpoint. The table, results.json
