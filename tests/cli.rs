@@ -93,6 +93,70 @@ fn inspect_shows_every_pattern_of_a_hybrid_schedule() {
     assert!(one.contains("pattern dense") && !one.contains("pattern sparse"), "{one}");
 }
 
+/// The decode cache each layer keeps, from its masks' reach: LongGen's sparse
+/// layers hold their sinks and a ring buffer of the window, the dense layer
+/// every key; under GQA a KV head keeps its query heads' union.
+#[test]
+fn inspect_kv_cache_sizes_each_layers_cache_from_its_masks() {
+    let spec = example("longgen-hybrid.toml");
+    let spec = spec.to_str().unwrap();
+    let out = ok(&[
+        "inspect",
+        spec,
+        "--kv-cache",
+        "--seq-len",
+        "4096",
+        "--heads",
+        "4",
+        "--layers",
+        "3",
+        "--head-dim",
+        "64",
+    ]);
+    let rows: Vec<Vec<&str>> = out.lines().skip(2).take(3).map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows[0], ["0..1", "sparse", "0..4", "64", "+", "1024", "1088", "2.125", "0.2656"], "{out}");
+    assert_eq!(rows[1], ["1..2", "dense", "0..4", "N", "4096", "8.000", "1.0000"], "{out}");
+    assert_eq!(rows[2][..2], ["2..3", "sparse"], "{out}");
+    // (2 * 1088 + 4096) / (3 * 4096) of the full cache.
+    assert!(
+        out.contains("all 3 layers: 12.250 MiB, 0.5104x of a full cache (24.000 MiB); 49.0% smaller"),
+        "{out}"
+    );
+    assert!(out.contains("layers 1..2: the cache grows with the sequence"), "{out}");
+
+    let spec = example("longgen-local-stride.toml");
+    let gqa = ok(&[
+        "inspect",
+        spec.to_str().unwrap(),
+        "--kv-cache",
+        "--seq-len",
+        "8192",
+        "--heads",
+        "8",
+        "--kv-heads",
+        "2",
+    ]);
+    assert!(gqa.contains(" 0..2     16*64 + 4*64*ceil(N/512) "), "{gqa}");
+
+    let roll = ok(&[
+        "inspect",
+        example("s2attn-roll.toml").to_str().unwrap(),
+        "--kv-cache",
+        "--seq-len",
+        "1024",
+        "--heads",
+        "4",
+    ]);
+    assert!(roll.contains("a mask reads the sequence length (roll)"), "{roll}");
+
+    let o = weft(&["inspect", spec.to_str().unwrap(), "--kv-cache", "--heads", "8", "--kv-heads", "3"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o),
+        "error: --kv-heads 3 does not divide the 8 heads of pattern `longgen-local-stride`\n"
+    );
+}
+
 #[test]
 fn png_is_a_picture_of_the_mask() {
     let dir = scratch("png");

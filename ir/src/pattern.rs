@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use crate::mask::{ConcreteMask, Mask, NewMaskError};
+use crate::mask::{ConcreteMask, Mask, NewMaskError, Reach};
 
 /// The model sizes a spec is resolved at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +56,24 @@ impl Pattern {
     pub fn head_masks(&self) -> &[ConcreteMask] {
         &self.head_masks
     }
+
+    /// What each KV head's cache keeps while decoding ([`ConcreteMask::reach`]):
+    /// under grouped-query attention, query head `h` reads KV head
+    /// `h / (n_heads / n_kv_heads)`, so a KV head keeps the union of its query
+    /// heads' reaches. `None` when `n_kv_heads` does not divide the heads.
+    pub fn kv_reach(&self, n_kv_heads: usize) -> Option<Vec<Reach>> {
+        let n_heads = self.n_heads();
+        if n_kv_heads == 0 || !n_heads.is_multiple_of(n_kv_heads) {
+            return None;
+        }
+        let per_kv = n_heads / n_kv_heads;
+        Some(
+            self.head_masks
+                .chunks(per_kv)
+                .map(|heads| Reach::union(heads.iter().map(ConcreteMask::reach).collect()))
+                .collect(),
+        )
+    }
 }
 
 /// Which pattern a range of layers uses.
@@ -99,5 +117,48 @@ impl Schedule {
     /// Whether the spec assigns different patterns to different layers.
     pub fn is_hybrid(&self) -> bool {
         self.layers.len() > 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pattern(masks: &[&str]) -> Pattern {
+        let head_masks: Vec<ConcreteMask> = masks
+            .iter()
+            .map(|src| {
+                crate::expr::parse_mask(src).unwrap().try_map_sizes(&mut |s, _| s.eval(&|_| None)).unwrap()
+            })
+            .collect();
+        Pattern::new("test".into(), Vec::new(), head_masks)
+    }
+
+    #[test]
+    fn a_kv_head_keeps_what_any_of_its_query_heads_needs() {
+        // Vertical blocks at a per-head offset, as in LongGen's local-stride heads.
+        let p = pattern(&[
+            "causal & local_stride(4, 2, 4, 0)",
+            "causal & local_stride(4, 2, 4, 1)",
+            "causal & local_stride(4, 2, 4, 2)",
+            "causal & local_stride(4, 2, 4, 3)",
+        ]);
+        let mha = p.kv_reach(4).unwrap();
+        assert_eq!(mha.len(), 4);
+        assert_eq!(mha[1].capacity(64), 8 + 4 * 4);
+        let gqa = p.kv_reach(2).unwrap();
+        assert_eq!(gqa.len(), 2);
+        assert_eq!(gqa[0].to_string(), "2*4 + 2*4*ceil(N/16)");
+        assert_eq!(gqa[0].capacity(64), 8 + 2 * 4 * 4);
+        // KV head 1 serves offsets 2 and 3: key blocks 1 and 2 of every 4 (kb + o = 0 mod 4).
+        for kb in 0..16 {
+            let wanted = kb % 4 == 1 || kb % 4 == 2;
+            assert_eq!(gqa[1].keeps(63, kb * 4), wanted || kb >= 14, "block {kb}");
+        }
+        // Equal masks share one reach.
+        let uniform = pattern(&["causal & (sink(4) | window(8))"; 4]);
+        assert_eq!(uniform.kv_reach(1).unwrap()[0].to_string(), "4 + 8");
+        assert_eq!(p.kv_reach(3), None);
+        assert_eq!(p.kv_reach(0), None);
     }
 }

@@ -82,6 +82,23 @@ proptest! {
             .map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
         prop_assert_eq!(parsed, mask);
     }
+
+    /// A decoder that keeps what `reach` says drops no key a later query may
+    /// see, and never holds more keys than the capacity.
+    #[test]
+    fn reach_keeps_every_key_a_later_query_sees(mask in concrete_masks(), n in 1i64..40) {
+        let reach = mask.reach();
+        let capacity = reach.capacity(n as u64);
+        for t in 0..n {
+            let mut kept = 0;
+            for k in 0..=t {
+                let needed = (t..n).any(|q| mask.allows(n, q, k));
+                prop_assert!(!needed || reach.keeps(t, k), "mask {} reach {}: key {} dropped at {}", mask, reach, k, t);
+                kept += u64::from(reach.keeps(t, k));
+            }
+            prop_assert!(kept <= capacity, "mask {} reach {}: {} kept at {}, capacity {}", mask, reach, kept, t, capacity);
+        }
+    }
 }
 
 #[test]

@@ -15,12 +15,14 @@
 //!   step, AdamW's schedule, initialisation, PEFT adapters and checkpoints.
 //! - [`data`]: training and evaluation data on the host: `--data` read and
 //!   tokenized, packed into sequences with a held-out part, and ordered per epoch.
+//! - [`decode`]: the KV cache of decoding, sized by the mask's reach (host side so far).
 //! - [`eval`]: perplexity windows and passkey retrieval prompts, host side.
 //! - [`testing`]: for tests, the one helper that opens the GPU or skips a
 //!   test when there is no adapter (`WEFT_REQUIRE_GPU=1` fails instead), and
 //!   the known driver quirks tests expect.
 
 pub mod data;
+pub mod decode;
 pub mod error;
 pub mod eval;
 pub mod executor;

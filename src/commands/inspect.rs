@@ -23,6 +23,13 @@ pub struct InspectArgs {
     /// Only the pattern of this layer (default: every pattern of the schedule).
     #[arg(long, value_name = "I")]
     pub layer: Option<usize>,
+    /// Print each layer's decode KV cache instead: the keys its masks can still
+    /// reach, as a formula in N and in bytes at the spec's N.
+    #[arg(long)]
+    pub kv_cache: bool,
+    /// KV heads for --kv-cache (grouped-query attention; default: one per head).
+    #[arg(long, value_name = "K", requires = "kv_cache")]
+    pub kv_heads: Option<usize>,
 }
 
 pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
@@ -30,6 +37,11 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
         anyhow::bail!("weft inspect needs a SPEC, or `kernels SPEC` (see weft inspect --help)");
     };
     let schedule = weft_ir::spec::load_schedule(spec, &args.sizes.overrides())?;
+    if args.kv_cache {
+        let n_kv_heads = args.kv_heads.unwrap_or(schedule.dims.n_heads);
+        print!("{}", super::kv_cache::report(&schedule, n_kv_heads)?);
+        return Ok(());
+    }
     let block = args.block;
     let patterns: Vec<usize> = match args.layer {
         Some(layer) => {

@@ -16,6 +16,7 @@ pub mod forward;
 pub mod graph;
 pub mod inspect;
 pub mod kernels;
+pub mod kv_cache;
 pub mod mask;
 pub mod source;
 pub mod train;

@@ -8,7 +8,7 @@ mod error;
 mod lexer;
 mod limits;
 mod parser;
-mod size;
+pub(crate) mod size;
 
 pub use error::{ExprError, ExprErrorKind};
 pub use limits::{MAX_MASK_DEPTH, MAX_SIZE_DEPTH, Nested};

@@ -10,12 +10,14 @@ mod complexity;
 mod dense;
 mod display;
 mod eval;
+mod reach;
 mod stats;
 mod tiles;
 
 use crate::expr::{ExprError, ExprErrorKind, SizeExpr};
 
 pub use complexity::{MAX_MASK_TERMS, check_complexity};
+pub use reach::Reach;
 pub use stats::{HeadStats, TileCounts, causal_stats, head_stats};
 pub use tiles::{TileClass, Verdict, classify_interval, classify_tile, tile_table};
 
