@@ -10,7 +10,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use weft_ir::Overrides;
 use weft_ir::interp::{Tensor, run};
-use weft_ir::model::{HiddenAct, LoraConfig, ModelGraphError, ModelGraphOptions, build_llama_graph};
+use weft_ir::model::{
+    DecodeGraphOptions, HiddenAct, LoraConfig, ModelGraphError, ModelGraphOptions, build_llama_decode_graph,
+    build_llama_graph,
+};
 
 #[path = "support/llama.rs"]
 mod llama;
@@ -157,4 +160,45 @@ fn bad_options_and_schedules_are_clear_errors() {
     assert!(matches!(err, ModelGraphError::Config(_)), "{err:?}");
     let err = build_llama_graph(&config, None, &ModelGraphOptions::new(0, 16)).unwrap_err();
     assert_eq!(err.to_string(), "batch and sequence length must be at least 1 (batch 0, seq_len 16)");
+}
+
+/// The decoding step's graph: one token per row, its cache per layer as
+/// inputs, the new keys and values as outputs; it prints and parses back.
+#[test]
+fn the_decode_graph_reads_caches_and_returns_the_new_keys() {
+    let config = tiny_config(false);
+    let schedule = schedule(16);
+    let decode = DecodeGraphOptions { batch: 3, cache_slots: vec![5, 9], lora: Some(lora()) };
+    let graph = build_llama_decode_graph(&config, Some(&schedule), &decode).unwrap();
+    let leaf = |name: &str| {
+        let (id, _) = graph.leaves().find(|(_, n)| *n == name).unwrap_or_else(|| panic!("no leaf {name}"));
+        graph.node(id).ty.to_string()
+    };
+    assert_eq!(leaf("input_ids"), "i32[3, 1]");
+    assert_eq!(leaf("positions"), "i32[3]");
+    assert_eq!(leaf("rope_table"), "f32[3, 1, 2, 4]");
+    assert_eq!(leaf("cache.0.key"), "f32[3, 2, 5, 4]");
+    assert_eq!(leaf("cache.1.slots"), "i32[3, 2, 9]");
+    let outputs: Vec<String> =
+        graph.outputs().iter().map(|(n, id)| format!("{n} {}", graph.node(*id).ty)).collect();
+    assert_eq!(
+        outputs,
+        [
+            "present.0.key f32[3, 2, 1, 4]",
+            "present.0.value f32[3, 2, 1, 4]",
+            "present.1.key f32[3, 2, 1, 4]",
+            "present.1.value f32[3, 2, 1, 4]",
+            "logits f32[3, 1, 11]"
+        ]
+    );
+    let text = graph.to_sexpr();
+    assert!(text.contains("(cached-attention ") && text.contains("(rope-table "), "{text}");
+    let parsed =
+        weft_ir::graph::parse_sexpr(&weft_ir::SourceFile::new("decode.sexpr", text.clone())).unwrap();
+    assert_eq!(parsed.to_sexpr(), text);
+
+    let wrong = DecodeGraphOptions { cache_slots: vec![5], ..decode };
+    let err = build_llama_decode_graph(&config, Some(&schedule), &wrong).unwrap_err();
+    assert!(matches!(err, ModelGraphError::CacheLayers { found: 1, layers: 2 }), "{err}");
+    assert_eq!(err.to_string(), "1 cache sizes for a model of 2 layers");
 }

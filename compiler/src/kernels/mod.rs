@@ -84,6 +84,8 @@ pub(crate) fn emit(
         // Planned by `crate::plan`, which keeps each forward's log-sum-exp for
         // its backward and binds the kernels of `crate::attention`.
         Op::FusedAttention { .. } | Op::FusedAttentionGrad { .. } => Err(cx.unsupported()),
+        // The decoding ops have a reference (the interpreter) but no kernels yet (issue 15).
+        Op::RopeTable | Op::CachedAttention { .. } => Err(cx.unsupported()),
         Op::Embedding => embedding::emit(cx, inputs, out),
         Op::EmbeddingGrad { .. } => embedding::emit_grad(cx, inputs, out),
         Op::CrossEntropy => cross_entropy::emit(cx, inputs, out),

@@ -156,7 +156,16 @@ impl CostModel {
             Op::RmsNormGrad { .. } | Op::RmsNormWeightGrad { .. } => {
                 Cost::kernel(moved, 6.0 * xs.first().map_or(0.0, |x| elements(x)))
             }
-            Op::Rope { .. } => Cost::kernel(moved, 6.0 * n_out),
+            Op::Rope { .. } | Op::RopeTable => Cost::kernel(moved, 6.0 * n_out),
+            // Every query head against every slot of its KV head's cache: QKᵀ and PV.
+            Op::CachedAttention { .. } => {
+                let (Some(q), Some(k_cache)) = (xs.first(), xs.get(3)) else {
+                    return Cost::kernel(moved, 0.0);
+                };
+                let per_kv =
+                    q.shape.get(1).copied().unwrap_or(1) / k_cache.shape.get(1).copied().unwrap_or(1).max(1);
+                Cost::kernel(moved, 4.0 * elements(k_cache) * per_kv as f64)
+            }
             Op::MatMul { transpose_a, .. } => {
                 let contracted = xs.first().map_or(0, |a| {
                     let r = a.rank();

@@ -165,6 +165,9 @@ pub(super) fn vjp(
         | Op::EmbeddingGrad { .. }
         | Op::CrossEntropyGrad
         | Op::FusedAttentionGrad { .. }
+        // Decoding ops run at inference only.
+        | Op::RopeTable
+        | Op::CachedAttention { .. }
         | Op::RmsNormGrad { .. }
         | Op::RmsNormWeightGrad { .. }
         | Op::ReduceMax { .. }

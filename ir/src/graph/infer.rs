@@ -139,6 +139,18 @@ pub(crate) fn infer(op: &Op, xs: &[&TensorType]) -> Inferred {
             rope(x, *theta, *position_scale)?;
             Ok(x.clone())
         }
+        (Op::RopeTable, &[x, table]) => {
+            rope(x, 1.0, 1.0)?;
+            same_dtype(&[x, table])?;
+            float(x)?;
+            if table.shape[..] != [x.shape[0], x.shape[2], 2, x.shape[3]] {
+                return bad(format!("table must be [B, T, 2, D] of x [B, H, T, D]: {}", list(xs)));
+            }
+            Ok(x.clone())
+        }
+        (Op::CachedAttention { heads, scale }, &[q, k_new, v_new, k_cache, v_cache, slots, positions]) => {
+            cached_attention(xs, [q, k_new, v_new, k_cache, v_cache, slots, positions], heads, *scale)
+        }
         (Op::Attention { mask, head_offset, scale }, &[q, k, v]) => {
             attention(q, k, v, mask, *head_offset, *scale)
         }
@@ -410,8 +422,54 @@ fn fused_attention(
     if let Some(r) = rope_params {
         rope(q, r.theta, r.position_scale)?;
     }
-    let n_heads = q.shape[1];
-    // The ranges must tile 0..H in order, so every head has exactly one mask.
+    head_ranges(heads, q.shape[1])?;
+    Ok(v.clone())
+}
+
+/// [`Op::CachedAttention`]'s operands: `xs` is every operand, for messages.
+fn cached_attention(
+    xs: &[&TensorType],
+    [q, k_new, v_new, k_cache, v_cache, slots, positions]: [&TensorType; 7],
+    heads: &[HeadMask],
+    scale: f64,
+) -> Inferred {
+    let floats = [q, k_new, v_new, k_cache, v_cache];
+    if floats.iter().any(|t| t.rank() != 4) {
+        return bad(format!(
+            "q, k_new, v_new, k_cache, v_cache must have rank 4 ([B, H, 1, D], [B, G, 1, D], [B, G, 1, Dv], [B, G, C, D], [B, G, C, Dv]): {}",
+            list(xs)
+        ));
+    }
+    same_dtype(&floats)?;
+    float(q)?;
+    integer(slots)?;
+    integer(positions)?;
+    finite("scale", scale)?;
+    let (b, h, d) = (q.shape[0], q.shape[1], q.shape[3]);
+    let (g, c, dv) = (k_cache.shape[1], k_cache.shape[2], v_cache.shape[3]);
+    let shapes_fit = q.shape[2] == 1
+        && k_new.shape[..] == [b, g, 1, d]
+        && v_new.shape[..] == [b, g, 1, dv]
+        && k_cache.shape[..] == [b, g, c, d]
+        && v_cache.shape[..] == [b, g, c, dv]
+        && slots.shape[..] == [b, g, c]
+        && positions.shape[..] == [b];
+    if !shapes_fit {
+        return bad(format!(
+            "operands must be q [B, H, 1, D], k_new [B, G, 1, D], v_new [B, G, 1, Dv], k_cache [B, G, C, D], v_cache [B, G, C, Dv], slots [B, G, C], positions [B]: {}",
+            list(xs)
+        ));
+    }
+    if g == 0 || !h.is_multiple_of(g) {
+        return bad(format!("{g} KV heads must divide the {h} query heads: {}", list(xs)));
+    }
+    head_ranges(heads, h)?;
+    checked_size(q.with_shape(vec![b, h, 1, dv]))
+}
+
+/// The ranges of `heads` tile `0..n_heads` in order, so every head has exactly
+/// one mask, and each head's mask evaluates.
+fn head_ranges(heads: &[HeadMask], n_heads: usize) -> Result<(), Problem> {
     let mut next = 0;
     for entry in heads {
         let r = &entry.heads;
@@ -436,7 +494,7 @@ fn fused_attention(
     if next != n_heads {
         return bad(format!("the head ranges cover 0..{next}, but q has {n_heads} heads"));
     }
-    Ok(v.clone())
+    Ok(())
 }
 
 /// The checks of a rotary embedding of `x`, standalone or on a fused attention's load.

@@ -121,16 +121,18 @@ impl RopeParams {
     /// Computed in f64: the angles reach thousands of radians at long
     /// context, where f32 sin/cos lose digits.
     pub fn table(&self, rows: usize, head_dim: usize) -> Vec<f32> {
+        (0..rows).flat_map(|p| self.rotation(p, head_dim)).map(|v| v as f32).collect()
+    }
+
+    /// One position's row of [`RopeParams::table`], `[2, D]`, in f64.
+    pub fn rotation(&self, position: usize, head_dim: usize) -> Vec<f64> {
         let half = head_dim / 2;
-        let mut table = Vec::with_capacity(rows * 2 * head_dim);
-        for p in 0..rows {
-            table.extend((0..head_dim).map(|j| self.angle(p, j, head_dim).cos() as f32));
-            table.extend((0..head_dim).map(|j| {
-                let sin = self.angle(p, j, head_dim).sin();
-                (if j < half { -sin } else { sin }) as f32
-            }));
-        }
-        table
+        let cos = (0..head_dim).map(|j| self.angle(position, j, head_dim).cos());
+        let signed_sin = (0..head_dim).map(|j| {
+            let sin = self.angle(position, j, head_dim).sin();
+            if j < half { -sin } else { sin }
+        });
+        cos.chain(signed_sin).collect()
     }
 
     /// The transposed (inverse) rotation, as autodiff's rope rule spells it.
@@ -259,6 +261,25 @@ pub enum Op {
         theta: f64,
         position_scale: f64,
     },
+    /// RoPE by a given table: `(x [B, H, T, D], table [B, T, 2, D])` turns
+    /// row `b`'s index `t` by `table[b, t]`, the cosines then the signed sines
+    /// of one position laid out as [`RopeParams::table`] lays them out. A
+    /// decoder rotates each new token at its own position, and computes those
+    /// rows on the host in f64, as the rope kernels' tables are.
+    RopeTable,
+    /// One decode step's attention against a KV cache, the mask applied in
+    /// absolute positions: `(q [B, H, 1, D], k_new [B, G, 1, D], v_new [B, G,
+    /// 1, Dv], k_cache [B, G, C, D], v_cache [B, G, C, Dv], slots [B, G, C],
+    /// positions [B])` (the last two integer) gives `[B, H, 1, Dv]`. Query head
+    /// `h` of row `b` is at position `p = positions[b]` and reads KV head
+    /// `h / (H / G)`: its new key, at `p`, and every cache slot `c` whose
+    /// position `s = slots[b, g, c]` lies in `0..p` (a slot outside, e.g. -1,
+    /// holds nothing). Each key is weighed where head `h`'s mask (the ranges of
+    /// `heads` tile `0..H`) allows `(p, s)` in a sequence of `p + 1` positions.
+    CachedAttention {
+        heads: Vec<HeadMask>,
+        scale: f64,
+    },
     /// Rows of a table picked by integer ids: `(ids [...], table [V, C])` gives
     /// `[..., C]`. An id outside `0..V` is a run-time error.
     Embedding,
@@ -365,6 +386,8 @@ impl Op {
             Op::RmsNormGrad { .. } => "rms-norm-grad",
             Op::RmsNormWeightGrad { .. } => "rms-norm-weight-grad",
             Op::Rope { .. } => "rope",
+            Op::RopeTable => "rope-table",
+            Op::CachedAttention { .. } => "cached-attention",
             Op::Embedding => "embedding",
             Op::EmbeddingGrad { .. } => "embedding-grad",
             Op::CrossEntropy => "cross-entropy",
@@ -386,12 +409,14 @@ impl Op {
             | Op::SoftmaxGrad { .. }
             | Op::Embedding
             | Op::EmbeddingGrad { .. }
-            | Op::CrossEntropy => Arity::Exactly(2),
+            | Op::CrossEntropy
+            | Op::RopeTable => Arity::Exactly(2),
             Op::Attention { .. }
             | Op::FusedAttention { .. }
             | Op::RmsNormGrad { .. }
             | Op::CrossEntropyGrad => Arity::Exactly(3),
             Op::FusedAttentionGrad { .. } => Arity::Exactly(4),
+            Op::CachedAttention { .. } => Arity::Exactly(7),
             Op::Concat { .. } => Arity::AtLeast(1),
             Op::Scale { .. }
             | Op::Unary(_)
@@ -436,9 +461,13 @@ impl fmt::Display for Op {
                     .collect();
                 if flags.is_empty() { f.write_str(name) } else { write!(f, "{name}({})", flags.join(", ")) }
             }
-            Op::Add | Op::Mul | Op::Unary(_) | Op::Embedding | Op::CrossEntropy | Op::CrossEntropyGrad => {
-                f.write_str(name)
-            }
+            Op::Add
+            | Op::Mul
+            | Op::Unary(_)
+            | Op::Embedding
+            | Op::CrossEntropy
+            | Op::CrossEntropyGrad
+            | Op::RopeTable => f.write_str(name),
             Op::EmbeddingGrad { vocab } => write!(f, "{name}(vocab={vocab})"),
             Op::Scale { factor } => write!(f, "{name}({factor:?})"),
             Op::Reshape { shape } => write!(f, "{name}(shape={})", Dims(shape)),
@@ -463,6 +492,10 @@ impl fmt::Display for Op {
             }
             Op::Rope { theta, position_scale } => {
                 write!(f, "{name}(theta={theta:?}, position_scale={position_scale:?})")
+            }
+            Op::CachedAttention { heads, scale } => {
+                let masks: Vec<String> = heads.iter().map(HeadMask::to_string).collect();
+                write!(f, "{name}(masks=[{}], scale={scale:?})", masks.join(", "))
             }
             Op::Attention { mask, head_offset, scale } | Op::MaskedSoftmax { mask, head_offset, scale } => {
                 write!(f, "{name}(mask=\"{mask}\", head_offset={head_offset}, scale={scale:?})")

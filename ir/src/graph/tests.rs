@@ -563,7 +563,7 @@ fn ops_and_attributes_are_checked_by_name() {
     check_parse(
         "(graph g (%0 (input x) f32[4]) (%1 (expp %0) f32[4]))",
         expect![[r#"
-            test.sexp:1:37: unknown op `expp`; expected one of input, param, matmul, add, mul, scale, exp, log, silu, sigmoid, reshape, permute, roll, slice, concat, softmax, softmax-grad, masked-softmax, broadcast, pad, reduce-sum, reduce-max, reduce-mean, rms-norm, rms-norm-grad, rms-norm-weight-grad, rope, embedding, embedding-grad, cross-entropy, cross-entropy-grad, attention, fused-attention, fused-attention-grad
+            test.sexp:1:37: unknown op `expp`; expected one of input, param, matmul, add, mul, scale, exp, log, silu, sigmoid, reshape, permute, roll, slice, concat, softmax, softmax-grad, masked-softmax, broadcast, pad, reduce-sum, reduce-max, reduce-mean, rms-norm, rms-norm-grad, rms-norm-weight-grad, rope, embedding, embedding-grad, cross-entropy, cross-entropy-grad, attention, rope-table, cached-attention, fused-attention, fused-attention-grad
               |
             1 | (graph g (%0 (input x) f32[4]) (%1 (expp %0) f32[4]))
               |                                     ^^^^"#]],
@@ -1008,5 +1008,44 @@ fn integer_ops_print_and_parse_back() {
     assert_eq!(
         err.to_string(),
         "`%9 = cross-entropy`: targets must have the logits' shape without the last axis: f32[2, 3, 4], i32[3]"
+    );
+}
+
+#[test]
+fn decoding_ops_check_their_operands() {
+    let mut g = Graph::new("g");
+    let i32s = |shape: Vec<usize>| TensorType::new(DType::I32, shape);
+    let q = g.input("q", TensorType::f32([2, 4, 1, 8]));
+    let k_new = g.input("k_new", TensorType::f32([2, 2, 1, 8]));
+    let k_cache = g.input("k_cache", TensorType::f32([2, 2, 5, 8]));
+    let slots = g.input("slots", i32s(vec![2, 2, 5]));
+    let positions = g.input("positions", i32s(vec![2]));
+    let rope_positions = g.input("rope_positions", i32s(vec![2, 1]));
+    let heads = vec![HeadMask::new(0..4, mask("causal & window(3)"))];
+    let op = Op::CachedAttention { heads: heads.clone(), scale: 0.5 };
+    let ok = g.add(op.clone(), &[q, k_new, k_new, k_cache, k_cache, slots, positions]).unwrap();
+    assert_eq!(g.node(ok).ty, TensorType::f32([2, 4, 1, 8]));
+    check_err(
+        g.add(op.clone(), &[q, k_new, k_new, k_cache, k_cache, slots, rope_positions]),
+        expect![
+            "`%7 = cached-attention`: operands must be q [B, H, 1, D], k_new [B, G, 1, D], v_new [B, G, 1, Dv], k_cache [B, G, C, D], v_cache [B, G, C, Dv], slots [B, G, C], positions [B]: f32[2, 4, 1, 8], f32[2, 2, 1, 8], f32[2, 2, 1, 8], f32[2, 2, 5, 8], f32[2, 2, 5, 8], i32[2, 2, 5], i32[2, 1]"
+        ],
+    );
+    let three_kv = g.input("k3", TensorType::f32([2, 3, 1, 8]));
+    let cache3 = g.input("c3", TensorType::f32([2, 3, 5, 8]));
+    let slots3 = g.input("s3", i32s(vec![2, 3, 5]));
+    check_err(
+        g.add(op, &[q, three_kv, three_kv, cache3, cache3, slots3, positions]),
+        expect![
+            "`%10 = cached-attention`: 3 KV heads must divide the 4 query heads: f32[2, 4, 1, 8], f32[2, 3, 1, 8], f32[2, 3, 1, 8], f32[2, 3, 5, 8], f32[2, 3, 5, 8], i32[2, 3, 5], i32[2]"
+        ],
+    );
+    let table = g.input("table", TensorType::f32([2, 1, 2, 8]));
+    assert!(g.add(Op::RopeTable, &[q, table]).is_ok());
+    check_err(
+        g.add(Op::RopeTable, &[q, k_cache]),
+        expect![
+            "`%12 = rope-table`: table must be [B, T, 2, D] of x [B, H, T, D]: f32[2, 4, 1, 8], f32[2, 2, 5, 8]"
+        ],
     );
 }

@@ -4,6 +4,7 @@
 //! each op's definition; speed is not a goal.
 
 mod attention;
+mod decode;
 mod error;
 mod loss;
 mod ops;
@@ -121,6 +122,20 @@ fn eval(op: &Op, args: &[&Tensor]) -> Result<Tensor, InterpError> {
         (Op::RmsNormGrad { eps }, &[x, w, dy]) => ops::rms_norm_grad(x, w, dy, *eps),
         (Op::RmsNormWeightGrad { eps }, &[x, dy]) => ops::rms_norm_weight_grad(x, dy, *eps),
         (Op::Rope { theta, position_scale }, &[x]) => ops::rope(x, *theta, *position_scale),
+        (Op::RopeTable, &[x, table]) => decode::rope_table(x, table)?,
+        (Op::CachedAttention { heads, scale }, &[q, k_new, v_new, k_cache, v_cache, slots, positions]) => {
+            let n_heads = q.shape().get(1).copied().unwrap_or(0);
+            let masks = (0..n_heads)
+                .map(|head| {
+                    let entry = heads.iter().find(|e| e.heads.contains(&head)).ok_or_else(|| {
+                        InterpError::Shape { op: op.name(), message: format!("no mask for head {head}") }
+                    })?;
+                    entry.mask.for_head(head).map_err(|error| InterpError::Mask { head, error })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let operands = decode::Cached { q, k_new, v_new, k_cache, v_cache, slots, positions };
+            decode::cached_attention(operands, &masks, *scale)?
+        }
         (Op::SoftmaxGrad { axis }, &[y, dy]) => ops::softmax_grad(y, dy, *axis),
         (Op::Embedding, &[ids, table]) => loss::embedding(ids, table)?,
         (Op::EmbeddingGrad { vocab }, &[ids, dy]) => loss::embedding_grad(ids, dy, *vocab)?,

@@ -58,6 +58,11 @@ pub struct ModelGraphOptions {
     /// Also compute the mean next-token cross-entropy `loss` against the
     /// integer input `targets [B, T]` (negative targets are ignored).
     pub loss: bool,
+    /// Also output every layer's keys (after RoPE) and values, before
+    /// grouped-query attention repeats them: `present.{i}.key` and
+    /// `present.{i}.value`, `[B, G, T, D]`. What a decoder's cache takes from
+    /// the prefill.
+    pub kv_outputs: bool,
 }
 
 impl ModelGraphOptions {
@@ -70,6 +75,7 @@ impl ModelGraphOptions {
             train_norm: false,
             train_all: false,
             loss: false,
+            kv_outputs: false,
         }
     }
 }
@@ -83,6 +89,8 @@ pub enum ModelGraphError {
     ZeroRank,
     #[error("batch and sequence length must be at least 1 (batch {batch}, seq_len {seq_len})")]
     EmptyInput { batch: usize, seq_len: usize },
+    #[error("{found} cache sizes for a model of {layers} layers")]
+    CacheLayers { found: usize, layers: usize },
     #[error("the schedule has no pattern for layer {layer} (the model has {layers} layers)")]
     NoPattern { layer: usize, layers: usize },
     #[error("layer {layer}: pattern `{pattern}` has {found} heads, but the model has {expected}")]
@@ -146,42 +154,12 @@ pub fn build_llama_graph(
     if opts.batch == 0 || opts.seq_len == 0 {
         return Err(ModelGraphError::EmptyInput { batch: opts.batch, seq_len: opts.seq_len });
     }
-    let lora_modules = match &opts.lora {
-        Some(lora) => {
-            if lora.rank == 0 {
-                return Err(ModelGraphError::ZeroRank);
-            }
-            for module in &lora.target_modules {
-                if !LORA_MODULES.contains(&module.as_str()) {
-                    return Err(ModelGraphError::UnknownLoraModule { module: module.clone() });
-                }
-            }
-            lora.target_modules.iter().cloned().collect()
-        }
-        None => BTreeSet::new(),
-    };
+    let lora_modules = lora_modules(opts)?;
     check_sizes(config, schedule, opts)?;
-    let mut b = Builder { g: Graph::new("llama"), config, opts, lora_modules };
+    let mut b = Builder { g: Graph::new("llama"), config, opts, lora_modules, decode: None };
     let (batch, t) = (opts.batch, opts.seq_len);
     let ids = b.g.input("input_ids", TensorType::new(DType::I32, [batch, t]));
-    let embed =
-        b.param("model.embed_tokens.weight", &[config.vocab_size, config.hidden_size], opts.train_embed);
-    let x = b.g.add(Op::Embedding, &[ids, embed])?;
-    let mut x = b.g.reshape(x, &[batch * t, config.hidden_size])?;
-    for layer in 0..config.num_hidden_layers {
-        let masks = b.layer_masks(schedule, layer)?;
-        x = b.layer(layer, x, &masks)?;
-    }
-    let norm = b.param("model.norm.weight", &[config.hidden_size], opts.train_norm);
-    let x = b.g.rms_norm(x, norm, config.rms_norm_eps)?;
-    let head = if config.tie_word_embeddings {
-        embed
-    } else {
-        b.param("lm_head.weight", &[config.vocab_size, config.hidden_size], false)
-    };
-    let logits = b.g.matmul(x, head, false, true)?;
-    let logits = b.g.reshape(logits, &[batch, t, config.vocab_size])?;
-    b.g.set_output("logits", logits);
+    let logits = b.body(schedule, ids)?;
     if opts.loss {
         let targets = b.g.input("targets", TensorType::new(DType::I32, [batch, t]));
         let loss = b.g.add(Op::CrossEntropy, &[logits, targets])?;
@@ -190,11 +168,115 @@ pub fn build_llama_graph(
     Ok(b.g.validate()?)
 }
 
+/// A decoding step's graph: what it takes besides the model's weights.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DecodeGraphOptions {
+    pub batch: usize,
+    /// Per layer, the slots of its KV cache (per row and KV head).
+    pub cache_slots: Vec<usize>,
+    pub lora: Option<LoraConfig>,
+}
+
+/// The graph of one decoding step: every row of the batch feeds one new token
+/// (`input_ids [B, 1]`) at its own position (`positions [B]`, and
+/// `rope_table [B, 1, 2, D]`: that position's rows of [`RopeParams::table`](crate::graph::RopeParams::table)
+/// for the config's RoPE, computed by the caller), and layer
+/// `i` attends over its cache, the inputs `cache.{i}.key`, `cache.{i}.value`
+/// (`[B, G, C_i, D]`) and `cache.{i}.slots` (`[B, G, C_i]`, each slot's
+/// position, -1 when empty), with [`Op::CachedAttention`]. Outputs: `logits
+/// [B, 1, vocab]`, and per layer the new token's `present.{i}.key` and
+/// `present.{i}.value` (`[B, G, 1, D]`), for the caller to store.
+///
+/// `schedule`'s masks are used as resolved: resolve it at the longest
+/// sequence to be decoded.
+pub fn build_llama_decode_graph(
+    config: &LlamaConfig,
+    schedule: Option<&Schedule>,
+    decode: &DecodeGraphOptions,
+) -> Result<ValidGraph, ModelGraphError> {
+    config.validate()?;
+    if decode.cache_slots.len() != config.num_hidden_layers {
+        return Err(ModelGraphError::CacheLayers {
+            found: decode.cache_slots.len(),
+            layers: config.num_hidden_layers,
+        });
+    }
+    let opts = ModelGraphOptions { lora: decode.lora.clone(), ..ModelGraphOptions::new(decode.batch, 1) };
+    if opts.batch == 0 {
+        return Err(ModelGraphError::EmptyInput { batch: opts.batch, seq_len: 1 });
+    }
+    let lora_modules = lora_modules(&opts)?;
+    check_sizes(config, schedule, &opts)?;
+    let mut b = Builder { g: Graph::new("llama-decode"), config, opts: &opts, lora_modules, decode: None };
+    let batch = decode.batch;
+    let ids = b.g.input("input_ids", TensorType::new(DType::I32, [batch, 1]));
+    let positions = b.g.input("positions", TensorType::new(DType::I32, [batch]));
+    let rope_table = b.g.input("rope_table", TensorType::f32([batch, 1, 2, config.head_dim]));
+    b.decode = Some(DecodeLeaves { rope_table, positions, cache_slots: decode.cache_slots.clone() });
+    b.body(schedule, ids)?;
+    Ok(b.g.validate()?)
+}
+
+/// The LoRA modules `opts` adapts, checked.
+fn lora_modules(opts: &ModelGraphOptions) -> Result<BTreeSet<String>, ModelGraphError> {
+    let Some(lora) = &opts.lora else { return Ok(BTreeSet::new()) };
+    if lora.rank == 0 {
+        return Err(ModelGraphError::ZeroRank);
+    }
+    for module in &lora.target_modules {
+        if !LORA_MODULES.contains(&module.as_str()) {
+            return Err(ModelGraphError::UnknownLoraModule { module: module.clone() });
+        }
+    }
+    Ok(lora.target_modules.iter().cloned().collect())
+}
+
+/// The leaves a decoding step's layers read.
+struct DecodeLeaves {
+    /// `[B, 1, 2, D]`: each row's rotation.
+    rope_table: NodeId,
+    /// `[B]`: each row's position, for the cached attention's masks.
+    positions: NodeId,
+    cache_slots: Vec<usize>,
+}
+
+impl Builder<'_> {
+    /// Embedding, layers, final norm and LM head on `ids [B, T]`: the output `logits`.
+    fn body(&mut self, schedule: Option<&Schedule>, ids: NodeId) -> Result<NodeId, ModelGraphError> {
+        let (config, batch, t) = (self.config, self.opts.batch, self.opts.seq_len);
+        let b = self;
+        let embed = b.param(
+            "model.embed_tokens.weight",
+            &[config.vocab_size, config.hidden_size],
+            b.opts.train_embed,
+        );
+        let x = b.g.add(Op::Embedding, &[ids, embed])?;
+        let mut x = b.g.reshape(x, &[batch * t, config.hidden_size])?;
+        for layer in 0..config.num_hidden_layers {
+            let masks = b.layer_masks(schedule, layer)?;
+            x = b.layer(layer, x, &masks)?;
+        }
+        let norm = b.param("model.norm.weight", &[config.hidden_size], b.opts.train_norm);
+        let x = b.g.rms_norm(x, norm, config.rms_norm_eps)?;
+        let head = if config.tie_word_embeddings {
+            embed
+        } else {
+            b.param("lm_head.weight", &[config.vocab_size, config.hidden_size], false)
+        };
+        let logits = b.g.matmul(x, head, false, true)?;
+        let logits = b.g.reshape(logits, &[batch, t, config.vocab_size])?;
+        b.g.set_output("logits", logits);
+        Ok(logits)
+    }
+}
+
 struct Builder<'a> {
     g: Graph,
     config: &'a LlamaConfig,
     opts: &'a ModelGraphOptions,
     lora_modules: BTreeSet<String>,
+    /// Set while building a decoding step.
+    decode: Option<DecodeLeaves>,
 }
 
 impl Builder<'_> {
@@ -330,13 +412,38 @@ impl Builder<'_> {
         let k = self.project(layer, "k_proj", h, kv_heads * d)?;
         let v = self.project(layer, "v_proj", h, kv_heads * d)?;
         let q = self.split_heads(q, heads)?;
-        let q = self.g.rope(q, theta, position_scale)?;
         let k = self.split_heads(k, kv_heads)?;
-        let k = self.g.rope(k, theta, position_scale)?;
-        let k = self.repeat_kv(k)?;
         let v = self.split_heads(v, kv_heads)?;
-        let v = self.repeat_kv(v)?;
-        let o = self.attention(q, k, v, masks)?;
+        let (q, k) = match &self.decode {
+            None => (self.g.rope(q, theta, position_scale)?, self.g.rope(k, theta, position_scale)?),
+            Some(decode) => {
+                let table = decode.rope_table;
+                (self.g.add(Op::RopeTable, &[q, table])?, self.g.add(Op::RopeTable, &[k, table])?)
+            }
+        };
+        if self.opts.kv_outputs || self.decode.is_some() {
+            self.g.set_output(&format!("present.{layer}.key"), k);
+            self.g.set_output(&format!("present.{layer}.value"), v);
+        }
+        let o = match &self.decode {
+            None => {
+                let (k, v) = (self.repeat_kv(k)?, self.repeat_kv(v)?);
+                self.attention(q, k, v, masks)?
+            }
+            Some(decode) => {
+                let (batch, slots) = (self.opts.batch, decode.cache_slots[layer]);
+                let positions = decode.positions;
+                let cache = |g: &mut Graph, what: &str, dtype, shape: Vec<usize>| {
+                    g.input(&format!("cache.{layer}.{what}"), TensorType::new(dtype, shape))
+                };
+                let k_cache = cache(&mut self.g, "key", DType::F32, vec![batch, kv_heads, slots, d]);
+                let v_cache = cache(&mut self.g, "value", DType::F32, vec![batch, kv_heads, slots, d]);
+                let slot_positions = cache(&mut self.g, "slots", DType::I32, vec![batch, kv_heads, slots]);
+                let scale = 1.0 / (d as f64).sqrt();
+                let op = Op::CachedAttention { heads: masks.to_vec(), scale };
+                self.g.add(op, &[q, k, v, k_cache, v_cache, slot_positions, positions])?
+            }
+        };
         let o = self.g.permute(o, &[0, 2, 1, 3])?;
         let o = self.g.reshape(o, &[self.opts.batch * self.opts.seq_len, heads * d])?;
         let o = self.project(layer, "o_proj", o, hidden)?;

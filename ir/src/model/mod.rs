@@ -42,6 +42,9 @@ pub use activation::{GELU_TANH_CUBIC, GELU_TANH_SCALE, HiddenAct};
 pub use config::LlamaConfig;
 pub use error::{ConfigError, ConfigErrorKind};
 pub use fields::unknown_keys;
-pub use graph::{LORA_MODULES, LoraConfig, ModelGraphError, ModelGraphOptions, build_llama_graph};
+pub use graph::{
+    DecodeGraphOptions, LORA_MODULES, LoraConfig, ModelGraphError, ModelGraphOptions,
+    build_llama_decode_graph, build_llama_graph,
+};
 pub use parameters::ParameterShape;
 pub use rope::{DEFAULT_ROPE_THETA, Rope, RopeScaling};

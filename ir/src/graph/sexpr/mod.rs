@@ -76,7 +76,13 @@ fn write_op(out: &mut String, node: &Node) {
             if *transpose_a { " :transpose-a" } else { "" },
             if *transpose_b { " :transpose-b" } else { "" }
         ),
-        Op::Add | Op::Mul | Op::Unary(_) | Op::Embedding | Op::CrossEntropy | Op::CrossEntropyGrad => Ok(()),
+        Op::Add
+        | Op::Mul
+        | Op::Unary(_)
+        | Op::Embedding
+        | Op::CrossEntropy
+        | Op::CrossEntropyGrad
+        | Op::RopeTable => Ok(()),
         Op::EmbeddingGrad { vocab } => write!(out, " :vocab {vocab}"),
         Op::Scale { factor } => write!(out, " :factor {factor:?}"),
         Op::Reshape { shape } => write!(out, " :shape ({})", ints(shape)),
@@ -105,6 +111,9 @@ fn write_op(out: &mut String, node: &Node) {
         }
         Op::Attention { mask, head_offset, scale } | Op::MaskedSoftmax { mask, head_offset, scale } => {
             write!(out, " :mask {} :head-offset {head_offset} :scale {scale:?}", quote(&mask.to_string()))
+        }
+        Op::CachedAttention { heads, scale } => {
+            write!(out, " :masks ({}) :scale {scale:?}", head_masks(heads))
         }
         Op::FusedAttention { heads, scale, rope } => {
             write!(out, " :masks ({}) :scale {scale:?}{}", head_masks(heads), rope_attrs(rope))

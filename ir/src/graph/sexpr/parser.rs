@@ -100,6 +100,8 @@ const OPS: &[(&str, Schema)] = &[
     ("cross-entropy", &[]),
     ("cross-entropy-grad", &[]),
     ("attention", &[("mask", Kind::Str), ("head-offset", Kind::Uint), ("scale", Kind::Float)]),
+    ("rope-table", &[]),
+    ("cached-attention", &[("masks", Kind::HeadMasks), ("scale", Kind::Float)]),
     (
         "fused-attention",
         &[
@@ -415,6 +417,17 @@ impl Parser<'_> {
                 theta: self.float_attr(&attrs, "theta")?,
                 position_scale: self.float_attr(&attrs, "position-scale")?,
             },
+            "rope-table" => Op::RopeTable,
+            "cached-attention" => {
+                let Some(Value::HeadMasks(entries)) = attrs.values.get("masks") else {
+                    return Err(missing("masks"));
+                };
+                let heads = entries
+                    .iter()
+                    .map(|(start, end, text, span)| Ok(HeadMask::new(*start..*end, self.mask(text, *span)?)))
+                    .collect::<Result<Vec<_>, GraphError>>()?;
+                Op::CachedAttention { heads, scale: self.float_attr(&attrs, "scale")? }
+            }
             "attention" | "masked-softmax" => {
                 let head_offset = uint("head-offset")?;
                 let mask = match attrs.values.get("mask") {
