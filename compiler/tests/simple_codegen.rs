@@ -223,6 +223,30 @@ fn op_cases() -> Vec<(&'static str, ValidGraph)> {
                 &[("logits", F32, &[4, 6]), ("ignored", I32, &[4]), ("dloss", F32, &[])],
             ),
         ),
+        // Decoding: RoPE by table rows, and one query per row against a cache
+        // of 70 slots (two chunks), 4 query heads on 2 KV heads.
+        ("rope-table", op_graph(Op::RopeTable, &[&[2, 3, 2, 8], &[2, 2, 2, 8]])),
+        (
+            "cached-attention",
+            leaf_graph(
+                Op::CachedAttention {
+                    heads: vec![
+                        HeadMask::new(0..2, mask("causal & (sink(3) | window(20))")),
+                        HeadMask::new(2..4, mask("roll(3, causal & groups(8))")),
+                    ],
+                    scale: 0.35,
+                },
+                &[
+                    ("q", F32, &[2, 4, 1, 8]),
+                    ("k_new", F32, &[2, 2, 1, 8]),
+                    ("v_new", F32, &[2, 2, 1, 6]),
+                    ("k_cache", F32, &[2, 2, 70, 8]),
+                    ("v_cache", F32, &[2, 2, 70, 6]),
+                    ("slots", I32, &[2, 2, 70]),
+                    ("positions", I32, &[2]),
+                ],
+            ),
+        ),
     ];
     cases.extend(unary);
     cases
@@ -358,6 +382,7 @@ fn golden_wgsl_of_single_ops() {
     expect_file!["../../tests/golden/wgsl-simple/cross-entropy.wgsl"].assert_eq(&wgsl("cross-entropy"));
     expect_file!["../../tests/golden/wgsl-simple/cross-entropy-grad.wgsl"]
         .assert_eq(&wgsl("cross-entropy-grad"));
+    expect_file!["../../tests/golden/wgsl-simple/cached-attention.wgsl"].assert_eq(&wgsl("cached-attention"));
 }
 
 #[test]

@@ -252,9 +252,37 @@ fn op_cases() -> Vec<(&'static str, ValidGraph)> {
                 &[("logits", F32, &[4, 6]), ("ignored", I32, &[4]), ("dloss", F32, &[])],
             ),
         ),
+        ("rope-table", op_graph(Op::RopeTable, &[&[2, 3, 2, 8], &[2, 2, 2, 8]])),
+        // 70 slots: two chunks, the second partial. Sinks and a window on
+        // heads 0..2, per-head vertical blocks on 2..4; a roll reads the
+        // length p + 1.
+        (
+            "cached-attention",
+            cached_attention("causal & (sink(3) | window(20))", "causal & local_stride(4, 2, 3, h)"),
+        ),
+        ("cached-attention-roll", cached_attention("causal", "roll(3, causal & groups(8))")),
     ];
     cases.extend(unary);
     cases
+}
+
+/// A decoding step's attention: 4 query heads on 2 KV heads, 70 cache slots
+/// (a quarter empty, some holding positions at or after the query's).
+fn cached_attention(first_half: &str, second_half: &str) -> ValidGraph {
+    use DType::{F32, I32};
+    let heads = vec![HeadMask::new(0..2, mask(first_half)), HeadMask::new(2..4, mask(second_half))];
+    leaf_graph(
+        Op::CachedAttention { heads, scale: 0.35 },
+        &[
+            ("q", F32, &[2, 4, 1, 8]),
+            ("k_new", F32, &[2, 2, 1, 8]),
+            ("v_new", F32, &[2, 2, 1, 6]),
+            ("k_cache", F32, &[2, 2, 70, 8]),
+            ("v_cache", F32, &[2, 2, 70, 6]),
+            ("slots", I32, &[2, 2, 70]),
+            ("positions", I32, &[2]),
+        ],
+    )
 }
 
 /// A fused attention (or one of its gradients) with RoPE on load: linear
@@ -283,6 +311,8 @@ fn id_limit(graph: &ValidGraph, leaf: NodeId) -> usize {
         Op::Embedding => shape(1)[0],
         Op::EmbeddingGrad { vocab } => vocab,
         Op::CrossEntropy | Op::CrossEntropyGrad => *shape(0).last().unwrap(),
+        // Positions, in and past the cache's slots.
+        Op::CachedAttention { .. } => shape(3)[2] + 10,
         ref op => panic!("integer leaf read by {op}"),
     }
 }
@@ -303,7 +333,7 @@ fn inputs(graph: &ValidGraph, rng: &mut StdRng) -> (HashMap<String, HostValues>,
         } else {
             let limit = id_limit(graph, id) as i64;
             let ignored = match name {
-                "targets" => 0.25,
+                "targets" | "slots" => 0.25,
                 "ignored" => 1.0,
                 _ => 0.0,
             };

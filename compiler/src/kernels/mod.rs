@@ -25,6 +25,7 @@
 pub(crate) mod builder;
 mod context;
 mod cross_entropy;
+mod decode;
 mod dense_attention;
 pub(crate) mod elementwise;
 mod embedding;
@@ -84,8 +85,8 @@ pub(crate) fn emit(
         // Planned by `crate::plan`, which keeps each forward's log-sum-exp for
         // its backward and binds the kernels of `crate::attention`.
         Op::FusedAttention { .. } | Op::FusedAttentionGrad { .. } => Err(cx.unsupported()),
-        // The decoding ops have a reference (the interpreter) but no kernels yet (issue 15).
-        Op::RopeTable | Op::CachedAttention { .. } => Err(cx.unsupported()),
+        Op::RopeTable => decode::emit_rope_table(cx, inputs, out),
+        Op::CachedAttention { heads, scale } => decode::emit_cached_attention(cx, heads, *scale, inputs, out),
         Op::Embedding => embedding::emit(cx, inputs, out),
         Op::EmbeddingGrad { .. } => embedding::emit_grad(cx, inputs, out),
         Op::CrossEntropy => cross_entropy::emit(cx, inputs, out),
