@@ -42,6 +42,8 @@ pub enum RuntimeError {
     DispatchTooLarge { kernel: String, workgroups: [u32; 3], limit: u32 },
     #[error("kernel `{kernel}` was rejected by the device: {message}")]
     Pipeline { kernel: String, message: String },
+    #[error("elements {start}..{end} are outside `{name}`, which holds {len}")]
+    OutOfBuffer { name: String, start: u64, end: u64, len: u64 },
     #[error("`{name}` is not an f32 input, output or state buffer of the plan")]
     UnknownHostBuffer { name: String },
     #[error("kernels {range:?} are not a part of the plan, which has {kernels} kernels")]

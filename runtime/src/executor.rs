@@ -71,6 +71,17 @@ struct PipelineKey {
     checks: ShaderChecks,
 }
 
+/// `len` elements from element `from_start` of buffer `from` to element
+/// `to_start` of buffer `to` ([`Executor::copy_elements`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ElementCopy {
+    pub from: String,
+    pub from_start: u64,
+    pub to: String,
+    pub to_start: u64,
+    pub len: u64,
+}
+
 /// A plan with its buffers allocated and pipelines compiled, ready to run repeatedly.
 pub struct Prepared {
     buffers: BTreeMap<String, wgpu::Buffer>,
@@ -368,6 +379,59 @@ impl Executor {
             });
         }
         self.gpu.queue.write_buffer(&prepared.buffers[name], 0, bytemuck::cast_slice(values));
+        Ok(())
+    }
+
+    /// Writes `values` into input `name` from element `start` on: the few
+    /// entries of a large input that change between runs (a decode cache's
+    /// slot positions). Values must have the buffer's element type.
+    pub fn write_at(
+        &self,
+        prepared: &Prepared,
+        name: &str,
+        start: u64,
+        values: HostSlice,
+    ) -> Result<(), RuntimeError> {
+        let Some((bytes, _, elem)) = prepared.inputs.get(name) else {
+            return Err(RuntimeError::UnknownHostBuffer { name: name.to_string() });
+        };
+        let (len, end) = (bytes / 4, start + values.len() as u64);
+        if end > len {
+            return Err(RuntimeError::OutOfBuffer { name: name.to_string(), start, end, len });
+        }
+        let data = values.bytes(name, *elem)?;
+        self.gpu.queue.write_buffer(&prepared.buffers[name], start * 4, &data);
+        Ok(())
+    }
+
+    /// Copies runs of 4-byte elements between the plan's buffers on the
+    /// device, in one submission: a decode step's new keys and values into
+    /// their cache slots, with no trip through the host.
+    pub fn copy_elements(&self, prepared: &Prepared, copies: &[ElementCopy]) -> Result<(), RuntimeError> {
+        let buffer = |name: &str| {
+            prepared
+                .buffers
+                .get(name)
+                .ok_or_else(|| RuntimeError::UnknownHostBuffer { name: name.to_string() })
+        };
+        let mut encoder =
+            self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("copies") });
+        for c in copies {
+            let (from, to) = (buffer(&c.from)?, buffer(&c.to)?);
+            for (name, b, start) in [(&c.from, from, c.from_start), (&c.to, to, c.to_start)] {
+                let len = b.size() / 4;
+                if start + c.len > len {
+                    return Err(RuntimeError::OutOfBuffer {
+                        name: name.clone(),
+                        start,
+                        end: start + c.len,
+                        len,
+                    });
+                }
+            }
+            encoder.copy_buffer_to_buffer(from, c.from_start * 4, to, c.to_start * 4, c.len * 4);
+        }
+        self.gpu.queue.submit([encoder.finish()]);
         Ok(())
     }
 

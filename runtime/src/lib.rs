@@ -35,7 +35,7 @@ pub mod train;
 pub mod tune;
 
 pub use error::RuntimeError;
-pub use executor::{Executor, Prepared, Runnable, ShaderChecks};
+pub use executor::{ElementCopy, Executor, Prepared, Runnable, ShaderChecks};
 pub use fused::FusedPlan;
 pub use gpu::{AdapterIdentity, Gpu};
 pub use host::{HostInput, HostOutput, HostSlice, HostValues};

@@ -63,6 +63,11 @@ pub struct ModelGraphOptions {
     /// `present.{i}.value`, `[B, G, T, D]`. What a decoder's cache takes from
     /// the prefill.
     pub kv_outputs: bool,
+    /// Only one position's logits per row: `logits [B, 1, vocab]` at the
+    /// input `last_rows [B]` (integer), each an index into the `B·T` flattened
+    /// positions (row `b`'s last prompt token is `b·T + len_b − 1`). A
+    /// prefill needs no more, and skips the LM head everywhere else.
+    pub last_logits: bool,
 }
 
 impl ModelGraphOptions {
@@ -76,6 +81,7 @@ impl ModelGraphOptions {
             train_all: false,
             loss: false,
             kv_outputs: false,
+            last_logits: false,
         }
     }
 }
@@ -263,8 +269,16 @@ impl Builder<'_> {
         } else {
             b.param("lm_head.weight", &[config.vocab_size, config.hidden_size], false)
         };
-        let logits = b.g.matmul(x, head, false, true)?;
-        let logits = b.g.reshape(logits, &[batch, t, config.vocab_size])?;
+        let logits = if b.opts.last_logits && b.decode.is_none() {
+            // Row `last_rows[b]` of the [B·T, hidden] states, picked as an embedding picks rows.
+            let rows = b.g.input("last_rows", TensorType::new(DType::I32, [batch]));
+            let last = b.g.add(Op::Embedding, &[rows, x])?;
+            let logits = b.g.matmul(last, head, false, true)?;
+            b.g.reshape(logits, &[batch, 1, config.vocab_size])?
+        } else {
+            let logits = b.g.matmul(x, head, false, true)?;
+            b.g.reshape(logits, &[batch, t, config.vocab_size])?
+        };
         b.g.set_output("logits", logits);
         Ok(logits)
     }
