@@ -37,6 +37,9 @@ enum Command {
     Attn(commands::attn::AttnArgs),
     /// Run a Hugging Face LLaMA checkpoint's forward pass (logits, and the loss with --loss).
     Forward(commands::forward::ForwardArgs),
+    /// Generate with a LLaMA checkpoint: one fused prefill, then a token at a time against a KV
+    /// cache per layer that keeps only the keys its attention pattern can still reach.
+    Generate(commands::generate::GenerateArgs),
     /// Fine-tune a LLaMA (LongLoRA: S2-Attn and LoRA+ by default) or train one from scratch;
     /// writes a PEFT adapter (or a model), metrics.jsonl, loss.png and checkpoints.
     Train(Box<commands::train::TrainArgs>),
@@ -93,6 +96,7 @@ fn main() -> ExitCode {
         Command::Attn(a) => commands::attn::run(&a),
         Command::Tune(a) => commands::tune::run(&a),
         Command::Forward(a) => commands::forward::run(&a),
+        Command::Generate(a) => commands::generate::run(&a),
         Command::Train(a) => commands::train::run(&a),
         Command::Demo(a) => commands::demo::run(&a),
         Command::Corpus(a) => commands::corpus::run(&a),

@@ -43,6 +43,7 @@ const COMMANDS: &[&[&str]] = &[
     &["attn", "p.toml", "--input", "in.safetensors", "--out", "out.safetensors"],
     &["forward", "model", "--input", "ids.safetensors", "--out", "logits.safetensors"],
     &["eval", "model", "--data", "ids.safetensors", "--seq-len", "4", "--json", "eval.json"],
+    &["generate", "model", "--input", "ids.safetensors", "--max-new-tokens", "2", "--out", "gen.safetensors"],
     &["bench", "attn", "--seq-len", "64", "--heads", "1", "--head-dim", "8", "--repeats", "1", "--no-unfused"],
     &["bench", "step", "--seq-len", "64", "--hidden", "64", "--layers", "1", "--heads", "2", "--vocab", "128",
       "--repeats", "1", "--plan-only"],

@@ -13,6 +13,7 @@ pub mod demo;
 pub mod eval;
 pub mod export;
 pub mod forward;
+pub mod generate;
 pub mod graph;
 pub mod inspect;
 pub mod kernels;

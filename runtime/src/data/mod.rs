@@ -30,5 +30,5 @@ pub use pack::{
     PackOptions, Packed, heldout_units, join_documents, pack_documents, pack_rows, rows_stream,
     tokenize_documents,
 };
-pub use special::SpecialIds;
+pub use special::{SpecialIds, stop_ids_from_model_dir};
 pub use tokenizer::{BYTE_BOS, BYTE_EOS, BYTE_VOCAB, Tokenizer};

@@ -45,6 +45,38 @@ impl SpecialIds {
     }
 }
 
+/// The ids that end generation: `generation_config.json`'s `eos_token_id`
+/// (an id or a list, as Llama 3 writes), else `config.json`'s, as
+/// transformers' `generate` reads them. Empty when neither declares one.
+pub fn stop_ids_from_model_dir(dir: &Path) -> Result<Vec<u32>, DataError> {
+    for name in ["generation_config.json", "config.json"] {
+        let path = dir.join(name);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => return Err(DataError::Read { path, source }),
+        };
+        let json: Value = serde_json::from_str(&text)
+            .map_err(|e| DataError::Json { path: path.clone(), message: e.to_string() })?;
+        let values: Vec<&Value> = match json.get("eos_token_id") {
+            None | Some(Value::Null) => continue,
+            Some(Value::Array(list)) => list.iter().collect(),
+            Some(value) => vec![value],
+        };
+        return values
+            .into_iter()
+            .map(|v| {
+                v.as_u64().and_then(|id| u32::try_from(id).ok()).ok_or_else(|| DataError::SpecialId {
+                    path: path.clone(),
+                    key: "eos_token_id",
+                    found: v.to_string(),
+                })
+            })
+            .collect();
+    }
+    Ok(Vec::new())
+}
+
 /// `json[key]`: an id, the first of a list of ids, or nothing.
 fn token_id(json: &Value, key: &'static str, path: &Path) -> Result<Option<u32>, DataError> {
     let value = match json.get(key) {
@@ -89,5 +121,19 @@ mod tests {
         std::fs::write(dir.path().join("config.json"), "{").unwrap();
         let err = SpecialIds::from_model_dir(dir.path()).unwrap_err().to_string();
         assert!(err.contains("is not valid JSON"), "{err}");
+    }
+
+    #[test]
+    fn generation_stops_at_every_eos_id_the_generation_config_lists() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(stop_ids_from_model_dir(dir.path()).unwrap(), Vec::<u32>::new());
+        std::fs::write(dir.path().join("config.json"), r#"{"eos_token_id": 2}"#).unwrap();
+        assert_eq!(stop_ids_from_model_dir(dir.path()).unwrap(), [2]);
+        std::fs::write(dir.path().join("generation_config.json"), r#"{"eos_token_id": [128001, 128009]}"#)
+            .unwrap();
+        assert_eq!(stop_ids_from_model_dir(dir.path()).unwrap(), [128001, 128009]);
+        std::fs::write(dir.path().join("generation_config.json"), r#"{"eos_token_id": [-1]}"#).unwrap();
+        let err = stop_ids_from_model_dir(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("eos_token_id") && err.contains("-1"), "{err}");
     }
 }

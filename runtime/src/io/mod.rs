@@ -29,4 +29,6 @@ pub use output_guard::{Input, Output, OutputError, OutputKind, check_output};
 pub use rope_factor::{RopeFactorError, apply_linear_factor, write_linear_factor};
 pub use run_record::{RUN_RECORD, RUN_RECORD_FORMAT, RunRecord, RunRecordError};
 pub use saved_modules::{SAVABLE_MODULES, apply_saved_modules};
-pub use tensors::{HostTensor, IntTensor, TensorFile, TensorFileError, save, write_safetensors};
+pub use tensors::{
+    HostTensor, IntTensor, TensorFile, TensorFileError, save, save_with_ints, write_safetensors,
+};

@@ -161,16 +161,26 @@ impl TensorFile {
 
 /// Writes f32 tensors to a safetensors file, atomically.
 pub fn save(path: &Path, tensors: &BTreeMap<String, HostTensor>) -> Result<(), TensorFileError> {
-    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
-        .iter()
-        .map(|(name, t)| {
-            (name.clone(), t.data.iter().flat_map(|v| v.to_le_bytes()).collect(), t.shape.clone())
-        })
-        .collect();
+    save_with_ints(path, tensors, &BTreeMap::new())
+}
+
+/// Writes f32 tensors and int64 tensors (token ids) to one safetensors file, atomically.
+pub fn save_with_ints(
+    path: &Path,
+    tensors: &BTreeMap<String, HostTensor>,
+    ints: &BTreeMap<String, IntTensor>,
+) -> Result<(), TensorFileError> {
+    let floats = tensors.iter().map(|(name, t)| {
+        (name.clone(), Dtype::F32, t.data.iter().flat_map(|v| v.to_le_bytes()).collect(), t.shape.clone())
+    });
+    let ints = ints.iter().map(|(name, t)| {
+        (name.clone(), Dtype::I64, t.data.iter().flat_map(|v| v.to_le_bytes()).collect(), t.shape.clone())
+    });
+    let bytes: Vec<(String, Dtype, Vec<u8>, Vec<usize>)> = floats.chain(ints).collect();
     let views = bytes
         .iter()
-        .map(|(name, data, shape)| {
-            safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), data).map(|v| (name.clone(), v))
+        .map(|(name, dtype, data, shape)| {
+            safetensors::tensor::TensorView::new(*dtype, shape.clone(), data).map(|v| (name.clone(), v))
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| TensorFileError::Serialize { path: path.into(), message: e.to_string() })?;
