@@ -70,6 +70,34 @@ fn bench_step_prints_its_table() {
     assert!(plan.contains("MiB") && !plan.contains("S2-Attn / causal"), "{plan}");
 }
 
+/// Serving at a length where LongGen's window (1024 + 64 sinks) leaves keys
+/// behind: the hybrid's sparse layers keep 1088 slots of 1400.
+#[test]
+fn bench_generate_compares_the_hybrid_with_causal() {
+    if !gpu() {
+        return;
+    }
+    let args =
+        ["bench", "generate", "--seq-len", "1400", "--new-tokens", "2", "--hidden", "64", "--heads", "2"];
+    let out = ok(&[&args[..], &["--vocab", "64"]].concat());
+    for needle in [
+        "T = 1400: prefill 1398 tokens, then decode 2",
+        "causal",
+        "longgen-hybrid",
+        "hybrid / causal: KV cache",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
+    let slots = |name: &str| -> usize {
+        let line = out.lines().find(|l| l.trim_start().starts_with(name)).unwrap();
+        line.split_whitespace().nth(3).unwrap().parse().unwrap()
+    };
+    // 3 layers × 2 KV heads' worth of positions; one slot count per layer.
+    assert_eq!(slots("causal "), 3 * 1400);
+    assert_eq!(slots("longgen-hybrid"), 2 * 1088 + 1400);
+    assert!(out.contains("the masks predict: KV cache 0.851x"), "{out}");
+}
+
 #[test]
 fn bench_matmul_checks_and_times_every_quick_candidate() {
     if !gpu() {

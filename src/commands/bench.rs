@@ -45,6 +45,9 @@ pub enum BenchWhat {
     Attn(BenchAttnArgs),
     /// One fine-tuning step (forward, loss, backward) of a ~20M-parameter LLaMA, causal vs S2-Attn.
     Step(super::bench_step::BenchStepArgs),
+    /// Serving: LongGen's hybrid against full causal on one model: KV-cache bytes, prefill time and
+    /// decode tokens/s per context length, with the ratios the masks predict.
+    Generate(super::bench_generate::BenchGenerateArgs),
     /// Matmul: every candidate tile shape and workgroup size of the simple code generator.
     Matmul(crate::commands::bench_matmul::BenchMatmulArgs),
 }
@@ -73,6 +76,7 @@ pub fn run(what: &BenchWhat) -> anyhow::Result<()> {
     match what {
         BenchWhat::Attn(args) => attn(args),
         BenchWhat::Step(args) => super::bench_step::run(args),
+        BenchWhat::Generate(args) => super::bench_generate::run(args),
         BenchWhat::Matmul(args) => super::bench_matmul::run(args),
     }
 }

@@ -3,6 +3,7 @@
 pub mod adapter;
 pub mod attn;
 pub mod bench;
+pub mod bench_generate;
 pub mod bench_matmul;
 pub mod bench_step;
 pub mod check;

@@ -69,6 +69,8 @@ pub struct Decoder<'e> {
     tables: Vec<SlotTable>,
     /// Per row, the position its next token takes; `None` once finished.
     next: Vec<Option<i64>>,
+    /// The prefill's kernels alone (no upload, readback or pipeline creation).
+    prefill_time: std::time::Duration,
 }
 
 impl<'e> Decoder<'e> {
@@ -105,6 +107,7 @@ impl<'e> Decoder<'e> {
         let mut cache_keys = Vec::with_capacity(tables.len());
         let mut cache_values = Vec::with_capacity(tables.len());
         let last_logits;
+        let prefill_time;
         {
             let pre = executor.prepare(prefill)?;
             executor.upload_some(&pre, weights)?;
@@ -119,7 +122,7 @@ impl<'e> Decoder<'e> {
                 ("last_rows".to_string(), HostValues::I64(last_rows)),
             ]);
             executor.upload_some(&pre, &inputs)?;
-            executor.execute(&pre)?;
+            prefill_time = executor.execute(&pre)?;
             let logits = executor.read_f32(&pre, "logits")?;
             last_logits = logits.chunks(spec.vocab).map(<[f32]>::to_vec).collect::<Vec<_>>();
             for (layer, table) in tables.iter_mut().enumerate() {
@@ -160,7 +163,7 @@ impl<'e> Decoder<'e> {
         }
         executor.upload_some(&step, &caches)?;
         let next = prompts.iter().map(|p| Some(p.len() as i64)).collect();
-        Ok((Decoder { executor, step, spec, tables, next }, last_logits))
+        Ok((Decoder { executor, step, spec, tables, next, prefill_time }, last_logits))
     }
 
     /// One step: `tokens[row]` is the row's next token, or `None` for a row
@@ -237,6 +240,11 @@ impl<'e> Decoder<'e> {
             *p += 1;
         }
         Ok(out)
+    }
+
+    /// How long the prefill's kernels ran.
+    pub fn prefill_time(&self) -> std::time::Duration {
+        self.prefill_time
     }
 
     /// Per layer, the most keys any (row, KV head) of its cache holds now.
