@@ -238,3 +238,45 @@ fn generation_stops_at_eos_and_bad_input_is_refused() {
 fn example_spec(name: &str) -> String {
     common::example(name).to_str().unwrap().to_string()
 }
+
+/// Greedy `weft generate` equals transformers' `generate(do_sample=False)`
+/// token for token, on checkpoints transformers wrote (GQA, linear RoPE
+/// scaling, tied and untied); the logits agree to 1e-4 of the largest. See
+/// tests/data/make_generate_fixture.py.
+#[test]
+fn greedy_generation_matches_transformers() {
+    if !gpu() {
+        return;
+    }
+    let dir = scratch("generate_transformers");
+    for case in ["untied", "tied"] {
+        let fixture = common::root().join("tests/data/generate").join(case);
+        let out = dir.join(format!("{case}.safetensors"));
+        let o = weft(&[
+            "generate",
+            fixture.to_str().unwrap(),
+            "--input",
+            fixture.join("input.safetensors").to_str().unwrap(),
+            "--max-new-tokens",
+            "12",
+            "--out",
+            out.to_str().unwrap(),
+            "--logits",
+        ]);
+        assert!(o.status.success(), "{case}: {}", stderr(&o));
+        let got = TensorFile::load(&out).unwrap();
+        let want = TensorFile::load(&fixture.join("expected.safetensors")).unwrap();
+        let (got_ids, want_ids) = (got.ints("output_ids").unwrap(), want.ints("output_ids").unwrap());
+        assert_eq!(got_ids.shape, want_ids.shape, "{case}");
+        assert_eq!(got_ids.data, want_ids.data, "{case}: output_ids differ from transformers'");
+        let (got, want) = (got.f32("logits").unwrap(), want.f32("logits").unwrap());
+        for (step, (g, w)) in got.data.chunks(96).zip(want.data.chunks(96)).enumerate() {
+            let scale = w.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            if scale == 0.0 {
+                continue; // a row that had ended
+            }
+            let err = g.iter().zip(w).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max) / scale;
+            assert!(err <= 1e-4, "{case}: logits of step {step} differ by {err:e} (relative)");
+        }
+    }
+}
