@@ -280,3 +280,49 @@ fn greedy_generation_matches_transformers() {
         }
     }
 }
+
+/// With a PEFT adapter (LoRA on q, k, v, o), every new token's logits are
+/// `weft forward --adapter`'s on the sequence so far.
+#[test]
+fn an_adapter_decodes_like_forward_with_the_adapter() {
+    if !gpu() {
+        return;
+    }
+    let dir = scratch("generate_adapter");
+    let data = common::root().join("tests/data/train");
+    let (base, adapter) = (data.join("base"), data.join("init-adapter"));
+    let input = dir.join("in.safetensors");
+    ids_file(&input, &[5, 17, 42, 8, 30], [1, 5], None);
+    let out = dir.join("out.safetensors");
+    let (b, a) = (base.to_str().unwrap(), adapter.to_str().unwrap());
+    ok(&[
+        "generate",
+        b,
+        "--adapter",
+        a,
+        "--input",
+        input.to_str().unwrap(),
+        "--max-new-tokens",
+        "6",
+        "--ignore-eos",
+        "--out",
+        out.to_str().unwrap(),
+        "--logits",
+    ]);
+    let file = TensorFile::load(&out).unwrap();
+    let ids = file.ints("output_ids").unwrap();
+    let logits = file.f32("logits").unwrap();
+    let seq = dir.join("seq.safetensors");
+    ids_file(&seq, &ids.data, [1, 11], None);
+    let fwd = dir.join("fwd.safetensors");
+    ok(&["forward", b, "--adapter", a, "--input", seq.to_str().unwrap(), "--out", fwd.to_str().unwrap()]);
+    let want = TensorFile::load(&fwd).unwrap().f32("logits").unwrap();
+    let vocab = 64;
+    for j in 0..6 {
+        let got = &logits.data[j * vocab..][..vocab];
+        let want = &want.data[(4 + j) * vocab..][..vocab];
+        let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let err = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max) / scale;
+        assert!(err <= 1e-4, "new token {j}: relative error {err:e}");
+    }
+}
