@@ -60,6 +60,25 @@ pub fn load(dir: &Path, config: &LlamaConfig) -> anyhow::Result<Adapter> {
     Ok(adapter)
 }
 
+/// Puts `adapter` into the base `weights`: its saved modules replace base
+/// tensors by name, its LoRA factors join them. Returns the config (untied if
+/// the saved modules untie the embeddings) and the LoRA the graph takes.
+pub fn apply(
+    config: &LlamaConfig,
+    weights: &mut BTreeMap<String, HostTensor>,
+    adapter: Adapter,
+) -> (LlamaConfig, weft_ir::model::LoraConfig) {
+    let adapted = weft_runtime::io::apply_saved_modules(
+        config,
+        weights,
+        &adapter.replacements,
+        adapter.ensure_weight_tying,
+    );
+    note_untied(config, &adapted, &adapter.replacements);
+    weights.extend(adapter.tensors);
+    (adapted, adapter.lora)
+}
+
 /// Says so when applying the adapter's saved modules untied the embeddings.
 pub fn note_untied(before: &LlamaConfig, after: &LlamaConfig, replacements: &BTreeMap<String, HostTensor>) {
     if before.tie_word_embeddings && !after.tie_word_embeddings {

@@ -12,9 +12,7 @@ use clap::Args;
 use weft_compiler::{CompileOptions, compile};
 use weft_ir::limits::{self, Origin};
 use weft_ir::model::{LlamaConfig, ModelGraphOptions, build_llama_graph};
-use weft_runtime::io::{
-    HostTensor, TensorFile, apply_saved_modules, check_layer_count, load_checkpoint, save,
-};
+use weft_runtime::io::{HostTensor, TensorFile, check_layer_count, load_checkpoint, save};
 use weft_runtime::{Executor, HostValues};
 
 use crate::output::{Input, guard, out_file, tuning_cache_path};
@@ -105,16 +103,9 @@ pub fn run(args: &ForwardArgs) -> anyhow::Result<()> {
     let lora = match adapter {
         Some(adapter) => {
             // The saved modules override the base tensors by name before upload.
-            let adapted = apply_saved_modules(
-                &config,
-                &mut weights,
-                &adapter.replacements,
-                adapter.ensure_weight_tying,
-            );
-            super::adapter::note_untied(&config, &adapted, &adapter.replacements);
+            let (adapted, lora) = super::adapter::apply(&config, &mut weights, adapter);
             config = adapted;
-            weights.extend(adapter.tensors);
-            Some(adapter.lora)
+            Some(lora)
         }
         None => None,
     };

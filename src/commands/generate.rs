@@ -22,8 +22,7 @@ use weft_ir::model::{
 use weft_runtime::data::{BYTE_VOCAB, SpecialIds, Tokenizer, stop_ids_from_model_dir};
 use weft_runtime::decode::{DecodeSpec, Decoder, Sampling};
 use weft_runtime::io::{
-    HostTensor, IntTensor, TensorFile, apply_saved_modules, check_layer_count, load_checkpoint,
-    save_with_ints,
+    HostTensor, IntTensor, TensorFile, check_layer_count, load_checkpoint, save_with_ints,
 };
 use weft_runtime::{Executor, HostValues};
 
@@ -156,16 +155,9 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
     let mut weights = load_checkpoint(&args.model_dir, &config)?;
     let lora = match adapter {
         Some(adapter) => {
-            let adapted = apply_saved_modules(
-                &config,
-                &mut weights,
-                &adapter.replacements,
-                adapter.ensure_weight_tying,
-            );
-            super::adapter::note_untied(&config, &adapted, &adapter.replacements);
+            let (adapted, lora) = super::adapter::apply(&config, &mut weights, adapter);
             config = adapted;
-            weights.extend(adapter.tensors);
-            Some(adapter.lora)
+            Some(lora)
         }
         None => None,
     };

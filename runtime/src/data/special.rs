@@ -27,13 +27,7 @@ impl SpecialIds {
         let mut ids = SpecialIds::default();
         for name in ["config.json", "generation_config.json"] {
             let path = dir.join(name);
-            let text = match std::fs::read_to_string(&path) {
-                Ok(text) => text,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(source) => return Err(DataError::Read { path, source }),
-            };
-            let json: Value = serde_json::from_str(&text)
-                .map_err(|e| DataError::Json { path: path.clone(), message: e.to_string() })?;
+            let Some(json) = read_json(&path)? else { continue };
             if ids.eos.is_none() {
                 ids.eos = token_id(&json, "eos_token_id", &path)?;
             }
@@ -51,13 +45,7 @@ impl SpecialIds {
 pub fn stop_ids_from_model_dir(dir: &Path) -> Result<Vec<u32>, DataError> {
     for name in ["generation_config.json", "config.json"] {
         let path = dir.join(name);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(source) => return Err(DataError::Read { path, source }),
-        };
-        let json: Value = serde_json::from_str(&text)
-            .map_err(|e| DataError::Json { path: path.clone(), message: e.to_string() })?;
+        let Some(json) = read_json(&path)? else { continue };
         let values: Vec<&Value> = match json.get("eos_token_id") {
             None | Some(Value::Null) => continue,
             Some(Value::Array(list)) => list.iter().collect(),
@@ -75,6 +63,18 @@ pub fn stop_ids_from_model_dir(dir: &Path) -> Result<Vec<u32>, DataError> {
             .collect();
     }
     Ok(Vec::new())
+}
+
+/// The JSON in `path`, or `None` when there is no such file.
+fn read_json(path: &Path) -> Result<Option<Value>, DataError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(DataError::Read { path: path.into(), source }),
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| DataError::Json { path: path.into(), message: e.to_string() })
 }
 
 /// `json[key]`: an id, the first of a list of ids, or nothing.

@@ -419,13 +419,7 @@ impl Parser<'_> {
             },
             "rope-table" => Op::RopeTable,
             "cached-attention" => {
-                let Some(Value::HeadMasks(entries)) = attrs.values.get("masks") else {
-                    return Err(missing("masks"));
-                };
-                let heads = entries
-                    .iter()
-                    .map(|(start, end, text, span)| Ok(HeadMask::new(*start..*end, self.mask(text, *span)?)))
-                    .collect::<Result<Vec<_>, GraphError>>()?;
+                let heads = self.head_masks_attr(&attrs)?;
                 Op::CachedAttention { heads, scale: self.float_attr(&attrs, "scale")? }
             }
             "attention" | "masked-softmax" => {
@@ -442,13 +436,7 @@ impl Parser<'_> {
                 }
             }
             "fused-attention" | "fused-attention-grad" => {
-                let Some(Value::HeadMasks(entries)) = attrs.values.get("masks") else {
-                    return Err(missing("masks"));
-                };
-                let heads = entries
-                    .iter()
-                    .map(|(start, end, text, span)| Ok(HeadMask::new(*start..*end, self.mask(text, *span)?)))
-                    .collect::<Result<Vec<_>, GraphError>>()?;
+                let heads = self.head_masks_attr(&attrs)?;
                 let scale = self.float_attr(&attrs, "scale")?;
                 // The two rope attributes come together or not at all.
                 let rope = match (attrs.values.get("rope-theta"), attrs.values.get("rope-position-scale")) {
@@ -473,6 +461,17 @@ impl Parser<'_> {
             }
             _ => return Err(self.error(span, format!("`{op}` is not an op with operands"))),
         })
+    }
+
+    /// `:masks ((0 2 "causal") ...)`, each mask parsed.
+    fn head_masks_attr(&self, attrs: &Attrs) -> Result<Vec<HeadMask>, GraphError> {
+        let Some(Value::HeadMasks(entries)) = attrs.values.get("masks") else {
+            return Err(self.error(attrs.span, format!("`{}` needs `:masks`", attrs.op)));
+        };
+        entries
+            .iter()
+            .map(|(start, end, text, span)| Ok(HeadMask::new(*start..*end, self.mask(text, *span)?)))
+            .collect()
     }
 
     fn float_attr(&self, attrs: &Attrs, key: &str) -> Result<f64, GraphError> {
