@@ -264,4 +264,14 @@ fn passkey_and_text_data_agree_with_the_reference() {
     assert!(results["passkey"].get("8").is_none(), "{results}");
     let row = stdout.lines().find(|l| l.trim_start().starts_with("64 ")).unwrap();
     assert!(row.contains(&format!("{passed}/{trials}")), "{stdout}");
+
+    // Decoding the answers (prefill, then a token at a time against the caches) gives the same verdicts.
+    let decoded = dir.join("decoded.json");
+    let args = ["eval", model.to_str().unwrap(), "--data", data.to_str().unwrap(), "--seq-len", "8,64"];
+    let seed = seed.to_string();
+    let trials = trials.to_string();
+    let more =
+        ["--passkey", &trials, "--seed", &seed, "--passkey-decode", "--json", decoded.to_str().unwrap()];
+    ok(&[&args[..], &more[..]].concat());
+    assert_eq!(read_json(&decoded)["passkey"]["64"], results["passkey"]["64"]);
 }

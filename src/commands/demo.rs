@@ -135,6 +135,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
             stride: None,
             pattern: None,
             passkey: Some(20),
+            passkey_decode: false,
             seed: 0,
             tokenizer: None,
             json: Some(out.join(json)),

@@ -17,11 +17,14 @@ use anyhow::{Context, bail};
 use clap::Args;
 use weft_compiler::{CompileOptions, compile};
 use weft_ir::Schedule;
-use weft_ir::model::{LlamaConfig, ModelGraphOptions, build_llama_graph};
+use weft_ir::model::{
+    DecodeGraphOptions, LlamaConfig, ModelGraphOptions, build_llama_decode_graph, build_llama_graph,
+};
 use weft_runtime::data::{
     BYTE_VOCAB, Corpus, DataError, Glob, SpecialIds, Tokenizer, join_documents, rows_stream,
     tokenize_documents,
 };
+use weft_runtime::decode::{DecodeSpec, Decoder, argmax};
 use weft_runtime::eval::{
     EvalError, MeanLoss, PasskeyTrial, next_token_targets, passkey_trial, window_starts,
 };
@@ -66,6 +69,12 @@ pub struct EvalArgs {
     /// position is the answer's token (greedy decoding in one pass). Needs a tokenizer.
     #[arg(long, value_name = "TRIALS", value_parser = crate::args::repeats)]
     pub passkey: Option<usize>,
+    /// Run the passkey trials by decoding, as `weft generate` does: a fused prefill of each
+    /// prompt, then the answer's tokens one at a time against KV caches sized by the pattern's
+    /// reach (trials in batches of 8). The same verdicts as the one-pass check, reached the way
+    /// a served model answers.
+    #[arg(long, requires = "passkey")]
+    pub passkey_decode: bool,
     /// Seed of the passkey trials (the same seed gives the same prompts).
     #[arg(long, value_name = "S", default_value_t = 0)]
     pub seed: u64,
@@ -78,6 +87,88 @@ pub struct EvalArgs {
     /// Also write the results as JSON: {"perplexity": {"<T>": value, …}, "passkey": {"<T>": accuracy, …}}.
     #[arg(long, value_name = "OUT")]
     pub json: Option<PathBuf>,
+}
+
+/// Trials decoded together.
+const DECODE_BATCH: usize = 8;
+
+/// How many of `length`'s passkey trials decode their answer exactly:
+/// greedy, after a prefill of everything before the answer.
+fn decode_trials(
+    executor: &mut Executor,
+    config: &LlamaConfig,
+    length: &Length,
+    lora: Option<&weft_ir::model::LoraConfig>,
+    weights: &HashMap<String, HostValues>,
+    plan: &weft_compiler::GraphPlanOptions,
+) -> anyhow::Result<usize> {
+    let reach = super::generate::decode_reach(length.schedule.as_ref(), config)?;
+    let weights: HashMap<String, HostValues> = weights
+        .iter()
+        .filter(|(n, _)| *n != "input_ids" && *n != "targets")
+        .map(|(n, v)| (n.clone(), v.clone()))
+        .collect();
+    let mut passed = 0;
+    for trials in length.trials.chunks(DECODE_BATCH) {
+        let prompts: Vec<Vec<i64>> = trials
+            .iter()
+            .map(|t| t.ids[..t.answer.start].iter().map(|&id| i64::from(id)).collect())
+            .collect();
+        let longest = prompts.iter().map(Vec::len).max().unwrap_or(1);
+        let answer_len = trials.iter().map(|t| t.answer.len()).max().unwrap_or(1);
+        let spec = DecodeSpec {
+            batch: trials.len(),
+            prompt_len: longest,
+            max_len: (longest + answer_len) as u64,
+            n_kv_heads: config.num_key_value_heads,
+            head_dim: config.head_dim,
+            vocab: config.vocab_size,
+            rope: weft_ir::graph::RopeParams::new(config.rope.theta, config.rope.position_scale()),
+            reach: reach.clone(),
+        };
+        let prefill = ModelGraphOptions {
+            lora: lora.cloned(),
+            kv_outputs: true,
+            last_logits: true,
+            ..ModelGraphOptions::new(trials.len(), longest)
+        };
+        let prefill = compile(
+            build_llama_graph(config, length.schedule.as_ref(), &prefill)?,
+            &CompileOptions { plan: plan.clone(), ..Default::default() },
+        )?;
+        let step =
+            DecodeGraphOptions { batch: trials.len(), cache_slots: spec.cache_slots(), lora: lora.cloned() };
+        let step = compile(
+            build_llama_decode_graph(config, length.schedule.as_ref(), &step)?,
+            &CompileOptions { optimize: false, plan: plan.clone(), ..Default::default() },
+        )?;
+        let (mut decoder, first) =
+            Decoder::start(executor, spec, &prefill.plan, &step.plan, &weights, &prompts)?;
+        // Each row feeds its answer's tokens while it decodes them right.
+        let mut logits: Vec<Option<Vec<f32>>> = first.into_iter().map(Some).collect();
+        let mut right = vec![true; trials.len()];
+        for position in 0..answer_len {
+            let mut tokens = Vec::with_capacity(trials.len());
+            for (row, trial) in trials.iter().enumerate() {
+                let answer = &trial.ids[trial.answer.clone()];
+                let token = match (&logits[row], answer.get(position)) {
+                    (Some(l), Some(&want)) if right[row] => {
+                        right[row] = argmax(l) == want as usize;
+                        Some(want)
+                    }
+                    _ => None,
+                };
+                let more = position + 1 < answer.len() && right[row];
+                tokens.push(token.filter(|_| more).map(i64::from));
+            }
+            if tokens.iter().all(Option::is_none) {
+                break;
+            }
+            logits = decoder.step(&tokens)?;
+        }
+        passed += right.iter().filter(|&&r| r).count();
+    }
+    Ok(passed)
 }
 
 fn stride(text: &str) -> Result<usize, String> {
@@ -203,7 +294,12 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             loss.add(f64::from(*value));
         }
         let mut passed = None;
-        if args.passkey.is_some() && !length.trials.is_empty() {
+        if args.passkey_decode && !length.trials.is_empty() {
+            drop(prepared);
+            let count = decode_trials(&mut executor, &config, length, lora.as_ref(), &values, &plan_options)
+                .with_context(|| format!("decoding the passkey trials (T = {t})"))?;
+            passed = Some((count, length.trials.len()));
+        } else if args.passkey.is_some() && !length.trials.is_empty() {
             let mut count = 0;
             for (i, trial) in length.trials.iter().enumerate() {
                 let ids = trial.ids.iter().map(|&id| i64::from(id)).collect();

@@ -299,7 +299,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
 /// Per layer, per KV head: what the decode cache keeps. Refuses masks a
 /// cache cannot serve: ones that let a query see later keys, or read the
 /// sequence length (a roll: S2-Attn's shifted form, a training-time pattern).
-fn decode_reach(
+pub(crate) fn decode_reach(
     schedule: Option<&Schedule>,
     config: &LlamaConfig,
 ) -> anyhow::Result<Vec<Vec<weft_ir::mask::Reach>>> {
