@@ -60,6 +60,26 @@ pub fn load(dir: &Path, config: &LlamaConfig) -> anyhow::Result<Adapter> {
     Ok(adapter)
 }
 
+/// Reads the checkpoint in `model_dir` and, with an adapter, puts it in
+/// (see [`apply`]): the config the graph is built from, the weights by name,
+/// and the LoRA the graph takes. What `forward`, `generate` and `eval` share.
+pub fn load_weights(
+    model_dir: &Path,
+    config: &LlamaConfig,
+    adapter: Option<Adapter>,
+) -> anyhow::Result<(LlamaConfig, BTreeMap<String, HostTensor>, Option<weft_ir::model::LoraConfig>)> {
+    eprintln!("loading {} ...", model_dir.display());
+    let mut weights = weft_runtime::io::load_checkpoint(model_dir, config)?;
+    Ok(match adapter {
+        // The saved modules override the base tensors by name before upload.
+        Some(adapter) => {
+            let (adapted, lora) = apply(config, &mut weights, adapter);
+            (adapted, weights, Some(lora))
+        }
+        None => (config.clone(), weights, None),
+    })
+}
+
 /// Puts `adapter` into the base `weights`: its saved modules replace base
 /// tensors by name, its LoRA factors join them. Returns the config (untied if
 /// the saved modules untie the embeddings) and the LoRA the graph takes.

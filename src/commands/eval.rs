@@ -28,7 +28,7 @@ use weft_runtime::decode::{DecodeSpec, Decoder, argmax};
 use weft_runtime::eval::{
     EvalError, MeanLoss, PasskeyTrial, next_token_targets, passkey_trial, window_starts,
 };
-use weft_runtime::io::{Output, OutputKind, check_layer_count, load_checkpoint};
+use weft_runtime::io::{Output, OutputKind, check_layer_count};
 use weft_runtime::{Executor, HostValues};
 
 use crate::output::{Input, guard, tuning_cache_path, write_atomically};
@@ -236,18 +236,12 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         eprintln!("{note}");
     }
 
-    eprintln!("loading {} ...", args.model_dir.display());
-    let mut weights = load_checkpoint(&args.model_dir, &config)?;
-    let lora = match &args.adapter {
-        Some(dir) => {
-            let adapter = super::adapter::load(dir, &config)?;
-            weights.extend(adapter.tensors);
-            // modules_to_save tensors (LoRA+'s embedding and norms) replace the base's.
-            weights.extend(adapter.replacements);
-            Some(adapter.lora)
-        }
+    let adapter = match &args.adapter {
+        Some(dir) => Some(super::adapter::load(dir, &config)?),
         None => None,
     };
+    // modules_to_save tensors (LoRA+'s embedding and norms) replace the base's, as PEFT applies them.
+    let (config, weights, lora) = super::adapter::load_weights(&args.model_dir, &config, adapter)?;
     let mut values: HashMap<String, HostValues> =
         weights.into_iter().map(|(name, t)| (name, HostValues::F32(t.data))).collect();
     let gpu = crate::gpu::open()?;

@@ -12,7 +12,7 @@ use clap::Args;
 use weft_compiler::{CompileOptions, compile};
 use weft_ir::limits::{self, Origin};
 use weft_ir::model::{LlamaConfig, ModelGraphOptions, build_llama_graph};
-use weft_runtime::io::{HostTensor, TensorFile, check_layer_count, load_checkpoint, save};
+use weft_runtime::io::{HostTensor, TensorFile, check_layer_count, save};
 use weft_runtime::{Executor, HostValues};
 
 use crate::output::{Input, guard, out_file, tuning_cache_path};
@@ -98,17 +98,7 @@ pub fn run(args: &ForwardArgs) -> anyhow::Result<()> {
     if let (Some(dir), Some(record)) = (&args.adapter, &record) {
         config = super::adapter::apply_run_factor(&config, record, dir)?;
     }
-    eprintln!("loading {} ...", args.model_dir.display());
-    let mut weights = load_checkpoint(&args.model_dir, &config)?;
-    let lora = match adapter {
-        Some(adapter) => {
-            // The saved modules override the base tensors by name before upload.
-            let (adapted, lora) = super::adapter::apply(&config, &mut weights, adapter);
-            config = adapted;
-            Some(lora)
-        }
-        None => None,
-    };
+    let (config, weights, lora) = super::adapter::load_weights(&args.model_dir, &config, adapter)?;
     let opts = ModelGraphOptions { lora, loss: args.loss, ..ModelGraphOptions::new(batch, t) };
     let graph = build_llama_graph(&config, schedule.as_ref(), &opts)?;
     let gpu = crate::gpu::open()?;

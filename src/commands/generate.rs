@@ -21,9 +21,7 @@ use weft_ir::model::{
 };
 use weft_runtime::data::{BYTE_VOCAB, SpecialIds, Tokenizer, stop_ids_from_model_dir};
 use weft_runtime::decode::{DecodeSpec, Decoder, Sampling};
-use weft_runtime::io::{
-    HostTensor, IntTensor, TensorFile, check_layer_count, load_checkpoint, save_with_ints,
-};
+use weft_runtime::io::{HostTensor, IntTensor, TensorFile, check_layer_count, save_with_ints};
 use weft_runtime::{Executor, HostValues};
 
 use crate::output::{Input, guard, out_file, tuning_cache_path};
@@ -151,16 +149,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
     let schedule = super::source::model_schedule(args.pattern.as_deref(), max_len, &config)?;
     let reach = decode_reach(schedule.as_ref(), &config)?;
 
-    eprintln!("loading {} ...", args.model_dir.display());
-    let mut weights = load_checkpoint(&args.model_dir, &config)?;
-    let lora = match adapter {
-        Some(adapter) => {
-            let (adapted, lora) = super::adapter::apply(&config, &mut weights, adapter);
-            config = adapted;
-            Some(lora)
-        }
-        None => None,
-    };
+    let (config, weights, lora) = super::adapter::load_weights(&args.model_dir, &config, adapter)?;
 
     let batch = prompts.rows.len();
     let spec = DecodeSpec {
