@@ -49,6 +49,8 @@ enum Command {
     /// Write real text for training and evaluation, with nothing to download: the Rust sources of
     /// weft's dependencies in Cargo's registry, as train.jsonl and heldout.jsonl.
     Corpus(commands::corpus::CorpusArgs),
+    /// Learn a byte-level BPE tokenizer.json from text, for a model trained from scratch.
+    Tokenizer(commands::tokenizer::TokenizerArgs),
     /// Training runs and their evaluations side by side: results.json, a markdown table, the loss
     /// curves on one figure and perplexity against the evaluation length.
     Compare(commands::compare::CompareArgs),
@@ -100,6 +102,7 @@ fn main() -> ExitCode {
         Command::Train(a) => commands::train::run(&a),
         Command::Demo(a) => commands::demo::run(&a),
         Command::Corpus(a) => commands::corpus::run(&a),
+        Command::Tokenizer(a) => commands::tokenizer::run(&a),
         Command::Compare(a) => commands::compare::run(&a),
         Command::Export(a) => commands::export::run(&a),
         Command::Eval(a) => commands::eval::run(&a),

@@ -40,6 +40,7 @@ const COMMANDS: &[&[&str]] = &[
     &["export", "model", "--adapter", "adapter", "--out", "merged"],
     &["compare", "--out", "report", "--smooth", "2", "a=e.json"],
     &["corpus", "--out", "corpus", "--train-mb", "0.01", "--heldout-kb", "1"],
+    &["tokenizer", "--data", "text.jsonl", "--vocab-size", "300", "--passkey-documents", "2", "--out", "tok.json"],
     &["attn", "p.toml", "--input", "in.safetensors", "--out", "out.safetensors"],
     &["forward", "model", "--input", "ids.safetensors", "--out", "logits.safetensors"],
     &["eval", "model", "--data", "ids.safetensors", "--seq-len", "4", "--json", "eval.json"],
@@ -51,7 +52,7 @@ const COMMANDS: &[&[&str]] = &[
 ];
 
 /// How many of [`COMMANDS`], from the first, run without a GPU.
-const HOST_COMMANDS: usize = 9;
+const HOST_COMMANDS: usize = 10;
 
 /// One value-taking argument from `--help`: `--seq-len <N>`, or a positional `<SPEC>`.
 #[derive(Debug)]
@@ -109,6 +110,7 @@ fn with_files(c: Case) -> Case {
         .copy("tests/data/s2attn-roll-input.safetensors", "in.safetensors")
         .copy("tests/data/llama-2layer", "model")
         .file("ids.safetensors", token_ids())
+        .file("text.jsonl", "{\"text\": \"fn main() { let x = 1; }\"}\n{\"text\": \"The pass key is 42.\"}\n")
         .file("e.json", r#"{"perplexity": {"4": 2.5}, "passkey": {"4": 0.5}}"#)
         .file("adapter/adapter_config.json", ADAPTER_CONFIG)
         .file("adapter/adapter_model.safetensors", adapter_weights())

@@ -21,5 +21,6 @@ pub mod kernels;
 pub mod kv_cache;
 pub mod mask;
 pub mod source;
+pub mod tokenizer;
 pub mod train;
 pub mod tune;

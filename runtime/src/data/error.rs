@@ -41,6 +41,12 @@ pub enum DataError {
     ZeroSeqLen,
     #[error("the held-out fraction must be in [0, 1), got {0}")]
     HeldOutFraction(f64),
+    #[error(
+        "a vocabulary of {asked} ids has no room for the 256 bytes and 2 special tokens: give at least {min}"
+    )]
+    BpeVocabTooSmall { asked: usize, min: usize },
+    #[error("training the BPE tokenizer: {message}")]
+    BpeTrain { message: String },
     #[error("cannot load the tokenizer {path}: {message}")]
     TokenizerLoad { path: PathBuf, message: String },
     #[error("tokenizing {what} with {tokenizer}: {message}")]

@@ -6,6 +6,7 @@
 //!   by a [`Glob`]).
 //! - [`tokenizer`]: a Hugging Face `tokenizer.json`, or the byte-level
 //!   tokenizer; [`SpecialIds`] reads a model directory's EOS and BOS.
+//! - [`bpe`]: a byte-level BPE `tokenizer.json` learned from text.
 //! - [`pack`]: documents joined with EOS and cut into sequences, with a
 //!   held-out fraction of documents (or rows) kept as an eval stream.
 //! - [`order`]: the sequence order per epoch (file order, or shuffled from the
@@ -13,6 +14,7 @@
 //!
 //! Nothing here prints: warnings (skipped files) are returned to the caller.
 
+pub mod bpe;
 pub mod corpus;
 mod error;
 pub mod glob;
@@ -22,6 +24,7 @@ pub(crate) mod rng;
 pub mod special;
 pub mod tokenizer;
 
+pub use bpe::{BPE_MIN_VOCAB, BPE_SPECIAL, BpeOptions, train_bpe};
 pub use corpus::{Corpus, Document, Documents, TokenRows};
 pub use error::DataError;
 pub use glob::Glob;

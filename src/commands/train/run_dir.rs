@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde_json::json;
 use weft_runtime::Executor;
+use weft_runtime::data::{SpecialIds, Tokenizer};
 use weft_runtime::io::{
     DirWriter, HostTensor, RUN_RECORD, RUN_RECORD_FORMAT, RunRecord, write_dir_atomically,
 };
@@ -186,8 +187,16 @@ impl RunDir {
         let (trained, _) = super::read_trained(step, executor, &base.shapes)?;
         let name = if settings.mode == TrainMode::Full { "model" } else { "adapter" };
         let dir = self.path.join(name);
-        write_dir_atomically(&dir, |w: &mut DirWriter| write_weights(w, settings, base, &trained))
-            .with_context(|| format!("writing {}", dir.display()))?;
+        let companions =
+            if settings.mode == TrainMode::Full { companion_files(settings)? } else { Vec::new() };
+        write_dir_atomically(&dir, |w: &mut DirWriter| {
+            write_weights(w, settings, base, &trained)?;
+            for (name, bytes) in &companions {
+                w.file(name, |f| f.write_all(bytes))?;
+            }
+            Ok::<(), TrainError>(())
+        })
+        .with_context(|| format!("writing {}", dir.display()))?;
         Ok(dir)
     }
 }
@@ -238,15 +247,56 @@ fn write_weights(
             }
             let bytes = encode_safetensors(&all, Path::new("model.safetensors"))?;
             w.file("model.safetensors", |f| f.write_all(&bytes))?;
-            let config = model_config_json(base);
+            let config = model_config_json(base, special_ids(settings, base));
             w.file("config.json", |f| f.write_all(config.as_bytes()))?;
         }
     }
     Ok(())
 }
 
+/// The files a fully trained model carries besides its weights and config,
+/// as transformers' `save_pretrained` of a model and its tokenizer leaves
+/// them: the tokenizer the run read its text with (`--tokenizer`, else the
+/// base's), and the base's generation settings. A from-scratch model on the
+/// byte-level tokenizer has none.
+fn companion_files(settings: &Settings) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    let mut files: Vec<(&str, PathBuf)> = Vec::new();
+    let base_dir = settings.model.as_deref();
+    match &settings.tokenizer {
+        Some(path) => files.push(("tokenizer.json", path.clone())),
+        None => {
+            for name in
+                ["tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"]
+            {
+                files.extend(base_dir.map(|dir| (name, dir.join(name))));
+            }
+        }
+    }
+    files.extend(base_dir.map(|dir| ("generation_config.json", dir.join("generation_config.json"))));
+    let mut out = Vec::new();
+    for (name, path) in files {
+        if path.is_file() {
+            let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            out.push((name.to_string(), bytes));
+        }
+    }
+    Ok(out)
+}
+
+/// The model's EOS and BOS: the base's `config.json` declares them, else the
+/// tokenizer the run read its text with (none for pre-tokenized data).
+fn special_ids(settings: &Settings, base: &BaseModel) -> SpecialIds {
+    let declared =
+        settings.model.as_deref().and_then(|dir| SpecialIds::from_model_dir(dir).ok()).unwrap_or_default();
+    let tokenizer = super::data::tokenizer(settings, base.config.vocab_size).ok();
+    SpecialIds {
+        eos: declared.eos.or_else(|| tokenizer.as_ref().and_then(Tokenizer::eos_id)),
+        bos: declared.bos.or_else(|| tokenizer.as_ref().and_then(Tokenizer::bos_id)),
+    }
+}
+
 /// `config.json` of a fully fine-tuned model, with the run's RoPE factor.
-fn model_config_json(base: &BaseModel) -> String {
+fn model_config_json(base: &BaseModel, special: SpecialIds) -> String {
     let c = &base.config;
     let mut rope = json!({"rope_type": "default", "rope_theta": c.rope.theta});
     if base.rope_factor != 1.0 {
@@ -270,6 +320,8 @@ fn model_config_json(base: &BaseModel) -> String {
         "attention_bias": false,
         "mlp_bias": false,
         "torch_dtype": "float32",
+        "bos_token_id": special.bos,
+        "eos_token_id": special.eos,
     });
     serde_json::to_string_pretty(&config).unwrap_or_default()
 }
