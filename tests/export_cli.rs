@@ -333,3 +333,56 @@ fn exported_logits_match_the_adapter_on_its_base() {
     let moved = unscaled.iter().zip(&want).fold(0f32, |m, (u, w)| m.max((u - w).abs())) / scale;
     assert!(moved > 1e-3, "the RoPE factor changed nothing ({moved:e})");
 }
+
+/// `eval --adapter` puts an adapter on its base as PEFT does, which is what
+/// `export` writes: an adapter that saves the embedding of a tied model
+/// unties it (the LM head keeps the base's embedding), so evaluating the
+/// adapter on its base and evaluating the export give the same perplexity.
+#[test]
+fn eval_with_an_adapter_that_unties_embeddings_equals_eval_of_its_export() {
+    if !gpu() {
+        return;
+    }
+    let dir = scratch("export_eval_tied");
+    let tied = base_config_text().replace("\"tie_word_embeddings\": false", "\"tie_word_embeddings\": true");
+    let base = base_copy(&dir, &tied);
+    let config = LlamaConfig::from_file(&base.join("config.json")).unwrap();
+    let adapter = dir.join("adapter");
+    let mut peft: BTreeMap<String, HostTensor> = write_adapter(&adapter, &config)
+        .into_iter()
+        .map(|(n, t)| (format!("base_model.model.{n}"), t))
+        .collect();
+    let config_text = std::fs::read_to_string(adapter.join("adapter_config.json")).unwrap();
+    std::fs::write(
+        adapter.join("adapter_config.json"),
+        config_text.replace("[\"norm\"]", "[\"norm\", \"embed_tokens\"]"),
+    )
+    .unwrap();
+    let embedding = HostTensor { shape: vec![128, 64], data: random(128 * 64, 7) };
+    peft.insert("base_model.model.model.embed_tokens.weight".into(), embedding);
+    save(&adapter.join("adapter_model.safetensors"), &peft).unwrap();
+    let merged = dir.join("merged");
+    export(&base, &adapter, &merged);
+
+    let (rows, t) = (3, 24);
+    let ids: Vec<i64> = (0..rows * t).map(|i| ((i * 53 + 5) % 128) as i64).collect();
+    let data = dir.join("ids.safetensors");
+    write_ids(&data, &ids, &[rows, t]);
+    let eval = |model: &Path, json: &str, extra: &[&str]| -> f64 {
+        let json = dir.join(json);
+        let mut args =
+            vec!["eval", model.to_str().unwrap(), "--data", data.to_str().unwrap(), "--seq-len", "24"];
+        args.extend_from_slice(&["--json", json.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        let o = weft(&args);
+        assert!(o.status.success(), "weft {args:?} failed:\n{}", stderr(&o));
+        let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+        json["perplexity"]["24"].as_f64().unwrap()
+    };
+    let adapted = eval(&base, "adapted.json", &["--adapter", adapter.to_str().unwrap()]);
+    let exported = eval(&merged, "merged.json", &[]);
+    assert!((adapted - exported).abs() <= 1e-5 * exported, "adapter on base {adapted}, export {exported}");
+    // The base alone scores otherwise: the adapter was applied.
+    let plain = eval(&base, "base.json", &[]);
+    assert!((plain - exported).abs() > 1e-3 * exported, "base {plain}, export {exported}");
+}

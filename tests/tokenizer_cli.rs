@@ -164,6 +164,13 @@ fn a_model_trained_from_scratch_carries_its_tokenizer() {
         std::fs::copy(model.join(name), bare.join(name)).unwrap();
     }
     assert_ne!(implicit, eval(&bare, "bytes.json", &[]));
+    let o = weft(&["eval", bare.to_str().unwrap(), "--data", text.to_str().unwrap(), "--seq-len", "32"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let warned = stderr(&o);
+    assert!(
+        warned.contains("does not exist: reading text with the byte-level tokenizer, whose 258 ids are the first of the model's 300"),
+        "{warned}"
+    );
 
     // A full fine-tune of that model keeps it too, and the base's ids.
     let tuned = dir.join("tuned");

@@ -363,7 +363,16 @@ fn load_tokenizer(args: &EvalArgs, vocab: usize, why: &str) -> anyhow::Result<To
     };
     let tokenizer = match file {
         Some(path) => Tokenizer::from_file(&path, SpecialIds::from_model_dir(&args.model_dir)?)?,
-        None if vocab >= BYTE_VOCAB => Tokenizer::bytes(),
+        None if vocab >= BYTE_VOCAB => {
+            if vocab > BYTE_VOCAB {
+                eprintln!(
+                    "warning: {} does not exist: reading text with the byte-level tokenizer, whose {BYTE_VOCAB} ids \
+                     are the first of the model's {vocab} (pass --tokenizer if the model was trained with another)",
+                    default.display()
+                );
+            }
+            Tokenizer::bytes()
+        }
         None => bail!(
             "{why}, but there is no tokenizer: {} does not exist and the model's vocab_size {vocab} is \
              smaller than the byte-level tokenizer's {BYTE_VOCAB}; pass --tokenizer",

@@ -62,6 +62,13 @@ impl Sequences {
                     eprintln!("warning: {warning}");
                 }
                 let tokenizer = tokenizer(settings, vocab)?;
+                if matches!(tokenizer, Tokenizer::Bytes) && vocab > BYTE_VOCAB {
+                    eprintln!(
+                        "warning: no tokenizer.json: reading {} with the byte-level tokenizer, whose {BYTE_VOCAB} ids \
+                         are the first of the model's {vocab} (pass --tokenizer if the model has its own)",
+                        settings.data.display()
+                    );
+                }
                 let ids = tokenize_documents(&docs, &tokenizer, vocab)?;
                 let what = settings.data.display().to_string();
                 let packed = pack_documents(&ids, tokenizer.eos_id(), &tokenizer.name(), &what, &opts)?;
