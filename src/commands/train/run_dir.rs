@@ -188,7 +188,7 @@ impl RunDir {
         let name = if settings.mode == TrainMode::Full { "model" } else { "adapter" };
         let dir = self.path.join(name);
         let companions =
-            if settings.mode == TrainMode::Full { companion_files(settings)? } else { Vec::new() };
+            if settings.mode == TrainMode::Full { companion_files(settings) } else { Vec::new() };
         write_dir_atomically(&dir, |w: &mut DirWriter| {
             write_weights(w, settings, base, &trained)?;
             for (name, bytes) in &companions {
@@ -258,8 +258,9 @@ fn write_weights(
 /// as transformers' `save_pretrained` of a model and its tokenizer leaves
 /// them: the tokenizer the run read its text with (`--tokenizer`, else the
 /// base's), and the base's generation settings. A from-scratch model on the
-/// byte-level tokenizer has none.
-fn companion_files(settings: &Settings) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+/// byte-level tokenizer has none. One that cannot be read now (hours after
+/// the run checked it) is left out with a warning, never the weights.
+fn companion_files(settings: &Settings) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<(&str, PathBuf)> = Vec::new();
     let base_dir = settings.model.as_deref();
     match &settings.tokenizer {
@@ -275,12 +276,17 @@ fn companion_files(settings: &Settings) -> anyhow::Result<Vec<(String, Vec<u8>)>
     files.extend(base_dir.map(|dir| ("generation_config.json", dir.join("generation_config.json"))));
     let mut out = Vec::new();
     for (name, path) in files {
-        if path.is_file() {
-            let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-            out.push((name.to_string(), bytes));
+        if !path.is_file() {
+            continue;
+        }
+        match std::fs::read(&path) {
+            Ok(bytes) => out.push((name.to_string(), bytes)),
+            Err(e) => {
+                eprintln!("warning: {name} is left out of the model: cannot read {} ({e})", path.display())
+            }
         }
     }
-    Ok(out)
+    out
 }
 
 /// The model's EOS and BOS: the base's `config.json` declares them, else the
