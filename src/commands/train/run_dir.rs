@@ -16,7 +16,7 @@ use serde_json::json;
 use weft_runtime::Executor;
 use weft_runtime::data::{SpecialIds, Tokenizer};
 use weft_runtime::io::{
-    DirWriter, HostTensor, RUN_RECORD, RUN_RECORD_FORMAT, RunRecord, write_dir_atomically,
+    COPIED_FILES, DirWriter, HostTensor, RUN_RECORD, RUN_RECORD_FORMAT, RunRecord, write_dir_atomically,
 };
 use weft_runtime::train::{
     CheckpointState, PeftAdapter, TrainError, TrainingStep, checkpoint_dirs, encode_safetensors,
@@ -254,26 +254,22 @@ fn write_weights(
     Ok(())
 }
 
-/// The files a fully trained model carries besides its weights and config,
-/// as transformers' `save_pretrained` of a model and its tokenizer leaves
-/// them: the tokenizer the run read its text with (`--tokenizer`, else the
-/// base's), and the base's generation settings. A from-scratch model on the
-/// byte-level tokenizer has none. One that cannot be read now (hours after
-/// the run checked it) is left out with a warning, never the weights.
+/// The files a fully trained model carries besides its weights and config:
+/// those `export` copies from the base ([`COPIED_FILES`]: generation
+/// settings, tokenizer files), except that `--tokenizer` replaces the base's
+/// tokenizer files, being what the run read its text with. A from-scratch
+/// model on the byte-level tokenizer has none. One that cannot be read now
+/// (hours after the run checked it) is left out with a warning, never the weights.
 fn companion_files(settings: &Settings) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<(&str, PathBuf)> = Vec::new();
     let base_dir = settings.model.as_deref();
-    match &settings.tokenizer {
-        Some(path) => files.push(("tokenizer.json", path.clone())),
-        None => {
-            for name in
-                ["tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"]
-            {
-                files.extend(base_dir.map(|dir| (name, dir.join(name))));
-            }
+    let mut files: Vec<(&str, PathBuf)> = Vec::new();
+    for name in COPIED_FILES {
+        let is_tokenizer = name != "generation_config.json";
+        if !(is_tokenizer && settings.tokenizer.is_some()) {
+            files.extend(base_dir.map(|dir| (name, dir.join(name))));
         }
     }
-    files.extend(base_dir.map(|dir| ("generation_config.json", dir.join("generation_config.json"))));
+    files.extend(settings.tokenizer.clone().map(|path| ("tokenizer.json", path)));
     let mut out = Vec::new();
     for (name, path) in files {
         if !path.is_file() {
