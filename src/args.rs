@@ -95,7 +95,7 @@ pub fn pick_layer(schedule: &Schedule, layer: Option<usize>) -> anyhow::Result<u
         Some(l) => Ok(l),
         None => {
             if schedule.is_hybrid() {
-                eprintln!(
+                errln!(
                     "note: {} assigns different patterns to layers; showing layer 0 (pick one with --layer)",
                     schedule.name
                 );

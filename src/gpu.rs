@@ -7,7 +7,7 @@ use weft_runtime::Gpu;
 pub fn open() -> Result<Gpu, weft_runtime::RuntimeError> {
     let gpu = Gpu::new()?;
     if let Some(advice) = gpu.advice() {
-        eprintln!("warning: {advice}");
+        errln!("warning: {advice}");
     }
     Ok(gpu)
 }

@@ -1,5 +1,8 @@
 //! `weft`: compile sparse attention patterns, look at them, and (soon) train with them.
 
+// First: its macros (`outln!`, `out!`, `errln!`) are in scope for every module below.
+#[macro_use]
+mod console;
 mod args;
 mod commands;
 mod gpu;
@@ -109,14 +112,22 @@ fn main() -> ExitCode {
         Command::Bench(w) => commands::bench::run(&w),
         Command::Graph(a) => commands::graph::run(&a),
     };
-    match result {
+    let code = match result {
         Ok(()) => ExitCode::SUCCESS,
         // A closed pipe (`weft mask ... --out - | head`) is the reader's choice, not an error.
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {}", describe(&err));
+            errln!("error: {}", describe(&err));
             ExitCode::FAILURE
         }
+    };
+    // Messages lost to a full disk behind a redirect: the output is not whole.
+    match console::failure() {
+        Some(failure) => {
+            errln!("error: {failure}");
+            ExitCode::FAILURE
+        }
+        None => code,
     }
 }
 

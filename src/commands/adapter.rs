@@ -28,14 +28,14 @@ pub fn apply_run_factor(config: &LlamaConfig, record: &RunRecord, dir: &Path) ->
         RopeScaling::None => "no scaling".to_string(),
         RopeScaling::Linear { factor } => format!("linear factor {factor}"),
     };
-    eprintln!(
+    errln!(
         "RoPE: linear factor {} from {} (trained at {} tokens; the base config has {base})",
         record.rope_linear_factor,
         path.display(),
         record.seq_len
     );
     if record.base_max_position_embeddings != config.max_position_embeddings {
-        eprintln!(
+        errln!(
             "warning: {} was recorded on a base with max_position_embeddings {}, but this base has {}",
             path.display(),
             record.base_max_position_embeddings,
@@ -51,7 +51,7 @@ pub fn load(dir: &Path, config: &LlamaConfig) -> anyhow::Result<Adapter> {
     let adapter = load_adapter(dir, config)?;
     super::source::warn_unknown_keys(&dir.join(ADAPTER_CONFIG), &adapter.unknown_keys);
     if !adapter.replacements.is_empty() {
-        eprintln!(
+        errln!(
             "modules_to_save ({}): {} base tensors replaced by the adapter's",
             adapter.modules_to_save.join(", "),
             adapter.replacements.len()
@@ -68,7 +68,7 @@ pub fn load_weights(
     config: &LlamaConfig,
     adapter: Option<Adapter>,
 ) -> anyhow::Result<(LlamaConfig, BTreeMap<String, HostTensor>, Option<weft_ir::model::LoraConfig>)> {
-    eprintln!("loading {} ...", model_dir.display());
+    errln!("loading {} ...", model_dir.display());
     let mut weights = weft_runtime::io::load_checkpoint(model_dir, config)?;
     Ok(match adapter {
         // The saved modules override the base tensors by name before upload.
@@ -107,7 +107,7 @@ pub fn note_untied(before: &LlamaConfig, after: &LlamaConfig, replacements: &BTr
             .map(String::as_str)
             .filter(|n| *n == "model.embed_tokens.weight" || *n == "lm_head.weight")
             .collect();
-        eprintln!(
+        errln!(
             "note: the adapter replaces {} of the tied embeddings without `ensure_weight_tying`; as in \
              PEFT, the other keeps the base weight, so the embeddings are untied",
             replaced.join(" and ")

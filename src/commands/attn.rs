@@ -79,7 +79,7 @@ pub fn run(args: &AttnArgs) -> anyhow::Result<()> {
     let spec = SpecArgs { spec: args.spec.clone(), sizes };
     let reference = pattern_graph(&spec, args.layer, b)?;
     let gpu = crate::gpu::open()?;
-    eprintln!("adapter: {}", gpu.adapter_description());
+    errln!("adapter: {}", gpu.adapter_description());
     let limits = gpu.limits();
     let outputs = if args.unfused {
         // As written, op by op; with `do`, autodiff's backward pass.
@@ -100,7 +100,7 @@ pub fn run(args: &AttnArgs) -> anyhow::Result<()> {
         // Tiles, rows per invocation and runtime checks: `weft tune`'s choice
         // for this adapter if there is one, else the defaults.
         let choice = kernel_choice(&gpu, d);
-        eprintln!("{}", choice.describe(backward, d));
+        errln!("{}", choice.describe(backward, d));
         let (config, _) = choice.config(backward, d);
         let base = AttentionPlanOptions { backward, limits, ..AttentionPlanOptions::default() };
         let fused = fuse_attention(reference, &OptimizeOptions::default())?;
@@ -116,6 +116,6 @@ pub fn run(args: &AttnArgs) -> anyhow::Result<()> {
         }
     }
     save(&args.out, &tensors)?;
-    eprintln!("wrote {} ({})", args.out.display(), tensors.keys().cloned().collect::<Vec<_>>().join(", "));
+    errln!("wrote {} ({})", args.out.display(), tensors.keys().cloned().collect::<Vec<_>>().join(", "));
     Ok(())
 }

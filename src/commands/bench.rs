@@ -83,14 +83,14 @@ pub fn run(what: &BenchWhat) -> anyhow::Result<()> {
 
 fn attn(args: &BenchAttnArgs) -> anyhow::Result<()> {
     let gpu = crate::gpu::open()?;
-    println!("adapter: {}", gpu.adapter_description());
+    outln!("adapter: {}", gpu.adapter_description());
     let limits = gpu.limits();
     // `weft tune`'s choices for this adapter if there are some, else the defaults.
     let choice = kernel_choice(&gpu, args.head_dim);
     let plan_opts = super::tune::plan_options(&gpu);
-    println!("fwd+bwd {}", choice.describe(true, args.head_dim));
-    println!("fwd     {}", choice.describe(false, args.head_dim));
-    println!(
+    outln!("fwd+bwd {}", choice.describe(true, args.head_dim));
+    outln!("fwd     {}", choice.describe(false, args.head_dim));
+    outln!(
         "GFLOP/s counts the multiply-adds of the tiles the kernels visit; useful GFLOP/s counts \
          4·D per allowed (query, key) pair forward, 3.5x that forward + backward; \
          ÷ matmul is useful GFLOP/s over the matmul's, at the FLOPs of causal forward + backward"
@@ -102,7 +102,7 @@ fn attn(args: &BenchAttnArgs) -> anyhow::Result<()> {
         let shape = [args.batch, args.heads, n, args.head_dim];
         let elements = crate::memory::attention_tensors(shape, 16, &format!("bench attn at N = {n}"))?;
         let inputs = random_inputs(elements);
-        println!("\nN = {n}, H = {}, D = {}, B = {}", args.heads, args.head_dim, args.batch);
+        outln!("\nN = {n}, H = {}, D = {}, B = {}", args.heads, args.head_dim, args.batch);
         let mut patterns = Vec::new();
         for name in ["causal", "s2attn-roll"] {
             let reference = reference(name, n, args)?;
@@ -117,14 +117,20 @@ fn attn(args: &BenchAttnArgs) -> anyhow::Result<()> {
         let (config, matmul) =
             matmul_rate(&mut executor, &plan_opts, MatmulShape::new(side, side, side), args.repeats)
                 .with_context(|| format!("timing the {side}x{side}x{side} matmul"))?;
-        println!(
+        outln!(
             "  matmul {side}x{side}x{side} ({config}, {:.1} GFLOP; causal fwd+bwd is {:.1}): {matmul:.2} GFLOP/s",
             2.0 * (side as f64).powi(3) / 1e9,
             causal_all / 1e9
         );
-        println!(
+        outln!(
             "  {:<34} {:>11} {:>9} {:>9} {:>9} {:>14} {:>9}",
-            "run", "median ms", "GFLOP/s", "useful", "÷ matmul", "peak buffers", "largest"
+            "run",
+            "median ms",
+            "GFLOP/s",
+            "useful",
+            "÷ matmul",
+            "peak buffers",
+            "largest"
         );
         let mut times = HashMap::new();
         for (name, reference, useful) in &patterns {
@@ -144,13 +150,13 @@ fn attn(args: &BenchAttnArgs) -> anyhow::Result<()> {
         let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
         for (backward, pass) in [(false, "fwd"), (true, "fwd+bwd")] {
             let r = ratio(times[&("s2attn-roll", backward)], times[&("causal", backward)]);
-            println!("  S2-Attn / causal time ({pass}): {r:.3}x");
+            outln!("  S2-Attn / causal time ({pass}): {r:.3}x");
         }
         if args.no_unfused {
             continue;
         }
         if n > MAX_UNFUSED_SEQ_LEN {
-            println!(
+            outln!(
                 "  unfused baseline skipped above N = {MAX_UNFUSED_SEQ_LEN} (its N×N scores alone outgrow memory)"
             );
             continue;
@@ -180,8 +186,8 @@ fn attn(args: &BenchAttnArgs) -> anyhow::Result<()> {
             let rate = Rate { visited: flops_all, useful: 3.5 * useful, matmul };
             time_plan(&executor, &prepared, plan.largest_buffer(), &inputs, args.repeats, label, rate)?
         };
-        println!("  unfused / fused (forward): {:.2}x", ratio(unfused_fwd, times[&("s2attn-roll", false)]));
-        println!("  unfused / fused (fwd+bwd): {:.2}x", ratio(unfused_all, times[&("s2attn-roll", true)]));
+        outln!("  unfused / fused (forward): {:.2}x", ratio(unfused_fwd, times[&("s2attn-roll", false)]));
+        outln!("  unfused / fused (fwd+bwd): {:.2}x", ratio(unfused_all, times[&("s2attn-roll", true)]));
     }
     Ok(())
 }
@@ -261,7 +267,7 @@ fn time_plan(
     let median = times[times.len() / 2];
     let seconds = median.as_secs_f64();
     let useful = rate.useful / seconds / 1e9;
-    println!(
+    outln!(
         "  {:<34} {:>11.1} {:>9.2} {:>9.2} {:>8.2}x {:>10.1} MiB {:>5.1} MiB",
         label,
         seconds * 1e3,

@@ -62,8 +62,8 @@ struct Measured {
 pub fn run(args: &BenchGenerateArgs) -> anyhow::Result<()> {
     let config = config(args)?;
     let gpu = crate::gpu::open()?;
-    println!("adapter: {}", gpu.adapter_description());
-    println!(
+    outln!("adapter: {}", gpu.adapter_description());
+    outln!(
         "model: hidden {}, {} layers, {} heads of {}, vocab {}; random weights; batch 1, greedy",
         config.hidden_size,
         config.num_hidden_layers,
@@ -90,10 +90,14 @@ pub fn run(args: &BenchGenerateArgs) -> anyhow::Result<()> {
         );
         let prompt: Vec<i64> =
             (0..t - args.new_tokens).map(|_| rng.random_range(0..config.vocab_size as i64)).collect();
-        println!("\nT = {t}: prefill {} tokens, then decode {}", prompt.len(), args.new_tokens);
-        println!(
+        outln!("\nT = {t}: prefill {} tokens, then decode {}", prompt.len(), args.new_tokens);
+        outln!(
             "  {:<15} {:>12} {:>12} {:>14} {:>12}",
-            "attention", "KV cache", "key slots", "prefill s", "decode tok/s"
+            "attention",
+            "KV cache",
+            "key slots",
+            "prefill s",
+            "decode tok/s"
         );
         let mut rows = Vec::new();
         for name in ["causal", "longgen-hybrid"] {
@@ -105,7 +109,7 @@ pub fn run(args: &BenchGenerateArgs) -> anyhow::Result<()> {
             };
             run(&mut executor)?;
             let m = run(&mut executor)?;
-            println!(
+            outln!(
                 "  {name:<15} {:>9.1} MiB {:>12} {:>14.3} {:>12.1}",
                 m.cache_bytes as f64 / (1 << 20) as f64,
                 m.slots,
@@ -115,7 +119,7 @@ pub fn run(args: &BenchGenerateArgs) -> anyhow::Result<()> {
             rows.push(m);
         }
         let (causal, hybrid) = (&rows[0], &rows[1]);
-        println!(
+        outln!(
             "  hybrid / causal: KV cache {:.3}x ({:+.1}%), prefill {:.3}x ({:.2}x faster), decode {:.2}x tokens/s",
             hybrid.cache_bytes as f64 / causal.cache_bytes as f64,
             100.0 * (hybrid.cache_bytes as f64 / causal.cache_bytes as f64 - 1.0),
@@ -123,7 +127,7 @@ pub fn run(args: &BenchGenerateArgs) -> anyhow::Result<()> {
             causal.prefill_seconds / hybrid.prefill_seconds,
             hybrid.tokens_per_second / causal.tokens_per_second
         );
-        println!(
+        outln!(
             "  the masks predict: KV cache {:.3}x (key slots), prefill attention FLOPs {:.3}x (tiles of 64)",
             hybrid.slots as f64 / causal.slots as f64,
             hybrid.attention_flops / causal.attention_flops

@@ -30,7 +30,7 @@ pub struct BenchMatmulArgs {
 
 pub fn run(args: &BenchMatmulArgs) -> anyhow::Result<()> {
     let gpu = crate::gpu::open()?;
-    println!("adapter: {}", gpu.adapter_description());
+    outln!("adapter: {}", gpu.adapter_description());
     let device_limits = gpu.limits();
     let base = weft_compiler::GraphPlanOptions::for_device(device_limits);
     let mut executor = Executor::new(gpu);
@@ -51,20 +51,20 @@ pub fn run(args: &BenchMatmulArgs) -> anyhow::Result<()> {
         crate::memory::check_fits(elements.saturating_mul(8), &format!("bench matmul at {shape}"))?;
     }
     let candidates = matmul_candidates(&device_limits, args.quick);
-    println!(
+    outln!(
         "f32 matmul, shader runtime checks on, median of {repeats} run(s) (after a warm-up below 1e10 FLOP); \
          each candidate first checked against a CPU reference at {MATMUL_CHECK}"
     );
     let header: Vec<String> = shapes.iter().map(|s| format!("{s} GFLOP/s")).collect();
     let width = header.iter().map(|h| h.len() + 2).max().unwrap_or(0);
-    println!("  {:<14}{}", "config", header.iter().map(|h| format!("{h:>width$}")).collect::<String>());
+    outln!("  {:<14}{}", "config", header.iter().map(|h| format!("{h:>width$}")).collect::<String>());
     let mut show = |result: &MatmulResult| match &result.outcome {
-        MatmulOutcome::Timed(rates) => println!(
+        MatmulOutcome::Timed(rates) => outln!(
             "  {:<14}{}",
             result.config.to_string(),
             rates.iter().map(|r| format!("{r:>width$.2}")).collect::<String>()
         ),
-        MatmulOutcome::Failed(why) => println!("  {:<14}skipped: {why}", result.config.to_string()),
+        MatmulOutcome::Failed(why) => outln!("  {:<14}skipped: {why}", result.config.to_string()),
     };
     let report = match tune_matmul(&mut executor, &base, &candidates, &shapes, repeats, &mut show) {
         Ok(report) => report,
@@ -74,7 +74,7 @@ pub fn run(args: &BenchMatmulArgs) -> anyhow::Result<()> {
         Err(e) => return Err(e.into()),
     };
     let rates: Vec<String> = report.best_rates.iter().map(|r| format!("{r:.2}")).collect();
-    println!(
+    outln!(
         "best: {} ({} GFLOP/s); the default here is {} (`weft tune` measures and keeps the best for this adapter)",
         report.best,
         rates.join(" / "),

@@ -62,8 +62,8 @@ pub fn run(args: &BenchStepArgs) -> anyhow::Result<()> {
     let config = config(args)?;
     let params: usize = config.parameter_shapes().iter().map(|p| p.len()).sum();
     let gpu = crate::gpu::open()?;
-    println!("adapter: {}", gpu.adapter_description());
-    println!(
+    outln!("adapter: {}", gpu.adapter_description());
+    outln!(
         "model: {:.1}M parameters (hidden {}, {} layers, {} heads of {}, vocab {}); LoRA r = 8 on q, k, v, o; \
          embedding and norms trainable",
         params as f64 / 1e6,
@@ -76,10 +76,16 @@ pub fn run(args: &BenchStepArgs) -> anyhow::Result<()> {
     let plan_opts = GraphPlanOptions { fuse_elementwise: !args.no_fusion, ..super::tune::plan_options(&gpu) };
     let mut executor = Executor::new(gpu);
     for &t in &args.seq_len {
-        println!("\nT = {t}, B = 1");
-        println!(
+        outln!("\nT = {t}, B = 1");
+        outln!(
             "  {:<10} {:>12} {:>12} {:>10} {:>14} {:>10} {:>9}",
-            "attention", "step ms", "tokens/s", "kernels", "peak buffers", "largest", "T×T"
+            "attention",
+            "step ms",
+            "tokens/s",
+            "kernels",
+            "peak buffers",
+            "largest",
+            "T×T"
         );
         let mut times = Vec::new();
         for pattern in ["causal", "s2attn"] {
@@ -122,13 +128,13 @@ pub fn run(args: &BenchStepArgs) -> anyhow::Result<()> {
             let plan = &compiled.plan;
             let step = compiled.planned_graph();
             let square = plan.buffers.values().filter(|b| b.shape.ends_with(&[t, t])).count();
-            eprintln!("  {pattern}: compiled in {:.1} s", started.elapsed().as_secs_f64());
+            errln!("  {pattern}: compiled in {:.1} s", started.elapsed().as_secs_f64());
             let (peak, largest) = (plan.total_bytes(), plan.largest_buffer());
             let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1 << 20) as f64);
             let square = if square == 0 { "none".to_string() } else { square.to_string() };
             if args.plan_only {
                 let kernels = plan.kernels.len();
-                println!(
+                outln!(
                     "  {pattern:<10} {:>12} {:>12} {kernels:>10} {:>14} {:>10} {square:>9}",
                     "-",
                     "-",
@@ -167,7 +173,7 @@ pub fn run(args: &BenchStepArgs) -> anyhow::Result<()> {
                     prepared.kernel_names().into_iter().zip(each).collect();
                 named.sort_by_key(|(_, d)| std::cmp::Reverse(*d));
                 let total: Duration = named.iter().map(|(_, d)| *d).sum();
-                println!(
+                outln!(
                     "  {pattern}: slowest kernels of {:.1} ms, one submission each",
                     total.as_secs_f64() * 1e3
                 );
@@ -177,7 +183,7 @@ pub fn run(args: &BenchStepArgs) -> anyhow::Result<()> {
                         .filter(|k| k.flops > 0)
                         .map(|k| format!("{:>7.2} GFLOP/s", k.flops as f64 / d.as_secs_f64().max(1e-9) / 1e9))
                         .unwrap_or_default();
-                    println!(
+                    outln!(
                         "    {:>9.1} ms {rate:>15}  {}",
                         d.as_secs_f64() * 1e3,
                         kernel.map_or(*name, title)
@@ -200,10 +206,10 @@ pub fn run(args: &BenchStepArgs) -> anyhow::Result<()> {
                     .iter()
                     .map(|(kind, d, count)| format!("{kind} {:.0}% ({count})", share(*d)))
                     .collect();
-                println!("  {pattern}: by kind (kernels): {}", parts.join(", "));
+                outln!("  {pattern}: by kind (kernels): {}", parts.join(", "));
             }
             times.push(median);
-            println!(
+            outln!(
                 "  {pattern:<10} {:>12.1} {:>12.1} {:>10} {:>14} {:>10} {square:>9}",
                 median.as_secs_f64() * 1e3,
                 t as f64 / median.as_secs_f64(),
@@ -213,7 +219,7 @@ pub fn run(args: &BenchStepArgs) -> anyhow::Result<()> {
             );
         }
         if let [causal, s2] = times[..] {
-            println!("  S2-Attn / causal (step): {:.3}x", s2.as_secs_f64() / causal.as_secs_f64());
+            outln!("  S2-Attn / causal (step): {:.3}x", s2.as_secs_f64() / causal.as_secs_f64());
         }
     }
     Ok(())

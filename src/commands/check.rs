@@ -15,7 +15,7 @@ pub struct CheckArgs {
 
 pub fn run(args: &CheckArgs) -> anyhow::Result<()> {
     let schedule = args.spec.load()?;
-    print!("{}", summary(&schedule));
+    out!("{}", summary(&schedule));
     Ok(())
 }
 

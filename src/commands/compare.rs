@@ -110,7 +110,7 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
     write_atomically(&args.out.join("results.json"), |w| Ok(w.write_all(json.as_bytes())?))?;
     let table = markdown(&results);
     write_atomically(&args.out.join("results.md"), |w| Ok(w.write_all(table.as_bytes())?))?;
-    print!("{table}");
+    out!("{table}");
 
     let smoothed: Vec<(String, Vec<(f64, f64)>)> = results
         .iter()
@@ -136,7 +136,7 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
             &series,
         )?;
     }
-    println!("wrote results.json, results.md and the plots to {}", args.out.display());
+    outln!("wrote results.json, results.md and the plots to {}", args.out.display());
     Ok(())
 }
 

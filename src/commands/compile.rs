@@ -88,7 +88,7 @@ pub fn run(args: &CompileArgs) -> anyhow::Result<()> {
                 Ok(())
             })
             .with_context(|| format!("cannot write kernels to {}", args.out.display()))?;
-            eprintln!("wrote {} kernels to {}", plan.kernels.len(), args.out.display());
+            errln!("wrote {} kernels to {}", plan.kernels.len(), args.out.display());
             Ok(())
         }
     }

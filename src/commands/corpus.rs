@@ -42,7 +42,7 @@ pub fn run(args: &CorpusArgs) -> anyhow::Result<()> {
     }
     let (train, heldout) =
         write_corpus(&args.out, (args.train_mb * 1e6) as usize, (args.heldout_kb * 1e3) as usize)?;
-    println!("wrote {} and {}", train.display(), heldout.display());
+    outln!("wrote {} and {}", train.display(), heldout.display());
     Ok(())
 }
 
@@ -115,7 +115,7 @@ pub fn write_corpus(
         })?;
         Ok(path)
     };
-    println!(
+    outln!(
         "corpus: {} files ({:.1} MB) of Rust source from Cargo's registry for training, {} held out ({:.0} kB)",
         train.len(),
         train_bytes as f64 / 1e6,

@@ -58,7 +58,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         corpus::write_corpus(&out.join("corpus"), TRAIN_BYTES, heldout_bytes.max(4096))?;
     let steps = |n: f64| ((n * args.scale).round() as u64).max(1);
 
-    println!(
+    outln!(
         "1/4 pretraining a tiny LLaMA from scratch at C = {CONTEXT} tokens (causal attention, full training)"
     );
     let pretrain = TrainArgs {
@@ -92,7 +92,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     super::train::run(&pretrain)?;
     let base = out.join("pretrain/model");
 
-    println!(
+    outln!(
         "\n2/4 extending it to 4C = {} tokens: S2-Attn, LoRA+, linear position interpolation",
         4 * CONTEXT
     );
@@ -116,7 +116,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
     super::train::run(&extend)?;
     let adapter = out.join("extend/adapter");
 
-    println!("\n3/4 merging the adapter into a Hugging Face checkpoint");
+    outln!("\n3/4 merging the adapter into a Hugging Face checkpoint");
     let merged = out.join("merged");
     super::export::run(&ExportArgs {
         model_dir: base.clone(),
@@ -124,7 +124,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         out: merged.clone(),
     })?;
 
-    println!("\n4/4 evaluating on held-out files: perplexity and passkey retrieval at C and 4C");
+    outln!("\n4/4 evaluating on held-out files: perplexity and passkey retrieval at C and 4C");
     let eval = |model_dir: &Path, json: &str| {
         super::eval::run(&EvalArgs {
             model_dir: model_dir.to_path_buf(),
@@ -141,15 +141,15 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
             json: Some(out.join(json)),
         })
     };
-    println!("base model (pretrained at C, not extended):");
+    outln!("base model (pretrained at C, not extended):");
     eval(&base, "eval-base.json")?;
-    println!("extended model (4C, S2-Attn + LoRA+, merged):");
+    outln!("extended model (4C, S2-Attn + LoRA+, merged):");
     eval(&merged, "eval-extended.json")?;
 
-    println!("\ndone in {:.1} min", started.elapsed().as_secs_f64() / 60.0);
-    println!("adapter:      {}", adapter.display());
-    println!("merged model: {}", merged.display());
-    println!(
+    outln!("\ndone in {:.1} min", started.elapsed().as_secs_f64() / 60.0);
+    outln!("adapter:      {}", adapter.display());
+    outln!("merged model: {}", merged.display());
+    outln!(
         "loss curves:  {} and {}",
         out.join("pretrain/loss.png").display(),
         out.join("extend/loss.png").display()

@@ -233,7 +233,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let stream = read_stream(args, vocab, &mut tokenizer, &mut notes)?;
     let lengths = plan_lengths(args, &config, &stream, &mut tokenizer, &mut notes)?;
     for note in &notes {
-        eprintln!("{note}");
+        errln!("{note}");
     }
 
     let adapter = match &args.adapter {
@@ -245,7 +245,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     let mut values: HashMap<String, HostValues> =
         weights.into_iter().map(|(name, t)| (name, HostValues::F32(t.data))).collect();
     let gpu = crate::gpu::open()?;
-    eprintln!("adapter: {}", gpu.adapter_description());
+    errln!("adapter: {}", gpu.adapter_description());
     let plan_options = super::tune::plan_options(&gpu);
     let mut executor = Executor::new(gpu);
 
@@ -304,7 +304,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             passed = Some((count, length.trials.len()));
         }
         bar.finish_and_clear();
-        eprintln!(
+        errln!(
             "T = {t}: {} window{}, {} passkey trial{} in {:.1} s",
             length.windows.len(),
             if length.windows.len() == 1 { "" } else { "s" },
@@ -319,9 +319,9 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.json {
         let text = results_json(&scores);
         write_atomically(path, |w| Ok(w.write_all(text.as_bytes())?))?;
-        eprintln!("wrote {}", path.display());
+        errln!("wrote {}", path.display());
     }
-    eprintln!("evaluated in {:.1} s", started.elapsed().as_secs_f64());
+    errln!("evaluated in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 
@@ -365,7 +365,7 @@ fn load_tokenizer(args: &EvalArgs, vocab: usize, why: &str) -> anyhow::Result<To
         Some(path) => Tokenizer::from_file(&path, SpecialIds::from_model_dir(&args.model_dir)?)?,
         None if vocab >= BYTE_VOCAB => {
             if vocab > BYTE_VOCAB {
-                eprintln!(
+                errln!(
                     "warning: {} does not exist: reading text with the byte-level tokenizer, whose {BYTE_VOCAB} ids \
                      are the first of the model's {vocab} (pass --tokenizer if the model was trained with another)",
                     default.display()

@@ -59,7 +59,7 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
 
     // The adapter is small and checked whole before the checkpoint is read.
     let adapter = super::adapter::load(&args.adapter, &config)?;
-    eprintln!("loading {} ...", args.model_dir.display());
+    errln!("loading {} ...", args.model_dir.display());
     let weights = load_checkpoint(&args.model_dir, &config)?;
     let (merged_config, tensors) = merge_adapter(&config, weights, &adapter)?;
     super::adapter::note_untied(&config, &merged_config, &adapter.replacements);
@@ -67,7 +67,7 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
     let merged_config = match &record {
         Some(record) => super::adapter::apply_run_factor(&merged_config, record, &args.adapter)?,
         None => {
-            eprintln!(
+            errln!(
                 "RoPE: {} has no {RUN_RECORD}; the merged config keeps the base's RoPE settings",
                 args.adapter.display()
             );
@@ -78,14 +78,14 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
     let written =
         write_merged_checkpoint(&args.out, &config_json, &tensors, &args.model_dir, record.as_ref())?;
     let merged_modules = adapter.lora.target_modules.len() * config.num_hidden_layers;
-    eprintln!(
+    errln!(
         "merged {merged_modules} LoRA projections (r = {}, scaling {}) and {} saved tensors into {} tensors",
         adapter.lora.rank,
         adapter.lora.scaling(),
         adapter.replacements.len(),
         tensors.len()
     );
-    eprintln!(
+    errln!(
         "wrote {} ({}) in {:.1} s",
         args.out.display(),
         written.join(", "),

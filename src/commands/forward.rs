@@ -102,7 +102,7 @@ pub fn run(args: &ForwardArgs) -> anyhow::Result<()> {
     let opts = ModelGraphOptions { lora, loss: args.loss, ..ModelGraphOptions::new(batch, t) };
     let graph = build_llama_graph(&config, schedule.as_ref(), &opts)?;
     let gpu = crate::gpu::open()?;
-    eprintln!("adapter: {}", gpu.adapter_description());
+    errln!("adapter: {}", gpu.adapter_description());
     // Optimized (every layer's attention fused) unless --unfused; planned
     // with the matmul shape and attention tiles `weft tune` measured here.
     let opts = CompileOptions {
@@ -113,14 +113,17 @@ pub fn run(args: &ForwardArgs) -> anyhow::Result<()> {
     let compiled = compile(graph, &opts).context("compiling the model")?;
     if let Some(optimized) = &compiled.optimized {
         let report = &optimized.report;
-        eprintln!(
+        errln!(
             "optimizer: {} after {} iterations, cost {} -> {}",
-            report.stop_reason, report.iterations, report.cost_before, report.cost_after
+            report.stop_reason,
+            report.iterations,
+            report.cost_before,
+            report.cost_after
         );
     }
     let plan = &compiled.plan;
     crate::memory::check_fits(plan.total_bytes(), "the model's buffers")?;
-    eprintln!("{} kernels over {} buffers", plan.kernels.len(), plan.buffers.len());
+    errln!("{} kernels over {} buffers", plan.kernels.len(), plan.buffers.len());
 
     let mut inputs: HashMap<String, HostValues> =
         weights.into_iter().map(|(name, t)| (name, HostValues::F32(t.data))).collect();
@@ -141,11 +144,11 @@ pub fn run(args: &ForwardArgs) -> anyhow::Result<()> {
     );
     if args.loss {
         let loss = outputs.get("loss").context("the plan produced no loss")?;
-        println!("loss {:.6}", loss.first().copied().unwrap_or(f32::NAN));
+        outln!("loss {:.6}", loss.first().copied().unwrap_or(f32::NAN));
         tensors.insert("loss".to_string(), HostTensor { shape: vec![], data: loss.clone() });
     }
     save(&args.out, &tensors)?;
-    eprintln!(
+    errln!(
         "wrote {} ({}) in {:.1} s",
         args.out.display(),
         tensors.keys().cloned().collect::<Vec<_>>().join(", "),

@@ -5,7 +5,6 @@
 //! reach, after one fused prefill over the prompts.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -177,7 +176,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
         &DecodeGraphOptions { batch, cache_slots: slots, lora },
     )?;
     let gpu = crate::gpu::open()?;
-    eprintln!("adapter: {}", gpu.adapter_description());
+    errln!("adapter: {}", gpu.adapter_description());
     let plan = super::tune::plan_options(&gpu);
     let prefill = compile(prefill, &CompileOptions { plan: plan.clone(), ..Default::default() })
         .context("compiling the prefill")?;
@@ -227,8 +226,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
                 generated[0].iter().filter(|t| !stop.contains(t)).map(|&t| t as u32).collect();
             let text = tok.decode(&ids);
             if let Some(new) = text.strip_prefix(shown.as_str()) {
-                print!("{new}");
-                let _ = std::io::stdout().flush();
+                out!("{new}"); // flushed: the tokens show as they come
             }
             shown = text;
         }
@@ -239,11 +237,11 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
         steps += 1;
     }
     if stream.is_some() {
-        println!();
+        outln!();
     }
     let decode_seconds = decode_started.elapsed().as_secs_f64();
     let new_tokens: usize = generated.iter().map(Vec::len).sum();
-    eprintln!(
+    errln!(
         "prefill {} tokens in {prefill_seconds:.2} s; decoded {new_tokens} tokens in {steps} steps, {decode_seconds:.2} s \
          ({:.1} tokens/s); KV cache {:.2} MiB",
         prompts.rows.iter().map(Vec::len).sum::<usize>(),
@@ -253,7 +251,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
     if stream.is_none() && args.out.is_none() {
         for row in &generated {
             let ids: Vec<String> = row.iter().map(i64::to_string).collect();
-            println!("{}", ids.join(" "));
+            outln!("{}", ids.join(" "));
         }
     }
     if let Some(out) = &args.out {
@@ -280,7 +278,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
             );
         }
         save_with_ints(out, &floats, &ints)?;
-        eprintln!("wrote {} in {:.1} s", out.display(), started.elapsed().as_secs_f64());
+        errln!("wrote {} in {:.1} s", out.display(), started.elapsed().as_secs_f64());
     }
     Ok(())
 }
@@ -335,7 +333,7 @@ fn report_cache(spec: &DecodeSpec, slots: &[usize], n_layers: usize) {
         .filter(|(_, r)| r.iter().any(|x| !x.is_bounded()))
         .map(|(l, _)| l.to_string())
         .collect();
-    eprintln!(
+    errln!(
         "KV cache: {kept} of {full} key slots over {n_layers} layers ({:.1}% of a full cache){}",
         100.0 * kept as f64 / full.max(1) as f64,
         if unbounded.is_empty() {

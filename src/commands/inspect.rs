@@ -39,7 +39,7 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
     let schedule = weft_ir::spec::load_schedule(spec, &args.sizes.overrides())?;
     if args.kv_cache {
         let n_kv_heads = args.kv_heads.unwrap_or(schedule.dims.n_heads);
-        print!("{}", super::kv_cache::report(&schedule, n_kv_heads)?);
+        out!("{}", super::kv_cache::report(&schedule, n_kv_heads)?);
         return Ok(());
     }
     let block = args.block;
@@ -62,11 +62,11 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
     )?;
     let causal = causal_stats(schedule.dims.seq_len, block);
     for index in patterns {
-        print!("{}", report(&schedule, index, block, &causal));
+        out!("{}", report(&schedule, index, block, &causal));
     }
-    println!("density: allowed pairs / N^2. vs causal (first): allowed pairs / causal pairs.");
-    println!("GFLOP fwd: QK^T and PV over the non-empty tiles, one sequence. vs causal (second): that work");
-    println!(
+    outln!("density: allowed pairs / N^2. vs causal (first): allowed pairs / causal pairs.");
+    outln!("GFLOP fwd: QK^T and PV over the non-empty tiles, one sequence. vs causal (second): that work");
+    outln!(
         "relative to full causal at the same block size. Empty tiles are skipped; full tiles skip the mask."
     );
     Ok(())

@@ -17,7 +17,7 @@ pub struct KernelsArgs {
 
 pub fn run(args: &KernelsArgs) -> anyhow::Result<()> {
     let compiled = args.source.compile(super::tune::local_plan_options)?;
-    print!("{}", report(&compiled)?);
+    out!("{}", report(&compiled)?);
     Ok(())
 }
 

@@ -94,6 +94,6 @@ fn write_mask(selection: &MaskSelection, out: &Path) -> anyhow::Result<()> {
         Some("png") => render::png::write(selection, out),
         _ => bail!("cannot tell the format of {}: use a .npy or .png file, or - for ASCII", out.display()),
     }?;
-    eprintln!("wrote {}", out.display());
+    errln!("wrote {}", out.display());
     Ok(())
 }

@@ -167,7 +167,7 @@ impl SourceArgs {
 /// ignored (docs/model-fields.md says which keys weft reads or refuses).
 pub fn warn_unknown_keys(file: &Path, keys: &[String]) {
     if !keys.is_empty() {
-        eprintln!(
+        errln!(
             "warning: {}: ignoring keys weft does not know: {} (see docs/model-fields.md)",
             file.display(),
             keys.join(", ")

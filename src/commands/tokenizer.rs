@@ -68,7 +68,7 @@ pub fn run(args: &TokenizerArgs) -> anyhow::Result<()> {
         ),
     };
     if let Some(warning) = docs.warning() {
-        eprintln!("warning: {warning}");
+        errln!("warning: {warning}");
     }
     let mut texts: Vec<String> = docs.docs.iter().map(|d| d.text.clone()).collect();
     if texts.iter().all(|t| t.is_empty()) {
@@ -90,7 +90,7 @@ pub fn run(args: &TokenizerArgs) -> anyhow::Result<()> {
         text_bytes += doc.text.len();
         tokens += tokenizer.encode(&doc.text)?.len();
     }
-    println!(
+    outln!(
         "wrote {}: {} ids (EOS 0, BOS 1), learned from {} documents{} in {:.1} s; the text is {:.2} bytes per token",
         args.out.display(),
         tokenizer.vocab_size(),

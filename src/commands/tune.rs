@@ -98,11 +98,11 @@ pub fn plan_options(gpu: &Gpu) -> GraphPlanOptions {
 pub fn local_plan_options() -> GraphPlanOptions {
     match crate::gpu::open() {
         Ok(gpu) => {
-            eprintln!("planning for {}", gpu.adapter_description());
+            errln!("planning for {}", gpu.adapter_description());
             plan_options(&gpu)
         }
         Err(e) => {
-            eprintln!("note: {e}; planning for WebGPU's default limits");
+            errln!("note: {e}; planning for WebGPU's default limits");
             GraphPlanOptions::default()
         }
     }
@@ -114,12 +114,12 @@ fn unusable_cache(e: &dyn std::fmt::Display, broken: bool) {
     static SAID: std::sync::Once = std::sync::Once::new();
     SAID.call_once(|| {
         if broken {
-            eprintln!(
+            errln!(
                 "warning: {e}; using the default kernel configuration (`weft tune` measures again and \
                  keeps the old file aside)"
             );
         } else {
-            eprintln!("note: {e}; using the default kernel configuration");
+            errln!("note: {e}; using the default kernel configuration");
         }
     });
 }
@@ -129,10 +129,10 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<()> {
     // moved aside now, and a place where none can be written is an error.
     let cache = TuningCache::from_env()?;
     if let Some((aside, why)) = cache.prepare_store()? {
-        eprintln!("warning: {why}; moved it aside to {} and tuning anew", aside.display());
+        errln!("warning: {why}; moved it aside to {} and tuning anew", aside.display());
     }
     let gpu = crate::gpu::open()?;
-    println!("adapter: {}", gpu.adapter_description());
+    outln!("adapter: {}", gpu.adapter_description());
     let key = CacheKey::new(gpu.identity());
     let mut options = if args.quick { TuneOptions::quick() } else { TuneOptions::full() };
     let p = &mut options.problem;
@@ -150,7 +150,7 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<()> {
     let previous = match cache.lookup(&key) {
         Ok(entry) => entry,
         Err(e) => {
-            eprintln!("warning: {e}; tuning anew");
+            errln!("warning: {e}; tuning anew");
             None
         }
     };
@@ -159,7 +159,7 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<()> {
         && let Some(a) = entry.attention.iter().find(|a| a.head_dim == head_dim)
         && entry.matmul.len() == MatmulClass::ALL.len()
     {
-        println!(
+        outln!(
             "already tuned on {}: forward {}, backward {}; matmul {} (from {}); --force measures again",
             a.problem,
             a.forward,
@@ -170,7 +170,7 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    println!(
+    outln!(
         "problem: {}, forward and backward; {} warm-up run (checked against the f64 interpreter and \
          the default configuration), then the median of {} timed runs; budget {} s",
         options.problem,
@@ -188,7 +188,7 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<()> {
     let candidates = matmul_candidates(&limits, args.quick);
     let defaults = MatmulTable::default_for(&limits);
     let base = weft_compiler::GraphPlanOptions::for_device(limits);
-    println!(
+    outln!(
         "\nmatmul: {} candidates per shape class, each checked first against a CPU matmul, median of {} runs",
         candidates.len(),
         options.repeats
@@ -196,12 +196,12 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<()> {
     let mut matmul = std::collections::BTreeMap::new();
     for class in MatmulClass::ALL {
         let shape = MatmulShape::representative(class);
-        eprintln!("{class} {shape}:");
+        errln!("{class} {shape}:");
         let mut show = |r: &MatmulResult| match &r.outcome {
             MatmulOutcome::Timed(rates) => {
-                eprintln!("  {:<14} {:>7.2} GFLOP/s", r.config.to_string(), rates[0])
+                errln!("  {:<14} {:>7.2} GFLOP/s", r.config.to_string(), rates[0])
             }
-            MatmulOutcome::Failed(why) => eprintln!("  {:<14} failed: {why}", r.config.to_string()),
+            MatmulOutcome::Failed(why) => errln!("  {:<14} failed: {why}", r.config.to_string()),
         };
         let found = tune_matmul(&mut executor, &base, &candidates, &[shape], options.repeats, &mut show)?;
         let default = defaults.get(class);
@@ -210,7 +210,7 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<()> {
                 MatmulOutcome::Timed(rates) => rates.first().copied(),
                 MatmulOutcome::Failed(_) => None,
             });
-        println!(
+        outln!(
             "matmul {class:<8} {shape}: {} ({:.2} GFLOP/s; untuned default {}{})",
             found.best,
             found.best_rates.first().copied().unwrap_or(0.0),
@@ -230,9 +230,9 @@ pub fn run(args: &TuneArgs) -> anyhow::Result<()> {
     entry.matmul = matmul;
     let stored = cache.store(entry).context("saving the tuning result")?;
     if let Some((aside, why)) = &stored.moved_aside {
-        eprintln!("warning: {why}; it was kept as {}", aside.display());
+        errln!("warning: {why}; it was kept as {}", aside.display());
     }
-    println!(
+    outln!(
         "{} {} (`weft attn`, `weft forward` and `weft bench` use it on this adapter)",
         if stored.replaced { "updated" } else { "wrote" },
         cache.path().display()
@@ -252,9 +252,9 @@ fn ms(d: Duration) -> f64 {
 
 fn show_progress(event: TuneEvent<'_>) {
     match event {
-        TuneEvent::Reference => eprintln!("computing the f64 reference output"),
+        TuneEvent::Reference => errln!("computing the f64 reference output"),
         TuneEvent::Start { .. } => {}
-        TuneEvent::FinalRound => eprintln!("timing the fastest again, taking turns"),
+        TuneEvent::FinalRound => errln!("timing the fastest again, taking turns"),
         TuneEvent::Done { index, total, result } => {
             let what = match &result.outcome {
                 Outcome::Timed(t) => format!(
@@ -266,15 +266,21 @@ fn show_progress(event: TuneEvent<'_>) {
                 Outcome::Failed(why) => format!("failed: {why}"),
                 Outcome::Skipped(why) => format!("skipped: {why}"),
             };
-            eprintln!("[{}/{total}] {:<20} {what}", index + 1, result.config);
+            errln!("[{}/{total}] {:<20} {what}", index + 1, result.config);
         }
     }
 }
 
 fn print_report(report: &TuneReport) {
-    println!(
+    outln!(
         "\n  {:<20} {:>9} {:>9} {:>9} {:>11} {:>8} {:>8}  note",
-        "config", "1st run s", "fwd ms", "bwd ms", "fwd+bwd ms", "fwd x", "total x"
+        "config",
+        "1st run s",
+        "fwd ms",
+        "bwd ms",
+        "fwd+bwd ms",
+        "fwd x",
+        "total x"
     );
     let base = report.baseline();
     for (i, r) in report.results.iter().enumerate() {
@@ -293,7 +299,7 @@ fn print_report(report: &TuneReport) {
                 let speedup = |b: Option<Duration>, x: Duration| {
                     b.map_or("-".to_string(), |b| format!("{:.2}", b.as_secs_f64() / x.as_secs_f64()))
                 };
-                println!(
+                outln!(
                     "  {:<20} {:>9.1} {:>9.1} {:>9.1} {:>11.1} {:>8} {:>8}  {}",
                     r.config,
                     t.first_run.as_secs_f64(),
@@ -305,19 +311,19 @@ fn print_report(report: &TuneReport) {
                     notes.join(", ")
                 );
             }
-            Outcome::Failed(why) => println!("  {:<20} failed: {why}", r.config),
-            Outcome::Skipped(why) => println!("  {:<20} skipped: {why}", r.config),
+            Outcome::Failed(why) => outln!("  {:<20} failed: {why}", r.config),
+            Outcome::Skipped(why) => outln!("  {:<20} skipped: {why}", r.config),
         }
     }
-    println!(
+    outln!(
         "  (1st run: compiling and the first, checked, run; x: speed-up over the default \
          configuration, the first row; medians over all timed runs)"
     );
     let line = |what: &str, config, time: Option<Duration>| match time {
-        Some(t) => println!("{what} {config} ({:.1} ms)", ms(t)),
-        None => println!("{what} {config}"),
+        Some(t) => outln!("{what} {config} ({:.1} ms)", ms(t)),
+        None => outln!("{what} {config}"),
     };
-    println!();
+    outln!();
     line(
         "forward (plans without backward):",
         report.forward,
@@ -328,5 +334,5 @@ fn print_report(report: &TuneReport) {
         report.backward,
         report.timing_of(&report.backward).map(|t| t.total),
     );
-    println!("tuning took {:.0} s", report.elapsed.as_secs_f64());
+    outln!("tuning took {:.0} s", report.elapsed.as_secs_f64());
 }

@@ -59,11 +59,11 @@ impl Sequences {
             Corpus::Rows(rows) => (pack_rows(&rows, vocab, &opts)?, settings.data.display().to_string()),
             Corpus::Documents(docs) => {
                 if let Some(warning) = docs.warning() {
-                    eprintln!("warning: {warning}");
+                    errln!("warning: {warning}");
                 }
                 let tokenizer = tokenizer(settings, vocab)?;
                 if matches!(tokenizer, Tokenizer::Bytes) && vocab > BYTE_VOCAB {
-                    eprintln!(
+                    errln!(
                         "warning: no tokenizer.json: reading {} with the byte-level tokenizer, whose {BYTE_VOCAB} ids \
                          are the first of the model's {vocab} (pass --tokenizer if the model has its own)",
                         settings.data.display()
@@ -79,7 +79,7 @@ impl Sequences {
         if settings.passkey_fraction > 0.0 {
             let tokenizer = tokenizer(settings, vocab)?;
             let added = add_passkey_documents(&mut packed, &tokenizer, settings)?;
-            eprintln!(
+            errln!(
                 "passkey documents: {added} of {} training sequences (--passkey-fraction {})",
                 packed.sequences(),
                 settings.passkey_fraction

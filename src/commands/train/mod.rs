@@ -61,7 +61,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     model::check_init_adapter(&settings)?;
     let base = model::base_model(&settings, model_config.clone())?;
     let config = &base.config;
-    eprintln!(
+    errln!(
         "model: {} layers, hidden {}, vocab {}; context C = {}, T = {}, RoPE factor {}",
         config.num_hidden_layers,
         config.hidden_size,
@@ -70,7 +70,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         settings.seq_len,
         base.rope_factor
     );
-    eprintln!(
+    errln!(
         "data: {} training and {} held-out sequences of {} tokens from {} ({})",
         data.train_rows(),
         data.heldout_rows(),
@@ -90,7 +90,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     // Every input checked: now the run directory may be written.
     let out = run_dir::RunDir::create(&settings, args.overwrite)?;
     let gpu = crate::gpu::open()?;
-    eprintln!("adapter: {}", gpu.adapter_description());
+    errln!("adapter: {}", gpu.adapter_description());
     let compile_opts = CompileOptions {
         mode: Mode::Training { wrt: Vec::new(), seeds: vec!["loss".to_string()] },
         plan: crate::commands::tune::plan_options(&gpu),
@@ -103,7 +103,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let step = TrainingStep::new(&mut executor, &compiled, settings.batch_size, settings.seq_len)?;
     let trained: Vec<String> = step.update_plan().params.iter().map(|p| p.name.clone()).collect();
     let trained_elems: u64 = step.update_plan().params.iter().map(|p| p.elems).sum();
-    eprintln!(
+    errln!(
         "plan: {} kernels, {:.1} MiB of device buffers; training {} tensors ({:.2}M values, mode {})",
         compiled.plan.kernels.len(),
         step.device_bytes() as f64 / (1 << 20) as f64,
@@ -118,7 +118,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let mut last_good = None;
     let newest = if args.resume { out.newest_checkpoint()? } else { None };
     if args.resume && newest.is_none() {
-        eprintln!("--resume: {} holds no checkpoint yet; starting from step 0", out.path().display());
+        errln!("--resume: {} holds no checkpoint yet; starting from step 0", out.path().display());
     }
     if let Some(dir) = newest {
         let (file, prefix) = out.weights_file(&settings);
@@ -132,11 +132,11 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         }
         restore(&step, &executor, &checkpoint)?;
         first = checkpoint.state.step;
-        eprintln!("resuming from {} (step {first})", dir.display());
+        errln!("resuming from {} (step {first})", dir.display());
         last_good = Some(dir);
     }
     if first >= settings.steps {
-        eprintln!("nothing to do: the run is at step {first} of {}", settings.steps);
+        errln!("nothing to do: the run is at step {first} of {}", settings.steps);
     }
     let mut metrics = out.metrics(first)?;
 
@@ -176,7 +176,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
             let written = Instant::now();
             let dir = out.checkpoint(&settings, &base, &step, &executor, &state)?;
             let seconds = written.elapsed().as_secs_f64();
-            bar.suspend(|| eprintln!("wrote {} in {seconds:.2} s", dir.display()));
+            bar.suspend(|| errln!("wrote {} in {seconds:.2} s", dir.display()));
             metrics.plot(&out.path().join("loss.png"))?;
             last_good = Some(dir);
         }
@@ -184,9 +184,9 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     bar.finish_and_clear();
     let final_dir = out.finish(&settings, &base, &step, &executor)?;
     let summary = metrics.summary();
-    println!("{summary}");
-    println!("trained in {:.1} s; wrote {}", started.elapsed().as_secs_f64(), final_dir.display());
-    println!(
+    outln!("{summary}");
+    outln!("trained in {:.1} s; wrote {}", started.elapsed().as_secs_f64(), final_dir.display());
+    outln!(
         "metrics: {}, plot: {}",
         out.path().join("metrics.jsonl").display(),
         out.path().join("loss.png").display()

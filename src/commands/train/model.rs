@@ -100,7 +100,7 @@ pub fn base_model(
     };
     let mut weights = match (&settings.model, &settings.model_sizes) {
         (Some(dir), _) => {
-            eprintln!("loading {} ...", dir.display());
+            errln!("loading {} ...", dir.display());
             load_checkpoint(dir, &config)?
         }
         (None, Some(sizes)) => {
@@ -109,7 +109,7 @@ pub fn base_model(
         (None, None) => bail!("no base model"),
     };
     if rope_factor != 1.0 {
-        eprintln!("context: T = {} over C = {context}: linear RoPE factor {rope_factor}", settings.seq_len);
+        errln!("context: T = {} over C = {context}: linear RoPE factor {rope_factor}", settings.seq_len);
     }
 
     let lora = match settings.mode {

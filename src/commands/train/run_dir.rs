@@ -278,7 +278,7 @@ fn companion_files(settings: &Settings) -> Vec<(String, Vec<u8>)> {
         match std::fs::read(&path) {
             Ok(bytes) => out.push((name.to_string(), bytes)),
             Err(e) => {
-                eprintln!("warning: {name} is left out of the model: cannot read {} ({e})", path.display())
+                errln!("warning: {name} is left out of the model: cannot read {} ({e})", path.display())
             }
         }
     }
