@@ -375,3 +375,62 @@ fn a_full_disk_while_checkpointing_keeps_the_previous_checkpoint() {
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     assert!(stderr(&resumed).contains("checkpoint-1"), "{}", stderr(&resumed));
 }
+
+/// A full fine-tune's `config.json` is the base's own, RoPE factor added:
+/// keys weft does not read (an EOS list, `pad_token_id`, a model's own
+/// extras) carry over, as `save_pretrained` keeps them.
+#[test]
+fn a_full_fine_tune_keeps_the_base_config_keys() {
+    if !gpu() {
+        return;
+    }
+    let dir = scratch("train-full-config");
+    let base = dir.join("base");
+    std::fs::create_dir_all(&base).unwrap();
+    std::fs::copy(fixture().join("base/model.safetensors"), base.join("model.safetensors")).unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture().join("base/config.json")).unwrap()).unwrap();
+    config["eos_token_id"] = serde_json::json!([2, 5]);
+    config["pad_token_id"] = serde_json::json!(0);
+    config["my_model_note"] = serde_json::json!("kept");
+    // The data's 32-token rows over a context of 16: linear RoPE factor 2.
+    config["max_position_embeddings"] = serde_json::json!(16);
+    std::fs::write(base.join("config.json"), config.to_string()).unwrap();
+
+    let out = dir.join("run");
+    let data = fixture().join("data.safetensors");
+    let o = weft(&[
+        "train",
+        "--model",
+        base.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--mode",
+        "full",
+        "--pattern",
+        "causal",
+        "--seq-len",
+        "32",
+        "--steps",
+        "1",
+        "--heldout",
+        "0",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("model/config.json")).unwrap()).unwrap();
+    let mut expected = config.clone();
+    expected["rope_parameters"] =
+        serde_json::json!({"rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0});
+    for key in ["eos_token_id", "bos_token_id", "pad_token_id", "my_model_note", "rope_parameters", "dtype"] {
+        assert_eq!(written[key], expected[key], "{key} in {written:#}");
+    }
+    assert_eq!(written.as_object().unwrap().keys().collect::<Vec<_>>(), {
+        let mut keys: Vec<_> = expected.as_object().unwrap().keys().collect();
+        keys.extend(written.as_object().unwrap().keys().filter(|k| *k == "rope_scaling"));
+        keys.sort();
+        keys
+    });
+}

@@ -16,7 +16,8 @@ use serde_json::json;
 use weft_runtime::Executor;
 use weft_runtime::data::{SpecialIds, Tokenizer};
 use weft_runtime::io::{
-    COPIED_FILES, DirWriter, HostTensor, RUN_RECORD, RUN_RECORD_FORMAT, RunRecord, write_dir_atomically,
+    COPIED_FILES, DirWriter, HostTensor, RUN_RECORD, RUN_RECORD_FORMAT, RunRecord, merged_config_json,
+    write_dir_atomically,
 };
 use weft_runtime::train::{
     CheckpointState, PeftAdapter, TrainError, TrainingStep, checkpoint_dirs, encode_safetensors,
@@ -247,7 +248,7 @@ fn write_weights(
             }
             let bytes = encode_safetensors(&all, Path::new("model.safetensors"))?;
             w.file("model.safetensors", |f| f.write_all(&bytes))?;
-            let config = model_config_json(base, special_ids(settings, base));
+            let config = model_config_json(settings, base);
             w.file("config.json", |f| f.write_all(config.as_bytes()))?;
         }
     }
@@ -297,8 +298,44 @@ fn special_ids(settings: &Settings, base: &BaseModel) -> SpecialIds {
     }
 }
 
-/// `config.json` of a fully fine-tuned model, with the run's RoPE factor.
-fn model_config_json(base: &BaseModel, special: SpecialIds) -> String {
+/// `config.json` of a fully trained model: the base's own `config.json` with
+/// the run's RoPE factor, as `export` writes a merged one, so that every key
+/// weft does not read (an EOS list, `pad_token_id`, …) carries over. BOS and
+/// EOS are added where the base declares none. A model trained from scratch,
+/// or a base whose file cannot be read now (warned), gets one written from
+/// its sizes.
+fn model_config_json(settings: &Settings, base: &BaseModel) -> String {
+    let special = special_ids(settings, base);
+    if let Some(dir) = settings.model.as_deref() {
+        match base_config_json(dir, base, special) {
+            Ok(text) => return text,
+            Err(e) => errln!("warning: config.json is written from the model's sizes: {e:#}"),
+        }
+    }
+    sized_config_json(base, special)
+}
+
+/// The base's `config.json` text, with missing special ids and the run's factor.
+fn base_config_json(dir: &Path, base: &BaseModel, special: SpecialIds) -> anyhow::Result<String> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut json: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    if let Some(object) = json.as_object_mut() {
+        for (key, id) in [("bos_token_id", special.bos), ("eos_token_id", special.eos)] {
+            if object.get(key).is_none_or(serde_json::Value::is_null)
+                && let Some(id) = id
+            {
+                object.insert(key.into(), id.into());
+            }
+        }
+    }
+    let factor = (base.rope_factor != 1.0).then_some(base.rope_factor);
+    Ok(merged_config_json(&json.to_string(), &path, &base.config, factor)?)
+}
+
+/// A `config.json` from the model's sizes, for a model with no base file.
+fn sized_config_json(base: &BaseModel, special: SpecialIds) -> String {
     let c = &base.config;
     let mut rope = json!({"rope_type": "default", "rope_theta": c.rope.theta});
     if base.rope_factor != 1.0 {
