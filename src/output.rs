@@ -20,6 +20,18 @@ pub fn out_file<'a>(path: &'a Path, what: &'static str) -> Output<'a> {
     Output { path, what, flag: "--out", kind: OutputKind::File }
 }
 
+/// The text file named by `--out`, or standard output for `-`.
+pub fn out_text<'a>(path: &'a Path, what: &'static str) -> Output<'a> {
+    Output { path, what, flag: "--out", kind: OutputKind::Text }
+}
+
+/// Refuses `--out -` for a command whose `what` is a directory, which would
+/// otherwise be created under the name `-`.
+pub fn directory_not_stdout(path: &Path, what: &'static str) -> anyhow::Result<()> {
+    let output = Output { path, what, flag: "--out", kind: OutputKind::Directory { extensions: &[] } };
+    if path == Path::new("-") { guard(output, &[]) } else { Ok(()) }
+}
+
 /// Where the tuning cache is, for commands that read it (their outputs must not replace it).
 pub fn tuning_cache_path() -> Option<PathBuf> {
     TuningCache::from_env().ok().map(|cache| cache.path().to_path_buf())

@@ -360,3 +360,45 @@ fn compile_replaces_a_kernel_directory_whole() {
         .collect();
     assert_eq!(beside, ["kernels"], "no temporary or leftover beside the output");
 }
+
+/// `--out -` is standard output only where the output is text (`mask`'s
+/// ASCII, `graph`, `compile`'s graphs and plan). Everywhere else it is
+/// refused, where it used to become a file or directory named `-`.
+#[test]
+fn an_out_of_dash_is_refused_where_the_output_is_not_text() {
+    let file = "give a file name";
+    let dir = "give a directory";
+    let table: &[(&[&str], &str, &str)] = &[
+        (&["attn", "p.toml", "--input", "in.safetensors", "--out", "-"], "the attention outputs", file),
+        (&["forward", "models", "--input", "in.safetensors", "--out", "-"], "logits", file),
+        (
+            &["generate", "models", "--input", "in.safetensors", "--max-new-tokens", "1", "--out", "-"],
+            "output ids",
+            file,
+        ),
+        (
+            &["eval", "models", "--data", "in.safetensors", "--seq-len", "8", "--json", "-"],
+            "evaluation results",
+            file,
+        ),
+        (&["tokenizer", "--data", "p.toml", "--out", "-"], "tokenizer", file),
+        (&["export", "models", "--adapter", "adapter", "--out", "-"], "the merged checkpoint", dir),
+        (
+            &["train", "--model", "models", "--data", "in.safetensors", "--seq-len", "8", "--out", "-"],
+            "the run",
+            dir,
+        ),
+        (&["compare", "--out", "-", "a=adapter"], "the comparison", dir),
+        (&["demo", "--out", "-"], "the demo's runs", dir),
+        (&["corpus", "--out", "-"], "the corpus", dir),
+    ];
+    let cases: Vec<Case> = table
+        .iter()
+        .map(|&(args, what, needed)| {
+            let flag = if args.contains(&"--json") { "--json" } else { "--out" };
+            with_inputs(case(&format!("{} --out -", args[0]), args))
+                .expect(&format!("cannot write {what} to standard output ({flag} -): {needed}"))
+        })
+        .collect();
+    check_all(&cases);
+}

@@ -80,6 +80,7 @@ pub fn run(args: &CompareArgs) -> anyhow::Result<()> {
     if args.out.as_os_str().is_empty() {
         bail!("--out is empty: give the directory to write the comparison to");
     }
+    crate::output::directory_not_stdout(&args.out, "the comparison")?;
     let mut named = Vec::with_capacity(args.runs.len());
     for spec in &args.runs {
         let Some((name, path)) = spec.split_once('=').filter(|(n, p)| !n.is_empty() && !p.is_empty()) else {

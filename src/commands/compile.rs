@@ -105,9 +105,9 @@ fn guard_output(args: &CompileArgs) -> anyhow::Result<()> {
     let mut inputs = args.source.inputs();
     inputs.extend(cache.as_deref().map(|path| Input { path, what: "tuning cache" }));
     let (what, kind) = match args.emit {
-        Emit::Graph => ("the graph", OutputKind::File),
-        Emit::Opt => ("the optimized graph", OutputKind::File),
-        Emit::Plan => ("the plan", OutputKind::File),
+        Emit::Graph => ("the graph", OutputKind::Text),
+        Emit::Opt => ("the optimized graph", OutputKind::Text),
+        Emit::Plan => ("the plan", OutputKind::Text),
         Emit::Wgsl | Emit::Spirv => ("kernels", OutputKind::Directory { extensions: KERNEL_EXTENSIONS }),
     };
     guard(Output { path: &args.out, what, flag: "--out", kind }, &inputs)

@@ -34,6 +34,7 @@ pub fn run(args: &CorpusArgs) -> anyhow::Result<()> {
     if args.out.as_os_str().is_empty() {
         bail!("--out is empty: give the directory to write the corpus to");
     }
+    crate::output::directory_not_stdout(&args.out, "the corpus")?;
     if !(args.train_mb > 0.0 && args.train_mb <= 1024.0) {
         bail!("--train-mb {} must be in (0, 1024]", args.train_mb);
     }

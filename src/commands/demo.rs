@@ -49,6 +49,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         bail!("--scale {} must be in (0, 100]", args.scale);
     }
     let out = &args.out;
+    crate::output::directory_not_stdout(out, "the demo's runs")?;
     if out.join("pretrain").exists() && !args.overwrite {
         bail!("{} holds an earlier demo; give --overwrite to run it afresh, or another --out", out.display());
     }

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
 use weft_ir::model::LlamaConfig;
 use weft_runtime::io::{
@@ -39,9 +39,7 @@ pub struct ExportArgs {
 
 pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    if args.out.as_os_str() == "-" {
-        bail!("export writes a checkpoint directory, not a stream: give a directory with --out");
-    }
+    crate::output::directory_not_stdout(&args.out, "the merged checkpoint")?;
     let inputs = [
         Input { path: &args.model_dir, what: "input checkpoint" },
         Input { path: &args.adapter, what: "adapter" },

@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 use weft_ir::lower::{LowerOptions, lower_pattern};
 
 use crate::args::{SpecArgs, pick_layer};
-use crate::output::{Input, guard, out_file, write_text};
+use crate::output::{Input, guard, out_text, write_text};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum GraphFormat {
@@ -37,7 +37,7 @@ pub struct GraphArgs {
 
 pub fn run(args: &GraphArgs) -> anyhow::Result<()> {
     if let Some(out) = &args.out {
-        guard(out_file(out, "the graph"), &[Input { path: &args.spec.spec, what: "spec" }])?;
+        guard(out_text(out, "the graph"), &[Input { path: &args.spec.spec, what: "spec" }])?;
     }
     let schedule = args.spec.load()?;
     let layer = pick_layer(&schedule, args.layer)?;

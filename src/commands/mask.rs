@@ -8,7 +8,7 @@ use weft_ir::ConcreteMask;
 use weft_ir::limits;
 
 use crate::args::{SpecArgs, pick_layer};
-use crate::output::{Input, guard, out_file};
+use crate::output::{Input, guard, out_text};
 use crate::render;
 
 #[derive(Args, Debug)]
@@ -40,7 +40,7 @@ pub struct MaskSelection<'a> {
 }
 
 pub fn run(args: &MaskArgs) -> anyhow::Result<()> {
-    guard(out_file(&args.out, "the mask"), &[Input { path: &args.spec.spec, what: "spec" }])?;
+    guard(out_text(&args.out, "the mask"), &[Input { path: &args.spec.spec, what: "spec" }])?;
     let schedule = args.spec.load()?;
     let layer = pick_layer(&schedule, args.layer)?;
     let Some(pattern) = schedule.pattern_for_layer(layer) else {

@@ -28,6 +28,8 @@ pub struct Input<'a> {
 pub enum OutputKind {
     /// One file, replaced atomically (or a device such as `/dev/null`, written in place).
     File,
+    /// Text: one file as [`OutputKind::File`], or standard output when the path is `-`.
+    Text,
     /// A directory replaced whole; an existing one may hold only files ending in these extensions.
     Directory { extensions: &'static [&'static str] },
 }
@@ -92,6 +94,8 @@ pub enum OutputError {
          new or empty directory ({flag})"
     )]
     HoldsOtherFiles { what: &'static str, output: PathBuf, found: String, flag: &'static str },
+    #[error("cannot write {what} to standard output ({flag} -): {needed}")]
+    NotText { what: &'static str, needed: &'static str, flag: &'static str },
     #[error("refusing to write {what} to {output}: it is a directory ({flag})")]
     IsDirectory { what: &'static str, output: PathBuf, flag: &'static str },
     #[error("refusing to write {what} to {output}: it is a file, not a directory ({flag})")]
@@ -99,11 +103,17 @@ pub enum OutputError {
 }
 
 /// Checks that writing `output` loses none of `inputs` (see the module docs).
-/// Standard output (`-`) is always allowed; inputs that do not exist are
+/// Standard output (`-`) is allowed for text and refused for the rest, which
+/// would otherwise become a file named `-`; inputs that do not exist are
 /// skipped, since the command fails reading them before it writes.
 pub fn check_output(output: &Output, inputs: &[Input]) -> Result<(), OutputError> {
     if output.path == Path::new("-") {
-        return Ok(());
+        let needed = match output.kind {
+            OutputKind::Text => return Ok(()),
+            OutputKind::File => "give a file name",
+            OutputKind::Directory { .. } => "give a directory",
+        };
+        return Err(OutputError::NotText { what: output.what, needed, flag: output.flag });
     }
     let out_path = resolve(output.path);
     let out_meta = std::fs::metadata(output.path).ok();
@@ -170,12 +180,12 @@ pub fn check_output(output: &Output, inputs: &[Input]) -> Result<(), OutputError
     }
     let Some(meta) = out_meta else { return Ok(()) };
     match output.kind {
-        OutputKind::File if meta.is_dir() => Err(OutputError::IsDirectory {
+        OutputKind::File | OutputKind::Text if meta.is_dir() => Err(OutputError::IsDirectory {
             what: output.what,
             output: output.path.to_path_buf(),
             flag: output.flag,
         }),
-        OutputKind::File => Ok(()),
+        OutputKind::File | OutputKind::Text => Ok(()),
         OutputKind::Directory { .. } if !meta.is_dir() => Err(OutputError::NotDirectory {
             what: output.what,
             output: output.path.to_path_buf(),

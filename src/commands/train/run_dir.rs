@@ -50,6 +50,7 @@ impl RunDir {
     /// before any work: nothing is created yet.
     pub fn check(settings: &Settings, resume: bool, overwrite: bool) -> anyhow::Result<()> {
         let path = &settings.out;
+        crate::output::directory_not_stdout(path, "the run")?;
         let mut inputs = vec![Input { path: &settings.data, what: "training data" }];
         inputs.extend(settings.model.as_deref().map(|path| Input { path, what: "base model" }));
         inputs.extend(settings.init_adapter.as_deref().map(|path| Input { path, what: "initial adapter" }));
