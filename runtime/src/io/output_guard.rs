@@ -399,7 +399,13 @@ mod tests {
         assert!(matches!(check(&file(&deep), &dir), Err(OutputError::InsideInput { .. })));
         assert!(matches!(check(&file(&dir.join("new/x.bin")), &dir), Err(OutputError::NoParent { .. })));
         assert!(check(&file(&dir.join("x.bin")), &dir).is_ok());
-        assert!(check(&file(Path::new("-")), &dir).is_ok());
+        // `-` is standard output for text, and a refusal for anything else.
+        let stdout = |kind| Output { path: Path::new("-"), what: "logits", flag: "--out", kind };
+        assert!(check(&stdout(OutputKind::Text), &dir).is_ok());
+        let refused = check(&stdout(OutputKind::File), &dir).unwrap_err().to_string();
+        assert_eq!(refused, "cannot write logits to standard output (--out -): give a file name");
+        let refused = check(&stdout(OutputKind::Directory { extensions: &[] }), &dir).unwrap_err();
+        assert!(refused.to_string().ends_with("give a directory"), "{refused}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
