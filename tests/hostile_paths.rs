@@ -197,7 +197,7 @@ fn an_output_inside_an_input_directory_is_refused() {
             .file("merged", "a file")
             .expect("refusing to write the merged checkpoint to merged: it is a file, not a directory (--out)"),
         with_inputs(case("export to stdout", &export("-")))
-            .expect("export writes a checkpoint directory, not a stream: give a directory with --out"),
+            .expect("cannot write the merged checkpoint to standard output (--out -): give a directory"),
     ];
     check_all(&cases);
 }
