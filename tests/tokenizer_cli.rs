@@ -167,10 +167,12 @@ fn a_model_trained_from_scratch_carries_its_tokenizer() {
     let o = weft(&["eval", bare.to_str().unwrap(), "--data", text.to_str().unwrap(), "--seq-len", "32"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let warned = stderr(&o);
-    assert!(
-        warned.contains("does not exist: reading text with the byte-level tokenizer, whose 258 ids are the first of the model's 300"),
-        "{warned}"
-    );
+    let fallback = "does not exist: reading text with the byte-level tokenizer, whose 258 ids are the first of the model's 300";
+    assert!(warned.contains(fallback), "{warned}");
+    // generate reads a prompt by the same rule, and says so the same way.
+    let o = weft(&["generate", bare.to_str().unwrap(), "--prompt", "fn main", "--max-new-tokens", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains(fallback), "{}", stderr(&o));
 
     // A full fine-tune of that model keeps it too, and the base's ids.
     let tuned = dir.join("tuned");

@@ -21,8 +21,7 @@ use weft_ir::model::{
     DecodeGraphOptions, LlamaConfig, ModelGraphOptions, build_llama_decode_graph, build_llama_graph,
 };
 use weft_runtime::data::{
-    BYTE_VOCAB, Corpus, DataError, Glob, SpecialIds, Tokenizer, join_documents, rows_stream,
-    tokenize_documents,
+    BYTE_VOCAB, Corpus, DataError, Glob, Tokenizer, join_documents, rows_stream, tokenize_documents,
 };
 use weft_runtime::decode::{DecodeSpec, Decoder, argmax};
 use weft_runtime::eval::{
@@ -353,34 +352,16 @@ fn read_stream(
     Ok(stream)
 }
 
-/// `--tokenizer`, else MODEL_DIR/tokenizer.json, else the byte-level tokenizer
-/// if the model has room for it; checked against the model's vocabulary.
+/// The tokenizer ([`super::text_tokenizer`]'s rule); `why` says what needs one when there is none.
 fn load_tokenizer(args: &EvalArgs, vocab: usize, why: &str) -> anyhow::Result<Tokenizer> {
-    let default = args.model_dir.join("tokenizer.json");
-    let file = match &args.tokenizer {
-        Some(path) => Some(path.clone()),
-        None => default.is_file().then(|| default.clone()),
-    };
-    let tokenizer = match file {
-        Some(path) => Tokenizer::from_file(&path, SpecialIds::from_model_dir(&args.model_dir)?)?,
-        None if vocab >= BYTE_VOCAB => {
-            if vocab > BYTE_VOCAB {
-                errln!(
-                    "warning: {} does not exist: reading text with the byte-level tokenizer, whose {BYTE_VOCAB} ids \
-                     are the first of the model's {vocab} (pass --tokenizer if the model was trained with another)",
-                    default.display()
-                );
-            }
-            Tokenizer::bytes()
-        }
+    match super::text_tokenizer::resolve(args.tokenizer.as_deref(), Some(&args.model_dir), vocab)? {
+        Some(tokenizer) => Ok(tokenizer),
         None => bail!(
             "{why}, but there is no tokenizer: {} does not exist and the model's vocab_size {vocab} is \
              smaller than the byte-level tokenizer's {BYTE_VOCAB}; pass --tokenizer",
-            default.display()
+            args.model_dir.join("tokenizer.json").display()
         ),
-    };
-    tokenizer.check_fits(vocab)?;
-    Ok(tokenizer)
+    }
 }
 
 /// Per length: the windows, the passkey trials and the pattern. Lengths with

@@ -18,7 +18,7 @@ use weft_ir::graph::RopeParams;
 use weft_ir::model::{
     DecodeGraphOptions, LlamaConfig, ModelGraphOptions, build_llama_decode_graph, build_llama_graph,
 };
-use weft_runtime::data::{BYTE_VOCAB, SpecialIds, Tokenizer, stop_ids_from_model_dir};
+use weft_runtime::data::{Tokenizer, stop_ids_from_model_dir};
 use weft_runtime::decode::{DecodeSpec, Decoder, Sampling};
 use weft_runtime::io::{HostTensor, IntTensor, TensorFile, check_layer_count, save_with_ints};
 use weft_runtime::{Executor, HostValues};
@@ -29,8 +29,8 @@ use crate::output::{Input, guard, out_file, tuning_cache_path};
 pub struct GenerateArgs {
     /// A Hugging Face model directory: config.json and model.safetensors (or a sharded index).
     pub model_dir: PathBuf,
-    /// The prompt as text, through MODEL_DIR's tokenizer.json (or --tokenizer; weft's
-    /// byte-level tokenizer for a model of its vocabulary). One row.
+    /// The prompt as text, through --tokenizer, else MODEL_DIR's tokenizer.json, else weft's
+    /// byte-level tokenizer when the model's vocabulary holds its 258 ids (warned when larger). One row.
     #[arg(long, value_name = "TEXT", conflicts_with = "input", required_unless_present = "input")]
     pub prompt: Option<String>,
     /// safetensors file with `input_ids` (i32 or i64, [B, T]) and optionally `attention_mask`
@@ -58,7 +58,7 @@ pub struct GenerateArgs {
     /// Generate exactly --max-new-tokens, past the model's end-of-sequence tokens.
     #[arg(long)]
     pub ignore_eos: bool,
-    /// A Hugging Face tokenizer.json (default: MODEL_DIR's).
+    /// A Hugging Face tokenizer.json (default: MODEL_DIR's; else the byte-level tokenizer, as for --prompt).
     #[arg(long, value_name = "FILE")]
     pub tokenizer: Option<PathBuf>,
     /// safetensors file to write: `output_ids` (int64, [B, T + N]: the input, then the new
@@ -109,7 +109,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
         None => None,
     };
     let vocab = config.vocab_size;
-    let tokenizer = tokenizer(args, vocab)?;
+    let tokenizer = super::text_tokenizer::resolve(args.tokenizer.as_deref(), Some(&args.model_dir), vocab)?;
     let prompts = read_prompts(args, vocab, tokenizer.as_ref())?;
     let longest = prompts.rows.iter().map(Vec::len).max().unwrap_or(0);
     let max_len = longest + args.max_new_tokens;
@@ -342,20 +342,6 @@ fn report_cache(spec: &DecodeSpec, slots: &[usize], n_layers: usize) {
             format!("; layers {} grow with the sequence", unbounded.join(", "))
         }
     );
-}
-
-/// `--tokenizer`, else MODEL_DIR/tokenizer.json, else the byte-level one for
-/// a model of its vocabulary; `None` when there is none (ids only).
-fn tokenizer(args: &GenerateArgs, vocab: usize) -> anyhow::Result<Option<Tokenizer>> {
-    let default = args.model_dir.join("tokenizer.json");
-    let file = args.tokenizer.clone().or_else(|| default.is_file().then_some(default));
-    let tokenizer = match file {
-        Some(path) => Tokenizer::from_file(&path, SpecialIds::from_model_dir(&args.model_dir)?)?,
-        None if vocab == BYTE_VOCAB => Tokenizer::bytes(),
-        None => return Ok(None),
-    };
-    tokenizer.check_fits(vocab)?;
-    Ok(Some(tokenizer))
 }
 
 fn read_prompts(args: &GenerateArgs, vocab: usize, tokenizer: Option<&Tokenizer>) -> anyhow::Result<Prompts> {

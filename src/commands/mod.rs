@@ -21,6 +21,7 @@ pub mod kernels;
 pub mod kv_cache;
 pub mod mask;
 pub mod source;
+pub mod text_tokenizer;
 pub mod tokenizer;
 pub mod train;
 pub mod tune;

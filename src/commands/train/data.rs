@@ -4,12 +4,11 @@
 //! sequences each micro-batch reads, in the seed's order per epoch.
 
 use std::cell::RefCell;
-use std::path::Path;
 
 use anyhow::{Context, bail};
 use weft_runtime::data::{
-    BYTE_VOCAB, Corpus, Glob, Order, PackOptions, Packed, SpecialIds, Tokenizer, micro_positions,
-    pack_documents, pack_rows, tokenize_documents,
+    BYTE_VOCAB, Corpus, Glob, Order, PackOptions, Packed, Tokenizer, micro_positions, pack_documents,
+    pack_rows, tokenize_documents,
 };
 
 use weft_runtime::eval::training_trial;
@@ -24,29 +23,19 @@ pub struct Sequences {
     pub source: String,
 }
 
-/// The tokenizer for text data: `--tokenizer`, else the model directory's
-/// `tokenizer.json`, else the byte-level tokenizer when the vocabulary holds it.
-pub fn tokenizer(settings: &Settings, vocab: usize) -> anyhow::Result<Tokenizer> {
-    let special = |dir: Option<&Path>| -> anyhow::Result<SpecialIds> {
-        Ok(match dir {
-            Some(dir) => SpecialIds::from_model_dir(dir)?,
-            None => SpecialIds::default(),
-        })
-    };
-    let model_dir = settings.model.as_deref();
-    let from_model = model_dir.map(|d| d.join("tokenizer.json")).filter(|p| p.exists());
-    let tokenizer = match (&settings.tokenizer, from_model) {
-        (Some(path), _) => Tokenizer::from_file(path, special(model_dir)?)?,
-        (None, Some(path)) => Tokenizer::from_file(&path, special(model_dir)?)?,
-        (None, None) if vocab >= BYTE_VOCAB => Tokenizer::bytes(),
-        (None, None) => bail!(
+/// The tokenizer for text data ([`crate::commands::text_tokenizer`]'s rule).
+/// `quiet` leaves out the byte-level fallback's warning, already given.
+pub fn tokenizer(settings: &Settings, vocab: usize, quiet: bool) -> anyhow::Result<Tokenizer> {
+    use crate::commands::text_tokenizer::{resolve, resolve_quietly};
+    let resolve = if quiet { resolve_quietly } else { resolve };
+    match resolve(settings.tokenizer.as_deref(), settings.model.as_deref(), vocab)? {
+        Some(tokenizer) => Ok(tokenizer),
+        None => bail!(
             "{} is text, but there is no tokenizer: give --tokenizer tokenizer.json (the model's vocabulary of \
              {vocab} is too small for the byte-level tokenizer's {BYTE_VOCAB})",
             settings.data.display()
         ),
-    };
-    tokenizer.check_fits(vocab)?;
-    Ok(tokenizer)
+    }
 }
 
 impl Sequences {
@@ -55,21 +44,16 @@ impl Sequences {
         let glob = settings.data_glob.as_deref().map(Glob::new).transpose()?;
         let corpus = Corpus::load(&settings.data, glob.as_ref())?;
         let opts = PackOptions { seq_len: settings.seq_len, heldout: settings.heldout, seed: settings.seed };
+        // Text data's tokenizer, which the passkey documents then use too.
+        let mut text_tokenizer = None;
         let (packed, source) = match corpus {
             Corpus::Rows(rows) => (pack_rows(&rows, vocab, &opts)?, settings.data.display().to_string()),
             Corpus::Documents(docs) => {
                 if let Some(warning) = docs.warning() {
                     errln!("warning: {warning}");
                 }
-                let tokenizer = tokenizer(settings, vocab)?;
-                if matches!(tokenizer, Tokenizer::Bytes) && vocab > BYTE_VOCAB {
-                    errln!(
-                        "warning: no tokenizer.json: reading {} with the byte-level tokenizer, whose {BYTE_VOCAB} ids \
-                         are the first of the model's {vocab} (pass --tokenizer if the model has its own)",
-                        settings.data.display()
-                    );
-                }
-                let ids = tokenize_documents(&docs, &tokenizer, vocab)?;
+                let tokenizer = text_tokenizer.insert(tokenizer(settings, vocab, false)?);
+                let ids = tokenize_documents(&docs, tokenizer, vocab)?;
                 let what = settings.data.display().to_string();
                 let packed = pack_documents(&ids, tokenizer.eos_id(), &tokenizer.name(), &what, &opts)?;
                 (packed, tokenizer.name())
@@ -77,7 +61,10 @@ impl Sequences {
         };
         let mut packed = packed;
         if settings.passkey_fraction > 0.0 {
-            let tokenizer = tokenizer(settings, vocab)?;
+            let tokenizer = match text_tokenizer {
+                Some(tokenizer) => tokenizer,
+                None => tokenizer(settings, vocab, false)?,
+            };
             let added = add_passkey_documents(&mut packed, &tokenizer, settings)?;
             errln!(
                 "passkey documents: {added} of {} training sequences (--passkey-fraction {})",

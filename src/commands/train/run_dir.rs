@@ -292,7 +292,7 @@ fn companion_files(settings: &Settings) -> Vec<(String, Vec<u8>)> {
 fn special_ids(settings: &Settings, base: &BaseModel) -> SpecialIds {
     let declared =
         settings.model.as_deref().and_then(|dir| SpecialIds::from_model_dir(dir).ok()).unwrap_or_default();
-    let tokenizer = super::data::tokenizer(settings, base.config.vocab_size).ok();
+    let tokenizer = super::data::tokenizer(settings, base.config.vocab_size, true).ok();
     SpecialIds {
         eos: declared.eos.or_else(|| tokenizer.as_ref().and_then(Tokenizer::eos_id)),
         bos: declared.bos.or_else(|| tokenizer.as_ref().and_then(Tokenizer::bos_id)),

@@ -83,8 +83,8 @@ pub struct TrainArgs {
     /// Which files of a --data directory to read, e.g. `*.rs` (default: every file).
     #[arg(long, value_name = "GLOB")]
     pub data_glob: Option<String>,
-    /// tokenizer.json for text data (default: the model directory's; for a model whose
-    /// vocabulary holds 258 ids, the byte-level tokenizer).
+    /// tokenizer.json for text data (default: the model directory's; else, for a model whose
+    /// vocabulary holds 258 ids, the byte-level tokenizer, warned when the vocabulary is larger).
     #[arg(long, value_name = "FILE")]
     pub tokenizer: Option<PathBuf>,
     /// The run directory: metrics.jsonl, loss.png, checkpoints, and the adapter (or model).
