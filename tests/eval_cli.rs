@@ -250,18 +250,21 @@ fn passkey_and_text_data_agree_with_the_reference() {
     let want = reference_perplexity(&config, &weights, &stream, 8, 8);
     assert_close(results["perplexity"]["8"].as_f64().unwrap(), want, "perplexity of the text at T = 8");
 
-    // Passkey at 64: the same prompts, scored by the reference's argmax. At 8 the prompt cannot fit.
-    let passed = (0..trials)
-        .filter(|&i| {
-            let trial = passkey_trial(&tokenizer, 64, seed, i).unwrap();
-            let logits: Vec<f32> =
-                reference_logits(&config, &weights, &trial.ids).iter().map(|&x| x as f32).collect();
-            trial.passed(&logits, config.vocab_size)
-        })
-        .count();
+    // Passkey at 64: the same prompts, scored by the reference's argmax, and
+    // the answer's mean negative log-likelihood. At 8 the prompt cannot fit.
+    let (mut passed, mut nll) = (0, 0.0);
+    for i in 0..trials {
+        let trial = passkey_trial(&tokenizer, 64, seed, i).unwrap();
+        let logits: Vec<f32> =
+            reference_logits(&config, &weights, &trial.ids).iter().map(|&x| x as f32).collect();
+        passed += usize::from(trial.passed(&logits, config.vocab_size));
+        nll += trial.answer_nll(&logits, config.vocab_size).unwrap() / trials as f64;
+    }
     let accuracy = results["passkey"]["64"].as_f64().unwrap();
     assert_eq!(accuracy, passed as f64 / trials as f64, "{results}");
     assert!(results["passkey"].get("8").is_none(), "{results}");
+    assert_close(results["passkey_answer_nll"]["64"].as_f64().unwrap(), nll, "passkey answer NLL at T = 64");
+    assert!(results["passkey_answer_nll"].get("8").is_none(), "{results}");
     let row = stdout.lines().find(|l| l.trim_start().starts_with("64 ")).unwrap();
     assert!(row.contains(&format!("{passed}/{trials}")), "{stdout}");
 
@@ -274,4 +277,6 @@ fn passkey_and_text_data_agree_with_the_reference() {
         ["--passkey", &trials, "--seed", &seed, "--passkey-decode", "--json", decoded.to_str().unwrap()];
     ok(&[&args[..], &more[..]].concat());
     assert_eq!(read_json(&decoded)["passkey"]["64"], results["passkey"]["64"]);
+    // Decoding reads argmaxes, not the answer's likelihood.
+    assert!(read_json(&decoded).get("passkey_answer_nll").is_none());
 }

@@ -83,7 +83,9 @@ pub struct EvalArgs {
     /// bos_token_id, else the tokenizer's </s>, <|endoftext|> and <s>.
     #[arg(long, value_name = "PATH")]
     pub tokenizer: Option<PathBuf>,
-    /// Also write the results as JSON: {"perplexity": {"<T>": value, …}, "passkey": {"<T>": accuracy, …}}.
+    /// Also write the results as JSON: {"perplexity": {"<T>": value, …}, "passkey": {"<T>": accuracy, …}},
+    /// and with one-pass passkey trials "passkey_answer_nll": {"<T>": the answer's mean negative
+    /// log-likelihood in nats, which shows progress before the argmax is right}.
     #[arg(long, value_name = "OUT")]
     pub json: Option<PathBuf>,
 }
@@ -191,6 +193,8 @@ struct Scores {
     t: usize,
     loss: MeanLoss,
     passed: Option<(usize, usize)>,
+    /// The passkey answer's mean negative log-likelihood per trial (one-pass trials only).
+    answer_nll: Option<f64>,
 }
 
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
@@ -287,20 +291,23 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             loss.add(f64::from(*value));
         }
         let mut passed = None;
+        let mut answer_nll = None;
         if args.passkey_decode && !length.trials.is_empty() {
             drop(prepared);
             let count = decode_trials(&mut executor, &config, length, lora.as_ref(), &values, &plan_options)
                 .with_context(|| format!("decoding the passkey trials (T = {t})"))?;
             passed = Some((count, length.trials.len()));
         } else if args.passkey.is_some() && !length.trials.is_empty() {
-            let mut count = 0;
+            let (mut count, mut nll) = (0, Some(0.0));
             for (i, trial) in length.trials.iter().enumerate() {
                 let ids = trial.ids.iter().map(|&id| i64::from(id)).collect();
                 let logits = forward(ids, trial.targets(), "logits")
                     .with_context(|| format!("running passkey trial {i} (T = {t})"))?;
                 count += usize::from(trial.passed(&logits, vocab));
+                nll = nll.zip(trial.answer_nll(&logits, vocab)).map(|(sum, x)| sum + x);
             }
             passed = Some((count, length.trials.len()));
+            answer_nll = nll.map(|sum| sum / length.trials.len() as f64);
         }
         bar.finish_and_clear();
         errln!(
@@ -311,7 +318,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             if length.trials.len() == 1 { "" } else { "s" },
             at.elapsed().as_secs_f64()
         );
-        scores.push(Scores { t, loss, passed });
+        scores.push(Scores { t, loss, passed, answer_nll });
     }
 
     print_table(&scores, args.passkey.is_some())?;
@@ -430,9 +437,14 @@ fn plan_lengths(
 
 fn print_table(scores: &[Scores], passkey: bool) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
+    let nll = scores.iter().any(|s| s.answer_nll.is_some());
     write!(out, "{:>8} {:>8} {:>12}", "T", "windows", "perplexity")?;
     if passkey {
-        write!(out, "  passkey")?;
+        write!(out, "  {:<14}", "passkey")?;
+    }
+    if nll {
+        // Nats over the answer's tokens: about ln(10) a digit for a model that cannot retrieve.
+        write!(out, "  answer nll")?;
     }
     writeln!(out)?;
     for s in scores {
@@ -443,14 +455,18 @@ fn print_table(scores: &[Scores], passkey: bool) -> anyhow::Result<()> {
                 Some((k, n)) => format!("{k}/{n} ({:.2})", k as f64 / n as f64),
                 None => "-".to_string(),
             };
-            write!(out, "  {cell}")?;
+            write!(out, "  {cell:<14}")?;
+        }
+        if nll {
+            write!(out, "  {:>10}", s.answer_nll.map_or("-".to_string(), |v| format!("{v:.3}")))?;
         }
         writeln!(out)?;
     }
     Ok(out.flush()?)
 }
 
-/// `{"perplexity": {"<T>": value, …}, "passkey": {"<T>": accuracy, …}}`, lengths in the order given.
+/// `{"perplexity": {"<T>": value, …}, "passkey": {"<T>": accuracy, …}}`, lengths in the order
+/// given, and `"passkey_answer_nll": {"<T>": nats, …}` where the trials ran in one pass.
 fn results_json(scores: &[Scores]) -> String {
     let object = |pairs: Vec<(usize, f64)>| {
         // serde_json writes a NaN or infinite perplexity as null.
@@ -462,5 +478,8 @@ fn results_json(scores: &[Scores]) -> String {
     };
     let perplexity = scores.iter().filter_map(|s| Some((s.t, s.loss.perplexity()?))).collect();
     let passkey = scores.iter().filter_map(|s| s.passed.map(|(k, n)| (s.t, k as f64 / n as f64))).collect();
-    format!("{{\"perplexity\": {}, \"passkey\": {}}}\n", object(perplexity), object(passkey))
+    let nll: Vec<(usize, f64)> = scores.iter().filter_map(|s| Some((s.t, s.answer_nll?))).collect();
+    let nll =
+        if nll.is_empty() { String::new() } else { format!(", \"passkey_answer_nll\": {}", object(nll)) };
+    format!("{{\"perplexity\": {}, \"passkey\": {}{nll}}}\n", object(perplexity), object(passkey))
 }

@@ -181,6 +181,25 @@ impl PasskeyTrial {
             !best.is_nan() && row.iter().enumerate().all(|(i, &x)| i == want || x < best)
         })
     }
+
+    /// The answer's negative log-likelihood under `logits` (nats, summed over
+    /// its tokens, log-softmax in f64): how far a model is from retrieving the
+    /// key even when its argmax misses. `None` for logits of the wrong size
+    /// or a non-finite result.
+    pub fn answer_nll(&self, logits: &[f32], vocab: usize) -> Option<f64> {
+        if vocab == 0 || logits.len() != self.ids.len() * vocab {
+            return None;
+        }
+        let mut nll = 0.0;
+        for p in self.answer.clone() {
+            let row = &logits[(p - 1) * vocab..p * vocab];
+            let target = f64::from(*row.get(self.ids[p] as usize)?);
+            let max = row.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(f64::from(x)));
+            let sum: f64 = row.iter().map(|&x| (f64::from(x) - max).exp()).sum();
+            nll += max + sum.ln() - target;
+        }
+        nll.is_finite().then_some(nll)
+    }
 }
 
 #[cfg(test)]
@@ -305,5 +324,15 @@ mod tests {
         nan[3 * vocab + 50] = f32::NAN;
         assert!(!trial.passed(&nan, vocab));
         assert!(!trial.passed(&logits[1..], vocab));
+
+        // Each answer token has logit 1 against 0 for the 257 others.
+        let per_token = (1f64.exp() + 257.0).ln() - 1.0;
+        let nll = trial.answer_nll(&logits, vocab).unwrap();
+        assert!((nll - 2.0 * per_token).abs() < 1e-12, "{nll}");
+        // Uniform logits: ln(vocab) per token, argmax or not.
+        let uniform = vec![0.5f32; 6 * vocab];
+        assert!((trial.answer_nll(&uniform, vocab).unwrap() - 2.0 * (vocab as f64).ln()).abs() < 1e-12);
+        assert_eq!(trial.answer_nll(&nan, vocab), None);
+        assert_eq!(trial.answer_nll(&logits[1..], vocab), None);
     }
 }
