@@ -434,3 +434,40 @@ fn a_full_fine_tune_keeps_the_base_config_keys() {
         keys
     });
 }
+
+/// `--resume` compares the settings one by one: a copy of the config file
+/// elsewhere (a fresh clone of an experiment) resumes, and a changed
+/// setting is named in the refusal.
+#[test]
+fn resume_names_a_changed_setting_and_accepts_a_moved_config() {
+    if !gpu() {
+        return;
+    }
+    let dir = scratch("train-resume-settings");
+    let config_text = "mode = \"lora\"\npattern = \"causal\"\nseq-len = 32\nlr = 1e-3\nsave-every = 1\n";
+    for name in ["first.toml", "moved/first.toml"] {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, config_text).unwrap();
+    }
+    let out = dir.join("run");
+    let run = |config: &str, extra: &[&str]| {
+        let config = dir.join(config);
+        let mut args = vec!["--config", config.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        train(&out, &[], &args)
+    };
+    let o = run("first.toml", &["--steps", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run("moved/first.toml", &["--steps", "2", "--resume"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("(step 1)"), "{}", stderr(&o));
+    let o = run("moved/first.toml", &["--steps", "3", "--resume", "--lr", "2e-3", "--seed", "4"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o)
+            .contains("was written by a run with other settings (optimizer.lr: 0.001 → 0.002; seed: 0 → 4)"),
+        "{}",
+        stderr(&o)
+    );
+}

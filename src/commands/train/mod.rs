@@ -123,11 +123,13 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     if let Some(dir) = newest {
         let (file, prefix) = out.weights_file(&settings);
         let checkpoint = load_checkpoint_dir(&dir, file, prefix, &trained)?;
-        if checkpoint.state.fingerprint != settings.fingerprint() {
+        let conflicts = settings::resume_conflicts(&checkpoint.state.fingerprint, &settings.fingerprint());
+        if !conflicts.is_empty() {
             bail!(
-                "{} was written by a run with other settings; resume with the same settings, or start afresh with \
-                 --overwrite",
-                dir.display()
+                "{} was written by a run with other settings ({}); resume with the same settings, or start \
+                 afresh with --overwrite",
+                dir.display(),
+                conflicts.join("; ")
             );
         }
         restore(&step, &executor, &checkpoint)?;

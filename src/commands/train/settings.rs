@@ -316,6 +316,46 @@ impl Settings {
     }
 }
 
+/// The settings a checkpoint's `fingerprint` records and this run's differ
+/// in, as `key: then → now`, one per setting. The config file's path is left
+/// out: what it set is compared key by key, so a run resumes from a copy of
+/// its config elsewhere (a fresh clone of an experiment).
+pub fn resume_conflicts(saved: &str, now: &str) -> Vec<String> {
+    let parse = |text: &str| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text).ok();
+    let (Some(saved), Some(now)) = (parse(saved), parse(now)) else {
+        // Not JSON: a fingerprint from another version of weft.
+        return if saved == now { Vec::new() } else { vec!["the recorded settings".to_string()] };
+    };
+    let mut out = Vec::new();
+    differences("", &saved, &now, &mut out);
+    out.retain(|d| !d.starts_with("config:"));
+    out
+}
+
+/// Pushes `prefix.key: then → now` for each key whose value differs, looking
+/// into objects (`optimizer.lr`) so that the message names the setting.
+fn differences(
+    prefix: &str,
+    saved: &serde_json::Map<String, serde_json::Value>,
+    now: &serde_json::Map<String, serde_json::Value>,
+    out: &mut Vec<String>,
+) {
+    let mut keys: Vec<&String> = saved.keys().chain(now.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let shown = |v: Option<&serde_json::Value>| v.map_or("(unset)".to_string(), ToString::to_string);
+    for key in keys {
+        let (a, b) = (saved.get(key), now.get(key));
+        match (a, b) {
+            _ if a == b => {}
+            (Some(serde_json::Value::Object(a)), Some(serde_json::Value::Object(b))) => {
+                differences(&format!("{prefix}{key}."), a, b, out)
+            }
+            _ => out.push(format!("{prefix}{key}: {} → {}", shown(a), shown(b))),
+        }
+    }
+}
+
 fn read_config(path: &Path) -> anyhow::Result<TrainArgs> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let source = weft_ir::SourceFile::new(path.display().to_string(), text.as_str());
@@ -345,4 +385,23 @@ fn read_config(path: &Path) -> anyhow::Result<TrainArgs> {
         .try_into()
         .map_err(|e: toml::de::Error| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
     Ok(TrainArgs { model_sizes: sizes, ..args })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resume_conflicts;
+
+    #[test]
+    fn resume_conflicts_name_each_changed_setting_and_ignore_the_config_path() {
+        let saved = r#"{"config": "/a/pretrain.toml", "seed": 0, "optimizer": {"lr": 0.002, "beta2": 0.95}}"#;
+        let moved = r#"{"config": "/b/pretrain.toml", "seed": 0, "optimizer": {"lr": 0.002, "beta2": 0.95}}"#;
+        assert_eq!(resume_conflicts(saved, moved), Vec::<String>::new());
+        let changed = r#"{"config": null, "seed": 1, "optimizer": {"lr": 0.001, "beta2": 0.95}, "x": true}"#;
+        assert_eq!(
+            resume_conflicts(saved, changed),
+            ["optimizer.lr: 0.002 → 0.001", "seed: 0 → 1", "x: (unset) → true"]
+        );
+        assert_eq!(resume_conflicts("not json", "not json"), Vec::<String>::new());
+        assert_eq!(resume_conflicts("not json", "{}"), ["the recorded settings"]);
+    }
 }
