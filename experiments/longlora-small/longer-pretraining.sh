@@ -23,6 +23,10 @@ root=$(cd "$here/../.." && pwd)
 out=$(cd "${1:?give the output directory of run.sh}" && pwd)
 updates=${2:-20000}
 chunk=${3:-500}
+[[ $updates =~ ^[0-9]+$ && $chunk =~ ^[1-9][0-9]*$ ]] || {
+  echo "UPDATES ($updates) and CHUNK ($chunk) must be whole numbers, CHUNK above 0" >&2
+  exit 1
+}
 if [[ -z ${WEFT:-} ]]; then
   cargo build --release --quiet --manifest-path "$root/Cargo.toml"
 fi
