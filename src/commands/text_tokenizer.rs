@@ -19,24 +19,6 @@ pub fn resolve(
     model_dir: Option<&Path>,
     vocab: usize,
 ) -> anyhow::Result<Option<Tokenizer>> {
-    resolve_with(explicit, model_dir, vocab, true)
-}
-
-/// [`resolve`] without its warning, for a second look at a choice already announced.
-pub fn resolve_quietly(
-    explicit: Option<&Path>,
-    model_dir: Option<&Path>,
-    vocab: usize,
-) -> anyhow::Result<Option<Tokenizer>> {
-    resolve_with(explicit, model_dir, vocab, false)
-}
-
-fn resolve_with(
-    explicit: Option<&Path>,
-    model_dir: Option<&Path>,
-    vocab: usize,
-    warn: bool,
-) -> anyhow::Result<Option<Tokenizer>> {
     let in_model = model_dir.map(|dir| dir.join("tokenizer.json")).filter(|path| path.is_file());
     let file = explicit.map(Path::to_path_buf).or(in_model);
     let tokenizer = match file {
@@ -48,7 +30,7 @@ fn resolve_with(
             Tokenizer::from_file(&path, special)?
         }
         None if vocab >= BYTE_VOCAB => {
-            if warn && vocab > BYTE_VOCAB {
+            if vocab > BYTE_VOCAB {
                 let missing = match model_dir {
                     Some(dir) => format!("{} does not exist", dir.join("tokenizer.json").display()),
                     None => "no --tokenizer".to_string(),

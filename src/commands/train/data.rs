@@ -7,8 +7,8 @@ use std::cell::RefCell;
 
 use anyhow::{Context, bail};
 use weft_runtime::data::{
-    BYTE_VOCAB, Corpus, Glob, Order, PackOptions, Packed, Tokenizer, micro_positions, pack_documents,
-    pack_rows, tokenize_documents,
+    BYTE_VOCAB, Corpus, Glob, Order, PackOptions, Packed, SpecialIds, Tokenizer, micro_positions,
+    pack_documents, pack_rows, tokenize_documents,
 };
 
 use weft_runtime::eval::training_trial;
@@ -21,14 +21,19 @@ pub struct Sequences {
     order: RefCell<Order>,
     /// Where the ids came from: a tokenizer's name, or the tensor file.
     pub source: String,
+    /// EOS and BOS of the tokenizer the text (or the passkey documents) went
+    /// through; none for pre-tokenized data alone.
+    pub tokenizer_ids: SpecialIds,
 }
 
 /// The tokenizer for text data ([`crate::commands::text_tokenizer`]'s rule).
-/// `quiet` leaves out the byte-level fallback's warning, already given.
-pub fn tokenizer(settings: &Settings, vocab: usize, quiet: bool) -> anyhow::Result<Tokenizer> {
-    use crate::commands::text_tokenizer::{resolve, resolve_quietly};
-    let resolve = if quiet { resolve_quietly } else { resolve };
-    match resolve(settings.tokenizer.as_deref(), settings.model.as_deref(), vocab)? {
+fn tokenizer(settings: &Settings, vocab: usize) -> anyhow::Result<Tokenizer> {
+    let found = crate::commands::text_tokenizer::resolve(
+        settings.tokenizer.as_deref(),
+        settings.model.as_deref(),
+        vocab,
+    )?;
+    match found {
         Some(tokenizer) => Ok(tokenizer),
         None => bail!(
             "{} is text, but there is no tokenizer: give --tokenizer tokenizer.json (the model's vocabulary of \
@@ -52,7 +57,7 @@ impl Sequences {
                 if let Some(warning) = docs.warning() {
                     errln!("warning: {warning}");
                 }
-                let tokenizer = text_tokenizer.insert(tokenizer(settings, vocab, false)?);
+                let tokenizer = text_tokenizer.insert(tokenizer(settings, vocab)?);
                 let ids = tokenize_documents(&docs, tokenizer, vocab)?;
                 let what = settings.data.display().to_string();
                 let packed = pack_documents(&ids, tokenizer.eos_id(), &tokenizer.name(), &what, &opts)?;
@@ -61,11 +66,12 @@ impl Sequences {
         };
         let mut packed = packed;
         if settings.passkey_fraction > 0.0 {
-            let tokenizer = match text_tokenizer {
+            let found = match text_tokenizer.take() {
                 Some(tokenizer) => tokenizer,
-                None => tokenizer(settings, vocab, false)?,
+                None => tokenizer(settings, vocab)?,
             };
-            let added = add_passkey_documents(&mut packed, &tokenizer, settings)?;
+            let tokenizer = text_tokenizer.insert(found);
+            let added = add_passkey_documents(&mut packed, tokenizer, settings)?;
             errln!(
                 "passkey documents: {added} of {} training sequences (--passkey-fraction {})",
                 packed.sequences(),
@@ -74,7 +80,9 @@ impl Sequences {
         }
         let order = Order::new(packed.sequences(), settings.shuffle, settings.seed)
             .with_context(|| format!("{} gives no training sequence", settings.data.display()))?;
-        Ok(Sequences { packed, order: RefCell::new(order), source })
+        let tokenizer_ids =
+            text_tokenizer.map(|t| SpecialIds { eos: t.eos_id(), bos: t.bos_id() }).unwrap_or_default();
+        Ok(Sequences { packed, order: RefCell::new(order), source, tokenizer_ids })
     }
 
     pub fn train_rows(&self) -> usize {

@@ -88,6 +88,11 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     };
     let graph = build_llama_graph(config, schedule.as_ref(), &opts)?;
     // Every input checked: now the run directory may be written.
+    // A full model's config.json, made once: checkpoints and the final model share it.
+    let model_json = match settings.mode {
+        TrainMode::Full => Some(run_dir::model_config_json(&settings, &base, data.tokenizer_ids)?),
+        TrainMode::Lora | TrainMode::LoraPlus => None,
+    };
     let out = run_dir::RunDir::create(&settings, args.overwrite)?;
     let gpu = crate::gpu::open()?;
     errln!("adapter: {}", gpu.adapter_description());
@@ -176,7 +181,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
                 fingerprint: settings.fingerprint(),
             };
             let written = Instant::now();
-            let dir = out.checkpoint(&settings, &base, &step, &executor, &state)?;
+            let dir = out.checkpoint(&settings, &base, &step, &executor, &state, model_json.as_deref())?;
             let seconds = written.elapsed().as_secs_f64();
             bar.suspend(|| errln!("wrote {} in {seconds:.2} s", dir.display()));
             metrics.plot(&out.path().join("loss.png"))?;
@@ -184,7 +189,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         }
     }
     bar.finish_and_clear();
-    let final_dir = out.finish(&settings, &base, &step, &executor)?;
+    let final_dir = out.finish(&settings, &base, &step, &executor, model_json.as_deref())?;
     let summary = metrics.summary();
     outln!("{summary}");
     outln!("trained in {:.1} s; wrote {}", started.elapsed().as_secs_f64(), final_dir.display());

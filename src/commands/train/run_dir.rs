@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde_json::json;
 use weft_runtime::Executor;
-use weft_runtime::data::{SpecialIds, Tokenizer};
+use weft_runtime::data::SpecialIds;
 use weft_runtime::io::{
     COPIED_FILES, DirWriter, HostTensor, RUN_RECORD, RUN_RECORD_FORMAT, RunRecord, merged_config_json,
     write_dir_atomically,
@@ -163,17 +163,19 @@ impl RunDir {
         step: &TrainingStep,
         executor: &Executor,
         state: &CheckpointState,
+        model_config: Option<&str>,
     ) -> anyhow::Result<PathBuf> {
         let (trained, moments) = super::read_trained(step, executor, &base.shapes)?;
-        let dir =
-            write_checkpoint(&self.path, state, &moments, |w| write_weights(w, settings, base, &trained))
-                .with_context(|| {
-                    format!(
-                        "writing checkpoint-{} in {} (earlier checkpoints are kept as they were)",
-                        state.step,
-                        self.path.display()
-                    )
-                })?;
+        let dir = write_checkpoint(&self.path, state, &moments, |w| {
+            write_weights(w, settings, base, &trained, model_config)
+        })
+        .with_context(|| {
+            format!(
+                "writing checkpoint-{} in {} (earlier checkpoints are kept as they were)",
+                state.step,
+                self.path.display()
+            )
+        })?;
         prune_checkpoints(&self.path, settings.keep)?;
         Ok(dir)
     }
@@ -185,6 +187,7 @@ impl RunDir {
         base: &BaseModel,
         step: &TrainingStep,
         executor: &Executor,
+        model_config: Option<&str>,
     ) -> anyhow::Result<PathBuf> {
         let (trained, _) = super::read_trained(step, executor, &base.shapes)?;
         let name = if settings.mode == TrainMode::Full { "model" } else { "adapter" };
@@ -192,7 +195,7 @@ impl RunDir {
         let companions =
             if settings.mode == TrainMode::Full { companion_files(settings) } else { Vec::new() };
         write_dir_atomically(&dir, |w: &mut DirWriter| {
-            write_weights(w, settings, base, &trained)?;
+            write_weights(w, settings, base, &trained, model_config)?;
             for (name, bytes) in &companions {
                 w.file(name, |f| f.write_all(bytes))?;
             }
@@ -210,6 +213,7 @@ fn write_weights(
     settings: &Settings,
     base: &BaseModel,
     trained: &BTreeMap<String, HostTensor>,
+    model_config: Option<&str>,
 ) -> Result<(), TrainError> {
     let base_name =
         settings.model.as_ref().map_or_else(|| "weft-from-scratch".to_string(), |p| p.display().to_string());
@@ -249,8 +253,10 @@ fn write_weights(
             }
             let bytes = encode_safetensors(&all, Path::new("model.safetensors"))?;
             w.file("model.safetensors", |f| f.write_all(&bytes))?;
-            let config = model_config_json(settings, base);
-            w.file("config.json", |f| f.write_all(config.as_bytes()))?;
+            // Present whenever there is no adapter: `--mode full` makes it at the start.
+            if let Some(config) = model_config {
+                w.file("config.json", |f| f.write_all(config.as_bytes()))?;
+            }
         }
     }
     Ok(())
@@ -288,32 +294,28 @@ fn companion_files(settings: &Settings) -> Vec<(String, Vec<u8>)> {
 }
 
 /// The model's EOS and BOS: the base's `config.json` declares them, else the
-/// tokenizer the run read its text with (none for pre-tokenized data).
-fn special_ids(settings: &Settings, base: &BaseModel) -> SpecialIds {
+/// tokenizer the run read its text with (`tokenizer`; none for pre-tokenized data).
+fn special_ids(settings: &Settings, tokenizer: SpecialIds) -> SpecialIds {
     let declared =
         settings.model.as_deref().and_then(|dir| SpecialIds::from_model_dir(dir).ok()).unwrap_or_default();
-    let tokenizer = super::data::tokenizer(settings, base.config.vocab_size, true).ok();
-    SpecialIds {
-        eos: declared.eos.or_else(|| tokenizer.as_ref().and_then(Tokenizer::eos_id)),
-        bos: declared.bos.or_else(|| tokenizer.as_ref().and_then(Tokenizer::bos_id)),
-    }
+    SpecialIds { eos: declared.eos.or(tokenizer.eos), bos: declared.bos.or(tokenizer.bos) }
 }
 
-/// `config.json` of a fully trained model: the base's own `config.json` with
-/// the run's RoPE factor, as `export` writes a merged one, so that every key
-/// weft does not read (an EOS list, `pad_token_id`, …) carries over. BOS and
-/// EOS are added where the base declares none. A model trained from scratch,
-/// or a base whose file cannot be read now (warned), gets one written from
-/// its sizes.
-fn model_config_json(settings: &Settings, base: &BaseModel) -> String {
-    let special = special_ids(settings, base);
-    if let Some(dir) = settings.model.as_deref() {
-        match base_config_json(dir, base, special) {
-            Ok(text) => return text,
-            Err(e) => errln!("warning: config.json is written from the model's sizes: {e:#}"),
-        }
+/// `config.json` of a fully trained model, made once when the run starts:
+/// the base's own `config.json` with the run's RoPE factor, as `export`
+/// writes a merged one, so that every key weft does not read (an EOS list,
+/// `pad_token_id`, …) carries over. BOS and EOS are added where the base
+/// declares none. A model trained from scratch gets one from its sizes.
+pub fn model_config_json(
+    settings: &Settings,
+    base: &BaseModel,
+    tokenizer: SpecialIds,
+) -> anyhow::Result<String> {
+    let special = special_ids(settings, tokenizer);
+    match settings.model.as_deref() {
+        Some(dir) => base_config_json(dir, base, special),
+        None => Ok(sized_config_json(base, special)),
     }
-    sized_config_json(base, special)
 }
 
 /// The base's `config.json` text, with missing special ids and the run's factor.
