@@ -1,5 +1,7 @@
 //! Extraction: the cheapest term of every output under [`CostModel`], turned
-//! back into a `weft_ir` graph.
+//! back into a `weft_ir` graph. Tensor classes take the node `dag.rs`
+//! chooses (priced as a DAG, each shared value once); attribute classes
+//! (masks, sizes) their cheapest term as egg's extractor finds it.
 
 use std::collections::HashMap;
 
@@ -114,7 +116,11 @@ pub fn extract_graph(
     outputs: &[(String, Id)],
 ) -> Result<Graph, (String, String)> {
     let extractor = Extractor::new(egraph, WeftCost::new(egraph, model));
-    let mut builder = Builder { egraph, extractor, graph: Graph::new(original.name()), memo: HashMap::new() };
+    let chosen = super::dag::choose_nodes(egraph, |class, node| {
+        own_cost(node, &|id| &egraph[id].data, egraph[class].data.tensor(), model)
+    });
+    let mut builder =
+        Builder { egraph, extractor, chosen, graph: Graph::new(original.name()), memo: HashMap::new() };
     for &(id, class) in leaf_classes {
         let node = original.node(id);
         let new = match &node.op {
@@ -134,6 +140,8 @@ pub fn extract_graph(
 struct Builder<'a> {
     egraph: &'a WeftGraph,
     extractor: Extractor<'a, WeftCost<'a>, Weft, super::analysis::WeftAnalysis>,
+    /// Each tensor class's node, chosen by DAG cost.
+    chosen: HashMap<Id, Weft>,
     graph: Graph,
     /// E-class -> the graph node computing it.
     memo: HashMap<Id, NodeId>,
@@ -145,7 +153,9 @@ impl Builder<'_> {
         if let Some(&id) = self.memo.get(&class) {
             return Ok(id);
         }
-        let node = self.extractor.find_best_node(class).clone();
+        let Some(node) = self.chosen.get(&class).cloned() else {
+            return Err(format!("e-class {class} has no node of finite cost"));
+        };
         // Attributes and masks come from their own cheapest terms, tensors from the graph being built.
         let mut child_data: HashMap<Id, Data> = HashMap::new();
         for &c in node.children() {

@@ -13,7 +13,8 @@
 //! - `terms.rs`: masks and sizes as terms, in a normal form;
 //! - `rules/`: the rewrites;
 //! - `cost.rs`: bytes + FLOPs + launches;
-//! - `convert.rs`, `extract.rs`: graph to e-graph and back.
+//! - `convert.rs`, `extract.rs`: graph to e-graph and back; `dag.rs`: which
+//!   node of each e-class extraction takes, priced as a DAG.
 
 pub mod analysis;
 pub mod cost;
@@ -23,6 +24,7 @@ pub mod rules;
 pub mod terms;
 
 mod convert;
+mod dag;
 
 use std::time::Duration;
 
