@@ -12,7 +12,9 @@
 //! must fuse into one attention node, planned on its own (the sealed plans of
 //! `weft attn` and `weft tune`).
 
-use weft_ir::autodiff::{AutodiffError, Gradients, differentiate_outputs, trainable_parameters};
+use weft_ir::autodiff::{
+    AutodiffError, Checkpointing, Gradients, checkpoint, differentiate_outputs, trainable_parameters,
+};
 use weft_ir::graph::{NodeId, Op, ValidGraph};
 
 use crate::attention::{AttentionError, AttentionPlanOptions, FusedAttentionDesc, PlanStats, plan_attention};
@@ -48,6 +50,10 @@ pub struct CompileOptions {
     /// In training mode, append the optimizer step (gradient norm, clipping,
     /// AdamW) to the plan: `weft train`'s plan. `weft bench step` leaves it off.
     pub update: Option<UpdateOptions>,
+    /// In training mode, recompute each segment's activations in the
+    /// backward pass instead of keeping them ([`checkpoint`]): much less
+    /// memory at long context for about a third more work.
+    pub gradient_checkpointing: bool,
 }
 
 impl Default for CompileOptions {
@@ -58,6 +64,7 @@ impl Default for CompileOptions {
             optimizer: OptimizeOptions::default(),
             plan: GraphPlanOptions::default(),
             update: None,
+            gradient_checkpointing: false,
         }
     }
 }
@@ -140,6 +147,8 @@ pub struct Compiled {
     /// In training mode: the forward graph with its backward pass appended,
     /// and which output holds which gradient.
     pub gradients: Option<Gradients>,
+    /// With [`CompileOptions::gradient_checkpointing`]: what it recomputes.
+    pub checkpointing: Option<Checkpointing>,
     /// The kernels and buffers that run it.
     pub plan: KernelPlan,
     /// One entry per kernel of `plan`, in order.
@@ -237,6 +246,7 @@ pub fn compile(reference: ValidGraph, opts: &CompileOptions) -> Result<Compiled,
         None
     };
     let forward = optimized.as_ref().map_or(&reference, |o| &o.graph);
+    let mut checkpointing = None;
     let gradients = match &opts.mode {
         Mode::Inference => None,
         Mode::Training { wrt, seeds } => {
@@ -247,9 +257,14 @@ pub fn compile(reference: ValidGraph, opts: &CompileOptions) -> Result<Compiled,
             let wrt: Vec<&str> = wrt.iter().map(String::as_str).collect();
             let seeds: Vec<&str> = seeds.iter().map(String::as_str).collect();
             let seeded = (!seeds.is_empty()).then_some(seeds.as_slice());
-            let step = differentiate_outputs(forward, seeded, &wrt).map_err(|source| {
-                CompileError::Differentiate { graph: name.clone(), source: Box::new(source) }
-            })?;
+            let differentiate_err =
+                |source| CompileError::Differentiate { graph: name.clone(), source: Box::new(source) };
+            let mut step = differentiate_outputs(forward, seeded, &wrt).map_err(differentiate_err)?;
+            if opts.gradient_checkpointing {
+                let (rebuilt, report) = checkpoint(step, forward.len()).map_err(differentiate_err)?;
+                step = rebuilt;
+                checkpointing = Some(report);
+            }
             Some(step)
         }
     };
@@ -265,7 +280,16 @@ pub fn compile(reference: ValidGraph, opts: &CompileOptions) -> Result<Compiled,
         (None, _) => None,
     };
     let kernels = plan.kernels.iter().map(KernelStats::of).collect();
-    Ok(Compiled { reference, optimized, gradients, plan, kernels, update, options: opts.clone() })
+    Ok(Compiled {
+        reference,
+        optimized,
+        gradients,
+        checkpointing,
+        plan,
+        kernels,
+        update,
+        options: opts.clone(),
+    })
 }
 
 /// The fused attention nodes of `graph` and their planning descriptions.

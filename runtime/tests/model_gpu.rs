@@ -11,10 +11,11 @@ use std::collections::HashMap;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use weft_compiler::kernel::Access;
 use weft_compiler::optimize::{OptimizeOptions, optimize};
 use weft_compiler::{AttentionKernel, AttentionTiles};
 use weft_compiler::{GraphPlanOptions, plan_graph};
-use weft_ir::autodiff::{Gradients, differentiate, trainable_parameters};
+use weft_ir::autodiff::{Gradients, checkpoint, differentiate, trainable_parameters};
 use weft_ir::graph::{Op, ValidGraph};
 use weft_ir::interp::{Tensor, run};
 use weft_ir::model::{LlamaConfig, ModelGraphOptions, build_llama_graph};
@@ -206,4 +207,49 @@ fn the_fused_training_graph_has_no_t_squared_buffers_and_matches() {
         let got = executor.run(&plan, &gpu_inputs).unwrap();
         assert_close(&got, &want);
     }
+}
+
+/// Gradient checkpointing on the GPU: the fused training step without a
+/// logits output, rebuilt so that its backward pass recomputes each layer,
+/// gives the interpreter's loss and gradients (of the plain, unfused step).
+/// With the logits read by nothing after the loss's gradient, that gradient
+/// overwrites them: its kernel binds one read-write buffer for both.
+#[test]
+fn a_checkpointed_training_step_with_the_loss_gradient_in_place_matches_the_interpreter() {
+    let mut rng = rng();
+    let (batch, t) = (2, 32);
+    let config = llama::tiny_config(false);
+    let opts = ModelGraphOptions {
+        lora: Some(llama::lora()),
+        train_embed: true,
+        train_norm: true,
+        loss: true,
+        logits_output: false,
+        ..ModelGraphOptions::new(batch, t)
+    };
+    let reference = build_llama_graph(&config, Some(&llama::schedule(t)), &opts).unwrap();
+    let training = OptimizeOptions { training: true, ..OptimizeOptions::default() };
+    let optimized = optimize(&reference, &training).unwrap().graph;
+    let (checkpointed, report) = checkpoint(step(&optimized, &reference), optimized.len()).unwrap();
+    assert!(report.recomputed > 0, "{report:?}");
+    // The recomputed forward includes each layer's fused attention.
+    let forwards = count(&checkpointed.graph, |op| matches!(op, Op::FusedAttention { .. }));
+    assert_eq!(forwards, 2 * config.num_hidden_layers);
+    let unfused_step = step(&reference, &reference);
+
+    let Some(gpu) = gpu() else { return };
+    let plan = plan_graph(&checkpointed.graph, &gpu.plan_options()).unwrap();
+    assert_no_square_buffers(&plan, t);
+    let loss_grad = plan.kernels.iter().find(|k| k.name.contains("cross_entropy_grad_rows")).unwrap();
+    let access: Vec<Access> = loss_grad.bindings.iter().map(|b| b.access).collect();
+    assert_eq!(
+        access,
+        [Access::ReadWrite, Access::Read, Access::Read],
+        "dlogits over the logits, targets, weight"
+    );
+    let (gpu_inputs, ref_inputs) = inputs(&unfused_step.graph, &config, t, &mut rng);
+    let want = run(&unfused_step.graph, &ref_inputs).unwrap();
+    let got = Executor::new(gpu).run(&plan, &gpu_inputs).unwrap();
+    assert_eq!(got.len(), want.len());
+    assert_close(&got, &want);
 }

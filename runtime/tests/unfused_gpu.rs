@@ -53,6 +53,7 @@ fn tiny_options(ex: &Executor) -> GraphPlanOptions {
         },
         alias_reshapes: true,
         share_scratch: true,
+        in_place_loss_gradient: true,
         matmul: MatmulTable::default_for(&l),
         fuse_elementwise: true,
         attention_forward: AttentionTiles::default(),

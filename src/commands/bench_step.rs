@@ -41,6 +41,9 @@ pub struct BenchStepArgs {
     /// Fold RoPE into the fused attention kernels' loads (off by default: slower on lavapipe).
     #[arg(long)]
     pub rope_on_load: bool,
+    /// Recompute each layer's activations in the backward pass instead of keeping them.
+    #[arg(long)]
+    pub gradient_checkpointing: bool,
     /// After timing, run each kernel on its own and print the slowest ones.
     #[arg(long, value_name = "N", value_parser = crate::args::repeats)]
     pub profile: Option<usize>,
@@ -112,6 +115,7 @@ pub fn run(args: &BenchStepArgs) -> anyhow::Result<()> {
                 train_embed: true,
                 train_norm: true,
                 loss: true,
+                logits_output: false,
                 ..ModelGraphOptions::new(1, t)
             };
             let started = Instant::now();
@@ -122,6 +126,7 @@ pub fn run(args: &BenchStepArgs) -> anyhow::Result<()> {
                 mode: Mode::Training { wrt: Vec::new(), seeds: vec!["loss".to_string()] },
                 optimizer: OptimizeOptions { rope_on_load: args.rope_on_load, ..OptimizeOptions::default() },
                 plan: plan_opts.clone(),
+                gradient_checkpointing: args.gradient_checkpointing,
                 ..CompileOptions::default()
             };
             let compiled = compile(graph, &opts)?;
@@ -129,6 +134,13 @@ pub fn run(args: &BenchStepArgs) -> anyhow::Result<()> {
             let step = compiled.planned_graph();
             let square = plan.buffers.values().filter(|b| b.shape.ends_with(&[t, t])).count();
             errln!("  {pattern}: compiled in {:.1} s", started.elapsed().as_secs_f64());
+            if let Some(c) = &compiled.checkpointing {
+                errln!(
+                    "  {pattern}: gradient checkpointing keeps {} activations, recomputes {} nodes",
+                    c.checkpoints,
+                    c.recomputed
+                );
+            }
             let (peak, largest) = (plan.total_bytes(), plan.largest_buffer());
             let mib = |b: u64| format!("{:.1} MiB", b as f64 / (1 << 20) as f64);
             let square = if square == 0 { "none".to_string() } else { square.to_string() };

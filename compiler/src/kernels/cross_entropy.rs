@@ -10,7 +10,8 @@
 //! `logsumexp - logit[target]` to a scratch buffer that one thread then sums
 //! and divides by the count; the gradient first computes `dloss / count` once
 //! into a scratch scalar (so no row thread loops over all targets), then
-//! recomputes each row's softmax.
+//! recomputes each row's softmax. The gradient may overwrite the logits in
+//! place, when the planner gives both one buffer (`plan/graph.rs`).
 
 use std::fmt::Write;
 
@@ -20,13 +21,14 @@ use super::embedding::QUIET_NAN;
 use super::{Ctx, Operand};
 use crate::kernel::{BufferRole, Kernel};
 
-/// The row maximum `m` and `total = sum(exp(x - m))` of the row at `base`.
-fn row_max_and_total(vocab: usize) -> String {
+/// The row maximum `m` and `total = sum(exp(x - m))` of the row at `base`,
+/// loaded through `ld_{var}`.
+fn row_max_and_total(var: &str, vocab: usize) -> String {
     format!(
-        "var m = ld_logits(base);\n\
-         for (var j = 1u; j < {vocab}u; j++) {{\n    m = max(m, ld_logits(base + j));\n}}\n\
+        "var m = ld_{var}(base);\n\
+         for (var j = 1u; j < {vocab}u; j++) {{\n    m = max(m, ld_{var}(base + j));\n}}\n\
          var total = 0.0;\n\
-         for (var j = 0u; j < {vocab}u; j++) {{\n    total += exp(ld_logits(base + j) - m);\n}}\n"
+         for (var j = 0u; j < {vocab}u; j++) {{\n    total += exp(ld_{var}(base + j) - m);\n}}\n"
     )
 }
 
@@ -57,7 +59,7 @@ pub(crate) fn emit(cx: &mut Ctx, inputs: &[Operand], out: &Operand) -> Result<Ve
          \x20   loss = log(total) + m - ld_logits(base + u32(t));\n\
          }}\n\
          st_rows(i, loss);\n",
-        max_total = row_max_and_total(vocab),
+        max_total = row_max_and_total("logits", vocab),
     );
     let mut k = KernelBuilder::new(cx.site, cx.limits, &cx.kernel_name("rows"), "cross-entropy per row");
     k.read("logits", &logits.region)?;
@@ -115,6 +117,11 @@ pub(crate) fn emit_grad(
     k.write("weight", &weight)?;
     let weight_kernel = k.finish(1, &body)?;
 
+    // The planner may give the gradient the logits' own buffer (they are
+    // dead after it): each thread reads its whole row before writing it, so
+    // the row is then one read-write binding.
+    let in_place = out.region.buffer == logits.region.buffer && out.region.base == logits.region.base;
+    let input = if in_place { "dlogits" } else { "logits" };
     let mut body = String::new();
     let _ = write!(
         body,
@@ -131,20 +138,26 @@ pub(crate) fn emit_grad(
          let w = select(quiet_nan(i), ld_weight(0u), t < {vocab});\n\
          let scale = w / total;\n\
          for (var j = 0u; j < {vocab}u; j++) {{\n\
-         \x20   var g = exp(ld_logits(base + j) - m) * scale;\n\
+         \x20   var g = exp(ld_{input}(base + j) - m) * scale;\n\
          \x20   if (i32(j) == t) {{\n\
          \x20       g -= w;\n\
          \x20   }}\n\
          \x20   st_dlogits(base + j, g);\n\
          }}\n",
-        max_total = row_max_and_total(vocab),
+        max_total = row_max_and_total(input, vocab),
     );
     let mut k =
         KernelBuilder::new(cx.site, cx.limits, &cx.kernel_name("rows"), "cross-entropy gradient per row");
-    k.read("logits", &logits.region)?;
-    k.read("targets", &targets.region)?;
-    k.read("weight", &weight)?;
-    k.write("dlogits", &out.region)?;
+    if in_place {
+        k.read_write("dlogits", &out.region)?;
+        k.read("targets", &targets.region)?;
+        k.read("weight", &weight)?;
+    } else {
+        k.read("logits", &logits.region)?;
+        k.read("targets", &targets.region)?;
+        k.read("weight", &weight)?;
+        k.write("dlogits", &out.region)?;
+    }
     k.helper(QUIET_NAN);
     Ok(vec![weight_kernel, k.finish(rows, &body)?])
 }

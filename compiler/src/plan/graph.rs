@@ -31,6 +31,7 @@ pub fn plan_graph(graph: &ValidGraph, opts: &GraphPlanOptions) -> Result<KernelP
         check_node(graph, id, opts)?;
     }
 
+    let fusion = if opts.fuse_elementwise { Fusion::plan(graph, opts) } else { Fusion::none(graph) };
     // The node whose buffer holds each node's values.
     let mut root: Vec<NodeId> = Vec::with_capacity(ids.len());
     for &id in &ids {
@@ -39,6 +40,23 @@ pub fn plan_graph(graph: &ValidGraph, opts: &GraphPlanOptions) -> Result<KernelP
             (Op::Reshape { .. }, Some(x)) if opts.alias_reshapes => root[x.index()],
             _ => id,
         });
+    }
+    // Nodes whose kernel writes over their first operand's buffer.
+    let mut in_place: HashSet<NodeId> = HashSet::new();
+    if opts.in_place_loss_gradient {
+        for &id in &ids {
+            let node = graph.node(id);
+            let Some(&logits) = node.inputs.first() else { continue };
+            if matches!(node.op, Op::CrossEntropyGrad)
+                && overwrites_dead_operand(graph, &fusion, &root, id, logits)
+            {
+                let target = root[logits.index()];
+                for r in root.iter_mut().filter(|r| **r == id) {
+                    *r = target;
+                }
+                in_place.insert(id);
+            }
+        }
     }
 
     let mut names = Names::default();
@@ -71,7 +89,6 @@ pub fn plan_graph(graph: &ValidGraph, opts: &GraphPlanOptions) -> Result<KernelP
             copies.push((name.clone(), *id, shape));
         }
     }
-    let fusion = if opts.fuse_elementwise { Fusion::plan(graph, opts) } else { Fusion::none(graph) };
     for &id in &ids {
         // A fused group's inner values live in registers only.
         if root[id.index()] == id && buffer[id.index()].is_none() && fusion.materialized(id) {
@@ -102,7 +119,7 @@ pub fn plan_graph(graph: &ValidGraph, opts: &GraphPlanOptions) -> Result<KernelP
 
     for &id in &ids {
         let node = graph.node(id);
-        if node.op.leaf_name().is_some() || root[id.index()] != id {
+        if node.op.leaf_name().is_some() || (root[id.index()] != id && !in_place.contains(&id)) {
             continue;
         }
         if let Some(group) = fusion.group(id) {
@@ -209,6 +226,34 @@ pub fn plan_graph(graph: &ValidGraph, opts: &GraphPlanOptions) -> Result<KernelP
         memory::share_scratch(&mut plan);
     }
     Ok(plan)
+}
+
+/// Whether node `id` may write its result over its operand `x`'s buffer:
+/// that buffer holds a value computed by the plan (not a leaf, not an
+/// output), and no kernel reads it after `id`'s. Readers of the values that
+/// share the buffer (reshapes of it) count, each at the kernel that reads it
+/// (a fused group's kernel runs at its last member).
+fn overwrites_dead_operand(
+    graph: &ValidGraph,
+    fusion: &Fusion,
+    root: &[NodeId],
+    id: NodeId,
+    x: NodeId,
+) -> bool {
+    let target = root[x.index()];
+    if graph.node(target).op.leaf_name().is_some() {
+        return false;
+    }
+    let shares = |n: NodeId| root[n.index()] == target || root[n.index()] == id;
+    if graph.outputs().iter().any(|(_, o)| shares(*o)) {
+        return false;
+    }
+    graph.node_ids().filter(|&n| root[n.index()] == target).all(|n| {
+        graph.users(n).all(|(user, _)| {
+            let at = fusion.group(user).and_then(|g| g.members.last().copied()).unwrap_or(user);
+            at <= id
+        })
+    })
 }
 
 /// The gradient nodes of each fused attention, keyed by the group's first node:

@@ -44,6 +44,10 @@ pub struct GraphPlanOptions {
     pub alias_reshapes: bool,
     /// Scratch buffers whose lifetimes do not overlap share one allocation.
     pub share_scratch: bool,
+    /// The loss's gradient overwrites the logits when nothing reads them
+    /// after it: at long context the `[T, vocab]` logits are the step's
+    /// largest buffer, and this keeps one of them instead of two.
+    pub in_place_loss_gradient: bool,
     /// The matmul kernel's tile shape and workgroup size per problem class
     /// (narrow, small, large): each matmul looks up its own.
     pub matmul: MatmulTable,
@@ -72,6 +76,7 @@ impl GraphPlanOptions {
             limits,
             alias_reshapes: true,
             share_scratch: true,
+            in_place_loss_gradient: true,
             matmul: MatmulTable::default_for(&limits),
             fuse_elementwise: true,
             attention_forward: AttentionTiles::default_for(&limits),

@@ -10,15 +10,19 @@
 //!   Dense `attention` gets the eager backward (materialized probabilities);
 //!   `fused-attention` gets `fused-attention-grad` nodes, a FlashAttention-2
 //!   backward. So differentiating the optimized graph gives the fused step;
+//! - `checkpoint.rs`: [`checkpoint`], gradient checkpointing: the backward
+//!   pass recomputes each segment's activations from a few kept ones;
 //! - `error.rs`: [`AutodiffError`].
 //!
 //! The gradient checks live in `ir/tests/gradcheck.rs`.
 
+mod checkpoint;
 mod error;
 mod rules;
 
 use std::collections::{BTreeSet, HashSet};
 
+pub use checkpoint::{Checkpointing, checkpoint};
 pub use error::AutodiffError;
 
 use crate::graph::{Graph, NodeId, Op, ValidGraph};

@@ -58,6 +58,10 @@ pub struct ModelGraphOptions {
     /// Also compute the mean next-token cross-entropy `loss` against the
     /// integer input `targets [B, T]` (negative targets are ignored).
     pub loss: bool,
+    /// Output `logits`. A training step that reads only `loss` leaves it
+    /// off, so that the `[B, T, vocab]` logits are a scratch buffer freed
+    /// after the loss's gradient, not an output kept for the whole step.
+    pub logits_output: bool,
     /// Also output every layer's keys (after RoPE) and values, before
     /// grouped-query attention repeats them: `present.{i}.key` and
     /// `present.{i}.value`, `[B, G, T, D]`. What a decoder's cache takes from
@@ -80,6 +84,7 @@ impl ModelGraphOptions {
             train_norm: false,
             train_all: false,
             loss: false,
+            logits_output: true,
             kv_outputs: false,
             last_logits: false,
         }
@@ -279,7 +284,9 @@ impl Builder<'_> {
             let logits = b.g.matmul(x, head, false, true)?;
             b.g.reshape(logits, &[batch, t, config.vocab_size])?
         };
-        b.g.set_output("logits", logits);
+        if b.opts.logits_output {
+            b.g.set_output("logits", logits);
+        }
         Ok(logits)
     }
 }

@@ -84,6 +84,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         train_norm: settings.mode == TrainMode::LoraPlus,
         train_all: settings.mode == TrainMode::Full,
         loss: true,
+        logits_output: false,
         ..ModelGraphOptions::new(settings.batch_size, settings.seq_len)
     };
     let graph = build_llama_graph(config, schedule.as_ref(), &opts)?;
@@ -100,10 +101,24 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         mode: Mode::Training { wrt: Vec::new(), seeds: vec!["loss".to_string()] },
         plan: crate::commands::tune::plan_options(&gpu),
         update: Some(UpdateOptions { accumulate: settings.grad_accum > 1 }),
+        gradient_checkpointing: settings.gradient_checkpointing,
         ..CompileOptions::default()
     };
     let compiled = compile(graph, &compile_opts).context("compiling the training step")?;
-    crate::memory::check_fits(compiled.plan.total_bytes(), "the training step's buffers")?;
+    if let Some(c) = &compiled.checkpointing {
+        errln!(
+            "gradient checkpointing: {} activations kept, {} nodes recomputed in the backward pass",
+            c.checkpoints,
+            c.recomputed
+        );
+    }
+    crate::memory::check_fits(compiled.plan.total_bytes(), "the training step's buffers").map_err(|e| {
+        if settings.gradient_checkpointing {
+            e
+        } else {
+            anyhow::anyhow!("{e}, or --gradient-checkpointing, which keeps far fewer activations")
+        }
+    })?;
     let mut executor = Executor::new(gpu);
     let step = TrainingStep::new(&mut executor, &compiled, settings.batch_size, settings.seq_len)?;
     let trained: Vec<String> = step.update_plan().params.iter().map(|p| p.name.clone()).collect();
