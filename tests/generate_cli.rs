@@ -241,15 +241,15 @@ fn example_spec(name: &str) -> String {
 
 /// Greedy `weft generate` equals transformers' `generate(do_sample=False)`
 /// token for token, on checkpoints transformers wrote (GQA, linear RoPE
-/// scaling, tied and untied); the logits agree to 1e-4 of the largest. See
-/// tests/data/make_generate_fixture.py.
+/// scaling, tied and untied, and Llama 3.1's RoPE); the logits agree to 1e-4
+/// of the largest. See tests/data/make_generate_fixture.py.
 #[test]
 fn greedy_generation_matches_transformers() {
     if !gpu() {
         return;
     }
     let dir = scratch("generate_transformers");
-    for case in ["untied", "tied"] {
+    for case in ["untied", "tied", "llama3"] {
         let fixture = common::root().join("tests/data/generate").join(case);
         let out = dir.join(format!("{case}.safetensors"));
         let o = weft(&[

@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{gpu, root, scratch, stderr, weft};
-use weft_runtime::io::TensorFile;
+use weft_runtime::io::{IntTensor, TensorFile, save_with_ints};
 
 /// Relative tolerance on the loss and the gradient norm.
 const LOSS_TOLERANCE: f64 = 1e-4;
@@ -479,4 +479,65 @@ fn resume_names_a_changed_setting_and_accepts_a_moved_config() {
         "{}",
         stderr(&o)
     );
+}
+
+/// A Llama 3.1 base (`rope_type: "llama3"`, the generate fixture, context
+/// 32) fine-tunes within its context, and its adapter's run records no
+/// linear factor; past its context it is refused before anything is
+/// written, since linear interpolation cannot be added to Llama 3's scaling.
+#[test]
+fn a_llama3_base_trains_within_its_context_and_refuses_interpolation() {
+    if !gpu() {
+        return;
+    }
+    let dir = scratch("train-llama3");
+    let base = root().join("tests/data/generate/llama3");
+    let data = |t: usize| {
+        let path = dir.join(format!("ids-{t}.safetensors"));
+        let ids: Vec<i64> = (0..4 * t).map(|i| (3 + (i * 7) % 90) as i64).collect();
+        let ints = BTreeMap::from([("input_ids".to_string(), IntTensor { shape: vec![4, t], data: ids })]);
+        save_with_ints(&path, &BTreeMap::new(), &ints).unwrap();
+        path
+    };
+    let run = |t: usize, out: &Path| {
+        let (ids, t_text) = (data(t), t.to_string());
+        weft(&[
+            "train",
+            "--model",
+            base.to_str().unwrap(),
+            "--data",
+            ids.to_str().unwrap(),
+            "--seq-len",
+            &t_text,
+            "--out",
+            out.to_str().unwrap(),
+            "--steps",
+            "2",
+            "--heldout",
+            "0",
+            "--lr",
+            "1e-3",
+        ])
+    };
+    let out = dir.join("within");
+    let o = run(32, &out);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let losses: Vec<f64> = metrics(&out).iter().map(|r| r["loss"].as_f64().unwrap()).collect();
+    assert!(losses.len() == 2 && losses.iter().all(|l| l.is_finite()), "{losses:?}");
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("adapter/weft_run.json")).unwrap()).unwrap();
+    assert_eq!(record["rope_linear_factor"], 1.0);
+
+    let past = dir.join("past");
+    let o = run(64, &past);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(
+            "--seq-len 64 is beyond the base's context of 32 tokens (max_position_embeddings), and its RoPE is \
+             Llama 3's frequency scaling"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!past.exists(), "nothing is written for a refused run");
 }

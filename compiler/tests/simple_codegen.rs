@@ -13,7 +13,8 @@ use weft_compiler::{MatmulClass, MatmulConfig, MatmulKernel, MatmulTable};
 use weft_ir::autodiff::{differentiate, trainable_parameters};
 use weft_ir::expr::parse_mask;
 use weft_ir::graph::{
-    AttentionGrad, DType, Graph, HeadMask, HeadRange, NodeId, Op, RopeParams, TensorType, UnaryOp, ValidGraph,
+    AttentionGrad, DType, Graph, HeadMask, HeadRange, NodeId, Op, RopeFreqs, RopeParams, TensorType, UnaryOp,
+    ValidGraph,
 };
 use weft_ir::lower::{LowerOptions, lower_pattern};
 use weft_ir::model::{ModelGraphOptions, build_llama_graph};
@@ -72,7 +73,13 @@ fn op_cases() -> Vec<(&'static str, ValidGraph)> {
         ("rms-norm-grad", op_graph(Op::RmsNormGrad { eps: 1e-5 }, &[&[3, 10], &[10], &[3, 10]])),
         ("rms-norm-weight-grad", op_graph(Op::RmsNormWeightGrad { eps: 1e-5 }, &[&[2, 3, 10], &[2, 3, 10]])),
         // The transpose of a rotary embedding: it turns the other way.
-        ("rope-inverse", op_graph(Op::Rope { theta: 10000.0, position_scale: -4.0 }, &[&[1, 2, 9, 8]])),
+        (
+            "rope-inverse",
+            op_graph(
+                Op::Rope { theta: 10000.0, position_scale: -4.0, freqs: RopeFreqs::Default },
+                &[&[1, 2, 9, 8]],
+            ),
+        ),
         ("reshape", op_graph(Op::Reshape { shape: vec![6, 4] }, &[&[2, 3, 4]])),
         ("permute", op_graph(Op::Permute { perm: vec![2, 0, 3, 1] }, &[&[2, 3, 4, 5]])),
         ("roll", op_graph(Op::Roll { axis: 2, shift: -3, heads: None }, &[bhnd])),
@@ -111,7 +118,13 @@ fn op_cases() -> Vec<(&'static str, ValidGraph)> {
             op_graph(Op::MatMul { transpose_a: true, transpose_b: true }, &[&[2, 3, 7, 5], &[2, 3, 6, 7]]),
         ),
         ("rms-norm", op_graph(Op::RmsNorm { eps: 1e-5 }, &[&[3, 10], &[10]])),
-        ("rope", op_graph(Op::Rope { theta: 10000.0, position_scale: 4.0 }, &[&[1, 2, 9, 8]])),
+        (
+            "rope",
+            op_graph(
+                Op::Rope { theta: 10000.0, position_scale: 4.0, freqs: RopeFreqs::Default },
+                &[&[1, 2, 9, 8]],
+            ),
+        ),
         (
             "fused-attention",
             op_graph(

@@ -15,7 +15,7 @@ use weft_ir::autodiff::{
 };
 use weft_ir::expr::parse_mask;
 use weft_ir::graph::{
-    DType, Graph, HeadMask, HeadRange, NodeId, Op, RopeParams, TensorType, UnaryOp, ValidGraph,
+    DType, Graph, HeadMask, HeadRange, NodeId, Op, RopeFreqs, RopeParams, TensorType, UnaryOp, ValidGraph,
 };
 use weft_ir::interp::{Tensor, run};
 use weft_ir::lower::{LowerOptions, lower_pattern};
@@ -173,7 +173,29 @@ fn every_op_with_a_rule_matches_finite_differences() {
             ("mul", op_graph(Op::Mul, &[&[3, 4], &[3, 4]])),
             ("scale", op_graph(Op::Scale { factor: -0.75 }, &[&[5]])),
             ("rms-norm", op_graph(Op::RmsNorm { eps: 1e-3 }, &[&[2, 3, 5], &[5]])),
-            ("rope", op_graph(Op::Rope { theta: 100.0, position_scale: 2.0 }, &[&[1, 2, 6, 4]])),
+            (
+                "rope",
+                op_graph(
+                    Op::Rope { theta: 100.0, position_scale: 2.0, freqs: RopeFreqs::Default },
+                    &[&[1, 2, 6, 4]],
+                ),
+            ),
+            (
+                "rope-llama3",
+                op_graph(
+                    Op::Rope {
+                        theta: 100.0,
+                        position_scale: 2.0,
+                        freqs: RopeFreqs::Llama3 {
+                            factor: 4.0,
+                            low_freq_factor: 1.0,
+                            high_freq_factor: 2.0,
+                            original_context: 8.0,
+                        },
+                    },
+                    &[&[1, 2, 6, 4]],
+                ),
+            ),
             ("reshape", op_graph(Op::Reshape { shape: vec![6, 2] }, &[&[3, 4]])),
             ("permute", op_graph(Op::Permute { perm: vec![2, 0, 1] }, &[&[2, 3, 4]])),
             ("roll", op_graph(Op::Roll { axis: 1, shift: -3, heads: None }, &[&[2, 7]])),

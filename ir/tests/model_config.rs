@@ -152,6 +152,44 @@ fn both_forms_are_accepted_together_when_they_agree() {
     );
 }
 
+/// Llama 3.1's `rope_scaling` as its checkpoints spell it (and as
+/// `rope_parameters`): the four numbers, positions unscaled.
+#[test]
+fn reads_llama3_rope_scaling_in_either_form() {
+    let llama3 = json!({"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                        "original_max_position_embeddings": 8192});
+    let expected = RopeScaling::Llama3 {
+        factor: 8.0,
+        low_freq_factor: 1.0,
+        high_freq_factor: 4.0,
+        original_max_position_embeddings: 8192.0,
+    };
+    let legacy = with(with(small(), "rope_theta", json!(500000.0)), "rope_scaling", llama3.clone());
+    let mut current_form = llama3.clone();
+    current_form["rope_theta"] = json!(500000.0);
+    let current = with(small(), "rope_parameters", current_form);
+    for config in [legacy, current] {
+        let rope = parse(&config).unwrap().rope;
+        assert_eq!(rope, Rope { theta: 500000.0, scaling: expected });
+        assert_eq!(rope.position_scale(), 1.0);
+        assert_eq!(rope.params().freqs.to_string(), "llama3:8.0:1.0:4.0:8192.0");
+    }
+    // Each of the four is required, and the blend needs low below high.
+    let mut missing = llama3.clone();
+    missing.as_object_mut().unwrap().remove("high_freq_factor");
+    let (kind, message) = invalid(&with(small(), "rope_scaling", missing));
+    assert_eq!(kind, ConfigErrorKind::Missing { key: "rope_scaling.high_freq_factor".into() });
+    assert_eq!(message, "config.json: missing required key `rope_scaling.high_freq_factor`");
+    let mut inverted = llama3;
+    inverted["low_freq_factor"] = json!(4.0);
+    inverted["high_freq_factor"] = json!(1.0);
+    let (_, message) = invalid(&with(small(), "rope_scaling", inverted));
+    assert_eq!(
+        message,
+        "config.json: `rope_scaling.low_freq_factor` is 4.0, but it must be below `rope_scaling.high_freq_factor` (1.0)"
+    );
+}
+
 #[test]
 fn null_or_absent_rope_scaling_means_no_scaling() {
     let null = with(with(small(), "rope_scaling", Value::Null), "rope_theta", json!(500000.0));
@@ -374,8 +412,8 @@ fn eps_theta_and_factor_must_be_positive() {
 
 #[test]
 fn unsupported_rope_types_name_the_type_and_the_supported_ones() {
-    let supported = "\"default\" (no scaling), \"linear\" (position interpolation)";
-    for rope_type in ["dynamic", "yarn", "llama3", "longrope"] {
+    let supported = "\"default\" (no scaling), \"linear\" (position interpolation), \"llama3\" (Llama 3.1's frequency bands)";
+    for rope_type in ["dynamic", "yarn", "longrope"] {
         let legacy = with(small(), "rope_scaling", json!({"type": rope_type, "factor": 2.0}));
         let (kind, message) = invalid(&legacy);
         assert_eq!(

@@ -18,13 +18,19 @@ use weft_compiler::{GraphPlanOptions, MatmulConfig, MatmulKernel, MatmulTable, p
 use weft_ir::autodiff::differentiate;
 use weft_ir::expr::parse_mask;
 use weft_ir::graph::{
-    AttentionGrad, DType, Graph, HeadMask, HeadRange, NodeId, Op, RopeParams, TensorType, UnaryOp, ValidGraph,
+    AttentionGrad, DType, Graph, HeadMask, HeadRange, NodeId, Op, RopeFreqs, RopeParams, TensorType, UnaryOp,
+    ValidGraph,
 };
 use weft_ir::interp::{Tensor, run};
 use weft_ir::lower::{LowerOptions, lower_pattern};
 use weft_ir::{Mask, Overrides};
 use weft_runtime::testing::{executor, expectations};
 use weft_runtime::{Executor, HostValues};
+
+/// Llama 3.1's RoPE frequencies, with an original context short enough
+/// that a head of 8 columns reaches two of the bands.
+const LLAMA3: RopeFreqs =
+    RopeFreqs::Llama3 { factor: 4.0, low_freq_factor: 1.0, high_freq_factor: 2.0, original_context: 8.0 };
 
 const TOLERANCE: f64 = 1e-4;
 
@@ -112,7 +118,13 @@ fn op_cases() -> Vec<(&'static str, ValidGraph)> {
         ("rms-norm-grad", op_graph(Op::RmsNormGrad { eps: 1e-5 }, &[&[3, 10], &[10], &[3, 10]])),
         ("rms-norm-weight-grad", op_graph(Op::RmsNormWeightGrad { eps: 1e-5 }, &[&[2, 3, 10], &[2, 3, 10]])),
         // The transpose of a rotary embedding: it turns the other way.
-        ("rope-inverse", op_graph(Op::Rope { theta: 10000.0, position_scale: -4.0 }, &[&[1, 2, 9, 8]])),
+        (
+            "rope-inverse",
+            op_graph(
+                Op::Rope { theta: 10000.0, position_scale: -4.0, freqs: RopeFreqs::Default },
+                &[&[1, 2, 9, 8]],
+            ),
+        ),
         ("reshape", op_graph(Op::Reshape { shape: vec![6, 4] }, &[&[2, 3, 4]])),
         ("permute", op_graph(Op::Permute { perm: vec![2, 0, 3, 1] }, &[&[2, 3, 4, 5]])),
         ("roll", op_graph(Op::Roll { axis: 2, shift: -3, heads: None }, &[bhnd])),
@@ -145,7 +157,18 @@ fn op_cases() -> Vec<(&'static str, ValidGraph)> {
         ("matmul-tb", op_graph(mm(false, true), &[&[8, 16], &[12, 16]])),
         ("matmul-ta-tb", op_graph(mm(true, true), &[&[2, 3, 7, 5], &[2, 3, 6, 7]])),
         ("rms-norm", op_graph(Op::RmsNorm { eps: 1e-5 }, &[&[3, 10], &[10]])),
-        ("rope", op_graph(Op::Rope { theta: 10000.0, position_scale: 4.0 }, &[&[1, 2, 9, 8]])),
+        (
+            "rope",
+            op_graph(
+                Op::Rope { theta: 10000.0, position_scale: 4.0, freqs: RopeFreqs::Default },
+                &[&[1, 2, 9, 8]],
+            ),
+        ),
+        // Llama 3's bands: pair 0 blended, pairs 1..4 divided by the factor.
+        (
+            "rope-llama3",
+            op_graph(Op::Rope { theta: 10000.0, position_scale: 1.0, freqs: LLAMA3 }, &[&[1, 2, 9, 8]]),
+        ),
         (
             "fused-attention",
             op_graph(

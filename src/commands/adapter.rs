@@ -27,6 +27,7 @@ pub fn apply_run_factor(config: &LlamaConfig, record: &RunRecord, dir: &Path) ->
     let base = match config.rope.scaling {
         RopeScaling::None => "no scaling".to_string(),
         RopeScaling::Linear { factor } => format!("linear factor {factor}"),
+        llama3 @ RopeScaling::Llama3 { .. } => llama3.to_string(),
     };
     errln!(
         "RoPE: linear factor {} from {} (trained at {} tokens; the base config has {base})",

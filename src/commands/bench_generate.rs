@@ -9,7 +9,6 @@ use std::time::Instant;
 use clap::Args;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use weft_compiler::{CompileOptions, compile};
-use weft_ir::graph::RopeParams;
 use weft_ir::mask::{Reach, causal_stats, head_stats};
 use weft_ir::model::{
     DecodeGraphOptions, LlamaConfig, ModelGraphOptions, build_llama_decode_graph, build_llama_graph,
@@ -187,7 +186,7 @@ fn measure(
         n_kv_heads: kv,
         head_dim: config.head_dim,
         vocab: config.vocab_size,
-        rope: RopeParams::new(config.rope.theta, config.rope.position_scale()),
+        rope: config.rope.params(),
         reach,
     };
     let slots = spec.cache_slots();

@@ -124,7 +124,7 @@ fn decode_trials(
             n_kv_heads: config.num_key_value_heads,
             head_dim: config.head_dim,
             vocab: config.vocab_size,
-            rope: weft_ir::graph::RopeParams::new(config.rope.theta, config.rope.position_scale()),
+            rope: config.rope.params(),
             reach: reach.clone(),
         };
         let prefill = ModelGraphOptions {

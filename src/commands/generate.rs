@@ -14,7 +14,6 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use weft_compiler::{CompileOptions, compile};
 use weft_ir::Schedule;
-use weft_ir::graph::RopeParams;
 use weft_ir::model::{
     DecodeGraphOptions, LlamaConfig, ModelGraphOptions, build_llama_decode_graph, build_llama_graph,
 };
@@ -158,7 +157,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
         n_kv_heads: config.num_key_value_heads,
         head_dim: config.head_dim,
         vocab,
-        rope: RopeParams::new(config.rope.theta, config.rope.position_scale()),
+        rope: config.rope.params(),
         reach,
     };
     let slots = spec.cache_slots();

@@ -15,6 +15,12 @@ generation_config.json, model.safetensors) and:
                            logits     f32 [2, 12, 96]: each new token's logits
                            (output_scores; greedy applies no processor)
 
+A third checkpoint, `llama3`, is `untied` with Llama 3.1's RoPE
+(`rope_type: "llama3"`: factor 8, low_freq_factor 1, high_freq_factor 2,
+original_max_position_embeddings 16), sized so that its 8 frequency pairs
+fall in all three of the bands (one left as is, one smoothed, six divided
+by the factor).
+
 EOS is id 2 and also the pad id, so a row that ends early is padded with 2,
 as `weft generate --out` pads it. The weights are transformers' own random
 initialization with initializer_range 0.3 (not 0.02), so that the greedy
@@ -22,10 +28,13 @@ choices are not near ties: the script checks that every step's top two
 logits differ by more than 1e-3, far above float32 rounding.
 
     python -m venv env && env/bin/pip install torch transformers safetensors numpy
-    env/bin/python tests/data/make_generate_fixture.py
+    env/bin/python tests/data/make_generate_fixture.py [CASE...]
+
+With case names, only those are written (the others' files stay as they are).
 """
 
 import pathlib
+import sys
 
 import numpy as np
 import torch
@@ -35,7 +44,21 @@ from safetensors.numpy import save_file
 OUT = pathlib.Path(__file__).parent / "generate"
 NEW_TOKENS = 12
 
-for name, tied, seed in [("untied", False, 0), ("tied", True, 1)]:
+# As Llama-2 and Llama 3 checkpoints spell them: `rope_theta` and `rope_scaling`.
+LINEAR = {"type": "linear", "factor": 2.0}
+LLAMA3 = {
+    "rope_type": "llama3",
+    "factor": 8.0,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 2.0,
+    "original_max_position_embeddings": 16,
+}
+CASES = [("untied", False, 0, LINEAR), ("tied", True, 1, LINEAR), ("llama3", False, 2, LLAMA3)]
+wanted = set(sys.argv[1:]) or {name for name, *_ in CASES}
+
+for name, tied, seed, rope in CASES:
+    if name not in wanted:
+        continue
     torch.manual_seed(seed)
     config = transformers.LlamaConfig(
         vocab_size=96,
@@ -46,7 +69,7 @@ for name, tied, seed in [("untied", False, 0), ("tied", True, 1)]:
         num_key_value_heads=2,
         max_position_embeddings=32,
         rope_theta=500.0,
-        rope_scaling={"type": "linear", "factor": 2.0},
+        rope_scaling=rope,
         rms_norm_eps=1e-5,
         initializer_range=0.3,
         tie_word_embeddings=tied,

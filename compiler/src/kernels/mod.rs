@@ -38,7 +38,7 @@ mod reduce;
 mod rms_norm;
 mod rope;
 
-use weft_ir::graph::Op;
+use weft_ir::graph::{Op, RopeParams};
 
 use crate::kernel::Kernel;
 
@@ -78,7 +78,9 @@ pub(crate) fn emit(
         Op::RmsNorm { eps } => rms_norm::emit(cx, *eps, inputs, out),
         Op::RmsNormGrad { eps } => rms_norm::emit_grad(cx, *eps, inputs, out),
         Op::RmsNormWeightGrad { eps } => rms_norm::emit_weight_grad(cx, *eps, inputs, out),
-        Op::Rope { theta, position_scale } => rope::emit(cx, *theta, *position_scale, inputs, out),
+        &Op::Rope { theta, position_scale, freqs } => {
+            rope::emit(cx, RopeParams { theta, position_scale, freqs }, inputs, out)
+        }
         Op::Attention { mask, head_offset, scale } => {
             dense_attention::emit(cx, mask, *head_offset, *scale, inputs, out)
         }

@@ -17,14 +17,13 @@ use crate::kernel::{BufferRole, Kernel};
 
 pub(crate) fn emit(
     cx: &mut Ctx,
-    theta: f64,
-    position_scale: f64,
+    rope: RopeParams,
     inputs: &[Operand],
     out: &Operand,
 ) -> Result<Vec<Kernel>, CodegenError> {
     let ([x], &[_, _, n, d]) = (inputs, out.shape) else { return Err(cx.unsupported()) };
     let half = d / 2;
-    let table = RopeParams::new(theta, position_scale).table(n, d);
+    let table = rope.table(n, d);
     let table: Vec<u8> = table.iter().flat_map(|v| v.to_le_bytes()).collect();
     let elems = (n * 2 * d) as u64;
     let name = cx.add_buffer("rope_table", elems * 4, BufferRole::Const(table), vec![n, 2, d]);
@@ -40,8 +39,7 @@ pub(crate) fn emit(
          st_y(i, ld_x(i) * ld_t(t) + partner * ld_t(t + {d}u));\n",
         two_d = 2 * d
     );
-    let title =
-        format!("rope(theta={theta:?}, position_scale={position_scale:?}), table [N, (cos, signed sin), D]");
+    let title = format!("{rope}, table [N, (cos, signed sin), D]");
     let mut k = KernelBuilder::new(cx.site, cx.limits, &cx.kernel_name(""), &title);
     k.read("x", &x.region)?;
     k.read("t", &Region::whole(&name, elems))?;

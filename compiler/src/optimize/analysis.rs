@@ -7,7 +7,9 @@ use std::ops::Range;
 
 use egg::{Analysis, DidMerge, EGraph, Id, Symbol};
 use weft_ir::expr::{SizeExpr, SizeKind, SizeOp};
-use weft_ir::graph::{AttentionGrad, DType, Graph, HeadMask, HeadRange, Op, RopeParams, TensorType, UnaryOp};
+use weft_ir::graph::{
+    AttentionGrad, DType, Graph, HeadMask, HeadRange, Op, RopeFreqs, RopeParams, TensorType, UnaryOp,
+};
 use weft_ir::{Mask, MaskExpr};
 
 use super::lang::Weft;
@@ -351,6 +353,7 @@ pub fn to_op<'a>(node: &Weft, child: &impl Fn(Id) -> &'a Data) -> Result<(Op, Ve
         other => Err(expected("a name", other)),
     };
     let mask = |id: Id| child(id).mask().map(|m| m.mask.clone()).ok_or_else(|| expected("a mask", child(id)));
+    let rope_freqs = |id: Id| name(id)?.parse::<RopeFreqs>();
     Ok(match node {
         Weft::Input([n, _, _]) => (Op::Input { name: name(*n)? }, vec![]),
         Weft::Param([n, _, _, t]) => (Op::Parameter { name: name(*n)?, trainable: flag(*t)? }, vec![]),
@@ -397,8 +400,9 @@ pub fn to_op<'a>(node: &Weft, child: &impl Fn(Id) -> &'a Data) -> Result<(Op, Ve
         Weft::ReduceMax([a, x]) => (Op::ReduceMax { axis: uint(*a)? }, vec![*x]),
         Weft::ReduceMean([a, x]) => (Op::ReduceMean { axis: uint(*a)? }, vec![*x]),
         Weft::RmsNorm([eps, x, w]) => (Op::RmsNorm { eps: float(*eps)? }, vec![*x, *w]),
-        Weft::Rope([theta, ps, x]) => {
-            (Op::Rope { theta: float(*theta)?, position_scale: float(*ps)? }, vec![*x])
+        Weft::Rope([theta, ps, freqs, x]) => {
+            let (theta, position_scale, freqs) = (float(*theta)?, float(*ps)?, rope_freqs(*freqs)?);
+            (Op::Rope { theta, position_scale, freqs }, vec![*x])
         }
         Weft::Attention([s, m, q, k, v]) => {
             (Op::Attention { mask: mask(*m)?, head_offset: 0, scale: float(*s)? }, vec![*q, *k, *v])
@@ -412,13 +416,13 @@ pub fn to_op<'a>(node: &Weft, child: &impl Fn(Id) -> &'a Data) -> Result<(Op, Ve
             Op::FusedAttention { heads: fused_heads(child, *ms)?, scale: float(*s)?, rope: None },
             vec![*q, *k, *v],
         ),
-        Weft::FusedAttentionGradRope([which, s, theta, ps, ms, q, k, v, dout]) => {
+        Weft::FusedAttentionGradRope([which, s, theta, ps, freqs, ms, q, k, v, dout]) => {
             let (heads, grad) = (fused_heads(child, *ms)?, attention_grad(uint(*which)?)?);
-            let rope = Some(RopeParams::new(float(*theta)?, float(*ps)?));
+            let rope = Some(RopeParams::new(float(*theta)?, float(*ps)?).with_freqs(rope_freqs(*freqs)?));
             (Op::FusedAttentionGrad { heads, scale: float(*s)?, grad, rope }, vec![*q, *k, *v, *dout])
         }
-        Weft::FusedAttentionRope([s, theta, ps, ms, q, k, v]) => {
-            let rope = Some(RopeParams::new(float(*theta)?, float(*ps)?));
+        Weft::FusedAttentionRope([s, theta, ps, freqs, ms, q, k, v]) => {
+            let rope = Some(RopeParams::new(float(*theta)?, float(*ps)?).with_freqs(rope_freqs(*freqs)?));
             (
                 Op::FusedAttention { heads: fused_heads(child, *ms)?, scale: float(*s)?, rope },
                 vec![*q, *k, *v],

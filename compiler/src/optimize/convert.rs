@@ -1,7 +1,7 @@
 //! A validated graph into the e-graph, one class per node.
 
 use egg::{Id, Symbol};
-use weft_ir::graph::{HeadMask, NodeId, Op, TensorType, ValidGraph};
+use weft_ir::graph::{HeadMask, NodeId, Op, RopeFreqs, TensorType, ValidGraph};
 
 use super::analysis::{WeftAnalysis, WeftGraph};
 use super::lang::{Float, Weft};
@@ -56,6 +56,10 @@ fn add_node(
         Ok(eg.add(Weft::List(ids.into_boxed_slice())))
     };
     let float = |eg: &mut WeftGraph, v: f64| eg.add(Weft::Float(Float(v)));
+    // RoPE's frequencies as a name leaf (`default`, `llama3:…`): one token
+    // that rules bind and compare like any attribute.
+    let rope_freqs =
+        |eg: &mut WeftGraph, freqs: &RopeFreqs| eg.add(Weft::Name(Symbol::from(freqs.to_string().as_str())));
     let unary = |xs: &[Id]| xs.first().copied().ok_or_else(|| "missing operand".to_string());
     let pair = |xs: &[Id]| match xs {
         &[a, b] => Ok([a, b]),
@@ -157,8 +161,8 @@ fn add_node(
             let [x, w] = pair(xs)?;
             Weft::RmsNorm([float(eg, *eps), x, w])
         }
-        Op::Rope { theta, position_scale } => {
-            Weft::Rope([float(eg, *theta), float(eg, *position_scale), unary(xs)?])
+        Op::Rope { theta, position_scale, freqs } => {
+            Weft::Rope([float(eg, *theta), float(eg, *position_scale), rope_freqs(eg, freqs), unary(xs)?])
         }
         Op::Attention { mask, head_offset, scale } => {
             // Head i reads the mask at head_offset + i; in the e-graph it reads it at i.
@@ -179,8 +183,9 @@ fn add_node(
             match rope {
                 None => Weft::FusedAttentionGrad([which, scale, masks, q, k, v, dout]),
                 Some(r) => {
-                    let (theta, ps) = (float(eg, r.theta), float(eg, r.position_scale));
-                    Weft::FusedAttentionGradRope([which, scale, theta, ps, masks, q, k, v, dout])
+                    let (theta, ps, freqs) =
+                        (float(eg, r.theta), float(eg, r.position_scale), rope_freqs(eg, &r.freqs));
+                    Weft::FusedAttentionGradRope([which, scale, theta, ps, freqs, masks, q, k, v, dout])
                 }
             }
         }
@@ -191,8 +196,9 @@ fn add_node(
             match rope {
                 None => Weft::FusedAttention([scale, masks, q, k, v]),
                 Some(r) => {
-                    let (theta, ps) = (float(eg, r.theta), float(eg, r.position_scale));
-                    Weft::FusedAttentionRope([scale, theta, ps, masks, q, k, v])
+                    let (theta, ps, freqs) =
+                        (float(eg, r.theta), float(eg, r.position_scale), rope_freqs(eg, &r.freqs));
+                    Weft::FusedAttentionRope([scale, theta, ps, freqs, masks, q, k, v])
                 }
             }
         }

@@ -358,7 +358,11 @@ mod tests {
         let fused = |rope| {
             model.op_cost(&Op::FusedAttention { heads: heads.clone(), scale: 1.0, rope }, &[&t; 3], &t)
         };
-        let kernel = model.op_cost(&Op::Rope { theta: 10000.0, position_scale: 1.0 }, &[&t], &t);
+        let kernel = model.op_cost(
+            &Op::Rope { theta: 10000.0, position_scale: 1.0, freqs: weft_ir::graph::RopeFreqs::Default },
+            &[&t],
+            &t,
+        );
         let (folded, plain) = (fused(rope), fused(None));
         assert!(folded.total() < (plain + kernel + kernel).total(), "{folded} vs {plain} + 2 x {kernel}");
         assert_eq!((folded.bytes, folded.launches), (plain.bytes, plain.launches));

@@ -16,12 +16,13 @@
 //!         | (softmax AXIS x) | (reduce-sum AXIS x) | (reduce-max AXIS x) | (reduce-mean AXIS x)
 //!         | (softmax-grad AXIS y dy) | (broadcast AXIS SIZE x) | (pad AXIS BEFORE AFTER x)
 //!         | (masked-softmax SCALE MASK s)         ; head i of s uses MASK at h = i
-//!         | (rms-norm EPS x w) | (rope THETA POSITION-SCALE x)
+//!         | (rms-norm EPS x w) | (rope THETA POSITION-SCALE FREQS x)
 //!         | (attention SCALE MASK q k v)          ; head i of q uses MASK at h = i
 //!         | (fused-attention SCALE (head-masks (entry START END MASK)...) q k v)
 //!         | (fused-attention-grad GRAD SCALE (head-masks ...) q k v do)   ; GRAD 0, 1, 2: dq, dk, dv
-//!         | (fused-attention-rope SCALE THETA POSITION-SCALE (head-masks ...) q k v)
-//!         | (fused-attention-grad-rope GRAD SCALE THETA POSITION-SCALE (head-masks ...) q k v do)
+//!         | (fused-attention-rope SCALE THETA POSITION-SCALE FREQS (head-masks ...) q k v)
+//!         | (fused-attention-grad-rope GRAD SCALE THETA POSITION-SCALE FREQS (head-masks ...) q k v do)
+//! FREQS  := default | llama3:FACTOR:LOW:HIGH:CONTEXT   ; a name (`RopeFreqs`'s display)
 //! HEADS  := all | (heads AXIS START END)
 //! MASK   := m-full | m-causal | (m-window S) | (m-sink S) | (m-groups S S)
 //!         | (m-local-stride S S S S) | (m-roll N S MASK) | (m-not MASK)
@@ -71,13 +72,13 @@ define_language! {
         "reduce-max" = ReduceMax([Id; 2]),
         "reduce-mean" = ReduceMean([Id; 2]),
         "rms-norm" = RmsNorm([Id; 3]),
-        "rope" = Rope([Id; 3]),
+        "rope" = Rope([Id; 4]),
         "attention" = Attention([Id; 5]),
         "fused-attention" = FusedAttention([Id; 5]),
         "fused-attention-grad" = FusedAttentionGrad([Id; 7]),
         // RoPE on load: their own nodes, so the rules on plain fused attention stay as they are.
-        "fused-attention-rope" = FusedAttentionRope([Id; 7]),
-        "fused-attention-grad-rope" = FusedAttentionGradRope([Id; 9]),
+        "fused-attention-rope" = FusedAttentionRope([Id; 8]),
+        "fused-attention-grad-rope" = FusedAttentionGradRope([Id; 10]),
 
         "list" = List(Box<[Id]>),
         "all" = AllHeads,

@@ -2,7 +2,7 @@
 //! `g` of `y`, the cotangent each operand receives, as new graph nodes.
 
 use super::AutodiffError;
-use crate::graph::{AttentionGrad, Graph, GraphError, NodeId, Op, UnaryOp, ValidGraph};
+use crate::graph::{AttentionGrad, Graph, GraphError, NodeId, Op, RopeParams, UnaryOp, ValidGraph};
 use crate::mask::Mask;
 
 /// The contributions of node `id` to its operands' cotangents, given its own
@@ -78,7 +78,9 @@ pub(super) fn vjp(
             _ => b.add(Op::RmsNormWeightGrad { eps }, &[x[0], g]),
         })?,
         // A rotation's transpose turns by the opposite angle.
-        &Op::Rope { theta, position_scale } => each(&mut |b, _| b.rope(g, theta, -position_scale))?,
+        &Op::Rope { theta, position_scale, freqs } => {
+            each(&mut |b, _| b.rope_with(g, RopeParams { theta, position_scale, freqs }.transposed()))?
+        }
         Op::Reshape { .. } => {
             let to = shape(x[0]);
             each(&mut |b, _| b.reshape(g, &to))?

@@ -3,7 +3,8 @@
 //! The builder, the validator and the parser all go through [`infer`], so a
 //! graph that validates is one the builder could have built.
 
-use super::op::{Arity, HeadMask, HeadRange, Op, RopeParams};
+use super::op::{Arity, HeadMask, HeadRange, Op};
+use super::rope::RopeParams;
 use super::types::{Dims, TensorType, num_elements};
 use crate::mask::{ConcreteMask, Mask};
 
@@ -134,7 +135,7 @@ pub(crate) fn infer(op: &Op, xs: &[&TensorType]) -> Inferred {
                 bad(format!("dy must have the type of x: {}", list(xs)))
             }
         }
-        (Op::Rope { theta, position_scale }, &[x]) => {
+        (Op::Rope { theta, position_scale, .. }, &[x]) => {
             float(x)?;
             rope(x, *theta, *position_scale)?;
             Ok(x.clone())

@@ -7,6 +7,7 @@
 //!
 //! - `types.rs`: [`DType`] and [`TensorType`];
 //! - `op.rs`: [`Op`] and its one-line display;
+//! - `rope.rs`: RoPE's angles, [`RopeParams`] and [`RopeFreqs`];
 //! - `infer.rs`: shape inference shared by the builder, validator and parser;
 //! - `validate.rs`: whole-graph checks;
 //! - `sexpr/`: the s-expression text format;
@@ -16,6 +17,7 @@ mod dot;
 mod error;
 mod infer;
 mod op;
+mod rope;
 mod sexpr;
 mod types;
 mod unary;
@@ -30,7 +32,8 @@ use std::ops::Deref;
 use petgraph::stable_graph::{NodeIndex, StableGraph};
 
 pub use error::GraphError;
-pub use op::{Arity, AttentionGrad, HeadMask, HeadRange, Op, RopeParams};
+pub use op::{Arity, AttentionGrad, HeadMask, HeadRange, Op};
+pub use rope::{RopeFreqs, RopeParams};
 pub use sexpr::parse_sexpr;
 pub use types::{DType, TensorType};
 pub use unary::UnaryOp;
@@ -372,8 +375,14 @@ impl Graph {
         self.add(Op::RmsNorm { eps }, &[x, weight])
     }
 
+    /// RoPE with the default frequencies.
     pub fn rope(&mut self, x: NodeId, theta: f64, position_scale: f64) -> Result<NodeId, GraphError> {
-        self.add(Op::Rope { theta, position_scale }, &[x])
+        self.rope_with(x, RopeParams::new(theta, position_scale))
+    }
+
+    pub fn rope_with(&mut self, x: NodeId, rope: RopeParams) -> Result<NodeId, GraphError> {
+        let RopeParams { theta, position_scale, freqs } = rope;
+        self.add(Op::Rope { theta, position_scale, freqs }, &[x])
     }
 
     pub fn attention(

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::ops::Range;
 
+use super::rope::{RopeFreqs, RopeParams};
 use super::types::Dims;
 use super::unary::UnaryOp;
 use crate::mask::Mask;
@@ -88,63 +89,6 @@ impl HeadMask {
 impl fmt::Display for HeadMask {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}..{}: \"{}\"", self.heads.start, self.heads.end, self.mask)
-    }
-}
-
-/// The rotary embedding a fused attention applies to q and k as it loads them:
-/// [`Op::Rope`]'s `theta` and `position_scale`, position `p` being the index on
-/// the sequence axis (2) of q and k.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct RopeParams {
-    pub theta: f64,
-    pub position_scale: f64,
-}
-
-impl RopeParams {
-    pub fn new(theta: f64, position_scale: f64) -> Self {
-        RopeParams { theta, position_scale }
-    }
-
-    /// The rotation angle of column `j` (of `head_dim`) at sequence position
-    /// `position`, in the `rotate_half` layout: column `j` pairs with
-    /// `j ± D/2`, and both turn by `(p / position_scale) · theta^(−2 (j mod D/2) / D)`.
-    /// The one definition of RoPE's angles: the interpreter, the rope kernel's
-    /// table and the fused attention's table all use it.
-    pub fn angle(&self, position: usize, j: usize, head_dim: usize) -> f64 {
-        let pair = (j % (head_dim / 2)) as f64;
-        position as f64 / self.position_scale * self.theta.powf(-2.0 * pair / head_dim as f64)
-    }
-
-    /// The kernels' table `[rows, 2, D]`: per position, the cosines of every
-    /// column, then the sines signed as `rotate_half` uses them (negative in
-    /// the first half), so `y[j] = x[j]·cos[j] + x[j ± D/2]·signed_sin[j]`.
-    /// Computed in f64: the angles reach thousands of radians at long
-    /// context, where f32 sin/cos lose digits.
-    pub fn table(&self, rows: usize, head_dim: usize) -> Vec<f32> {
-        (0..rows).flat_map(|p| self.rotation(p, head_dim)).map(|v| v as f32).collect()
-    }
-
-    /// One position's row of [`RopeParams::table`], `[2, D]`, in f64.
-    pub fn rotation(&self, position: usize, head_dim: usize) -> Vec<f64> {
-        let half = head_dim / 2;
-        let cos = (0..head_dim).map(|j| self.angle(position, j, head_dim).cos());
-        let signed_sin = (0..head_dim).map(|j| {
-            let sin = self.angle(position, j, head_dim).sin();
-            if j < half { -sin } else { sin }
-        });
-        cos.chain(signed_sin).collect()
-    }
-
-    /// The transposed (inverse) rotation, as autodiff's rope rule spells it.
-    pub fn transposed(self) -> Self {
-        RopeParams { theta: self.theta, position_scale: -self.position_scale }
-    }
-}
-
-/// Displays as `rope(theta=10000.0, position_scale=1.0)`.
-impl fmt::Display for RopeParams {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "rope(theta={:?}, position_scale={:?})", self.theta, self.position_scale)
     }
 }
 
@@ -254,12 +198,15 @@ pub enum Op {
         eps: f64,
     },
     /// Rotary embedding of `[B, H, N, D]` in the Hugging Face LLaMA `rotate_half`
-    /// layout; position `p` turns by `(p / position_scale) * theta^(-2i/D)`.
-    /// A negative `position_scale` turns the other way: that is the transpose,
-    /// and so the gradient, of the embedding with `-position_scale`.
+    /// layout; pair `i` at position `p` turns by `(p / position_scale) *
+    /// freq_i`, `freq_i` being `theta^(-2i/D)` as `freqs` adjusts it
+    /// ([`RopeParams::angle`]). A negative `position_scale` turns the other
+    /// way: that is the transpose, and so the gradient, of the embedding with
+    /// `-position_scale`.
     Rope {
         theta: f64,
         position_scale: f64,
+        freqs: RopeFreqs,
     },
     /// RoPE by a given table: `(x [B, H, T, D], table [B, T, 2, D])` turns
     /// row `b`'s index `t` by `table[b, t]`, the cosines then the signed sines
@@ -490,8 +437,8 @@ impl fmt::Display for Op {
             Op::RmsNorm { eps } | Op::RmsNormGrad { eps } | Op::RmsNormWeightGrad { eps } => {
                 write!(f, "{name}(eps={eps:?})")
             }
-            Op::Rope { theta, position_scale } => {
-                write!(f, "{name}(theta={theta:?}, position_scale={position_scale:?})")
+            Op::Rope { theta, position_scale, freqs } => {
+                write!(f, "{name}(theta={theta:?}, position_scale={position_scale:?}{})", freqs.suffix())
             }
             Op::CachedAttention { heads, scale } => {
                 let masks: Vec<String> = heads.iter().map(HeadMask::to_string).collect();

@@ -10,6 +10,10 @@ fn mask(src: &str) -> Mask {
     Mask::new(crate::expr::parse_mask(src).unwrap()).unwrap()
 }
 
+/// Llama 3.1's RoPE frequencies, as `rope_type: "llama3"` configs give them.
+const LLAMA3: RopeFreqs =
+    RopeFreqs::Llama3 { factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_context: 8192.0 };
+
 /// A graph using every op (and every attribute form) once or more.
 pub(crate) fn every_op_graph() -> Graph {
     let mut g = Graph::new("every-op");
@@ -20,7 +24,7 @@ pub(crate) fn every_op_graph() -> Graph {
     let w = g.parameter("w", TensorType::f32([4]), true);
     let gain = g.parameter("frozen gain", t, false);
     let qr = g.rope(q, 10000.0, 2.0).unwrap();
-    let kr = g.rope(k, 500.0, 1.0).unwrap();
+    let kr = g.rope_with(k, RopeParams::new(500.0, 1.0).with_freqs(LLAMA3)).unwrap();
     let kn = g.rms_norm(kr, w, 1e-6).unwrap();
     let kn_grad = g.add(Op::RmsNormGrad { eps: 1e-6 }, &[kr, w, kn]).unwrap();
     let w_grad = g.add(Op::RmsNormWeightGrad { eps: 1e-6 }, &[kr, kn]).unwrap();
@@ -59,7 +63,7 @@ pub(crate) fn every_op_graph() -> Graph {
                 heads,
                 scale: 0.5,
                 grad: AttentionGrad::Dk,
-                rope: Some(RopeParams::new(500.0, -2.0)),
+                rope: Some(RopeParams::new(500.0, -2.0).with_freqs(LLAMA3)),
             },
             &[q, k, v, att],
         )
@@ -116,7 +120,7 @@ fn every_op_prints_and_parses_back() {
           (%3 (param w :trainable) f32[4])
           (%4 (param "frozen gain") f32[1, 4, 8, 4])
           (%5 (rope %0 :theta 10000.0 :position-scale 2.0) f32[1, 4, 8, 4])
-          (%6 (rope %1 :theta 500.0 :position-scale 1.0) f32[1, 4, 8, 4])
+          (%6 (rope %1 :theta 500.0 :position-scale 1.0 :freqs "llama3:8.0:1.0:4.0:8192.0") f32[1, 4, 8, 4])
           (%7 (rms-norm %6 %3 :eps 1e-6) f32[1, 4, 8, 4])
           (%8 (rms-norm-grad %6 %3 %7 :eps 1e-6) f32[1, 4, 8, 4])
           (%9 (rms-norm-weight-grad %6 %7 :eps 1e-6) f32[4])
@@ -145,7 +149,7 @@ fn every_op_prints_and_parses_back() {
           (%32 (reduce-mean %29 :axis 1) f32[8])
           (%33 (broadcast %30 :axis 0 :size 2) f32[2, 8])
           (%34 (pad %33 :axis 1 :before 1 :after 2) f32[2, 11])
-          (%35 (fused-attention-grad %0 %1 %2 %13 :grad "dk" :masks ((0 2 "causal") (2 4 "window(h)")) :scale 0.5 :rope-theta 500.0 :rope-position-scale -2.0) f32[1, 4, 8, 4])
+          (%35 (fused-attention-grad %0 %1 %2 %13 :grad "dk" :masks ((0 2 "causal") (2 4 "window(h)")) :scale 0.5 :rope-theta 500.0 :rope-position-scale -2.0 :rope-freqs "llama3:8.0:1.0:4.0:8192.0") f32[1, 4, 8, 4])
           (output total %30)
           (output padded %34)
           (output gate %10)
@@ -915,6 +919,29 @@ fn fused_attention_rope_takes_both_attributes_and_a_nonzero_position_scale() {
               |
             3 |   (%1 (fused-attention %0 %0 %0 :masks ((0 2 "causal")) :scale 1.0 :rope-theta 10.0 :rope-position-scale 0.0) f32[1, 2, 4, 2]))
               |        ^^^^^^^^^^^^^^^"#]],
+    );
+}
+
+#[test]
+fn rope_freqs_that_do_not_parse_are_named_at_their_string() {
+    let head = "(graph g\n  (%0 (input q) f32[1, 2, 4, 2])\n";
+    check_parse(
+        &format!(
+            "{head}  (%1 (rope %0 :theta 10.0 :position-scale 1.0 :freqs \"llama3:8:4:1:8192\") f32[1, 2, 4, 2]))"
+        ),
+        expect![[r#"
+            test.sexp:3:55: "llama3:8:4:1:8192": every number must be positive, and LOW below HIGH
+              |
+            3 |   (%1 (rope %0 :theta 10.0 :position-scale 1.0 :freqs "llama3:8:4:1:8192") f32[1, 2, 4, 2]))
+              |                                                       ^^^^^^^^^^^^^^^^^^^"#]],
+    );
+    check_parse(
+        &format!("{head}  (%1 (rope %0 :theta 10.0 :position-scale 1.0 :freqs \"yarn\") f32[1, 2, 4, 2]))"),
+        expect![[r#"
+            test.sexp:3:55: "yarn" is not `default` or `llama3:FACTOR:LOW:HIGH:CONTEXT`
+              |
+            3 |   (%1 (rope %0 :theta 10.0 :position-scale 1.0 :freqs "yarn") f32[1, 2, 4, 2]))
+              |                                                       ^^^^^^"#]],
     );
 }
 

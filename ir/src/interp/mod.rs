@@ -19,7 +19,7 @@ pub use attention::{masked_attention, masked_attention_grad, masked_softmax};
 pub use error::InterpError;
 pub use tensor::Tensor;
 
-use crate::graph::{HeadMask, NodeId, Op, ValidGraph};
+use crate::graph::{HeadMask, NodeId, Op, RopeParams, ValidGraph};
 use crate::mask::{ConcreteMask, Mask};
 use ops::Reduction;
 
@@ -121,7 +121,9 @@ fn eval(op: &Op, args: &[&Tensor]) -> Result<Tensor, InterpError> {
         (Op::RmsNorm { eps }, &[x, w]) => ops::rms_norm(x, w, *eps),
         (Op::RmsNormGrad { eps }, &[x, w, dy]) => ops::rms_norm_grad(x, w, dy, *eps),
         (Op::RmsNormWeightGrad { eps }, &[x, dy]) => ops::rms_norm_weight_grad(x, dy, *eps),
-        (Op::Rope { theta, position_scale }, &[x]) => ops::rope(x, *theta, *position_scale),
+        (&Op::Rope { theta, position_scale, freqs }, &[x]) => {
+            ops::rope(x, RopeParams { theta, position_scale, freqs })
+        }
         (Op::RopeTable, &[x, table]) => decode::rope_table(x, table)?,
         (Op::CachedAttention { heads, scale }, &[q, k_new, v_new, k_cache, v_cache, slots, positions]) => {
             let n_heads = q.shape().get(1).copied().unwrap_or(0);
@@ -158,8 +160,7 @@ fn eval(op: &Op, args: &[&Tensor]) -> Result<Tensor, InterpError> {
             match rope {
                 None => masked_attention(q, k, v, &masks, *scale)?,
                 Some(r) => {
-                    let (q, k) =
-                        (ops::rope(q, r.theta, r.position_scale), ops::rope(k, r.theta, r.position_scale));
+                    let (q, k) = (ops::rope(q, *r), ops::rope(k, *r));
                     masked_attention(&q, &k, v, &masks, *scale)?
                 }
             }
@@ -170,15 +171,10 @@ fn eval(op: &Op, args: &[&Tensor]) -> Result<Tensor, InterpError> {
                 None => masked_attention_grad(q, k, v, dout, &masks, *scale)?,
                 // The chain rule through the rotation: rotate, differentiate, rotate dq and dk back.
                 Some(r) => {
-                    let (q, k) =
-                        (ops::rope(q, r.theta, r.position_scale), ops::rope(k, r.theta, r.position_scale));
+                    let (q, k) = (ops::rope(q, *r), ops::rope(k, *r));
                     let (dq, dk, dv) = masked_attention_grad(&q, &k, v, dout, &masks, *scale)?;
                     let back = r.transposed();
-                    (
-                        ops::rope(&dq, back.theta, back.position_scale),
-                        ops::rope(&dk, back.theta, back.position_scale),
-                        dv,
-                    )
+                    (ops::rope(&dq, back), ops::rope(&dk, back), dv)
                 }
             };
             let (dq, dk, dv) = grads;

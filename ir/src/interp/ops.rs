@@ -241,10 +241,9 @@ pub(super) fn rms_norm_weight_grad(x: &Tensor, dy: &Tensor, eps: f64) -> Tensor 
 
 /// Rotary embedding of `[B, H, N, D]` in the `rotate_half` layout: dimension
 /// `j` pairs with `j ± D/2` and both use frequency `theta^(-2 (j mod D/2) / D)`.
-pub(super) fn rope(x: &Tensor, theta: f64, position_scale: f64) -> Tensor {
+pub(super) fn rope(x: &Tensor, rope: RopeParams) -> Tensor {
     let (n, d) = (x.shape()[2], x.shape()[3]);
     let half = d / 2;
-    let rope = RopeParams::new(theta, position_scale);
     let mut out = Vec::with_capacity(x.len());
     for (row_index, row) in x.data().chunks(d).enumerate() {
         for j in 0..d {

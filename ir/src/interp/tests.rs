@@ -8,7 +8,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::*;
-use crate::graph::{AttentionGrad, DType, Graph, HeadRange, NodeId, Op, RopeParams, TensorType, UnaryOp};
+use crate::graph::{
+    AttentionGrad, DType, Graph, HeadRange, NodeId, Op, RopeFreqs, RopeParams, TensorType, UnaryOp,
+};
 use crate::mask::{ConcreteMask, Mask};
 
 fn t(shape: &[usize], data: &[f64]) -> Tensor {
@@ -211,7 +213,7 @@ fn rms_norm_divides_by_the_root_mean_square() {
 fn rope_rotates_pairs_half_a_head_apart() {
     // D = 2: one pair, frequency 1, so x = [1, 0] at position p becomes [cos p, sin p].
     let x = Tensor::from_fn(vec![1, 1, 4, 2], |i| if i[3] == 0 { 1.0 } else { 0.0 });
-    let y = apply(Op::Rope { theta: 10000.0, position_scale: 1.0 }, &[&x]);
+    let y = apply(Op::Rope { theta: 10000.0, position_scale: 1.0, freqs: RopeFreqs::Default }, &[&x]);
     let want = Tensor::from_fn(vec![1, 1, 4, 2], |i| {
         let p = i[2] as f64;
         if i[3] == 0 { p.cos() } else { p.sin() }
@@ -219,7 +221,7 @@ fn rope_rotates_pairs_half_a_head_apart() {
     assert_close(&y, &want);
     // D = 4, theta = 100: dims (0, 2) turn at frequency 1, dims (1, 3) at 100^(-1/2) = 0.1.
     let x = t(&[1, 1, 2, 4], &[0.0, 0.0, 0.0, 0.0, 1.0, 2.0, 3.0, 4.0]);
-    let y = apply(Op::Rope { theta: 100.0, position_scale: 1.0 }, &[&x]);
+    let y = apply(Op::Rope { theta: 100.0, position_scale: 1.0, freqs: RopeFreqs::Default }, &[&x]);
     let (c1, s1, c2, s2) = (1f64.cos(), 1f64.sin(), 0.1f64.cos(), 0.1f64.sin());
     let want = t(
         &[1, 1, 2, 4],
@@ -242,8 +244,8 @@ fn rope_position_scale_interpolates_positions() {
     // Every position holds the same vector, so only the angle differs between rows.
     let row = random(&[8], 2);
     let x = Tensor::from_fn(vec![1, 2, 16, 8], |i| row.data()[i[3]]);
-    let plain = apply(Op::Rope { theta: 10000.0, position_scale: 1.0 }, &[&x]);
-    let scaled = apply(Op::Rope { theta: 10000.0, position_scale: 2.0 }, &[&x]);
+    let plain = apply(Op::Rope { theta: 10000.0, position_scale: 1.0, freqs: RopeFreqs::Default }, &[&x]);
+    let scaled = apply(Op::Rope { theta: 10000.0, position_scale: 2.0, freqs: RopeFreqs::Default }, &[&x]);
     for h in 0..2 {
         for p in 0..8 {
             for d in 0..8 {
@@ -526,7 +528,8 @@ fn fused_attention_rope_rotates_q_and_k_on_load_and_dq_dk_back() {
     );
     let heads = vec![crate::graph::HeadMask::new(0..2, mask("causal"))];
     let (theta, position_scale) = (100.0, 2.0);
-    let rope = |x: &Tensor, ps: f64| apply(Op::Rope { theta, position_scale: ps }, &[x]);
+    let rope =
+        |x: &Tensor, ps: f64| apply(Op::Rope { theta, position_scale: ps, freqs: RopeFreqs::Default }, &[x]);
     let (qr, kr) = (rope(&q, position_scale), rope(&k, position_scale));
     let fused = |rope| Op::FusedAttention { heads: heads.clone(), scale: 0.6, rope };
     let got = apply(fused(Some(RopeParams::new(theta, position_scale))), &[&q, &k, &v]);

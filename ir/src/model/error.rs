@@ -39,6 +39,8 @@ pub enum ConfigErrorKind {
     Zero { key: String },
     #[error("`{key}` must be a positive finite number, found {value:?}")]
     NotPositive { key: String, value: f64 },
+    #[error("`{key}` is {value:?}, but it must be below `{bound}` ({bound_value:?})")]
+    NotBelow { key: String, value: f64, bound: String, bound_value: f64 },
     #[error(
         "`hidden_size` ({hidden_size}) is not divisible by `num_attention_heads` ({heads}); \
          set `head_dim` if the model's heads are not hidden_size / num_attention_heads wide"

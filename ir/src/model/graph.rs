@@ -424,7 +424,7 @@ impl Builder<'_> {
         let c = self.config;
         let (hidden, heads, kv_heads, d) =
             (c.hidden_size, c.num_attention_heads, c.num_key_value_heads, c.head_dim);
-        let (theta, position_scale) = (c.rope.theta, c.rope.position_scale());
+        let rope = c.rope.params();
         let prefix = format!("model.layers.{layer}");
 
         let norm = self.param(&format!("{prefix}.input_layernorm.weight"), &[hidden], self.opts.train_norm);
@@ -436,7 +436,7 @@ impl Builder<'_> {
         let k = self.split_heads(k, kv_heads)?;
         let v = self.split_heads(v, kv_heads)?;
         let (q, k) = match &self.decode {
-            None => (self.g.rope(q, theta, position_scale)?, self.g.rope(k, theta, position_scale)?),
+            None => (self.g.rope_with(q, rope)?, self.g.rope_with(k, rope)?),
             Some(decode) => {
                 let table = decode.rope_table;
                 (self.g.add(Op::RopeTable, &[q, table])?, self.g.add(Op::RopeTable, &[k, table])?)

@@ -6,6 +6,11 @@
 //! - The newer form current transformers writes: `rope_parameters` =
 //!   `{"rope_type": "default" | "linear", "factor": f, "rope_theta": t}`.
 //!
+//! Either may also give Llama 3.1's `"rope_type": "llama3"` with `factor`,
+//! `low_freq_factor`, `high_freq_factor` and
+//! `original_max_position_embeddings`: per-frequency scaling
+//! ([`RopeFreqs::Llama3`]), with positions as they are.
+//!
 //! Both normalize to one [`Rope`]. A file that gives both forms is accepted
 //! only when they agree, so weft never silently picks one.
 
@@ -13,11 +18,13 @@ use std::fmt;
 
 use super::error::ConfigErrorKind;
 use super::json::Fields;
+use crate::graph::{RopeFreqs, RopeParams};
 
 /// transformers' default when a config gives no `rope_theta`.
 pub const DEFAULT_ROPE_THETA: f64 = 10000.0;
 
-const SUPPORTED: &str = "\"default\" (no scaling), \"linear\" (position interpolation)";
+const SUPPORTED: &str =
+    "\"default\" (no scaling), \"linear\" (position interpolation), \"llama3\" (Llama 3.1's frequency bands)";
 
 /// Rotary position embedding: channel pair `i` of a `head_dim`-wide head turns
 /// by `(p / position_scale) · theta^(-2i / head_dim)` at position `p`.
@@ -35,15 +42,45 @@ pub enum RopeScaling {
     Linear {
         factor: f64,
     },
+    /// Llama 3.1's frequency bands (see [`RopeFreqs::Llama3`]).
+    Llama3 {
+        factor: f64,
+        low_freq_factor: f64,
+        high_freq_factor: f64,
+        original_max_position_embeddings: f64,
+    },
 }
 
 impl Rope {
     /// The divisor of positions, as `Op::Rope { position_scale }` takes it.
     pub fn position_scale(&self) -> f64 {
         match self.scaling {
-            RopeScaling::None => 1.0,
+            RopeScaling::None | RopeScaling::Llama3 { .. } => 1.0,
             RopeScaling::Linear { factor } => factor,
         }
+    }
+
+    /// The frequencies of the channel pairs, as `Op::Rope { freqs }` takes them.
+    pub fn freqs(&self) -> RopeFreqs {
+        match self.scaling {
+            RopeScaling::None | RopeScaling::Linear { .. } => RopeFreqs::Default,
+            RopeScaling::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_max_position_embeddings,
+            } => RopeFreqs::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_context: original_max_position_embeddings,
+            },
+        }
+    }
+
+    /// Everything a rope op or a rope table needs.
+    pub fn params(&self) -> RopeParams {
+        RopeParams::new(self.theta, self.position_scale()).with_freqs(self.freqs())
     }
 }
 
@@ -52,6 +89,18 @@ impl fmt::Display for RopeScaling {
         match self {
             RopeScaling::None => f.write_str("no scaling"),
             RopeScaling::Linear { factor } => write!(f, "linear scaling by {factor:?}"),
+            RopeScaling::Llama3 {
+                factor,
+                low_freq_factor,
+                high_freq_factor,
+                original_max_position_embeddings,
+            } => {
+                write!(
+                    f,
+                    "llama3 scaling (factor {factor:?}, low_freq_factor {low_freq_factor:?}, high_freq_factor \
+                     {high_freq_factor:?}, original_max_position_embeddings {original_max_position_embeddings:?})"
+                )
+            }
         }
     }
 }
@@ -114,6 +163,24 @@ fn read_scaling(object: &Fields) -> Result<RopeScaling, ConfigErrorKind> {
     match rope_type {
         "default" => Ok(RopeScaling::None),
         "linear" => Ok(RopeScaling::Linear { factor: object.positive("factor")? }),
+        "llama3" => {
+            let (low, high) = (object.positive("low_freq_factor")?, object.positive("high_freq_factor")?);
+            if low >= high {
+                // The middle band's blend divides by high - low.
+                return Err(ConfigErrorKind::NotBelow {
+                    key: object.path("low_freq_factor"),
+                    value: low,
+                    bound: object.path("high_freq_factor"),
+                    bound_value: high,
+                });
+            }
+            Ok(RopeScaling::Llama3 {
+                factor: object.positive("factor")?,
+                low_freq_factor: low,
+                high_freq_factor: high,
+                original_max_position_embeddings: object.positive("original_max_position_embeddings")?,
+            })
+        }
         other => Err(ConfigErrorKind::UnsupportedRope {
             key: object.path(key),
             rope_type: other.into(),

@@ -29,11 +29,24 @@ pub enum RopeFactorError {
 }
 
 /// `config` with its RoPE scaling replaced by the total linear `factor`
-/// (no scaling for 1).
+/// (no scaling for 1). Llama 3's frequency scaling takes only a factor of 1,
+/// which leaves it as it is.
 pub fn apply_linear_factor(config: &LlamaConfig, factor: f64) -> Result<LlamaConfig, RopeFactorError> {
     check_factor(factor)?;
     let mut config = config.clone();
-    config.rope.scaling = if factor == 1.0 { RopeScaling::None } else { RopeScaling::Linear { factor } };
+    config.rope.scaling = match (config.rope.scaling, factor) {
+        // Llama 3's frequency scaling stays; it takes no linear factor.
+        (llama3 @ RopeScaling::Llama3 { .. }, 1.0) => llama3,
+        (RopeScaling::Llama3 { .. }, _) => {
+            return Err(RopeFactorError::NotLinear {
+                key: "rope_scaling".into(),
+                rope_type: "llama3".into(),
+                factor,
+            });
+        }
+        (_, 1.0) => RopeScaling::None,
+        _ => RopeScaling::Linear { factor },
+    };
     Ok(config)
 }
 
@@ -172,6 +185,26 @@ mod tests {
             let expected = LlamaConfig::from_json_str(&format!("{{{SIZES}{rope}}}"), "in").unwrap();
             assert_eq!(apply_linear_factor(&expected, 8.0).unwrap(), config, "{rope}");
         }
+    }
+
+    /// Llama 3's frequency scaling is not linear: a factor of 1 keeps it (in
+    /// the config weft builds from, and in the file), any other is refused.
+    #[test]
+    fn llama3_scaling_stays_under_a_factor_of_one_and_refuses_another() {
+        let llama3 = r#", "rope_theta": 500000.0, "rope_scaling": {"rope_type": "llama3", "factor": 8.0,
+            "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}"#;
+        let base = LlamaConfig::from_json_str(&format!("{{{SIZES}{llama3}}}"), "in").unwrap();
+        assert!(matches!(base.rope.scaling, RopeScaling::Llama3 { .. }));
+        assert_eq!(apply_linear_factor(&base, 1.0).unwrap(), base);
+        assert_eq!(
+            apply_linear_factor(&base, 2.0).unwrap_err().to_string(),
+            "`rope_scaling` is \"llama3\", which a linear factor cannot be applied to (the run's factor is 2)"
+        );
+        let (json, config) = with_factor(llama3, 1.0);
+        assert_eq!(config, base);
+        assert_eq!(json["rope_scaling"]["rope_type"], "llama3");
+        let mut json: Value = serde_json::from_str(&format!("{{{SIZES}{llama3}}}")).unwrap();
+        assert!(write_linear_factor(&mut json, 2.0).is_err());
     }
 
     #[test]

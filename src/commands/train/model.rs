@@ -61,10 +61,19 @@ pub fn model_config(settings: &Settings) -> anyhow::Result<(LlamaConfig, usize, 
     };
     // Linear position interpolation past the base's context (LongLoRA).
     let base_factor = match config.rope.scaling {
-        RopeScaling::None => 1.0,
+        RopeScaling::None | RopeScaling::Llama3 { .. } => 1.0,
         RopeScaling::Linear { factor } => factor,
     };
     let context = (config.max_position_embeddings as f64 * base_factor).floor() as usize;
+    if settings.seq_len > context && matches!(config.rope.scaling, RopeScaling::Llama3 { .. }) {
+        // A config can say llama3 or linear, not both: nothing could load the result.
+        bail!(
+            "--seq-len {} is beyond the base's context of {context} tokens (max_position_embeddings), and its \
+             RoPE is Llama 3's frequency scaling, which linear position interpolation cannot be added to; \
+             train at {context} tokens or fewer",
+            settings.seq_len
+        );
+    }
     let rope_factor = if settings.seq_len > context && context > 0 {
         base_factor * settings.seq_len.div_ceil(context) as f64
     } else {

@@ -26,31 +26,31 @@ pub fn rules() -> Result<Vec<WeftRewrite>, String> {
         // fused-attention(rope(q), rope(k), v) = fused-attention[rope](q, k, v).
         guarded(
             "fuse-rope-on-load",
-            "(fused-attention ?s ?ms (rope ?t ?p ?q) (rope ?t ?p ?k) ?v)",
-            "(fused-attention-rope ?s ?t ?p ?ms ?q ?k ?v)",
+            "(fused-attention ?s ?ms (rope ?t ?p ?f ?q) (rope ?t ?p ?f ?k) ?v)",
+            "(fused-attention-rope ?s ?t ?p ?f ?ms ?q ?k ?v)",
             always,
         )?,
         // fused-attention(rope(q), repeat_kv(rope(k)), v) = fused-attention[rope](q, repeat_kv(k), v),
         // repeat_kv = reshape [B, H, N, D] of broadcast along axis 2: rope turns every copy alike.
         guarded(
             "fuse-rope-on-load-repeat-kv",
-            "(fused-attention ?s ?ms (rope ?t ?p ?q) (reshape ?sh (broadcast 2 ?r (rope ?t ?p ?k))) ?v)",
-            "(fused-attention-rope ?s ?t ?p ?ms ?q (reshape ?sh (broadcast 2 ?r ?k)) ?v)",
+            "(fused-attention ?s ?ms (rope ?t ?p ?f ?q) (reshape ?sh (broadcast 2 ?r (rope ?t ?p ?f ?k))) ?v)",
+            "(fused-attention-rope ?s ?t ?p ?f ?ms ?q (reshape ?sh (broadcast 2 ?r ?k)) ?v)",
             repeat_kv,
         )?,
         // dv(rope(q), rope(k), v, do) = dv[rope](q, k, v, do).
         guarded(
             "fuse-rope-on-load-dv",
-            "(fused-attention-grad 2 ?s ?ms (rope ?t ?p ?q) (rope ?t ?p ?k) ?v ?do)",
-            "(fused-attention-grad-rope 2 ?s ?t ?p ?ms ?q ?k ?v ?do)",
+            "(fused-attention-grad 2 ?s ?ms (rope ?t ?p ?f ?q) (rope ?t ?p ?f ?k) ?v ?do)",
+            "(fused-attention-grad-rope 2 ?s ?t ?p ?f ?ms ?q ?k ?v ?do)",
             always,
         )?,
         // rope_{-p}(dq/dk(rope_p(q), rope_p(k), v, do)) = dq/dk[rope_p](q, k, v, do): the
         // chain rule through the rotation, which a [rope] gradient applies before storing.
         guarded(
             "fuse-rope-on-load-dq-dk",
-            "(rope ?t ?back (fused-attention-grad ?g ?s ?ms (rope ?t ?p ?q) (rope ?t ?p ?k) ?v ?do))",
-            "(fused-attention-grad-rope ?g ?s ?t ?p ?ms ?q ?k ?v ?do)",
+            "(rope ?t ?back ?f (fused-attention-grad ?g ?s ?ms (rope ?t ?p ?f ?q) (rope ?t ?p ?f ?k) ?v ?do))",
+            "(fused-attention-grad-rope ?g ?s ?t ?p ?f ?ms ?q ?k ?v ?do)",
             transposed,
         )?,
     ])
@@ -90,7 +90,7 @@ mod tests {
     const MS: &str = "(head-masks (entry 0 4 m-causal))";
 
     fn rope(p: &str, x: &str) -> String {
-        format!("(rope 10000.0 {p} {x})")
+        format!("(rope 10000.0 {p} default {x})")
     }
 
     #[test]
@@ -100,14 +100,21 @@ mod tests {
             &rules,
             "fuse-rope-on-load",
             &format!("(fused-attention 0.25 {MS} {} {} V)", rope("2.0", "Q"), rope("2.0", "K")),
-            &format!("(fused-attention-rope 0.25 10000.0 2.0 {MS} Q K V)"),
+            &format!("(fused-attention-rope 0.25 10000.0 2.0 default {MS} Q K V)"),
         );
-        // q and k must turn alike.
+        // q and k must turn alike: the same scale and the same frequencies.
         check_not(
             &rules,
             "fuse-rope-on-load",
             &format!("(fused-attention 0.25 {MS} {} {} V)", rope("2.0", "Q"), rope("1.0", "K")),
-            &format!("(fused-attention-rope 0.25 10000.0 2.0 {MS} Q K V)"),
+            &format!("(fused-attention-rope 0.25 10000.0 2.0 default {MS} Q K V)"),
+        );
+        let llama3 = "(rope 10000.0 2.0 llama3:8.0:1.0:4.0:8192.0 K)";
+        check_not(
+            &rules,
+            "fuse-rope-on-load",
+            &format!("(fused-attention 0.25 {MS} {} {llama3} V)", rope("2.0", "Q")),
+            &format!("(fused-attention-rope 0.25 10000.0 2.0 default {MS} Q K V)"),
         );
     }
 
@@ -121,7 +128,7 @@ mod tests {
             &rules,
             "fuse-rope-on-load-repeat-kv",
             &format!("(fused-attention 0.25 {MS} {} {} V)", rope("2.0", "Q"), repeat(&rope("2.0", k1))),
-            &format!("(fused-attention-rope 0.25 10000.0 2.0 {MS} Q {} V)", repeat(k1)),
+            &format!("(fused-attention-rope 0.25 10000.0 2.0 default {MS} Q {} V)", repeat(k1)),
         );
         // A reshape that moves positions is not a repeat.
         let k2 = "(input k f32 (list 1 2 32 8))";
@@ -130,7 +137,7 @@ mod tests {
             &rules,
             "fuse-rope-on-load-repeat-kv",
             &format!("(fused-attention 0.25 {MS} {} {} V)", rope("2.0", "Q"), fold(&rope("2.0", k2))),
-            &format!("(fused-attention-rope 0.25 10000.0 2.0 {MS} Q {} V)", fold(k2)),
+            &format!("(fused-attention-rope 0.25 10000.0 2.0 default {MS} Q {} V)", fold(k2)),
         );
     }
 
@@ -143,7 +150,7 @@ mod tests {
             "fuse-rope-on-load-dv",
             &format!("(fused-attention-grad 2 0.25 {MS} {q} {k} V (input do f32 (list 1 4 16 8)))"),
             &format!(
-                "(fused-attention-grad-rope 2 0.25 10000.0 2.0 {MS} Q K V (input do f32 (list 1 4 16 8)))"
+                "(fused-attention-grad-rope 2 0.25 10000.0 2.0 default {MS} Q K V (input do f32 (list 1 4 16 8)))"
             ),
         );
     }
@@ -155,7 +162,8 @@ mod tests {
         let dout = "(input do f32 (list 1 4 16 8))";
         for g in [0, 1] {
             let grad = format!("(fused-attention-grad {g} 0.25 {MS} {q} {k} V {dout})");
-            let folded = format!("(fused-attention-grad-rope {g} 0.25 10000.0 2.0 {MS} Q K V {dout})");
+            let folded =
+                format!("(fused-attention-grad-rope {g} 0.25 10000.0 2.0 default {MS} Q K V {dout})");
             check(&rules, "fuse-rope-on-load-dq-dk", &rope("-2.0", &grad), &folded);
             // Only the transposed rotation brings the gradient back to q's space.
             check_not(&rules, "fuse-rope-on-load-dq-dk", &rope("2.0", &grad), &folded);
@@ -166,7 +174,7 @@ mod tests {
             &rules,
             "fuse-rope-on-load-dq-dk",
             &rope("-2.0", &grad),
-            &format!("(fused-attention-grad-rope 2 0.25 10000.0 2.0 {MS} Q K V {dout})"),
+            &format!("(fused-attention-grad-rope 2 0.25 10000.0 2.0 default {MS} Q K V {dout})"),
         );
     }
 }

@@ -27,9 +27,9 @@
 //! | `slice` | `:axis A :start S :end E` |
 //! | `concat`, `softmax`, `reduce-sum`, `reduce-max`, `reduce-mean` | `:axis A` |
 //! | `rms-norm` | `:eps F` |
-//! | `rope` | `:theta F :position-scale F` |
+//! | `rope` | `:theta F :position-scale F [:freqs "llama3:FACTOR:LOW:HIGH:CONTEXT"]` |
 //! | `attention` | `:mask "causal & groups(16)" :head-offset O :scale F` |
-//! | `fused-attention` | `:masks ((0 2 "causal & groups(16)") (2 4 "roll(8, causal & groups(16))")) :scale F [:rope-theta F :rope-position-scale F]` |
+//! | `fused-attention` | `:masks ((0 2 "causal & groups(16)") (2 4 "roll(8, causal & groups(16))")) :scale F [:rope-theta F :rope-position-scale F [:rope-freqs "…"]]` |
 //! | `fused-attention-grad` | `:grad "dq"` and the attributes of `fused-attention` |
 
 mod lexer;
@@ -106,8 +106,8 @@ fn write_op(out: &mut String, node: &Node) {
         Op::RmsNorm { eps } | Op::RmsNormGrad { eps } | Op::RmsNormWeightGrad { eps } => {
             write!(out, " :eps {eps:?}")
         }
-        Op::Rope { theta, position_scale } => {
-            write!(out, " :theta {theta:?} :position-scale {position_scale:?}")
+        Op::Rope { theta, position_scale, freqs } => {
+            write!(out, " :theta {theta:?} :position-scale {position_scale:?}{}", freqs_attr("freqs", freqs))
         }
         Op::Attention { mask, head_offset, scale } | Op::MaskedSoftmax { mask, head_offset, scale } => {
             write!(out, " :mask {} :head-offset {head_offset} :scale {scale:?}", quote(&mask.to_string()))
@@ -126,10 +126,21 @@ fn write_op(out: &mut String, node: &Node) {
     out.push(')');
 }
 
-/// ` :rope-theta F :rope-position-scale F`, or nothing without a rope.
+/// ` :rope-theta F :rope-position-scale F [:rope-freqs "…"]`, or nothing without a rope.
 fn rope_attrs(rope: &Option<crate::graph::RopeParams>) -> String {
-    rope.map(|r| format!(" :rope-theta {:?} :rope-position-scale {:?}", r.theta, r.position_scale))
-        .unwrap_or_default()
+    rope.map(|r| {
+        let freqs = freqs_attr("rope-freqs", &r.freqs);
+        format!(" :rope-theta {:?} :rope-position-scale {:?}{freqs}", r.theta, r.position_scale)
+    })
+    .unwrap_or_default()
+}
+
+/// ` :KEY "llama3:…"`, or nothing for the default frequencies.
+fn freqs_attr(key: &str, freqs: &crate::graph::RopeFreqs) -> String {
+    match freqs {
+        crate::graph::RopeFreqs::Default => String::new(),
+        other => format!(" :{key} \"{other}\""),
+    }
 }
 
 /// `(0 2 "causal") (2 4 "...")`.

@@ -10,8 +10,8 @@ use super::lexer::{Tok, Token, lex};
 use crate::expr::parse_mask;
 use crate::graph::infer;
 use crate::graph::{
-    AttentionGrad, DType, Graph, GraphError, HeadMask, HeadRange, Node, NodeId, Op, RopeParams, TensorType,
-    UnaryOp,
+    AttentionGrad, DType, Graph, GraphError, HeadMask, HeadRange, Node, NodeId, Op, RopeFreqs, RopeParams,
+    TensorType, UnaryOp,
 };
 use crate::mask::{Mask, NewMaskError};
 use crate::source::{SourceFile, Span};
@@ -94,7 +94,7 @@ const OPS: &[(&str, Schema)] = &[
     ("rms-norm", &[("eps", Kind::Float)]),
     ("rms-norm-grad", &[("eps", Kind::Float)]),
     ("rms-norm-weight-grad", &[("eps", Kind::Float)]),
-    ("rope", &[("theta", Kind::Float), ("position-scale", Kind::Float)]),
+    ("rope", &[("theta", Kind::Float), ("position-scale", Kind::Float), ("freqs", Kind::Str)]),
     ("embedding", &[]),
     ("embedding-grad", &[("vocab", Kind::Uint)]),
     ("cross-entropy", &[]),
@@ -109,6 +109,7 @@ const OPS: &[(&str, Schema)] = &[
             ("scale", Kind::Float),
             ("rope-theta", Kind::Float),
             ("rope-position-scale", Kind::Float),
+            ("rope-freqs", Kind::Str),
         ],
     ),
     (
@@ -119,6 +120,7 @@ const OPS: &[(&str, Schema)] = &[
             ("scale", Kind::Float),
             ("rope-theta", Kind::Float),
             ("rope-position-scale", Kind::Float),
+            ("rope-freqs", Kind::Str),
         ],
     ),
 ];
@@ -416,6 +418,7 @@ impl Parser<'_> {
             "rope" => Op::Rope {
                 theta: self.float_attr(&attrs, "theta")?,
                 position_scale: self.float_attr(&attrs, "position-scale")?,
+                freqs: self.freqs_attr(&attrs, "freqs")?,
             },
             "rope-table" => Op::RopeTable,
             "cached-attention" => {
@@ -441,9 +444,10 @@ impl Parser<'_> {
                 // The two rope attributes come together or not at all.
                 let rope = match (attrs.values.get("rope-theta"), attrs.values.get("rope-position-scale")) {
                     (None, None) => None,
-                    (Some(Value::Float(theta)), Some(Value::Float(position_scale))) => {
-                        Some(RopeParams::new(*theta, *position_scale))
-                    }
+                    (Some(Value::Float(theta)), Some(Value::Float(position_scale))) => Some(
+                        RopeParams::new(*theta, *position_scale)
+                            .with_freqs(self.freqs_attr(&attrs, "rope-freqs")?),
+                    ),
                     (Some(_), _) => return Err(missing("rope-position-scale")),
                     (None, _) => return Err(missing("rope-theta")),
                 };
@@ -461,6 +465,15 @@ impl Parser<'_> {
             }
             _ => return Err(self.error(span, format!("`{op}` is not an op with operands"))),
         })
+    }
+
+    /// An optional `:KEY "llama3:…"` (the default frequencies without it).
+    fn freqs_attr(&self, attrs: &Attrs, key: &str) -> Result<RopeFreqs, GraphError> {
+        match attrs.values.get(key) {
+            None => Ok(RopeFreqs::Default),
+            Some(Value::Str(text, span)) => text.parse().map_err(|why: String| self.error(*span, why)),
+            Some(_) => Err(self.error(attrs.span, format!("`:{key}` takes a string"))),
+        }
     }
 
     /// `:masks ((0 2 "causal") ...)`, each mask parsed.
