@@ -1,5 +1,5 @@
-//! A whole model's depth: every layer of a 32-layer training graph fuses its
-//! attention. Extraction once priced terms as trees, and a transformer's
+//! A whole model's depth: every layer of a 32-layer graph, inference or
+//! training, fuses its attention. Extraction once priced terms as trees, and a transformer's
 //! residual stream, read several times per layer, made those prices grow
 //! some 30x per layer until the fused and dense forms of the last layers'
 //! attention tied in f64 and the dense one (with its N×N scores) came out.
@@ -9,7 +9,7 @@ use weft_ir::graph::Op;
 use weft_ir::model::{LlamaConfig, LoraConfig, ModelGraphOptions, build_llama_graph};
 
 #[test]
-fn every_layer_of_a_32_layer_training_graph_fuses_its_attention() {
+fn every_layer_of_a_32_layer_graph_fuses_its_attention() {
     let layers = 32;
     let json = format!(
         r#"{{"hidden_size": 64, "intermediate_size": 176, "num_attention_heads": 4,
