@@ -59,9 +59,17 @@ pub(crate) fn share_scratch(plan: &mut KernelPlan) {
         tenant_of.insert(name, index);
     }
 
+    let tenant_bytes: HashMap<String, u64> =
+        tenant_of.keys().map(|name| (name.clone(), plan.buffers.get(name).map_or(0, |b| b.bytes))).collect();
     for kernel in &mut plan.kernels {
         for binding in &mut kernel.bindings {
             if let Some(&slot) = tenant_of.get(&binding.buffer) {
+                // A whole-buffer binding of a smaller tenant stays its own
+                // size: the slot may be larger than one storage binding may be.
+                let bytes = tenant_bytes[&binding.buffer];
+                if binding.range.is_none() && bytes < slots[slot].bytes {
+                    binding.range = Some((0, bytes));
+                }
                 binding.buffer = slots[slot].name.clone();
             }
         }
