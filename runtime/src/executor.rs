@@ -71,6 +71,15 @@ struct PipelineKey {
     checks: ShaderChecks,
 }
 
+/// `wgsl` from its first line that is not a `//` comment.
+fn shader_without_header(wgsl: &str) -> &str {
+    let mut rest = wgsl;
+    while rest.starts_with("//") {
+        rest = rest.split_once('\n').map_or("", |(_, tail)| tail);
+    }
+    rest
+}
+
 /// `len` elements from element `from_start` of buffer `from` to element
 /// `to_start` of buffer `to` ([`Executor::copy_elements`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,9 +133,13 @@ impl Prepared {
     }
 }
 
+/// Kernels that differ only in their leading comment lines (the compiler
+/// heads each module with `// name: what it computes`) share a pipeline:
+/// the layers of a model emit the same shaders, and compiling each again
+/// cost a deep model minutes and gigabytes on lavapipe.
 fn pipeline_key(kernel: &Kernel, checks: ShaderChecks) -> PipelineKey {
     PipelineKey {
-        wgsl: kernel.wgsl.clone(),
+        wgsl: shader_without_header(&kernel.wgsl).to_string(),
         entry_point: kernel.entry_point.clone(),
         workgroup_size: kernel.workgroup_size,
         checks,

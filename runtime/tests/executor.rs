@@ -86,6 +86,30 @@ fn runs_a_plan_and_reuses_its_pipeline() {
     assert!(matches!(err, RuntimeError::BindingMisaligned { .. }), "{err}");
 }
 
+/// The compiler heads every kernel with `// name: title`; kernels that
+/// differ only there (a model's layers) share one pipeline, and a kernel
+/// whose code differs gets its own.
+#[test]
+fn kernels_that_differ_only_in_their_header_comment_share_a_pipeline() {
+    let mut rng = StdRng::seed_from_u64(seed());
+    let Some(mut ex) = executor() else { return };
+    let n = 256;
+    let mut plan = axpy_plan(n, false);
+    plan.kernels[0].wgsl = format!("// n7_axpy: layer 0\n{AXPY}");
+    let mut second = plan.kernels[0].clone();
+    second.name = "n9_axpy".into();
+    second.wgsl = format!("// n9_axpy: layer 1\n// another comment line\n{AXPY}");
+    plan.kernels.push(second);
+    let x: Vec<f32> = (0..n).map(|_| rng.random_range(-4.0..4.0)).collect();
+    let out = ex.run(&plan, &HashMap::from([("x".to_string(), x.clone())])).unwrap();
+    let want: Vec<f32> = x.iter().map(|v| 3.0 * v + 1.5).collect();
+    assert_eq!(out["out"], want);
+    assert_eq!(ex.cached_pipelines(), 1);
+    plan.kernels[1].wgsl = plan.kernels[1].wgsl.replace("3.0 *", "2.0 *");
+    ex.prepare(&plan).unwrap();
+    assert_eq!(ex.cached_pipelines(), 2);
+}
+
 #[test]
 fn bad_inputs_get_clear_errors() {
     let Some(mut ex) = executor() else { return };
