@@ -17,12 +17,7 @@ fn every_layer_of_a_32_layer_graph_fuses_its_attention() {
             "vocab_size": 256, "max_position_embeddings": 4096, "tie_word_embeddings": false}}"#
     );
     let config = LlamaConfig::from_json_str(&json, "config.json").unwrap();
-    let lora = LoraConfig {
-        rank: 8,
-        alpha: 16.0,
-        target_modules: ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec(),
-        use_rslora: false,
-    };
+    let lora = LoraConfig::longlora();
     let opts = ModelGraphOptions {
         lora: Some(lora),
         train_embed: true,

@@ -28,12 +28,7 @@ fn step_bytes(layers: usize, gradient_checkpointing: bool, in_place_loss_gradien
 
 /// The plan of a LoRA+ training step of `layers` layers.
 fn step_plan(layers: usize, gradient_checkpointing: bool, plan: GraphPlanOptions) -> KernelPlan {
-    let lora = LoraConfig {
-        rank: 8,
-        alpha: 16.0,
-        target_modules: ["q_proj", "v_proj"].map(String::from).to_vec(),
-        use_rslora: false,
-    };
+    let lora = LoraConfig::longlora();
     let opts = ModelGraphOptions {
         lora: Some(lora),
         train_embed: true,

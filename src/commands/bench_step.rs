@@ -104,12 +104,7 @@ pub fn run(args: &BenchStepArgs) -> anyhow::Result<()> {
                 }
                 _ => None,
             };
-            let lora = LoraConfig {
-                rank: 8,
-                alpha: 16.0,
-                target_modules: ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec(),
-                use_rslora: false,
-            };
+            let lora = LoraConfig::longlora();
             let opts = ModelGraphOptions {
                 lora: Some(lora),
                 train_embed: true,

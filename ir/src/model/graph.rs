@@ -35,6 +35,17 @@ pub struct LoraConfig {
 }
 
 impl LoraConfig {
+    /// LongLoRA's LoRA, `weft train`'s default: rank 8, alpha 16, on q, k, v
+    /// and o.
+    pub fn longlora() -> Self {
+        LoraConfig {
+            rank: 8,
+            alpha: 16.0,
+            target_modules: ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec(),
+            use_rslora: false,
+        }
+    }
+
     /// The factor `s` of the low-rank update, as PEFT computes it.
     pub fn scaling(&self) -> f64 {
         let rank = self.rank as f64;

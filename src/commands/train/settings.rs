@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
+use weft_ir::model::LoraConfig;
 use weft_runtime::train::AdamW;
 
 /// What trains.
@@ -292,6 +293,7 @@ impl Settings {
         if save_every == 0 {
             bail!("--save-every 0: give a number of updates of at least 1");
         }
+        let lora = LoraConfig::longlora();
         Ok(Settings {
             config: flags.config.clone(),
             model,
@@ -303,10 +305,9 @@ impl Settings {
             seq_len,
             pattern: pick!(pattern).unwrap_or_else(|| "s2attn".to_string()),
             mode,
-            lora_r: pick!(lora_r).unwrap_or(8),
-            lora_alpha: pick!(lora_alpha).unwrap_or(16.0),
-            lora_targets: pick!(lora_targets)
-                .unwrap_or_else(|| ["q_proj", "k_proj", "v_proj", "o_proj"].map(String::from).to_vec()),
+            lora_r: pick!(lora_r).unwrap_or(lora.rank),
+            lora_alpha: pick!(lora_alpha).unwrap_or(lora.alpha),
+            lora_targets: pick!(lora_targets).unwrap_or(lora.target_modules),
             init_adapter,
             optimizer,
             batch_size: pick!(batch_size).unwrap_or(1),
