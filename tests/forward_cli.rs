@@ -376,3 +376,60 @@ fn an_adapter_replaces_saved_modules_and_applies_its_runs_factor() {
     let moved = plain.iter().zip(&want).fold(0f32, |m, (p, w)| m.max((p - w).abs())) / scale;
     assert!(moved > 1e-3, "the saved modules changed nothing ({moved:e})");
 }
+
+/// A checkpoint saved in 16 bits (BF16 and F16 tensors) keeps them on the
+/// device as such (`--weight-dtype auto`, the default), at half the memory,
+/// and gives the logits of f32 storage bit for bit, and the reference's.
+#[test]
+fn a_16_bit_checkpoint_stays_16_bit_on_the_device_with_the_same_logits() {
+    if !gpu() {
+        return;
+    }
+    let dir = scratch("forward_16_bit");
+    let model = dir.join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    std::fs::write(model.join("config.json"), config_json(false, "silu")).unwrap();
+    let config = LlamaConfig::from_file(&model.join("config.json")).unwrap();
+    // The MLP's weights in f16, everything else in bf16.
+    let is_f16 = |name: &str| name.contains(".mlp.");
+    let mut tensors = BTreeMap::new();
+    for (salt, p) in config.parameter_shapes().into_iter().enumerate() {
+        let data = values(p.len(), salt).into_iter().map(|v| common::to_16_bit(v, is_f16(&p.name))).collect();
+        tensors.insert(p.name.clone(), HostTensor { data, shape: p.shape });
+    }
+    common::save_16_bit(&model.join("model.safetensors"), &tensors, is_f16);
+
+    let t = 8;
+    let ids: Vec<i64> = (0..t).map(|i| ((i * 5 + 2) % 11) as i64).collect();
+    let input = dir.join("in.safetensors");
+    write_ids(&input, &ids, &[1, t]);
+    let run = |name: &str, extra: &[&str]| {
+        let out = dir.join(name);
+        let mut args = vec!["forward", model.to_str().unwrap(), "--input", input.to_str().unwrap()];
+        args.extend(["--out", out.to_str().unwrap()]);
+        args.extend(extra);
+        let o = weft(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        (TensorFile::load(&out).unwrap().f32("logits").unwrap(), stderr(&o))
+    };
+    let (packed, log) = run("auto.safetensors", &[]);
+    let values = config.parameter_shapes().iter().map(|p| p.len()).sum::<usize>();
+    assert!(
+        log.contains(&format!("weights: {values} of {values} frozen values stored as bf16 and f16")),
+        "{log}"
+    );
+    let (plain, log) = run("f32.safetensors", &["--weight-dtype", "f32"]);
+    assert!(!log.contains("stored as"), "{log}");
+    let same = packed.data.iter().zip(&plain.data).all(|(a, b)| a.to_bits() == b.to_bits());
+    assert!(same && packed.shape == plain.shape, "the logits differ between bf16/f16 and f32 storage");
+
+    let mut weights = as_f64(&tensors);
+    weights.insert(
+        "input_ids".into(),
+        Tensor::new(vec![1, t], ids.iter().map(|&v| v as f64).collect()).unwrap(),
+    );
+    let no_lora = LoraConfig { rank: 1, alpha: 1.0, target_modules: vec![], use_rslora: false };
+    let want = llama_reference::reference_logits(&config, &causal_schedule(t), &no_lora, &weights, 1, t);
+    let err = max_rel_error(&packed.data, &want);
+    assert!(err <= TOLERANCE, "max relative error {err:.2e}");
+}

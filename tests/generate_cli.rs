@@ -326,3 +326,51 @@ fn an_adapter_decodes_like_forward_with_the_adapter() {
         assert!(err <= 1e-4, "new token {j}: relative error {err:e}");
     }
 }
+
+/// A checkpoint saved in bf16 decodes with its weights in bf16 on the device
+/// (`--weight-dtype auto`): the new tokens' logits still equal `weft forward`'s
+/// recomputation, and the f32 run's bit for bit.
+#[test]
+fn a_bf16_checkpoint_decodes_with_bf16_weights_and_the_logits_of_f32() {
+    if !gpu() {
+        return;
+    }
+    let dir = scratch("generate_bf16");
+    let model = dir.join("model");
+    let config = write_model(&model);
+    let file = TensorFile::load(&model.join("model.safetensors")).unwrap();
+    let mut tensors = BTreeMap::new();
+    for p in config.parameter_shapes() {
+        let mut t = file.f32(&p.name).unwrap();
+        t.data.iter_mut().for_each(|v| *v = common::to_16_bit(*v, false));
+        tensors.insert(p.name, t);
+    }
+    common::save_16_bit(&model.join("model.safetensors"), &tensors, |_| false);
+    let sink_window =
+        spec(&dir, "sink-window", "[[heads]]\nrange = \"0..H\"\nmask = \"causal & (sink(2) | window(5))\"");
+    let log = check(&dir, &model, &sink_window, 8);
+    assert!(log.contains("frozen values stored as bf16"), "{log}");
+    let packed = TensorFile::load(&dir.join("out.safetensors")).unwrap();
+
+    let plain_out = dir.join("f32.safetensors");
+    ok(&[
+        "generate",
+        model.to_str().unwrap(),
+        "--input",
+        dir.join("in.safetensors").to_str().unwrap(),
+        "--max-new-tokens",
+        "8",
+        "--pattern",
+        &sink_window,
+        "--out",
+        plain_out.to_str().unwrap(),
+        "--logits",
+        "--ignore-eos",
+        "--weight-dtype",
+        "f32",
+    ]);
+    let plain = TensorFile::load(&plain_out).unwrap();
+    assert_eq!(packed.ints("output_ids").unwrap().data, plain.ints("output_ids").unwrap().data);
+    let (a, b) = (packed.f32("logits").unwrap(), plain.f32("logits").unwrap());
+    assert!(a.data.iter().zip(&b.data).all(|(x, y)| x.to_bits() == y.to_bits()), "the logits differ");
+}

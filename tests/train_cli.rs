@@ -541,3 +541,46 @@ fn a_llama3_base_trains_within_its_context_and_refuses_interpolation() {
     );
     assert!(!past.exists(), "nothing is written for a refused run");
 }
+
+/// A base checkpoint saved in bf16 trains with its frozen weights in bf16 on
+/// the device (`--weight-dtype auto`), and the run is the f32 run bit for bit:
+/// the same losses, gradient norms and adapter.
+#[test]
+fn a_bf16_base_trains_with_bf16_frozen_weights_and_the_same_results_as_f32() {
+    if !gpu() {
+        return;
+    }
+    let dir = scratch("train_bf16_base");
+    let base = dir.join("base");
+    std::fs::create_dir_all(&base).unwrap();
+    std::fs::copy(fixture().join("base/config.json"), base.join("config.json")).unwrap();
+    let file = TensorFile::load(&fixture().join("base/model.safetensors")).unwrap();
+    let mut tensors = BTreeMap::new();
+    for name in file.names() {
+        let mut t = file.float_as_f32(&name).unwrap();
+        t.data.iter_mut().for_each(|v| *v = common::to_16_bit(*v, false));
+        tensors.insert(name, t);
+    }
+    common::save_16_bit(&base.join("model.safetensors"), &tensors, |_| false);
+
+    let data = fixture().join("data.safetensors");
+    let run = |name: &str, extra: &[&str]| {
+        let out = dir.join(name);
+        let mut args = vec!["train", "--model", base.to_str().unwrap(), "--data", data.to_str().unwrap()];
+        args.extend(["--out", out.to_str().unwrap(), "--no-shuffle", "--heldout", "0", "--mode", "lora"]);
+        args.extend(["--seq-len", "32", "--steps", "3", "--pattern", "s2attn"]);
+        args.extend(extra);
+        let o = weft(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let adapter = std::fs::read(out.join("adapter/adapter_model.safetensors")).unwrap();
+        (metrics(&out), adapter, stderr(&o))
+    };
+    let (packed, packed_adapter, log) = run("auto", &[]);
+    assert!(log.contains("frozen values stored as bf16"), "{log}");
+    let (plain, plain_adapter, _) = run("f32", &["--weight-dtype", "f32"]);
+    assert_eq!(packed.len(), 3);
+    for (a, b) in packed.iter().zip(&plain) {
+        assert_eq!((&a["loss"], &a["grad_norm"]), (&b["loss"], &b["grad_norm"]), "{a} vs {b}");
+    }
+    assert!(packed_adapter == plain_adapter, "the adapters differ");
+}

@@ -69,28 +69,53 @@ pub enum BufferRole {
 ///
 /// Not [`weft_ir::graph::DType`]: that is a tensor's type in the graph, and
 /// the device stores fewer types than graphs name. An `i64` leaf (token ids,
-/// targets) lives in an `i32` buffer, narrowed on upload, and `f16` has no
-/// buffers yet, so a plan can only declare what a kernel can bind.
+/// targets) lives in an `i32` buffer, narrowed on upload. `Bf16` and `F16`
+/// are a storage choice for read-only f32 leaves (a model's frozen weights,
+/// as its checkpoint stores them): two values per 32-bit word, low half
+/// first, widened to f32 by the kernels' accessors, so the arithmetic is the
+/// same as from an f32 buffer holding the widened values.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum ElemType {
     #[default]
     F32,
     I32,
+    Bf16,
+    F16,
 }
 
 impl ElemType {
-    /// The WGSL scalar type: `f32` or `i32`.
+    /// The WGSL scalar type kernels compute with: `f32` or `i32`.
     pub fn wgsl(self) -> &'static str {
+        match self {
+            ElemType::F32 | ElemType::Bf16 | ElemType::F16 => "f32",
+            ElemType::I32 => "i32",
+        }
+    }
+
+    /// The lowercase name plans and errors print.
+    pub fn name(self) -> &'static str {
         match self {
             ElemType::F32 => "f32",
             ElemType::I32 => "i32",
+            ElemType::Bf16 => "bf16",
+            ElemType::F16 => "f16",
         }
+    }
+
+    /// Two values per 32-bit word (`Bf16`, `F16`).
+    pub fn is_packed(self) -> bool {
+        matches!(self, ElemType::Bf16 | ElemType::F16)
+    }
+
+    /// Bytes a buffer of `elems` values takes: a whole number of 32-bit words.
+    pub fn buffer_bytes(self, elems: u64) -> u64 {
+        if self.is_packed() { elems.div_ceil(2) * 4 } else { elems * 4 }
     }
 }
 
 impl std::fmt::Display for ElemType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.wgsl())
+        f.write_str(self.name())
     }
 }
 

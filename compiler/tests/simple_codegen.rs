@@ -2,6 +2,7 @@
 //! and spirv-val, golden WGSL for a few ops and for the S2-Attn reference plan,
 //! and the plan's buffers, aliasing, splitting and errors.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -415,6 +416,31 @@ fn golden_wgsl_of_a_split_binding() {
     };
     let plan = plan_graph(&graph, &opts).unwrap();
     expect_file!["../../tests/golden/wgsl-simple/add-split.wgsl"].assert_eq(&plan.kernels[0].wgsl);
+}
+
+/// Leaves stored in 16 bits: a matmul reading a bf16 operand four values at
+/// a time, and an embedding table in f16 split across two 512-byte bindings
+/// (the accessor widens each half-word to f32; nothing else changes).
+#[test]
+fn golden_wgsl_of_packed_16_bit_leaves() {
+    let storage = |leaf: &str, elem: ElemType| BTreeMap::from([(leaf.to_string(), elem)]);
+    let matmul = op_graph(Op::MatMul { transpose_a: false, transpose_b: true }, &[&[8, 16], &[12, 16]]);
+    let opts =
+        GraphPlanOptions { leaf_storage: storage("x1", ElemType::Bf16), ..GraphPlanOptions::default() };
+    let plan = plan_graph(&matmul, &opts).unwrap();
+    assert_eq!((plan.buffers["x1"].elem, plan.buffers["x1"].bytes), (ElemType::Bf16, 12 * 16 * 2));
+    expect_file!["../../tests/golden/wgsl-simple/matmul-bf16.wgsl"].assert_eq(&plan.kernels[0].wgsl);
+
+    let embedding =
+        leaf_graph(Op::Embedding, &[("ids", DType::I32, &[2, 5]), ("table", DType::F32, &[101, 3])]);
+    let opts = GraphPlanOptions { leaf_storage: storage("table", ElemType::F16), ..tiny_bindings() };
+    let plan = plan_graph(&embedding, &opts).unwrap();
+    // 303 values: 606 bytes, stored as 152 words.
+    assert_eq!((plan.buffers["table"].elem, plan.buffers["table"].bytes), (ElemType::F16, 608));
+    expect_file!["../../tests/golden/wgsl-simple/embedding-f16-split.wgsl"].assert_eq(&plan.kernels[0].wgsl);
+    let dir = temp_dir("packed");
+    spirv_val("embedding-f16-split", &plan, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The attention output (n9) moves into the rolled q's buffer (n3), dead once

@@ -22,6 +22,11 @@ pub enum RuntimeError {
     InputType { name: String, expected: ElemType, found: &'static str },
     #[error("plan input `{name}`: value {value} at position {position} does not fit the i32 buffer")]
     InputOutOfRange { name: String, position: usize, value: i64 },
+    #[error(
+        "plan input `{name}` is stored as {elem}, but its value {value} at position {position} is not exactly \
+         a {elem}; store it as f32"
+    )]
+    InputNotExact { name: String, position: usize, value: f32, elem: ElemType },
     #[error("plan output `{name}` holds {found} values; download it as `HostValues`")]
     OutputType { name: String, found: ElemType },
     #[error("buffer `{name}` needs {bytes} bytes, more than the device allows for one buffer ({limit})")]

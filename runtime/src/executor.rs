@@ -408,6 +408,9 @@ impl Executor {
         let Some((bytes, _, elem)) = prepared.inputs.get(name) else {
             return Err(RuntimeError::UnknownHostBuffer { name: name.to_string() });
         };
+        if elem.is_packed() {
+            return Err(RuntimeError::InputType { name: name.to_string(), expected: *elem, found: "a part" });
+        }
         let (len, end) = (bytes / 4, start + values.len() as u64);
         if end > len {
             return Err(RuntimeError::OutOfBuffer { name: name.to_string(), start, end, len });
@@ -474,7 +477,8 @@ impl Executor {
         let Some((bytes, shape, elem)) = prepared.inputs.get(name) else {
             return Err(RuntimeError::UnknownHostBuffer { name: name.to_string() });
         };
-        let want = (*bytes / 4) as usize;
+        // A packed buffer holds two values per word.
+        let want = if elem.is_packed() { shape.iter().product() } else { (*bytes / 4) as usize };
         if data.len() != want {
             return Err(RuntimeError::InputSize {
                 name: name.to_string(),
@@ -567,6 +571,10 @@ impl Executor {
             let values = match elem {
                 ElemType::F32 => HostValues::F32(self.read(name, buffer, bytes)?),
                 ElemType::I32 => HostValues::I32(self.read(name, buffer, bytes)?),
+                // Plans store only read-only leaves packed, never an output.
+                found @ (ElemType::Bf16 | ElemType::F16) => {
+                    return Err(RuntimeError::OutputType { name: name.clone(), found });
+                }
             };
             out.insert(name.clone(), T::from_values(name, values)?);
         }

@@ -169,11 +169,51 @@ impl<'a> HostSlice<'a> {
                 }
                 Ok(Cow::Owned(out))
             }
+            (HostSlice::F32(v), ElemType::Bf16 | ElemType::F16) => pack(name, v, elem).map(Cow::Owned),
             _ => Err(RuntimeError::InputType {
                 name: name.to_string(),
                 expected: elem,
                 found: self.type_name(),
             }),
         }
+    }
+}
+
+/// `values` as 16-bit floats of `elem`, two per little-endian word (low half
+/// first, as the kernels read them). Every value must convert exactly: a
+/// packed buffer is a storage choice that may not change a weight.
+fn pack(name: &str, values: &[f32], elem: ElemType) -> Result<Vec<u8>, RuntimeError> {
+    let narrow = match elem {
+        ElemType::Bf16 => crate::io::bf16_from_f32_exact,
+        _ => crate::io::f16_from_f32_exact,
+    };
+    let mut out = Vec::with_capacity(elem.buffer_bytes(values.len() as u64) as usize);
+    for (position, &value) in values.iter().enumerate() {
+        let half = narrow(value).ok_or_else(|| RuntimeError::InputNotExact {
+            name: name.to_string(),
+            position,
+            value,
+            elem,
+        })?;
+        out.extend_from_slice(&half.to_le_bytes());
+    }
+    // An odd count leaves the last word half filled.
+    if values.len() % 2 == 1 {
+        out.extend_from_slice(&[0, 0]);
+    }
+    Ok(out)
+}
+
+/// The storage a read-only f32 tensor can have without changing a value:
+/// bf16 if every value is exactly a bf16, else f16 if every value is exactly
+/// an f16, else f32. A checkpoint saved in bf16 or f16 and widened on load
+/// goes back to its own type, at half the memory of f32.
+pub fn exact_storage(values: &[f32]) -> ElemType {
+    if values.iter().all(|&v| crate::io::bf16_from_f32_exact(v).is_some()) {
+        ElemType::Bf16
+    } else if values.iter().all(|&v| crate::io::f16_from_f32_exact(v).is_some()) {
+        ElemType::F16
+    } else {
+        ElemType::F32
     }
 }

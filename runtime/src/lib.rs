@@ -38,5 +38,5 @@ pub use error::RuntimeError;
 pub use executor::{ElementCopy, Executor, Prepared, Runnable, ShaderChecks};
 pub use fused::FusedPlan;
 pub use gpu::{AdapterIdentity, Gpu};
-pub use host::{HostInput, HostOutput, HostSlice, HostValues};
+pub use host::{HostInput, HostOutput, HostSlice, HostValues, exact_storage};
 pub use weft_compiler::DeviceLimits;

@@ -9,8 +9,8 @@
 
 use std::collections::HashMap;
 
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use weft_compiler::kernel::Access;
 use weft_compiler::optimize::{OptimizeOptions, optimize};
 use weft_compiler::{AttentionKernel, AttentionTiles};
@@ -24,8 +24,9 @@ use weft_runtime::{Executor, HostValues};
 
 #[path = "../../ir/tests/support/llama.rs"]
 mod llama;
+mod support;
 
-const TOLERANCE: f64 = 1e-4;
+use support::model::{self, assert_close};
 
 fn rng() -> StdRng {
     let seed = std::env::var("WEFT_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
@@ -58,43 +59,7 @@ fn inputs(
     t: usize,
     rng: &mut StdRng,
 ) -> (HashMap<String, HostValues>, HashMap<String, Tensor>) {
-    let (mut gpu, mut reference) = (HashMap::new(), HashMap::new());
-    for (id, name) in graph.leaves() {
-        let ty = &graph.node(id).ty;
-        let count: usize = ty.shape.iter().product();
-        let (host, values) = if ty.dtype.is_float() {
-            let sign = |rng: &mut StdRng| if rng.random_bool(0.5) { 1.0 } else { -1.0 };
-            let values: Vec<f32> = (0..count).map(|_| rng.random_range(0.05f32..0.5) * sign(rng)).collect();
-            let exact = values.iter().map(|&v| f64::from(v)).collect();
-            (HostValues::F32(values), exact)
-        } else {
-            let ids: Vec<i64> = (0..count)
-                .map(|i| match name {
-                    "targets" if i % t == t - 1 => -100,
-                    _ => rng.random_range(0..config.vocab_size as i64),
-                })
-                .collect();
-            let exact = ids.iter().map(|&v| v as f64).collect();
-            (HostValues::I64(ids), exact)
-        };
-        gpu.insert(name.to_string(), host);
-        reference.insert(name.to_string(), Tensor::new(ty.shape.clone(), values).unwrap());
-    }
-    (gpu, reference)
-}
-
-/// Every output of `got` against `want`, printed; fails on any above the tolerance.
-fn assert_close(got: &HashMap<String, Vec<f32>>, want: &HashMap<String, Tensor>) {
-    let mut failures = Vec::new();
-    for (name, expected) in want {
-        let values = got[name].iter().map(|&v| f64::from(v)).collect();
-        let err = Tensor::new(expected.shape().to_vec(), values).unwrap().max_rel_error(expected);
-        eprintln!("{name}: {err:.2e}");
-        if err.is_nan() || err > TOLERANCE {
-            failures.push(format!("{name}: {err:.3e}"));
-        }
-    }
-    assert!(failures.is_empty(), "relative error above {TOLERANCE:e}:\n{}", failures.join("\n"));
+    model::inputs(graph, config, t, rng, |_, rng| model::weight(rng))
 }
 
 /// No buffer of the plan holds `T × T` values.

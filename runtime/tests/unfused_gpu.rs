@@ -64,6 +64,7 @@ fn tiny_options(ex: &Executor) -> GraphPlanOptions {
         fuse_elementwise: true,
         attention_forward: AttentionTiles::default(),
         attention_backward: AttentionTiles::default(),
+        leaf_storage: Default::default(),
     }
 }
 

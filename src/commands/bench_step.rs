@@ -2,13 +2,14 @@
 //! of a ~20M-parameter LLaMA on the current adapter, full causal attention
 //! against S2-Attn, with the buffer bytes the plan allocates.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use weft_compiler::{CompileOptions, GraphPlanOptions, KernelKind, Mode, OptimizeOptions, compile};
+use weft_compiler::{CompileOptions, ElemType, GraphPlanOptions, KernelKind, Mode, OptimizeOptions, compile};
+use weft_ir::graph::Op;
 use weft_ir::model::{LlamaConfig, LoraConfig, ModelGraphOptions, build_llama_graph};
 use weft_ir::{Overrides, SourceFile, Spec};
 use weft_runtime::{Executor, HostValues};
@@ -44,6 +45,10 @@ pub struct BenchStepArgs {
     /// Recompute each layer's activations in the backward pass instead of keeping them.
     #[arg(long)]
     pub gradient_checkpointing: bool,
+    /// Store the frozen weights in bf16 on the device, as a bf16 checkpoint's are kept (their
+    /// random values are drawn as bf16 values); the trained ones stay f32.
+    #[arg(long)]
+    pub bf16_weights: bool,
     /// After timing, run each kernel on its own and print the slowest ones.
     #[arg(long, value_name = "N", value_parser = crate::args::repeats)]
     pub profile: Option<usize>,
@@ -115,12 +120,22 @@ pub fn run(args: &BenchStepArgs) -> anyhow::Result<()> {
             };
             let started = Instant::now();
             let graph = build_llama_graph(&config, schedule.as_ref(), &opts)?;
+            let trainable = weft_ir::autodiff::trainable_parameters(&graph);
+            let leaf_storage: BTreeMap<String, ElemType> = graph
+                .leaves()
+                .filter(|&(id, name)| {
+                    args.bf16_weights
+                        && matches!(graph.node(id).op, Op::Parameter { .. })
+                        && !trainable.iter().any(|t| t == name)
+                })
+                .map(|(_, name)| (name.to_string(), ElemType::Bf16))
+                .collect();
             // A training step: LoRA stays unfolded (its gradients stay
             // rank-sized), every trainable parameter gets its gradient.
             let opts = CompileOptions {
                 mode: Mode::Training { wrt: Vec::new(), seeds: vec!["loss".to_string()] },
                 optimizer: OptimizeOptions { rope_on_load: args.rope_on_load, ..OptimizeOptions::default() },
-                plan: plan_opts.clone(),
+                plan: GraphPlanOptions { leaf_storage: leaf_storage.clone(), ..plan_opts.clone() },
                 gradient_checkpointing: args.gradient_checkpointing,
                 ..CompileOptions::default()
             };
@@ -158,8 +173,14 @@ pub fn run(args: &BenchStepArgs) -> anyhow::Result<()> {
                 .map(|(id, name)| {
                     let ty = &step.node(id).ty;
                     let count: usize = ty.shape.iter().product();
+                    // A weight stored in bf16 is drawn as bf16 values (the top half of an f32).
+                    let mask = if leaf_storage.contains_key(name) { 0xffff_0000 } else { u32::MAX };
                     let values = if ty.dtype.is_float() {
-                        HostValues::F32((0..count).map(|_| rng.random_range(-0.05f32..0.05)).collect())
+                        HostValues::F32(
+                            (0..count)
+                                .map(|_| f32::from_bits(rng.random_range(-0.05f32..0.05).to_bits() & mask))
+                                .collect(),
+                        )
                     } else {
                         HostValues::I64(
                             (0..count).map(|_| rng.random_range(0..config.vocab_size as i64)).collect(),

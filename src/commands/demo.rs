@@ -130,6 +130,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         super::eval::run(&EvalArgs {
             model_dir: model_dir.to_path_buf(),
             adapter: None,
+            weight_dtype: Default::default(),
             data: heldout_data.clone(),
             data_glob: None,
             seq_len: vec![CONTEXT, 4 * CONTEXT],

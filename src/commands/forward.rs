@@ -15,6 +15,7 @@ use weft_ir::model::{LlamaConfig, ModelGraphOptions, build_llama_graph};
 use weft_runtime::io::{HostTensor, TensorFile, check_layer_count, save};
 use weft_runtime::{Executor, HostValues};
 
+use crate::commands::weight_dtype::{WeightDtype, frozen_storage};
 use crate::output::{Input, guard, out_file, tuning_cache_path};
 
 #[derive(Args, Debug)]
@@ -36,6 +37,11 @@ pub struct ForwardArgs {
     /// of weft_run.json when weft trained it.
     #[arg(long, value_name = "DIR")]
     pub adapter: Option<PathBuf>,
+    /// How the weights are stored on the device: auto (the default) keeps a tensor whose values
+    /// are exactly bf16 or f16, as such checkpoints hold them, in 16 bits (half the memory, the
+    /// same results); f32 stores every weight in f32.
+    #[arg(long, value_name = "DTYPE", default_value = "auto")]
+    pub weight_dtype: WeightDtype,
     /// Run the model graph op by op as written, attention through N x N scores, instead of
     /// optimizing it first (which fuses every layer's attention).
     #[arg(long)]
@@ -105,9 +111,11 @@ pub fn run(args: &ForwardArgs) -> anyhow::Result<()> {
     errln!("adapter: {}", gpu.adapter_description());
     // Optimized (every layer's attention fused) unless --unfused; planned
     // with the matmul shape and attention tiles `weft tune` measured here.
+    let leaf_storage =
+        frozen_storage(weights.iter().map(|(n, t)| (n.as_str(), t.data.as_slice())), args.weight_dtype);
     let opts = CompileOptions {
         optimize: !args.unfused,
-        plan: super::tune::plan_options(&gpu),
+        plan: weft_compiler::GraphPlanOptions { leaf_storage, ..super::tune::plan_options(&gpu) },
         ..Default::default()
     };
     let compiled = compile(graph, &opts).context("compiling the model")?;

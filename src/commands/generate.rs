@@ -22,6 +22,7 @@ use weft_runtime::decode::{DecodeSpec, Decoder, Sampling};
 use weft_runtime::io::{HostTensor, IntTensor, TensorFile, check_layer_count, save_with_ints};
 use weft_runtime::{Executor, HostValues};
 
+use crate::commands::weight_dtype::{WeightDtype, frozen_storage};
 use crate::output::{Input, guard, out_file, tuning_cache_path};
 
 #[derive(Args, Debug)]
@@ -45,6 +46,11 @@ pub struct GenerateArgs {
     /// A PEFT LoRA adapter directory; weft_run.json's RoPE factor is applied.
     #[arg(long, value_name = "DIR")]
     pub adapter: Option<PathBuf>,
+    /// How the weights are stored on the device: auto (the default) keeps a tensor whose values
+    /// are exactly bf16 or f16, as such checkpoints hold them, in 16 bits (half the memory, the
+    /// same results); f32 stores every weight in f32.
+    #[arg(long, value_name = "DTYPE", default_value = "auto")]
+    pub weight_dtype: WeightDtype,
     /// Sampling temperature; 0 (the default) is greedy.
     #[arg(long, value_name = "T", default_value_t = 0.0)]
     pub temperature: f64,
@@ -176,7 +182,9 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
     )?;
     let gpu = crate::gpu::open()?;
     errln!("adapter: {}", gpu.adapter_description());
-    let plan = super::tune::plan_options(&gpu);
+    let leaf_storage =
+        frozen_storage(weights.iter().map(|(n, t)| (n.as_str(), t.data.as_slice())), args.weight_dtype);
+    let plan = weft_compiler::GraphPlanOptions { leaf_storage, ..super::tune::plan_options(&gpu) };
     let prefill = compile(prefill, &CompileOptions { plan: plan.clone(), ..Default::default() })
         .context("compiling the prefill")?;
     // One token per row: nothing for the optimizer to fuse.

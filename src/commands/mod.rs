@@ -25,3 +25,4 @@ pub mod text_tokenizer;
 pub mod tokenizer;
 pub mod train;
 pub mod tune;
+pub mod weight_dtype;

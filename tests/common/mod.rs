@@ -78,3 +78,42 @@ pub fn read_npy_u8(path: &Path) -> (Vec<u64>, Vec<u8>) {
     let shape = npy.shape().to_vec();
     (shape, npy.into_vec::<u8>().expect("uint8 data"))
 }
+
+/// `value` rounded toward zero to a bf16 (or, with `f16`, to an f16 near
+/// it): a value a checkpoint saved in that type can hold exactly.
+pub fn to_16_bit(value: f32, f16: bool) -> f32 {
+    if f16 {
+        // Three decimal digits survive f16's 11 bits for values in (-1, 1).
+        let near = (value * 1024.0).round() / 1024.0;
+        weft_runtime::io::f16_from_f32_exact(near).map(weft_runtime::io::f16_to_f32).unwrap_or(0.0)
+    } else {
+        f32::from_bits(value.to_bits() & 0xffff_0000)
+    }
+}
+
+/// Writes `tensors` as a safetensors file of 16-bit floats: F16 for the names
+/// `f16` picks, BF16 for the rest. Every value must be exact in its type.
+pub fn save_16_bit(
+    path: &Path,
+    tensors: &std::collections::BTreeMap<String, weft_runtime::io::HostTensor>,
+    f16: impl Fn(&str) -> bool,
+) {
+    use weft_runtime::io::{bf16_from_f32_exact, f16_from_f32_exact};
+    let encoded: Vec<(String, safetensors::Dtype, Vec<u8>, Vec<usize>)> = tensors
+        .iter()
+        .map(|(name, t)| {
+            let (dtype, narrow): (_, fn(f32) -> Option<u16>) = if f16(name) {
+                (safetensors::Dtype::F16, f16_from_f32_exact)
+            } else {
+                (safetensors::Dtype::BF16, bf16_from_f32_exact)
+            };
+            let bytes =
+                t.data.iter().flat_map(|&v| narrow(v).expect("a 16-bit value").to_le_bytes()).collect();
+            (name.clone(), dtype, bytes, t.shape.clone())
+        })
+        .collect();
+    let views = encoded.iter().map(|(name, dtype, bytes, shape)| {
+        (name.as_str(), safetensors::tensor::TensorView::new(*dtype, shape.clone(), bytes).unwrap())
+    });
+    std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+}

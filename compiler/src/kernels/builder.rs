@@ -93,11 +93,11 @@ impl<'a> KernelBuilder<'a> {
         self.bind(var, region, Use::Read, 1)
     }
 
-    /// Like [`Self::read`] for an f32 region read four elements at a time:
+    /// Like [`Self::read`] for a float region read four elements at a time:
     /// `ld_var(i)` returns elements `4i..4i+4` as a `vec4<f32>`. The region
     /// must start at a multiple of 4 elements and hold a multiple of 4.
     pub(crate) fn read_vec4(&mut self, var: &str, region: &Region) -> Result<(), CodegenError> {
-        if region.elem != ElemType::F32 || !region.elems.is_multiple_of(4) || !region.base.is_multiple_of(4) {
+        if region.elem == ElemType::I32 || !region.elems.is_multiple_of(4) || !region.base.is_multiple_of(4) {
             return Err(self.site.too_large(format!(
                 "`{}` cannot be read as vec4 ({} elements at {})",
                 region.buffer, region.elems, region.base
@@ -144,32 +144,74 @@ impl<'a> KernelBuilder<'a> {
 
     /// Declares `var` over `region` with accessors `ld_var(i)` / `st_var(i, v)`,
     /// `i` counted from the region's start, typed by the region's element type
-    /// (`lanes` = 4: vectors of four, `i` counted in vectors).
+    /// (`lanes` = 4: vectors of four, `i` counted in vectors). A packed region
+    /// (bf16, f16) is read only, and its `ld_var` widens to f32.
     fn bind(&mut self, var: &str, region: &Region, how: Use, lanes: u64) -> Result<(), CodegenError> {
+        let packed = region.elem.is_packed();
+        if packed && how != Use::Read {
+            return Err(self.site.too_large(format!(
+                "`{}` holds {} values, which kernels only read",
+                region.buffer, region.elem
+            )));
+        }
+        // The declared array's element: packed regions are words (lanes 1) or pairs of words (lanes 4).
+        let word = match (packed, lanes) {
+            (true, 4) => "vec2<u32>".to_string(),
+            (true, _) => "u32".to_string(),
+            (false, 4) => format!("vec4<{}>", region.elem.wgsl()),
+            (false, _) => region.elem.wgsl().to_string(),
+        };
         let ty =
             if lanes == 4 { format!("vec4<{}>", region.elem.wgsl()) } else { region.elem.wgsl().to_string() };
         let access = if how == Use::Read { Access::Read } else { Access::ReadWrite };
         let space = if how == Use::Read { "read" } else { "read_write" };
-        let bytes = region.elems.saturating_mul(4);
-        // Offsets must be multiples of 256 bytes, so segments hold multiples of 64 elements.
-        let seg = self.limits.max_storage_binding / 4 / 64 * 64;
-        let seg_elems = seg;
-        let seg = seg / lanes;
+        let elem_bytes = |elems: u64| region.elem.buffer_bytes(elems);
+        let bytes = elem_bytes(region.elems);
+        // Offsets must be multiples of 256 bytes: 64 elements of 4 bytes, 128 of 2.
+        let align = if packed { 128 } else { 64 };
+        let per_byte = if packed { 2 } else { 1 };
+        let seg_elems = self.limits.max_storage_binding * per_byte / 4 / align * align;
+        // A segment in the accessor's index unit (elements or vectors of four).
+        let seg = seg_elems / lanes;
         let whole = region.base == 0 && region.elems == region.total;
+        // The statements that return element (or vector) `j` of `array`, one per line at `indent`.
+        let read = |array: &str, j: &str, indent: &str| -> String {
+            let lines = match (region.elem, lanes) {
+                (ElemType::Bf16, 4) => vec![
+                    format!("let w = {array}[{j}];"),
+                    "return bitcast<vec4<f32>>(vec4<u32>(w.x << 16u, w.x & 0xffff0000u, w.y << 16u, w.y & 0xffff0000u));".to_string(),
+                ],
+                (ElemType::Bf16, _) => vec![
+                    format!("let w = {array}[{j} >> 1u];"),
+                    format!("return bitcast<f32>(select(w << 16u, w & 0xffff0000u, ({j} & 1u) == 1u));"),
+                ],
+                (ElemType::F16, 4) => vec![
+                    format!("let w = {array}[{j}];"),
+                    "return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));".to_string(),
+                ],
+                (ElemType::F16, _) => vec![format!("return unpack2x16float({array}[{j} >> 1u])[{j} & 1u];")],
+                _ => vec![format!("return {array}[{j}];")],
+            };
+            lines.iter().map(|l| format!("{indent}{l}")).collect::<Vec<_>>().join("\n")
+        };
         let d = &mut self.decls;
         if bytes <= self.limits.max_storage_binding {
-            let range = (!whole).then_some((region.base * 4, bytes));
-            if !region.base.is_multiple_of(64) {
+            let range = (!whole).then_some((elem_bytes(region.base), bytes));
+            if !region.base.is_multiple_of(align) {
                 return Err(self.site.too_large(format!(
                     "binding of `{}` at element {} is not 256-byte aligned",
                     region.buffer, region.base
                 )));
             }
             let index = self.bindings.len() as u32;
-            let _ = writeln!(d, "@group(0) @binding({index}) var<storage, {space}> {var}: array<{ty}>;");
+            let _ = writeln!(d, "@group(0) @binding({index}) var<storage, {space}> {var}: array<{word}>;");
             self.bindings.push(Binding { index, buffer: region.buffer.clone(), access, range });
             if how != Use::Write {
-                let _ = writeln!(d, "fn ld_{var}(i: u32) -> {ty} {{ return {var}[i]; }}");
+                if packed {
+                    let _ = writeln!(d, "fn ld_{var}(i: u32) -> {ty} {{\n{}\n}}", read(var, "i", "    "));
+                } else {
+                    let _ = writeln!(d, "fn ld_{var}(i: u32) -> {ty} {{ return {var}[i]; }}");
+                }
             }
             if how != Use::Read {
                 let _ = writeln!(d, "fn st_{var}(i: u32, value: {ty}) {{ {var}[i] = value; }}");
@@ -186,12 +228,13 @@ impl<'a> KernelBuilder<'a> {
         for p in 0..parts {
             let index = self.bindings.len() as u32;
             let len = seg_elems.min(region.elems - p * seg_elems);
-            let _ = writeln!(d, "@group(0) @binding({index}) var<storage, {space}> {var}_{p}: array<{ty}>;");
+            let _ =
+                writeln!(d, "@group(0) @binding({index}) var<storage, {space}> {var}_{p}: array<{word}>;");
             self.bindings.push(Binding {
                 index,
                 buffer: region.buffer.clone(),
                 access,
-                range: Some((p * seg_elems * 4, len * 4)),
+                range: Some((elem_bytes(p * seg_elems), elem_bytes(len))),
             });
         }
         let unit = if lanes == 4 { "vec4s" } else { "elements" };
@@ -200,9 +243,14 @@ impl<'a> KernelBuilder<'a> {
         if how != Use::Write {
             let _ = writeln!(d, "fn ld_{var}(i: u32) -> {ty} {{\n{split}");
             for p in 0..parts - 1 {
-                let _ = writeln!(d, "    if (part == {p}u) {{ return {var}_{p}[j]; }}");
+                if packed {
+                    let body = read(&format!("{var}_{p}"), "j", "        ");
+                    let _ = writeln!(d, "    if (part == {p}u) {{\n{body}\n    }}");
+                } else {
+                    let _ = writeln!(d, "    if (part == {p}u) {{ return {var}_{p}[j]; }}");
+                }
             }
-            let _ = writeln!(d, "    return {var}_{}[j];\n}}", parts - 1);
+            let _ = writeln!(d, "{}\n}}", read(&format!("{var}_{}", parts - 1), "j", "    "));
         }
         if how != Use::Read {
             let _ = writeln!(d, "fn st_{var}(i: u32, value: {ty}) {{\n{split}");

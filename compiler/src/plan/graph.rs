@@ -73,6 +73,7 @@ pub fn plan_graph(graph: &ValidGraph, opts: &GraphPlanOptions) -> Result<KernelP
         names.0.insert(name.clone());
     }
     names.0.extend(leaves.iter().map(|s| s.to_string()));
+    let storage = leaf_storage(graph, opts)?;
 
     // Buffer name and role of each root node.
     let mut buffer: Vec<Option<(String, BufferRole, Vec<usize>)>> = vec![None; ids.len()];
@@ -104,17 +105,20 @@ pub fn plan_graph(graph: &ValidGraph, opts: &GraphPlanOptions) -> Result<KernelP
     let mut plan = KernelPlan::default();
     for &id in &ids {
         let Some((name, role, shape)) = &buffer[id.index()] else { continue };
-        let bytes = elements(shape) * 4;
-        let elem = elem_type(graph.node(id).ty.dtype);
+        let elem = storage.get(&id).copied().unwrap_or_else(|| elem_type(graph.node(id).ty.dtype));
+        let bytes = elem.buffer_bytes(elements(shape));
         plan.buffers.insert(
             name.clone(),
             BufferDecl { name: name.clone(), bytes, role: role.clone(), shape: shape.clone(), elem },
         );
     }
     let region = |id: NodeId| -> Region {
-        let name = buffer[root[id.index()].index()].as_ref().map_or("", |b| b.0.as_str());
+        let r = root[id.index()];
+        let name = buffer[r.index()].as_ref().map_or("", |b| b.0.as_str());
         let node = graph.node(id);
-        Region::whole(name, elements(&node.ty.shape)).with_elem(elem_type(node.ty.dtype))
+        // A reshape of a packed leaf reads the leaf's words.
+        let elem = storage.get(&r).copied().unwrap_or_else(|| elem_type(node.ty.dtype));
+        Region::whole(name, elements(&node.ty.shape)).with_elem(elem)
     };
 
     for &id in &ids {
@@ -148,6 +152,14 @@ pub fn plan_graph(graph: &ValidGraph, opts: &GraphPlanOptions) -> Result<KernelP
             .map(|&x| Operand { region: region(x), shape: &graph.node(x).ty.shape })
             .collect();
         let out = Operand { region: region(id), shape: &node.ty.shape };
+        if matches!(node.op, Op::FusedAttention { .. } | Op::FusedAttentionGrad { .. })
+            && let Some(packed) = inputs.iter().find(|o| o.region.elem.is_packed())
+        {
+            return Err(CodegenError::Options(format!(
+                "fused attention reads `{}`, stored as {}: its kernels read f32 only",
+                packed.region.buffer, packed.region.elem
+            )));
+        }
         let mut kernels = match &node.op {
             Op::FusedAttention { heads, scale, rope } => {
                 let (kernels, lse) = fused_attention::emit(
@@ -316,6 +328,31 @@ fn add(plan: &mut KernelPlan, buffers: Vec<BufferDecl>, kernels: Vec<Kernel>) {
     let buffers: BTreeMap<String, BufferDecl> = buffers.into_iter().map(|b| (b.name.clone(), b)).collect();
     plan.buffers.extend(buffers);
     plan.kernels.extend(kernels);
+}
+
+/// The packed leaves of `opts.leaf_storage`, by node. Each must be an f32
+/// leaf; names `graph` does not have are left out, so that one map serves
+/// every graph of a model (a prefill and its decoding step).
+fn leaf_storage(
+    graph: &ValidGraph,
+    opts: &GraphPlanOptions,
+) -> Result<HashMap<NodeId, ElemType>, CodegenError> {
+    let mut packed = HashMap::new();
+    for (name, &elem) in &opts.leaf_storage {
+        let Some((id, _)) = graph.leaves().find(|(_, leaf)| *leaf == name.as_str()) else {
+            continue;
+        };
+        let dtype = graph.node(id).ty.dtype;
+        if dtype != DType::F32 {
+            return Err(CodegenError::Options(format!(
+                "`{name}` is {dtype}; only f32 leaves may be stored as {elem}"
+            )));
+        }
+        if elem.is_packed() {
+            packed.insert(id, elem);
+        }
+    }
+    Ok(packed)
 }
 
 /// The element type of a node's buffer; only leaves may be integers (`check_node`).

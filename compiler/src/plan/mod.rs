@@ -26,8 +26,11 @@ mod memory;
 mod render;
 mod update;
 
+use std::collections::BTreeMap;
+
 use crate::attention::AttentionTiles;
 use crate::device::DeviceLimits;
+use crate::kernel::ElemType;
 use crate::kernels::{CodegenError, MatmulTable};
 
 pub use graph::plan_graph;
@@ -60,6 +63,12 @@ pub struct GraphPlanOptions {
     /// run without them.
     pub attention_forward: AttentionTiles,
     pub attention_backward: AttentionTiles,
+    /// Leaves stored in a packed 16-bit type (`Bf16`, `F16`) instead of f32,
+    /// by name: a model's frozen weights as its checkpoint stores them, at
+    /// half the memory. Only f32 leaves that no kernel writes, read by the
+    /// plain kernels (not fused attention), may be packed; names the graph
+    /// does not have are ignored.
+    pub leaf_storage: BTreeMap<String, ElemType>,
 }
 
 impl Default for GraphPlanOptions {
@@ -81,6 +90,7 @@ impl GraphPlanOptions {
             fuse_elementwise: true,
             attention_forward: AttentionTiles::default_for(&limits),
             attention_backward: AttentionTiles::default_for(&limits),
+            leaf_storage: BTreeMap::new(),
         }
     }
 
@@ -102,6 +112,15 @@ impl GraphPlanOptions {
         }
         if let Some(why) = self.matmul.problem() {
             return bad(why);
+        }
+        if let Some((name, elem)) = self
+            .leaf_storage
+            .iter()
+            .find(|(_, e)| !matches!(e, ElemType::F32 | ElemType::Bf16 | ElemType::F16))
+        {
+            return bad(format!(
+                "leaf `{name}` cannot be stored as {elem}: only f32, bf16 and f16 are storage types"
+            ));
         }
         Ok(())
     }

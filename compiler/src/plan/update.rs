@@ -90,6 +90,12 @@ pub fn plan_update(
     let mut sites = Vec::with_capacity(grads.len());
     for (index, (name, grad)) in grads.iter().enumerate() {
         let site = Site { node: parameter_node(graph, name)?, op: "parameter" };
+        if let Some(p) = plan.buffers.get(name).filter(|p| p.elem.is_packed()) {
+            return Err(CodegenError::Options(format!(
+                "parameter `{name}` is trained, so it must be stored as f32, not {}",
+                p.elem
+            )));
+        }
         let elems = match (plan.buffers.get(name), plan.buffers.get(grad)) {
             (Some(p), Some(g)) if p.role == BufferRole::Input && p.bytes == g.bytes => p.bytes / 4,
             _ => {

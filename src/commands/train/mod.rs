@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use weft_compiler::{CompileOptions, Mode, UpdateOptions, compile};
+use weft_compiler::{CompileOptions, GraphPlanOptions, Mode, UpdateOptions, compile};
 use weft_ir::Overrides;
 use weft_ir::model::{ModelGraphOptions, build_llama_graph};
 use weft_runtime::Executor;
@@ -24,6 +24,8 @@ use weft_runtime::io::HostTensor;
 use weft_runtime::train::{Checkpoint, CheckpointState, TrainError, TrainingStep, load_checkpoint_dir};
 
 use settings::Settings;
+
+use crate::commands::weight_dtype::frozen_storage;
 pub use settings::{ModelSizes, TrainArgs, TrainMode};
 
 /// LongLoRA's roll-form S2-Attn, the default pattern.
@@ -97,9 +99,15 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let out = run_dir::RunDir::create(&settings, args.overwrite)?;
     let gpu = crate::gpu::open()?;
     errln!("adapter: {}", gpu.adapter_description());
+    let trainable = weft_ir::autodiff::trainable_parameters(&graph);
+    let frozen = base.weights.iter().filter(|(name, _)| !trainable.contains(name));
+    let leaf_storage = frozen_storage(
+        frozen.map(|(name, values)| (name.as_str(), values.as_slice())),
+        settings.weight_dtype,
+    );
     let compile_opts = CompileOptions {
         mode: Mode::Training { wrt: Vec::new(), seeds: vec!["loss".to_string()] },
-        plan: crate::commands::tune::plan_options(&gpu),
+        plan: GraphPlanOptions { leaf_storage, ..crate::commands::tune::plan_options(&gpu) },
         update: Some(UpdateOptions { accumulate: settings.grad_accum > 1 }),
         gradient_checkpointing: settings.gradient_checkpointing,
         ..CompileOptions::default()

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use weft_ir::model::LoraConfig;
 use weft_runtime::train::AdamW;
 
+use crate::commands::weight_dtype::WeightDtype;
+
 /// What trains.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 pub enum TrainMode {
@@ -166,6 +168,11 @@ pub struct TrainArgs {
     #[arg(long)]
     #[serde(default)]
     pub gradient_checkpointing: bool,
+    /// How the frozen weights are stored on the device (default auto: in 16 bits where the
+    /// checkpoint's values are exactly bf16 or f16, which halves their memory and changes no
+    /// result).
+    #[arg(long, value_name = "DTYPE")]
+    pub weight_dtype: Option<WeightDtype>,
     /// Write a checkpoint every K updates (default 50), and always at the end.
     #[arg(long, value_name = "K")]
     pub save_every: Option<u64>,
@@ -217,6 +224,9 @@ pub struct Settings {
     /// Not written when off, so runs from before the setting existed resume.
     #[serde(default, skip_serializing_if = "is_false")]
     pub gradient_checkpointing: bool,
+    /// Not written when auto, so runs from before the setting existed resume.
+    #[serde(default, skip_serializing_if = "is_auto")]
+    pub weight_dtype: WeightDtype,
     pub save_every: u64,
     pub keep: usize,
 }
@@ -227,6 +237,10 @@ fn is_zero(x: &f64) -> bool {
 
 fn is_false(x: &bool) -> bool {
     !*x
+}
+
+fn is_auto(x: &WeightDtype) -> bool {
+    *x == WeightDtype::Auto
 }
 
 impl Settings {
@@ -318,14 +332,16 @@ impl Settings {
             heldout,
             passkey_fraction,
             gradient_checkpointing: flags.gradient_checkpointing || file.gradient_checkpointing,
+            weight_dtype: pick!(weight_dtype).unwrap_or_default(),
             save_every,
             keep: pick!(keep).unwrap_or(2).max(1),
         })
     }
 
     /// What must not change for a run to resume: everything but the
-    /// number of steps, the checkpoint cadence, the output directory and
-    /// gradient checkpointing (which changes memory, not results).
+    /// number of steps, the checkpoint cadence, the output directory,
+    /// gradient checkpointing and the weights' storage (which change memory,
+    /// not results).
     pub fn fingerprint(&self) -> String {
         let same = Settings {
             steps: 0,
@@ -333,6 +349,7 @@ impl Settings {
             keep: 0,
             out: PathBuf::new(),
             gradient_checkpointing: false,
+            weight_dtype: WeightDtype::Auto,
             ..self.clone()
         };
         serde_json::to_string(&same).unwrap_or_default()

@@ -1,0 +1,3 @@
+//! Helpers shared by the runtime's GPU tests.
+
+pub mod model;
