@@ -299,6 +299,9 @@ fn compile_prints_a_models_training_step() {
     // Two layers of causal attention: one forward and one backward pass each, no N x N buffer.
     assert_eq!(plan.lines().filter(|l| l.trim_start().starts_with("attn_fwd")).count(), 2, "{plan}");
     assert!(!plan.contains("[1, 4, 64, 64]"), "{plan}");
+    // `weft train`'s step: seeded by the loss only, no logits output (nor their cotangent).
+    assert!(plan.contains("buffer dloss []") && !plan.contains("buffer dlogits"), "{plan}");
+    assert!(!plan.contains("buffer logits "), "{plan}");
     // Inference: no backward kernel.
     let forward =
         ok(&["compile", config.to_str().unwrap(), "--emit", "plan", "--seq-len", "64", "--out", "-"]);

@@ -100,8 +100,9 @@ impl SourceArgs {
             (true, SourceKind::Pattern | SourceKind::Graph) => {
                 Mode::Training { wrt: ["q", "k", "v"].map(String::from).to_vec(), seeds: Vec::new() }
             }
-            // A model's step: every trainable parameter.
-            (true, SourceKind::Model) => Mode::Training { wrt: Vec::new(), seeds: Vec::new() },
+            // A model's step, as `weft train` runs it: every trainable
+            // parameter, seeded by the loss alone.
+            (true, SourceKind::Model) => Mode::Training { wrt: Vec::new(), seeds: vec!["loss".to_string()] },
         };
         CompileOptions { mode, plan, ..CompileOptions::default() }
     }
@@ -154,6 +155,7 @@ impl SourceArgs {
                 train_embed: true,
                 train_norm: true,
                 loss: true,
+                logits_output: false,
                 ..ModelGraphOptions::new(self.batch, t)
             }
         } else {
