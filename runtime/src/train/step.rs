@@ -72,13 +72,13 @@ impl TrainingStep {
     pub fn upload_weights(
         &self,
         executor: &Executor,
-        weights: HashMap<String, Vec<f32>>,
+        weights: &HashMap<String, Vec<f32>>,
         micro_batches: usize,
     ) -> Result<(), TrainError> {
-        let mut inputs: HashMap<String, HostValues> =
-            weights.into_iter().map(|(name, data)| (name, HostValues::F32(data))).collect();
-        inputs.insert(self.loss_seed.clone(), HostValues::F32(vec![1.0 / micro_batches.max(1) as f32]));
-        executor.upload_some(&self.prepared, &inputs)?;
+        // Borrowed, not copied: a 7B model's weights are tens of GB on the host.
+        executor.upload_some(&self.prepared, weights)?;
+        let seed = HashMap::from([(self.loss_seed.clone(), vec![1.0 / micro_batches.max(1) as f32])]);
+        executor.upload_some(&self.prepared, &seed)?;
         Ok(())
     }
 

@@ -139,7 +139,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         trained_elems as f64 / 1e6,
         settings.mode.as_str()
     );
-    step.upload_weights(&executor, base.weights.clone(), settings.grad_accum)?;
+    step.upload_weights(&executor, &base.weights, settings.grad_accum)?;
 
     // Resume: the newest complete checkpoint's trained tensors and moments.
     let mut first = 0;
