@@ -554,14 +554,7 @@ fn a_bf16_base_trains_with_bf16_frozen_weights_and_the_same_results_as_f32() {
     let base = dir.join("base");
     std::fs::create_dir_all(&base).unwrap();
     std::fs::copy(fixture().join("base/config.json"), base.join("config.json")).unwrap();
-    let file = TensorFile::load(&fixture().join("base/model.safetensors")).unwrap();
-    let mut tensors = BTreeMap::new();
-    for name in file.names() {
-        let mut t = file.float_as_f32(&name).unwrap();
-        t.data.iter_mut().for_each(|v| *v = common::to_16_bit(*v, false));
-        tensors.insert(name, t);
-    }
-    common::save_16_bit(&base.join("model.safetensors"), &tensors, |_| false);
+    common::save_as_bf16(&fixture().join("base/model.safetensors"), &base.join("model.safetensors"));
 
     let data = fixture().join("data.safetensors");
     let run = |name: &str, extra: &[&str]| {

@@ -117,3 +117,16 @@ pub fn save_16_bit(
     });
     std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
 }
+
+/// Rewrites the safetensors file `from` into `to` in bf16, each value rounded
+/// toward zero (`to_16_bit`): a checkpoint as one saved in bf16 holds it.
+pub fn save_as_bf16(from: &Path, to: &Path) {
+    let file = weft_runtime::io::TensorFile::load(from).unwrap();
+    let mut tensors = std::collections::BTreeMap::new();
+    for name in file.names() {
+        let mut t = file.float_as_f32(&name).unwrap();
+        t.data.iter_mut().for_each(|v| *v = to_16_bit(*v, false));
+        tensors.insert(name, t);
+    }
+    save_16_bit(to, &tensors, |_| false);
+}
