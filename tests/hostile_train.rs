@@ -113,11 +113,19 @@ fn train_refuses_bad_settings() {
             .expect("give --out DIR"),
         train("unknown key in the config file", &["--config", "c.toml"])
             .file("c.toml", "seq-len = 32\nlearning-rate = 1e-3\n")
-            .expect("c.toml")
+            .expect("c.toml:2:1")
             .expect("learning-rate"),
         train("config file with a bad value", &["--config", "c.toml"])
-            .file("c.toml", "steps = \"many\"\n")
-            .expect("c.toml"),
+            .file("c.toml", "seq-len = 32\nsteps = \"many\"\n")
+            .expect("c.toml:2:9")
+            .expect("invalid type: string \"many\""),
+        train("model table with a bad value", &["--config", "c.toml"])
+            .file("c.toml", "steps = 2\n\n[model]\nhidden_size = -8\n")
+            .expect("c.toml:4:15"),
+        train("model table with an unknown key", &["--config", "c.toml"])
+            .file("c.toml", "[model]\nhidden = 8\n")
+            .expect("c.toml:2:1")
+            .expect("hidden"),
         train("model path and model table", &["--config", "c.toml"])
             .file("c.toml", "[model]\nhidden_size = 8\nintermediate_size = 8\nnum_hidden_layers = 1\nnum_attention_heads = 1\nvocab_size = 8\nmax_position_embeddings = 8\n")
             .expect("not both"),

@@ -24,6 +24,8 @@ if [[ -z ${WEFT:-} ]]; then
   cargo build --release --quiet --manifest-path "$root/Cargo.toml"
 fi
 weft=${WEFT:-$root/target/release/weft}
+# A relative path must survive the `cd` of step 5 (a bare name is looked up in PATH).
+[[ $weft == */* && $weft != /* ]] && weft=$PWD/$weft
 log="$out/run.log"
 lengths=512,1024,2048
 passkey_trials=50
@@ -116,14 +118,15 @@ for arm in "${arms[@]}"; do
   fi
 done
 
-# 5. The report.
+# 5. The report. Run paths are given relative to OUT, so that results.json
+#    is the same wherever OUT is.
 runs=()
 for arm in "${arms[@]}"; do
   read -r name _ _ <<<"$arm"
-  runs+=("$name=$out/arms/$name")
+  runs+=("$name=arms/$name")
 done
-runs+=("base=$out/arms/base/eval.json")
-"$weft" compare --out "$out/report" "${runs[@]}" | tee -a "$log"
+runs+=("base=arms/base/eval.json")
+(cd "$out" && "$weft" compare --out report "${runs[@]}") | tee -a "$log"
 cp "$out/times.tsv" "$out/report/times.tsv"
 # The committed copy EXPERIMENTS.md shows (git diff tells a re-run's changes).
 mkdir -p "$here/results"

@@ -406,24 +406,27 @@ fn read_config(path: &Path) -> anyhow::Result<TrainArgs> {
         }
         None => anyhow::anyhow!("{}: {}", path.display(), e.message()),
     };
-    let mut table: toml::Table = toml::from_str(&text).map_err(located)?;
+    // Parsed once with spans, so that an error inside a value (a type, an
+    // unknown key) names its line as a syntax error does.
+    let mut root = toml::de::DeTable::parse(&text).map_err(located)?;
     // `model` is a path (like --model) or a `[model]` table of sizes.
-    let sizes = match table.remove("model") {
-        Some(toml::Value::Table(sizes)) => {
-            let sizes: ModelSizes = sizes.try_into().map_err(|e: toml::de::Error| {
-                anyhow::anyhow!("{}: [model]: {}", path.display(), e.message())
-            })?;
-            Some(sizes)
-        }
-        Some(other) => {
-            table.insert("model".into(), other);
-            None
+    let sizes = match root.get_mut().remove_entry("model") {
+        Some((key, value)) => {
+            let span = value.span();
+            match value.into_inner() {
+                toml::de::DeValue::Table(sizes) => {
+                    let sizes = toml::de::Deserializer::from(toml::Spanned::new(span, sizes));
+                    Some(ModelSizes::deserialize(sizes).map_err(located)?)
+                }
+                other => {
+                    root.get_mut().insert(key, toml::Spanned::new(span, other));
+                    None
+                }
+            }
         }
         None => None,
     };
-    let args: TrainArgs = table
-        .try_into()
-        .map_err(|e: toml::de::Error| anyhow::anyhow!("{}: {}", path.display(), e.message()))?;
+    let args = TrainArgs::deserialize(toml::de::Deserializer::from(root)).map_err(located)?;
     Ok(TrainArgs { model_sizes: sizes, ..args })
 }
 
