@@ -20,7 +20,7 @@ use super::atomic_dir::write_dir_atomically;
 use super::checkpoint::SINGLE_FILE;
 use super::rope_factor::{RopeFactorError, write_linear_factor};
 use super::run_record::{RUN_RECORD, RunRecord};
-use super::tensors::{HostTensor, write_safetensors};
+use super::tensors::{HostTensor, torch_metadata, write_safetensors};
 
 /// Files of a checkpoint directory copied as they are, when the base has them.
 pub const COPIED_FILES: [&str; 5] = [
@@ -114,7 +114,7 @@ pub fn write_merged_checkpoint(
             Err(source) => return Err(ExportError::Read { path, source }),
         }
     }
-    let metadata = BTreeMap::from([("format".to_string(), "pt".to_string())]);
+    let metadata = torch_metadata();
     let mut written = vec!["config.json".to_string(), SINGLE_FILE.to_string()];
     written.extend(copies.iter().map(|(name, _)| name.to_string()));
     if record.is_some() {
@@ -122,7 +122,9 @@ pub fn write_merged_checkpoint(
     }
     write_dir_atomically::<std::io::Error>(out, |dir| {
         dir.file("config.json", |w| w.write_all(config_json.as_bytes()))?;
-        dir.file(SINGLE_FILE, |w| write_safetensors(w, tensors, &metadata))?;
+        dir.file(SINGLE_FILE, |w| {
+            write_safetensors(w, tensors.iter().map(|(n, t)| (n, t.view())), &metadata)
+        })?;
         for (name, bytes) in &copies {
             dir.file(name, |w| w.write_all(bytes))?;
         }

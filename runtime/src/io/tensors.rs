@@ -190,23 +190,53 @@ pub fn save_with_ints(
         .map_err(|source| TensorFileError::Write { path: path.into(), source })
 }
 
-/// Writes f32 tensors to `w` in the safetensors format, one tensor at a time
-/// (never the whole file in memory), with `metadata` as the header's
-/// `__metadata__` (transformers wants `{"format": "pt"}` in a checkpoint).
-pub fn write_safetensors(
+/// A borrowed f32 tensor, row-major: what a safetensors file is written
+/// from, so that a checkpoint's tensors are not copied to be saved.
+#[derive(Clone, Copy, Debug)]
+pub struct TensorRef<'a> {
+    pub shape: &'a [usize],
+    pub data: &'a [f32],
+}
+
+impl HostTensor {
+    pub fn view(&self) -> TensorRef<'_> {
+        TensorRef { shape: &self.shape, data: &self.data }
+    }
+}
+
+/// Writes f32 tensors to `w` in the safetensors format, in name order, one
+/// tensor at a time (never the whole file in memory), with `metadata` as the
+/// header's `__metadata__` (transformers wants `{"format": "pt"}` in a
+/// checkpoint). A tensor whose data does not fill its shape is refused.
+pub fn write_safetensors<'a, N: AsRef<str>>(
     w: &mut impl Write,
-    tensors: &BTreeMap<String, HostTensor>,
+    tensors: impl IntoIterator<Item = (N, TensorRef<'a>)>,
     metadata: &BTreeMap<String, String>,
 ) -> std::io::Result<()> {
+    let mut tensors: Vec<(N, TensorRef<'a>)> = tensors.into_iter().collect();
+    tensors.sort_by(|(a, _), (b, _)| a.as_ref().cmp(b.as_ref()));
     let mut header = serde_json::Map::new();
     if !metadata.is_empty() {
         header.insert("__metadata__".into(), serde_json::json!(metadata));
     }
     let mut offset = 0usize;
-    for (name, tensor) in tensors {
+    for (name, tensor) in &tensors {
+        let name = name.as_ref();
+        if tensor.shape.iter().product::<usize>() != tensor.data.len() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("tensor `{name}` has {} values for shape {:?}", tensor.data.len(), tensor.shape),
+            ));
+        }
+        if header.contains_key(name) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("two tensors are named `{name}`"),
+            ));
+        }
         let end = offset + tensor.data.len() * 4;
         header.insert(
-            name.clone(),
+            name.to_string(),
             serde_json::json!({"dtype": "F32", "shape": tensor.shape, "data_offsets": [offset, end]}),
         );
         offset = end;
@@ -217,7 +247,7 @@ pub fn write_safetensors(
     w.write_all(&(header.len() as u64).to_le_bytes())?;
     w.write_all(&header)?;
     let mut bytes = Vec::with_capacity(1 << 16);
-    for tensor in tensors.values() {
+    for (_, tensor) in &tensors {
         for chunk in tensor.data.chunks(1 << 14) {
             bytes.clear();
             bytes.extend(chunk.iter().flat_map(|v| v.to_le_bytes()));
@@ -225,6 +255,12 @@ pub fn write_safetensors(
         }
     }
     Ok(())
+}
+
+/// The header metadata PyTorch's `save_file` writes, which transformers and
+/// PEFT look for.
+pub fn torch_metadata() -> BTreeMap<String, String> {
+    BTreeMap::from([("format".to_string(), "pt".to_string())])
 }
 
 #[cfg(test)]
@@ -240,9 +276,8 @@ mod tests {
         );
         tensors.insert("a".to_string(), HostTensor { shape: vec![], data: vec![7.0] });
         tensors.insert("c".to_string(), HostTensor { shape: vec![0], data: vec![] });
-        let metadata = BTreeMap::from([("format".to_string(), "pt".to_string())]);
         let mut bytes = Vec::new();
-        write_safetensors(&mut bytes, &tensors, &metadata).unwrap();
+        write_safetensors(&mut bytes, tensors.iter().map(|(n, t)| (n, t.view())), &torch_metadata()).unwrap();
         let (_, read_metadata) = SafeTensors::read_metadata(&bytes).unwrap();
         let read_metadata = read_metadata.metadata().clone().unwrap();
         assert_eq!(read_metadata.get("format").map(String::as_str), Some("pt"));
@@ -251,5 +286,18 @@ mod tests {
         for (name, tensor) in &tensors {
             assert_eq!(&file.f32(name).unwrap(), tensor, "{name}");
         }
+    }
+
+    #[test]
+    fn a_tensor_that_does_not_fill_its_shape_or_repeats_a_name_is_refused() {
+        let data = [1.0f32, 2.0, 3.0];
+        let short = TensorRef { shape: &[2, 2], data: &data };
+        let err = write_safetensors(&mut Vec::new(), [("w", short)], &BTreeMap::new()).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+        assert_eq!(err.to_string(), "tensor `w` has 3 values for shape [2, 2]");
+        let fits = TensorRef { shape: &[3], data: &data };
+        let err =
+            write_safetensors(&mut Vec::new(), [("w", fits), ("w", fits)], &BTreeMap::new()).unwrap_err();
+        assert_eq!(err.to_string(), "two tensors are named `w`");
     }
 }

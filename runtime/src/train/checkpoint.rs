@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::TrainError;
-use crate::io::{DirWriter, HostTensor, TensorFile, write_dir_atomically};
+use crate::io::{
+    DirWriter, HostTensor, TensorFile, TensorRef, torch_metadata, write_dir_atomically, write_safetensors,
+};
 
 /// The file of AdamW's moments, `<name>.exp_avg` and `<name>.exp_avg_sq`.
 pub const OPTIMIZER_FILE: &str = "optimizer.safetensors";
@@ -82,16 +84,21 @@ pub fn write_checkpoint(
     weights: impl FnOnce(&mut DirWriter) -> Result<(), TrainError>,
 ) -> Result<PathBuf, TrainError> {
     let dir = out.join(format!("{PREFIX}{}", state.step));
-    let mut tensors = BTreeMap::new();
-    for (name, (m, v)) in moments {
-        tensors.insert(format!("{name}.exp_avg"), HostTensor { shape: vec![m.len()], data: m.clone() });
-        tensors.insert(format!("{name}.exp_avg_sq"), HostTensor { shape: vec![v.len()], data: v.clone() });
-    }
-    let optimizer = super::encode_safetensors(&tensors, &dir.join(OPTIMIZER_FILE))?;
+    let moments: Vec<(String, [usize; 1], &[f32])> = moments
+        .iter()
+        .flat_map(|(name, (m, v))| {
+            [
+                (format!("{name}.exp_avg"), [m.len()], m.as_slice()),
+                (format!("{name}.exp_avg_sq"), [v.len()], v.as_slice()),
+            ]
+        })
+        .collect();
     let state_json = serde_json::to_string_pretty(state).map_err(|e| TrainError::Plan(e.to_string()))?;
     write_dir_atomically(&dir, |w: &mut DirWriter| -> Result<(), TrainError> {
         weights(w)?;
-        w.file(OPTIMIZER_FILE, |f| std::io::Write::write_all(f, &optimizer)).map_err(TrainError::io(&dir))?;
+        let moments = moments.iter().map(|(name, shape, data)| (name, TensorRef { shape, data }));
+        w.file(OPTIMIZER_FILE, |f| write_safetensors(f, moments, &torch_metadata()))
+            .map_err(TrainError::io(&dir))?;
         w.file(STATE_FILE, |f| std::io::Write::write_all(f, state_json.as_bytes()))
             .map_err(TrainError::io(&dir))
     })?;
@@ -176,8 +183,9 @@ mod tests {
             HostTensor { shape: vec![2], data: vec![1.5, step as f32] },
         )]);
         write_checkpoint(out, &state(step), &moments, |w| {
-            let bytes = super::super::encode_safetensors(&weights, Path::new("w.safetensors"))?;
-            w.file("w.safetensors", |f| std::io::Write::write_all(f, &bytes)).map_err(TrainError::io("w"))
+            let weights = weights.iter().map(|(name, t)| (name, t.view()));
+            w.file("w.safetensors", |f| write_safetensors(f, weights, &torch_metadata()))
+                .map_err(TrainError::io("w"))
         })
         .unwrap()
     }

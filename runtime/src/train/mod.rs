@@ -17,5 +17,5 @@ pub use checkpoint::{
 pub use error::TrainError;
 pub use init::{init_lora, init_model};
 pub use optimizer::AdamW;
-pub use peft::{PeftAdapter, encode_safetensors, peft_key};
+pub use peft::{PeftAdapter, peft_key};
 pub use step::{TrainingStep, UpdateStats};

@@ -7,14 +7,12 @@
 //! LoRA+, the embedding and norm weights as `base_model.model.<name>` (PEFT
 //! strips `modules_to_save.default` when saving).
 
-use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use safetensors::Dtype;
 use serde_json::json;
 use weft_ir::model::LoraConfig;
 
-use crate::io::{DirWriter, HostTensor, TensorFileError};
+use crate::io::{DirWriter, TensorFileError, TensorRef, torch_metadata, write_safetensors};
 
 /// The prefix PEFT's `get_peft_model` puts before the base model's names.
 const PEFT_PREFIX: &str = "base_model.model.";
@@ -72,41 +70,18 @@ impl PeftAdapter<'_> {
 
     /// Writes `adapter_config.json` and `adapter_model.safetensors` into `dir`
     /// from `tensors` under weft's names.
-    pub fn write(
+    pub fn write<'t>(
         &self,
         dir: &mut DirWriter,
-        tensors: &BTreeMap<String, HostTensor>,
+        tensors: impl IntoIterator<Item = (&'t str, TensorRef<'t>)>,
     ) -> Result<(), TensorFileError> {
         let path = Path::new(crate::io::ADAPTER_WEIGHTS);
-        let renamed: BTreeMap<String, HostTensor> =
-            tensors.iter().map(|(name, t)| (peft_key(name), t.clone())).collect();
-        let bytes = encode_safetensors(&renamed, path)?;
+        let renamed = tensors.into_iter().map(|(name, t)| (peft_key(name), t));
         let write_err = |source| TensorFileError::Write { path: path.into(), source };
-        dir.file(crate::io::ADAPTER_WEIGHTS, |w| std::io::Write::write_all(w, &bytes)).map_err(write_err)?;
+        dir.file(crate::io::ADAPTER_WEIGHTS, |w| write_safetensors(w, renamed, &torch_metadata()))
+            .map_err(write_err)?;
         let config = self.config_json();
         dir.file(crate::io::ADAPTER_CONFIG, |w| std::io::Write::write_all(w, config.as_bytes()))
             .map_err(|source| TensorFileError::Write { path: crate::io::ADAPTER_CONFIG.into(), source })
     }
-}
-
-/// f32 tensors as safetensors bytes with torch's `format: pt` metadata.
-pub fn encode_safetensors(
-    tensors: &BTreeMap<String, HostTensor>,
-    path: &Path,
-) -> Result<Vec<u8>, TensorFileError> {
-    let bytes: Vec<(&String, Vec<u8>, &HostTensor)> = tensors
-        .iter()
-        .map(|(name, t)| (name, t.data.iter().flat_map(|v| v.to_le_bytes()).collect(), t))
-        .collect();
-    let views = bytes
-        .iter()
-        .map(|(name, data, t)| {
-            safetensors::tensor::TensorView::new(Dtype::F32, t.shape.clone(), data)
-                .map(|v| (name.to_string(), v))
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TensorFileError::Serialize { path: path.into(), message: e.to_string() })?;
-    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
-    safetensors::serialize(views, Some(metadata))
-        .map_err(|e| TensorFileError::Serialize { path: path.into(), message: e.to_string() })
 }

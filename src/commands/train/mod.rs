@@ -257,21 +257,29 @@ fn evaluate(
 /// AdamW's `(exp_avg, exp_avg_sq)` per trained tensor.
 pub(crate) type Moments = BTreeMap<String, (Vec<f32>, Vec<f32>)>;
 
-/// The trained tensors and their moments, read back from the device.
+/// The trained tensors, read back from the device.
 pub(crate) fn read_trained(
     step: &TrainingStep,
     executor: &Executor,
     shapes: &BTreeMap<String, Vec<usize>>,
-) -> anyhow::Result<(BTreeMap<String, HostTensor>, Moments)> {
+) -> anyhow::Result<BTreeMap<String, HostTensor>> {
     let mut trained = BTreeMap::new();
-    let mut moments = BTreeMap::new();
     for param in &step.update_plan().params {
         let data = step.read(executor, &param.name)?;
         let shape = shapes.get(&param.name).cloned().unwrap_or_else(|| vec![data.len()]);
         trained.insert(param.name.clone(), HostTensor { shape, data });
+    }
+    Ok(trained)
+}
+
+/// AdamW's moments of every trained tensor, read back from the device (a
+/// checkpoint needs them; the final adapter or model does not).
+pub(crate) fn read_moments(step: &TrainingStep, executor: &Executor) -> anyhow::Result<Moments> {
+    let mut moments = BTreeMap::new();
+    for param in &step.update_plan().params {
         let m = step.read(executor, &param.moments[0])?;
         let v = step.read(executor, &param.moments[1])?;
         moments.insert(param.name.clone(), (m, v));
     }
-    Ok((trained, moments))
+    Ok(moments)
 }

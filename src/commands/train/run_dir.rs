@@ -16,12 +16,12 @@ use serde_json::json;
 use weft_runtime::Executor;
 use weft_runtime::data::SpecialIds;
 use weft_runtime::io::{
-    COPIED_FILES, DirWriter, HostTensor, RUN_RECORD, RUN_RECORD_FORMAT, RunRecord, merged_config_json,
-    write_dir_atomically,
+    COPIED_FILES, DirWriter, HostTensor, RUN_RECORD, RUN_RECORD_FORMAT, RunRecord, TensorRef,
+    merged_config_json, torch_metadata, write_dir_atomically, write_safetensors,
 };
 use weft_runtime::train::{
-    CheckpointState, PeftAdapter, TrainError, TrainingStep, checkpoint_dirs, encode_safetensors,
-    prune_checkpoints, write_checkpoint,
+    CheckpointState, PeftAdapter, TrainError, TrainingStep, checkpoint_dirs, prune_checkpoints,
+    write_checkpoint,
 };
 
 use super::model::BaseModel;
@@ -165,7 +165,8 @@ impl RunDir {
         state: &CheckpointState,
         model_config: Option<&str>,
     ) -> anyhow::Result<PathBuf> {
-        let (trained, moments) = super::read_trained(step, executor, &base.shapes)?;
+        let trained = super::read_trained(step, executor, &base.shapes)?;
+        let moments = super::read_moments(step, executor)?;
         let dir = write_checkpoint(&self.path, state, &moments, |w| {
             write_weights(w, settings, base, &trained, model_config)
         })
@@ -189,7 +190,7 @@ impl RunDir {
         executor: &Executor,
         model_config: Option<&str>,
     ) -> anyhow::Result<PathBuf> {
-        let (trained, _) = super::read_trained(step, executor, &base.shapes)?;
+        let trained = super::read_trained(step, executor, &base.shapes)?;
         let name = if settings.mode == TrainMode::Full { "model" } else { "adapter" };
         let dir = self.path.join(name);
         let companions =
@@ -236,23 +237,22 @@ fn write_weights(
             // A tied model's one embedding trains under LoRA+: PEFT must keep the head tied to it.
             let ensure_weight_tying = mode == TrainMode::LoraPlus && base.config.tie_word_embeddings;
             PeftAdapter { lora, modules_to_save, base_model: base_name, ensure_weight_tying }
-                .write(w, trained)?;
+                .write(w, trained.iter().map(|(name, t)| (name.as_str(), t.view())))?;
         }
         (None, _) => {
-            let mut all: BTreeMap<String, HostTensor> = base
-                .shapes
-                .iter()
-                .map(|(name, shape)| {
-                    let data = base.weights.get(name).cloned().unwrap_or_default();
-                    (name.clone(), HostTensor { shape: shape.clone(), data })
-                })
-                .collect();
-            all.extend(trained.clone());
+            // Every weight: the trained ones as trained, any other as the base has it.
+            // Borrowed, not copied: under full fine-tuning these are the whole model.
+            let mut all: BTreeMap<&str, TensorRef> = BTreeMap::new();
+            for (name, shape) in &base.shapes {
+                if let Some(data) = base.weights.get(name) {
+                    all.insert(name, TensorRef { shape, data });
+                }
+            }
+            all.extend(trained.iter().map(|(name, t)| (name.as_str(), t.view())));
             if base.config.tie_word_embeddings {
                 all.remove("lm_head.weight");
             }
-            let bytes = encode_safetensors(&all, Path::new("model.safetensors"))?;
-            w.file("model.safetensors", |f| f.write_all(&bytes))?;
+            w.file("model.safetensors", |f| write_safetensors(f, all, &torch_metadata()))?;
             // Present whenever there is no adapter: `--mode full` makes it at the start.
             if let Some(config) = model_config {
                 w.file("config.json", |f| f.write_all(config.as_bytes()))?;
