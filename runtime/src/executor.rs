@@ -52,6 +52,10 @@ impl std::fmt::Display for ShaderChecks {
     }
 }
 
+/// An upload at least this large is flushed to the device at once, so that
+/// wgpu's staging copies of a model's weights never pile up.
+const FLUSH_BYTES: usize = 16 << 20;
+
 /// Runs plans on one device, keeping compiled pipelines across runs.
 pub struct Executor {
     gpu: Gpu,
@@ -489,6 +493,16 @@ impl Executor {
         }
         let data = data.bytes(name, *elem)?;
         self.gpu.queue.write_buffer(&prepared.buffers[name], 0, &data);
+        if data.len() >= FLUSH_BYTES {
+            // wgpu copies each write into a staging buffer that lives until
+            // a submission completes: without this, uploading a model's
+            // weights would hold a second copy of all of them.
+            self.gpu.queue.submit([]);
+            self.gpu
+                .device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|e| RuntimeError::Device { message: format!("uploading `{name}`: {e}") })?;
+        }
         Ok(())
     }
 

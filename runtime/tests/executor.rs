@@ -89,6 +89,20 @@ fn runs_a_plan_and_reuses_its_pipeline() {
 /// The compiler heads every kernel with `// name: title`; kernels that
 /// differ only there (a model's layers) share one pipeline, and a kernel
 /// whose code differs gets its own.
+/// An input above the executor's flush size (16 MiB) is flushed to the device
+/// as it is written: the values must arrive whole.
+#[test]
+fn an_upload_larger_than_the_flush_size_arrives_whole() {
+    let mut rng = StdRng::seed_from_u64(seed());
+    let Some(mut ex) = executor() else { return };
+    // 18 MB of x; the kernel reads its second half (under 65535 workgroups of 64).
+    let n = 4_500_480;
+    let x: Vec<f32> = (0..n).map(|_| rng.random_range(-4.0..4.0)).collect();
+    let out = ex.run(&axpy_plan(n, true), &HashMap::from([("x".to_string(), x.clone())])).unwrap();
+    let want: Vec<f32> = x[n / 2..].iter().map(|v| 3.0 * v + 1.5).collect();
+    assert!(out["out"] == want, "the flushed upload differs from x");
+}
+
 #[test]
 fn kernels_that_differ_only_in_their_header_comment_share_a_pipeline() {
     let mut rng = StdRng::seed_from_u64(seed());

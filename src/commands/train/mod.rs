@@ -61,7 +61,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         }
     };
     model::check_init_adapter(&settings)?;
-    let base = model::base_model(&settings, model_config.clone())?;
+    let mut base = model::base_model(&settings, model_config.clone())?;
     let config = &base.config;
     errln!(
         "model: {} layers, hidden {}, vocab {}; context C = {}, T = {}, RoPE factor {}",
@@ -140,6 +140,9 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         settings.mode.as_str()
     );
     step.upload_weights(&executor, &base.weights, settings.grad_accum)?;
+    // On the device now. The host keeps only what a full model's files need and
+    // training does not write: a frozen weight under `--mode full` (tied, say).
+    base.weights.retain(|name, _| settings.mode == TrainMode::Full && !trainable.contains(name));
 
     // Resume: the newest complete checkpoint's trained tensors and moments.
     let mut first = 0;
