@@ -31,5 +31,5 @@ pub use run_record::{RUN_RECORD, RUN_RECORD_FORMAT, RunRecord, RunRecordError};
 pub use saved_modules::{SAVABLE_MODULES, apply_saved_modules};
 pub use tensors::{
     HostTensor, IntTensor, TensorFile, TensorFileError, TensorRef, save, save_with_ints, torch_metadata,
-    write_safetensors,
+    write_safetensors, write_safetensors_from,
 };

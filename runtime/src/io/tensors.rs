@@ -1,5 +1,6 @@
 //! Tensors exchanged with the command line, as safetensors files.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -213,31 +214,38 @@ pub fn write_safetensors<'a, N: AsRef<str>>(
     tensors: impl IntoIterator<Item = (N, TensorRef<'a>)>,
     metadata: &BTreeMap<String, String>,
 ) -> std::io::Result<()> {
-    let mut tensors: Vec<(N, TensorRef<'a>)> = tensors.into_iter().collect();
-    tensors.sort_by(|(a, _), (b, _)| a.as_ref().cmp(b.as_ref()));
+    let tensors: Vec<(N, TensorRef<'a>)> = tensors.into_iter().collect();
+    let shapes: Vec<(&str, &[usize])> = tensors.iter().map(|(name, t)| (name.as_ref(), t.shape)).collect();
+    write_safetensors_from(w, &shapes, metadata, |i| Ok(Cow::Borrowed(tensors[i].1.data)))
+}
+
+/// [`write_safetensors`] for tensors that are not in host memory yet (a
+/// checkpoint's, on the device): `tensors` gives each one's name and shape,
+/// and `values(i)` fetches the values of `tensors[i]` when its turn to be
+/// written comes, so that one tensor at a time is in memory.
+pub fn write_safetensors_from<'a, N: AsRef<str>, S: AsRef<[usize]>>(
+    w: &mut impl Write,
+    tensors: &[(N, S)],
+    metadata: &BTreeMap<String, String>,
+    mut values: impl FnMut(usize) -> std::io::Result<Cow<'a, [f32]>>,
+) -> std::io::Result<()> {
+    let invalid = |message: String| std::io::Error::new(std::io::ErrorKind::InvalidData, message);
+    let mut order: Vec<usize> = (0..tensors.len()).collect();
+    order.sort_by(|&a, &b| tensors[a].0.as_ref().cmp(tensors[b].0.as_ref()));
     let mut header = serde_json::Map::new();
     if !metadata.is_empty() {
         header.insert("__metadata__".into(), serde_json::json!(metadata));
     }
     let mut offset = 0usize;
-    for (name, tensor) in &tensors {
-        let name = name.as_ref();
-        if tensor.shape.iter().product::<usize>() != tensor.data.len() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("tensor `{name}` has {} values for shape {:?}", tensor.data.len(), tensor.shape),
-            ));
-        }
+    for &i in &order {
+        let (name, shape) = (tensors[i].0.as_ref(), tensors[i].1.as_ref());
         if header.contains_key(name) {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("two tensors are named `{name}`"),
-            ));
+            return Err(invalid(format!("two tensors are named `{name}`")));
         }
-        let end = offset + tensor.data.len() * 4;
+        let end = offset + shape.iter().product::<usize>() * 4;
         header.insert(
             name.to_string(),
-            serde_json::json!({"dtype": "F32", "shape": tensor.shape, "data_offsets": [offset, end]}),
+            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, end]}),
         );
         offset = end;
     }
@@ -247,8 +255,13 @@ pub fn write_safetensors<'a, N: AsRef<str>>(
     w.write_all(&(header.len() as u64).to_le_bytes())?;
     w.write_all(&header)?;
     let mut bytes = Vec::with_capacity(1 << 16);
-    for (_, tensor) in &tensors {
-        for chunk in tensor.data.chunks(1 << 14) {
+    for &i in &order {
+        let (name, shape) = (tensors[i].0.as_ref(), tensors[i].1.as_ref());
+        let data = values(i)?;
+        if shape.iter().product::<usize>() != data.len() {
+            return Err(invalid(format!("tensor `{name}` has {} values for shape {shape:?}", data.len())));
+        }
+        for chunk in data.chunks(1 << 14) {
             bytes.clear();
             bytes.extend(chunk.iter().flat_map(|v| v.to_le_bytes()));
             w.write_all(&bytes)?;

@@ -12,6 +12,7 @@
 //! directory named `checkpoint-N` is complete, whatever happened during the
 //! write, and a crash leaves the previous checkpoint as it was.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -19,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::TrainError;
 use crate::io::{
-    DirWriter, HostTensor, TensorFile, TensorRef, torch_metadata, write_dir_atomically, write_safetensors,
+    DirWriter, HostTensor, TensorFile, torch_metadata, write_dir_atomically, write_safetensors_from,
 };
 
 /// The file of AdamW's moments, `<name>.exp_avg` and `<name>.exp_avg_sq`.
@@ -75,34 +76,39 @@ pub fn checkpoint_dirs(out: &Path) -> Result<Vec<(u64, PathBuf)>, TrainError> {
     Ok(found)
 }
 
-/// Writes `checkpoint-{state.step}` under `out`: `weights` writes the
-/// trained weights' files, then the moments and the state are added.
+/// Writes `checkpoint-{state.step}` under `out`: `files` writes the trained
+/// weights' files and the moments ([`write_moments`]), then the state is added.
 pub fn write_checkpoint(
     out: &Path,
     state: &CheckpointState,
-    moments: &BTreeMap<String, (Vec<f32>, Vec<f32>)>,
-    weights: impl FnOnce(&mut DirWriter) -> Result<(), TrainError>,
+    files: impl FnOnce(&mut DirWriter) -> Result<(), TrainError>,
 ) -> Result<PathBuf, TrainError> {
     let dir = out.join(format!("{PREFIX}{}", state.step));
-    let moments: Vec<(String, [usize; 1], &[f32])> = moments
-        .iter()
-        .flat_map(|(name, (m, v))| {
-            [
-                (format!("{name}.exp_avg"), [m.len()], m.as_slice()),
-                (format!("{name}.exp_avg_sq"), [v.len()], v.as_slice()),
-            ]
-        })
-        .collect();
     let state_json = serde_json::to_string_pretty(state).map_err(|e| TrainError::Plan(e.to_string()))?;
     write_dir_atomically(&dir, |w: &mut DirWriter| -> Result<(), TrainError> {
-        weights(w)?;
-        let moments = moments.iter().map(|(name, shape, data)| (name, TensorRef { shape, data }));
-        w.file(OPTIMIZER_FILE, |f| write_safetensors(f, moments, &torch_metadata()))
-            .map_err(TrainError::io(&dir))?;
+        files(w)?;
         w.file(STATE_FILE, |f| std::io::Write::write_all(f, state_json.as_bytes()))
             .map_err(TrainError::io(&dir))
     })?;
     Ok(dir)
+}
+
+/// Writes [`OPTIMIZER_FILE`]: AdamW's two moments of each trained tensor,
+/// `trained` giving each one's name and length. `moment(i, j)` fetches
+/// moment `j` (0: `exp_avg`, 1: `exp_avg_sq`) of `trained[i]` when it is
+/// written, one at a time (from the device, say).
+pub fn write_moments<'a>(
+    w: &mut DirWriter,
+    trained: &[(String, usize)],
+    mut moment: impl FnMut(usize, usize) -> std::io::Result<Cow<'a, [f32]>>,
+) -> std::io::Result<()> {
+    let tensors: Vec<(String, [usize; 1])> = trained
+        .iter()
+        .flat_map(|(name, len)| [(format!("{name}.exp_avg"), [*len]), (format!("{name}.exp_avg_sq"), [*len])])
+        .collect();
+    w.file(OPTIMIZER_FILE, |f| {
+        write_safetensors_from(f, &tensors, &torch_metadata(), |k| moment(k / 2, k % 2))
+    })
 }
 
 /// Reads the checkpoint in `dir`: its state, the trained tensors from
@@ -177,15 +183,20 @@ mod tests {
     }
 
     fn write(out: &Path, step: u64) -> PathBuf {
-        let moments = BTreeMap::from([("w".to_string(), (vec![0.5, -1.0], vec![0.25, 1.0]))]);
+        let moments = [vec![0.5, -1.0], vec![0.25, 1.0]];
         let weights = BTreeMap::from([(
             "p.w".to_string(),
             HostTensor { shape: vec![2], data: vec![1.5, step as f32] },
         )]);
-        write_checkpoint(out, &state(step), &moments, |w| {
+        write_checkpoint(out, &state(step), |w| {
             let weights = weights.iter().map(|(name, t)| (name, t.view()));
-            w.file("w.safetensors", |f| write_safetensors(f, weights, &torch_metadata()))
-                .map_err(TrainError::io("w"))
+            w.file("w.safetensors", |f| crate::io::write_safetensors(f, weights, &torch_metadata()))
+                .map_err(TrainError::io("w"))?;
+            write_moments(w, &[("w".to_string(), 2)], |i, j| {
+                assert_eq!(i, 0);
+                Ok(Cow::Borrowed(&moments[j]))
+            })
+            .map_err(TrainError::io("optimizer"))
         })
         .unwrap()
     }

@@ -13,6 +13,7 @@ mod step;
 
 pub use checkpoint::{
     Checkpoint, CheckpointState, checkpoint_dirs, load_checkpoint_dir, prune_checkpoints, write_checkpoint,
+    write_moments,
 };
 pub use error::TrainError;
 pub use init::{init_lora, init_model};

@@ -7,12 +7,13 @@
 //! LoRA+, the embedding and norm weights as `base_model.model.<name>` (PEFT
 //! strips `modules_to_save.default` when saving).
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use serde_json::json;
 use weft_ir::model::LoraConfig;
 
-use crate::io::{DirWriter, TensorFileError, TensorRef, torch_metadata, write_safetensors};
+use crate::io::{DirWriter, TensorFileError, torch_metadata, write_safetensors_from};
 
 /// The prefix PEFT's `get_peft_model` puts before the base model's names.
 const PEFT_PREFIX: &str = "base_model.model.";
@@ -68,18 +69,23 @@ impl PeftAdapter<'_> {
         text
     }
 
-    /// Writes `adapter_config.json` and `adapter_model.safetensors` into `dir`
-    /// from `tensors` under weft's names.
-    pub fn write<'t>(
+    /// Writes `adapter_config.json` and `adapter_model.safetensors` into `dir`:
+    /// `tensors` gives each tensor's weft name and shape, and `values(i)`
+    /// fetches the values of `tensors[i]` when it is written (one at a time).
+    pub fn write<'a>(
         &self,
         dir: &mut DirWriter,
-        tensors: impl IntoIterator<Item = (&'t str, TensorRef<'t>)>,
+        tensors: &[(&str, &[usize])],
+        values: impl FnMut(usize) -> std::io::Result<Cow<'a, [f32]>>,
     ) -> Result<(), TensorFileError> {
         let path = Path::new(crate::io::ADAPTER_WEIGHTS);
-        let renamed = tensors.into_iter().map(|(name, t)| (peft_key(name), t));
+        let renamed: Vec<(String, &[usize])> =
+            tensors.iter().map(|(name, shape)| (peft_key(name), *shape)).collect();
         let write_err = |source| TensorFileError::Write { path: path.into(), source };
-        dir.file(crate::io::ADAPTER_WEIGHTS, |w| write_safetensors(w, renamed, &torch_metadata()))
-            .map_err(write_err)?;
+        dir.file(crate::io::ADAPTER_WEIGHTS, |w| {
+            write_safetensors_from(w, &renamed, &torch_metadata(), values)
+        })
+        .map_err(write_err)?;
         let config = self.config_json();
         dir.file(crate::io::ADAPTER_CONFIG, |w| std::io::Write::write_all(w, config.as_bytes()))
             .map_err(|source| TensorFileError::Write { path: crate::io::ADAPTER_CONFIG.into(), source })

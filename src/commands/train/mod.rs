@@ -12,6 +12,7 @@ mod model;
 mod run_dir;
 mod settings;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -20,7 +21,6 @@ use weft_compiler::{CompileOptions, GraphPlanOptions, Mode, UpdateOptions, compi
 use weft_ir::Overrides;
 use weft_ir::model::{ModelGraphOptions, build_llama_graph};
 use weft_runtime::Executor;
-use weft_runtime::io::HostTensor;
 use weft_runtime::train::{Checkpoint, CheckpointState, TrainError, TrainingStep, load_checkpoint_dir};
 
 use settings::Settings;
@@ -257,32 +257,44 @@ fn evaluate(
     Ok(total / batches.len().max(1) as f64)
 }
 
-/// AdamW's `(exp_avg, exp_avg_sq)` per trained tensor.
-pub(crate) type Moments = BTreeMap<String, (Vec<f32>, Vec<f32>)>;
-
-/// The trained tensors, read back from the device.
-pub(crate) fn read_trained(
-    step: &TrainingStep,
-    executor: &Executor,
-    shapes: &BTreeMap<String, Vec<usize>>,
-) -> anyhow::Result<BTreeMap<String, HostTensor>> {
-    let mut trained = BTreeMap::new();
-    for param in &step.update_plan().params {
-        let data = step.read(executor, &param.name)?;
-        let shape = shapes.get(&param.name).cloned().unwrap_or_else(|| vec![data.len()]);
-        trained.insert(param.name.clone(), HostTensor { shape, data });
-    }
-    Ok(trained)
+/// The trained tensors and their AdamW moments, on the device: each is read
+/// back when a file writes it, so that saving never holds them all on the host.
+pub(crate) struct OnDevice<'a> {
+    step: &'a TrainingStep,
+    executor: &'a Executor,
+    /// Each trained tensor's name and shape, in the update plan's order.
+    pub tensors: Vec<(String, Vec<usize>)>,
 }
 
-/// AdamW's moments of every trained tensor, read back from the device (a
-/// checkpoint needs them; the final adapter or model does not).
-pub(crate) fn read_moments(step: &TrainingStep, executor: &Executor) -> anyhow::Result<Moments> {
-    let mut moments = BTreeMap::new();
-    for param in &step.update_plan().params {
-        let m = step.read(executor, &param.moments[0])?;
-        let v = step.read(executor, &param.moments[1])?;
-        moments.insert(param.name.clone(), (m, v));
+impl<'a> OnDevice<'a> {
+    pub fn new(
+        step: &'a TrainingStep,
+        executor: &'a Executor,
+        shapes: &BTreeMap<String, Vec<usize>>,
+    ) -> Self {
+        let tensors = step
+            .update_plan()
+            .params
+            .iter()
+            .map(|p| {
+                let shape = shapes.get(&p.name).cloned().unwrap_or_else(|| vec![p.elems as usize]);
+                (p.name.clone(), shape)
+            })
+            .collect();
+        OnDevice { step, executor, tensors }
     }
-    Ok(moments)
+
+    /// The values of `tensors[i]`.
+    pub fn read(&self, i: usize) -> std::io::Result<Cow<'static, [f32]>> {
+        self.fetch(&self.step.update_plan().params[i].name)
+    }
+
+    /// Moment `j` (0: `exp_avg`, 1: `exp_avg_sq`) of `tensors[i]`.
+    pub fn moment(&self, i: usize, j: usize) -> std::io::Result<Cow<'static, [f32]>> {
+        self.fetch(&self.step.update_plan().params[i].moments[j])
+    }
+
+    fn fetch(&self, buffer: &str) -> std::io::Result<Cow<'static, [f32]>> {
+        self.step.read(self.executor, buffer).map(Cow::Owned).map_err(std::io::Error::other)
+    }
 }

@@ -5,7 +5,7 @@
 //! or `--overwrite`, an `--out` holding one is refused, so no command line
 //! can mix two runs' checkpoints or silently restart one.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,12 +16,12 @@ use serde_json::json;
 use weft_runtime::Executor;
 use weft_runtime::data::SpecialIds;
 use weft_runtime::io::{
-    COPIED_FILES, DirWriter, HostTensor, RUN_RECORD, RUN_RECORD_FORMAT, RunRecord, TensorRef,
-    merged_config_json, torch_metadata, write_dir_atomically, write_safetensors,
+    COPIED_FILES, DirWriter, RUN_RECORD, RUN_RECORD_FORMAT, RunRecord, merged_config_json, torch_metadata,
+    write_dir_atomically, write_safetensors_from,
 };
 use weft_runtime::train::{
     CheckpointState, PeftAdapter, TrainError, TrainingStep, checkpoint_dirs, prune_checkpoints,
-    write_checkpoint,
+    write_checkpoint, write_moments,
 };
 
 use super::model::BaseModel;
@@ -165,10 +165,12 @@ impl RunDir {
         state: &CheckpointState,
         model_config: Option<&str>,
     ) -> anyhow::Result<PathBuf> {
-        let trained = super::read_trained(step, executor, &base.shapes)?;
-        let moments = super::read_moments(step, executor)?;
-        let dir = write_checkpoint(&self.path, state, &moments, |w| {
-            write_weights(w, settings, base, &trained, model_config)
+        let trained = super::OnDevice::new(step, executor, &base.shapes);
+        let dir = write_checkpoint(&self.path, state, |w| {
+            write_weights(w, settings, base, &trained, model_config)?;
+            let lens: Vec<(String, usize)> =
+                trained.tensors.iter().map(|(name, shape)| (name.clone(), shape.iter().product())).collect();
+            Ok(write_moments(w, &lens, |i, j| trained.moment(i, j))?)
         })
         .with_context(|| {
             format!(
@@ -190,7 +192,7 @@ impl RunDir {
         executor: &Executor,
         model_config: Option<&str>,
     ) -> anyhow::Result<PathBuf> {
-        let trained = super::read_trained(step, executor, &base.shapes)?;
+        let trained = super::OnDevice::new(step, executor, &base.shapes);
         let name = if settings.mode == TrainMode::Full { "model" } else { "adapter" };
         let dir = self.path.join(name);
         let companions =
@@ -207,13 +209,18 @@ impl RunDir {
     }
 }
 
+/// Each trained tensor's name and shape, as a file writer takes them.
+fn trained_shapes<'a>(trained: &'a super::OnDevice) -> Vec<(&'a str, &'a [usize])> {
+    trained.tensors.iter().map(|(name, shape)| (name.as_str(), shape.as_slice())).collect()
+}
+
 /// The trained weights' files: a PEFT adapter, or under full fine-tuning a
 /// Hugging Face checkpoint (every weight, with the base's frozen ones).
 fn write_weights(
     w: &mut DirWriter,
     settings: &Settings,
     base: &BaseModel,
-    trained: &BTreeMap<String, HostTensor>,
+    trained: &super::OnDevice,
     model_config: Option<&str>,
 ) -> Result<(), TrainError> {
     let base_name =
@@ -236,23 +243,34 @@ fn write_weights(
             };
             // A tied model's one embedding trains under LoRA+: PEFT must keep the head tied to it.
             let ensure_weight_tying = mode == TrainMode::LoraPlus && base.config.tie_word_embeddings;
-            PeftAdapter { lora, modules_to_save, base_model: base_name, ensure_weight_tying }
-                .write(w, trained.iter().map(|(name, t)| (name.as_str(), t.view())))?;
+            PeftAdapter { lora, modules_to_save, base_model: base_name, ensure_weight_tying }.write(
+                w,
+                &trained_shapes(trained),
+                |i| trained.read(i),
+            )?;
         }
         (None, _) => {
-            // Every weight: the trained ones as trained, any other as the base has it.
-            // Borrowed, not copied: under full fine-tuning these are the whole model.
-            let mut all: BTreeMap<&str, TensorRef> = BTreeMap::new();
-            for (name, shape) in &base.shapes {
-                if let Some(data) = base.weights.get(name) {
-                    all.insert(name, TensorRef { shape, data });
+            // Every weight: the trained ones from the device, any other as the base has it.
+            let mut tensors = trained_shapes(trained);
+            let mut frozen: Vec<&[f32]> = Vec::new();
+            for (name, data) in &base.weights {
+                if let Some(shape) = base.shapes.get(name).filter(|_| !tensors.iter().any(|(n, _)| n == name))
+                {
+                    tensors.push((name, shape));
+                    frozen.push(data);
                 }
             }
-            all.extend(trained.iter().map(|(name, t)| (name.as_str(), t.view())));
+            let n_trained = trained.tensors.len();
             if base.config.tie_word_embeddings {
-                all.remove("lm_head.weight");
+                // Skipped by the file; lm_head is the embedding.
+                tensors.retain(|(name, _)| *name != "lm_head.weight");
             }
-            w.file("model.safetensors", |f| write_safetensors(f, all, &torch_metadata()))?;
+            w.file("model.safetensors", |f| {
+                write_safetensors_from(f, &tensors, &torch_metadata(), |i| match i.checked_sub(n_trained) {
+                    None => trained.read(i),
+                    Some(k) => Ok(Cow::Borrowed(frozen[k])),
+                })
+            })?;
             // Present whenever there is no adapter: `--mode full` makes it at the start.
             if let Some(config) = model_config {
                 w.file("config.json", |f| f.write_all(config.as_bytes()))?;
