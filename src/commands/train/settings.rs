@@ -343,6 +343,8 @@ impl Settings {
     /// gradient checkpointing and the weights' storage (which change memory,
     /// not results).
     pub fn fingerprint(&self) -> String {
+        // An input named another way (relative, through `..` or a symlink) is the same input.
+        let canonical = |path: &Path| std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let same = Settings {
             steps: 0,
             save_every: 0,
@@ -350,6 +352,10 @@ impl Settings {
             out: PathBuf::new(),
             gradient_checkpointing: false,
             weight_dtype: WeightDtype::Auto,
+            model: self.model.as_deref().map(canonical),
+            data: canonical(&self.data),
+            tokenizer: self.tokenizer.as_deref().map(canonical),
+            init_adapter: self.init_adapter.as_deref().map(canonical),
             ..self.clone()
         };
         serde_json::to_string(&same).unwrap_or_default()
@@ -432,7 +438,28 @@ fn read_config(path: &Path) -> anyhow::Result<TrainArgs> {
 
 #[cfg(test)]
 mod tests {
-    use super::resume_conflicts;
+    use super::{Settings, TrainArgs, resume_conflicts};
+
+    #[test]
+    fn an_input_named_another_way_has_the_same_fingerprint() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("corpus")).unwrap();
+        std::fs::write(dir.path().join("corpus/train.jsonl"), "{}").unwrap();
+        let settings = |data: std::path::PathBuf| {
+            let model = Some(std::path::PathBuf::from("base"));
+            let out = Some(std::path::PathBuf::from("run"));
+            let args = TrainArgs { model, out, data: Some(data), seq_len: Some(32), ..TrainArgs::default() };
+            Settings::resolve(&args).unwrap()
+        };
+        let direct = settings(dir.path().join("corpus/train.jsonl"));
+        let roundabout = settings(dir.path().join("corpus/../corpus/./train.jsonl"));
+        assert_ne!(direct.data, roundabout.data);
+        assert_eq!(resume_conflicts(&direct.fingerprint(), &roundabout.fingerprint()), Vec::<String>::new());
+        let other = settings(dir.path().join("other.jsonl"));
+        let conflicts = resume_conflicts(&direct.fingerprint(), &other.fingerprint());
+        assert_eq!(conflicts.len(), 1, "{conflicts:?}");
+        assert!(conflicts[0].starts_with("data: "), "{conflicts:?}");
+    }
 
     #[test]
     fn resume_conflicts_name_each_changed_setting_and_ignore_the_config_path() {
