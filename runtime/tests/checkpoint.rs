@@ -334,6 +334,29 @@ fn a_corrupt_weights_file_is_a_format_error() {
     );
 }
 
+/// Tensors are read one at a time from their offsets, so a file cut short
+/// (a download that stopped) is caught from its header, before any tensor.
+#[test]
+fn a_truncated_weights_file_is_a_format_error() {
+    let written = write_model("truncated", &tiny_config(false), |_| Dtype::F32, false);
+    let path = written.dir.join("model.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() - 4]).unwrap();
+    let err = load_err(&written);
+    assert!(matches!(err, CheckpointError::File(TensorFileError::Format { .. })), "{err}");
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let data_len = bytes.len() - 8 - header_len;
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{} is not a valid safetensors file: its header describes {data_len} bytes of tensors, and the \
+             file holds {}",
+            path.display(),
+            data_len - 4
+        )
+    );
+}
+
 #[test]
 fn a_shard_named_in_the_index_must_exist() {
     let written = write_model("lost-shard", &tiny_config(false), |_| Dtype::F32, true);

@@ -2,12 +2,11 @@
 //! `model.safetensors.index.json` + shards, in `LlamaForCausalLM` names.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
 use weft_ir::model::{LlamaConfig, ParameterShape};
 
-use super::tensors::{HostTensor, TensorFile, TensorFileError};
+use super::tensors::{HostTensor, TensorFileError, TensorFileReader};
 
 /// The single-file checkpoint, looked for first (as transformers does).
 pub const SINGLE_FILE: &str = "model.safetensors";
@@ -81,31 +80,9 @@ pub fn check_layer_count(model_dir: &Path, config: &LlamaConfig) -> Result<(), C
     })
 }
 
-/// The largest header the safetensors crate accepts.
-const MAX_HEADER_BYTES: u64 = 100_000_000;
-
 /// The tensor names in a safetensors file's header, without reading the tensors.
 fn header_names(path: &Path) -> Result<Vec<String>, CheckpointError> {
-    let read_error = |source| TensorFileError::Read { path: path.into(), source };
-    let format_error = |message: String| TensorFileError::Format { path: path.into(), message };
-    let mut file = std::fs::File::open(path).map_err(read_error)?;
-    let file_len = file.metadata().map_err(read_error)?.len();
-    let mut len_bytes = [0u8; 8];
-    file.read_exact(&mut len_bytes)
-        .map_err(|_| format_error("shorter than its 8-byte header length".into()))?;
-    let header_len = u64::from_le_bytes(len_bytes);
-    if header_len > MAX_HEADER_BYTES || header_len > file_len.saturating_sub(8) {
-        return Err(format_error(format!(
-            "its header length {header_len} exceeds the file ({file_len} bytes) or 100 MB"
-        ))
-        .into());
-    }
-    // Bounded above, so the cast and the allocation are safe.
-    let mut header = vec![0u8; header_len as usize];
-    file.read_exact(&mut header).map_err(read_error)?;
-    let metadata: safetensors::tensor::Metadata =
-        serde_json::from_slice(&header).map_err(|e| format_error(format!("invalid header: {e}")))?;
-    Ok(metadata.offset_keys())
+    Ok(TensorFileReader::open(path)?.names())
 }
 
 /// Loads every tensor of `config.parameter_shapes()` from `model_dir`, as f32
@@ -135,9 +112,9 @@ pub fn load_checkpoint(
         }
     }
     let mut tensors = BTreeMap::new();
-    // One file in memory at a time.
+    // One tensor's bytes in memory at a time, however large the shard.
     for (path, parameters) in by_file {
-        let file = TensorFile::load(&path)?;
+        let mut file = TensorFileReader::open(&path)?;
         for parameter in parameters {
             let tensor = match file.float_as_f32(&parameter.name) {
                 Err(TensorFileError::Missing { .. }) => {

@@ -142,21 +142,120 @@ impl TensorFile {
         accepted: &[Dtype],
         expected: &'static str,
     ) -> Result<HostTensor, TensorFileError> {
-        self.with_view(name, accepted, expected, |view| {
-            // safetensors data is little-endian and may be unaligned: decode byte by byte.
-            let bytes = view.data();
-            let data = match view.dtype() {
-                Dtype::F16 => {
-                    bytes.chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect()
-                }
-                Dtype::BF16 => {
-                    bytes.chunks_exact(2).map(|c| bf16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect()
-                }
-                // F32, the one other dtype callers accept.
-                _ => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-            };
-            HostTensor { shape: view.shape().to_vec(), data }
+        self.with_view(name, accepted, expected, |view| HostTensor {
+            shape: view.shape().to_vec(),
+            data: floats_as_f32(view.dtype(), view.data()),
         })
+    }
+}
+
+/// Little-endian F16, BF16 or F32 values (maybe unaligned) as f32, widened
+/// exactly; callers accept no other dtype.
+fn floats_as_f32(dtype: Dtype, bytes: &[u8]) -> Vec<f32> {
+    match dtype {
+        Dtype::F16 => bytes.chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect(),
+        Dtype::BF16 => bytes.chunks_exact(2).map(|c| bf16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect(),
+        _ => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+    }
+}
+
+/// The largest header the safetensors crate accepts.
+const MAX_HEADER_BYTES: u64 = 100_000_000;
+
+/// A safetensors file read one tensor at a time: only its header is held,
+/// so loading a checkpoint shard of many GB holds one tensor's bytes, not
+/// the whole file ([`TensorFile`] reads it whole).
+pub struct TensorFileReader {
+    path: PathBuf,
+    file: std::fs::File,
+    metadata: safetensors::tensor::Metadata,
+    /// Where the data section starts in the file.
+    data_start: u64,
+}
+
+impl TensorFileReader {
+    /// Opens `path` and reads and checks its header, as the safetensors crate
+    /// checks it: offsets contiguous, each tensor's size its shape's, and the
+    /// data section exactly the rest of the file.
+    pub fn open(path: &Path) -> Result<TensorFileReader, TensorFileError> {
+        use std::io::Read;
+        let read_error = |source| TensorFileError::Read { path: path.into(), source };
+        let format_error = |message: String| TensorFileError::Format { path: path.into(), message };
+        let mut file = std::fs::File::open(path).map_err(read_error)?;
+        let file_len = file.metadata().map_err(read_error)?.len();
+        let mut len_bytes = [0u8; 8];
+        file.read_exact(&mut len_bytes)
+            .map_err(|_| format_error("shorter than its 8-byte header length".into()))?;
+        let header_len = u64::from_le_bytes(len_bytes);
+        if header_len > MAX_HEADER_BYTES || header_len > file_len.saturating_sub(8) {
+            return Err(format_error(format!(
+                "its header length {header_len} exceeds the file ({file_len} bytes) or 100 MB"
+            )));
+        }
+        // Bounded above, so the cast and the allocation are safe.
+        let mut header = vec![0u8; header_len as usize];
+        file.read_exact(&mut header).map_err(read_error)?;
+        let metadata: safetensors::tensor::Metadata =
+            serde_json::from_slice(&header).map_err(|e| format_error(format!("invalid header: {e}")))?;
+        let data_start = 8 + header_len;
+        let data_len = file_len - data_start;
+        if metadata.data_len() as u64 != data_len {
+            return Err(format_error(format!(
+                "its header describes {} bytes of tensors, and the file holds {data_len}",
+                metadata.data_len()
+            )));
+        }
+        Ok(TensorFileReader { path: path.into(), file, metadata, data_start })
+    }
+
+    /// Tensor names, in file order.
+    pub fn names(&self) -> Vec<String> {
+        self.metadata.offset_keys()
+    }
+
+    /// The tensor `name`, which must be F32.
+    pub fn f32(&mut self, name: &str) -> Result<HostTensor, TensorFileError> {
+        self.decode(name, &[Dtype::F32], "F32")
+    }
+
+    /// The tensor `name` as f32: F32 as stored, F16 and BF16 widened exactly.
+    pub fn float_as_f32(&mut self, name: &str) -> Result<HostTensor, TensorFileError> {
+        self.decode(name, &[Dtype::F32, Dtype::F16, Dtype::BF16], "F32, F16 or BF16")
+    }
+
+    /// A float tensor as f32, read from its offsets; `accepted` lists float dtypes only.
+    fn decode(
+        &mut self,
+        name: &str,
+        accepted: &[Dtype],
+        expected: &'static str,
+    ) -> Result<HostTensor, TensorFileError> {
+        use std::io::{Read, Seek, SeekFrom};
+        let Some(info) = self.metadata.info(name) else {
+            let mut available = self.names();
+            available.sort();
+            return Err(TensorFileError::Missing {
+                path: self.path.clone(),
+                name: name.into(),
+                available: available.join(", "),
+            });
+        };
+        if !accepted.contains(&info.dtype) {
+            return Err(TensorFileError::Dtype {
+                path: self.path.clone(),
+                name: name.into(),
+                found: format!("{:?}", info.dtype),
+                expected,
+            });
+        }
+        let (start, end) = info.data_offsets;
+        let (dtype, shape) = (info.dtype, info.shape.clone());
+        // Within the file: the header's offsets were checked against its length.
+        let mut bytes = vec![0u8; end - start];
+        let read_error = |source| TensorFileError::Read { path: self.path.clone(), source };
+        self.file.seek(SeekFrom::Start(self.data_start + start as u64)).map_err(read_error)?;
+        self.file.read_exact(&mut bytes).map_err(read_error)?;
+        Ok(HostTensor { shape, data: floats_as_f32(dtype, &bytes) })
     }
 }
 

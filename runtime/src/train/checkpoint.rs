@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::TrainError;
 use crate::io::{
-    DirWriter, HostTensor, TensorFile, torch_metadata, write_dir_atomically, write_safetensors_from,
+    DirWriter, HostTensor, TensorFileReader, torch_metadata, write_dir_atomically, write_safetensors_from,
 };
 
 /// The file of AdamW's moments, `<name>.exp_avg` and `<name>.exp_avg_sq`.
@@ -126,16 +126,17 @@ pub fn load_checkpoint_dir(
     let text = std::fs::read_to_string(&state_path).map_err(|e| damaged(STATE_FILE, e.to_string()))?;
     let state: CheckpointState =
         serde_json::from_str(&text).map_err(|e| damaged(STATE_FILE, e.to_string()))?;
-    let weights =
-        TensorFile::load(&dir.join(weights_file)).map_err(|e| damaged(weights_file, e.to_string()))?;
-    let optimizer =
-        TensorFile::load(&dir.join(OPTIMIZER_FILE)).map_err(|e| damaged(OPTIMIZER_FILE, e.to_string()))?;
+    // Read tensor by tensor: a full fine-tune's files are the size of the model.
+    let mut weights =
+        TensorFileReader::open(&dir.join(weights_file)).map_err(|e| damaged(weights_file, e.to_string()))?;
+    let mut optimizer = TensorFileReader::open(&dir.join(OPTIMIZER_FILE))
+        .map_err(|e| damaged(OPTIMIZER_FILE, e.to_string()))?;
     let mut trained = BTreeMap::new();
     let mut moments = BTreeMap::new();
     for name in trained_names {
         let key = format!("{strip_prefix}{name}");
         let tensor = weights.f32(&key).map_err(|e| damaged(weights_file, e.to_string()))?;
-        let moment = |suffix: &str| {
+        let mut moment = |suffix: &str| {
             let t = optimizer
                 .f32(&format!("{name}.{suffix}"))
                 .map_err(|e| damaged(OPTIMIZER_FILE, e.to_string()))?;
