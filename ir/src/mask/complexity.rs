@@ -94,6 +94,16 @@ mod tests {
     }
 
     #[test]
+    fn a_mask_too_deep_to_use_is_refused_and_dropped_without_recursion() {
+        // A million levels: a recursive drop would need far more than a test thread's stack.
+        let error = Mask::new(not_chain(1_000_000)).unwrap_err();
+        assert_eq!(error.to_string(), "mask nested deeper than 64 levels");
+        let wide =
+            (0..1_000_000).fold(MaskExpr::<i64>::Full, |m, _| m.and(MaskExpr::Causal).or(MaskExpr::Full));
+        assert_eq!(wide.check_shape(), Err(ExprErrorKind::TooDeep(Nested::Mask)));
+    }
+
+    #[test]
     fn masks_built_through_the_api_are_held_to_the_parser_limits() {
         assert!(Mask::new(not_chain(MAX_MASK_DEPTH)).is_ok());
         let deep = Mask::new(not_chain(MAX_MASK_DEPTH + 1)).unwrap_err();

@@ -54,6 +54,33 @@ pub enum MaskExpr<S> {
     Or(Box<MaskExpr<S>>, Box<MaskExpr<S>>),
 }
 
+/// Dropped without recursion, like [`MaskExpr::height`] measures: a mask
+/// built through the API may be nested far deeper than the parser allows
+/// (it is then refused by [`check_complexity`]), and dropping it must not
+/// overflow the stack. Each child is moved out of its box before the box is
+/// dropped, so every drop is shallow.
+impl<S> Drop for MaskExpr<S> {
+    fn drop(&mut self) {
+        fn take_children<S>(m: &mut MaskExpr<S>, pending: &mut Vec<MaskExpr<S>>) {
+            match m {
+                MaskExpr::Roll { inner, .. } | MaskExpr::Not(inner) => {
+                    pending.push(std::mem::replace(&mut **inner, MaskExpr::Full))
+                }
+                MaskExpr::And(a, b) | MaskExpr::Or(a, b) => {
+                    pending.push(std::mem::replace(&mut **a, MaskExpr::Full));
+                    pending.push(std::mem::replace(&mut **b, MaskExpr::Full));
+                }
+                _ => {}
+            }
+        }
+        let mut pending = Vec::new();
+        take_children(self, &mut pending);
+        while let Some(mut m) = pending.pop() {
+            take_children(&mut m, &mut pending);
+        }
+    }
+}
+
 /// A mask as parsed from a spec, before variables are resolved.
 pub type MaskAst = MaskExpr<SizeExpr>;
 
