@@ -209,6 +209,15 @@ impl RunDir {
     }
 }
 
+/// Where a tensor of a full model's file comes from.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    /// `OnDevice::tensors[i]`, trained.
+    Device(usize),
+    /// The base's value, not trained.
+    Host(&'a [f32]),
+}
+
 /// Each trained tensor's name and shape, as a file writer takes them.
 fn trained_shapes<'a>(trained: &'a super::OnDevice) -> Vec<(&'a str, &'a [usize])> {
     trained.tensors.iter().map(|(name, shape)| (name.as_str(), shape.as_slice())).collect()
@@ -251,24 +260,26 @@ fn write_weights(
         }
         (None, _) => {
             // Every weight: the trained ones from the device, any other as the base has it.
-            let mut tensors = trained_shapes(trained);
-            let mut frozen: Vec<&[f32]> = Vec::new();
-            for (name, data) in &base.weights {
-                if let Some(shape) = base.shapes.get(name).filter(|_| !tensors.iter().any(|(n, _)| n == name))
-                {
-                    tensors.push((name, shape));
-                    frozen.push(data);
+            // A tied model's file has no LM head: it is the embedding.
+            let skip = |name: &str| base.config.tie_word_embeddings && name == "lm_head.weight";
+            let mut entries: Vec<(&str, &[usize], Source)> = Vec::new();
+            for (i, (name, shape)) in trained.tensors.iter().enumerate() {
+                if !skip(name) {
+                    entries.push((name, shape, Source::Device(i)));
                 }
             }
-            let n_trained = trained.tensors.len();
-            if base.config.tie_word_embeddings {
-                // Skipped by the file; lm_head is the embedding.
-                tensors.retain(|(name, _)| *name != "lm_head.weight");
+            for (name, data) in &base.weights {
+                let trained_too = trained.tensors.iter().any(|(n, _)| n == name);
+                if let Some(shape) = base.shapes.get(name).filter(|_| !trained_too && !skip(name)) {
+                    entries.push((name, shape, Source::Host(data)));
+                }
             }
+            let shapes: Vec<(&str, &[usize])> =
+                entries.iter().map(|(name, shape, _)| (*name, *shape)).collect();
             w.file("model.safetensors", |f| {
-                write_safetensors_from(f, &tensors, &torch_metadata(), |i| match i.checked_sub(n_trained) {
-                    None => trained.read(i),
-                    Some(k) => Ok(Cow::Borrowed(frozen[k])),
+                write_safetensors_from(f, &shapes, &torch_metadata(), |i| match entries[i].2 {
+                    Source::Device(j) => trained.read(j),
+                    Source::Host(data) => Ok(Cow::Borrowed(data)),
                 })
             })?;
             // Present whenever there is no adapter: `--mode full` makes it at the start.
