@@ -165,6 +165,7 @@ const MAX_HEADER_BYTES: u64 = 100_000_000;
 /// A safetensors file read one tensor at a time: only its header is held,
 /// so loading a checkpoint shard of many GB holds one tensor's bytes, not
 /// the whole file ([`TensorFile`] reads it whole).
+#[derive(Debug)]
 pub struct TensorFileReader {
     path: PathBuf,
     file: std::fs::File,
@@ -223,14 +224,19 @@ impl TensorFileReader {
         self.decode(name, &[Dtype::F32, Dtype::F16, Dtype::BF16], "F32, F16 or BF16")
     }
 
-    /// A float tensor as f32, read from its offsets; `accepted` lists float dtypes only.
-    fn decode(
-        &mut self,
+    /// The shape of the F32 tensor `name`, from the header alone: whether
+    /// [`TensorFileReader::f32`] would find it, without reading it.
+    pub fn f32_shape(&self, name: &str) -> Result<Vec<usize>, TensorFileError> {
+        Ok(self.info(name, &[Dtype::F32], "F32")?.shape.clone())
+    }
+
+    /// The header's entry for `name`, whose dtype must be one of `accepted`.
+    fn info(
+        &self,
         name: &str,
         accepted: &[Dtype],
         expected: &'static str,
-    ) -> Result<HostTensor, TensorFileError> {
-        use std::io::{Read, Seek, SeekFrom};
+    ) -> Result<&safetensors::tensor::TensorInfo, TensorFileError> {
         let Some(info) = self.metadata.info(name) else {
             let mut available = self.names();
             available.sort();
@@ -248,6 +254,18 @@ impl TensorFileReader {
                 expected,
             });
         }
+        Ok(info)
+    }
+
+    /// A float tensor as f32, read from its offsets; `accepted` lists float dtypes only.
+    fn decode(
+        &mut self,
+        name: &str,
+        accepted: &[Dtype],
+        expected: &'static str,
+    ) -> Result<HostTensor, TensorFileError> {
+        use std::io::{Read, Seek, SeekFrom};
+        let info = self.info(name, accepted, expected)?;
         let (start, end) = info.data_offsets;
         let (dtype, shape) = (info.dtype, info.shape.clone());
         // Within the file: the header's offsets were checked against its length.

@@ -13,14 +13,14 @@
 //! write, and a crash leaves the previous checkpoint as it was.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::TrainError;
 use crate::io::{
-    DirWriter, HostTensor, TensorFileReader, torch_metadata, write_dir_atomically, write_safetensors_from,
+    DirWriter, HostTensor, TensorFileError, TensorFileReader, torch_metadata, write_dir_atomically,
+    write_safetensors_from,
 };
 
 /// The file of AdamW's moments, `<name>.exp_avg` and `<name>.exp_avg_sq`.
@@ -41,15 +41,35 @@ pub struct CheckpointState {
     pub fingerprint: String,
 }
 
-/// A checkpoint read back.
-#[derive(Clone, Debug)]
+/// A checkpoint opened to be read back: its state, and its tensors, each
+/// read from its file when asked for ([`Checkpoint::tensor`]), so that
+/// resuming holds one trained tensor and its moments at a time.
+#[derive(Debug)]
 pub struct Checkpoint {
     pub dir: PathBuf,
     pub state: CheckpointState,
-    /// Trained tensors under weft's names.
-    pub trained: BTreeMap<String, HostTensor>,
-    /// `(exp_avg, exp_avg_sq)` per trained tensor.
-    pub moments: BTreeMap<String, (Vec<f32>, Vec<f32>)>,
+    weights_file: String,
+    strip_prefix: String,
+    weights: TensorFileReader,
+    optimizer: TensorFileReader,
+}
+
+impl Checkpoint {
+    /// The trained tensor `name` (weft's name) and its AdamW moments
+    /// `(exp_avg, exp_avg_sq)`.
+    pub fn tensor(&mut self, name: &str) -> Result<(HostTensor, Vec<f32>, Vec<f32>), TrainError> {
+        let damaged = |file: &str, e: TensorFileError| TrainError::DamagedCheckpoint {
+            path: self.dir.join(file),
+            reason: e.to_string(),
+        };
+        let tensor = self
+            .weights
+            .f32(&format!("{}{name}", self.strip_prefix))
+            .map_err(|e| damaged(&self.weights_file, e))?;
+        let m = self.optimizer.f32(&format!("{name}.exp_avg")).map_err(|e| damaged(OPTIMIZER_FILE, e))?;
+        let v = self.optimizer.f32(&format!("{name}.exp_avg_sq")).map_err(|e| damaged(OPTIMIZER_FILE, e))?;
+        Ok((tensor, m.data, v.data))
+    }
 }
 
 /// The checkpoint directories under `out`, oldest first, by step.
@@ -111,10 +131,11 @@ pub fn write_moments<'a>(
     })
 }
 
-/// Reads the checkpoint in `dir`: its state, the trained tensors from
+/// Opens the checkpoint in `dir`: its state, the trained tensors in
 /// `weights_file` (keys with `strip_prefix` removed), and the moments of
 /// every tensor in `trained_names`. Anything missing or malformed is a
-/// [`TrainError::DamagedCheckpoint`] naming the file.
+/// [`TrainError::DamagedCheckpoint`] naming the file; every tensor's
+/// presence, dtype and length is checked here, before any is read.
 pub fn load_checkpoint_dir(
     dir: &Path,
     weights_file: &str,
@@ -126,36 +147,38 @@ pub fn load_checkpoint_dir(
     let text = std::fs::read_to_string(&state_path).map_err(|e| damaged(STATE_FILE, e.to_string()))?;
     let state: CheckpointState =
         serde_json::from_str(&text).map_err(|e| damaged(STATE_FILE, e.to_string()))?;
-    // Read tensor by tensor: a full fine-tune's files are the size of the model.
-    let mut weights =
+    // Read tensor by tensor later: a full fine-tune's files are the size of the
+    // model. Every tensor is checked here, from the headers, before any is read.
+    let weights =
         TensorFileReader::open(&dir.join(weights_file)).map_err(|e| damaged(weights_file, e.to_string()))?;
-    let mut optimizer = TensorFileReader::open(&dir.join(OPTIMIZER_FILE))
+    let optimizer = TensorFileReader::open(&dir.join(OPTIMIZER_FILE))
         .map_err(|e| damaged(OPTIMIZER_FILE, e.to_string()))?;
-    let mut trained = BTreeMap::new();
-    let mut moments = BTreeMap::new();
     for name in trained_names {
-        let key = format!("{strip_prefix}{name}");
-        let tensor = weights.f32(&key).map_err(|e| damaged(weights_file, e.to_string()))?;
-        let mut moment = |suffix: &str| {
-            let t = optimizer
-                .f32(&format!("{name}.{suffix}"))
+        let shape = weights
+            .f32_shape(&format!("{strip_prefix}{name}"))
+            .map_err(|e| damaged(weights_file, e.to_string()))?;
+        let len: usize = shape.iter().product();
+        for suffix in ["exp_avg", "exp_avg_sq"] {
+            let moment = optimizer
+                .f32_shape(&format!("{name}.{suffix}"))
                 .map_err(|e| damaged(OPTIMIZER_FILE, e.to_string()))?;
-            if t.data.len() != tensor.data.len() {
+            let moment_len: usize = moment.iter().product();
+            if moment_len != len {
                 return Err(damaged(
                     OPTIMIZER_FILE,
-                    format!(
-                        "`{name}.{suffix}` has {} values, the tensor {}",
-                        t.data.len(),
-                        tensor.data.len()
-                    ),
+                    format!("`{name}.{suffix}` has {moment_len} values, the tensor {len}"),
                 ));
             }
-            Ok(t.data)
-        };
-        moments.insert(name.clone(), (moment("exp_avg")?, moment("exp_avg_sq")?));
-        trained.insert(name.clone(), tensor);
+        }
     }
-    Ok(Checkpoint { dir: dir.to_path_buf(), state, trained, moments })
+    Ok(Checkpoint {
+        dir: dir.to_path_buf(),
+        state,
+        weights_file: weights_file.to_string(),
+        strip_prefix: strip_prefix.to_string(),
+        weights,
+        optimizer,
+    })
 }
 
 /// Removes all but the newest `keep` checkpoints under `out`.
@@ -170,6 +193,8 @@ pub fn prune_checkpoints(out: &Path, keep: usize) -> Result<(), TrainError> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     fn scratch(name: &str) -> PathBuf {
@@ -210,11 +235,11 @@ mod tests {
         }
         let dirs: Vec<u64> = checkpoint_dirs(&out).unwrap().into_iter().map(|(s, _)| s).collect();
         assert_eq!(dirs, [2, 4, 10]);
-        let loaded =
+        let mut loaded =
             load_checkpoint_dir(&out.join("checkpoint-10"), "w.safetensors", "p.", &["w".into()]).unwrap();
         assert_eq!(loaded.state, state(10));
-        assert_eq!(loaded.trained["w"].data, [1.5, 10.0]);
-        assert_eq!(loaded.moments["w"], (vec![0.5, -1.0], vec![0.25, 1.0]));
+        let (tensor, m, v) = loaded.tensor("w").unwrap();
+        assert_eq!((tensor.data, m, v), (vec![1.5, 10.0], vec![0.5, -1.0], vec![0.25, 1.0]));
         prune_checkpoints(&out, 2).unwrap();
         let dirs: Vec<u64> = checkpoint_dirs(&out).unwrap().into_iter().map(|(s, _)| s).collect();
         assert_eq!(dirs, [4, 10]);

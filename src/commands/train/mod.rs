@@ -153,7 +153,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     }
     if let Some(dir) = newest {
         let (file, prefix) = out.weights_file(&settings);
-        let checkpoint = load_checkpoint_dir(&dir, file, prefix, &trained)?;
+        let mut checkpoint = load_checkpoint_dir(&dir, file, prefix, &trained)?;
         let conflicts = settings::resume_conflicts(&checkpoint.state.fingerprint, &settings.fingerprint());
         if !conflicts.is_empty() {
             bail!(
@@ -163,7 +163,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
                 conflicts.join("; ")
             );
         }
-        restore(&step, &executor, &checkpoint)?;
+        restore(&step, &executor, &mut checkpoint)?;
         first = checkpoint.state.step;
         errln!("resuming from {} (step {first})", dir.display());
         last_good = Some(dir);
@@ -227,14 +227,14 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Restores a checkpoint's trained tensors and AdamW moments on the device.
-fn restore(step: &TrainingStep, executor: &Executor, checkpoint: &Checkpoint) -> anyhow::Result<()> {
+/// Restores a checkpoint's trained tensors and AdamW moments on the device,
+/// one tensor at a time.
+fn restore(step: &TrainingStep, executor: &Executor, checkpoint: &mut Checkpoint) -> anyhow::Result<()> {
     for param in &step.update_plan().params {
-        let tensor = &checkpoint.trained[&param.name];
-        let (m, v) = &checkpoint.moments[&param.name];
+        let (tensor, m, v) = checkpoint.tensor(&param.name)?;
         step.write(executor, &param.name, &tensor.data)?;
-        step.write(executor, &param.moments[0], m)?;
-        step.write(executor, &param.moments[1], v)?;
+        step.write(executor, &param.moments[0], &m)?;
+        step.write(executor, &param.moments[1], &v)?;
     }
     Ok(())
 }

@@ -343,8 +343,6 @@ impl Settings {
     /// gradient checkpointing and the weights' storage (which change memory,
     /// not results).
     pub fn fingerprint(&self) -> String {
-        // An input named another way (relative, through `..` or a symlink) is the same input.
-        let canonical = |path: &Path| std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let same = Settings {
             steps: 0,
             save_every: 0,
@@ -362,16 +360,34 @@ impl Settings {
     }
 }
 
+/// The settings that name input files, compared by canonical path on resume.
+const INPUT_PATHS: [&str; 4] = ["model", "data", "tokenizer", "init_adapter"];
+
+/// `path` canonical: an input named another way (relative, through `..`, or a
+/// symlink) is the same input. A path that does not resolve stays as given.
+fn canonical(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
 /// The settings a checkpoint's `fingerprint` records and this run's differ
 /// in, as `key: then → now`, one per setting. The config file's path is left
 /// out: what it set is compared key by key, so a run resumes from a copy of
 /// its config elsewhere (a fresh clone of an experiment).
 pub fn resume_conflicts(saved: &str, now: &str) -> Vec<String> {
     let parse = |text: &str| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text).ok();
-    let (Some(saved), Some(now)) = (parse(saved), parse(now)) else {
+    let (Some(mut saved), Some(mut now)) = (parse(saved), parse(now)) else {
         // Not JSON: a fingerprint from another version of weft.
         return if saved == now { Vec::new() } else { vec!["the recorded settings".to_string()] };
     };
+    // Checkpoints written before fingerprints held canonical paths recorded the
+    // paths as given: compare those canonical too (from the current directory).
+    for map in [&mut saved, &mut now] {
+        for key in INPUT_PATHS {
+            if let Some(serde_json::Value::String(path)) = map.get_mut(key) {
+                *path = canonical(Path::new(path.as_str())).display().to_string();
+            }
+        }
+    }
     let mut out = Vec::new();
     differences("", &saved, &now, &mut out);
     out.retain(|d| !d.starts_with("config:"));
@@ -455,6 +471,13 @@ mod tests {
         let roundabout = settings(dir.path().join("corpus/../corpus/./train.jsonl"));
         assert_ne!(direct.data, roundabout.data);
         assert_eq!(resume_conflicts(&direct.fingerprint(), &roundabout.fingerprint()), Vec::<String>::new());
+        // A checkpoint from before fingerprints held canonical paths: the path as given.
+        let up: std::path::PathBuf =
+            std::env::current_dir().unwrap().components().skip(1).map(|_| "..").collect();
+        let relative = up.join(dir.path().strip_prefix("/").unwrap()).join("corpus/train.jsonl");
+        let mut old: serde_json::Value = serde_json::from_str(&direct.fingerprint()).unwrap();
+        old["data"] = serde_json::json!(relative.display().to_string());
+        assert_eq!(resume_conflicts(&old.to_string(), &direct.fingerprint()), Vec::<String>::new());
         let other = settings(dir.path().join("other.jsonl"));
         let conflicts = resume_conflicts(&direct.fingerprint(), &other.fingerprint());
         assert_eq!(conflicts.len(), 1, "{conflicts:?}");
