@@ -119,19 +119,8 @@ impl TensorFile {
         f: impl FnOnce(&TensorView<'_>) -> T,
     ) -> Result<T, TensorFileError> {
         let st = self.parse()?;
-        let view = st.tensor(name).map_err(|_| TensorFileError::Missing {
-            path: self.path.clone(),
-            name: name.into(),
-            available: self.names().join(", "),
-        })?;
-        if !accepted.contains(&view.dtype()) {
-            return Err(TensorFileError::Dtype {
-                path: self.path.clone(),
-                name: name.into(),
-                found: format!("{:?}", view.dtype()),
-                expected,
-            });
-        }
+        let view = st.tensor(name).map_err(|_| missing(&self.path, name, self.names()))?;
+        check_dtype(&self.path, name, view.dtype(), accepted, expected)?;
         Ok(f(&view))
     }
 
@@ -147,6 +136,30 @@ impl TensorFile {
             data: floats_as_f32(view.dtype(), view.data()),
         })
     }
+}
+
+/// `name` is not in the file at `path`, which holds `available` (sorted).
+fn missing(path: &Path, name: &str, available: Vec<String>) -> TensorFileError {
+    TensorFileError::Missing { path: path.into(), name: name.into(), available: available.join(", ") }
+}
+
+/// Refuses a tensor whose dtype is not one of `accepted`.
+fn check_dtype(
+    path: &Path,
+    name: &str,
+    dtype: Dtype,
+    accepted: &[Dtype],
+    expected: &'static str,
+) -> Result<(), TensorFileError> {
+    if accepted.contains(&dtype) {
+        return Ok(());
+    }
+    Err(TensorFileError::Dtype {
+        path: path.into(),
+        name: name.into(),
+        found: format!("{dtype:?}"),
+        expected,
+    })
 }
 
 /// Little-endian F16, BF16 or F32 values (maybe unaligned) as f32, widened
@@ -240,20 +253,9 @@ impl TensorFileReader {
         let Some(info) = self.metadata.info(name) else {
             let mut available = self.names();
             available.sort();
-            return Err(TensorFileError::Missing {
-                path: self.path.clone(),
-                name: name.into(),
-                available: available.join(", "),
-            });
+            return Err(missing(&self.path, name, available));
         };
-        if !accepted.contains(&info.dtype) {
-            return Err(TensorFileError::Dtype {
-                path: self.path.clone(),
-                name: name.into(),
-                found: format!("{:?}", info.dtype),
-                expected,
-            });
-        }
+        check_dtype(&self.path, name, info.dtype, accepted, expected)?;
         Ok(info)
     }
 
