@@ -144,6 +144,46 @@ fn perplexity_matches_the_f64_reference_on_the_same_windows() {
     assert_eq!(results["passkey"], serde_json::json!({}));
 }
 
+/// A checkpoint saved in bf16 is evaluated with its weights kept in bf16 on
+/// the host and the device (`--weight-dtype auto`): the perplexity of its own
+/// values in f64, and the f32 run's to the last digit.
+#[test]
+fn a_bf16_checkpoint_evaluates_in_bf16_with_the_perplexity_of_f32() {
+    if !gpu() {
+        return;
+    }
+    let dir = scratch("eval_bf16");
+    let model = dir.join("model");
+    std::fs::create_dir_all(&model).unwrap();
+    std::fs::copy(fixture().join("config.json"), model.join("config.json")).unwrap();
+    common::save_as_bf16(&fixture().join("model.safetensors"), &model.join("model.safetensors"));
+    let ids: Vec<i64> = (0..48).map(|i| ((i * 53 + 5) % 128) as i64).collect();
+    let data = dir.join("ids.safetensors");
+    write_ids(&data, &ids, 2, 24);
+    let run = |extra: &[&str], name: &str| {
+        let json = dir.join(name);
+        let mut args =
+            vec!["eval", model.to_str().unwrap(), "--data", data.to_str().unwrap(), "--seq-len", "16,32"];
+        args.extend(["--json", json.to_str().unwrap()]);
+        args.extend(extra);
+        let o = common::weft(&args);
+        assert!(o.status.success(), "{}", common::stderr(&o));
+        (read_json(&json), common::stderr(&o))
+    };
+    let (packed, log) = run(&[], "bf16.json");
+    assert!(log.contains("frozen values stored as bf16"), "{log}");
+    let (plain, log) = run(&["--weight-dtype", "f32"], "f32.json");
+    assert!(!log.contains("stored as bf16"), "{log}");
+    assert_eq!(packed, plain);
+    let (config, weights) = self::weights(&model);
+    let stream: Vec<u32> = ids.iter().map(|&id| id as u32).collect();
+    for t in [16, 32] {
+        let want = reference_perplexity(&config, &weights, &stream, t, t);
+        let got = packed["perplexity"][t.to_string()].as_f64().unwrap();
+        assert_close(got, want, &format!("perplexity at T = {t}"));
+    }
+}
+
 /// A word-level tokenizer.json over the prompt's words; ids 1 and 2 are the
 /// fixture's `bos_token_id` and `eos_token_id` (written by hand: the format
 /// `tokenizers` saves).

@@ -340,7 +340,7 @@ fn an_adapter_replaces_saved_modules_and_applies_its_runs_factor() {
     let weights = TensorFile::load(&by_hand.join("model.safetensors")).unwrap();
     let mut tensors: BTreeMap<String, HostTensor> =
         weights.names().into_iter().map(|n| (n.clone(), weights.f32(&n).unwrap())).collect();
-    tensors.extend(saved);
+    tensors.extend(saved.clone());
     save(&by_hand.join("model.safetensors"), &tensors).unwrap();
 
     let input = dir.join("in.safetensors");
@@ -375,6 +375,28 @@ fn an_adapter_replaces_saved_modules_and_applies_its_runs_factor() {
     let (plain, _) = run(&model, &lora_only, "plain.safetensors");
     let moved = plain.iter().zip(&want).fold(0f32, |m, (p, w)| m.max((p - w).abs())) / scale;
     assert!(moved > 1e-3, "the saved modules changed nothing ({moved:e})");
+
+    // A base saved in bf16, which the host keeps in 16 bits: the saved modules (f32) replace
+    // its tensors by name all the same, and each tensor is stored as the by-hand checkpoint's is.
+    let bf16_copy = |config_from: &Path, name: &str| {
+        let to = dir.join(name);
+        std::fs::create_dir_all(&to).unwrap();
+        std::fs::copy(config_from.join("config.json"), to.join("config.json")).unwrap();
+        common::save_as_bf16(&model.join("model.safetensors"), &to.join("model.safetensors"));
+        to
+    };
+    let model_bf16 = bf16_copy(&model, "model-bf16");
+    let by_hand_bf16 = bf16_copy(&by_hand, "by-hand-bf16");
+    let rounded = TensorFile::load(&by_hand_bf16.join("model.safetensors")).unwrap();
+    let mut tensors: BTreeMap<String, HostTensor> =
+        rounded.names().into_iter().map(|n| (n.clone(), rounded.float_as_f32(&n).unwrap())).collect();
+    tensors.extend(saved);
+    save(&by_hand_bf16.join("model.safetensors"), &tensors).unwrap();
+    let (got, err) = run(&model_bf16, &adapter, "adapter-bf16.safetensors");
+    assert!(err.contains("frozen values stored as bf16"), "{err}");
+    let (want, _) = run(&by_hand_bf16, &lora_only, "by-hand-bf16.safetensors");
+    let same = got.iter().zip(&want).all(|(g, w)| g.to_bits() == w.to_bits());
+    assert!(same && got.len() == want.len(), "the logits differ from the by-hand bf16 checkpoint's");
 }
 
 /// A checkpoint saved in 16 bits (BF16 and F16 tensors) keeps them on the

@@ -284,7 +284,8 @@ fn a_damaged_checkpoint_is_named() {
     let output = train(&out, &flags, &["--resume", "--steps", "3"]);
     assert!(!output.status.success());
     let text = stderr(&output);
-    assert!(text.contains("checkpoint-2/optimizer.safetensors"), "{text}");
+    assert!(text.contains("checkpoint-2/optimizer.safetensors: not a valid safetensors file"), "{text}");
+    assert_eq!(text.matches("optimizer.safetensors").count(), 1, "named once: {text}");
 }
 
 /// The README's main command, at a small scale: every stage runs and leaves
@@ -543,8 +544,10 @@ fn a_llama3_base_trains_within_its_context_and_refuses_interpolation() {
 }
 
 /// A base checkpoint saved in bf16 trains with its frozen weights in bf16 on
-/// the device (`--weight-dtype auto`), and the run is the f32 run bit for bit:
-/// the same losses, gradient norms and adapter.
+/// the host and the device (`--weight-dtype auto`), and the run is the f32
+/// run bit for bit: the same losses, gradient norms and saved weights. Under
+/// LoRA+ and full fine-tuning, the trained weights start from the same
+/// 16-bit values, widened into their f32 buffers.
 #[test]
 fn a_bf16_base_trains_with_bf16_frozen_weights_and_the_same_results_as_f32() {
     if !gpu() {
@@ -557,23 +560,29 @@ fn a_bf16_base_trains_with_bf16_frozen_weights_and_the_same_results_as_f32() {
     common::save_as_bf16(&fixture().join("base/model.safetensors"), &base.join("model.safetensors"));
 
     let data = fixture().join("data.safetensors");
-    let run = |name: &str, extra: &[&str]| {
-        let out = dir.join(name);
-        let mut args = vec!["train", "--model", base.to_str().unwrap(), "--data", data.to_str().unwrap()];
-        args.extend(["--out", out.to_str().unwrap(), "--no-shuffle", "--heldout", "0", "--mode", "lora"]);
-        args.extend(["--seq-len", "32", "--steps", "3", "--pattern", "s2attn"]);
-        args.extend(extra);
-        let o = weft(&args);
-        assert!(o.status.success(), "{}", stderr(&o));
-        let adapter = std::fs::read(out.join("adapter/adapter_model.safetensors")).unwrap();
-        (metrics(&out), adapter, stderr(&o))
-    };
-    let (packed, packed_adapter, log) = run("auto", &[]);
-    assert!(log.contains("frozen values stored as bf16"), "{log}");
-    let (plain, plain_adapter, _) = run("f32", &["--weight-dtype", "f32"]);
-    assert_eq!(packed.len(), 3);
-    for (a, b) in packed.iter().zip(&plain) {
-        assert_eq!((&a["loss"], &a["grad_norm"]), (&b["loss"], &b["grad_norm"]), "{a} vs {b}");
+    for (mode, saved) in [
+        ("lora", "adapter/adapter_model.safetensors"),
+        ("lora+", "adapter/adapter_model.safetensors"),
+        ("full", "model/model.safetensors"),
+    ] {
+        let run = |name: &str, extra: &[&str]| {
+            let out = dir.join(format!("{mode}-{name}"));
+            let mut args = vec!["train", "--model", base.to_str().unwrap(), "--data", data.to_str().unwrap()];
+            args.extend(["--out", out.to_str().unwrap(), "--no-shuffle", "--heldout", "0", "--mode", mode]);
+            args.extend(["--seq-len", "32", "--steps", "3", "--pattern", "s2attn"]);
+            args.extend(extra);
+            let o = weft(&args);
+            assert!(o.status.success(), "{}", stderr(&o));
+            (metrics(&out), std::fs::read(out.join(saved)).unwrap(), stderr(&o))
+        };
+        let (packed, packed_weights, log) = run("auto", &[]);
+        // Full fine-tuning freezes nothing, so nothing is stored in 16 bits on the device.
+        assert_eq!(log.contains("frozen values stored as bf16"), mode != "full", "{mode}: {log}");
+        let (plain, plain_weights, _) = run("f32", &["--weight-dtype", "f32"]);
+        assert_eq!(packed.len(), 3);
+        for (a, b) in packed.iter().zip(&plain) {
+            assert_eq!((&a["loss"], &a["grad_norm"]), (&b["loss"], &b["grad_norm"]), "{mode}: {a} vs {b}");
+        }
+        assert!(packed_weights == plain_weights, "{mode}: the saved weights differ");
     }
-    assert!(packed_adapter == plain_adapter, "the adapters differ");
 }

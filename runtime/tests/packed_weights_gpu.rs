@@ -293,13 +293,8 @@ fn fused_attention_refuses_a_packed_operand() {
     );
 }
 
-/// Packing never rounds: a value that is not exactly of the buffer's type is refused on upload.
-#[test]
-fn uploading_a_value_the_packed_type_cannot_hold_is_an_error() {
-    assert_eq!(exact_storage(&[0.5, -0.25, 3.0]), ElemType::Bf16);
-    assert_eq!(exact_storage(&[0.5, 1.0 + 2f32.powi(-10)]), ElemType::F16);
-    assert_eq!(exact_storage(&[0.1]), ElemType::F32);
-
+/// `y = x * w` over three values: a weight whose packed buffer's last word is half filled.
+fn scale_graph() -> ValidGraph {
     let text = "\
 (graph scale
   (%0 (input x) f32[3])
@@ -307,7 +302,17 @@ fn uploading_a_value_the_packed_type_cannot_hold_is_an_error() {
   (%2 (mul %0 %1) f32[3])
   (output y %2))";
     let file = weft_ir::SourceFile::new("scale.sexpr", text);
-    let graph = weft_ir::graph::parse_sexpr(&file).unwrap().validate().unwrap();
+    weft_ir::graph::parse_sexpr(&file).unwrap().validate().unwrap()
+}
+
+/// Packing never rounds: a value that is not exactly of the buffer's type is refused on upload.
+#[test]
+fn uploading_a_value_the_packed_type_cannot_hold_is_an_error() {
+    assert_eq!(exact_storage(&[0.5, -0.25, 3.0]), ElemType::Bf16);
+    assert_eq!(exact_storage(&[0.5, 1.0 + 2f32.powi(-10)]), ElemType::F16);
+    assert_eq!(exact_storage(&[0.1]), ElemType::F32);
+
+    let graph = scale_graph();
     let Some(mut executor) = executor() else { return };
     let opts = GraphPlanOptions {
         leaf_storage: BTreeMap::from([("w".to_string(), ElemType::Bf16)]),
@@ -328,4 +333,62 @@ fn uploading_a_value_the_packed_type_cannot_hold_is_an_error() {
         err.to_string(),
         "plan input `w` is stored as bf16, but its value 0.1 at position 1 is not exactly a bf16; store it as f32"
     );
+}
+
+/// Weights the host keeps in 16 bits (`HostValues::exact`, as `eval`,
+/// `forward` and `generate` load a bf16 or f16 checkpoint) upload as they are
+/// to packed buffers and widen exactly into f32 ones: every output is the bits
+/// of the same plan fed f32 values.
+#[test]
+fn sixteen_bit_host_values_upload_packed_and_widen_into_f32_buffers() {
+    let mut rng = rng();
+    let (batch, t) = (1, 16);
+    let config = llama::tiny_config(true);
+    let opts = ModelGraphOptions { lora: Some(llama::lora()), ..ModelGraphOptions::new(batch, t) };
+    let graph = build_llama_graph(&config, Some(&llama::schedule(t)), &opts).unwrap();
+    let lora: Vec<String> =
+        graph.leaves().map(|(_, name)| name.to_string()).filter(|name| name.contains("lora_")).collect();
+    let storage = frozen_storage(&graph, &lora);
+    let (f32_inputs, _) = inputs(&graph, &storage, &config, t, &mut rng);
+    // Each packed weight becomes 16-bit bits of its own type; LoRA's random f32 factors stay f32.
+    let host: HashMap<String, HostValues> = f32_inputs
+        .iter()
+        .map(|(name, values)| match values {
+            HostValues::F32(v) => (name.clone(), HostValues::exact(v.clone())),
+            other => (name.clone(), other.clone()),
+        })
+        .collect();
+    for (name, values) in &host {
+        let want = storage.get(name).copied().unwrap_or(values.elem());
+        assert_eq!(values.elem(), want, "{name} kept as {}", values.type_name());
+    }
+
+    let Some(mut executor) = executor() else { return };
+    let device = executor.gpu().plan_options();
+    for leaf_storage in [storage.clone(), BTreeMap::new()] {
+        let plan = plan_graph(&graph, &GraphPlanOptions { leaf_storage, ..device.clone() }).unwrap();
+        let from_f32 = executor.run(&plan, &f32_inputs).unwrap();
+        let from_16 = executor.run(&plan, &host).unwrap();
+        for (name, values) in &from_f32 {
+            let same = values.iter().zip(&from_16[name]).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "`{name}` differs between f32 and 16-bit host values");
+        }
+    }
+
+    // An odd count fills half of its last word; a 16-bit type is not the other 16-bit type.
+    let graph = scale_graph();
+    let x = HostValues::F32(vec![1.5, -2.0, 4.0]);
+    let w = HostValues::exact(vec![0.5, -0.75, 3.0]);
+    assert!(matches!(w, HostValues::Bf16(_)), "{w:?}");
+    for elem in [ElemType::Bf16, ElemType::F32] {
+        let leaf_storage = BTreeMap::from([("w".to_string(), elem)]);
+        let plan = plan_graph(&graph, &GraphPlanOptions { leaf_storage, ..device.clone() }).unwrap();
+        let inputs = HashMap::from([("x".to_string(), x.clone()), ("w".to_string(), w.clone())]);
+        assert_eq!(executor.run(&plan, &inputs).unwrap()["y"], [0.75, 1.5, 12.0], "{elem}");
+    }
+    let leaf_storage = BTreeMap::from([("w".to_string(), ElemType::F16)]);
+    let plan = plan_graph(&graph, &GraphPlanOptions { leaf_storage, ..device }).unwrap();
+    let inputs = HashMap::from([("x".to_string(), x), ("w".to_string(), w)]);
+    let err = executor.run(&plan, &inputs).unwrap_err();
+    assert_eq!(err.to_string(), "plan input `w` holds f16 values, but bf16 values were given");
 }

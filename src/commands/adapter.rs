@@ -1,16 +1,20 @@
-//! What `forward` and `export` do alike with an adapter directory: check its
-//! small files before any weights are read, apply the run's RoPE factor, and
+//! What `eval`, `forward`, `generate` and `export` do alike with a model and
+//! an adapter directory: check the adapter's small files before any weights
+//! are read, apply the run's RoPE factor, load the weights for inference, and
 //! say on standard error what the adapter changes beyond its LoRA factors.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use anyhow::Context;
+use weft_compiler::ElemType;
 use weft_ir::model::{LlamaConfig, RopeScaling};
+use weft_runtime::HostValues;
 use weft_runtime::io::{
-    ADAPTER_CONFIG, Adapter, HostTensor, RUN_RECORD, RunRecord, apply_linear_factor, load_adapter,
-    read_adapter_config,
+    ADAPTER_CONFIG, Adapter, RUN_RECORD, RunRecord, apply_linear_factor, load_adapter, read_adapter_config,
 };
+
+use crate::commands::weight_dtype::{WeightDtype, host_storage, keep};
 
 /// Refuses a bad `adapter_config.json` or `weft_run.json` in `dir` (both
 /// small) before anything large is read; returns the run record, if any.
@@ -64,44 +68,58 @@ pub fn load(dir: &Path, config: &LlamaConfig) -> anyhow::Result<Adapter> {
 /// Reads the checkpoint in `model_dir` and, with an adapter, puts it in
 /// (see [`apply`]): the config the graph is built from, the weights by name,
 /// and the LoRA the graph takes. What `forward`, `generate` and `eval` share.
-pub fn load_weights(
+/// A model's weights for inference, as `eval`, `forward` and `generate`
+/// upload them.
+pub struct InferenceWeights {
+    /// The model the weights make: the adapter's saved modules may untie the embeddings.
+    pub config: LlamaConfig,
+    /// Every tensor by name: the base's, the adapter's saved modules in their
+    /// place, and its LoRA factors.
+    pub values: HashMap<String, HostValues>,
+    pub lora: Option<weft_ir::model::LoraConfig>,
+    /// The 16-bit tensors' buffer types, for `GraphPlanOptions::leaf_storage`.
+    pub leaf_storage: BTreeMap<String, ElemType>,
+}
+
+/// Reads `model_dir`'s checkpoint for inference and puts `adapter` into it
+/// (its saved modules replace base tensors by name, as PEFT applies them; its
+/// LoRA factors join them).
+///
+/// Under `--weight-dtype auto`, a tensor whose values are all exactly bf16
+/// (or f16) is kept in 16 bits as soon as it is read, so the host holds a
+/// bf16 model at its size on disk, not twice that in f32; it goes to the
+/// device as it is.
+pub fn load_for_inference(
     model_dir: &Path,
     config: &LlamaConfig,
     adapter: Option<Adapter>,
-) -> anyhow::Result<(LlamaConfig, BTreeMap<String, HostTensor>, Option<weft_ir::model::LoraConfig>)> {
+    dtype: WeightDtype,
+) -> anyhow::Result<InferenceWeights> {
     errln!("loading {} ...", model_dir.display());
-    let mut weights = weft_runtime::io::load_checkpoint(model_dir, config)?;
-    Ok(match adapter {
-        // The saved modules override the base tensors by name before upload.
+    let keep = |values: Vec<f32>| keep(values, dtype);
+    let mut weights = weft_runtime::io::load_checkpoint_with(model_dir, config, |_, t| keep(t.data))?;
+    let (config, lora) = match adapter {
         Some(adapter) => {
-            let (adapted, lora) = apply(config, &mut weights, adapter);
-            (adapted, weights, Some(lora))
+            let replacements: BTreeMap<String, HostValues> =
+                adapter.replacements.into_iter().map(|(name, t)| (name, keep(t.data))).collect();
+            let adapted = weft_runtime::io::apply_saved_modules(
+                config,
+                &mut weights,
+                &replacements,
+                adapter.ensure_weight_tying,
+            );
+            note_untied(config, &adapted, &replacements);
+            weights.extend(adapter.tensors.into_iter().map(|(name, t)| (name, keep(t.data))));
+            (adapted, Some(adapter.lora))
         }
-        None => (config.clone(), weights, None),
-    })
-}
-
-/// Puts `adapter` into the base `weights`: its saved modules replace base
-/// tensors by name, its LoRA factors join them. Returns the config (untied if
-/// the saved modules untie the embeddings) and the LoRA the graph takes.
-pub fn apply(
-    config: &LlamaConfig,
-    weights: &mut BTreeMap<String, HostTensor>,
-    adapter: Adapter,
-) -> (LlamaConfig, weft_ir::model::LoraConfig) {
-    let adapted = weft_runtime::io::apply_saved_modules(
-        config,
-        weights,
-        &adapter.replacements,
-        adapter.ensure_weight_tying,
-    );
-    note_untied(config, &adapted, &adapter.replacements);
-    weights.extend(adapter.tensors);
-    (adapted, adapter.lora)
+        None => (config.clone(), None),
+    };
+    let leaf_storage = host_storage(weights.iter().map(|(name, values)| (name.as_str(), values)));
+    Ok(InferenceWeights { config, values: weights.into_iter().collect(), lora, leaf_storage })
 }
 
 /// Says so when applying the adapter's saved modules untied the embeddings.
-pub fn note_untied(before: &LlamaConfig, after: &LlamaConfig, replacements: &BTreeMap<String, HostTensor>) {
+pub fn note_untied<T>(before: &LlamaConfig, after: &LlamaConfig, replacements: &BTreeMap<String, T>) {
     if before.tie_word_embeddings && !after.tie_word_embeddings {
         let replaced: Vec<&str> = replacements
             .keys()

@@ -30,7 +30,7 @@ use weft_runtime::eval::{
 use weft_runtime::io::{Output, OutputKind, check_layer_count};
 use weft_runtime::{Executor, HostValues};
 
-use crate::commands::weight_dtype::{WeightDtype, frozen_storage};
+use crate::commands::weight_dtype::WeightDtype;
 use crate::output::{Input, guard, tuning_cache_path, write_atomically};
 
 #[derive(Args, Debug)]
@@ -40,9 +40,9 @@ pub struct EvalArgs {
     /// A PEFT LoRA adapter directory (adapter_config.json, adapter_model.safetensors).
     #[arg(long, value_name = "DIR")]
     pub adapter: Option<PathBuf>,
-    /// How the weights are stored on the device: auto (the default) keeps a tensor whose values
-    /// are exactly bf16 or f16, as such checkpoints hold them, in 16 bits (half the memory, the
-    /// same results); f32 stores every weight in f32.
+    /// How the weights are stored on the host and the device: auto (the default) keeps a tensor
+    /// whose values are exactly bf16 or f16, as such checkpoints hold them, in 16 bits (half the
+    /// memory, the same results); f32 stores every weight in f32.
     #[arg(long, value_name = "DTYPE", default_value = "auto")]
     pub weight_dtype: WeightDtype,
     /// The evaluation data, read as one token stream: a safetensors file with `input_ids` (i32 or
@@ -110,11 +110,6 @@ fn decode_trials(
     plan: &weft_compiler::GraphPlanOptions,
 ) -> anyhow::Result<usize> {
     let reach = super::generate::decode_reach(length.schedule.as_ref(), config)?;
-    let weights: HashMap<String, HostValues> = weights
-        .iter()
-        .filter(|(n, _)| *n != "input_ids" && *n != "targets")
-        .map(|(n, v)| (n.clone(), v.clone()))
-        .collect();
     let mut passed = 0;
     for trials in length.trials.chunks(DECODE_BATCH) {
         let prompts: Vec<Vec<i64>> = trials
@@ -150,7 +145,7 @@ fn decode_trials(
             &CompileOptions { optimize: false, plan: plan.clone(), ..Default::default() },
         )?;
         let (mut decoder, first) =
-            Decoder::start(executor, spec, &prefill.plan, &step.plan, &weights, &prompts)?;
+            Decoder::start(executor, spec, &prefill.plan, &step.plan, weights, &prompts)?;
         // Each row feeds its answer's tokens while it decodes them right.
         let mut logits: Vec<Option<Vec<f32>>> = first.into_iter().map(Some).collect();
         let mut right = vec![true; trials.len()];
@@ -250,11 +245,8 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         None => None,
     };
     // modules_to_save tensors (LoRA+'s embedding and norms) replace the base's, as PEFT applies them.
-    let (config, weights, lora) = super::adapter::load_weights(&args.model_dir, &config, adapter)?;
-    let mut values: HashMap<String, HostValues> =
-        weights.into_iter().map(|(name, t)| (name, HostValues::F32(t.data))).collect();
-    let leaf_storage =
-        frozen_storage(values.iter().filter_map(|(n, v)| Some((n.as_str(), v.as_f32()?))), args.weight_dtype);
+    let super::adapter::InferenceWeights { config, mut values, lora, leaf_storage } =
+        super::adapter::load_for_inference(&args.model_dir, &config, adapter, args.weight_dtype)?;
     let gpu = crate::gpu::open()?;
     errln!("adapter: {}", gpu.adapter_description());
     let plan_options = weft_compiler::GraphPlanOptions { leaf_storage, ..super::tune::plan_options(&gpu) };
@@ -302,6 +294,9 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         let mut answer_nll = None;
         if args.passkey_decode && !length.trials.is_empty() {
             drop(prepared);
+            // The decoding plans take the weights alone; the next length puts these back.
+            values.remove("input_ids");
+            values.remove("targets");
             let count = decode_trials(&mut executor, &config, length, lora.as_ref(), &values, &plan_options)
                 .with_context(|| format!("decoding the passkey trials (T = {t})"))?;
             passed = Some((count, length.trials.len()));

@@ -15,7 +15,7 @@ use weft_ir::model::{LlamaConfig, ModelGraphOptions, build_llama_graph};
 use weft_runtime::io::{HostTensor, TensorFile, check_layer_count, save};
 use weft_runtime::{Executor, HostValues};
 
-use crate::commands::weight_dtype::{WeightDtype, frozen_storage};
+use crate::commands::weight_dtype::WeightDtype;
 use crate::output::{Input, guard, out_file, tuning_cache_path};
 
 #[derive(Args, Debug)]
@@ -37,9 +37,9 @@ pub struct ForwardArgs {
     /// of weft_run.json when weft trained it.
     #[arg(long, value_name = "DIR")]
     pub adapter: Option<PathBuf>,
-    /// How the weights are stored on the device: auto (the default) keeps a tensor whose values
-    /// are exactly bf16 or f16, as such checkpoints hold them, in 16 bits (half the memory, the
-    /// same results); f32 stores every weight in f32.
+    /// How the weights are stored on the host and the device: auto (the default) keeps a tensor
+    /// whose values are exactly bf16 or f16, as such checkpoints hold them, in 16 bits (half the
+    /// memory, the same results); f32 stores every weight in f32.
     #[arg(long, value_name = "DTYPE", default_value = "auto")]
     pub weight_dtype: WeightDtype,
     /// Run the model graph op by op as written, attention through N x N scores, instead of
@@ -104,15 +104,14 @@ pub fn run(args: &ForwardArgs) -> anyhow::Result<()> {
     if let (Some(dir), Some(record)) = (&args.adapter, &record) {
         config = super::adapter::apply_run_factor(&config, record, dir)?;
     }
-    let (config, weights, lora) = super::adapter::load_weights(&args.model_dir, &config, adapter)?;
+    let super::adapter::InferenceWeights { config, values: mut inputs, lora, leaf_storage } =
+        super::adapter::load_for_inference(&args.model_dir, &config, adapter, args.weight_dtype)?;
     let opts = ModelGraphOptions { lora, loss: args.loss, ..ModelGraphOptions::new(batch, t) };
     let graph = build_llama_graph(&config, schedule.as_ref(), &opts)?;
     let gpu = crate::gpu::open()?;
     errln!("adapter: {}", gpu.adapter_description());
     // Optimized (every layer's attention fused) unless --unfused; planned
     // with the matmul shape and attention tiles `weft tune` measured here.
-    let leaf_storage =
-        frozen_storage(weights.iter().map(|(n, t)| (n.as_str(), t.data.as_slice())), args.weight_dtype);
     let opts = CompileOptions {
         optimize: !args.unfused,
         plan: weft_compiler::GraphPlanOptions { leaf_storage, ..super::tune::plan_options(&gpu) },
@@ -133,8 +132,6 @@ pub fn run(args: &ForwardArgs) -> anyhow::Result<()> {
     crate::memory::check_fits(plan.total_bytes(), "the model's buffers")?;
     errln!("{} kernels over {} buffers", plan.kernels.len(), plan.buffers.len());
 
-    let mut inputs: HashMap<String, HostValues> =
-        weights.into_iter().map(|(name, t)| (name, HostValues::F32(t.data))).collect();
     if args.loss {
         // targets[b, i] = input_ids[b, i + 1]; the last position is ignored (-100).
         let targets = (0..batch * t).map(|i| if i % t + 1 < t { ids.data[i + 1] } else { -100 }).collect();
@@ -142,18 +139,23 @@ pub fn run(args: &ForwardArgs) -> anyhow::Result<()> {
     }
     inputs.insert("input_ids".into(), HostValues::I64(ids.data));
     let mut executor = Executor::new(gpu);
-    let outputs = executor.run(plan, &inputs).context("running the model on the GPU")?;
+    let prepared = executor.prepare(plan).context("preparing the model on the GPU")?;
+    executor.upload(&prepared, &inputs).context("uploading the weights")?;
+    // On the device now: the host's copy goes before the logits come back.
+    drop(inputs);
+    executor.execute(&prepared).context("running the model on the GPU")?;
+    let mut outputs: HashMap<String, Vec<f32>> =
+        executor.download(&prepared).context("reading the outputs")?;
 
+    // Moved, not copied: the logits are batch × T × vocab values.
     let mut tensors = BTreeMap::new();
-    let logits = outputs.get("logits").context("the plan produced no logits")?;
-    tensors.insert(
-        "logits".to_string(),
-        HostTensor { shape: vec![batch, t, config.vocab_size], data: logits.clone() },
-    );
+    let logits = outputs.remove("logits").context("the plan produced no logits")?;
+    tensors
+        .insert("logits".to_string(), HostTensor { shape: vec![batch, t, config.vocab_size], data: logits });
     if args.loss {
-        let loss = outputs.get("loss").context("the plan produced no loss")?;
+        let loss = outputs.remove("loss").context("the plan produced no loss")?;
         outln!("loss {:.6}", loss.first().copied().unwrap_or(f32::NAN));
-        tensors.insert("loss".to_string(), HostTensor { shape: vec![], data: loss.clone() });
+        tensors.insert("loss".to_string(), HostTensor { shape: vec![], data: loss });
     }
     save(&args.out, &tensors)?;
     errln!(

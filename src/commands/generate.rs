@@ -4,7 +4,7 @@
 //! decoding with a KV cache per layer sized by what its masks can still
 //! reach, after one fused prefill over the prompts.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -17,12 +17,12 @@ use weft_ir::Schedule;
 use weft_ir::model::{
     DecodeGraphOptions, LlamaConfig, ModelGraphOptions, build_llama_decode_graph, build_llama_graph,
 };
+use weft_runtime::Executor;
 use weft_runtime::data::{Tokenizer, stop_ids_from_model_dir};
 use weft_runtime::decode::{DecodeSpec, Decoder, Sampling};
 use weft_runtime::io::{HostTensor, IntTensor, TensorFile, check_layer_count, save_with_ints};
-use weft_runtime::{Executor, HostValues};
 
-use crate::commands::weight_dtype::{WeightDtype, frozen_storage};
+use crate::commands::weight_dtype::WeightDtype;
 use crate::output::{Input, guard, out_file, tuning_cache_path};
 
 #[derive(Args, Debug)]
@@ -46,9 +46,9 @@ pub struct GenerateArgs {
     /// A PEFT LoRA adapter directory; weft_run.json's RoPE factor is applied.
     #[arg(long, value_name = "DIR")]
     pub adapter: Option<PathBuf>,
-    /// How the weights are stored on the device: auto (the default) keeps a tensor whose values
-    /// are exactly bf16 or f16, as such checkpoints hold them, in 16 bits (half the memory, the
-    /// same results); f32 stores every weight in f32.
+    /// How the weights are stored on the host and the device: auto (the default) keeps a tensor
+    /// whose values are exactly bf16 or f16, as such checkpoints hold them, in 16 bits (half the
+    /// memory, the same results); f32 stores every weight in f32.
     #[arg(long, value_name = "DTYPE", default_value = "auto")]
     pub weight_dtype: WeightDtype,
     /// Sampling temperature; 0 (the default) is greedy.
@@ -153,7 +153,8 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
     let schedule = super::source::model_schedule(args.pattern.as_deref(), max_len, &config)?;
     let reach = decode_reach(schedule.as_ref(), &config)?;
 
-    let (config, weights, lora) = super::adapter::load_weights(&args.model_dir, &config, adapter)?;
+    let super::adapter::InferenceWeights { config, values: weights, lora, leaf_storage } =
+        super::adapter::load_for_inference(&args.model_dir, &config, adapter, args.weight_dtype)?;
 
     let batch = prompts.rows.len();
     let spec = DecodeSpec {
@@ -182,8 +183,6 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
     )?;
     let gpu = crate::gpu::open()?;
     errln!("adapter: {}", gpu.adapter_description());
-    let leaf_storage =
-        frozen_storage(weights.iter().map(|(n, t)| (n.as_str(), t.data.as_slice())), args.weight_dtype);
     let plan = weft_compiler::GraphPlanOptions { leaf_storage, ..super::tune::plan_options(&gpu) };
     let prefill = compile(prefill, &CompileOptions { plan: plan.clone(), ..Default::default() })
         .context("compiling the prefill")?;
@@ -194,14 +193,14 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
         prefill.plan.total_bytes().max(step.plan.total_bytes()),
         "the model's buffers",
     )?;
-    let weights: HashMap<String, HostValues> =
-        weights.into_iter().map(|(name, t)| (name, HostValues::F32(t.data))).collect();
 
     let mut executor = Executor::new(gpu);
     let prefill_started = Instant::now();
     let (mut decoder, first) =
         Decoder::start(&mut executor, spec, &prefill.plan, &step.plan, &weights, &prompts.rows)
             .context("prefilling the prompts")?;
+    // Both plans hold the weights now; the host's copy is not needed again.
+    drop(weights);
     let prefill_seconds = prefill_started.elapsed().as_secs_f64();
 
     let sampling = Sampling { temperature: args.temperature, top_p: args.top_p };
@@ -275,9 +274,10 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
         let mut floats = BTreeMap::new();
         if args.logits {
             let mut data = Vec::with_capacity(batch * args.max_new_tokens * vocab);
-            for row in &mut logits_out {
+            for mut row in logits_out {
                 row.resize(args.max_new_tokens * vocab, 0.0);
-                data.extend_from_slice(row);
+                // Each row is freed as it joins the tensor.
+                data.extend_from_slice(&row);
             }
             floats.insert(
                 "logits".to_string(),

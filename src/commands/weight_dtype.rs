@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 use weft_compiler::ElemType;
+use weft_runtime::HostValues;
 
 /// How frozen weights are stored on the device. Trained tensors are always f32.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
@@ -19,24 +20,34 @@ pub enum WeightDtype {
     F32,
 }
 
-/// The storage of each frozen weight (`frozen`: names and values) that can
-/// be stored in 16 bits without changing a value, for
-/// `GraphPlanOptions::leaf_storage`. Reports what it packed on stderr.
-pub fn frozen_storage<'a>(
-    frozen: impl Iterator<Item = (&'a str, &'a [f32])>,
-    dtype: WeightDtype,
+/// The storage of weights the host holds in their exact type
+/// ([`keep`]): each 16-bit tensor stays 16-bit on the device. Reports what it
+/// packed on stderr.
+pub fn host_storage<'a>(
+    weights: impl Iterator<Item = (&'a str, &'a HostValues)>,
 ) -> BTreeMap<String, ElemType> {
-    let mut storage = BTreeMap::new();
-    if dtype == WeightDtype::F32 {
-        return storage;
+    storage_of(weights.map(|(name, values)| (name, values.len(), values.elem())))
+}
+
+/// How the host keeps a weight read from a checkpoint under `dtype`: in 16
+/// bits when every value is exactly a bf16 (or f16), as a checkpoint saved in
+/// that type holds it (`auto`), else, or under `f32`, in f32.
+pub fn keep(values: Vec<f32>, dtype: WeightDtype) -> HostValues {
+    match dtype {
+        WeightDtype::Auto => HostValues::exact(values),
+        WeightDtype::F32 => HostValues::F32(values),
     }
+}
+
+/// The packed entries of `tensors` (name, number of values, type), reported.
+fn storage_of<'a>(tensors: impl Iterator<Item = (&'a str, usize, ElemType)>) -> BTreeMap<String, ElemType> {
+    let mut storage = BTreeMap::new();
     let (mut packed_values, mut frozen_values) = (0usize, 0usize);
     let mut kinds = BTreeSet::new();
-    for (name, values) in frozen {
-        frozen_values += values.len();
-        let elem = weft_runtime::exact_storage(values);
+    for (name, len, elem) in tensors {
+        frozen_values += len;
         if elem.is_packed() {
-            packed_values += values.len();
+            packed_values += len;
             kinds.insert(elem.name());
             storage.insert(name.to_string(), elem);
         }

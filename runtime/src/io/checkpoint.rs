@@ -95,6 +95,18 @@ pub fn load_checkpoint(
     model_dir: &Path,
     config: &LlamaConfig,
 ) -> Result<BTreeMap<String, HostTensor>, CheckpointError> {
+    load_checkpoint_with(model_dir, config, |_, tensor| tensor)
+}
+
+/// [`load_checkpoint`], each tensor handed to `keep` as soon as it is read
+/// and checked, and the map holding what `keep` returns: the host holds one
+/// f32 tensor at a time beside what was kept (for inference, each weight in
+/// the checkpoint's own 16 bits: [`HostValues::exact`](crate::HostValues::exact)).
+pub fn load_checkpoint_with<T>(
+    model_dir: &Path,
+    config: &LlamaConfig,
+    mut keep: impl FnMut(&str, HostTensor) -> T,
+) -> Result<BTreeMap<String, T>, CheckpointError> {
     check_layer_count(model_dir, config)?;
     let wanted = config.parameter_shapes();
     let mut by_file: BTreeMap<PathBuf, Vec<ParameterShape>> = BTreeMap::new();
@@ -130,7 +142,8 @@ pub fn load_checkpoint(
                     found: tensor.shape,
                 });
             }
-            tensors.insert(parameter.name, tensor);
+            let kept = keep(&parameter.name, tensor);
+            tensors.insert(parameter.name, kept);
         }
     }
     Ok(tensors)

@@ -21,8 +21,6 @@ use std::collections::BTreeMap;
 
 use weft_ir::model::{LlamaConfig, ParameterShape};
 
-use super::tensors::HostTensor;
-
 /// The modules weft lets an adapter replace: the names `modules_to_save` may list.
 pub const SAVABLE_MODULES: [&str; 5] =
     ["embed_tokens", "norm", "input_layernorm", "post_attention_layernorm", "lm_head"];
@@ -101,10 +99,10 @@ impl SavedModules {
 /// Hugging Face name), returning the config the result is a model of: `config`
 /// itself, or with `tie_word_embeddings` false when a tied pair came apart
 /// (`lm_head.weight` is then added: the saved head, or the base embedding).
-pub fn apply_saved_modules(
+pub fn apply_saved_modules<T: Clone>(
     config: &LlamaConfig,
-    weights: &mut BTreeMap<String, HostTensor>,
-    replacements: &BTreeMap<String, HostTensor>,
+    weights: &mut BTreeMap<String, T>,
+    replacements: &BTreeMap<String, T>,
     ensure_weight_tying: bool,
 ) -> LlamaConfig {
     let mut config = config.clone();

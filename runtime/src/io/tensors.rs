@@ -42,6 +42,25 @@ pub enum TensorFileError {
     Serialize { path: PathBuf, message: String },
 }
 
+impl TensorFileError {
+    /// What went wrong, without the file's path: for a message that names
+    /// the file already.
+    pub fn reason(&self) -> String {
+        match self {
+            TensorFileError::Read { source, .. } => format!("cannot read it: {source}"),
+            TensorFileError::Format { message, .. } => format!("not a valid safetensors file: {message}"),
+            TensorFileError::Missing { name, available, .. } => {
+                format!("no tensor `{name}`; it has: {available}")
+            }
+            TensorFileError::Dtype { name, found, expected, .. } => {
+                format!("tensor `{name}` is {found}; expected {expected}")
+            }
+            TensorFileError::Write { source, .. } => format!("cannot write it: {source}"),
+            TensorFileError::Serialize { message, .. } => format!("cannot write it: {message}"),
+        }
+    }
+}
+
 /// A safetensors file read into memory.
 pub struct TensorFile {
     path: PathBuf,
@@ -284,30 +303,33 @@ pub fn save(path: &Path, tensors: &BTreeMap<String, HostTensor>) -> Result<(), T
     save_with_ints(path, tensors, &BTreeMap::new())
 }
 
-/// Writes f32 tensors and int64 tensors (token ids) to one safetensors file, atomically.
+/// Writes f32 tensors and int64 tensors (token ids) to one safetensors file,
+/// atomically, one tensor at a time (a `[T, vocab]` logits tensor is not
+/// copied to be encoded).
 pub fn save_with_ints(
     path: &Path,
     tensors: &BTreeMap<String, HostTensor>,
     ints: &BTreeMap<String, IntTensor>,
 ) -> Result<(), TensorFileError> {
-    let floats = tensors.iter().map(|(name, t)| {
-        (name.clone(), Dtype::F32, t.data.iter().flat_map(|v| v.to_le_bytes()).collect(), t.shape.clone())
-    });
-    let ints = ints.iter().map(|(name, t)| {
-        (name.clone(), Dtype::I64, t.data.iter().flat_map(|v| v.to_le_bytes()).collect(), t.shape.clone())
-    });
-    let bytes: Vec<(String, Dtype, Vec<u8>, Vec<usize>)> = floats.chain(ints).collect();
-    let views = bytes
-        .iter()
-        .map(|(name, dtype, data, shape)| {
-            safetensors::tensor::TensorView::new(*dtype, shape.clone(), data).map(|v| (name.clone(), v))
+    let mut heads: Vec<(&str, Dtype, &[usize])> = Vec::with_capacity(tensors.len() + ints.len());
+    heads.extend(tensors.iter().map(|(name, t)| (name.as_str(), Dtype::F32, &t.shape[..])));
+    heads.extend(ints.iter().map(|(name, t)| (name.as_str(), Dtype::I64, &t.shape[..])));
+    let floats: Vec<&[f32]> = tensors.values().map(|t| &t.data[..]).collect();
+    let ints: Vec<&[i64]> = ints.values().map(|t| &t.data[..]).collect();
+    let result = write_atomically(path, |w| {
+        write_tensors(w, &heads, &BTreeMap::new(), |i| {
+            Ok(match floats.get(i) {
+                Some(&v) => Values::F32(Cow::Borrowed(v)),
+                None => Values::I64(ints[i - floats.len()]),
+            })
         })
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TensorFileError::Serialize { path: path.into(), message: e.to_string() })?;
-    let encoded = safetensors::serialize(views, None)
-        .map_err(|e| TensorFileError::Serialize { path: path.into(), message: e.to_string() })?;
-    write_atomically(path, |w| w.write_all(&encoded))
-        .map_err(|source| TensorFileError::Write { path: path.into(), source })
+    });
+    result.map_err(|source| match source.kind() {
+        std::io::ErrorKind::InvalidData => {
+            TensorFileError::Serialize { path: path.into(), message: source.to_string() }
+        }
+        _ => TensorFileError::Write { path: path.into(), source },
+    })
 }
 
 /// A borrowed f32 tensor, row-major: what a safetensors file is written
@@ -348,23 +370,54 @@ pub fn write_safetensors_from<'a, N: AsRef<str>, S: AsRef<[usize]>>(
     metadata: &BTreeMap<String, String>,
     mut values: impl FnMut(usize) -> std::io::Result<Cow<'a, [f32]>>,
 ) -> std::io::Result<()> {
+    let heads: Vec<(&str, Dtype, &[usize])> =
+        tensors.iter().map(|(name, shape)| (name.as_ref(), Dtype::F32, shape.as_ref())).collect();
+    write_tensors(w, &heads, metadata, |i| Ok(Values::F32(values(i)?)))
+}
+
+/// One tensor's values on their way to a file: f32 values borrowed or
+/// fetched (from the device), or token ids.
+enum Values<'a> {
+    F32(Cow<'a, [f32]>),
+    I64(&'a [i64]),
+}
+
+impl Values<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Values::F32(v) => v.len(),
+            Values::I64(v) => v.len(),
+        }
+    }
+}
+
+/// The safetensors writer under [`write_safetensors_from`] and
+/// [`save_with_ints`]: `tensors` gives each one's name, type (F32 or I64)
+/// and shape, `values(i)` each one's values when its turn comes, in name
+/// order. Little-endian, as the format is.
+fn write_tensors<'v>(
+    w: &mut impl Write,
+    tensors: &[(&str, Dtype, &[usize])],
+    metadata: &BTreeMap<String, String>,
+    mut values: impl FnMut(usize) -> std::io::Result<Values<'v>>,
+) -> std::io::Result<()> {
     let invalid = |message: String| std::io::Error::new(std::io::ErrorKind::InvalidData, message);
     let mut order: Vec<usize> = (0..tensors.len()).collect();
-    order.sort_by(|&a, &b| tensors[a].0.as_ref().cmp(tensors[b].0.as_ref()));
+    order.sort_by(|&a, &b| tensors[a].0.cmp(tensors[b].0));
     let mut header = serde_json::Map::new();
     if !metadata.is_empty() {
         header.insert("__metadata__".into(), serde_json::json!(metadata));
     }
     let mut offset = 0usize;
     for &i in &order {
-        let (name, shape) = (tensors[i].0.as_ref(), tensors[i].1.as_ref());
+        let (name, dtype, shape) = tensors[i];
         if header.contains_key(name) {
             return Err(invalid(format!("two tensors are named `{name}`")));
         }
-        let end = offset + shape.iter().product::<usize>() * 4;
+        let end = offset + shape.iter().product::<usize>() * dtype.bitsize() / 8;
         header.insert(
             name.to_string(),
-            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, end]}),
+            serde_json::json!({"dtype": dtype.to_string(), "shape": shape, "data_offsets": [offset, end]}),
         );
         offset = end;
     }
@@ -373,17 +426,29 @@ pub fn write_safetensors_from<'a, N: AsRef<str>, S: AsRef<[usize]>>(
     header.resize(header.len().next_multiple_of(8), b' ');
     w.write_all(&(header.len() as u64).to_le_bytes())?;
     w.write_all(&header)?;
-    let mut bytes = Vec::with_capacity(1 << 16);
+    let mut bytes = Vec::with_capacity(1 << 17);
     for &i in &order {
-        let (name, shape) = (tensors[i].0.as_ref(), tensors[i].1.as_ref());
+        let (name, _, shape) = tensors[i];
         let data = values(i)?;
         if shape.iter().product::<usize>() != data.len() {
             return Err(invalid(format!("tensor `{name}` has {} values for shape {shape:?}", data.len())));
         }
-        for chunk in data.chunks(1 << 14) {
-            bytes.clear();
-            bytes.extend(chunk.iter().flat_map(|v| v.to_le_bytes()));
-            w.write_all(&bytes)?;
+        // A chunk at a time: the file's bytes are never all in memory.
+        match &data {
+            Values::F32(v) => {
+                for chunk in v.chunks(1 << 14) {
+                    bytes.clear();
+                    bytes.extend(chunk.iter().flat_map(|v| v.to_le_bytes()));
+                    w.write_all(&bytes)?;
+                }
+            }
+            Values::I64(v) => {
+                for chunk in v.chunks(1 << 13) {
+                    bytes.clear();
+                    bytes.extend(chunk.iter().flat_map(|v| v.to_le_bytes()));
+                    w.write_all(&bytes)?;
+                }
+            }
         }
     }
     Ok(())
@@ -431,5 +496,34 @@ mod tests {
         let err =
             write_safetensors(&mut Vec::new(), [("w", fits), ("w", fits)], &BTreeMap::new()).unwrap_err();
         assert_eq!(err.to_string(), "two tensors are named `w`");
+    }
+
+    /// Floats and token ids in one file, streamed: read back as they were written.
+    #[test]
+    fn floats_and_ints_save_together_and_read_back() {
+        let dir = std::env::temp_dir().join(format!("weft-save-ints-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("out.safetensors");
+        let logits = HostTensor { shape: vec![2, 3], data: vec![0.5, -1.25, 3.0, 1e-3, -0.0, 7.5] };
+        let ids = IntTensor { shape: vec![1, 5], data: vec![1, -100, i64::MAX, 0, 42] };
+        let floats = BTreeMap::from([("logits".to_string(), logits.clone())]);
+        let ints = BTreeMap::from([("output_ids".to_string(), ids.clone())]);
+        save_with_ints(&path, &floats, &ints).unwrap();
+        let file = TensorFile::load(&path).unwrap();
+        assert_eq!(file.names(), ["logits", "output_ids"]);
+        assert_eq!(file.f32("logits").unwrap(), logits);
+        assert_eq!(file.ints("output_ids").unwrap(), ids);
+
+        let short = IntTensor { shape: vec![4], data: vec![1, 2] };
+        let err = save_with_ints(&path, &BTreeMap::new(), &BTreeMap::from([("ids".to_string(), short)]))
+            .unwrap_err();
+        assert!(matches!(err, TensorFileError::Serialize { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!("cannot write {}: tensor `ids` has 2 values for shape [4]", path.display())
+        );
+        // The file written before is still whole.
+        assert_eq!(TensorFile::load(&path).unwrap().f32("logits").unwrap(), logits);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

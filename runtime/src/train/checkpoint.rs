@@ -60,7 +60,7 @@ impl Checkpoint {
     pub fn tensor(&mut self, name: &str) -> Result<(HostTensor, Vec<f32>, Vec<f32>), TrainError> {
         let damaged = |file: &str, e: TensorFileError| TrainError::DamagedCheckpoint {
             path: self.dir.join(file),
-            reason: e.to_string(),
+            reason: e.reason(),
         };
         let tensor = self
             .weights
@@ -150,18 +150,18 @@ pub fn load_checkpoint_dir(
     // Read tensor by tensor later: a full fine-tune's files are the size of the
     // model. Every tensor is checked here, from the headers, before any is read.
     let weights =
-        TensorFileReader::open(&dir.join(weights_file)).map_err(|e| damaged(weights_file, e.to_string()))?;
-    let optimizer = TensorFileReader::open(&dir.join(OPTIMIZER_FILE))
-        .map_err(|e| damaged(OPTIMIZER_FILE, e.to_string()))?;
+        TensorFileReader::open(&dir.join(weights_file)).map_err(|e| damaged(weights_file, e.reason()))?;
+    let optimizer =
+        TensorFileReader::open(&dir.join(OPTIMIZER_FILE)).map_err(|e| damaged(OPTIMIZER_FILE, e.reason()))?;
     for name in trained_names {
         let shape = weights
             .f32_shape(&format!("{strip_prefix}{name}"))
-            .map_err(|e| damaged(weights_file, e.to_string()))?;
+            .map_err(|e| damaged(weights_file, e.reason()))?;
         let len: usize = shape.iter().product();
         for suffix in ["exp_avg", "exp_avg_sq"] {
             let moment = optimizer
                 .f32_shape(&format!("{name}.{suffix}"))
-                .map_err(|e| damaged(OPTIMIZER_FILE, e.to_string()))?;
+                .map_err(|e| damaged(OPTIMIZER_FILE, e.reason()))?;
             let moment_len: usize = moment.iter().product();
             if moment_len != len {
                 return Err(damaged(
@@ -258,7 +258,14 @@ mod tests {
         assert!(text.contains("optimizer.safetensors") && text.contains("w.exp_avg"), "{text}");
         std::fs::write(dir.join(OPTIMIZER_FILE), b"\x08\0\0\0\0\0\0\0{}").unwrap();
         let err = load_checkpoint_dir(&dir, "w.safetensors", "p.", &["w".into()]).unwrap_err();
-        assert!(err.to_string().contains("optimizer.safetensors"), "{err}");
+        // The file is named once, then what is wrong with it.
+        let path = dir.join(OPTIMIZER_FILE);
+        assert!(
+            err.to_string()
+                .starts_with(&format!("checkpoint {}: not a valid safetensors file: ", path.display())),
+            "{err}"
+        );
+        assert_eq!(err.to_string().matches("optimizer.safetensors").count(), 1, "{err}");
         std::fs::write(dir.join(STATE_FILE), b"{").unwrap();
         let err = load_checkpoint_dir(&dir, "w.safetensors", "p.", &["w".into()]).unwrap_err();
         assert!(err.to_string().contains("trainer_state.json"), "{err}");

@@ -72,7 +72,7 @@ impl TrainingStep {
     pub fn upload_weights(
         &self,
         executor: &Executor,
-        weights: &HashMap<String, Vec<f32>>,
+        weights: &HashMap<String, HostValues>,
         micro_batches: usize,
     ) -> Result<(), TrainError> {
         // Borrowed, not copied: a 7B model's weights are tens of GB on the host.

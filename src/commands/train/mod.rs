@@ -25,7 +25,7 @@ use weft_runtime::train::{Checkpoint, CheckpointState, TrainError, TrainingStep,
 
 use settings::Settings;
 
-use crate::commands::weight_dtype::frozen_storage;
+use crate::commands::weight_dtype::host_storage;
 pub use settings::{ModelSizes, TrainArgs, TrainMode};
 
 /// LongLoRA's roll-form S2-Attn, the default pattern.
@@ -100,11 +100,9 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     let gpu = crate::gpu::open()?;
     errln!("adapter: {}", gpu.adapter_description());
     let trainable = weft_ir::autodiff::trainable_parameters(&graph);
+    // Frozen weights the host holds in 16 bits stay so on the device; trained ones widen to f32.
     let frozen = base.weights.iter().filter(|(name, _)| !trainable.contains(name));
-    let leaf_storage = frozen_storage(
-        frozen.map(|(name, values)| (name.as_str(), values.as_slice())),
-        settings.weight_dtype,
-    );
+    let leaf_storage = host_storage(frozen.map(|(name, values)| (name.as_str(), values)));
     let compile_opts = CompileOptions {
         mode: Mode::Training { wrt: Vec::new(), seeds: vec!["loss".to_string()] },
         plan: GraphPlanOptions { leaf_storage, ..crate::commands::tune::plan_options(&gpu) },

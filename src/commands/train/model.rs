@@ -6,10 +6,12 @@ use std::collections::{BTreeMap, HashMap};
 
 use anyhow::{Context, bail};
 use weft_ir::model::{LlamaConfig, LoraConfig, RopeScaling};
-use weft_runtime::io::{check_layer_count, load_checkpoint};
+use weft_runtime::HostValues;
+use weft_runtime::io::{HostTensor, check_layer_count, load_checkpoint_with};
 use weft_runtime::train::{init_lora, init_model};
 
 use super::settings::{ModelSizes, Settings, TrainMode};
+use crate::commands::weight_dtype::keep;
 
 /// The model, with every weight it starts from (frozen and trained).
 pub struct BaseModel {
@@ -19,7 +21,7 @@ pub struct BaseModel {
     /// The total linear RoPE factor the run trains with.
     pub rope_factor: f64,
     pub lora: Option<LoraConfig>,
-    pub weights: HashMap<String, Vec<f32>>,
+    pub weights: HashMap<String, HostValues>,
     /// The shape of every weight, by name.
     pub shapes: BTreeMap<String, Vec<usize>>,
 }
@@ -110,11 +112,14 @@ pub fn base_model(
     let mut weights = match (&settings.model, &settings.model_sizes) {
         (Some(dir), _) => {
             errln!("loading {} ...", dir.display());
-            load_checkpoint(dir, &config)?
+            // Each tensor as the checkpoint stores it: a bf16 base is bf16 on the host too.
+            load_checkpoint_with(dir, &config, |_, t| (t.shape, keep(t.data, settings.weight_dtype)))?
         }
-        (None, Some(sizes)) => {
-            init_model(&config, sizes.initializer_range, settings.seed).map_err(anyhow::Error::msg)?
-        }
+        (None, Some(sizes)) => init_model(&config, sizes.initializer_range, settings.seed)
+            .map_err(anyhow::Error::msg)?
+            .into_iter()
+            .map(|(name, t)| (name, (t.shape, HostValues::F32(t.data))))
+            .collect(),
         (None, None) => bail!("no base model"),
     };
     if rope_factor != 1.0 {
@@ -125,9 +130,10 @@ pub fn base_model(
         TrainMode::Full => None,
         TrainMode::Lora | TrainMode::LoraPlus => Some(match init {
             Some(adapter) => {
-                weights.extend(adapter.tensors);
+                let f32 = |(name, t): (String, HostTensor)| (name, (t.shape, HostValues::F32(t.data)));
+                weights.extend(adapter.tensors.into_iter().map(f32));
                 // Its modules_to_save tensors (embedding, norms) start where it left them.
-                weights.extend(adapter.replacements);
+                weights.extend(adapter.replacements.into_iter().map(f32));
                 adapter.lora
             }
             None => {
@@ -137,12 +143,17 @@ pub fn base_model(
                     target_modules: settings.lora_targets.clone(),
                     use_rslora: false,
                 };
-                weights.extend(init_lora(&config, &lora, settings.seed));
+                weights.extend(
+                    init_lora(&config, &lora, settings.seed)
+                        .into_iter()
+                        .map(|(name, t)| (name, (t.shape, HostValues::F32(t.data)))),
+                );
                 lora
             }
         }),
     };
-    let shapes = weights.iter().map(|(name, t)| (name.clone(), t.shape.clone())).collect();
-    let weights: HashMap<String, Vec<f32>> = weights.into_iter().map(|(name, t)| (name, t.data)).collect();
+    let shapes = weights.iter().map(|(name, (shape, _))| (name.clone(), shape.clone())).collect();
+    let weights: HashMap<String, HostValues> =
+        weights.into_iter().map(|(name, (_, values))| (name, values)).collect();
     Ok(BaseModel { config, context, rope_factor, lora, weights, shapes })
 }

@@ -5,7 +5,6 @@
 //! or `--overwrite`, an `--out` holding one is refused, so no command line
 //! can mix two runs' checkpoints or silently restart one.
 
-use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,7 +12,6 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde_json::json;
-use weft_runtime::Executor;
 use weft_runtime::data::SpecialIds;
 use weft_runtime::io::{
     COPIED_FILES, DirWriter, RUN_RECORD, RUN_RECORD_FORMAT, RunRecord, merged_config_json, torch_metadata,
@@ -23,6 +21,7 @@ use weft_runtime::train::{
     CheckpointState, PeftAdapter, TrainError, TrainingStep, checkpoint_dirs, prune_checkpoints,
     write_checkpoint, write_moments,
 };
+use weft_runtime::{Executor, HostValues};
 
 use super::model::BaseModel;
 use super::settings::{Settings, TrainMode};
@@ -215,7 +214,7 @@ enum Source<'a> {
     /// `OnDevice::tensors[i]`, trained.
     Device(usize),
     /// The base's value, not trained.
-    Host(&'a [f32]),
+    Host(&'a HostValues),
 }
 
 /// Each trained tensor's name and shape, as a file writer takes them.
@@ -279,7 +278,9 @@ fn write_weights(
             w.file("model.safetensors", |f| {
                 write_safetensors_from(f, &shapes, &torch_metadata(), |i| match entries[i].2 {
                     Source::Device(j) => trained.read(j),
-                    Source::Host(data) => Ok(Cow::Borrowed(data)),
+                    Source::Host(values) => values.float_values().ok_or_else(|| {
+                        std::io::Error::other(format!("weight `{}` holds integers", entries[i].0))
+                    }),
                 })
             })?;
             // Present whenever there is no adapter: `--mode full` makes it at the start.

@@ -168,9 +168,9 @@ pub struct TrainArgs {
     #[arg(long)]
     #[serde(default)]
     pub gradient_checkpointing: bool,
-    /// How the frozen weights are stored on the device (default auto: in 16 bits where the
-    /// checkpoint's values are exactly bf16 or f16, which halves their memory and changes no
-    /// result).
+    /// How the frozen weights are stored on the device, and the base's weights on the host while
+    /// they load (default auto: in 16 bits where the checkpoint's values are exactly bf16 or f16,
+    /// which halves their memory and changes no result).
     #[arg(long, value_name = "DTYPE")]
     pub weight_dtype: Option<WeightDtype>,
     /// Write a checkpoint every K updates (default 50), and always at the end.
