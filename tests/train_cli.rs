@@ -560,11 +560,10 @@ fn a_bf16_base_trains_with_bf16_frozen_weights_and_the_same_results_as_f32() {
     common::save_as_bf16(&fixture().join("base/model.safetensors"), &base.join("model.safetensors"));
 
     let data = fixture().join("data.safetensors");
-    for (mode, saved) in [
-        ("lora", "adapter/adapter_model.safetensors"),
-        ("lora+", "adapter/adapter_model.safetensors"),
-        ("full", "model/model.safetensors"),
-    ] {
+    // LoRA+ trains the embedding and norms from 16-bit host values and keeps the rest frozen in
+    // 16 bits; full fine-tuning widens every weight. (Plain LoRA's frozen side is LoRA+'s.)
+    for (mode, saved) in [("lora+", "adapter/adapter_model.safetensors"), ("full", "model/model.safetensors")]
+    {
         let run = |name: &str, extra: &[&str]| {
             let out = dir.join(format!("{mode}-{name}"));
             let mut args = vec!["train", "--model", base.to_str().unwrap(), "--data", data.to_str().unwrap()];
