@@ -14,7 +14,7 @@ use weft_runtime::io::{
     ADAPTER_CONFIG, Adapter, RUN_RECORD, RunRecord, apply_linear_factor, load_adapter, read_adapter_config,
 };
 
-use crate::commands::weight_dtype::{WeightDtype, host_storage, keep};
+use crate::commands::weight_dtype::{WeightDtype, host_storage, host_values};
 
 /// Refuses a bad `adapter_config.json` or `weft_run.json` in `dir` (both
 /// small) before anything large is read; returns the run record, if any.
@@ -96,7 +96,7 @@ pub fn load_for_inference(
     dtype: WeightDtype,
 ) -> anyhow::Result<InferenceWeights> {
     errln!("loading {} ...", model_dir.display());
-    let keep = |values: Vec<f32>| keep(values, dtype);
+    let keep = |values: Vec<f32>| host_values(values, dtype);
     let mut weights = weft_runtime::io::load_checkpoint_with(model_dir, config, |_, t| keep(t.data))?;
     let (config, lora) = match adapter {
         Some(adapter) => {

@@ -21,7 +21,7 @@ pub enum WeightDtype {
 }
 
 /// The storage of weights the host holds in their exact type
-/// ([`keep`]): each 16-bit tensor stays 16-bit on the device. Reports what it
+/// ([`host_values`]): each 16-bit tensor stays 16-bit on the device. Reports what it
 /// packed on stderr.
 pub fn host_storage<'a>(
     weights: impl Iterator<Item = (&'a str, &'a HostValues)>,
@@ -32,7 +32,7 @@ pub fn host_storage<'a>(
 /// How the host keeps a weight read from a checkpoint under `dtype`: in 16
 /// bits when every value is exactly a bf16 (or f16), as a checkpoint saved in
 /// that type holds it (`auto`), else, or under `f32`, in f32.
-pub fn keep(values: Vec<f32>, dtype: WeightDtype) -> HostValues {
+pub fn host_values(values: Vec<f32>, dtype: WeightDtype) -> HostValues {
     match dtype {
         WeightDtype::Auto => HostValues::exact(values),
         WeightDtype::F32 => HostValues::F32(values),

@@ -11,7 +11,7 @@ use weft_runtime::io::{HostTensor, check_layer_count, load_checkpoint_with};
 use weft_runtime::train::{init_lora, init_model};
 
 use super::settings::{ModelSizes, Settings, TrainMode};
-use crate::commands::weight_dtype::keep;
+use crate::commands::weight_dtype::host_values;
 
 /// The model, with every weight it starts from (frozen and trained).
 pub struct BaseModel {
@@ -113,7 +113,7 @@ pub fn base_model(
         (Some(dir), _) => {
             errln!("loading {} ...", dir.display());
             // Each tensor as the checkpoint stores it: a bf16 base is bf16 on the host too.
-            load_checkpoint_with(dir, &config, |_, t| (t.shape, keep(t.data, settings.weight_dtype)))?
+            load_checkpoint_with(dir, &config, |_, t| (t.shape, host_values(t.data, settings.weight_dtype)))?
         }
         (None, Some(sizes)) => init_model(&config, sizes.initializer_range, settings.seed)
             .map_err(anyhow::Error::msg)?
