@@ -154,9 +154,7 @@ fn a_bf16_checkpoint_evaluates_in_bf16_with_the_perplexity_of_f32() {
     }
     let dir = scratch("eval_bf16");
     let model = dir.join("model");
-    std::fs::create_dir_all(&model).unwrap();
-    std::fs::copy(fixture().join("config.json"), model.join("config.json")).unwrap();
-    common::save_as_bf16(&fixture().join("model.safetensors"), &model.join("model.safetensors"));
+    common::bf16_model_copy(&fixture(), &model);
     let ids: Vec<i64> = (0..48).map(|i| ((i * 53 + 5) % 128) as i64).collect();
     let data = dir.join("ids.safetensors");
     write_ids(&data, &ids, 2, 24);

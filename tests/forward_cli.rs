@@ -378,16 +378,13 @@ fn an_adapter_replaces_saved_modules_and_applies_its_runs_factor() {
 
     // A base saved in bf16, which the host keeps in 16 bits: the saved modules (f32) replace
     // its tensors by name all the same, and each tensor is stored as the by-hand checkpoint's is.
-    let bf16_copy = |config_from: &Path, name: &str| {
-        let to = dir.join(name);
-        std::fs::create_dir_all(&to).unwrap();
-        std::fs::copy(config_from.join("config.json"), to.join("config.json")).unwrap();
-        common::save_as_bf16(&model.join("model.safetensors"), &to.join("model.safetensors"));
-        to
-    };
-    let model_bf16 = bf16_copy(&model, "model-bf16");
-    let by_hand_bf16 = bf16_copy(&by_hand, "by-hand-bf16");
-    let rounded = TensorFile::load(&by_hand_bf16.join("model.safetensors")).unwrap();
+    let model_bf16 = dir.join("model-bf16");
+    common::bf16_model_copy(&model, &model_bf16);
+    // By hand: the bf16 base's tensors, the saved modules in their place, the factor in config.json.
+    let by_hand_bf16 = dir.join("by-hand-bf16");
+    std::fs::create_dir_all(&by_hand_bf16).unwrap();
+    std::fs::copy(by_hand.join("config.json"), by_hand_bf16.join("config.json")).unwrap();
+    let rounded = TensorFile::load(&model_bf16.join("model.safetensors")).unwrap();
     let mut tensors: BTreeMap<String, HostTensor> =
         rounded.names().into_iter().map(|n| (n.clone(), rounded.float_as_f32(&n).unwrap())).collect();
     tensors.extend(saved);

@@ -555,9 +555,7 @@ fn a_bf16_base_trains_with_bf16_frozen_weights_and_the_same_results_as_f32() {
     }
     let dir = scratch("train_bf16_base");
     let base = dir.join("base");
-    std::fs::create_dir_all(&base).unwrap();
-    std::fs::copy(fixture().join("base/config.json"), base.join("config.json")).unwrap();
-    common::save_as_bf16(&fixture().join("base/model.safetensors"), &base.join("model.safetensors"));
+    common::bf16_model_copy(&fixture().join("base"), &base);
 
     let data = fixture().join("data.safetensors");
     // LoRA+ trains the embedding and norms from 16-bit host values and keeps the rest frozen in

@@ -130,3 +130,12 @@ pub fn save_as_bf16(from: &Path, to: &Path) {
     }
     save_16_bit(to, &tensors, |_| false);
 }
+
+/// A copy of the model directory `from` (its `config.json`, and
+/// `model.safetensors` in bf16 as [`save_as_bf16`] writes it) at `to`:
+/// a checkpoint as one saved in bf16 holds it.
+pub fn bf16_model_copy(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    std::fs::copy(from.join("config.json"), to.join("config.json")).unwrap();
+    save_as_bf16(&from.join("model.safetensors"), &to.join("model.safetensors"));
+}
