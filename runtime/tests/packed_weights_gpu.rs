@@ -53,6 +53,16 @@ fn lora_training_graph(config: &LlamaConfig, batch: usize, t: usize) -> ValidGra
     build_llama_graph(config, Some(&llama::schedule(t)), &opts).unwrap()
 }
 
+/// An inference graph of the tiny tied model with LoRA, and its LoRA factors' names.
+fn lora_inference_graph(batch: usize, t: usize) -> (LlamaConfig, ValidGraph, Vec<String>) {
+    let config = llama::tiny_config(true);
+    let opts = ModelGraphOptions { lora: Some(llama::lora()), ..ModelGraphOptions::new(batch, t) };
+    let graph = build_llama_graph(&config, Some(&llama::schedule(t)), &opts).unwrap();
+    let lora =
+        graph.leaves().map(|(_, name)| name.to_string()).filter(|name| name.contains("lora_")).collect();
+    (config, graph, lora)
+}
+
 /// Every frozen float leaf (parameters other than `trained`, not the loss seed), alternately bf16 and f16.
 fn frozen_storage(graph: &ValidGraph, trained: &[String]) -> BTreeMap<String, ElemType> {
     let mut frozen: Vec<&str> = graph
@@ -198,14 +208,10 @@ fn packed_weights_split_across_bindings_match_the_interpreter() {
 #[test]
 fn an_inference_graph_with_folded_lora_reads_packed_weights() {
     let mut rng = rng();
-    let (batch, t) = (2, 32);
-    let config = llama::tiny_config(true);
-    let opts = ModelGraphOptions { lora: Some(llama::lora()), ..ModelGraphOptions::new(batch, t) };
-    let reference = build_llama_graph(&config, Some(&llama::schedule(t)), &opts).unwrap();
+    let (config, reference, lora) = lora_inference_graph(2, 32);
+    let t = 32;
     let optimized = optimize(&reference, &OptimizeOptions::default()).unwrap();
     assert!(optimized.report.fired("lora-fold") > 0, "{}", optimized.report);
-    let lora: Vec<String> =
-        reference.leaves().map(|(_, name)| name.to_string()).filter(|name| name.contains("lora_")).collect();
     let storage = frozen_storage(&optimized.graph, &lora);
 
     let Some(mut executor) = executor() else { return };
@@ -342,12 +348,8 @@ fn uploading_a_value_the_packed_type_cannot_hold_is_an_error() {
 #[test]
 fn sixteen_bit_host_values_upload_packed_and_widen_into_f32_buffers() {
     let mut rng = rng();
-    let (batch, t) = (1, 16);
-    let config = llama::tiny_config(true);
-    let opts = ModelGraphOptions { lora: Some(llama::lora()), ..ModelGraphOptions::new(batch, t) };
-    let graph = build_llama_graph(&config, Some(&llama::schedule(t)), &opts).unwrap();
-    let lora: Vec<String> =
-        graph.leaves().map(|(_, name)| name.to_string()).filter(|name| name.contains("lora_")).collect();
+    let (config, graph, lora) = lora_inference_graph(1, 16);
+    let t = 16;
     let storage = frozen_storage(&graph, &lora);
     let (f32_inputs, _) = inputs(&graph, &storage, &config, t, &mut rng);
     // Each packed weight becomes 16-bit bits of its own type; LoRA's random f32 factors stay f32.
