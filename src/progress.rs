@@ -43,3 +43,15 @@ pub fn passes(total: u64, t: usize) -> ProgressBar {
     bar.set_message(t.to_string());
     bar
 }
+
+/// A bar over the `total` tensors of a checkpoint being written.
+pub fn tensors(total: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(total);
+    let style =
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} tensors, {elapsed} elapsed, eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_message(what.to_string());
+    bar
+}

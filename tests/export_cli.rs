@@ -279,6 +279,82 @@ fn export_refuses_to_write_over_its_inputs() {
     assert_eq!(listing(&dir), ["adapter", "base"]);
 }
 
+/// The base read one tensor at a time: a sharded bf16 checkpoint exports
+/// the same bytes as a single f32 file of the same values, and a base that
+/// fails its header checks leaves an earlier export as it was.
+#[test]
+fn a_sharded_bf16_base_exports_as_its_f32_twin() {
+    let dir = scratch("export_sharded");
+    let twin = base_copy(&dir, &base_config_text());
+    let config = LlamaConfig::from_file(&twin.join("config.json")).unwrap();
+    let adapter = dir.join("adapter");
+    write_adapter(&adapter, &config);
+
+    // The twin holds the bf16 values in f32; the sharded base holds them in bf16.
+    let original = TensorFile::load(&twin.join("model.safetensors")).unwrap();
+    let rounded: BTreeMap<String, HostTensor> = original
+        .names()
+        .into_iter()
+        .map(|name| {
+            let mut t = original.f32(&name).unwrap();
+            t.data.iter_mut().for_each(|v| *v = common::to_16_bit(*v, false));
+            (name, t)
+        })
+        .collect();
+    save(&twin.join("model.safetensors"), &rounded).unwrap();
+    let sharded = dir.join("sharded");
+    std::fs::create_dir_all(&sharded).unwrap();
+    for file in ["config.json", "generation_config.json", "tokenizer.json", "tokenizer.model"] {
+        std::fs::copy(twin.join(file), sharded.join(file)).unwrap();
+    }
+    let (first, second): (BTreeMap<_, _>, BTreeMap<_, _>) =
+        rounded.into_iter().partition(|(name, _)| name.contains("layers.0.") || name.contains("embed"));
+    let mut weight_map = serde_json::Map::new();
+    for (shard, tensors) in
+        [("model-00001-of-00002.safetensors", &first), ("model-00002-of-00002.safetensors", &second)]
+    {
+        common::save_16_bit(&sharded.join(shard), tensors, |_| false);
+        weight_map.extend(tensors.keys().map(|name| (name.clone(), shard.into())));
+    }
+    let index = serde_json::json!({"metadata": {}, "weight_map": weight_map});
+    std::fs::write(sharded.join("model.safetensors.index.json"), index.to_string()).unwrap();
+
+    let (from_twin, from_shards) = (dir.join("from_twin"), dir.join("from_shards"));
+    export(&twin, &adapter, &from_twin);
+    export(&sharded, &adapter, &from_shards);
+    for file in listing(&from_twin) {
+        assert_eq!(
+            std::fs::read(from_twin.join(&file)).unwrap(),
+            std::fs::read(from_shards.join(&file)).unwrap(),
+            "{file}"
+        );
+    }
+
+    // A shard whose tensor has the wrong shape: refused from its header, before anything is written.
+    let mut bad = second.clone();
+    bad.insert("model.norm.weight".into(), HostTensor { shape: vec![65], data: vec![1.0; 65] });
+    common::save_16_bit(&sharded.join("model-00002-of-00002.safetensors"), &bad, |_| false);
+    let before = std::fs::read(from_shards.join("model.safetensors")).unwrap();
+    let o = weft(&[
+        "export",
+        sharded.to_str().unwrap(),
+        "--adapter",
+        adapter.to_str().unwrap(),
+        "--out",
+        from_shards.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("checkpoint tensor `model.norm.weight` in ")
+            && err.contains("model-00002-of-00002.safetensors has shape [65]; the config expects [64]"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(std::fs::read(from_shards.join("model.safetensors")).unwrap(), before);
+    assert_eq!(listing(&dir), ["adapter", "base", "from_shards", "from_twin", "sharded"]);
+}
+
 /// `input_ids` [B, T] as I64.
 fn write_ids(path: &Path, ids: &[i64], shape: &[usize]) {
     let bytes: Vec<u8> = ids.iter().flat_map(|v| v.to_le_bytes()).collect();

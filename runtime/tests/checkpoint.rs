@@ -11,7 +11,8 @@ use safetensors::tensor::TensorView;
 use serde_json::{Value, json};
 use weft_ir::model::LlamaConfig;
 use weft_runtime::io::{
-    CheckpointError, HostTensor, TensorFile, TensorFileError, check_layer_count, load_checkpoint, save,
+    CheckpointError, CheckpointReader, HostTensor, TensorFile, TensorFileError, check_layer_count,
+    load_checkpoint, save,
 };
 
 const SHARD_1: &str = "model-00001-of-00002.safetensors";
@@ -206,6 +207,31 @@ fn loads_f16_and_mixed_dtypes() {
 fn loads_a_sharded_checkpoint() {
     assert_loads_exactly(&write_model("sharded-f16", &tiny_config(false), |_| Dtype::F16, true));
     assert_loads_exactly(&write_model("sharded-tied-f32", &tiny_config(true), |_| Dtype::F32, true));
+}
+
+/// The reader `weft export` streams from: any order, across shards, each
+/// tensor as `load_checkpoint` gives it; a name the config does not list is
+/// an error, not a panic.
+#[test]
+fn a_checkpoint_reader_reads_tensors_in_any_order() {
+    let written = write_model("reader-sharded", &tiny_config(false), |_| Dtype::BF16, true);
+    let mut reader = CheckpointReader::open(&written.dir, &written.config).unwrap();
+    let in_file_order = reader.names_in_file_order();
+    let mut sorted = in_file_order.clone();
+    sorted.sort();
+    assert_eq!(sorted, written.expected.keys().cloned().collect::<Vec<_>>());
+    for name in in_file_order.iter().rev() {
+        let got = reader.read(name).unwrap();
+        let want = &written.expected[name];
+        assert_eq!(got.shape, want.shape, "{name}");
+        assert!(got.data.iter().zip(&want.data).all(|(g, w)| g.to_bits() == w.to_bits()), "{name}");
+    }
+    let err = reader.read("model.layers.0.self_attn.rotary_emb.inv_freq").unwrap_err();
+    assert!(matches!(err, CheckpointError::NotInConfig { .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "`model.layers.0.self_attn.rotary_emb.inv_freq` is not a tensor of the model the config describes"
+    );
 }
 
 #[test]

@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::Args;
 use weft_ir::model::LlamaConfig;
 use weft_runtime::io::{
-    RUN_RECORD, check_layer_count, load_checkpoint, merge_adapter, merged_config_json,
+    CheckpointReader, ExportError, RUN_RECORD, check_layer_count, merged_config_json, plan_merge,
     write_merged_checkpoint,
 };
 
@@ -55,11 +55,12 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
     check_layer_count(&args.model_dir, &config)?;
     let record = super::adapter::check(&args.adapter)?;
 
-    // The adapter is small and checked whole before the checkpoint is read.
+    // The adapter is small and checked whole, and the checkpoint's headers
+    // against the config, before a tensor of the base is read.
     let adapter = super::adapter::load(&args.adapter, &config)?;
-    errln!("loading {} ...", args.model_dir.display());
-    let weights = load_checkpoint(&args.model_dir, &config)?;
-    let (merged_config, tensors) = merge_adapter(&config, weights, &adapter)?;
+    let mut checkpoint = CheckpointReader::open(&args.model_dir, &config)?;
+    let plan = plan_merge(&config, &adapter)?;
+    let merged_config = plan.config.clone();
     super::adapter::note_untied(&config, &merged_config, &adapter.replacements);
     let factor = record.as_ref().map(|r| r.rope_linear_factor);
     let merged_config = match &record {
@@ -73,15 +74,23 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
         }
     };
     let config_json = merged_config_json(&config_text, &config_path, &merged_config, factor)?;
+    // One tensor at a time: read from the base, merged, written, dropped.
+    let shapes: Vec<_> = plan.tensors.iter().map(|(parameter, _)| parameter.clone()).collect();
+    let bar = crate::progress::tensors(shapes.len() as u64, "merging");
+    let values = |index: usize| {
+        bar.set_position(index as u64);
+        plan.values(index, &adapter, |name| checkpoint.read(name).map_err(ExportError::from))
+    };
     let written =
-        write_merged_checkpoint(&args.out, &config_json, &tensors, &args.model_dir, record.as_ref())?;
+        write_merged_checkpoint(&args.out, &config_json, &shapes, values, &args.model_dir, record.as_ref())?;
+    bar.finish_and_clear();
     let merged_modules = adapter.lora.target_modules.len() * config.num_hidden_layers;
     errln!(
         "merged {merged_modules} LoRA projections (r = {}, scaling {}) and {} saved tensors into {} tensors",
         adapter.lora.rank,
         adapter.lora.scaling(),
         adapter.replacements.len(),
-        tensors.len()
+        shapes.len()
     );
     errln!(
         "wrote {} ({}) in {:.1} s",

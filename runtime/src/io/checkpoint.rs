@@ -38,6 +38,9 @@ pub enum CheckpointError {
          (model.layers.N); {consequence}"
     )]
     LayerCount { config: PathBuf, configured: usize, found: usize, checkpoint: PathBuf, consequence: String },
+    /// A caller asked a [`CheckpointReader`] for a tensor the config does not list.
+    #[error("`{name}` is not a tensor of the model the config describes")]
+    NotInConfig { name: String },
     #[error(transparent)]
     File(#[from] TensorFileError),
 }
@@ -107,46 +110,90 @@ pub fn load_checkpoint_with<T>(
     config: &LlamaConfig,
     mut keep: impl FnMut(&str, HostTensor) -> T,
 ) -> Result<BTreeMap<String, T>, CheckpointError> {
-    check_layer_count(model_dir, config)?;
-    let wanted = config.parameter_shapes();
-    let mut by_file: BTreeMap<PathBuf, Vec<ParameterShape>> = BTreeMap::new();
-    match Layout::find(model_dir)? {
-        Layout::Single(path) => {
-            by_file.insert(path, wanted);
-        }
-        Layout::Sharded { index, weight_map } => {
-            for parameter in wanted {
-                let Some(shard) = weight_map.get(&parameter.name) else {
-                    return Err(missing(parameter, format!("the weight_map of {}", index.display())));
-                };
-                by_file.entry(shard.clone()).or_default().push(parameter);
-            }
-        }
-    }
+    let mut reader = CheckpointReader::open(model_dir, config)?;
     let mut tensors = BTreeMap::new();
-    // One tensor's bytes in memory at a time, however large the shard.
-    for (path, parameters) in by_file {
-        let mut file = TensorFileReader::open(&path)?;
-        for parameter in parameters {
-            let tensor = match file.float_as_f32(&parameter.name) {
-                Err(TensorFileError::Missing { .. }) => {
-                    return Err(missing(parameter, path.display().to_string()));
-                }
-                other => other?,
-            };
-            if tensor.shape != parameter.shape {
-                return Err(CheckpointError::Shape {
-                    name: parameter.name,
-                    path,
-                    expected: parameter.shape,
-                    found: tensor.shape,
-                });
-            }
-            let kept = keep(&parameter.name, tensor);
-            tensors.insert(parameter.name, kept);
-        }
+    for name in reader.names_in_file_order() {
+        let tensor = reader.read(&name)?;
+        let kept = keep(&name, tensor);
+        tensors.insert(name, kept);
     }
     Ok(tensors)
+}
+
+/// A checkpoint opened for reading one tensor at a time, in any order: what
+/// `weft export` merges from, so that a 7B base is never whole in memory.
+///
+/// [`CheckpointReader::open`] checks, from the safetensors headers alone,
+/// that every tensor `config` asks for is there as F32, F16 or BF16 at its
+/// shape, so a bad checkpoint fails before a byte of tensor data is read.
+#[derive(Debug)]
+pub struct CheckpointReader {
+    /// One reader per file (the single file, or each shard holding a wanted tensor).
+    files: Vec<TensorFileReader>,
+    /// Each wanted tensor's file, as an index into `files`.
+    file_of: BTreeMap<String, usize>,
+}
+
+impl CheckpointReader {
+    pub fn open(model_dir: &Path, config: &LlamaConfig) -> Result<CheckpointReader, CheckpointError> {
+        check_layer_count(model_dir, config)?;
+        let wanted = config.parameter_shapes();
+        let mut by_file: BTreeMap<PathBuf, Vec<ParameterShape>> = BTreeMap::new();
+        match Layout::find(model_dir)? {
+            Layout::Single(path) => {
+                by_file.insert(path, wanted);
+            }
+            Layout::Sharded { index, weight_map } => {
+                for parameter in wanted {
+                    let Some(shard) = weight_map.get(&parameter.name) else {
+                        return Err(missing(parameter, format!("the weight_map of {}", index.display())));
+                    };
+                    by_file.entry(shard.clone()).or_default().push(parameter);
+                }
+            }
+        }
+        let mut files = Vec::with_capacity(by_file.len());
+        let mut file_of = BTreeMap::new();
+        for (path, parameters) in by_file {
+            let file = TensorFileReader::open(&path)?;
+            for parameter in parameters {
+                let found = match file.float_shape(&parameter.name) {
+                    Err(TensorFileError::Missing { .. }) => {
+                        return Err(missing(parameter, path.display().to_string()));
+                    }
+                    other => other?,
+                };
+                if found != parameter.shape {
+                    return Err(CheckpointError::Shape {
+                        name: parameter.name,
+                        path,
+                        expected: parameter.shape,
+                        found,
+                    });
+                }
+                file_of.insert(parameter.name, files.len());
+            }
+            files.push(file);
+        }
+        Ok(CheckpointReader { files, file_of })
+    }
+
+    /// The tensors the config asks for, grouped by file (the order that reads each file once).
+    pub fn names_in_file_order(&self) -> Vec<String> {
+        let mut names: Vec<(usize, &String)> =
+            self.file_of.iter().map(|(name, &file)| (file, name)).collect();
+        names.sort();
+        names.into_iter().map(|(_, name)| name.clone()).collect()
+    }
+
+    /// The tensor `name` as f32 (F16 and BF16 widened exactly); `name` must
+    /// be one the config asks for.
+    pub fn read(&mut self, name: &str) -> Result<HostTensor, CheckpointError> {
+        let Some(&file) = self.file_of.get(name) else {
+            return Err(CheckpointError::NotInConfig { name: name.into() });
+        };
+        Ok(self.files[file].float_as_f32(name)?)
+    }
 }
 
 fn missing(parameter: ParameterShape, searched: String) -> CheckpointError {

@@ -9,18 +9,19 @@
 //! (`torch_dtype`, `dtype`) of the f32 tensors written. Every other key is
 //! kept as the base had it, so transformers sees the model it knew.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use weft_ir::model::LlamaConfig;
+use weft_ir::model::{LlamaConfig, ParameterShape};
 
 use super::atomic_dir::write_dir_atomically;
-use super::checkpoint::SINGLE_FILE;
+use super::checkpoint::{CheckpointError, SINGLE_FILE};
+use super::merge::MergeError;
 use super::rope_factor::{RopeFactorError, write_linear_factor};
 use super::run_record::{RUN_RECORD, RunRecord};
-use super::tensors::{HostTensor, torch_metadata, write_safetensors};
+use super::tensors::{torch_metadata, write_safetensors_from};
 
 /// Files of a checkpoint directory copied as they are, when the base has them.
 pub const COPIED_FILES: [&str; 5] = [
@@ -56,6 +57,10 @@ pub enum ExportError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Merge(#[from] MergeError),
 }
 
 /// The merged model's `config.json` text: `base_text` (read from
@@ -94,13 +99,17 @@ pub fn merged_config_json(
 }
 
 /// Writes the merged checkpoint directory `out` (replacing it whole):
-/// `config_json` as `config.json`, `tensors` as `model.safetensors` (metadata
-/// `format: pt`), [`COPIED_FILES`] that `base_dir` has, and `record` as
-/// `weft_run.json`. Returns the names of the files written.
-pub fn write_merged_checkpoint(
+/// `config_json` as `config.json`; the f32 tensors `tensors` as
+/// `model.safetensors` (metadata `format: pt`), each one's values fetched
+/// with `values(i)` when its turn comes, so that one tensor at a time is in
+/// memory; [`COPIED_FILES`] that `base_dir` has; and `record` as
+/// `weft_run.json`. Returns the names of the files written. An error from
+/// `values` leaves `out` as it was.
+pub fn write_merged_checkpoint<'a>(
     out: &Path,
     config_json: &str,
-    tensors: &BTreeMap<String, HostTensor>,
+    tensors: &[ParameterShape],
+    mut values: impl FnMut(usize) -> Result<Cow<'a, [f32]>, ExportError>,
     base_dir: &Path,
     record: Option<&RunRecord>,
 ) -> Result<Vec<String>, ExportError> {
@@ -120,10 +129,19 @@ pub fn write_merged_checkpoint(
     if record.is_some() {
         written.push(RUN_RECORD.to_string());
     }
-    write_dir_atomically::<std::io::Error>(out, |dir| {
+    let shapes: Vec<(&str, &[usize])> = tensors.iter().map(|p| (p.name.as_str(), &p.shape[..])).collect();
+    // The safetensors writer speaks io::Error; a failed fetch keeps its own error here.
+    let mut fetch_error = None;
+    let result = write_dir_atomically::<std::io::Error>(out, |dir| {
         dir.file("config.json", |w| w.write_all(config_json.as_bytes()))?;
         dir.file(SINGLE_FILE, |w| {
-            write_safetensors(w, tensors.iter().map(|(n, t)| (n, t.view())), &metadata)
+            write_safetensors_from(w, &shapes, &metadata, |i| {
+                values(i).map_err(|e| {
+                    let message = e.to_string();
+                    fetch_error = Some(e);
+                    std::io::Error::other(message)
+                })
+            })
         })?;
         for (name, bytes) in &copies {
             dir.file(name, |w| w.write_all(bytes))?;
@@ -132,7 +150,50 @@ pub fn write_merged_checkpoint(
             dir.file(RUN_RECORD, |w| w.write_all(record.to_json().as_bytes()))?;
         }
         Ok(())
-    })
-    .map_err(|source| ExportError::Write { path: out.into(), source })?;
-    Ok(written)
+    });
+    match (result, fetch_error) {
+        (Ok(()), _) => Ok(written),
+        (Err(_), Some(e)) => Err(e),
+        (Err(source), None) => Err(ExportError::Write { path: out.into(), source }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tensor that cannot be fetched halfway through the file fails the
+    /// export with its own error, and the earlier export stays as it was.
+    #[test]
+    fn a_failed_fetch_leaves_the_old_export_and_names_its_cause() {
+        let root = std::env::temp_dir().join(format!("weft-export-fetch-{}", std::process::id()));
+        let (base, out) = (root.join("base"), root.join("out"));
+        std::fs::create_dir_all(&base).unwrap();
+        let tensors: Vec<ParameterShape> = ["a", "b", "c"]
+            .iter()
+            .map(|name| ParameterShape { name: name.to_string(), shape: vec![2, 3] })
+            .collect();
+        let values = [0.5f32; 6];
+        let written =
+            write_merged_checkpoint(&out, "{}\n", &tensors, |_| Ok(Cow::Borrowed(&values[..])), &base, None)
+                .unwrap();
+        assert_eq!(written, ["config.json", "model.safetensors"]);
+        let before = std::fs::read(out.join("model.safetensors")).unwrap();
+
+        let failing = |i: usize| match i {
+            0 => Ok(Cow::Borrowed(&values[..])),
+            _ => Err(ExportError::Merge(MergeError::MissingFactor { name: "b.lora_A.weight".into() })),
+        };
+        let err = write_merged_checkpoint(&out, "{}\n", &tensors, failing, &base, None).unwrap_err();
+        assert!(matches!(err, ExportError::Merge(MergeError::MissingFactor { .. })), "{err:?}");
+        assert_eq!(err.to_string(), "the adapter has no LoRA factor `b.lora_A.weight`");
+        assert_eq!(std::fs::read(out.join("model.safetensors")).unwrap(), before);
+        let mut left: Vec<String> = std::fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["base", "out"], "no staging directory is left");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
 }

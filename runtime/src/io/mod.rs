@@ -22,11 +22,12 @@ pub use adapter_config::AdapterConfig;
 pub use atomic::{TEMP_PREFIX, remove_leftovers, write_atomically};
 pub use atomic_dir::{DirWriter, write_dir_atomically};
 pub use checkpoint::{
-    CheckpointError, INDEX_FILE, SINGLE_FILE, check_layer_count, load_checkpoint, load_checkpoint_with,
+    CheckpointError, CheckpointReader, INDEX_FILE, SINGLE_FILE, check_layer_count, load_checkpoint,
+    load_checkpoint_with,
 };
 pub use export::{COPIED_FILES, ExportError, merged_config_json, write_merged_checkpoint};
 pub use float16::{bf16_from_f32_exact, bf16_to_f32, f16_from_f32_exact, f16_to_f32};
-pub use merge::{MergeError, merge_adapter, merge_lora};
+pub use merge::{MergeError, MergePlan, MergedTensor, merge_adapter, merge_lora, plan_merge};
 pub use output_guard::{Input, Output, OutputError, OutputKind, check_output};
 pub use rope_factor::{RopeFactorError, apply_linear_factor, write_linear_factor};
 pub use run_record::{RUN_RECORD, RUN_RECORD_FORMAT, RunRecord, RunRecordError};

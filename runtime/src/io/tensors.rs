@@ -106,7 +106,7 @@ impl TensorFile {
     /// The tensor `name` as f32: F32 as stored, F16 and BF16 widened exactly.
     /// This is what checkpoints hold.
     pub fn float_as_f32(&self, name: &str) -> Result<HostTensor, TensorFileError> {
-        self.decode(name, &[Dtype::F32, Dtype::F16, Dtype::BF16], "F32, F16 or BF16")
+        self.decode(name, FLOATS, FLOAT_NAMES)
     }
 
     /// The tensor `name`, which must be I32 or I64 (token ids, targets).
@@ -191,6 +191,10 @@ fn floats_as_f32(dtype: Dtype, bytes: &[u8]) -> Vec<f32> {
     }
 }
 
+/// The float types a weight may be stored in, and how a message names them.
+const FLOATS: &[Dtype] = &[Dtype::F32, Dtype::F16, Dtype::BF16];
+const FLOAT_NAMES: &str = "F32, F16 or BF16";
+
 /// The largest header the safetensors crate accepts.
 const MAX_HEADER_BYTES: u64 = 100_000_000;
 
@@ -253,13 +257,19 @@ impl TensorFileReader {
 
     /// The tensor `name` as f32: F32 as stored, F16 and BF16 widened exactly.
     pub fn float_as_f32(&mut self, name: &str) -> Result<HostTensor, TensorFileError> {
-        self.decode(name, &[Dtype::F32, Dtype::F16, Dtype::BF16], "F32, F16 or BF16")
+        self.decode(name, FLOATS, FLOAT_NAMES)
     }
 
     /// The shape of the F32 tensor `name`, from the header alone: whether
     /// [`TensorFileReader::f32`] would find it, without reading it.
     pub fn f32_shape(&self, name: &str) -> Result<Vec<usize>, TensorFileError> {
         Ok(self.info(name, &[Dtype::F32], "F32")?.shape.clone())
+    }
+
+    /// The shape of the float tensor `name` (F32, F16 or BF16), from the
+    /// header alone: whether [`TensorFileReader::float_as_f32`] would find it.
+    pub fn float_shape(&self, name: &str) -> Result<Vec<usize>, TensorFileError> {
+        Ok(self.info(name, FLOATS, FLOAT_NAMES)?.shape.clone())
     }
 
     /// The header's entry for `name`, whose dtype must be one of `accepted`.
