@@ -95,16 +95,29 @@ fn write_adapter(dir: &Path, config: &LlamaConfig) -> BTreeMap<String, HostTenso
 }
 
 fn export(base: &Path, adapter: &Path, out: &Path) -> String {
-    let o = weft(&[
+    export_with(base, adapter, out, &[])
+}
+
+fn export_with(base: &Path, adapter: &Path, out: &Path, extra: &[&str]) -> String {
+    let mut args = vec![
         "export",
         base.to_str().unwrap(),
         "--adapter",
         adapter.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
-    ]);
+    ];
+    args.extend(extra);
+    let o = weft(&args);
     assert!(o.status.success(), "weft export failed:\n{}", stderr(&o));
     stderr(&o)
+}
+
+/// The bf16 nearest to `v` (finite), ties to even: written here from the
+/// format's definition, to check the export's rounding against.
+fn nearest_bf16(v: f32) -> u16 {
+    let bits = v.to_bits();
+    ((bits + 0x7fff + ((bits >> 16) & 1)) >> 16) as u16
 }
 
 fn listing(dir: &Path) -> Vec<String> {
@@ -280,12 +293,16 @@ fn export_refuses_to_write_over_its_inputs() {
 }
 
 /// The base read one tensor at a time: a sharded bf16 checkpoint exports
-/// the same bytes as a single f32 file of the same values, and a base that
-/// fails its header checks leaves an earlier export as it was.
+/// (under `--dtype f32`) the same bytes as a single f32 file of the same
+/// values, and by default in bf16, each value the nearest bf16 to the f32
+/// export's; a base that fails its header checks leaves an earlier export
+/// as it was.
 #[test]
-fn a_sharded_bf16_base_exports_as_its_f32_twin() {
+fn a_sharded_bf16_base_exports_as_its_f32_twin_and_in_bf16() {
     let dir = scratch("export_sharded");
-    let twin = base_copy(&dir, &base_config_text());
+    let config_text =
+        base_config_text().replace("\"use_cache\"", "\"torch_dtype\": \"bfloat16\",\n  \"use_cache\"");
+    let twin = base_copy(&dir, &config_text);
     let config = LlamaConfig::from_file(&twin.join("config.json")).unwrap();
     let adapter = dir.join("adapter");
     write_adapter(&adapter, &config);
@@ -320,8 +337,9 @@ fn a_sharded_bf16_base_exports_as_its_f32_twin() {
     std::fs::write(sharded.join("model.safetensors.index.json"), index.to_string()).unwrap();
 
     let (from_twin, from_shards) = (dir.join("from_twin"), dir.join("from_shards"));
-    export(&twin, &adapter, &from_twin);
-    export(&sharded, &adapter, &from_shards);
+    let twin_err = export(&twin, &adapter, &from_twin);
+    assert!(twin_err.contains("weights in float32"), "{twin_err}");
+    export_with(&sharded, &adapter, &from_shards, &["--dtype", "f32"]);
     for file in listing(&from_twin) {
         assert_eq!(
             std::fs::read(from_twin.join(&file)).unwrap(),
@@ -329,6 +347,32 @@ fn a_sharded_bf16_base_exports_as_its_f32_twin() {
             "{file}"
         );
     }
+    let twin_text = std::fs::read_to_string(from_twin.join("config.json")).unwrap();
+    assert!(twin_text.contains("\"torch_dtype\": \"float32\""), "{twin_text}");
+
+    // By default a bf16 base exports in bf16: the base's own tensors bit for
+    // bit, merged and saved ones rounded to the nearest bf16.
+    let in_bf16 = dir.join("in_bf16");
+    let err = export(&sharded, &adapter, &in_bf16);
+    assert!(err.contains("weights in bfloat16"), "{err}");
+    let text = std::fs::read_to_string(in_bf16.join("config.json")).unwrap();
+    assert!(text.contains("\"torch_dtype\": \"bfloat16\""), "{text}");
+    let bytes = std::fs::read(in_bf16.join("model.safetensors")).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let f32_export = TensorFile::load(&from_twin.join("model.safetensors")).unwrap();
+    let mut rounded_somewhere = false;
+    for name in f32_export.names() {
+        let view = file.tensor(&name).unwrap();
+        assert_eq!(view.dtype(), safetensors::Dtype::BF16, "{name}");
+        let want = f32_export.f32(&name).unwrap();
+        assert_eq!(view.shape(), &want.shape[..], "{name}");
+        for (i, (pair, &v)) in view.data().chunks_exact(2).zip(&want.data).enumerate() {
+            let got = u16::from_le_bytes([pair[0], pair[1]]);
+            assert_eq!(got, nearest_bf16(v), "{name}[{i}]: {v}");
+            rounded_somewhere |= (u32::from(got) << 16) != v.to_bits();
+        }
+    }
+    assert!(rounded_somewhere, "the merged weights are not all bf16 already");
 
     // A shard whose tensor has the wrong shape: refused from its header, before anything is written.
     let mut bad = second.clone();
@@ -352,7 +396,7 @@ fn a_sharded_bf16_base_exports_as_its_f32_twin() {
     );
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(std::fs::read(from_shards.join("model.safetensors")).unwrap(), before);
-    assert_eq!(listing(&dir), ["adapter", "base", "from_shards", "from_twin", "sharded"]);
+    assert_eq!(listing(&dir), ["adapter", "base", "from_shards", "from_twin", "in_bf16", "sharded"]);
 }
 
 /// `input_ids` [B, T] as I64.

@@ -123,6 +123,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<()> {
         model_dir: base.clone(),
         adapter: adapter.clone(),
         out: merged.clone(),
+        dtype: super::export::ExportDtype::Auto,
     })?;
 
     outln!("\n4/4 evaluating on held-out files: perplexity and passkey retrieval at C and 4C");

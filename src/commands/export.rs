@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use weft_ir::model::LlamaConfig;
 use weft_runtime::io::{
-    CheckpointReader, ExportError, RUN_RECORD, check_layer_count, merged_config_json, plan_merge,
+    CheckpointReader, ExportError, FloatType, RUN_RECORD, check_layer_count, merged_config_json, plan_merge,
     write_merged_checkpoint,
 };
 
@@ -28,13 +28,43 @@ pub struct ExportArgs {
     /// and weft_run.json when weft trained it, whose RoPE factor goes into the merged config).
     #[arg(long, value_name = "DIR")]
     pub adapter: PathBuf,
-    /// The merged checkpoint directory to write: config.json, model.safetensors (f32: each
-    /// adapted weight W + s·B·A, the adapter's modules_to_save tensors in place of the base's),
+    /// The merged checkpoint directory to write: config.json, model.safetensors (each adapted
+    /// weight W + s·B·A, the adapter's modules_to_save tensors in place of the base's),
     /// the base's generation config and tokenizer files, and weft_run.json. It is written beside
     /// and renamed in whole; an existing directory is replaced only if it holds nothing but
     /// .json, .safetensors and .model files.
     #[arg(long, short, value_name = "DIR")]
     pub out: PathBuf,
+    /// The type of the merged weights. `auto`: the base's, when all its weights are stored in one
+    /// type (a bf16 checkpoint exports in bf16, as PEFT's merge_and_unload and save_pretrained
+    /// keep it), else f32. W + s·B·A is computed in f64 and rounded to f32, then to the nearest
+    /// bf16 or f16; a weight past f16's range (±65504) is refused rather than made infinite.
+    #[arg(long, value_enum, default_value_t = ExportDtype::Auto)]
+    pub dtype: ExportDtype,
+}
+
+/// `--dtype`: the type `weft export` writes its weights in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportDtype {
+    Auto,
+    F32,
+    Bf16,
+    F16,
+}
+
+impl ExportDtype {
+    /// The type to write for a base stored in `stored` (its weights' types).
+    fn resolve(self, stored: &std::collections::BTreeSet<FloatType>) -> FloatType {
+        match self {
+            ExportDtype::Auto => match stored.iter().collect::<Vec<_>>()[..] {
+                [&only] => only,
+                _ => FloatType::F32,
+            },
+            ExportDtype::F32 => FloatType::F32,
+            ExportDtype::Bf16 => FloatType::Bf16,
+            ExportDtype::F16 => FloatType::F16,
+        }
+    }
 }
 
 pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
@@ -60,6 +90,7 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
     let adapter = super::adapter::load(&args.adapter, &config)?;
     let mut checkpoint = CheckpointReader::open(&args.model_dir, &config)?;
     let plan = plan_merge(&config, &adapter)?;
+    let float = args.dtype.resolve(&checkpoint.stored_types());
     let merged_config = plan.config.clone();
     super::adapter::note_untied(&config, &merged_config, &adapter.replacements);
     let factor = record.as_ref().map(|r| r.rope_linear_factor);
@@ -73,7 +104,7 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
             merged_config
         }
     };
-    let config_json = merged_config_json(&config_text, &config_path, &merged_config, factor)?;
+    let config_json = merged_config_json(&config_text, &config_path, &merged_config, factor, float)?;
     // One tensor at a time: read from the base, merged, written, dropped.
     let shapes: Vec<_> = plan.tensors.iter().map(|(parameter, _)| parameter.clone()).collect();
     let bar = crate::progress::tensors(shapes.len() as u64, "merging");
@@ -81,8 +112,15 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
         bar.set_position(index as u64);
         plan.values(index, &adapter, |name| checkpoint.read(name).map_err(ExportError::from))
     };
-    let written =
-        write_merged_checkpoint(&args.out, &config_json, &shapes, values, &args.model_dir, record.as_ref())?;
+    let written = write_merged_checkpoint(
+        &args.out,
+        &config_json,
+        &shapes,
+        float,
+        values,
+        &args.model_dir,
+        record.as_ref(),
+    )?;
     bar.finish_and_clear();
     let merged_modules = adapter.lora.target_modules.len() * config.num_hidden_layers;
     errln!(
@@ -93,9 +131,10 @@ pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
         shapes.len()
     );
     errln!(
-        "wrote {} ({}) in {:.1} s",
+        "wrote {} ({}, weights in {}) in {:.1} s",
         args.out.display(),
         written.join(", "),
+        float.torch_name(),
         started.elapsed().as_secs_f64()
     );
     Ok(())

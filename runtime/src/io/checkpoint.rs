@@ -6,7 +6,7 @@ use std::path::{Component, Path, PathBuf};
 
 use weft_ir::model::{LlamaConfig, ParameterShape};
 
-use super::tensors::{HostTensor, TensorFileError, TensorFileReader};
+use super::tensors::{FloatType, HostTensor, TensorFileError, TensorFileReader};
 
 /// The single-file checkpoint, looked for first (as transformers does).
 pub const SINGLE_FILE: &str = "model.safetensors";
@@ -184,6 +184,15 @@ impl CheckpointReader {
             self.file_of.iter().map(|(name, &file)| (file, name)).collect();
         names.sort();
         names.into_iter().map(|(_, name)| name.clone()).collect()
+    }
+
+    /// The float types the config's tensors are stored in (checked at open
+    /// to be F32, F16 or BF16): one for a checkpoint saved in one type.
+    pub fn stored_types(&self) -> BTreeSet<FloatType> {
+        self.file_of
+            .iter()
+            .filter_map(|(name, &file)| self.files[file].dtype(name).and_then(FloatType::of))
+            .collect()
     }
 
     /// The tensor `name` as f32 (F16 and BF16 widened exactly); `name` must

@@ -21,7 +21,7 @@ use super::checkpoint::{CheckpointError, SINGLE_FILE};
 use super::merge::MergeError;
 use super::rope_factor::{RopeFactorError, write_linear_factor};
 use super::run_record::{RUN_RECORD, RunRecord};
-use super::tensors::{torch_metadata, write_safetensors_from};
+use super::tensors::{FloatType, torch_metadata, write_floats_from};
 
 /// Files of a checkpoint directory copied as they are, when the base has them.
 pub const COPIED_FILES: [&str; 5] = [
@@ -57,6 +57,8 @@ pub enum ExportError {
         #[source]
         source: std::io::Error,
     },
+    #[error("`{name}` holds {value}, past the largest f16 (65504): write it in bf16 or f32")]
+    F16Overflow { name: String, value: f32 },
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
     #[error(transparent)]
@@ -65,13 +67,14 @@ pub enum ExportError {
 
 /// The merged model's `config.json` text: `base_text` (read from
 /// `base_path`) with the RoPE factor `factor` (the run record's, if any),
-/// `merged`'s `tie_word_embeddings`, and f32 as the dtype. It is checked to
-/// read back as `merged`.
+/// `merged`'s `tie_word_embeddings`, and `float` as the dtype where the base
+/// names one. It is checked to read back as `merged`.
 pub fn merged_config_json(
     base_text: &str,
     base_path: &Path,
     merged: &LlamaConfig,
     factor: Option<f64>,
+    float: FloatType,
 ) -> Result<String, ExportError> {
     let config_error = |message: String| ExportError::Config { path: base_path.into(), message };
     let mut json: Value = serde_json::from_str(base_text).map_err(|e| config_error(e.to_string()))?;
@@ -85,7 +88,7 @@ pub fn merged_config_json(
     }
     for key in ["torch_dtype", "dtype"] {
         if object.get(key).is_some_and(|v| !v.is_null()) {
-            object.insert(key.into(), "float32".into());
+            object.insert(key.into(), float.torch_name().into());
         }
     }
     let mut text = serde_json::to_string_pretty(&json).map_err(|e| config_error(e.to_string()))?;
@@ -99,8 +102,8 @@ pub fn merged_config_json(
 }
 
 /// Writes the merged checkpoint directory `out` (replacing it whole):
-/// `config_json` as `config.json`; the f32 tensors `tensors` as
-/// `model.safetensors` (metadata `format: pt`), each one's values fetched
+/// `config_json` as `config.json`; the tensors `tensors` as
+/// `model.safetensors` in `float` (metadata `format: pt`), each one's values fetched
 /// with `values(i)` when its turn comes, so that one tensor at a time is in
 /// memory; [`COPIED_FILES`] that `base_dir` has; and `record` as
 /// `weft_run.json`. Returns the names of the files written. An error from
@@ -109,6 +112,7 @@ pub fn write_merged_checkpoint<'a>(
     out: &Path,
     config_json: &str,
     tensors: &[ParameterShape],
+    float: FloatType,
     mut values: impl FnMut(usize) -> Result<Cow<'a, [f32]>, ExportError>,
     base_dir: &Path,
     record: Option<&RunRecord>,
@@ -135,8 +139,18 @@ pub fn write_merged_checkpoint<'a>(
     let result = write_dir_atomically::<std::io::Error>(out, |dir| {
         dir.file("config.json", |w| w.write_all(config_json.as_bytes()))?;
         dir.file(SINGLE_FILE, |w| {
-            write_safetensors_from(w, &shapes, &metadata, |i| {
-                values(i).map_err(|e| {
+            write_floats_from(w, &shapes, float, &metadata, |i| {
+                let fetched = values(i).and_then(|v| {
+                    // A finite weight must not become infinite on the way to f16.
+                    let overflows = |v: &&f32| v.is_finite() && half::f16::from_f32(**v).is_infinite();
+                    if float == FloatType::F16
+                        && let Some(&value) = v.iter().find(overflows)
+                    {
+                        return Err(ExportError::F16Overflow { name: tensors[i].name.clone(), value });
+                    }
+                    Ok(v)
+                });
+                fetched.map_err(|e| {
                     let message = e.to_string();
                     fetch_error = Some(e);
                     std::io::Error::other(message)
@@ -174,9 +188,16 @@ mod tests {
             .map(|name| ParameterShape { name: name.to_string(), shape: vec![2, 3] })
             .collect();
         let values = [0.5f32; 6];
-        let written =
-            write_merged_checkpoint(&out, "{}\n", &tensors, |_| Ok(Cow::Borrowed(&values[..])), &base, None)
-                .unwrap();
+        let written = write_merged_checkpoint(
+            &out,
+            "{}\n",
+            &tensors,
+            FloatType::F32,
+            |_| Ok(Cow::Borrowed(&values[..])),
+            &base,
+            None,
+        )
+        .unwrap();
         assert_eq!(written, ["config.json", "model.safetensors"]);
         let before = std::fs::read(out.join("model.safetensors")).unwrap();
 
@@ -184,10 +205,40 @@ mod tests {
             0 => Ok(Cow::Borrowed(&values[..])),
             _ => Err(ExportError::Merge(MergeError::MissingFactor { name: "b.lora_A.weight".into() })),
         };
-        let err = write_merged_checkpoint(&out, "{}\n", &tensors, failing, &base, None).unwrap_err();
+        let err = write_merged_checkpoint(&out, "{}\n", &tensors, FloatType::F32, failing, &base, None)
+            .unwrap_err();
         assert!(matches!(err, ExportError::Merge(MergeError::MissingFactor { .. })), "{err:?}");
         assert_eq!(err.to_string(), "the adapter has no LoRA factor `b.lora_A.weight`");
         assert_eq!(std::fs::read(out.join("model.safetensors")).unwrap(), before);
+
+        // 65519 rounds to f16's largest, 65504; 65520 would be infinite, and is refused.
+        let fits = [65519.0f32; 6];
+        write_merged_checkpoint(
+            &out,
+            "{}\n",
+            &tensors,
+            FloatType::F16,
+            |_| Ok(Cow::Borrowed(&fits[..])),
+            &base,
+            None,
+        )
+        .unwrap();
+        let large = [1.0, 1.0, 1.0, -65520.0, 1.0, 1.0f32];
+        let err = write_merged_checkpoint(
+            &out,
+            "{}\n",
+            &tensors,
+            FloatType::F16,
+            |_| Ok(Cow::Borrowed(&large[..])),
+            &base,
+            None,
+        )
+        .unwrap_err();
+        assert!(matches!(err, ExportError::F16Overflow { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "`a` holds -65520, past the largest f16 (65504): write it in bf16 or f32"
+        );
         let mut left: Vec<String> = std::fs::read_dir(&root)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into())

@@ -33,6 +33,6 @@ pub use rope_factor::{RopeFactorError, apply_linear_factor, write_linear_factor}
 pub use run_record::{RUN_RECORD, RUN_RECORD_FORMAT, RunRecord, RunRecordError};
 pub use saved_modules::{SAVABLE_MODULES, apply_saved_modules};
 pub use tensors::{
-    HostTensor, IntTensor, TensorFile, TensorFileError, TensorFileReader, TensorRef, save, save_with_ints,
-    torch_metadata, write_safetensors, write_safetensors_from,
+    FloatType, HostTensor, IntTensor, TensorFile, TensorFileError, TensorFileReader, TensorRef, save,
+    save_with_ints, torch_metadata, write_floats_from, write_safetensors, write_safetensors_from,
 };

@@ -272,6 +272,11 @@ impl TensorFileReader {
         Ok(self.info(name, FLOATS, FLOAT_NAMES)?.shape.clone())
     }
 
+    /// The stored type of the tensor `name`, if the file has it.
+    pub fn dtype(&self, name: &str) -> Option<Dtype> {
+        self.metadata.info(name).map(|info| info.dtype)
+    }
+
     /// The header's entry for `name`, whose dtype must be one of `accepted`.
     fn info(
         &self,
@@ -378,10 +383,62 @@ pub fn write_safetensors_from<'a, N: AsRef<str>, S: AsRef<[usize]>>(
     w: &mut impl Write,
     tensors: &[(N, S)],
     metadata: &BTreeMap<String, String>,
+    values: impl FnMut(usize) -> std::io::Result<Cow<'a, [f32]>>,
+) -> std::io::Result<()> {
+    write_floats_from(w, tensors, FloatType::F32, metadata, values)
+}
+
+/// The float type a file's tensors are written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FloatType {
+    F32,
+    /// Each f32 rounded to the nearest bf16, ties to even.
+    Bf16,
+    /// Each f32 rounded to the nearest f16, ties to even (±inf past 65504).
+    F16,
+}
+
+impl FloatType {
+    /// Its name in a safetensors header: F32, BF16 or F16.
+    pub fn dtype(self) -> Dtype {
+        match self {
+            FloatType::F32 => Dtype::F32,
+            FloatType::Bf16 => Dtype::BF16,
+            FloatType::F16 => Dtype::F16,
+        }
+    }
+
+    /// The type of a file's float tensors, if it is one of these.
+    pub fn of(dtype: Dtype) -> Option<FloatType> {
+        match dtype {
+            Dtype::F32 => Some(FloatType::F32),
+            Dtype::BF16 => Some(FloatType::Bf16),
+            Dtype::F16 => Some(FloatType::F16),
+            _ => None,
+        }
+    }
+
+    /// Its name in a transformers `config.json` (`torch_dtype`): float32, bfloat16 or float16.
+    pub fn torch_name(self) -> &'static str {
+        match self {
+            FloatType::F32 => "float32",
+            FloatType::Bf16 => "bfloat16",
+            FloatType::F16 => "float16",
+        }
+    }
+}
+
+/// [`write_safetensors_from`], every tensor written as `float`: f32 values
+/// as they are, or rounded to the nearest bf16 or f16 as they are encoded.
+pub fn write_floats_from<'a, N: AsRef<str>, S: AsRef<[usize]>>(
+    w: &mut impl Write,
+    tensors: &[(N, S)],
+    float: FloatType,
+    metadata: &BTreeMap<String, String>,
     mut values: impl FnMut(usize) -> std::io::Result<Cow<'a, [f32]>>,
 ) -> std::io::Result<()> {
     let heads: Vec<(&str, Dtype, &[usize])> =
-        tensors.iter().map(|(name, shape)| (name.as_ref(), Dtype::F32, shape.as_ref())).collect();
+        tensors.iter().map(|(name, shape)| (name.as_ref(), float.dtype(), shape.as_ref())).collect();
     write_tensors(w, &heads, metadata, |i| Ok(Values::F32(values(i)?)))
 }
 
@@ -401,9 +458,9 @@ impl Values<'_> {
     }
 }
 
-/// The safetensors writer under [`write_safetensors_from`] and
-/// [`save_with_ints`]: `tensors` gives each one's name, type (F32 or I64)
-/// and shape, `values(i)` each one's values when its turn comes, in name
+/// The safetensors writer under [`write_floats_from`] and
+/// [`save_with_ints`]: `tensors` gives each one's name, type (F32, BF16 or
+/// F16 for f32 values, which are rounded to it; I64 for token ids) and shape, `values(i)` each one's values when its turn comes, in name
 /// order. Little-endian, as the format is.
 fn write_tensors<'v>(
     w: &mut impl Write,
@@ -438,7 +495,7 @@ fn write_tensors<'v>(
     w.write_all(&header)?;
     let mut bytes = Vec::with_capacity(1 << 17);
     for &i in &order {
-        let (name, _, shape) = tensors[i];
+        let (name, dtype, shape) = tensors[i];
         let data = values(i)?;
         if shape.iter().product::<usize>() != data.len() {
             return Err(invalid(format!("tensor `{name}` has {} values for shape {shape:?}", data.len())));
@@ -448,7 +505,15 @@ fn write_tensors<'v>(
             Values::F32(v) => {
                 for chunk in v.chunks(1 << 14) {
                     bytes.clear();
-                    bytes.extend(chunk.iter().flat_map(|v| v.to_le_bytes()));
+                    match dtype {
+                        Dtype::BF16 => bytes.extend(
+                            chunk.iter().flat_map(|&v| half::bf16::from_f32(v).to_bits().to_le_bytes()),
+                        ),
+                        Dtype::F16 => bytes.extend(
+                            chunk.iter().flat_map(|&v| half::f16::from_f32(v).to_bits().to_le_bytes()),
+                        ),
+                        _ => bytes.extend(chunk.iter().flat_map(|v| v.to_le_bytes())),
+                    }
                     w.write_all(&bytes)?;
                 }
             }
@@ -473,6 +538,41 @@ pub fn torch_metadata() -> BTreeMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Rounding to 16 bits on the way to the file: nearest, ties to even,
+    /// f16 overflowing to infinity. The values are chosen at the edges.
+    #[test]
+    fn floats_are_rounded_to_the_nearest_16_bit_value_on_writing() {
+        let ulp_bf16 = 2f32.powi(-7); // at 1.0
+        let values = [
+            1.0 + ulp_bf16 / 2.0,  // a tie: down to the even 1.0
+            1.0 + 1.5 * ulp_bf16,  // a tie: up to the even 1 + 2 ulp
+            1.0 + ulp_bf16 * 0.75, // nearer 1 + ulp
+            -3.0e-3,               // not exact in either
+            70_000.0,              // past f16's largest, 65504
+        ];
+        // -3e-3 is 0xbb44_9ba6 in f32: its low half is past the midpoint, so up in magnitude.
+        let want_bf16 = [1.0, 1.0 + 2.0 * ulp_bf16, 1.0 + ulp_bf16, f32::from_bits(0xbb45_0000), 70_144.0];
+        // f16 has 10 mantissa bits: the first three are exact; -3e-3's nearest is Python's `struct.pack('<e')`'s.
+        let want_f16 = [
+            1.0 + ulp_bf16 / 2.0,
+            1.0 + 1.5 * ulp_bf16,
+            1.0 + ulp_bf16 * 0.75,
+            f32::from_bits(0xbb44_a000),
+            f32::INFINITY,
+        ];
+        for (float, want) in [(FloatType::Bf16, want_bf16), (FloatType::F16, want_f16)] {
+            let mut bytes = Vec::new();
+            let tensors = [("t", [values.len()])];
+            write_floats_from(&mut bytes, &tensors, float, &BTreeMap::new(), |_| {
+                Ok(Cow::Borrowed(&values[..]))
+            })
+            .unwrap();
+            let file = TensorFile::from_bytes("t.safetensors", bytes).unwrap();
+            let got = file.float_as_f32("t").unwrap().data;
+            assert_eq!(got, want, "{float:?}");
+        }
+    }
 
     #[test]
     fn written_tensors_read_back_with_their_metadata() {

@@ -14,8 +14,8 @@ use anyhow::{Context, bail};
 use serde_json::json;
 use weft_runtime::data::SpecialIds;
 use weft_runtime::io::{
-    COPIED_FILES, DirWriter, RUN_RECORD, RUN_RECORD_FORMAT, RunRecord, merged_config_json, torch_metadata,
-    write_dir_atomically, write_safetensors_from,
+    COPIED_FILES, DirWriter, FloatType, RUN_RECORD, RUN_RECORD_FORMAT, RunRecord, merged_config_json,
+    torch_metadata, write_dir_atomically, write_safetensors_from,
 };
 use weft_runtime::train::{
     CheckpointState, PeftAdapter, TrainError, TrainingStep, checkpoint_dirs, prune_checkpoints,
@@ -364,7 +364,8 @@ fn base_config_json(dir: &Path, base: &BaseModel, special: SpecialIds) -> anyhow
         }
     }
     let factor = (base.rope_factor != 1.0).then_some(base.rope_factor);
-    Ok(merged_config_json(&json.to_string(), &path, &base.config, factor)?)
+    // A full fine-tune's model is written in f32, as it was trained.
+    Ok(merged_config_json(&json.to_string(), &path, &base.config, factor, FloatType::F32)?)
 }
 
 /// A `config.json` from the model's sizes, for a model with no base file.
