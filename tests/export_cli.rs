@@ -113,6 +113,22 @@ fn export_with(base: &Path, adapter: &Path, out: &Path, extra: &[&str]) -> Strin
     stderr(&o)
 }
 
+/// A `weft export` that must fail with exit code 1 and no panic: its stderr.
+fn failed_export(base: &Path, adapter: &Path, out: &Path) -> String {
+    let o = weft(&[
+        "export",
+        base.to_str().unwrap(),
+        "--adapter",
+        adapter.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
 /// The bf16 nearest to `v` (finite), ties to even: written here from the
 /// format's definition, to check the export's rounding against.
 fn nearest_bf16(v: f32) -> u16 {
@@ -277,16 +293,7 @@ fn export_refuses_to_write_over_its_inputs() {
         (adapter.join("merged"), "it is inside the adapter"),
         (dir.clone(), "it holds the input checkpoint"),
     ] {
-        let o = weft(&[
-            "export",
-            base.to_str().unwrap(),
-            "--adapter",
-            adapter.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]);
-        assert_eq!(o.status.code(), Some(1));
-        let err = stderr(&o);
+        let err = failed_export(&base, &adapter, &out);
         assert!(err.contains(fragment), "{}: {err}", out.display());
     }
     assert_eq!(listing(&dir), ["adapter", "base"]);
@@ -379,22 +386,12 @@ fn a_sharded_bf16_base_exports_as_its_f32_twin_and_in_bf16() {
     bad.insert("model.norm.weight".into(), HostTensor { shape: vec![65], data: vec![1.0; 65] });
     common::save_16_bit(&sharded.join("model-00002-of-00002.safetensors"), &bad, |_| false);
     let before = std::fs::read(from_shards.join("model.safetensors")).unwrap();
-    let o = weft(&[
-        "export",
-        sharded.to_str().unwrap(),
-        "--adapter",
-        adapter.to_str().unwrap(),
-        "--out",
-        from_shards.to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(1));
-    let err = stderr(&o);
+    let err = failed_export(&sharded, &adapter, &from_shards);
     assert!(
         err.contains("checkpoint tensor `model.norm.weight` in ")
             && err.contains("model-00002-of-00002.safetensors has shape [65]; the config expects [64]"),
         "{err}"
     );
-    assert!(!err.contains("panicked"), "{err}");
     assert_eq!(std::fs::read(from_shards.join("model.safetensors")).unwrap(), before);
     assert_eq!(listing(&dir), ["adapter", "base", "from_shards", "from_twin", "in_bf16", "sharded"]);
 }
