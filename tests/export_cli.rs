@@ -99,34 +99,25 @@ fn export(base: &Path, adapter: &Path, out: &Path) -> String {
 }
 
 fn export_with(base: &Path, adapter: &Path, out: &Path, extra: &[&str]) -> String {
-    let mut args = vec![
-        "export",
-        base.to_str().unwrap(),
-        "--adapter",
-        adapter.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend(extra);
-    let o = weft(&args);
+    let o = run_export(base, adapter, out, extra);
     assert!(o.status.success(), "weft export failed:\n{}", stderr(&o));
     stderr(&o)
 }
 
 /// A `weft export` that must fail with exit code 1 and no panic: its stderr.
 fn failed_export(base: &Path, adapter: &Path, out: &Path) -> String {
-    let o = weft(&[
-        "export",
-        base.to_str().unwrap(),
-        "--adapter",
-        adapter.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = run_export(base, adapter, out, &[]);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(!err.contains("panicked"), "{err}");
     err
+}
+
+fn run_export(base: &Path, adapter: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let (base, adapter, out) = (base.to_str().unwrap(), adapter.to_str().unwrap(), out.to_str().unwrap());
+    let mut args = vec!["export", base, "--adapter", adapter, "--out", out];
+    args.extend(extra);
+    weft(&args)
 }
 
 /// The bf16 nearest to `v` (finite), ties to even: written here from the
